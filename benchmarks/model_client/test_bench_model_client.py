@@ -1,0 +1,191 @@
+"""Benchmarks of the local model server, the model client's overhead and the fallback path.
+
+Run with ``pytest benchmarks/model_client -p no:randomly --benchmark-only``. The server is the
+real ``evidence-model-server`` subprocess on a free 127.0.0.1 port, serving a gradient-boosted
+model (100 trees of depth 3, scikit-learn's defaults) trained here on random data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from evidence_features import FEATURE_NAMES
+from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, compute_feature_stats
+from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, CircuitState
+from evidence_model_client.client import ModelClient, RetryPolicy
+from evidence_model_client.metrics import ModelMetrics
+from evidence_model_client.protocol import encode_dataframe_split
+from evidence_model_client.scorer import RiskScorer
+from prometheus_client import CollectorRegistry
+from pytest_benchmark.fixture import BenchmarkFixture
+from sklearn.ensemble import GradientBoostingClassifier
+
+N_FEATURES = len(FEATURE_NAMES)
+SERVER_BIN = Path(sys.executable).parent / "evidence-model-server"
+# The client validates the matrix, encodes JSON, checks the answer row by row, and runs the
+# breaker, semaphore and deadline; for one row that may add this much over a bare round trip.
+MAX_OVERHEAD_RATIO = 1.6
+
+
+def _train(directory: Path) -> None:
+    rng = np.random.default_rng(3)
+    matrix = rng.random((2000, N_FEATURES)) * 4.0
+    labels = (matrix[:, 88] + matrix[:, 16] + rng.normal(0, 1, 2000) > 4.0).astype(int)
+    model = GradientBoostingClassifier(random_state=0).fit(matrix, labels)
+    metadata = ArtifactMetadata(
+        model_version="V2",
+        metrics={},
+        feature_stats=compute_feature_stats(matrix),
+        feature_importances=dict(
+            zip(FEATURE_NAMES, (float(v) for v in model.feature_importances_), strict=True)
+        ),
+        training_summary={"rows": 2000, "positive_rate": float(labels.mean())},
+    )
+    ModelArtifact(model=model, metadata=metadata).save(directory)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start the real model server with a freshly trained artifact."""
+    directory = tmp_path_factory.mktemp("bench-artifact")
+    _train(directory)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MODEL_SERVER_ARTIFACT_DIR": str(directory),
+        "MODEL_SERVER_PORT": str(port),
+        "MODEL_SERVER_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [str(SERVER_BIN)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("model server did not start within 60 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for the module, so pooled connections stay on it."""
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
+
+
+def _matrix(n_rows: int) -> np.ndarray:
+    return np.random.default_rng(n_rows).random((n_rows, N_FEATURES)) * 4.0
+
+
+def _runner(loop: asyncio.AbstractEventLoop, factory: Any) -> Any:
+    def run() -> Any:
+        coroutine: Coroutine[Any, Any, Any] = factory()
+        return loop.run_until_complete(coroutine)
+
+    return run
+
+
+@pytest.mark.parametrize("batch", [1, 200])
+def test_bench_server_rows_per_second(
+    benchmark: BenchmarkFixture, server_url: str, batch: int
+) -> None:
+    """Rows per second of the model server for one /predict-proba request per batch."""
+    body = encode_dataframe_split(_matrix(batch))
+    with httpx.Client(base_url=server_url) as http:
+
+        def call() -> None:
+            response = http.post("/predict-proba", content=body)
+            response.raise_for_status()
+
+        benchmark.pedantic(call, rounds=200 if batch == 1 else 60, warmup_rounds=10)
+    rows_per_second = batch / benchmark.stats.stats.median
+    benchmark.extra_info["rows_per_second_at_median"] = round(rows_per_second)
+    assert rows_per_second > 0
+
+
+def test_bench_client_overhead_ratio(
+    benchmark: BenchmarkFixture, server_url: str, loop: asyncio.AbstractEventLoop
+) -> None:
+    """ModelClient.predict_proba for one row against a bare httpx round trip, same run."""
+    matrix = _matrix(1)
+    body = encode_dataframe_split(matrix)
+    bare = httpx.AsyncClient(base_url=server_url)
+    client = ModelClient(server_url, deadline_seconds=1.0, retry=RetryPolicy(0))
+
+    async def bare_call() -> bytes:
+        response = await bare.post("/predict-proba", content=body)
+        return response.content
+
+    bare_run = _runner(loop, bare_call)
+    for _ in range(20):
+        bare_run()
+    bare_times = []
+    for _ in range(300):
+        started = time.perf_counter()
+        bare_run()
+        bare_times.append(time.perf_counter() - started)
+    bare_median = float(np.median(bare_times))
+
+    benchmark.pedantic(
+        _runner(loop, lambda: client.predict_proba(matrix)), rounds=300, warmup_rounds=20
+    )
+    client_median = benchmark.stats.stats.median
+    loop.run_until_complete(bare.aclose())
+    loop.run_until_complete(client.aclose())
+    ratio = client_median / bare_median
+    benchmark.extra_info["bare_httpx_median_ms"] = round(bare_median * 1000, 3)
+    benchmark.extra_info["client_median_ms"] = round(client_median * 1000, 3)
+    benchmark.extra_info["overhead_ratio"] = round(ratio, 3)
+    assert ratio < MAX_OVERHEAD_RATIO
+
+
+def test_bench_fallback_circuit_open_one_row(
+    benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop
+) -> None:
+    """Scoring one row while the circuit is open stays under 1 ms at the median."""
+    registry = CollectorRegistry()
+    metrics = ModelMetrics(registry)
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=1, cooldown_seconds=3600))
+    # Nothing listens on this port, so the single failure below opens the circuit.
+    client = ModelClient(f"http://127.0.0.1:{_free_port()}", breaker=breaker, metrics=metrics)
+    scorer = RiskScorer(client, metrics=metrics, model_version="V2")
+    row = _matrix(1)
+    loop.run_until_complete(scorer.score(row))
+    assert breaker.state == CircuitState.OPEN
+
+    scores = benchmark.pedantic(
+        _runner(loop, lambda: scorer.score(row)), rounds=2000, warmup_rounds=50
+    )
+    loop.run_until_complete(scorer.aclose())
+    assert scores[0].fallback_reason == "circuit_open"
+    median_ms = benchmark.stats.stats.median * 1000
+    benchmark.extra_info["median_ms"] = round(median_ms, 4)
+    assert median_ms < 1.0

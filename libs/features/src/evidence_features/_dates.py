@@ -1,0 +1,101 @@
+"""Date parsing for every date format seen in MIB and Rx feeds.
+
+Dates become proleptic Gregorian ordinals (`date.toordinal()`), so window arithmetic is integer
+subtraction. Accepted forms: `YYYY-MM-DD`, ISO date-times (the date as written, offset ignored),
+`YYYYMMDD`, `MM/DD/YYYY` and `MM/DD/YY`, `DD-MON-YY` and `DD-MON-YYYY`, and the legacy MIB
+`DDMMYY` with a two-letter month such as `20AG21`. Two-digit years 00-68 mean 2000-2068 and 69-99
+mean 1969-1999, the pivot of C `strptime("%y")`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from functools import lru_cache
+
+__all__ = ["UNPARSEABLE", "parse_date"]
+
+UNPARSEABLE = 0
+"""Ordinal returned for a date that is present but unknown or invalid; real ordinals are >= 1."""
+
+_MIN_YEAR = 1900
+_THREE_LETTER_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+        start=1,
+    )
+}
+# The legacy MIB interface writes months as two letters.
+_TWO_LETTER_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("JA", "FB", "MR", "AP", "MY", "JU", "JL", "AG", "SP", "OC", "NV", "DC"), start=1
+    )
+}
+_ISO_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?")
+_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})")
+_MONTH_NAME = re.compile(r"(\d{1,2})[- ]?([A-Z]{3})[- ]?(\d{2}|\d{4})")
+_LEGACY_MIB = re.compile(r"(\d{2})([A-Z]{2})(\d{2})")
+
+
+def _full_year(text: str) -> int:
+    year = int(text)
+    if len(text) == 2:
+        return 2000 + year if year <= 68 else 1900 + year
+    return year
+
+
+def _ordinal(year: int, month: int, day: int) -> int:
+    if year < _MIN_YEAR:
+        return UNPARSEABLE
+    try:
+        return date(year, month, day).toordinal()
+    except ValueError:
+        return UNPARSEABLE
+
+
+@lru_cache(maxsize=8192)
+def _parse_text(text: str) -> int:
+    if match := _ISO_PREFIX.fullmatch(text):
+        year, month, day = match.groups()
+        return _ordinal(int(year), int(month), int(day))
+    if match := _COMPACT.fullmatch(text):
+        year, month, day = match.groups()
+        return _ordinal(int(year), int(month), int(day))
+    if match := _SLASHED.fullmatch(text):
+        month, day, year = match.groups()
+        return _ordinal(_full_year(year), int(month), int(day))
+    upper = text.upper()
+    if match := _MONTH_NAME.fullmatch(upper):
+        day, month_name, year = match.groups()
+        month_number = _THREE_LETTER_MONTHS.get(month_name)
+        if month_number is None:
+            return UNPARSEABLE
+        return _ordinal(_full_year(year), month_number, int(day))
+    if match := _LEGACY_MIB.fullmatch(upper):
+        day, month_name, year = match.groups()
+        month_number = _TWO_LETTER_MONTHS.get(month_name)
+        if month_number is None:
+            return UNPARSEABLE
+        return _ordinal(_full_year(year), month_number, int(day))
+    return UNPARSEABLE
+
+
+def parse_date(text: str | None) -> int | None:
+    """Parse one date field.
+
+    Args:
+        text: The field text, or `None` when the field is absent.
+
+    Returns:
+        `None` when the field is absent or blank, `UNPARSEABLE` (0) when it is present but
+        unknown (`------`, `0000-00-00`) or invalid, otherwise the date's ordinal.
+    """
+    if text is None:
+        return None
+    stripped = text.strip()
+    if not stripped:
+        return None
+    return _parse_text(stripped)

@@ -1,0 +1,280 @@
+"""Drug-name normalisation and underwriting classification from the shipped class table.
+
+The table is `data/drug_classes.toml`: generic names per class, ATC groups, class severities,
+brand aliases, CDC 2022 opioid MME factors and the special rules for buprenorphine, weight-loss
+GLP-1 brands, HIV nucleoside backbones and ribavirin. Normalising a name means: upper case,
+split combination products on `-`, `/`, `+`, `,`, ` AND `, ` W/ ` and ` WITH `, drop strength,
+dosage-form and placeholder words, then match the whole ingredient text, the text without salt
+and release suffixes, and finally each single word against aliases and class members.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+__all__ = ["DrugCatalog", "DrugInfo", "Strength", "load_drug_catalog", "parse_strength"]
+
+_SEPARATORS = re.compile(r"\s+W/\s*|\s+WITH\s+|\s+AND\s+|[-/+,;&]")
+_NUMERIC = re.compile(r"^[\d.#()]+")
+_PUNCTUATION = str.maketrans({"(": " ", ")": " ", "[": " ", "]": " ", '"': " ", "*": " "})
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(MCG/HR|MCG/H|MG|MCG|ML|%)?")
+_MAX_CACHE = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class DrugInfo:
+    """Everything the feature code needs to know about one dispensed product.
+
+    `key` is the sorted ingredient list joined with "/" (None when the fill names no drug);
+    `opioid_position` is the label position of the ingredient with an MME factor, or -1.
+    """
+
+    key: str | None
+    ingredients: tuple[str, ...]
+    classes: frozenset[str]
+    unknown: bool
+    arv_backbone: frozenset[str]
+    ribavirin: bool
+    interferon: bool
+    opioid_position: int
+    mme_factor: float
+
+
+@dataclass(frozen=True, slots=True)
+class Strength:
+    """Numbers of a strength text in label order, with the unit each one carries."""
+
+    values: tuple[float, ...]
+    units: tuple[str, ...]
+
+
+@lru_cache(maxsize=4096)
+def parse_strength(text: str) -> Strength | None:
+    """Parse a strength such as "5-325 MG", "10 MG/325 MG" or "25 MCG/HR".
+
+    A number without its own unit takes the next unit in the text ("5-325 MG" is 5 mg and
+    325 mg). Returns None when the text holds no number.
+    """
+    values: list[float] = []
+    units: list[str | None] = []
+    for match in _STRENGTH.finditer(text.upper()):
+        values.append(float(match.group(1)))
+        units.append(match.group(2))
+    if not values:
+        return None
+    resolved: list[str] = []
+    pending = ""
+    for unit in reversed(units):
+        if unit is not None:
+            pending = unit
+        resolved.append(pending)
+    resolved.reverse()
+    return Strength(tuple(values), tuple(resolved))
+
+
+class DrugCatalog:
+    """The curated class table, loaded once, with a cache of classified products.
+
+    Args:
+        document: The parsed `drug_classes.toml`.
+    """
+
+    def __init__(self, document: dict[str, object]) -> None:
+        classes = _table(document, "classes")
+        normalisation = _table(document, "normalisation")
+        rules = _table(document, "rules")
+        self.version = str(document["version"])
+        self.mme_factor_source = str(document["mme_factor_source"])
+        self.mme_factors: dict[str, float] = {
+            str(name): float(str(value)) for name, value in _table(document, "mme_factors").items()
+        }
+        self.class_severity: dict[str, int] = {}
+        self.controlled_classes: frozenset[str]
+        self.antihypertensive_classes: frozenset[str]
+        self._member_class: dict[str, str] = {}
+        controlled: set[str] = set()
+        antihypertensive: set[str] = set()
+        for class_id, raw_entry in classes.items():
+            entry = _as_dict(raw_entry)
+            self.class_severity[class_id] = int(str(entry["severity"]))
+            if entry.get("controlled"):
+                controlled.add(class_id)
+            if entry.get("antihypertensive"):
+                antihypertensive.add(class_id)
+            for member in _strings(entry["members"]):
+                self._member_class[member] = class_id
+        self.controlled_classes = frozenset(controlled)
+        self.antihypertensive_classes = frozenset(antihypertensive)
+        self._known = set(self._member_class) | set(
+            _strings(_table(document, "unclassified")["members"])
+        )
+        self._aliases = {
+            str(name): tuple(str(value).split("/"))
+            for name, value in _table(document, "aliases").items()
+        }
+        self._salts = frozenset(_strings(normalisation["salts"]))
+        self._forms = frozenset(_strings(normalisation["forms"]))
+        self._placeholders = frozenset(_strings(normalisation["placeholders"]))
+        self._pain_brands = frozenset(_strings(rules["buprenorphine_pain_brands"]))
+        self._pain_forms = frozenset(_strings(rules["buprenorphine_pain_forms"]))
+        self._weight_loss_brands = frozenset(_strings(rules["weight_loss_brands"]))
+        self.hiv_backbone = frozenset(_strings(rules["hiv_backbone"]))
+        self.hiv_backbone_minimum = int(str(rules["hiv_backbone_minimum"]))
+        self._ribavirin = frozenset(_strings(rules["hep_c_ribavirin"]))
+        self._interferon = frozenset(_strings(rules["hep_c_interferon"]))
+        self._cache: dict[tuple[str | None, ...], DrugInfo] = {}
+
+    def describe(
+        self,
+        generic: str | None,
+        brand: str | None,
+        description: str | None,
+        dosage_form: str | None,
+        vendor_class: str | None,
+    ) -> DrugInfo:
+        """Normalise and classify one fill's drug fields.
+
+        The generic name is used first, then the free-text description, then the brand; the
+        first one naming at least one recognised ingredient wins, otherwise the first non-empty
+        one is kept as an unknown drug. A vendor class equal to one of the table's class ids
+        (case and spaces ignored) is added to the classes.
+        """
+        cache_key = (generic, brand, description, dosage_form, vendor_class)
+        info = self._cache.get(cache_key)
+        if info is None:
+            info = self._describe(generic, brand, description, dosage_form, vendor_class)
+            if len(self._cache) < _MAX_CACHE:
+                self._cache[cache_key] = info
+        return info
+
+    def _describe(
+        self,
+        generic: str | None,
+        brand: str | None,
+        description: str | None,
+        dosage_form: str | None,
+        vendor_class: str | None,
+    ) -> DrugInfo:
+        texts = [text.upper() for text in (generic, description, brand) if text and text.strip()]
+        words: set[str] = set()
+        for text in (*texts, dosage_form.upper() if dosage_form else ""):
+            words.update(text.translate(_PUNCTUATION).replace("/", " ").split())
+
+        ingredients: tuple[str, ...] = ()
+        unknown = False
+        for text in texts:
+            candidate, candidate_unknown = self._ingredients(text)
+            if candidate and not candidate_unknown:
+                ingredients, unknown = candidate, False
+                break
+            if candidate and not ingredients:
+                ingredients, unknown = candidate, candidate_unknown
+        return self._classify(ingredients, unknown, words, vendor_class)
+
+    def _ingredients(self, text: str) -> tuple[tuple[str, ...], bool]:
+        found: list[str] = []
+        unknown = False
+        for part in _SEPARATORS.split(text.translate(_PUNCTUATION)):
+            tokens = [
+                token
+                for token in part.split()
+                if token not in self._forms and not _NUMERIC.match(token)
+            ]
+            if not tokens or " ".join(tokens) in self._placeholders:
+                continue
+            resolved = self._resolve(tokens)
+            if resolved is None:
+                unknown = True
+                stripped = [token for token in tokens if token not in self._salts]
+                found.append(" ".join(stripped or tokens))
+            else:
+                found.extend(resolved)
+        return tuple(dict.fromkeys(found)), unknown
+
+    def _resolve(self, tokens: list[str]) -> tuple[str, ...] | None:
+        whole = " ".join(tokens)
+        for name in (whole, " ".join(token for token in tokens if token not in self._salts)):
+            if name in self._aliases:
+                return self._aliases[name]
+            if name in self._known:
+                return (name,)
+        for token in tokens:
+            if token in self._salts:
+                continue
+            if token in self._aliases:
+                return self._aliases[token]
+            if token in self._known:
+                return (token,)
+        return None
+
+    def _classify(
+        self,
+        ingredients: tuple[str, ...],
+        unknown: bool,
+        words: set[str],
+        vendor_class: str | None,
+    ) -> DrugInfo:
+        classes: set[str] = set()
+        for ingredient in ingredients:
+            class_id = self._member_class.get(ingredient)
+            if class_id is not None:
+                classes.add(class_id)
+        if "BUPRENORPHINE" in ingredients:
+            is_pain_product = bool(words & self._pain_brands or words & self._pain_forms)
+            classes.add("OPIOID" if is_pain_product else "SUD_TREATMENT")
+        if words & self._weight_loss_brands:
+            classes.discard("NONINSULIN_ANTIDIABETIC")
+        if vendor_class:
+            class_id = "_".join(vendor_class.upper().split())
+            if class_id in self.class_severity:
+                classes.add(class_id)
+
+        opioid_position = -1
+        mme_factor = 0.0
+        if "OPIOID" in classes:
+            for position, ingredient in enumerate(ingredients):
+                factor = self.mme_factors.get(ingredient)
+                if factor is not None:
+                    opioid_position, mme_factor = position, factor
+                    break
+        key = "/".join(sorted(ingredients)) if ingredients else None
+        return DrugInfo(
+            key=key,
+            ingredients=ingredients,
+            classes=frozenset(classes),
+            unknown=unknown,
+            arv_backbone=frozenset(ingredients) & self.hiv_backbone,
+            ribavirin=bool(self._ribavirin.intersection(ingredients)),
+            interferon=bool(self._interferon.intersection(ingredients)),
+            opioid_position=opioid_position,
+            mme_factor=mme_factor,
+        )
+
+
+def _table(document: dict[str, object], name: str) -> dict[str, object]:
+    return _as_dict(document[name])
+
+
+def _as_dict(value: object) -> dict[str, object]:
+    if not isinstance(value, dict):
+        msg = f"drug_classes.toml: expected a table, got {type(value).__name__}"
+        raise TypeError(msg)
+    return value
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list):
+        msg = f"drug_classes.toml: expected a list of names, got {type(value).__name__}"
+        raise TypeError(msg)
+    return [str(item).upper() for item in value]
+
+
+@lru_cache(maxsize=1)
+def load_drug_catalog() -> DrugCatalog:
+    """Load the shipped drug class table once per process."""
+    raw = resources.files("evidence_features").joinpath("data/drug_classes.toml").read_bytes()
+    return DrugCatalog(tomllib.loads(raw.decode("utf-8")))

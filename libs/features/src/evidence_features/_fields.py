@@ -1,0 +1,141 @@
+"""One accessor for record fields, whatever the XML shape (attribute, child, nested block).
+
+A field may arrive as an attribute of the record (`<MIBRecord ReplyType="HIT">`), as a child
+element with text (`<Quantity>30</Quantity>`), as a self-closing child with a `value` attribute
+(`<Quantity value="30"/>`), or nested in an NCPDP block (`<Quantity><Value>30</Value></Quantity>`,
+`<Prescriber><Identification><NPI>…`). Empty and whitespace-only values count as missing. When a
+field occurs twice, the first occurrence in document order wins.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+from lxml import etree
+
+from evidence_features._xml import local_name
+
+__all__ = ["collect_fields", "field_for_tag", "parse_number"]
+
+_MAX_CACHED_TAGS = 4096
+_TAG_CACHE: dict[tuple[int, str], str | None] = {}
+
+
+def field_for_tag(tag: str, names: Mapping[str, str]) -> str | None:
+    """Map a full tag (possibly `{namespace}local`) to a field name through `names`."""
+    field = names.get(tag)
+    if field is not None or tag[0] != "{":
+        return field
+    key = (id(names), tag)
+    if key in _TAG_CACHE:
+        return _TAG_CACHE[key]
+    field = names.get(tag[tag.index("}") + 1 :])
+    if len(_TAG_CACHE) < _MAX_CACHED_TAGS:
+        _TAG_CACHE[key] = field
+    return field
+
+
+_NUMBER = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)")
+
+
+def collect_fields(
+    record: etree._Element,
+    names: Mapping[str, str],
+    nested: Mapping[tuple[str, str], str],
+) -> dict[str, str]:
+    """Collect the wanted fields of one record element.
+
+    Args:
+        record: The record element (a fill or an MIB record).
+        names: Local element or attribute name to field name.
+        nested: `(ancestor local name, leaf local name)` to field name, for leaves such as
+            `NPI` or `Value` whose meaning depends on the block they sit in.
+
+    Returns:
+        Field name to stripped, non-empty text.
+    """
+    fields: dict[str, str] = {}
+    for key, value in record.items():
+        field = names.get(local_name(key))
+        if field is not None and field not in fields and value.strip():
+            fields[field] = value.strip()
+    # Direct children first (the common flat shape); a child without text is either empty,
+    # carries its value in an attribute, or is a block whose descendants hold the fields.
+    for child in record:
+        field = field_for_tag(child.tag, names)
+        text = child.text
+        if text is not None and (field is None or field in fields):
+            continue
+        if text is not None:
+            text = text.strip()
+            if text:
+                fields[field] = text  # type: ignore[index]
+                continue
+        if len(child):
+            _collect_block(child, names, nested, fields)
+        elif field is not None and field not in fields:
+            value = (child.get("value") or child.get("Value") or "").strip()
+            if value:
+                fields[field] = value
+    return fields
+
+
+def _collect_block(
+    block: etree._Element,
+    names: Mapping[str, str],
+    nested: Mapping[tuple[str, str], str],
+    fields: dict[str, str],
+) -> None:
+    for element in block.iter():
+        tag = local_name(element.tag)
+        field = names.get(tag) if element is not block else None
+        if field is None or field in ("prescriber_id", "pharmacy_id"):
+            nested_field = _nested_field(element, block, tag, nested)
+            field = nested_field or field
+        if field is None or field in fields:
+            continue
+        text = (element.text or "").strip()
+        if not text:
+            text = (element.get("value") or element.get("Value") or "").strip()
+        if text:
+            fields[field] = text
+
+
+def _nested_field(
+    element: etree._Element,
+    record: etree._Element,
+    tag: str,
+    nested: Mapping[tuple[str, str], str],
+) -> str | None:
+    ancestor: etree._Element | None = element
+    while ancestor is not None:
+        field = nested.get((local_name(ancestor.tag), tag))
+        if field is not None:
+            return field
+        if ancestor is record:
+            return None
+        ancestor = ancestor.getparent()
+    return None
+
+
+def parse_number(text: str | None) -> float | None:
+    """Read the leading non-negative number of a text such as "30", "30.000" or "30 EA".
+
+    Returns None for a missing value, a negative number, NaN, infinity or text without a
+    leading number.
+    """
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        return value if value >= 0 and math.isfinite(value) else None
+    match = _NUMBER.match(text)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    return value if math.isfinite(value) else None

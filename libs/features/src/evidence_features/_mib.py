@@ -1,0 +1,225 @@
+"""Read MIB replies of every supported shape into `MibReport`.
+
+Shapes: the ACORD TXLife 401 reply (`FormInstance` records, codes in `FormResponse/
+ResponseData`, the match type on the `Relation` that links a `FormInstance` to a party, the
+company through `@ProviderPartyID` to `Party/Carrier/CarrierCode`); the flat
+`<MIBResponse><MIBRecord>` list; the legacy `<Response><ResponseData>` list, where each code is
+one record without date, company or match type; and no-file replies (`RecordsFound` 0, or
+`NFD` records, which are not counted). Elements are matched on local names, so any namespace or
+prefix works, and records are found at any depth (for example inside a SOAP envelope).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from evidence_features._dates import UNPARSEABLE, parse_date
+from evidence_features._fields import collect_fields, parse_number
+from evidence_features._records import MibRecord, MibReport
+from evidence_features._xml import local_name
+
+__all__ = ["read_mib_report"]
+
+_HIT_TC = "1001"
+_TRY_TC = "1002"
+_BMI_MIN, _BMI_MAX = 10.0, 80.0
+
+_RECORD_FIELDS = {
+    "ReplyType": "reply",
+    "MatchType": "reply",
+    "Csy": "company",
+    "CompanySymbol": "company",
+    "ReportedBy": "company",
+    "Company": "company",
+    "CarrierCode": "company",
+    "DateReported": "date",
+    "SubmitDate": "date",
+    "TransmitDate": "date",
+    "ReportDate": "date",
+    "BMI": "bmi",
+    "HeightIn": "height",
+    "WeightLb": "weight",
+}
+_CODE_TAGS = ("{*}Code", "{*}DataItem", "{*}MibCode", "{*}ResponseData")
+_DOCUMENT_TAGS = (
+    "{*}FormInstance",
+    "{*}MIBRecord",
+    "{*}ResponseData",
+    "{*}Party",
+    "{*}Relation",
+    "{*}TransExeDate",
+    "{*}RecordsFound",
+    "{*}TransResult",
+    "{*}InquiryCount24M",
+    "{*}InquiryCount",
+)
+
+
+def read_mib_report(root: etree._Element) -> MibReport:
+    """Normalise one parsed MIB document into records and document-level fields."""
+    report = MibReport()
+    forms: list[etree._Element] = []
+    mib_records: list[etree._Element] = []
+    flat_codes: list[etree._Element] = []
+    carriers: dict[str, str] = {}
+    replies: dict[str, str] = {}
+    # One pass in C over the tags of interest; everything else is never touched from Python.
+    for element in root.iter(*_DOCUMENT_TAGS):
+        name = local_name(element.tag)
+        if name == "FormInstance":
+            forms.append(element)
+        elif name == "MIBRecord":
+            mib_records.append(element)
+        elif name == "ResponseData":
+            flat_codes.append(element)
+        elif name == "Party":
+            _read_party(element, carriers)
+        elif name == "Relation":
+            _read_relation(element, replies)
+        elif name == "TransExeDate":
+            if report.document_date is None:
+                report.document_date = _count_date(report, element.text)
+        elif name in ("RecordsFound", "TransResult"):
+            report.recognised = True
+        elif report.iai_inquiries is None and (count := parse_number(element.text)) is not None:
+            report.iai_inquiries = int(count)
+
+    if forms:
+        report.recognised = True
+        for form in forms:
+            _append_acord_record(form, carriers, replies, report)
+    elif mib_records:
+        report.recognised = True
+        for element in mib_records:
+            _append_flat_record(element, report)
+    elif flat_codes:
+        report.recognised = True
+        for element in flat_codes:
+            code = (element.text or "").strip()
+            if code:
+                report.records.append(MibRecord(None, None, (code,), None, None))
+        report.extra_bmi.extend(_document_bmi(root))
+    return report
+
+
+def _count_date(report: MibReport, text: str | None) -> int | None:
+    ordinal = parse_date(text)
+    if ordinal == UNPARSEABLE:
+        report.unparseable_dates += 1
+    return ordinal
+
+
+def _reply_type(tc: str | None, text: str | None) -> str | None:
+    if tc == _HIT_TC:
+        return "HIT"
+    if tc == _TRY_TC:
+        return "TRY"
+    word = (text or "").strip().upper()
+    if word in ("HIT", "TRY", "NFD"):
+        return word
+    return None
+
+
+def _read_party(party: etree._Element, carriers: dict[str, str]) -> None:
+    party_id = party.get("id")
+    if not party_id:
+        return
+    for code in party.iter("{*}CarrierCode"):
+        if code.text and code.text.strip():
+            carriers[party_id] = code.text.strip()
+            return
+
+
+def _read_relation(relation: etree._Element, replies: dict[str, str]) -> None:
+    for role in relation.iterchildren("{*}RelationRoleCode"):
+        reply = _reply_type(role.get("tc"), role.text)
+        if reply is None:
+            return
+        for attribute in ("OriginatingObjectID", "RelatedObjectID"):
+            object_id = relation.get(attribute)
+            if object_id:
+                replies.setdefault(object_id, reply)
+        return
+
+
+def _append_acord_record(
+    form: etree._Element,
+    carriers: dict[str, str],
+    replies: dict[str, str],
+    report: MibReport,
+) -> None:
+    reply = replies.get(form.get("id") or "")
+    if reply == "NFD":
+        return
+    provider = form.get("ProviderPartyID")
+    company = carriers.get(provider, provider) if provider else None
+    date: int | None = None
+    codes: list[str] = []
+    bmi_fields: dict[str, str] = {}
+    for element in form.iter(
+        "{*}SubmitDate", "{*}ResponseData", "{*}BMI", "{*}HeightIn", "{*}WeightLb"
+    ):
+        name = local_name(element.tag)
+        text = (element.text or "").strip()
+        if not text:
+            continue
+        if name == "ResponseData":
+            codes.append(text)
+        elif name == "SubmitDate":
+            if date is None:
+                date = parse_date(text)
+        else:
+            bmi_fields.setdefault(_BMI_FIELDS[name], text)
+    company_key = company.upper() if company else None
+    report.records.append(MibRecord(date, company_key, tuple(codes), reply, _bmi(bmi_fields)))
+
+
+_BMI_FIELDS = {"BMI": "bmi", "HeightIn": "height", "WeightLb": "weight"}
+
+
+def _append_flat_record(element: etree._Element, report: MibReport) -> None:
+    fields = collect_fields(element, _RECORD_FIELDS, {})
+    reply = _reply_type(None, fields.get("reply"))
+    if reply == "NFD":
+        return
+    date = parse_date(fields.get("date"))
+    codes = tuple(
+        text
+        for code_element in element.iter(*_CODE_TAGS)
+        if code_element is not element and (text := (code_element.text or "").strip())
+    )
+    company = fields.get("company")
+    report.records.append(
+        MibRecord(date, company.upper() if company else None, codes, reply, _bmi(fields))
+    )
+
+
+def _bmi(fields: dict[str, str]) -> float | None:
+    value = parse_number(fields.get("bmi"))
+    if value is None:
+        height = parse_number(fields.get("height"))
+        weight = parse_number(fields.get("weight"))
+        if height and weight:
+            value = 703.0 * weight / (height * height)
+    if value is None or not _BMI_MIN <= value <= _BMI_MAX:
+        return None
+    return value
+
+
+def _document_bmi(root: etree._Element) -> list[float]:
+    values: list[float] = []
+    for build in root.iter("{*}Build"):
+        fields: dict[str, str] = {}
+        for element in build.iter("{*}BMI", "{*}HeightIn", "{*}WeightLb"):
+            text = (element.text or "").strip()
+            if text:
+                fields.setdefault(_BMI_FIELDS[local_name(element.tag)], text)
+        value = _bmi(fields)
+        if value is not None:
+            values.append(value)
+    if not values:
+        for element in root.iter("{*}BMI"):
+            value = _bmi({"bmi": (element.text or "").strip()})
+            if value is not None:
+                values.append(value)
+    return values

@@ -1,0 +1,75 @@
+"""Plain records the readers produce from any supported XML shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from evidence_features._drugs import DrugInfo
+
+__all__ = ["MibRecord", "MibReport", "RxFill", "RxReport"]
+
+
+class MibRecord(NamedTuple):
+    """One MIB reply record: an earlier report by one member company (a NamedTuple for speed).
+
+    `date` is a date ordinal, `UNPARSEABLE` (0) for a present but unknown or invalid date, or
+    None when absent. `reply` is "HIT", "TRY" or None when the shape carries no match type.
+    """
+
+    date: int | None
+    company: str | None
+    codes: tuple[str, ...]
+    reply: str | None
+    bmi: float | None
+
+
+@dataclass(slots=True)
+class MibReport:
+    """All records of one MIB document plus document-level fields.
+
+    `unparseable_dates` counts document-level date fields only; record dates are counted after
+    de-duplication by the feature code.
+    """
+
+    records: list[MibRecord] = field(default_factory=list)
+    document_date: int | None = None
+    iai_inquiries: int | None = None
+    extra_bmi: list[float] = field(default_factory=list)
+    unparseable_dates: int = 0
+    recognised: bool = False
+
+
+class RxFill(NamedTuple):
+    """One dispensed prescription (a NamedTuple for speed).
+
+    `date` follows the `MibRecord.date` convention. Quantity and days supply are None when
+    missing or unreadable. `prescriber`, `pharmacy` and `specialty` are normalised keys.
+    """
+
+    drug: DrugInfo
+    drug_key: str | None
+    date: int | None
+    quantity: float | None
+    days_supply: float | None
+    strength_text: str | None
+    prescriber: str | None
+    pharmacy: str | None
+    specialty: str | None
+
+
+@dataclass(slots=True)
+class RxReport:
+    """All fills of one Rx document plus document-level fields.
+
+    `eligibility` is None when the report has no eligibility block, else a list of
+    `(begin, end)` ordinals where None means open-ended. `unparseable_dates` counts
+    document-level date fields only (report and eligibility dates).
+    """
+
+    fills: list[RxFill] = field(default_factory=list)
+    document_date: int | None = None
+    eligibility: list[tuple[int | None, int | None]] | None = None
+    vendor_score: float | None = None
+    unparseable_dates: int = 0
+    recognised: bool = False

@@ -1,0 +1,198 @@
+"""Read prescription-history reports of every supported shape into `RxReport`.
+
+Shapes: `IntelRX/IntelRXResponse` or a bare `IntelRXResponse` with `DrugFill` records, and the
+NCPDP SCRIPT medication-history names (`MedicationDispensed`, `LastFillDate` with a nested
+`Date`, `DrugDescription`, `DrugCoded/ProductCode/Code`, `Quantity/Value`, `Prescriber/…` and
+`Pharmacy/…` blocks). Elements are matched on local names, so namespaces and prefixes work.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+from evidence_features._dates import UNPARSEABLE, parse_date
+from evidence_features._drugs import DrugCatalog
+from evidence_features._fields import collect_fields, parse_number
+from evidence_features._records import RxFill, RxReport
+from evidence_features._xml import local_name
+
+__all__ = ["read_rx_report"]
+
+_FILL_FIELDS = {
+    "FillDate": "date",
+    "LastFillDate": "date",
+    "DateFilled": "date",
+    "DispenseDate": "date",
+    "DispensedDate": "date",
+    "ServiceDate": "date",
+    "fill_date": "date",
+    "DrugGenericName": "generic",
+    "GenericName": "generic",
+    "generic": "generic",
+    "DrugBrandName": "brand",
+    "BrandName": "brand",
+    "brand": "brand",
+    "DrugDescription": "description",
+    "DrugName": "description",
+    "LabelName": "description",
+    "generic_and_dosage": "description",
+    "NDC": "ndc",
+    "ndc": "ndc",
+    "DrugStrength": "strength",
+    "Strength": "strength",
+    "DosageForm": "form",
+    "Quantity": "quantity",
+    "Qty": "quantity",
+    "QuantityDispensed": "quantity",
+    "quantity": "quantity",
+    "DaysSupply": "days",
+    "days_supply": "days",
+    "PrescriberNPI": "prescriber_id",
+    "PhysicianNPI": "prescriber_id",
+    "PrescriberID": "prescriber_id",
+    "PhysicianName": "prescriber_name",
+    "PrescriberName": "prescriber_name",
+    "PhysicianSpecialty": "specialty",
+    "PrescriberSpecialty": "specialty",
+    "Specialty": "specialty",
+    "PharmacyNCPDPID": "pharmacy_id",
+    "NCPDPID": "pharmacy_id",
+    "PharmacyNPI": "pharmacy_id",
+    "PharmacyID": "pharmacy_id",
+    "PharmacyName": "pharmacy_name",
+    "BusinessName": "pharmacy_name",
+    "TherapeuticClass": "vendor_class",
+}
+_NESTED_FIELDS = {
+    ("LastFillDate", "Date"): "date",
+    ("Quantity", "Value"): "quantity",
+    ("ProductCode", "Code"): "ndc",
+    ("DrugCoded", "Code"): "ndc",
+    ("Prescriber", "NPI"): "prescriber_id",
+    ("Prescriber", "LastName"): "prescriber_name",
+    ("Pharmacy", "NPI"): "pharmacy_id",
+}
+_SCORE_TAGS = ("{*}RiskScore", "{*}Score", "{*}HighestRiskSeverity")
+_FILL_TAGS = ("{*}DrugFill", "{*}MedicationDispensed")
+_DOCUMENT_DATE_TAGS = ("{*}ReportDate", "{*}OrderDate")
+_NON_DIGIT = re.compile(r"\D")
+
+
+def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
+    """Normalise one parsed Rx document into fills and document-level fields."""
+    report = RxReport()
+    fill_elements = list(root.iter(*_FILL_TAGS))
+    report.recognised = bool(fill_elements) or local_name(root.tag) in (
+        "IntelRX",
+        "IntelRXResponse",
+        "RxHistoryResponse",
+    )
+    for element in fill_elements:
+        report.fills.append(_read_fill(element, catalog, report))
+
+    for element in root.iter(*_DOCUMENT_DATE_TAGS):
+        if _inside_fill(element):
+            continue
+        ordinal = _count_date(report, element.text)
+        if ordinal:
+            report.document_date = ordinal
+            break
+    for eligibility in root.iter("{*}Eligibility"):
+        report.recognised = True
+        if report.eligibility is None:
+            report.eligibility = []
+        periods = list(eligibility.iter("{*}Period")) or [eligibility]
+        for period in periods:
+            begin = _child_date(report, period, ("BeginDate", "StartDate", "begin"))
+            end = _child_date(report, period, ("EndDate", "end"))
+            if begin is not None or end is not None:
+                report.eligibility.append((begin, end))
+    for element in root.iter(*_SCORE_TAGS):
+        if _inside_fill(element):
+            continue
+        score = _parse_score(element.text)
+        if score is not None:
+            report.vendor_score = score
+            break
+    return report
+
+
+def _inside_fill(element: etree._Element) -> bool:
+    return any(
+        local_name(ancestor.tag) in ("DrugFill", "MedicationDispensed")
+        for ancestor in element.iterancestors()
+    )
+
+
+def _parse_score(text: str | None) -> float | None:
+    if text is None:
+        return None
+    stripped = text.strip()
+    negative = stripped.startswith("-")
+    value = parse_number(stripped.removeprefix("-"))
+    if value is None:
+        return None
+    return -value if negative else value
+
+
+def _count_date(report: RxReport, text: str | None) -> int | None:
+    ordinal = parse_date(text)
+    if ordinal == UNPARSEABLE:
+        report.unparseable_dates += 1
+    return ordinal
+
+
+def _child_date(report: RxReport, period: etree._Element, names: tuple[str, ...]) -> int | None:
+    for child in period:
+        if local_name(child.tag) in names:
+            ordinal = _count_date(report, child.text or child.get("value"))
+            return ordinal or None
+    for name in names:
+        if (value := period.get(name)) is not None:
+            return _count_date(report, value) or None
+    return None
+
+
+def _ndc_key(text: str) -> str | None:
+    # Hyphenated 10-digit NDCs (4-4-2, 5-3-2, 5-4-1) pad to the 11-digit 5-4-2 form segment by
+    # segment; an unhyphenated 10-digit code is ambiguous and is left-padded.
+    segments = [_NON_DIGIT.sub("", part) for part in text.split("-")]
+    if len(segments) == 3 and all(segments):
+        digits = segments[0].zfill(5) + segments[1].zfill(4) + segments[2].zfill(2)
+    else:
+        digits = "".join(segments).zfill(11)
+    return "NDC:" + digits if digits.strip("0") else None
+
+
+def _key(text: str | None) -> str | None:
+    if text is None:
+        return None
+    key = " ".join(text.upper().split())
+    return key or None
+
+
+def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) -> RxFill:
+    fields = collect_fields(element, _FILL_FIELDS, _NESTED_FIELDS)
+    get = fields.get
+    drug = catalog.describe(
+        get("generic"), get("brand"), get("description"), get("form"), get("vendor_class")
+    )
+    drug_key = drug.key
+    if drug_key is None and (ndc := get("ndc")):
+        drug_key = _ndc_key(ndc)
+    strength = get("strength")
+    if strength is None:
+        strength = get("generic") or get("description") or get("brand")
+    return RxFill(
+        drug=drug,
+        drug_key=drug_key,
+        date=parse_date(get("date")),
+        quantity=parse_number(get("quantity")),
+        days_supply=parse_number(get("days")),
+        strength_text=strength,
+        prescriber=_key(get("prescriber_id")) or _key(get("prescriber_name")),
+        pharmacy=_key(get("pharmacy_id")) or _key(get("pharmacy_name")),
+        specialty=_key(get("specialty")),
+    )

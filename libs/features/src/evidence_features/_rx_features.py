@@ -1,0 +1,412 @@
+"""Rx features, columns 31-90 of the spec.
+
+Every feature except RX_DUPLICATE_FILLS reads the de-duplicated fills. Interval and window
+features sort once and sweep, so a report with n fills costs O(n log n).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from itertools import pairwise
+
+from evidence_features._drugs import DrugCatalog, parse_strength
+from evidence_features._records import RxFill, RxReport
+from evidence_features._spec import FEATURE_NAMES
+from evidence_features._window import (
+    DAYS_6M,
+    DAYS_12M,
+    DAYS_24M,
+    DAYS_60M,
+    MAX_RECENCY_DAYS,
+    DateClass,
+    classify_date,
+)
+
+__all__ = ["RxSummary", "deduplicate_fills", "fill_rx_features"]
+
+_I = {name: index for index, name in enumerate(FEATURE_NAMES)}
+_MAX_DAYS_SUPPLY = 365.0
+_CHRONIC_FILLS = 3
+_CHRONIC_DAYS = 90.0
+_ACUTE_DAYS = 30.0
+_ACTIVE_SUPPLY_FACTOR = 1.5
+_EARLY_REFILL_FRACTION = 0.75
+_MPE_WINDOW_DAYS = 90
+_MPE_MINIMUM = 5
+_POLYPHARMACY_DRUGS = 5
+_UNCLASSIFIED_SEVERITY = 1
+_CLASS_FEATURES = (
+    "OPIOID", "BENZO", "SEDATIVE_HYPNOTIC", "GABAPENTINOID", "STIMULANT_ADHD", "SUD_TREATMENT",
+    "SMOKING_CESSATION", "INSULIN", "NONINSULIN_ANTIDIABETIC", "ANTICOAGULANT", "ANTIPLATELET",
+    "STATIN", "ANTIANGINAL", "ANTIARRHYTHMIC", "HEART_FAILURE", "LOOP_DIURETIC", "ANTIPSYCHOTIC",
+    "ANTIDEPRESSANT", "LITHIUM", "ANTIEPILEPTIC", "DEMENTIA_PARKINSON", "COPD_ASTHMA",
+    "SYSTEMIC_STEROID", "HIV_ANTIRETROVIRAL", "HEP_C", "ONCOLOGY", "IMMUNOSUPPRESSANT", "CKD_ESRD",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RxSummary:
+    """What the combined features and warnings need from the Rx side."""
+
+    classes: frozenset[str]
+    undated: int
+    unparseable: int
+    future: int
+    unknown_drugs: int
+
+
+def _dedup_key(fill: RxFill) -> tuple[object, ...]:
+    return (fill.drug_key, fill.date, fill.quantity, fill.days_supply, fill.pharmacy)
+
+
+def _merge(kept: RxFill, other: RxFill) -> RxFill:
+    # Fields outside the key take the smallest non-missing value of the group, so the merged
+    # fill keeps every detail and does not depend on fill order.
+    def pick(left: str | None, right: str | None) -> str | None:
+        if left is None or right is None:
+            return left if right is None else right
+        return min(left, right)
+
+    return kept._replace(
+        prescriber=pick(kept.prescriber, other.prescriber),
+        specialty=pick(kept.specialty, other.specialty),
+        strength_text=pick(kept.strength_text, other.strength_text),
+    )
+
+
+def deduplicate_fills(fills: list[RxFill]) -> list[RxFill]:
+    """Merge fills identical on (drug, fill date, quantity, days supply, pharmacy).
+
+    Of a merged group each other field keeps its smallest non-missing value, so the result
+    does not depend on fill order.
+    """
+    merged: dict[tuple[object, ...], RxFill] = {}
+    for fill in fills:
+        key = _dedup_key(fill)
+        kept = merged.get(key)
+        merged[key] = fill if kept is None else _merge(kept, fill)
+    return list(merged.values())
+
+
+def _supply(fill: RxFill) -> float:
+    days = fill.days_supply
+    if days is None:
+        return 0.0
+    return days if days < _MAX_DAYS_SUPPLY else _MAX_DAYS_SUPPLY
+
+
+def _daily_mme(fill: RxFill) -> float | None:
+    drug = fill.drug
+    if drug.opioid_position < 0 or fill.strength_text is None:
+        return None
+    strength = parse_strength(fill.strength_text)
+    if strength is None:
+        return None
+    position = drug.opioid_position
+    if position >= len(strength.values):
+        if len(strength.values) != 1:
+            return None
+        position = 0
+    value, unit = strength.values[position], strength.units[position]
+    if unit in ("MCG/HR", "MCG/H"):
+        # Patches: the factor is per mcg/h of patch strength (CDC 2022), independent of count.
+        return (
+            value * drug.mme_factor
+            if drug.ingredients[drug.opioid_position] == "FENTANYL"
+            else None
+        )
+    if drug.ingredients[drug.opioid_position] == "FENTANYL":
+        return None
+    if unit == "MCG":
+        value /= 1000.0
+    elif unit not in ("MG", ""):
+        return None
+    quantity, days = fill.quantity, fill.days_supply
+    if not quantity or not days:
+        return None
+    return value * quantity / days * drug.mme_factor
+
+
+def _merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _intervals_overlap(left: list[tuple[int, int]], right: list[tuple[int, int]]) -> bool:
+    # Both lists are merged half-open intervals [start, end) sorted by start.
+    i = j = 0
+    while i < len(left) and j < len(right):
+        if left[i][0] < right[j][1] and right[j][0] < left[i][1]:
+            return True
+        if left[i][1] <= right[j][1]:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
+def _has_multiple_provider_episode(events: list[tuple[int, str | None, str | None]]) -> bool:
+    # Sliding 90-day window over (day, prescriber, pharmacy) sorted by day.
+    prescribers: Counter[str] = Counter()
+    pharmacies: Counter[str] = Counter()
+    left = 0
+    for day, prescriber, pharmacy in events:
+        if prescriber:
+            prescribers[prescriber] += 1
+        if pharmacy:
+            pharmacies[pharmacy] += 1
+        while day - events[left][0] >= _MPE_WINDOW_DAYS:
+            _, old_prescriber, old_pharmacy = events[left]
+            if old_prescriber:
+                prescribers[old_prescriber] -= 1
+                if not prescribers[old_prescriber]:
+                    del prescribers[old_prescriber]
+            if old_pharmacy:
+                pharmacies[old_pharmacy] -= 1
+                if not pharmacies[old_pharmacy]:
+                    del pharmacies[old_pharmacy]
+            left += 1
+        if len(prescribers) >= _MPE_MINIMUM and len(pharmacies) >= _MPE_MINIMUM:
+            return True
+    return False
+
+
+def _proportion_days_covered(fills: list[tuple[int, float]], as_of: int) -> float | None:
+    # fills: (day, days supply) sorted by day. Period from the first fill to
+    # min(as-of, last fill + its supply); covered days are the union of [day, day + supply),
+    # counted in one sweep because the fills are sorted by start day.
+    first = fills[0][0]
+    last_day = fills[-1][0]
+    last_supply = max(supply for day, supply in fills if day == last_day)
+    end = min(as_of, last_day + round(last_supply))
+    if end <= first:
+        return None
+    covered = 0
+    covered_until = first
+    for day, supply in fills:
+        stop = day + round(supply)
+        if stop > end:
+            stop = end
+        start = day if day > covered_until else covered_until
+        if stop > start:
+            covered += stop - start
+            covered_until = stop
+    return covered / (end - first)
+
+
+def fill_rx_features(
+    values: list[float], report: RxReport, as_of: int, catalog: DrugCatalog
+) -> RxSummary:
+    """Write the 60 Rx features into `values` (spec order) and return counts for later use."""
+    fills = deduplicate_fills(report.fills)
+    total = len(fills)
+    values[_I["RX_TOTAL_FILLS"]] = total
+    values[_I["RX_DUPLICATE_FILLS"]] = len(report.fills) - total
+    if report.vendor_score is not None:
+        values[_I["RX_VENDOR_SCORE"]] = report.vendor_score
+    if not fills:
+        return RxSummary(frozenset(), 0, 0, 0, 0)
+
+    values[_I["RX_UNIQUE_DRUGS"]] = len({f.drug_key for f in fills if f.drug_key})
+    values[_I["RX_UNIQUE_PRESCRIBERS"]] = len({f.prescriber for f in fills if f.prescriber})
+    values[_I["RX_UNIQUE_PHARMACIES"]] = len({f.pharmacy for f in fills if f.pharmacy})
+    specialties = {f.specialty for f in fills if f.specialty}
+    values[_I["RX_UNIQUE_SPECIALTIES"]] = len(specialties)
+    values[_I["RX_SPECIALTY_ONCOLOGY"]] = float(
+        any("ONCOL" in s or "HEMATOL" in s for s in specialties)
+    )
+    values[_I["RX_SPECIALTY_PSYCHIATRY"]] = float(any("PSYCHIAT" in s for s in specialties))
+
+    classes = _present_classes(fills, catalog)
+    values[_I["RX_UNIQUE_CLASSES"]] = len(classes)
+    for class_id in _CLASS_FEATURES:
+        values[_I["RX_DRUG_" + class_id]] = 1.0 if class_id in classes else 0.0
+    values[_I["RX_ANTIHYPERTENSIVE_CLASS_COUNT"]] = len(classes & catalog.antihypertensive_classes)
+    severity = max((catalog.class_severity[c] for c in classes), default=0)
+    if any(not fill.drug.classes for fill in fills):
+        severity = max(severity, _UNCLASSIFIED_SEVERITY)
+    values[_I["RX_MAX_CLASS_SEVERITY"]] = severity
+
+    # Per-fill dates; undated and future-dated fills stay out of every date-based feature.
+    dated: list[tuple[int, RxFill, float]] = []
+    undated = unparseable = future = 0
+    for fill in fills:
+        day = classify_date(fill.date, as_of)
+        if day >= 0:
+            dated.append((day, fill, _supply(fill)))
+        elif day == DateClass.FUTURE:
+            future += 1
+        else:
+            undated += 1
+            unparseable += day == DateClass.UNPARSEABLE
+    dated.sort(key=_first)
+
+    supplies = [_supply(fill) for fill in fills]
+    values[_I["RX_TOTAL_DAYS_SUPPLY"]] = int(sum(supplies))
+    _fill_window_features(values, dated, as_of)
+    _fill_drug_features(values, fills, supplies, dated, as_of)
+    _fill_controlled_features(values, dated, as_of, catalog)
+    unknown = sum(1 for fill in fills if fill.drug.unknown or fill.drug_key is None)
+    return RxSummary(frozenset(classes), undated, unparseable, future, unknown)
+
+
+def _first(item: tuple[int, RxFill, float]) -> int:
+    return item[0]
+
+
+def _present_classes(fills: list[RxFill], catalog: DrugCatalog) -> set[str]:
+    classes: set[str] = set()
+    backbone: set[str] = set()
+    ribavirin = interferon = False
+    for fill in fills:
+        drug = fill.drug
+        classes |= drug.classes
+        backbone |= drug.arv_backbone
+        ribavirin |= drug.ribavirin
+        interferon |= drug.interferon
+    if len(backbone) >= catalog.hiv_backbone_minimum:
+        classes.add("HIV_ANTIRETROVIRAL")
+    if ribavirin and interferon:
+        classes.add("HEP_C")
+    return classes
+
+
+def _fill_window_features(
+    values: list[float], dated: list[tuple[int, RxFill, float]], as_of: int
+) -> None:
+    last_12m = [fill for day, fill, _ in dated if as_of - day < DAYS_12M]
+    values[_I["RX_FILLS_LAST_12M"]] = len(last_12m)
+    values[_I["RX_FILLS_LAST_24M"]] = sum(1 for item in dated if as_of - item[0] < DAYS_24M)
+    values[_I["RX_FILLS_LAST_60M"]] = sum(1 for item in dated if as_of - item[0] < DAYS_60M)
+    drugs_12m = {fill.drug_key for fill in last_12m if fill.drug_key}
+    values[_I["RX_UNIQUE_DRUGS_LAST_12M"]] = len(drugs_12m)
+    values[_I["RX_POLYPHARMACY_5"]] = 1.0 if len(drugs_12m) >= _POLYPHARMACY_DRUGS else 0.0
+    if not dated:
+        return
+    earliest, latest = dated[0][0], dated[-1][0]
+    values[_I["RX_DAYS_SINCE_LAST_FILL"]] = min(as_of - latest, MAX_RECENCY_DAYS)
+    span = latest - earliest
+    values[_I["RX_HISTORY_SPAN_DAYS"]] = span
+    if span > DAYS_12M:
+        first_seen: dict[str, int] = {}
+        for day, fill, _ in dated:
+            if fill.drug_key and fill.drug_key not in first_seen:
+                first_seen[fill.drug_key] = day
+        values[_I["RX_NEW_DRUGS_LAST_6M"]] = sum(
+            1 for day in first_seen.values() if as_of - day < DAYS_6M
+        )
+
+
+def _fill_drug_features(
+    values: list[float],
+    fills: list[RxFill],
+    supplies: list[float],
+    dated: list[tuple[int, RxFill, float]],
+    as_of: int,
+) -> None:
+    fill_counts: dict[str, int] = {}
+    supply_totals: dict[str, float] = {}
+    single_supply: dict[str, float] = {}
+    for fill, supply in zip(fills, supplies, strict=True):
+        key = fill.drug_key
+        if key is None:
+            continue
+        fill_counts[key] = fill_counts.get(key, 0) + 1
+        supply_totals[key] = supply_totals.get(key, 0.0) + supply
+        single_supply[key] = supply
+    chronic = {
+        key
+        for key, count in fill_counts.items()
+        if count >= _CHRONIC_FILLS or supply_totals[key] >= _CHRONIC_DAYS
+    }
+    values[_I["RX_CHRONIC_DRUG_COUNT"]] = len(chronic)
+    values[_I["RX_ACUTE_ONLY_DRUG_COUNT"]] = sum(
+        1 for key, count in fill_counts.items() if count == 1 and single_supply[key] <= _ACUTE_DAYS
+    )
+
+    by_drug: dict[str, list[tuple[int, float]]] = {}
+    for day, fill, supply in dated:
+        if fill.drug_key is not None:
+            by_drug.setdefault(fill.drug_key, []).append((day, supply))
+    active = 0
+    ratios: list[float] = []
+    for key, drug_fills in by_drug.items():
+        last_day = drug_fills[-1][0]
+        last_supply = max(supply for day, supply in drug_fills if day == last_day)
+        if last_day + _ACTIVE_SUPPLY_FACTOR * last_supply >= as_of:
+            active += 1
+        if key in chronic:
+            ratio = _proportion_days_covered(drug_fills, as_of)
+            if ratio is not None:
+                ratios.append(ratio)
+    values[_I["RX_ACTIVE_DRUGS_ASOF"]] = active
+    if ratios:
+        values[_I["RX_MEAN_PDC_CHRONIC"]] = sum(ratios) / len(ratios)
+
+
+def _fill_controlled_features(
+    values: list[float],
+    dated: list[tuple[int, RxFill, float]],
+    as_of: int,
+    catalog: DrugCatalog,
+) -> None:
+    opioid_fills_12m = 0
+    opioid_supply_12m = 0.0
+    opioid_prescribers: set[str] = set()
+    max_mme = 0.0
+    opioid_intervals: list[tuple[int, int]] = []
+    benzo_intervals: list[tuple[int, int]] = []
+    controlled_events: list[tuple[int, str | None, str | None]] = []
+    controlled_by_drug: dict[str, list[tuple[int, float]]] = {}
+    controlled_classes = catalog.controlled_classes
+    for day, fill, supply in dated:
+        classes = fill.drug.classes
+        if not classes:
+            continue
+        if "OPIOID" in classes:
+            age = as_of - day
+            if age < DAYS_12M:
+                opioid_fills_12m += 1
+                opioid_supply_12m += supply
+                if fill.prescriber:
+                    opioid_prescribers.add(fill.prescriber)
+            if age < DAYS_24M:
+                mme = _daily_mme(fill)
+                if mme is not None and mme > max_mme:
+                    max_mme = mme
+            if supply >= 1:
+                opioid_intervals.append((day, day + round(supply)))
+        if "BENZO" in classes and supply >= 1:
+            benzo_intervals.append((day, day + round(supply)))
+        if classes & controlled_classes:
+            controlled_events.append((day, fill.prescriber, fill.pharmacy))
+            if fill.drug_key is not None:
+                controlled_by_drug.setdefault(fill.drug_key, []).append((day, supply))
+
+    values[_I["RX_OPIOID_FILLS_12M"]] = opioid_fills_12m
+    values[_I["RX_OPIOID_DAYS_SUPPLY_12M"]] = int(opioid_supply_12m)
+    values[_I["RX_OPIOID_MAX_DAILY_MME"]] = max_mme
+    values[_I["RX_OPIOID_PRESCRIBERS_12M"]] = len(opioid_prescribers)
+    concurrent = _intervals_overlap(
+        _merge_intervals(opioid_intervals), _merge_intervals(benzo_intervals)
+    )
+    values[_I["RX_CONCURRENT_OPIOID_BENZO"]] = 1.0 if concurrent else 0.0
+
+    early = 0
+    for drug_fills in controlled_by_drug.values():
+        drug_fills.sort()
+        for (previous_day, previous_supply), (day, _) in pairwise(drug_fills):
+            if (
+                previous_supply > 0
+                and day - previous_day < _EARLY_REFILL_FRACTION * previous_supply
+            ):
+                early += 1
+    values[_I["RX_CONTROLLED_EARLY_REFILLS"]] = early
+    values[_I["RX_MPE_FLAG"]] = 1.0 if _has_multiple_provider_episode(controlled_events) else 0.0

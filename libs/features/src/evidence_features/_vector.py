@@ -1,0 +1,60 @@
+"""The result types of feature extraction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+
+from evidence_features._spec import FEATURE_NAMES
+from evidence_features.errors import DocumentKind
+
+__all__ = ["WARNING_KINDS", "FeatureVector", "FeatureWarning"]
+
+WARNING_KINDS = (
+    "empty_document",
+    "encoding_recovered",
+    "future_dated",
+    "missing_document",
+    "parse_error",
+    "undated_record",
+    "unknown_drug",
+    "unparseable_date",
+    "unrecognized_document",
+)
+"""Every `FeatureWarning.kind` the library emits."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureWarning:
+    """Something noteworthy met while reading one document, counted, never with its content.
+
+    Kinds (see `WARNING_KINDS`): `missing_document` (None was passed), `empty_document` (blank
+    input, a bare XML declaration or an empty root such as `<r/>`), `unrecognized_document`
+    (content, but no known report element), `encoding_recovered` (bytes re-read as
+    ISO-8859-1), `undated_record`, `unparseable_date`, `future_dated`, `unknown_drug` and, in
+    lenient batch mode only, `parse_error`.
+    """
+
+    kind: str
+    document: DocumentKind
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureVector:
+    """The 105 features of one MIB and Rx pair.
+
+    `values` is a read-only float64 array in `FEATURE_NAMES` order; `as_of` is the date the
+    windows were counted back from.
+    """
+
+    values: npt.NDArray[np.float64]
+    warnings: tuple[FeatureWarning, ...]
+    as_of: date
+
+    def as_dict(self) -> dict[str, float]:
+        """Return the features as a name-to-value mapping in spec order."""
+        return dict(zip(FEATURE_NAMES, self.values.tolist(), strict=True))

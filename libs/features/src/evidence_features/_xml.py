@@ -1,0 +1,249 @@
+"""Hardened XML parsing shared by the MIB and Rx readers.
+
+The parser is lxml with entity resolution, DTD loading and network access switched off. On top
+of that every document passes these checks, in order: a byte cap, a scan for DOCTYPE and ENTITY
+declarations (in ASCII-compatible and UTF-16 encodings), the parse itself from raw bytes so the
+declared encoding and any byte-order mark are honoured, then caps on element count and depth.
+libxml2 itself stops at a nesting depth of 256 when `huge_tree` is off; the configurable depth
+cap is checked after the parse with one XPath expression evaluated in C.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from lxml import etree
+
+from evidence_features.errors import (
+    DocumentKind,
+    DocumentTooLargeError,
+    HostileDocumentError,
+    MalformedDocumentError,
+)
+
+__all__ = ["ParseLimits", "local_name", "parse_document"]
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+# Both markers are matched in ASCII-compatible encodings and, without their first character, in
+# UTF-16 of either byte order.
+_HOSTILE_MARKERS = (
+    b"<!DOCTYPE",
+    b"<!ENTITY",
+    "!DOCTYPE".encode("utf-16-le"),
+    "!ENTITY".encode("utf-16-le"),
+)
+_ENCODING_ERRORS = frozenset(
+    {
+        etree.ErrorTypes.ERR_INVALID_ENCODING,
+        etree.ErrorTypes.ERR_INVALID_CHAR,
+    }
+)
+_ERROR_NAMES = {
+    value: name
+    for name, value in vars(etree.ErrorTypes).items()
+    if name.isupper() and isinstance(value, int)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Caps applied to each evidence document before any feature is computed.
+
+    Args:
+        max_bytes: Largest accepted document, in bytes after encoding a `str` as UTF-8.
+        max_depth: Deepest accepted element nesting; the root element is depth 1. The real
+            report shapes stay under about 10 levels. libxml2 rejects anything deeper than 256
+            regardless of this value.
+        max_elements: Largest accepted number of elements in one document.
+    """
+
+    max_bytes: int = 2_000_000
+    max_depth: int = 64
+    max_elements: int = 200_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_depth", "max_elements"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                msg = f"ParseLimits.{name} must be a positive int, got {value!r}"
+                raise ValueError(msg)
+        if self.max_depth > 256:
+            msg = (
+                f"ParseLimits.max_depth must be at most 256 (libxml2's own cap without "
+                f"huge_tree), got {self.max_depth!r}"
+            )
+            raise ValueError(msg)
+
+
+def _new_parser(encoding: str | None = None) -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        encoding=encoding,
+    )
+
+
+class _ThreadState(threading.local):
+    # NOTE: lxml parsers must not be shared between threads, so each thread builds its own.
+    def __init__(self) -> None:
+        self.parser = _new_parser()
+        self.latin1_parser = _new_parser("iso-8859-1")
+        self.count = etree.XPath("count(//*)")
+        self.depth_probes: dict[int, etree.XPath] = {}
+
+    def depth_probe(self, max_depth: int) -> etree.XPath:
+        probe = self.depth_probes.get(max_depth)
+        if probe is None:
+            # From the root (depth 1), max_depth child steps reach depth max_depth + 1.
+            probe = etree.XPath("boolean(" + "/".join(["*"] * max_depth) + ")")
+            self.depth_probes[max_depth] = probe
+        return probe
+
+
+_STATE = _ThreadState()
+
+
+def local_name(tag: str) -> str:
+    """Return the tag without its `{namespace}` prefix."""
+    if tag[0] == "{":
+        return tag[tag.index("}") + 1 :]
+    return tag
+
+
+def _to_bytes(data: object, document: DocumentKind) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        # A str has already been decoded, so its declared encoding no longer applies: drop the
+        # declaration and hand lxml UTF-8.
+        text = data.removeprefix("\ufeff")
+        text = _XML_DECLARATION.sub("", text, count=1)
+        return text.encode("utf-8", errors="surrogatepass")
+    msg = f"{document} document must be bytes, str or None, got {type(data).__name__}"
+    raise TypeError(msg)
+
+
+def _is_blank(raw: bytes) -> bool:
+    body = raw
+    for bom in _BOMS:
+        if body.startswith(bom):
+            body = body[len(bom) :]
+            break
+    body = body.strip()
+    if body.startswith(b"<?xml") and body.endswith(b"?>") and body.count(b"<") == 1:
+        return True
+    return not body.strip(b"\x00 \t\r\n")
+
+
+def _syntax_error(document: DocumentKind, exc: etree.XMLSyntaxError) -> Exception:
+    code = exc.code
+    name = _ERROR_NAMES.get(code, str(code))
+    where = f"line {exc.lineno}, column {exc.offset}" if exc.lineno else "unknown position"
+    if "Excessive depth" in str(exc.msg):
+        msg = (
+            f"{document} document is nested deeper than 256 elements ({name} at {where}); "
+            "real reports are under 10 levels deep, so check the sender"
+        )
+        return DocumentTooLargeError(document, msg, limit="depth")
+    if code == etree.ErrorTypes.ERR_ENTITY_LOOP:
+        msg = f"{document} document declares recursive entities ({name}); entities are rejected"
+        return HostileDocumentError(document, msg)
+    msg = (
+        f"{document} document is not well-formed XML ({name} at {where}); "
+        "send the complete report exactly as the vendor returned it"
+    )
+    return MalformedDocumentError(document, msg)
+
+
+def parse_document(
+    data: bytes | str | None,
+    document: DocumentKind,
+    limits: ParseLimits,
+) -> tuple[etree._Element | None, bool]:
+    """Parse one evidence document with the hardened parser.
+
+    Args:
+        data: The raw document. `None`, an empty or blank value and a bare XML declaration all
+            count as an empty document.
+        document: "MIB" or "RX", used in error messages.
+        limits: Byte, depth and element caps.
+
+    Returns:
+        The root element, or `None` for an empty document, and whether the bytes had to be
+        re-read as ISO-8859-1 because they did not match the declared encoding.
+
+    Raises:
+        TypeError: `data` is not bytes, str or None.
+        DocumentTooLargeError: A cap in `limits` is exceeded.
+        HostileDocumentError: The document declares a DOCTYPE or entities.
+        MalformedDocumentError: The document is not well-formed XML or is an HTML page.
+    """
+    if data is None:
+        return None, False
+    raw = _to_bytes(data, document)
+    if len(raw) > limits.max_bytes:
+        msg = (
+            f"{document} document is {len(raw):,} bytes, over the {limits.max_bytes:,}-byte "
+            "limit; raise ParseLimits.max_bytes only if such reports are expected"
+        )
+        raise DocumentTooLargeError(document, msg, limit="bytes")
+    if _is_blank(raw):
+        return None, False
+    for marker in _HOSTILE_MARKERS:
+        if marker in raw:
+            msg = (
+                f"{document} document contains a DOCTYPE or ENTITY declaration; "
+                "DTDs and entities are rejected, so send the report without them"
+            )
+            raise HostileDocumentError(document, msg)
+
+    state = _STATE
+    recovered = False
+    try:
+        root = etree.fromstring(raw, state.parser)
+    except etree.XMLSyntaxError as exc:
+        if exc.code not in _ENCODING_ERRORS or raw.startswith(_BOMS):
+            raise _syntax_error(document, exc) from exc
+        # Latin-1 text in a document declared (or defaulted to) UTF-8 is common in feeds;
+        # every byte sequence is valid ISO-8859-1, so only structural errors remain.
+        try:
+            root = etree.fromstring(raw, state.latin1_parser)
+        except etree.XMLSyntaxError as retry_exc:
+            raise _syntax_error(document, retry_exc) from retry_exc
+        recovered = True
+
+    if root.getroottree().docinfo.doctype:
+        msg = f"{document} document declares a DOCTYPE; DTDs are rejected"
+        raise HostileDocumentError(document, msg)
+    _check_shape(root, document, limits)
+    return root, recovered
+
+
+def _check_shape(root: etree._Element, document: DocumentKind, limits: ParseLimits) -> None:
+    elements = int(_STATE.count(root))
+    if elements > limits.max_elements:
+        msg = (
+            f"{document} document has {elements:,} elements, over the "
+            f"{limits.max_elements:,}-element limit; raise ParseLimits.max_elements only if "
+            "such reports are expected"
+        )
+        raise DocumentTooLargeError(document, msg, limit="elements")
+    if elements > limits.max_depth and _STATE.depth_probe(limits.max_depth)(root):
+        msg = (
+            f"{document} document is nested deeper than {limits.max_depth} elements; "
+            "real reports are under 10 levels deep, so check the sender"
+        )
+        raise DocumentTooLargeError(document, msg, limit="depth")
+    if local_name(root.tag).lower() == "html":
+        msg = (
+            f"{document} document is an HTML page, not an evidence report; "
+            "the vendor probably returned an error page"
+        )
+        raise MalformedDocumentError(document, msg)

@@ -1,0 +1,178 @@
+"""Public API surface, the SQL smoke inputs, result types and the generated docs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import evidence_features
+import numpy as np
+import pytest
+from evidence_features import (
+    FEATURE_NAMES,
+    FEATURE_SPEC,
+    CodeMap,
+    FeatureWarning,
+    extract_features,
+)
+from evidence_features.docs import render_feature_docs
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SMOKE_MIB = b'<?xml version="1.0"?><Response><ResponseData>CODE1</ResponseData></Response>'
+SMOKE_RX = (
+    b"<IntelRXResponse><DrugFill><DrugGenericName>METFORMIN</DrugGenericName>"
+    b"</DrugFill></IntelRXResponse>"
+)
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    if name.isupper():
+        return (0, name)
+    return (1 if name[0].isupper() else 2, name)
+
+
+def test_all_sorted_and_complete() -> None:
+    """`__all__` is sorted and lists every public name the package defines."""
+    exported = evidence_features.__all__
+    # isort-style order, as ruff's RUF022 keeps it: CONSTANTS, then Classes, then functions.
+    assert sorted(exported, key=_isort_key) == exported
+    public = {
+        name
+        for name in vars(evidence_features)
+        if not name.startswith("_") and name not in {"annotations", "docs", "errors"}
+    }
+    assert public == set(exported)
+
+
+def test_spec_has_105_columns() -> None:
+    """The spec declares 105 columns: 30 MIB, 60 Rx and 15 combined."""
+    groups = [spec.group for spec in FEATURE_SPEC]
+    assert len(FEATURE_NAMES) == 105
+    assert (groups.count("mib"), groups.count("rx"), groups.count("combined")) == (30, 60, 15)
+
+
+def test_smoke_mib_flat_response() -> None:
+    """The SQL smoke MIB sample gives one record and MIB evidence."""
+    values = extract_features(SMOKE_MIB, None).as_dict()
+    assert values["HAS_MIB_EVIDENCE"] == 1.0
+    assert values["MIB_TOTAL_RECORDS"] == 1.0
+    assert values["MIB_HIT_COUNT"] == 0.0
+    assert values["MIB_TRY_COUNT"] == 0.0
+
+
+def test_smoke_rx_metformin() -> None:
+    """The SQL smoke Rx sample gives one fill flagged as a non-insulin antidiabetic."""
+    values = extract_features(None, SMOKE_RX).as_dict()
+    assert values["RX_TOTAL_FILLS"] == 1.0
+    assert values["RX_DRUG_NONINSULIN_ANTIDIABETIC"] == 1.0
+    assert values["HAS_RX_EVIDENCE"] == 1.0
+
+
+@pytest.mark.parametrize("document", [b"<r/>", "<r/>"])
+def test_smoke_empty_root_is_warning(document: bytes | str) -> None:
+    """`<r/>` for both documents is a valid empty report with a warning, not an error."""
+    vector = extract_features(document, document)
+    expected_defaults = np.array([spec.default for spec in FEATURE_SPEC])
+    np.testing.assert_array_equal(expected_defaults, vector.values)
+    assert (
+        FeatureWarning("empty_document", "MIB", 1),
+        FeatureWarning("empty_document", "RX", 1),
+    ) == vector.warnings
+
+
+def test_vector_values_read_only_float64() -> None:
+    """`values` is a read-only float64 array of shape (105,)."""
+    vector = extract_features(SMOKE_MIB, SMOKE_RX)
+    assert np.float64 == vector.values.dtype
+    assert vector.values.shape == (105,)
+    with pytest.raises(ValueError, match="read-only"):
+        vector.values[0] = 5.0
+
+
+def test_vector_as_dict_spec_order() -> None:
+    """`as_dict` keys follow the spec order and hold Python floats."""
+    mapping = extract_features(SMOKE_MIB, SMOKE_RX).as_dict()
+    assert list(FEATURE_NAMES) == list(mapping)
+    assert all(type(value) is float for value in mapping.values())
+
+
+def test_missing_documents_warn() -> None:
+    """None documents give defaults and a missing_document warning each."""
+    vector = extract_features(None, None, as_of=date(2024, 1, 1))
+    assert date(2024, 1, 1) == vector.as_of
+    assert (
+        FeatureWarning("missing_document", "MIB", 1),
+        FeatureWarning("missing_document", "RX", 1),
+    ) == vector.warnings
+
+
+def test_as_of_datetime_uses_date() -> None:
+    """A datetime as_of counts from its date."""
+    vector = extract_features(None, None, as_of=datetime(2024, 5, 6, 23, 59))
+    assert date(2024, 5, 6) == vector.as_of
+
+
+def test_as_of_wrong_type_raises() -> None:
+    """A string as_of is caller misuse and raises TypeError."""
+    with pytest.raises(TypeError, match=r"as_of must be a datetime\.date"):
+        extract_features(None, None, as_of="2024-01-01")  # type: ignore[arg-type]
+
+
+def test_document_wrong_type_raises() -> None:
+    """A document that is not bytes, str or None raises TypeError naming the document."""
+    with pytest.raises(TypeError, match="RX document must be bytes, str or None"):
+        extract_features(None, 42)  # type: ignore[arg-type]
+
+
+def test_as_of_latest_evidence_fallback() -> None:
+    """Without document dates the latest evidence date is the as-of date."""
+    rx = (
+        b"<IntelRXResponse><DrugFill><FillDate>2023-02-01</FillDate>"
+        b"<DrugGenericName>LISINOPRIL</DrugGenericName></DrugFill></IntelRXResponse>"
+    )
+    vector = extract_features(None, rx)
+    assert date(2023, 2, 1) == vector.as_of
+    assert vector.as_dict()["RX_DAYS_SINCE_LAST_FILL"] == 0.0
+
+
+def test_code_map_object_and_path(tmp_path: Path) -> None:
+    """A caller-supplied map, as an object or a TOML path, decides MIB categories."""
+    mib = b"<Response><ResponseData>777X</ResponseData></Response>"
+    default = extract_features(mib, None).as_dict()
+    assert default["MIB_UNMAPPED_CODE_COUNT"] == 1.0
+    custom = CodeMap(bases={"777": ("CANCER", 2)}, modifiers={"X": 3})
+    mapped = extract_features(mib, None, code_map=custom).as_dict()
+    assert mapped["MIB_CAT_CANCER"] == 1.0
+    assert mapped["MIB_MAX_SEVERITY"] == 3.0
+    path = tmp_path / "map.toml"
+    path.write_text('[bases]\n"777" = { category = "NEURO", severity = 1 }\n[modifiers]\n')
+    from_file = extract_features(mib, None, code_map=path).as_dict()
+    assert from_file["MIB_CAT_NEURO"] == 1.0
+    assert from_file["MIB_UNMAPPED_CODE_COUNT"] == 0.0
+
+
+def test_code_map_bad_category_raises() -> None:
+    """A map with an unknown category raises CodeMapError naming it."""
+    with pytest.raises(evidence_features.CodeMapError, match="unknown category 'LIVER'"):
+        CodeMap(bases={"777": ("LIVER", 1)}, modifiers={})
+
+
+def test_docs_file_up_to_date() -> None:
+    """docs/features.md matches the generator; rerun the --write command when this fails."""
+    committed = (REPO_ROOT / "docs" / "features.md").read_text(encoding="utf-8")
+    assert render_feature_docs() == committed
+
+
+def test_docs_cli_check_detects_stale(tmp_path: Path) -> None:
+    """`python -m evidence_features.docs --check` exits 1 on a stale file and 0 after --write."""
+    target = tmp_path / "features.md"
+    target.write_text("stale\n")
+    command = [sys.executable, "-m", "evidence_features.docs"]
+    stale = subprocess.run([*command, "--check", str(target)], capture_output=True, check=False)
+    assert stale.returncode == 1
+    assert b"is stale" in stale.stderr
+    subprocess.run([*command, "--write", str(target)], check=True)
+    fresh = subprocess.run([*command, "--check", str(target)], check=False)
+    assert fresh.returncode == 0

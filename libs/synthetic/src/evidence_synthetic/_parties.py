@@ -1,0 +1,112 @@
+"""Made-up people, prescribers, pharmacies and carriers.
+
+Every name is obviously fictitious. NPIs carry a valid Luhn check digit (so validators accept them)
+but are drawn at random, and NCPDP pharmacy ids and carrier codes are invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "CARRIER_CODES",
+    "Pharmacy",
+    "Prescriber",
+    "make_npi",
+    "make_person_name",
+    "make_pharmacy",
+    "make_prescriber",
+    "pick",
+]
+
+FIRST_NAMES = (
+    "ALEX", "JORDAN", "TAYLOR", "MORGAN", "CASEY", "RILEY", "JAMIE", "AVERY", "QUINN", "DREW",
+    "SAM", "ROBIN", "LEE", "DANA", "KELLY", "TERRY", "CHRIS", "PAT", "SHAWN", "BLAKE",
+)  # fmt: skip
+LAST_NAMES = (
+    "SAMPLE", "EXAMPLE", "TESTCASE", "PLACEHOLDER", "FICTIVE", "MOCKINGTON", "DUMMYFIELD",
+    "SYNTHETICA", "NOTAPERSON", "FAKEWORTH", "TESTWELL", "DEMOSTEIN", "PRETENDSON", "IMAGINARY",
+)  # fmt: skip
+# Latin-1 names for the ISO-8859-1 edge case; each character exists in that encoding.
+LATIN1_FIRST_NAMES = ("JOSÉ", "RENÉE", "ZOË", "FRANÇOIS", "NÚRIA", "SØREN")
+LATIN1_LAST_NAMES = ("MUÑOZ-EJEMPLO", "FICTÍCIA", "PEÑA-MUESTRA", "DÉMO", "TESTÅRD")
+
+_PHARMACY_NAMES = (
+    "CORNER DRUG & WELLNESS", "MAIN STREET PHARMACY", "RIVERSIDE APOTHECARY", "SYNTHMART PHARMACY",
+    "NORTHGATE MAIL ORDER RX", "HILLTOP CHEMISTS", "VALLEY CARE PHARMACY", "PLACEHOLDER RX",
+    "MOCK & SONS DRUGS", "LAKEVIEW SPECIALTY PHARMACY", "EXAMPLE HEALTH MART", "TEST DRIVE-THRU RX",
+)  # fmt: skip
+LATIN1_PHARMACY_NAMES = ("FARMACIA LA ESPAÑOLA", "PHARMACIE DU CÔTÉ")
+
+# Invented three-character member-company symbols, the same shape as the legacy `Csy` field.
+CARRIER_CODES = (
+    "XA1", "QB7", "ZC3", "KD9", "MT4", "WP2", "LR8", "JN5", "VH6", "TG0", "YF3", "NE7",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Prescriber:
+    """A prescriber with a Luhn-valid but random NPI and a specialty in feed spelling."""
+
+    npi: str
+    first_name: str
+    last_name: str
+    specialty: str
+
+    @property
+    def display_name(self) -> str:
+        """Name as Rx feeds print it, last name first."""
+        return f"{self.last_name}, {self.first_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pharmacy:
+    """A dispensing pharmacy with a seven-digit NCPDP id and an NPI."""
+
+    ncpdp_id: str
+    npi: str
+    name: str
+
+
+def pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
+    """Pick one option uniformly; faster than `rng.choice` on a tuple of strings."""
+    return options[int(rng.integers(len(options)))]
+
+
+def make_npi(rng: np.random.Generator) -> str:
+    """Draw a ten-digit NPI whose last digit is the Luhn check over the `80840` prefix."""
+    body = [int(rng.integers(1, 3))] + [int(d) for d in rng.integers(0, 10, size=8)]
+    digits = [8, 0, 8, 4, 0, *body]
+    total = 0
+    # Luhn: double every second digit from the right of the payload (the check digit is appended).
+    for position, digit in enumerate(reversed(digits)):
+        if position % 2 == 0:
+            doubled = digit * 2
+            total += doubled - 9 if doubled > 9 else doubled
+        else:
+            total += digit
+    check = (10 - total % 10) % 10
+    return "".join(str(d) for d in body) + str(check)
+
+
+def make_person_name(rng: np.random.Generator, *, latin1: bool = False) -> tuple[str, str]:
+    """Return an obviously fictitious (first, last) name, with accented letters when `latin1`."""
+    if latin1:
+        return pick(rng, LATIN1_FIRST_NAMES), pick(rng, LATIN1_LAST_NAMES)
+    return pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES)
+
+
+def make_prescriber(rng: np.random.Generator, specialty: str) -> Prescriber:
+    """Create a prescriber of the given specialty."""
+    first, last = make_person_name(rng)
+    return Prescriber(npi=make_npi(rng), first_name=first, last_name=last, specialty=specialty)
+
+
+def make_pharmacy(rng: np.random.Generator, *, latin1: bool = False) -> Pharmacy:
+    """Create a pharmacy with a store number, so chains yield distinct pharmacies."""
+    base = pick(rng, LATIN1_PHARMACY_NAMES if latin1 else _PHARMACY_NAMES)
+    store = int(rng.integers(1, 9999))
+    ncpdp = f"{int(rng.integers(0, 10_000_000)):07d}"
+    return Pharmacy(ncpdp_id=ncpdp, npi=make_npi(rng), name=f"{base} #{store:04d}")

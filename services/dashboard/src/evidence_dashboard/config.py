@@ -1,0 +1,66 @@
+"""Settings of the monitoring dashboard, read from ``DASHBOARD_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, HttpUrl
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Where the dashboard reads its data and where it serves the page."""
+
+    model_config = SettingsConfigDict(env_prefix="DASHBOARD_", extra="ignore")
+
+    backend: Literal["sqlite", "snowflake"] = Field(
+        default="sqlite",
+        description=(
+            "Data source: 'sqlite' reads store_path and calls the gateway over HTTP; "
+            "'snowflake' uses the active Snowpark session of Streamlit in Snowflake."
+        ),
+    )
+    store_path: Path = Field(
+        default=Path("var/store.sqlite3"), description="SQLite sink written by the worker."
+    )
+    queue_path: Path = Field(
+        default=Path("var/queue.sqlite3"), description="Durable queue file of the gateway."
+    )
+    artifact_dir: Path = Field(
+        default=Path("var/model"), description="Model artifact directory with metadata.json."
+    )
+    gateway_url: HttpUrl = Field(
+        default=HttpUrl("http://127.0.0.1:8000"), description="Base URL of the gateway."
+    )
+    gateway_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, description="Timeout of each call to the gateway, in seconds."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the Streamlit server binds.")
+    port: int = Field(default=8501, ge=1, le=65535, description="Port the Streamlit server binds.")
+    max_rows: int = Field(
+        default=200_000,
+        ge=100,
+        description="Most recent rows one panel query reads; the panel says when it hit the cap.",
+    )
+    database: str = Field(
+        default="EVIDENCE_DB",
+        description="Snowflake database holding the FEATURE_STORE and ML_MODELS schemas.",
+    )
+    gateway_service: str = Field(
+        default="SPCS.GATEWAY_SVC",
+        description="Schema-qualified SPCS service whose status the Snowflake backend shows.",
+    )
+    predict_function: str = Field(
+        default="SPCS.FN_API_PREDICT",
+        description="Schema-qualified service function the test form calls in Snowflake.",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Build the settings once per process from the environment."""
+    return Settings()

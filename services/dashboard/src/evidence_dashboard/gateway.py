@@ -1,0 +1,128 @@
+"""HTTP calls to the gateway: readiness for the service-state panel and one test prediction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+__all__ = [
+    "GatewayReadiness",
+    "PredictionOutcome",
+    "fetch_readiness",
+    "find_circuit_state",
+    "submit_prediction",
+]
+
+logger = structlog.get_logger(__name__)
+
+READY_PATH = "/health/ready"
+PREDICT_PATH = "/v1/predict"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayReadiness:
+    """What ``GET /health/ready`` returned, or why it could not be reached."""
+
+    reachable: bool
+    status: str | None = None
+    http_status: int | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+    circuit_state: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionOutcome:
+    """The gateway's JSON answer to one test prediction, or the error that prevented it."""
+
+    ok: bool
+    http_status: int | None
+    body: dict[str, Any]
+    error: str | None = None
+
+
+def find_circuit_state(checks: dict[str, Any]) -> str | None:
+    """Find the model circuit breaker's state among the readiness checks' details.
+
+    The gateway reports it inside one check's ``detail`` under a key that contains ``circuit``
+    or ``breaker`` (for example ``{"model": {"ok": true, "detail": {"circuit": "closed"}}}``).
+    """
+    for check in checks.values():
+        detail = check.get("detail") if isinstance(check, dict) else None
+        if not isinstance(detail, dict):
+            continue
+        for key, value in detail.items():
+            lowered = key.lower()
+            if ("circuit" in lowered or "breaker" in lowered) and isinstance(value, str):
+                return value
+    return None
+
+
+def fetch_readiness(base_url: str, *, timeout: float) -> GatewayReadiness:
+    """Call ``GET {base_url}/health/ready``; a connection failure returns ``reachable=False``."""
+    url = base_url.rstrip("/") + READY_PATH
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        logger.warning("gateway unreachable", url=url, error=type(exc).__name__)
+        return GatewayReadiness(
+            reachable=False, error=f"{type(exc).__name__}: {exc or 'no detail'}"
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return GatewayReadiness(
+            reachable=True,
+            http_status=response.status_code,
+            error=f"{url} returned HTTP {response.status_code} without a JSON object",
+        )
+    raw_checks = body.get("checks")
+    checks: dict[str, Any] = raw_checks if isinstance(raw_checks, dict) else {}
+    return GatewayReadiness(
+        reachable=True,
+        status=str(body.get("status")) if body.get("status") is not None else None,
+        http_status=response.status_code,
+        checks=checks,
+        circuit_state=find_circuit_state(checks),
+    )
+
+
+def submit_prediction(
+    base_url: str,
+    *,
+    policy_number: str,
+    mib_xml: str | None,
+    rx_xml: str | None,
+    timeout: float,
+) -> PredictionOutcome:
+    """Post one evidence pair to ``POST {base_url}/v1/predict`` and return the JSON answer."""
+    url = base_url.rstrip("/") + PREDICT_PATH
+    payload = {"policy_number": policy_number, "mib_xml": mib_xml, "rx_xml": rx_xml}
+    try:
+        response = httpx.post(url, json=payload, timeout=timeout)
+    except httpx.HTTPError as exc:
+        logger.warning("test prediction failed", url=url, error=type(exc).__name__)
+        return PredictionOutcome(
+            ok=False, http_status=None, body={}, error=f"{type(exc).__name__}: {exc or 'no detail'}"
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {"data": body}
+    if response.is_success:
+        return PredictionOutcome(ok=True, http_status=response.status_code, body=body)
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return PredictionOutcome(
+        ok=False,
+        http_status=response.status_code,
+        body=body,
+        error=f"HTTP {response.status_code}: {message or response.reason_phrase}",
+    )

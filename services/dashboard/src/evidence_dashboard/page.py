@@ -1,0 +1,101 @@
+"""The dashboard page: sidebar, monitoring sections, policy lookup and the test form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import streamlit as st
+
+from evidence_dashboard.config import get_settings
+from evidence_dashboard.errors import DashboardError
+from evidence_dashboard.logs import configure_logging
+from evidence_dashboard.metrics import WINDOWS, TimeWindow
+from evidence_dashboard.panels.drift import render_drift
+from evidence_dashboard.panels.lookup import render_lookup
+from evidence_dashboard.panels.model import render_model
+from evidence_dashboard.panels.service_state import render_service_state
+from evidence_dashboard.panels.test_form import render_test_form
+from evidence_dashboard.panels.traffic import render_traffic
+from evidence_dashboard.runtime import Runtime, build_runtime
+
+__all__ = ["render_page"]
+
+TITLE = "Evidence risk pipeline monitor"
+AUTO_REFRESH_SECONDS = 30
+_DEFAULT_WINDOW = "Last hour"
+
+
+def _sidebar(runtime: Runtime) -> tuple[TimeWindow, bool]:
+    with st.sidebar:
+        st.header("Window")
+        labels = [window.label for window in WINDOWS]
+        label = st.selectbox(
+            "Look-back window", labels, index=labels.index(_DEFAULT_WINDOW), key="window"
+        )
+        auto_refresh = st.toggle(f"Refresh every {AUTO_REFRESH_SECONDS} s", key="auto_refresh")
+        st.button("Refresh now", key="refresh")
+        st.divider()
+        st.caption(f"Store: {runtime.store.backend_name}")
+        if runtime.store.backend_name == "SQLite":
+            st.caption(f"Store file: {runtime.settings.store_path}")
+            st.caption(f"Queue file: {runtime.settings.queue_path}")
+        st.caption(f"Gateway: {runtime.services.location}")
+        st.caption(f"Model artifact: {runtime.settings.artifact_dir}")
+    window = next(window for window in WINDOWS if window.label == label)
+    return window, auto_refresh
+
+
+def _render_monitor(runtime: Runtime, window: TimeWindow) -> None:
+    now = datetime.now(UTC)
+    since = None if window.span is None else now - window.span
+    st.caption(f"Updated {now:%Y-%m-%d %H:%M:%S} UTC · window: {window.label.lower()}")
+    stored: int | None = None
+    store_error: str | None = None
+    try:
+        stored = runtime.store.count_predictions()
+    except DashboardError as exc:
+        store_error = str(exc)
+    render_service_state(runtime, stored)
+    if store_error is not None:
+        st.error(store_error)
+        return
+    if stored == 0:
+        st.info(
+            "No predictions stored yet. Score evidence through the gateway (POST /v1/predict or "
+            "the Test prediction tab) and keep the persistence worker running; the traffic, "
+            "model and drift sections appear once the worker has written predictions."
+        )
+        return
+    render_traffic(runtime, window, since)
+    render_model(runtime, window, since)
+    render_drift(runtime, window, since)
+
+
+def render_page(*, backend: Literal["sqlite", "snowflake"] | None = None) -> None:
+    """Render the whole page for one Streamlit run.
+
+    Args:
+        backend: Overrides ``DASHBOARD_BACKEND``; the Streamlit-in-Snowflake entry file passes
+            ``"snowflake"``.
+    """
+    configure_logging()
+    st.set_page_config(page_title=TITLE, layout="wide")
+    settings = get_settings()
+    if backend is not None and backend != settings.backend:
+        settings = settings.model_copy(update={"backend": backend})
+    try:
+        runtime = build_runtime(settings)
+    except DashboardError as exc:
+        st.error(str(exc))
+        return
+    window, auto_refresh = _sidebar(runtime)
+    st.title(TITLE)
+    monitor, lookup, test_form = st.tabs(["Monitor", "Policy lookup", "Test prediction"])
+    with monitor:
+        run_every = AUTO_REFRESH_SECONDS if auto_refresh else None
+        st.fragment(run_every=run_every)(_render_monitor)(runtime, window)
+    with lookup:
+        render_lookup(runtime)
+    with test_form:
+        render_test_form(runtime)

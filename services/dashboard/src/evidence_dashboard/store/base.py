@@ -1,0 +1,96 @@
+"""The interface every store backend implements, and the frames it returns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+
+from evidence_dashboard.store import schema
+
+__all__ = ["PolicyLookup", "PredictionStore", "QueryResult", "normalise_frame"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """Rows of one panel query, newest first, with a flag set when ``max_rows`` cut them."""
+
+    frame: pd.DataFrame
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyLookup:
+    """Latest stored features of one policy (empty frame if none) and its predictions."""
+
+    features: pd.DataFrame
+    predictions: pd.DataFrame
+
+    @property
+    def found(self) -> bool:
+        """Whether the store has anything for this policy number."""
+        return not (self.features.empty and self.predictions.empty)
+
+
+class PredictionStore(Protocol):
+    """One query per dashboard panel; ``since=None`` means the whole table."""
+
+    backend_name: str
+
+    def count_predictions(self) -> int:
+        """Count all rows of ``MODEL_PREDICTIONS``."""
+        ...
+
+    def traffic(self, since: datetime | None) -> QueryResult:
+        """Return ``CREATED_AT``, ``SOURCE``, ``INFERENCE_MS`` of predictions since ``since``."""
+        ...
+
+    def model_usage(self, since: datetime | None) -> QueryResult:
+        """Return the model, score and level columns of predictions since ``since``."""
+        ...
+
+    def feature_warnings(self, since: datetime | None) -> QueryResult:
+        """Return ``CREATED_AT`` and the parsed ``WARNINGS`` list of predictions since ``since``."""
+        ...
+
+    def recent_features(self, since: datetime | None) -> QueryResult:
+        """Return the 105 feature columns of policies updated since ``since``."""
+        ...
+
+    def lookup_policy(self, policy_number: str, *, limit: int = 50) -> PolicyLookup:
+        """Return the latest features and up to ``limit`` newest predictions of one policy."""
+        ...
+
+
+def normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Upper-case the column names, parse timestamps as UTC and ``WARNINGS`` as lists."""
+    frame = frame.rename(columns={column: str(column).upper() for column in frame.columns})
+    for column in (schema.CREATED_AT, schema.UPDATED_AT):
+        if column in frame.columns:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    if schema.WARNINGS in frame.columns:
+        frame[schema.WARNINGS] = frame[schema.WARNINGS].map(parse_warning_kinds)
+    return frame
+
+
+def parse_warning_kinds(raw: object) -> list[str]:
+    """Parse a stored ``WARNINGS`` value (JSON array text, a list, or NULL) into kinds."""
+    if raw is None or (isinstance(raw, float) and pd.isna(raw)):
+        return []
+    value: object = raw
+    if isinstance(raw, str | bytes):
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if not text.strip():
+            return []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            # NOTE: a plain comma-separated string is accepted too, so a sink that joins the
+            # kinds with commas still shows up in the warnings panel.
+            return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        return [str(item) for item in value]
+    return [str(value)]

@@ -1,0 +1,143 @@
+"""Panel queries against the SQLite sink that the persistence worker writes locally."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from evidence_dashboard.errors import StoreUnavailableError
+from evidence_dashboard.store import schema
+from evidence_dashboard.store.base import PolicyLookup, QueryResult, normalise_frame
+
+__all__ = ["SqliteStore"]
+
+_BUSY_TIMEOUT_SECONDS = 5.0
+
+
+class SqliteStore:
+    """Read-only panel queries on the SQLite store file.
+
+    The file is opened read-only for each query, so the dashboard never holds a lock that could
+    stall the worker. A missing table reads as an empty table: the worker creates the tables
+    when it first starts, which may be after the dashboard.
+    """
+
+    backend_name = "SQLite"
+
+    def __init__(self, path: Path, *, max_rows: int) -> None:
+        self.path = path
+        self.max_rows = max_rows
+        self._predictions = schema.sqlite_table(schema.PREDICTIONS_TABLE)
+        self._features = schema.sqlite_table(schema.FEATURES_TABLE)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self.path.is_file():
+            msg = (
+                f"store file {str(self.path)!r} not found; start the persistence worker "
+                "(evidence-persistence worker) or set DASHBOARD_STORE_PATH"
+            )
+            raise StoreUnavailableError(msg)
+        try:
+            connection = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                timeout=_BUSY_TIMEOUT_SECONDS,
+            )
+        except sqlite3.Error as exc:
+            msg = f"cannot open store file {str(self.path)!r}: {exc}"
+            raise StoreUnavailableError(msg) from exc
+        try:
+            yield connection
+        except sqlite3.Error as exc:
+            msg = f"query on store file {str(self.path)!r} failed: {exc}"
+            raise StoreUnavailableError(msg) from exc
+        finally:
+            connection.close()
+
+    def _has_table(self, connection: sqlite3.Connection, table: str) -> bool:
+        row = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return row is not None
+
+    def _select_window(
+        self, table: str, columns: Sequence[str], time_column: str, since: datetime | None
+    ) -> QueryResult:
+        with self._connect() as connection:
+            if not self._has_table(connection, table):
+                return QueryResult(pd.DataFrame(columns=list(columns)), truncated=False)
+            # NOTE: julianday() parses ISO 8601 text with 'T' or ' ' and an offset or 'Z', so the
+            # comparison holds whatever ISO form the sink wrote; column and table names come from
+            # the schema module, never from user input.
+            where = "" if since is None else f"WHERE julianday({time_column}) >= julianday(?)"
+            sql = (
+                f"SELECT {', '.join(columns)} FROM {table} {where} "  # noqa: S608
+                f"ORDER BY julianday({time_column}) DESC LIMIT ?"
+            )
+            params: tuple[object, ...] = (self.max_rows + 1,)
+            if since is not None:
+                params = (since.astimezone(UTC).isoformat(), *params)
+            frame = pd.read_sql_query(sql, connection, params=params)
+        truncated = len(frame) > self.max_rows
+        return QueryResult(normalise_frame(frame.head(self.max_rows)), truncated=truncated)
+
+    def count_predictions(self) -> int:
+        """Count all rows of the predictions table; 0 when it does not exist yet."""
+        with self._connect() as connection:
+            if not self._has_table(connection, self._predictions):
+                return 0
+            row = connection.execute(f"SELECT COUNT(*) FROM {self._predictions}").fetchone()  # noqa: S608
+        return int(row[0])
+
+    def traffic(self, since: datetime | None) -> QueryResult:
+        """Return time, source and latency of each prediction since ``since``."""
+        return self._select_window(
+            self._predictions, schema.TRAFFIC_COLUMNS, schema.CREATED_AT, since
+        )
+
+    def model_usage(self, since: datetime | None) -> QueryResult:
+        """Return model name and version, score and level of each prediction since ``since``."""
+        return self._select_window(
+            self._predictions, schema.MODEL_COLUMNS, schema.CREATED_AT, since
+        )
+
+    def feature_warnings(self, since: datetime | None) -> QueryResult:
+        """Return time and warning kinds of each prediction since ``since``."""
+        return self._select_window(
+            self._predictions, schema.WARNING_COLUMNS, schema.CREATED_AT, since
+        )
+
+    def recent_features(self, since: datetime | None) -> QueryResult:
+        """Return the feature columns of policies updated since ``since``."""
+        return self._select_window(self._features, schema.FEATURE_COLUMNS, schema.UPDATED_AT, since)
+
+    def lookup_policy(self, policy_number: str, *, limit: int = 50) -> PolicyLookup:
+        """Return the stored features and the newest predictions of one policy."""
+        feature_columns = (schema.POLICY_NUMBER, schema.UPDATED_AT, *schema.FEATURE_COLUMNS)
+        with self._connect() as connection:
+            if self._has_table(connection, self._features):
+                features = pd.read_sql_query(
+                    f"SELECT {', '.join(feature_columns)} FROM {self._features} "  # noqa: S608
+                    f"WHERE {schema.POLICY_NUMBER} = ?",
+                    connection,
+                    params=(policy_number,),
+                )
+            else:
+                features = pd.DataFrame(columns=list(feature_columns))
+            if self._has_table(connection, self._predictions):
+                predictions = pd.read_sql_query(
+                    f"SELECT {', '.join(schema.LOOKUP_PREDICTION_COLUMNS)} "  # noqa: S608
+                    f"FROM {self._predictions} WHERE {schema.POLICY_NUMBER} = ? "
+                    f"ORDER BY julianday({schema.CREATED_AT}) DESC LIMIT ?",
+                    connection,
+                    params=(policy_number, limit),
+                )
+            else:
+                predictions = pd.DataFrame(columns=list(schema.LOOKUP_PREDICTION_COLUMNS))
+        return PolicyLookup(normalise_frame(features), normalise_frame(predictions))

@@ -1,0 +1,107 @@
+"""The FastAPI application factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from evidence_features import FEATURE_SPEC_VERSION, ParseLimits
+from evidence_model_client.config import ClientSettings
+from evidence_persistence import PredictionQueue
+from fastapi import FastAPI
+
+from evidence_gateway import metrics
+from evidence_gateway.config import Settings, get_settings
+from evidence_gateway.extraction import FeatureExtractor
+from evidence_gateway.handlers import install_exception_handlers
+from evidence_gateway.limits import BodySizeLimitMiddleware
+from evidence_gateway.logs import configure_logging
+from evidence_gateway.middleware import RequestContextMiddleware
+from evidence_gateway.pipeline import ScoringPipeline
+from evidence_gateway.readiness import ReadinessProbe
+from evidence_gateway.routes import api, functions, health
+from evidence_gateway.scoring import ScorerAdapter, build_scorer
+
+__all__ = ["create_app"]
+
+_log = structlog.get_logger("evidence_gateway.app")
+
+_DESCRIPTION = """
+Scores life-insurance underwriting evidence (an MIB report and a prescription-history report
+per applicant) and records every prediction for lineage and monitoring.
+
+* `/v1/*`: JSON API for applications (bearer token when `GATEWAY_API_TOKEN` is set).
+* `/functions/*`: Snowflake service-function protocol, called by `FN_API_PREDICT` and
+  `FN_HEALTH`.
+* `/health/*`, `/metrics`: probes and Prometheus metrics.
+
+Risk levels: LOW below 0.30, MEDIUM from 0.30, HIGH from 0.70 (lower bounds inclusive).
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, model_client_settings: ClientSettings | None = None
+) -> FastAPI:
+    """Build the gateway app; the scorer, queue and extraction pool are created in its lifespan.
+
+    Args:
+        settings: Gateway configuration; ``get_settings()`` (the environment) when omitted.
+        model_client_settings: Model client configuration; ``MODEL_CLIENT_*`` when omitted.
+    """
+    resolved = settings if settings is not None else get_settings()
+    configure_logging(resolved.log_format, resolved.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        extractor = FeatureExtractor(
+            resolved.extraction_executor,
+            resolved.extraction_workers,
+            ParseLimits(max_bytes=resolved.max_document_bytes),
+        )
+        extractor.warm_up()
+        queue = PredictionQueue(resolved.queue_path, max_depth=resolved.queue_max_depth)
+        scorer: ScorerAdapter = build_scorer(model_client_settings)
+        await scorer.start()
+        app.state.settings = resolved
+        app.state.pipeline = ScoringPipeline(
+            extractor=extractor,
+            scorer=scorer,
+            queue=queue,
+            max_document_bytes=resolved.max_document_bytes,
+            model_name=scorer.model_name,
+            store_raw_evidence=resolved.store_raw_evidence,
+        )
+        app.state.readiness = ReadinessProbe(
+            model=scorer, queue=queue, max_depth=resolved.queue_max_depth
+        )
+        _log.info(
+            "gateway started",
+            executor=resolved.extraction_executor,
+            workers=resolved.extraction_workers,
+            feature_spec_version=FEATURE_SPEC_VERSION,
+        )
+        try:
+            yield
+        finally:
+            await scorer.aclose()
+            extractor.shutdown()
+            queue.close()
+            metrics.mark_worker_dead(resolved.prometheus_multiproc_dir)
+            _log.info("gateway stopped")
+
+    app = FastAPI(
+        title="Evidence risk gateway",
+        version="0.1.0",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = resolved
+    install_exception_handlers(app)
+    # The middleware added last runs first: the request id is bound before the size check.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=resolved.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(api.router)
+    app.include_router(functions.router)
+    app.include_router(health.router)
+    return app

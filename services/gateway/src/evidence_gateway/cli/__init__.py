@@ -1,0 +1,1 @@
+"""Command-line tools: ``evidence-score`` and ``evidence-stack``."""

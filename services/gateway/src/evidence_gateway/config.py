@@ -1,0 +1,99 @@
+"""Gateway settings, read from ``GATEWAY_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the gateway.
+
+    Every field maps to ``GATEWAY_<FIELD>``, for example ``GATEWAY_MAX_BATCH_ROWS=500``.
+    ``PROMETHEUS_MULTIPROC_DIR`` keeps the name prometheus-client itself reads.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    host: str = Field(default="127.0.0.1", description="Interface uvicorn binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port uvicorn binds to.")
+    workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
+
+    queue_path: Path = Field(
+        default=Path("var/queue.sqlite3"),
+        description="SQLite file of the durable prediction queue shared with the worker.",
+    )
+    queue_max_depth: int = Field(
+        default=100_000,
+        ge=1,
+        description="Queue depth at which appends fail and the gateway returns 503.",
+    )
+    store_raw_evidence: bool = Field(
+        default=False,
+        description="Put the raw XML on each queued record. It is health data: off by default.",
+    )
+
+    max_body_bytes: int = Field(
+        default=16_000_000,
+        ge=1,
+        description="Largest request body in bytes; larger bodies get 413 before being read.",
+    )
+    max_document_bytes: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Largest single MIB or Rx document in bytes (UTF-8).",
+    )
+    max_batch_rows: int = Field(
+        default=1_000,
+        ge=1,
+        description="Most rows in one /v1/predict/batch or /functions/predict request.",
+    )
+
+    extraction_executor: Literal["thread", "process"] = Field(
+        default="thread",
+        description="Where XML parsing and feature extraction run, off the event loop.",
+    )
+    extraction_workers: int = Field(
+        default=4, ge=1, description="Threads or processes of the extraction pool."
+    )
+
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token required on /v1 routes when set; unset disables the check.",
+    )
+
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="structlog renderer: JSON lines or coloured console."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="Directory shared by uvicorn workers for aggregated metrics (several workers).",
+    )
+
+    @model_validator(mode="after")
+    def _check_document_fits_body(self) -> Settings:
+        if self.max_document_bytes > self.max_body_bytes:
+            msg = (
+                f"GATEWAY_MAX_DOCUMENT_BYTES={self.max_document_bytes} exceeds "
+                f"GATEWAY_MAX_BODY_BYTES={self.max_body_bytes}; raise the body limit or lower "
+                "the document limit"
+            )
+            raise ValueError(msg)
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Build the settings once per process from the environment."""
+    return Settings()

@@ -1,0 +1,136 @@
+"""The one place where gateway and framework errors become HTTP answers.
+
+Every JSON API error body has the shape of ``schemas.ErrorBody``. Validation errors keep only
+``type``, ``loc`` and ``msg`` of each pydantic error: the default handler also returns
+``input`` and ``ctx``, which would echo the submitted XML back to the caller and its proxies.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, cast
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from evidence_gateway.errors import BatchTooLargeError, PersistenceUnavailableError, RowError
+
+__all__ = ["error_body", "install_exception_handlers", "row_error_status"]
+
+_log = structlog.get_logger("evidence_gateway.errors")
+_ROW_ERROR_STATUS = {"document_too_large": 413}
+_STATUS_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_body(
+    kind: str,
+    message: str,
+    *,
+    document: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Build the JSON API's error body."""
+    body: dict[str, Any] = {"error": {"type": kind, "message": message, "document": document}}
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def row_error_status(kind: str) -> int:
+    """HTTP status of a single-applicant request whose row failed with ``kind``."""
+    return _ROW_ERROR_STATUS.get(kind, 422)
+
+
+def _validation_issues(exc: RequestValidationError) -> list[dict[str, Any]]:
+    issues = []
+    for error in exc.errors():
+        loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
+        issues.append(
+            {"type": str(error.get("type", "")), "loc": loc, "msg": str(error.get("msg"))}
+        )
+    return issues
+
+
+async def _on_validation_error(request: Request, raised: Exception) -> JSONResponse:
+    exc = cast(RequestValidationError, raised)
+    issues = _validation_issues(exc)
+    _log.info(
+        "request rejected",
+        error_type="validation_error",
+        field_paths=[".".join(map(str, issue["loc"])) for issue in issues[:20]],
+    )
+    return JSONResponse(
+        error_body(
+            "validation_error",
+            f"the request body is invalid in {len(issues)} place(s); see details",
+            details=issues,
+        ),
+        status_code=422,
+    )
+
+
+async def _on_http_exception(request: Request, raised: Exception) -> JSONResponse:
+    exc = cast(StarletteHTTPException, raised)
+    status = exc.status_code
+    message = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
+    return JSONResponse(
+        error_body(_STATUS_TYPES.get(status, "http_error"), message),
+        status_code=status,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _on_row_error(request: Request, raised: Exception) -> JSONResponse:
+    exc = cast(RowError, raised)
+    _log.info("request rejected", error_type=exc.kind, document=exc.document)
+    return JSONResponse(
+        error_body(exc.kind, exc.message, document=exc.document),
+        status_code=row_error_status(exc.kind),
+    )
+
+
+async def _on_batch_too_large(request: Request, raised: Exception) -> JSONResponse:
+    exc = cast(BatchTooLargeError, raised)
+    _log.info("request rejected", error_type="batch_too_large", rows=exc.rows)
+    return JSONResponse(error_body("batch_too_large", str(exc)), status_code=413)
+
+
+async def _on_persistence_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # 503 with Retry-After: Snowflake retries a service-function batch on 503, and the
+    # deterministic prediction ids make that retry safe.
+    return JSONResponse(
+        error_body("persistence_unavailable", str(exc)),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    _log.error("request failed", error_type="internal_error", exception_type=type(exc).__name__)
+    return JSONResponse(
+        error_body(
+            "internal_error", "the gateway failed unexpectedly; the request id is in the log"
+        ),
+        status_code=500,
+    )
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RowError, _on_row_error)
+    app.add_exception_handler(BatchTooLargeError, _on_batch_too_large)
+    app.add_exception_handler(PersistenceUnavailableError, _on_persistence_unavailable)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,132 @@
+"""Prometheus metrics of the gateway.
+
+Durations are observed in seconds with explicit buckets that cover millisecond-scale answers;
+the client library's default buckets start at 5 ms and would hide most of the distribution.
+With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before
+the workers start; ``render_metrics`` then aggregates every worker's samples.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+__all__ = [
+    "CIRCUIT_STATE",
+    "CONTENT_TYPE_LATEST",
+    "EXTRACTION_SECONDS",
+    "FALLBACKS",
+    "FEATURE_WARNINGS",
+    "MODEL_CALL_SECONDS",
+    "PREDICTIONS",
+    "QUEUE_APPEND_SECONDS",
+    "QUEUE_DEPTH",
+    "REQUEST_SECONDS",
+    "ROW_ERRORS",
+    "circuit_state_value",
+    "mark_worker_dead",
+    "render_metrics",
+]
+
+# Request and model latencies: a scored request takes 1-20 ms locally and up to the model
+# deadline (seconds) when the model is slow.
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+# Parsing and local SQLite appends: tens of microseconds to a few hundred milliseconds.
+_FINE_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 5.0,
+)  # fmt: skip
+
+REQUEST_SECONDS = Histogram(
+    "evidence_gateway_request_duration_seconds",
+    "Time from request start to the last response byte.",
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+MODEL_CALL_SECONDS = Histogram(
+    "evidence_gateway_model_call_duration_seconds",
+    "Time of one scorer call for a request (model service, or fallback after it failed).",
+    ["model_version"],
+    buckets=_LATENCY_BUCKETS,
+)
+EXTRACTION_SECONDS = Histogram(
+    "evidence_gateway_feature_extraction_duration_seconds",
+    "Time to parse the documents and build feature vectors for one request.",
+    ["source"],
+    buckets=_FINE_BUCKETS,
+)
+QUEUE_APPEND_SECONDS = Histogram(
+    "evidence_gateway_queue_append_duration_seconds",
+    "Time to append one request's predictions to the durable queue.",
+    buckets=_FINE_BUCKETS,
+)
+PREDICTIONS = Counter(
+    "evidence_gateway_predictions",
+    "Predictions returned and queued.",
+    ["source", "model_version"],
+)
+FALLBACKS = Counter(
+    "evidence_gateway_fallbacks",
+    "Predictions answered by the rule-based fallback, by reason.",
+    ["reason"],
+)
+FEATURE_WARNINGS = Counter(
+    "evidence_gateway_feature_warnings",
+    "Parser warnings met while building features, by kind and document.",
+    ["kind", "document"],
+)
+ROW_ERRORS = Counter(
+    "evidence_gateway_row_errors",
+    "Rows or requests that could not be scored, by error type.",
+    ["source", "type"],
+)
+CIRCUIT_STATE = Gauge(
+    "evidence_gateway_model_circuit_state",
+    "Circuit breaker of the model client: 0 closed, 1 half-open, 2 open.",
+    multiprocess_mode="livemax",
+)
+QUEUE_DEPTH = Gauge(
+    "evidence_gateway_queue_depth",
+    "Predictions waiting in the durable queue, read at scrape time.",
+    multiprocess_mode="livemax",
+)
+
+_CIRCUIT_VALUES = {"closed": 0.0, "half-open": 1.0, "half_open": 1.0, "open": 2.0}
+
+
+def circuit_state_value(state: str) -> float:
+    """Map a breaker state name to the gauge value; unknown names count as open."""
+    return _CIRCUIT_VALUES.get(state.lower(), 2.0)
+
+
+def render_metrics(multiprocess_dir: Path | None) -> bytes:
+    """Render the exposition text, aggregated over workers when a multiprocess dir is set."""
+    if multiprocess_dir is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    prometheus_multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+        registry, path=str(multiprocess_dir)
+    )
+    return generate_latest(registry)
+
+
+def mark_worker_dead(multiprocess_dir: Path | None) -> None:
+    """Drop this process's live gauges from the aggregate when it shuts down."""
+    if multiprocess_dir is not None:
+        prometheus_multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+            os.getpid(), path=str(multiprocess_dir)
+        )

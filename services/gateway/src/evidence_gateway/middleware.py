@@ -1,0 +1,76 @@
+"""Per-request context: request id, one summary log line and the request-latency histogram."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from evidence_gateway.metrics import REQUEST_SECONDS
+
+__all__ = ["RequestContextMiddleware"]
+
+_log = structlog.get_logger("evidence_gateway.request")
+# A client-supplied request id is reused only when it looks like an id, so the log line and
+# the response header cannot carry arbitrary text.
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+_QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics"})
+
+
+class RequestContextMiddleware:
+    """Bind ``request_id`` for the request's log lines and log one summary line at its end.
+
+    Handlers add counts with ``structlog.contextvars.bind_contextvars``; they end up in the
+    summary line because async handlers run in the middleware's task. Probes and scrapes are
+    logged at debug level only.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        headers = Headers(scope=scope)
+        supplied = headers.get("x-request-id", "")
+        request_id = supplied if _REQUEST_ID_PATTERN.match(supplied) else str(uuid.uuid4())
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message).append("x-request-id", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            REQUEST_SECONDS.labels(scope["method"], route_path, str(status)).observe(elapsed)
+            log = _log.debug if route_path in _QUIET_ROUTES else _log.info
+            log(
+                "request completed",
+                method=scope["method"],
+                route=route_path,
+                status=status,
+                duration_ms=round(elapsed * 1000.0, 3),
+                bytes_in=_content_length(headers),
+            )
+            structlog.contextvars.clear_contextvars()
+
+
+def _content_length(headers: Headers) -> int | None:
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None

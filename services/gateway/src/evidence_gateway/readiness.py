@@ -1,0 +1,127 @@
+"""Readiness: can this gateway score and record predictions right now?
+
+- ``queue``: the durable queue file takes a write lock and has room (required).
+- ``feature_spec``: the model serves the feature spec this gateway extracts (required when the
+  model reports its hash). A mismatch means a bad deployment: the scorer would answer every
+  row with the fallback, so the instance reports ``not_ready`` and a rollout stops there.
+- ``model``: the model service answers and its circuit is closed. Not required: with the model
+  down the rule-based fallback still scores, so the status is ``degraded``, not ``not_ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from evidence_features import FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
+from evidence_persistence import PersistenceError
+
+__all__ = ["CheckResult", "ModelStatus", "ReadinessProbe", "ReadinessReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    """What the scorer reports about the model service."""
+
+    reachable: bool
+    circuit_state: str
+    model_version: str | None = None
+    spec_hash_ok: bool | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelStatusSource(Protocol):
+    """Anything that reports the model's status (an adapter around the scorer)."""
+
+    async def model_status(self) -> ModelStatus: ...
+
+
+class QueueProbe(Protocol):
+    """The queue calls the readiness probe makes."""
+
+    def check_writable(self) -> None: ...
+    def depth(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """Outcome of one check."""
+
+    ok: bool
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessReport:
+    """All checks and the overall status."""
+
+    status: Literal["ready", "degraded", "not_ready"]
+    checks: dict[str, CheckResult]
+    model_version: str | None
+    feature_spec_version: str = FEATURE_SPEC_VERSION
+    feature_spec_hash: str = FEATURE_SPEC_HASH
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON body of ``GET /health/ready``."""
+        return {
+            "status": self.status,
+            "checks": {
+                name: {"ok": check.ok, "detail": check.detail}
+                for name, check in self.checks.items()
+            },
+            "model_version": self.model_version,
+            "feature_spec_version": self.feature_spec_version,
+            "feature_spec_hash": self.feature_spec_hash,
+        }
+
+
+class ReadinessProbe:
+    """Runs the readiness checks; the queue calls go to a thread because they do file I/O."""
+
+    def __init__(self, *, model: ModelStatusSource, queue: QueueProbe, max_depth: int) -> None:
+        self.model = model
+        self.queue = queue
+        self.max_depth = max_depth
+
+    async def check(self) -> ReadinessReport:
+        """Run every check and combine them."""
+        queue_check, status = await asyncio.gather(self._check_queue(), self._model_status())
+        model_check = CheckResult(
+            ok=status.reachable and status.circuit_state == "closed",
+            detail={
+                "reachable": status.reachable,
+                "circuit_state": status.circuit_state,
+                "model_version": status.model_version,
+                **status.detail,
+            },
+        )
+        # None: the model service does not report its hash, so there is nothing to compare.
+        spec_check = CheckResult(
+            ok=status.spec_hash_ok is not False,
+            detail={"gateway_hash": FEATURE_SPEC_HASH, "matches_model": status.spec_hash_ok},
+        )
+        checks = {"queue": queue_check, "feature_spec": spec_check, "model": model_check}
+        if not (queue_check.ok and spec_check.ok):
+            overall: Literal["ready", "degraded", "not_ready"] = "not_ready"
+        elif not model_check.ok:
+            overall = "degraded"
+        else:
+            overall = "ready"
+        return ReadinessReport(status=overall, checks=checks, model_version=status.model_version)
+
+    async def _model_status(self) -> ModelStatus:
+        return await self.model.model_status()
+
+    async def _check_queue(self) -> CheckResult:
+        def probe() -> int:
+            self.queue.check_writable()
+            return self.queue.depth()
+
+        try:
+            depth = await asyncio.to_thread(probe)
+        except PersistenceError as exc:
+            return CheckResult(ok=False, detail={"error": type(exc).__name__})
+        return CheckResult(
+            ok=depth < self.max_depth, detail={"depth": depth, "max_depth": self.max_depth}
+        )

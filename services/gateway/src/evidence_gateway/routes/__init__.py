@@ -1,0 +1,1 @@
+"""HTTP routes: JSON API, Snowflake service functions, health and metrics."""

@@ -1,0 +1,160 @@
+"""Snowflake service-function endpoints: ``POST /functions/predict`` and ``/functions/health``.
+
+Wire protocol: the request is ``{"data": [[row, arg1, ...], ...]}`` with the 0-based row number
+first; the answer has exactly one ``[row, value]`` per input row, in input order. A row that
+cannot be scored is answered with ``{"error": ..., "error_type": ..., "document": ...}`` in its
+own row, so one bad document never fails the SQL statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from evidence_gateway.dependencies import PipelineDep, ReadinessDep, SettingsDep
+from evidence_gateway.errors import BatchTooLargeError
+from evidence_gateway.handlers import error_body
+from evidence_gateway.ids import new_prediction_id, service_function_prediction_id
+from evidence_gateway.pipeline import EvidenceRow, RowFailure
+from evidence_gateway.schemas import ErrorBody, ServiceFunctionRequest, ServiceFunctionResponse
+
+__all__ = ["QUERY_BATCH_ID_HEADER", "QUERY_ID_HEADER", "router"]
+
+QUERY_BATCH_ID_HEADER = "sf-external-function-query-batch-id"
+QUERY_ID_HEADER = "sf-external-function-current-query-id"
+_MAX_HEADER_ID_LENGTH = 256
+_ARGUMENTS = ("policy_number", "mib_xml", "rx_xml")
+
+router = APIRouter(prefix="/functions", tags=["snowflake service functions"])
+
+
+class _EnvelopeError(ValueError):
+    """The envelope itself is unusable, so no per-row answer can be built."""
+
+
+def _row_numbers(data: list[list[Any]]) -> list[int]:
+    numbers: list[int] = []
+    for position, raw in enumerate(data):
+        if not raw or isinstance(raw[0], bool) or not isinstance(raw[0], int):
+            msg = f"data[{position}] does not start with an integer row number"
+            raise _EnvelopeError(msg)
+        numbers.append(raw[0])
+    if len(set(numbers)) != len(numbers):
+        msg = "data holds the same row number twice; each row number must be unique in a batch"
+        raise _EnvelopeError(msg)
+    return numbers
+
+
+def _parse_row(raw: list[Any], prediction_id: str) -> EvidenceRow | RowFailure:
+    if len(raw) != 1 + len(_ARGUMENTS):
+        return RowFailure(
+            "invalid_arguments",
+            f"row has {len(raw) - 1} arguments; expected {len(_ARGUMENTS)}: "
+            "policy_number, mib_xml, rx_xml",
+        )
+    for name, value in zip(_ARGUMENTS, raw[1:], strict=True):
+        if value is not None and not isinstance(value, str):
+            return RowFailure(
+                "invalid_arguments",
+                f"{name} is a JSON {type(value).__name__}; expected a string (VARCHAR) or null",
+            )
+    policy_number, mib_xml, rx_xml = raw[1:]
+    return EvidenceRow(
+        policy_number=policy_number,
+        mib_xml=mib_xml,
+        rx_xml=rx_xml,
+        as_of=None,
+        prediction_id=prediction_id,
+    )
+
+
+def _failure_value(failure: RowFailure) -> dict[str, Any]:
+    return {"error": failure.message, "error_type": failure.kind, "document": failure.document}
+
+
+def _header_id(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is None or not value or len(value) > _MAX_HEADER_ID_LENGTH:
+        return None
+    return value
+
+
+@router.post(
+    "/predict",
+    response_model=ServiceFunctionResponse,
+    responses={
+        400: {"model": ErrorBody, "description": "The envelope has no usable row numbers."},
+        413: {"model": ErrorBody, "description": "More rows than GATEWAY_MAX_BATCH_ROWS."},
+        503: {"model": ErrorBody, "description": "Not recorded; Snowflake retries the batch."},
+    },
+    summary="Score a service-function batch (FN_API_PREDICT)",
+)
+async def predict_rows(
+    body: ServiceFunctionRequest,
+    request: Request,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    """Score every row of the batch with one model call and answer row by row.
+
+    With the ``sf-external-function-query-batch-id`` header, each row's ``prediction_id`` is
+    derived from the batch id and the row number, so a batch Snowflake retries is stored once.
+    """
+    if len(body.data) > settings.max_batch_rows:
+        raise BatchTooLargeError(len(body.data), settings.max_batch_rows)
+    try:
+        numbers = _row_numbers(body.data)
+    except _EnvelopeError as exc:
+        return JSONResponse(error_body("invalid_envelope", str(exc)), status_code=400)
+
+    batch_id = _header_id(request, QUERY_BATCH_ID_HEADER)
+    structlog.contextvars.bind_contextvars(
+        query_batch_id=batch_id, query_id=_header_id(request, QUERY_ID_HEADER), rows=len(numbers)
+    )
+    parsed = [
+        _parse_row(
+            raw,
+            service_function_prediction_id(batch_id, number)
+            if batch_id is not None
+            else new_prediction_id(),
+        )
+        for number, raw in zip(numbers, body.data, strict=True)
+    ]
+    rows = [item for item in parsed if isinstance(item, EvidenceRow)]
+    scored = iter(await pipeline.score_rows(rows, source="SQL"))
+
+    output: list[list[Any]] = []
+    failed = 0
+    for number, item in zip(numbers, parsed, strict=True):
+        outcome = item if isinstance(item, RowFailure) else next(scored)
+        if isinstance(outcome, RowFailure):
+            failed += 1
+            output.append([number, _failure_value(outcome)])
+        else:
+            output.append([number, outcome.as_dict()])
+    structlog.contextvars.bind_contextvars(scored=len(numbers) - failed, failed=failed)
+    return JSONResponse({"data": output})
+
+
+@router.post(
+    "/health",
+    response_model=ServiceFunctionResponse,
+    summary="Health as a service function (FN_HEALTH)",
+)
+async def health_rows(body: ServiceFunctionRequest, readiness: ReadinessDep) -> JSONResponse:
+    """Answer every row with the gateway's readiness summary."""
+    report = await readiness.check()
+    summary = {
+        "status": {"ready": "healthy", "degraded": "degraded"}.get(report.status, "unhealthy"),
+        "checks": {name: check.ok for name, check in report.checks.items()},
+        "feature_spec_version": report.feature_spec_version,
+        "model_version": report.model_version,
+    }
+    output = [
+        [raw[0] if raw and isinstance(raw[0], int) else position, summary]
+        for position, raw in enumerate(body.data)
+    ]
+    return JSONResponse({"data": output})

@@ -1,0 +1,250 @@
+"""Request and response models of the JSON API and the service-function endpoints."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evidence_gateway.risk import RiskLevel
+
+__all__ = [
+    "BatchItemError",
+    "BatchPredictionRequest",
+    "BatchPredictionResponse",
+    "ErrorBody",
+    "ErrorDetail",
+    "EvidenceInput",
+    "FeatureWarningOut",
+    "HealthCheck",
+    "LivenessResponse",
+    "PredictionRequest",
+    "PredictionResponse",
+    "ReadinessResponse",
+    "ReasonOut",
+    "ServiceFunctionRequest",
+    "ServiceFunctionResponse",
+    "ValidationIssue",
+]
+
+_EXAMPLE_MIB = '<?xml version="1.0"?><Response><ResponseData>CODE1</ResponseData></Response>'
+_EXAMPLE_RX = (
+    '<?xml version="1.0"?><IntelRXResponse><DrugFill><DrugGenericName>METFORMIN'
+    "</DrugGenericName></DrugFill></IntelRXResponse>"
+)
+_POLICY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
+
+
+class EvidenceInput(BaseModel):
+    """One applicant's evidence: a policy number and the two XML reports."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "policy_number": "TEST-001",
+                    "mib_xml": _EXAMPLE_MIB,
+                    "rx_xml": _EXAMPLE_RX,
+                    "as_of": "2026-01-15",
+                }
+            ]
+        },
+    )
+
+    policy_number: str = Field(
+        pattern=_POLICY_PATTERN,
+        description="Policy or application number: 1-64 letters, digits, '.', '_' or '-'.",
+    )
+    mib_xml: str | None = Field(
+        description="MIB report XML, or null when the applicant has no MIB report."
+    )
+    rx_xml: str | None = Field(
+        description="Prescription-history (Rx) report XML, or null when there is none."
+    )
+    as_of: date | None = Field(
+        default=None,
+        description="Date the look-back windows end on; today (UTC) when omitted.",
+    )
+
+
+class PredictionRequest(EvidenceInput):
+    """Body of ``POST /v1/predict``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "policy_number": "TEST-001",
+                    "mib_xml": _EXAMPLE_MIB,
+                    "rx_xml": _EXAMPLE_RX,
+                    "include_features": False,
+                }
+            ]
+        },
+    )
+
+    include_features: bool = Field(
+        default=False, description="Return the 105 feature values with the prediction."
+    )
+
+
+class BatchPredictionRequest(BaseModel):
+    """Body of ``POST /v1/predict/batch``: several applicants scored with one model call."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "policy_number": "TEST-001",
+                            "mib_xml": _EXAMPLE_MIB,
+                            "rx_xml": _EXAMPLE_RX,
+                        },
+                        {"policy_number": "TEST-002", "mib_xml": "<r/>", "rx_xml": "<r/>"},
+                    ],
+                    "include_features": False,
+                }
+            ]
+        },
+    )
+
+    items: list[EvidenceInput] = Field(
+        min_length=1, description="Applicants to score, at most GATEWAY_MAX_BATCH_ROWS."
+    )
+    include_features: bool = Field(
+        default=False, description="Return the 105 feature values with each prediction."
+    )
+
+
+class ReasonOut(BaseModel):
+    """One feature that pushed the score, largest absolute contribution first."""
+
+    feature: str
+    value: float
+    contribution: float
+
+
+class FeatureWarningOut(BaseModel):
+    """Something the parser tolerated, counted per kind; never carries codes or drug names."""
+
+    kind: str = Field(examples=["unknown_drug"])
+    document: Literal["MIB", "RX"]
+    count: int
+
+
+class PredictionResponse(BaseModel):
+    """A scored applicant."""
+
+    policy_number: str
+    prediction_id: str = Field(description="Key of the persisted prediction row.")
+    risk_score: float = Field(ge=0.0, le=1.0, description="Positive-class probability.")
+    risk_level: RiskLevel = Field(
+        description="LOW below 0.30, MEDIUM from 0.30, HIGH from 0.70 (lower bounds inclusive)."
+    )
+    model_version: str = Field(
+        description="REGISTRY_<VERSION> when the model answered, RULE_BASED on fallback.",
+        examples=["REGISTRY_V2", "RULE_BASED"],
+    )
+    fallback_reason: str | None = Field(
+        default=None, description="Why the rule-based fallback answered, when it did."
+    )
+    feature_spec_version: str
+    reasons: list[ReasonOut]
+    warnings: list[FeatureWarningOut]
+    inference_ms: float = Field(
+        description="Milliseconds the gateway spent on the request this prediction belongs to."
+    )
+    features: dict[str, float] | None = Field(
+        default=None, description="The 105 feature values, only when include_features was true."
+    )
+
+
+class ErrorDetail(BaseModel):
+    """Machine-readable code and a one-sentence message; never echoes the submitted XML."""
+
+    type: str = Field(examples=["malformed_document"])
+    message: str
+    document: Literal["MIB", "RX"] | None = None
+
+
+class BatchItemError(BaseModel):
+    """An applicant of a batch that could not be scored; the others still are."""
+
+    index: int = Field(description="Position of the item in the request's items list.")
+    policy_number: str
+    error: ErrorDetail
+
+
+class BatchPredictionResponse(BaseModel):
+    """One entry per request item, in request order."""
+
+    results: list[PredictionResponse | BatchItemError]
+    scored: int
+    failed: int
+
+
+class ValidationIssue(BaseModel):
+    """One field that failed validation: where and why, without the submitted value."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """Body of every 4xx and 5xx answer of the JSON API."""
+
+    error: ErrorDetail
+    details: list[ValidationIssue] | None = None
+
+
+class ServiceFunctionRequest(BaseModel):
+    """Snowflake service-function batch: ``[row, policy_number, mib_xml, rx_xml]`` per row."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [
+                        [0, "TEST-001", _EXAMPLE_MIB, _EXAMPLE_RX],
+                        [1, "TEST-002", "<r/>", "<r/>"],
+                    ]
+                }
+            ]
+        }
+    )
+
+    data: list[list[Any]] = Field(description="Rows; element 0 is the row number in the batch.")
+
+
+class ServiceFunctionResponse(BaseModel):
+    """One ``[row, object]`` per input row, same order; a failed row holds ``{"error": ...}``."""
+
+    data: list[list[Any]]
+
+
+class LivenessResponse(BaseModel):
+    """The process is up and its event loop answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class HealthCheck(BaseModel):
+    """Outcome of one readiness check."""
+
+    ok: bool
+    detail: dict[str, Any]
+
+
+class ReadinessResponse(BaseModel):
+    """Readiness: ``ready`` and ``degraded`` (fallback scoring) both accept traffic."""
+
+    status: Literal["ready", "degraded", "not_ready"]
+    checks: dict[str, HealthCheck]
+    feature_spec_version: str
+    feature_spec_hash: str

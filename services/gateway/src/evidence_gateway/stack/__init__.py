@@ -1,0 +1,1 @@
+"""The one-command local stack behind ``evidence-stack`` (``make run``)."""

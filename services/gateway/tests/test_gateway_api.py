@@ -1,0 +1,328 @@
+"""The JSON API over the real app: answers, limits, validation and persistence failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from evidence_gateway.config import Settings
+from evidence_persistence import PredictionQueue
+
+PREDICTION_KEYS = {
+    "policy_number",
+    "prediction_id",
+    "risk_score",
+    "risk_level",
+    "model_version",
+    "fallback_reason",
+    "feature_spec_version",
+    "reasons",
+    "warnings",
+    "inference_ms",
+}
+
+
+def _body(mib: str | None, rx: str | None, **extra: Any) -> dict[str, Any]:
+    return {"policy_number": "TEST-001", "mib_xml": mib, "rx_xml": rx, **extra}
+
+
+async def test_predict_smoke_pair_answers(gateway: Any, smoke_pair: tuple[str, str]) -> None:
+    """The SQL smoke input gets a model score with every documented field."""
+    response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == PREDICTION_KEYS
+    assert body["policy_number"] == "TEST-001"
+    assert 0.0 <= body["risk_score"] <= 1.0
+    assert body["model_version"] == "REGISTRY_BUILTIN"
+    assert body["fallback_reason"] is None
+    assert body["feature_spec_version"] == FEATURE_SPEC_VERSION
+    assert body["inference_ms"] > 0
+    assert response.headers["x-request-id"]
+
+
+async def test_predict_risk_level_matches_score(gateway: Any, smoke_pair: tuple[str, str]) -> None:
+    """risk_level follows the documented cut-offs of risk_score."""
+    body = (await gateway.client.post("/v1/predict", json=_body(*smoke_pair))).json()
+
+    score = body["risk_score"]
+    expected = "HIGH" if score >= 0.7 else "MEDIUM" if score >= 0.3 else "LOW"
+    assert expected == body["risk_level"]
+
+
+async def test_predict_include_features_returns_105(
+    gateway: Any, smoke_pair: tuple[str, str]
+) -> None:
+    """include_features adds all 105 values in spec order."""
+    response = await gateway.client.post(
+        "/v1/predict", json=_body(*smoke_pair, include_features=True)
+    )
+
+    features = response.json()["features"]
+    assert list(FEATURE_NAMES) == list(features)
+
+
+async def test_predict_null_documents_scored(gateway: Any) -> None:
+    """An applicant with neither report is scored (no evidence is evidence too)."""
+    response = await gateway.client.post("/v1/predict", json=_body(None, None))
+
+    assert response.status_code == 200
+    assert 0.0 <= response.json()["risk_score"] <= 1.0
+
+
+async def test_predict_as_of_accepted(gateway: Any, smoke_pair: tuple[str, str]) -> None:
+    """An explicit as_of date is accepted."""
+    response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair, as_of="2024-06-30"))
+
+    assert response.status_code == 200
+
+
+async def test_predict_malformed_rx_names_document(gateway: Any) -> None:
+    """Broken Rx XML gets 422 naming the RX document, without echoing it."""
+    applicant_text = "<IntelRXResponse><DrugFill>JANE-EXAMPLE-1970"
+    response = await gateway.client.post("/v1/predict", json=_body("<r/>", applicant_text))
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["type"] == "malformed_document"
+    assert error["document"] == "RX"
+    assert "JANE-EXAMPLE" not in response.text
+
+
+async def test_predict_doctype_rejected(gateway: Any) -> None:
+    """A document declaring entities is rejected as hostile."""
+    hostile = (
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">]>'
+        "<IntelRXResponse>&a;</IntelRXResponse>"
+    )
+    response = await gateway.client.post("/v1/predict", json=_body("<r/>", hostile))
+
+    assert response.status_code == 422
+    assert response.json()["error"]["type"] == "hostile_document"
+
+
+async def test_predict_missing_field_does_not_echo(gateway: Any) -> None:
+    """A missing rx_xml gets 422 with field paths only, never the submitted MIB."""
+    mib = "<MIBResponse><Name>Jane Example</Name><DOB>01/01/1970</DOB></MIBResponse>"
+    response = await gateway.client.post(
+        "/v1/predict", json={"policy_number": "P-1", "mib_xml": mib}
+    )
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"]["type"] == "validation_error"
+    assert ["body", "rx_xml"] in [issue["loc"] for issue in body["details"]]
+    assert "Jane Example" not in response.text
+    assert all(set(issue) == {"type", "loc", "msg"} for issue in body["details"])
+
+
+async def test_predict_xml_body_does_not_echo(gateway: Any) -> None:
+    """An XML body sent as the request gets 422 without the XML in the answer."""
+    xml = "<MIBResponse><Name>Jane Example</Name></MIBResponse>"
+    response = await gateway.client.post(
+        "/v1/predict", content=xml, headers={"content-type": "application/xml"}
+    )
+
+    assert response.status_code == 422
+    assert "Jane Example" not in response.text
+
+
+async def test_predict_truncated_json_rejected(gateway: Any) -> None:
+    """Truncated JSON gets 422 json_invalid without the body."""
+    response = await gateway.client.post(
+        "/v1/predict",
+        content=b'{"policy_number": "P-1", "mib_xml": "<Jane Example',
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["details"][0]["type"] == "json_invalid"
+    assert "Jane Example" not in response.text
+
+
+async def test_predict_bad_policy_number_rejected(
+    gateway: Any, smoke_pair: tuple[str, str]
+) -> None:
+    """A policy number with spaces or an empty one gets 422."""
+    for policy in ("", "has space", "x" * 65):
+        body = {**_body(*smoke_pair), "policy_number": policy}
+        response = await gateway.client.post("/v1/predict", json=body)
+        assert response.status_code == 422, policy
+
+
+async def test_predict_unknown_field_rejected(gateway: Any, smoke_pair: tuple[str, str]) -> None:
+    """An unexpected field is an error, not silently ignored."""
+    response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair, ssn="1"))
+
+    assert response.status_code == 422
+
+
+async def test_predict_document_too_large_413(
+    gateway_factory: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """A document above GATEWAY_MAX_DOCUMENT_BYTES gets 413 naming the setting."""
+    gw = await gateway_factory(make_settings(max_document_bytes=1000))
+    big_rx = "<IntelRXResponse>" + "x" * 1000 + "</IntelRXResponse>"
+
+    response = await gw.client.post("/v1/predict", json=_body("<r/>", big_rx))
+
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["type"] == "document_too_large"
+    assert error["document"] == "RX"
+    assert "GATEWAY_MAX_DOCUMENT_BYTES=1000" in error["message"]
+
+
+async def test_predict_multibyte_document_measured_in_bytes(
+    gateway_factory: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """The document limit counts UTF-8 bytes, not characters."""
+    gw = await gateway_factory(make_settings(max_document_bytes=1000))
+    # 400 characters of 3 bytes each: under the limit in characters, over it in bytes.
+    rx = "<IntelRXResponse>" + "€" * 400 + "</IntelRXResponse>"
+
+    response = await gw.client.post("/v1/predict", json=_body("<r/>", rx))
+
+    assert response.status_code == 413
+
+
+async def test_predict_body_over_limit_413(
+    gateway_factory: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """A body over GATEWAY_MAX_BODY_BYTES gets 413 with the limit in the message."""
+    gw = await gateway_factory(make_settings(max_body_bytes=2000, max_document_bytes=1000))
+
+    response = await gw.client.post("/v1/predict", json=_body("<r/>", "x" * 5000))
+
+    assert response.status_code == 413
+    assert "GATEWAY_MAX_BODY_BYTES=2000" in response.json()["error"]["message"]
+
+
+async def test_batch_scores_good_items_and_reports_bad(
+    gateway: Any, smoke_pair: tuple[str, str]
+) -> None:
+    """A batch answers in order; the broken item gets an error entry and the rest are scored."""
+    items = [
+        {"policy_number": "B-0", "mib_xml": smoke_pair[0], "rx_xml": smoke_pair[1]},
+        {"policy_number": "B-1", "mib_xml": "<r/>", "rx_xml": "not xml <"},
+        {"policy_number": "B-2", "mib_xml": None, "rx_xml": "<IntelRXResponse/>"},
+    ]
+
+    response = await gateway.client.post("/v1/predict/batch", json={"items": items})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["scored"], body["failed"]) == (2, 1)
+    results = body["results"]
+    assert [r["policy_number"] for r in results] == ["B-0", "B-1", "B-2"]
+    assert results[1]["index"] == 1
+    assert results[1]["error"]["document"] == "RX"
+    assert "risk_score" in results[0]
+    assert "risk_score" in results[2]
+
+
+async def test_batch_over_row_limit_413(
+    gateway_factory: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """More items than GATEWAY_MAX_BATCH_ROWS get 413 before any scoring."""
+    gw = await gateway_factory(make_settings(max_batch_rows=2))
+    items = [{"policy_number": f"B-{i}", "mib_xml": None, "rx_xml": None} for i in range(3)]
+
+    response = await gw.client.post("/v1/predict/batch", json={"items": items})
+
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "batch_too_large"
+
+
+async def test_batch_empty_rejected(gateway: Any) -> None:
+    """An empty items list is invalid."""
+    response = await gateway.client.post("/v1/predict/batch", json={"items": []})
+
+    assert response.status_code == 422
+
+
+async def test_predict_token_required_when_set(
+    gateway_factory: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    smoke_pair: tuple[str, str],
+) -> None:
+    """With GATEWAY_API_TOKEN set, /v1 needs the bearer token."""
+    token = "s3cret-token"  # noqa: S105 - a test value, not a credential
+    gw = await gateway_factory(make_settings(api_token=token))
+
+    missing = await gw.client.post("/v1/predict", json=_body(*smoke_pair))
+    wrong = await gw.client.post(
+        "/v1/predict", json=_body(*smoke_pair), headers={"Authorization": "Bearer s3cret"}
+    )
+    right = await gw.client.post(
+        "/v1/predict",
+        json=_body(*smoke_pair),
+        headers={"Authorization": "Bearer s3cret-token"},
+    )
+
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert wrong.status_code == 401
+    assert right.status_code == 200
+
+
+async def test_predict_queue_full_503(
+    gateway_factory: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    smoke_pair: tuple[str, str],
+) -> None:
+    """When the queue append fails the caller gets 503 and no score."""
+    settings = make_settings(queue_max_depth=1)
+    gw = await gateway_factory(settings)
+    first = await gw.client.post("/v1/predict", json=_body(*smoke_pair))
+
+    second = await gw.client.post("/v1/predict", json=_body(*smoke_pair))
+
+    assert first.status_code == 200
+    assert second.status_code == 503
+    assert second.json()["error"]["type"] == "persistence_unavailable"
+    assert "risk_score" not in second.text
+    assert second.headers["retry-after"] == "1"
+    assert PredictionQueue(settings.queue_path).depth() == 1
+
+
+async def test_predict_appends_before_answer(
+    gateway: Any, make_settings: Callable[..., Settings], smoke_pair: tuple[str, str]
+) -> None:
+    """Each answered prediction is already in the queue when the answer arrives."""
+    queue = PredictionQueue(make_settings().queue_path)
+
+    for expected_depth in (1, 2, 3):
+        response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair))
+        assert response.status_code == 200
+        assert expected_depth == queue.depth()
+
+
+async def test_predict_model_down_falls_back(
+    gateway_factory: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    smoke_pair: tuple[str, str],
+) -> None:
+    """With no model server listening, the rule-based fallback answers."""
+    from evidence_gateway.testing import free_port
+
+    gw = await gateway_factory(make_settings(), model_url=f"http://127.0.0.1:{free_port()}")
+
+    response = await gw.client.post("/v1/predict", json=_body(*smoke_pair))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == "RULE_BASED"
+    assert body["fallback_reason"]
+    assert 0.0 <= body["risk_score"] <= 1.0
+
+
+async def test_unknown_route_404_json(gateway: Any) -> None:
+    """An unknown path gets the JSON error shape."""
+    response: httpx.Response = await gateway.client.get("/v2/predict")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found"

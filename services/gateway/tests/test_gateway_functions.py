@@ -1,0 +1,143 @@
+"""The Snowflake service-function endpoints over the real app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from evidence_gateway.config import Settings
+from evidence_gateway.ids import service_function_prediction_id
+from evidence_persistence import PredictionQueue
+
+BATCH_HEADER = "sf-external-function-query-batch-id"
+
+
+async def test_functions_rows_answered_in_order(gateway: Any, smoke_pair: tuple[str, str]) -> None:
+    """Every input row gets exactly one output row with its own row number, in input order."""
+    mib, rx = smoke_pair
+    rows = [
+        [0, "P-0", mib, rx],
+        [1, "P-1", None, "<IntelRXResponse/>"],
+        [2, "P-2", "<r/>", "not xml <"],
+        [3, None, mib, rx],
+        [4, "P-4", 17, rx],
+        [5, "P-5", mib],
+    ]
+
+    response = await gateway.client.post("/functions/predict", json={"data": rows})
+
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert [row[0] for row in data] == [0, 1, 2, 3, 4, 5]
+    assert 0.0 <= data[0][1]["risk_score"] <= 1.0
+    assert data[1][1]["policy_number"] == "P-1"
+    assert data[2][1]["error_type"] == "malformed_document"
+    assert data[2][1]["document"] == "RX"
+    assert data[3][1]["error_type"] == "missing_policy_number"
+    assert data[4][1]["error_type"] == "invalid_arguments"
+    assert "mib_xml" in data[4][1]["error"]
+    assert data[5][1]["error_type"] == "invalid_arguments"
+
+
+async def test_functions_row_numbers_not_positions(
+    gateway: Any, smoke_pair: tuple[str, str]
+) -> None:
+    """Row numbers that are not 0..n-1 are echoed as sent."""
+    rows = [[7, "P-7", *smoke_pair], [3, "P-3", *smoke_pair]]
+
+    data = (await gateway.client.post("/functions/predict", json={"data": rows})).json()["data"]
+
+    assert [row[0] for row in data] == [7, 3]
+    assert [row[1]["policy_number"] for row in data] == ["P-7", "P-3"]
+
+
+async def test_functions_batch_id_gives_deterministic_ids(
+    gateway: Any, smoke_pair: tuple[str, str], make_settings: Callable[..., Settings]
+) -> None:
+    """With the batch-id header, prediction ids derive from batch id and row number."""
+    rows = [[0, "P-0", *smoke_pair], [1, "P-1", *smoke_pair]]
+    headers = {BATCH_HEADER: "01b2c3d4-0000:1:1:0:0"}
+
+    first = await gateway.client.post("/functions/predict", json={"data": rows}, headers=headers)
+    replay = await gateway.client.post("/functions/predict", json={"data": rows}, headers=headers)
+
+    ids = [row[1]["prediction_id"] for row in first.json()["data"]]
+    assert [
+        service_function_prediction_id("01b2c3d4-0000:1:1:0:0", 0),
+        service_function_prediction_id("01b2c3d4-0000:1:1:0:0", 1),
+    ] == ids
+    assert ids == [row[1]["prediction_id"] for row in replay.json()["data"]]
+    scores = [row[1]["risk_score"] for row in first.json()["data"]]
+    assert scores == [row[1]["risk_score"] for row in replay.json()["data"]]
+
+
+async def test_functions_without_batch_id_random_ids(
+    gateway: Any, smoke_pair: tuple[str, str]
+) -> None:
+    """Without the header each call gets fresh ids."""
+    rows = [[0, "P-0", *smoke_pair]]
+
+    first = await gateway.client.post("/functions/predict", json={"data": rows})
+    second = await gateway.client.post("/functions/predict", json={"data": rows})
+
+    assert (
+        first.json()["data"][0][1]["prediction_id"] != second.json()["data"][0][1]["prediction_id"]
+    )
+
+
+async def test_functions_only_scored_rows_queued(
+    gateway: Any, smoke_pair: tuple[str, str], make_settings: Callable[..., Settings]
+) -> None:
+    """Rows answered with an error are not queued; scored rows are, before the answer."""
+    rows = [[0, "P-0", *smoke_pair], [1, "P-1", "<r/>", "<broken"], [2, "P-2", None, None]]
+
+    await gateway.client.post("/functions/predict", json={"data": rows})
+
+    assert PredictionQueue(make_settings().queue_path).depth() == 2
+
+
+async def test_functions_empty_batch(gateway: Any) -> None:
+    """An empty batch gets an empty answer."""
+    response = await gateway.client.post("/functions/predict", json={"data": []})
+
+    assert response.status_code == 200
+    assert response.json() == {"data": []}
+
+
+async def test_functions_bad_row_number_400(gateway: Any) -> None:
+    """A row without an integer row number makes the envelope unusable: 400."""
+    for rows in ([["0", "P", None, None]], [[]], [[True, "P", None, None]]):
+        response = await gateway.client.post("/functions/predict", json={"data": rows})
+        assert response.status_code == 400, rows
+        assert response.json()["error"]["type"] == "invalid_envelope"
+
+
+async def test_functions_duplicate_row_numbers_400(gateway: Any) -> None:
+    """Two rows with one row number cannot be answered row by row: 400."""
+    rows = [[0, "P-0", None, None], [0, "P-1", None, None]]
+
+    response = await gateway.client.post("/functions/predict", json={"data": rows})
+
+    assert response.status_code == 400
+
+
+async def test_functions_over_row_limit_413(
+    gateway_factory: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """A batch above GATEWAY_MAX_BATCH_ROWS is rejected early with 413."""
+    gw = await gateway_factory(make_settings(max_batch_rows=3))
+    rows = [[i, f"P-{i}", None, None] for i in range(4)]
+
+    response = await gw.client.post("/functions/predict", json={"data": rows})
+
+    assert response.status_code == 413
+
+
+async def test_functions_health_answers_each_row(gateway: Any) -> None:
+    """FN_HEALTH gets one healthy status object per row."""
+    response = await gateway.client.post("/functions/health", json={"data": [[0], [1]]})
+
+    data = response.json()["data"]
+    assert [row[0] for row in data] == [0, 1]
+    assert data[0][1]["status"] == "healthy"
+    assert data[0][1]["checks"] == {"queue": True, "feature_spec": True, "model": True}

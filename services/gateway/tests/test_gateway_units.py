@@ -1,0 +1,106 @@
+"""Risk levels, prediction ids, settings and the log filter."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import structlog
+from evidence_gateway.config import Settings
+from evidence_gateway.ids import new_prediction_id, service_function_prediction_id
+from evidence_gateway.logs import configure_logging, filter_allowed_keys
+from evidence_gateway.risk import classify_risk
+
+
+@pytest.mark.parametrize(
+    ("score", "level"),
+    [
+        (0.0, "LOW"),
+        (0.2999, "LOW"),
+        (0.3, "MEDIUM"),
+        (0.6999, "MEDIUM"),
+        (0.7, "HIGH"),
+        (1.0, "HIGH"),
+    ],
+)
+def test_classify_risk_bands(score: float, level: str) -> None:
+    """Each band's lower bound is inclusive."""
+    assert level == classify_risk(score)
+
+
+@pytest.mark.parametrize("score", [-0.01, 1.01, float("nan")])
+def test_classify_risk_out_of_range(score: float) -> None:
+    """Scores outside [0, 1] are a bug upstream and raise."""
+    with pytest.raises(ValueError, match="risk_score must lie in"):
+        classify_risk(score)
+
+
+def test_service_function_id_deterministic() -> None:
+    """The same batch id and row give the same id; another row or batch another id."""
+    first = service_function_prediction_id("q:1:1:0:0", 5)
+
+    assert first == service_function_prediction_id("q:1:1:0:0", 5)
+    assert first != service_function_prediction_id("q:1:1:0:0", 6)
+    assert first != service_function_prediction_id("q:1:1:0:1", 5)
+    assert uuid.UUID(first).version == 5
+
+
+def test_new_prediction_id_random() -> None:
+    """API prediction ids are distinct UUID4s."""
+    ids = {new_prediction_id() for _ in range(100)}
+
+    assert len(ids) == 100
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GATEWAY_* variables set the fields."""
+    monkeypatch.setenv("GATEWAY_MAX_BATCH_ROWS", "17")
+    monkeypatch.setenv("GATEWAY_API_TOKEN", "zq-9731")
+
+    settings = Settings()
+
+    assert settings.max_batch_rows == 17
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "zq-9731"
+    assert "zq-9731" not in repr(settings)
+
+
+def test_settings_document_over_body_rejected() -> None:
+    """A document limit above the body limit is a configuration error naming both variables."""
+    with pytest.raises(ValueError, match="GATEWAY_MAX_DOCUMENT_BYTES=10 exceeds"):
+        Settings(max_document_bytes=10, max_body_bytes=5)
+
+
+def test_log_filter_drops_unknown_keys() -> None:
+    """Keys outside the allow-list are dropped and named; their values never appear."""
+    event = {"event": "parsed", "request_id": "r1", "mib": {"Subject": {"dob": "1970-01-01"}}}
+
+    kept = filter_allowed_keys(None, "info", event)
+
+    assert kept == {"event": "parsed", "request_id": "r1", "dropped_keys": ["mib"]}
+
+
+def test_log_filter_clips_values() -> None:
+    """Long strings are cut and nested values replaced by their type name."""
+    kept = filter_allowed_keys(None, "info", {"event": "x" * 500, "error": {"deep": [1]}})
+
+    assert len(kept["event"]) == 201
+    assert kept["error"] == "<dict dropped>"
+
+
+def test_log_line_deep_value_does_not_raise(capsys: pytest.CaptureFixture[str]) -> None:
+    """A value nested 5000 levels deep neither raises nor reaches the output."""
+    configure_logging("json", "info")
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):
+        child: dict[str, object] = {}
+        node["a"] = child
+        node = child
+
+    structlog.get_logger("test").info("deep value", error=deep, request_id="r-deep")
+
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["request_id"] == "r-deep"
+    assert line["error"] == "<dict dropped>"

@@ -1,0 +1,60 @@
+"""``evidence-model-server``: run the local model server with uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+import uvicorn
+
+from evidence_model_client.config import ServerSettings, get_server_settings
+from evidence_model_client.errors import ArtifactError
+from evidence_model_client.logs import configure_logging
+from evidence_model_client.served_model import load_served_model
+from evidence_model_client.server import create_app
+
+__all__ = ["app"]
+
+app = typer.Typer(add_completion=False, help="Serve the risk model over the Snowflake protocol.")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind [env MODEL_SERVER_HOST, 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port [env MODEL_SERVER_PORT, 5000].")
+    ] = None,
+    artifact_dir: Annotated[
+        Path | None,
+        typer.Option(help="Model artifact directory [env MODEL_SERVER_ARTIFACT_DIR, var/model]."),
+    ] = None,
+) -> None:
+    """Load the model artifact (or the built-in function if none exists) and serve it.
+
+    Exits with status 2 when the artifact is invalid or was trained on another feature spec.
+    """
+    overrides = {
+        key: value
+        for key, value in {"host": host, "port": port, "artifact_dir": artifact_dir}.items()
+        if value is not None
+    }
+    settings = ServerSettings(**{**get_server_settings().model_dump(), **overrides})
+    configure_logging(settings.log_level)
+    log = structlog.get_logger("evidence_model_server")
+    try:
+        served = load_served_model(settings)
+    except ArtifactError as exc:
+        log.error("model server refused to start", error_kind=exc.kind, error=str(exc))
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    uvicorn.run(
+        create_app(settings, served=served),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level=settings.log_level,
+    )

@@ -1,0 +1,312 @@
+"""Async client of the Model Registry inference service (or the local model server).
+
+One ``ModelClient`` per process and event loop: create it at start-up (for example in the FastAPI
+lifespan) and close it with ``aclose()`` at shutdown. Each call sends one batch and is bounded by
+a total deadline that covers the wait for a pooled connection, every attempt and the backoff
+between attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import numpy as np
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_fixed
+
+from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, CircuitState
+from evidence_model_client.config import ClientSettings
+from evidence_model_client.errors import (
+    InvalidModelResponseError,
+    ModelClientError,
+    ModelOverloadedError,
+    ModelTimeoutError,
+)
+from evidence_model_client.httpx_errors import error_for_status, translate_httpx_error
+from evidence_model_client.metrics import ModelMetrics
+from evidence_model_client.protocol import (
+    PREDICT_PROBA_PATH,
+    encode_dataframe_split,
+    parse_probabilities,
+    validate_matrix,
+)
+
+__all__ = ["HEALTH_PATH", "ModelClient", "RetryPolicy", "ServedModelInfo"]
+
+HEALTH_PATH = "/health"
+_log = structlog.get_logger("evidence_model_client")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Extra attempts after a retryable failure, and the pause before each one."""
+
+    max_retries: int = 1
+    backoff_seconds: float = 0.001
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.backoff_seconds < 0:
+            msg = f"max_retries and backoff_seconds must be >= 0, got {self!r}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModelInfo:
+    """What the local model server's ``/health`` reports about the model it serves."""
+
+    model_name: str
+    model_version: str
+    feature_spec_hash: str | None
+    builtin: bool
+
+
+class ModelClient:
+    """Pooled async client that scores one batch per ``POST /predict-proba``.
+
+    Example::
+
+        async with ModelClient("http://127.0.0.1:5000", deadline_seconds=0.05) as client:
+            probabilities = await client.predict_proba(matrix)  # shape (n,)
+
+    Args:
+        base_url: service root, such as ``http://127.0.0.1:5000``.
+        deadline_seconds: total time budget of one call.
+        retry: retries for idempotent failures, inside the deadline.
+        breaker: circuit breaker; default ``CircuitBreaker(BreakerPolicy())``.
+        limits: connection pool limits; at most ``max_connections`` calls run at once.
+        headers: extra request headers (such as ``Authorization``).
+        transport: httpx transport, for tests.
+        metrics: where to record latency, pool wait and circuit state; None records nothing.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        deadline_seconds: float = 0.05,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        limits: httpx.Limits | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        metrics: ModelMetrics | None = None,
+    ) -> None:
+        if deadline_seconds <= 0:
+            msg = f"deadline_seconds must be > 0, got {deadline_seconds!r}"
+            raise ValueError(msg)
+        self.base_url = base_url.rstrip("/")
+        self.deadline_seconds = deadline_seconds
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker(BreakerPolicy())
+        self._metrics = metrics
+        limits = limits or httpx.Limits(max_connections=32, keepalive_expiry=4.0)
+        # NOTE: the semaphore, not httpx's pool timeout, bounds the wait for a connection,
+        # because httpx's pool timeout does not bound total queueing time under a burst.
+        self._slots = asyncio.Semaphore(limits.max_connections or 100)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(deadline_seconds),
+            limits=limits,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            transport=transport,
+            follow_redirects=False,
+        )
+        if metrics is not None:
+            metrics.circuit_state.set(self.breaker.state.value)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ClientSettings,
+        *,
+        metrics: ModelMetrics | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> ModelClient:
+        """Build a client from ``MODEL_CLIENT_*`` settings."""
+        headers = {}
+        if settings.auth_token is not None:
+            token = settings.auth_token.get_secret_value()
+            headers["Authorization"] = f'Snowflake Token="{token}"'
+        on_change = None
+        if metrics is not None:
+            gauge = metrics.circuit_state
+
+            def on_change(state: CircuitState) -> None:
+                gauge.set(state.value)
+
+        breaker = CircuitBreaker(
+            BreakerPolicy(settings.breaker_failure_threshold, settings.breaker_cooldown_seconds),
+            on_change=on_change,
+        )
+        return cls(
+            str(settings.base_url),
+            deadline_seconds=settings.deadline_ms / 1000.0,
+            retry=RetryPolicy(settings.max_retries, settings.retry_backoff_ms / 1000.0),
+            breaker=breaker,
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_connections,
+                keepalive_expiry=settings.keepalive_expiry_seconds,
+            ),
+            headers=headers,
+            transport=transport,
+            metrics=metrics,
+        )
+
+    async def predict_proba(
+        self, matrix: np.ndarray, *, deadline_seconds: float | None = None
+    ) -> np.ndarray:
+        """Score a batch with one ``POST /predict-proba`` and return the positive-class column.
+
+        Args:
+            matrix: (n, 105) feature matrix in ``FEATURE_NAMES`` order, all values finite.
+            deadline_seconds: total budget of this call; default ``self.deadline_seconds``.
+
+        Returns:
+            float64 array of shape (n,) with probabilities in [0, 1].
+
+        Raises:
+            ValueError: the matrix has the wrong shape or holds NaN or infinity.
+            RuntimeError: the client was closed with ``aclose()``.
+            CircuitOpenError: the circuit is open; no request was sent.
+            ModelTimeoutError: the deadline passed.
+            ModelOverloadedError: no pooled connection became free before the deadline.
+            ModelUnavailableError: the service refused, dropped or failed the request.
+            InvalidModelResponseError: the answer is not a valid prediction for the batch.
+        """
+        if self._http.is_closed:
+            msg = "ModelClient is closed; create a new client for this event loop"
+            raise RuntimeError(msg)
+        values = validate_matrix(matrix)
+        body = encode_dataframe_split(values)
+        deadline = self.deadline_seconds if deadline_seconds is None else deadline_seconds
+        self.breaker.before_call()
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            probabilities = await self._call_within_deadline(body, values.shape[0], deadline)
+        except ModelClientError as exc:
+            outcome = exc.kind
+            if isinstance(exc, ModelOverloadedError):
+                self.breaker.record_ignored()
+            else:
+                self.breaker.record_failure()
+            raise
+        except BaseException:
+            # Cancelled by the caller: the outcome says nothing about the service.
+            outcome = "cancelled"
+            self.breaker.record_ignored()
+            raise
+        else:
+            self.breaker.record_success()
+        finally:
+            if self._metrics is not None:
+                elapsed = time.perf_counter() - started
+                self._metrics.call_duration.labels(outcome=outcome).observe(elapsed)
+        return probabilities
+
+    async def fetch_model_info(self, *, timeout_seconds: float = 2.0) -> ServedModelInfo:
+        """Read the served model's name, version and spec hash from ``GET /health``.
+
+        Only the local model server has this endpoint; the Snowflake service does not.
+
+        Raises:
+            ModelClientError: the request failed or the answer lacks ``model_version``.
+        """
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                response = await self._http.get(HEALTH_PATH, timeout=timeout_seconds)
+        except TimeoutError as exc:
+            msg = f"GET {HEALTH_PATH} timed out"
+            raise ModelTimeoutError(msg) from exc
+        except httpx.HTTPError as exc:
+            raise translate_httpx_error(exc) from exc
+        if response.status_code != 200:
+            raise error_for_status(response.status_code, response.content)
+        try:
+            body: Any = response.json()
+            version = body["model_version"]
+            info = ServedModelInfo(
+                model_name=str(body.get("model_name", "")),
+                model_version=str(version),
+                feature_spec_hash=body.get("feature_spec_hash"),
+                builtin=bool(body.get("builtin", False)),
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            msg = f"GET {HEALTH_PATH} answer has no model_version: {exc!r:.80}"
+            raise InvalidModelResponseError(msg) from exc
+        return info
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _call_within_deadline(self, body: bytes, n_rows: int, deadline: float) -> np.ndarray:
+        acquired = False
+        wait_started = time.perf_counter()
+        try:
+            async with asyncio.timeout(deadline):
+                await self._slots.acquire()
+                acquired = True
+                if self._metrics is not None:
+                    self._metrics.pool_wait.observe(time.perf_counter() - wait_started)
+                return await self._send_with_retries(body, n_rows, deadline)
+        except TimeoutError as exc:
+            deadline_ms = deadline * 1000
+            if not acquired:
+                msg = f"no free connection to the model service within {deadline_ms:.0f} ms"
+                raise ModelOverloadedError(msg) from exc
+            msg = f"model call exceeded its {deadline_ms:.0f} ms deadline"
+            raise ModelTimeoutError(msg) from exc
+        finally:
+            if acquired:
+                self._slots.release()
+
+    async def _send_with_retries(self, body: bytes, n_rows: int, deadline: float) -> np.ndarray:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(1 + self.retry.max_retries),
+            wait=wait_fixed(self.retry.backoff_seconds),
+            retry=retry_if_exception(_is_retryable),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(body, n_rows, deadline)
+        raise AssertionError  # pragma: no cover  # NOTE: reraise=True ends the loop by raising
+
+    async def _send_once(self, body: bytes, n_rows: int, deadline: float) -> np.ndarray:
+        try:
+            response = await self._http.post(PREDICT_PROBA_PATH, content=body, timeout=deadline)
+        except httpx.HTTPError as exc:
+            raise translate_httpx_error(exc) from exc
+        if response.status_code != 200:
+            raise error_for_status(response.status_code, response.content)
+        return parse_probabilities(response.content, n_rows)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ModelClientError) and exc.retryable
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    kind = exc.kind if isinstance(exc, ModelClientError) else type(exc).__name__
+    _log.warning("model call retried", attempt=state.attempt_number, error_kind=kind)

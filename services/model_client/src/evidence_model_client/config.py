@@ -1,0 +1,113 @@
+"""Settings of the model client (``MODEL_CLIENT_*``) and the model server (``MODEL_SERVER_*``).
+
+The package holds two deployables, so it has two settings classes, each with its own prefix.
+Both are built on first use through the cached getters, never at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "ClientSettings",
+    "ServerSettings",
+    "get_client_settings",
+    "get_server_settings",
+]
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class ClientSettings(BaseSettings):
+    """Settings of the async model client and the ``RiskScorer`` facade."""
+
+    model_config = SettingsConfigDict(env_prefix="MODEL_CLIENT_", extra="ignore")
+
+    base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:5000")
+    """Model service root; ``/predict-proba`` is appended. In SPCS, the service's ``dns_name``."""
+
+    deadline_ms: float = Field(default=50.0, gt=0, le=60_000)
+    """Total time budget of one model call in milliseconds, retries and pool wait included."""
+
+    max_retries: int = Field(default=1, ge=0, le=5)
+    """Extra attempts after a retryable failure (connection refused or dropped, 502/503/504)."""
+
+    retry_backoff_ms: float = Field(default=1.0, ge=0)
+    """Pause before each retry in milliseconds."""
+
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive failed calls that open the circuit."""
+
+    breaker_cooldown_seconds: float = Field(default=5.0, gt=0)
+    """Time the circuit stays open before one probe call may try the service again."""
+
+    max_connections: int = Field(default=32, ge=1)
+    """Pooled connections to the model service; concurrent calls beyond this wait in line."""
+
+    keepalive_expiry_seconds: float = Field(default=4.0, gt=0)
+    """Idle time after which a pooled connection is dropped; keep below the server's keep-alive
+    timeout (uvicorn's default is 5 s) so the client never reuses a connection being closed."""
+
+    model_version: str | None = None
+    """Served model version (e.g. ``V2``) for a service without the local server's ``/health``,
+    such as the Snowflake inference service. Unset: read from ``GET {base_url}/health``."""
+
+    feature_spec_hash: str | None = None
+    """Feature spec hash of the served model when ``/health`` is unavailable. Unset with no
+    ``/health``: the hash is not checked."""
+
+    reason_profile_dir: Path | None = Path("var/model")
+    """Artifact directory whose ``metadata.json`` supplies importances and training means for
+    model reasons. Missing or unset: model answers get the fallback terms as reasons."""
+
+    top_reasons: int = Field(default=5, ge=0, le=105)
+    """Reasons returned per score."""
+
+    auth_token: SecretStr | None = None
+    """Token sent as ``Authorization: Snowflake Token="..."`` to a public SPCS endpoint; not
+    needed inside SPCS."""
+
+
+class ServerSettings(BaseSettings):
+    """Settings of the local model server (``evidence-model-server``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODEL_SERVER_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Interface to bind; ``0.0.0.0`` only inside a container."""
+
+    port: int = Field(default=5000, ge=0, le=65535)
+    """TCP port; 5000 matches the Snowflake inference service."""
+
+    artifact_dir: Path = Path("var/model")
+    """Directory holding ``model.joblib`` and ``metadata.json``."""
+
+    allow_builtin: bool = True
+    """Serve the deterministic built-in scoring function when the artifact directory is empty,
+    so the stack runs before any training. False: refuse to start without an artifact."""
+
+    max_rows: int = Field(default=10_000, ge=1)
+    """Maximum rows in one request; larger requests get 413."""
+
+    max_body_bytes: int = Field(default=32_000_000, ge=1024)
+    """Maximum request body size in bytes; larger bodies get 413."""
+
+    log_level: LogLevel = "info"
+    """Level of the JSON logs on stdout."""
+
+
+@lru_cache(maxsize=1)
+def get_client_settings() -> ClientSettings:
+    """Build the client settings from the environment once per process."""
+    return ClientSettings()
+
+
+@lru_cache(maxsize=1)
+def get_server_settings() -> ServerSettings:
+    """Build the server settings from the environment once per process."""
+    return ServerSettings()

@@ -1,0 +1,228 @@
+"""Server side of the inference protocol: parse every request body shape Snowflake accepts.
+
+The Snowflake inference server accepts four bodies (``RestInferencePayloadFormat``)::
+
+    {"data": [[0, v1, ..., v105], ...]}                       flat: row id, values in spec order
+    {"data": [[0, {"MIB_HIT_COUNT": 2.0, ...}], ...]}         wide: row id, one object per row
+    {"dataframe_split": {"index": [...], "columns": [...], "data": [[...], ...]}}
+    {"dataframe_records": [{"MIB_HIT_COUNT": 2.0, ...}, ...]}
+
+Flat and wide are told apart by whether element 1 of the first row is an object. Split and
+records may name ignored columns in a top-level ``"extra_columns"`` list. Values must be JSON
+numbers (booleans, strings and null are rejected) and finite. Error messages name the row (its
+0-based position in the request) and the column, never the value, because values are health data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import orjson
+from evidence_features import FEATURE_NAMES
+
+__all__ = ["InvalidPayloadError", "ParsedPayload", "parse_payload"]
+
+_FEATURE_SET = frozenset(FEATURE_NAMES)
+_SHAPES = ("data", "dataframe_split", "dataframe_records")
+_ALLOWED_TOP_LEVEL = frozenset({*_SHAPES, "params", "extra_columns"})
+_NUMBER_TYPES = frozenset({int, float})
+
+
+class InvalidPayloadError(ValueError):
+    """The request body cannot be scored; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPayload:
+    """Row ids to echo in the answer, and the (n, 105) float64 matrix in spec order."""
+
+    row_ids: list[Any]
+    matrix: np.ndarray
+
+
+def parse_payload(body: bytes, *, max_rows: int) -> ParsedPayload:
+    """Parse and validate a ``/predict`` or ``/predict-proba`` request body.
+
+    Raises:
+        InvalidPayloadError: the body is not one of the accepted shapes, has the wrong columns,
+            too many rows, or a value that is not a finite number.
+    """
+    payload = _load_json(body)
+    if not isinstance(payload, dict):
+        msg = f"request body must be a JSON object with one of the keys {list(_SHAPES)}"
+        raise InvalidPayloadError(msg)
+    shapes = [key for key in _SHAPES if key in payload]
+    if len(shapes) != 1:
+        msg = f"request body must have exactly one of the keys {list(_SHAPES)}, got {shapes}"
+        raise InvalidPayloadError(msg)
+    unknown = sorted(set(payload) - _ALLOWED_TOP_LEVEL)
+    if unknown:
+        msg = f"unknown top-level keys {unknown[:5]}; allowed are {sorted(_ALLOWED_TOP_LEVEL)}"
+        raise InvalidPayloadError(msg)
+    if payload.get("params") not in (None, {}):
+        msg = "this model takes no inference parameters; remove the params object"
+        raise InvalidPayloadError(msg)
+    extra = _extra_columns(payload.get("extra_columns"))
+    shape = shapes[0]
+    if shape == "data":
+        return _parse_data(payload["data"], max_rows)
+    if shape == "dataframe_split":
+        return _parse_split(payload["dataframe_split"], extra, max_rows)
+    return _parse_records(payload["dataframe_records"], extra, max_rows)
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson rejects the NaN and Infinity tokens that Python's json module writes; parse those
+    # bodies again with the standard library so the finiteness check can name the column.
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"request body is not valid JSON: {exc}"
+        raise InvalidPayloadError(msg) from exc
+
+
+def _parse_data(rows: object, max_rows: int) -> ParsedPayload:
+    rows = _row_list(rows, "data", max_rows)
+    row_ids: list[Any] = []
+    for position, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) < 2:
+            msg = f"data row {position} must be [row_id, values...] or [row_id, {{column: value}}]"
+            raise InvalidPayloadError(msg)
+        if isinstance(row[0], bool) or not isinstance(row[0], int):
+            msg = f"data row {position} must start with an integer row id"
+            raise InvalidPayloadError(msg)
+        row_ids.append(row[0])
+    if isinstance(rows[0][1], dict):
+        records = []
+        for position, row in enumerate(rows):
+            if len(row) != 2 or not isinstance(row[1], dict):
+                msg = f"data row {position} must be [row_id, {{column: value}}] like row 0"
+                raise InvalidPayloadError(msg)
+            records.append(row[1])
+        return ParsedPayload(row_ids, _records_matrix(records, frozenset(), "data"))
+    values = [row[1:] for row in rows]
+    for position, row_values in enumerate(values):
+        if len(row_values) != len(FEATURE_NAMES):
+            msg = (
+                f"data row {position} has {len(row_values)} feature values; expected "
+                f"{len(FEATURE_NAMES)} in FEATURE_NAMES order after the row id"
+            )
+            raise InvalidPayloadError(msg)
+    return ParsedPayload(row_ids, _to_matrix(values, FEATURE_NAMES))
+
+
+def _parse_split(split: object, extra: frozenset[str], max_rows: int) -> ParsedPayload:
+    if not isinstance(split, dict):
+        msg = 'dataframe_split must be an object with "columns" and "data"'
+        raise InvalidPayloadError(msg)
+    columns = split.get("columns")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        msg = "dataframe_split.columns must be a list of column names"
+        raise InvalidPayloadError(msg)
+    _check_columns(columns, extra, "dataframe_split.columns")
+    rows = _row_list(split.get("data"), "dataframe_split.data", max_rows)
+    index = split.get("index", list(range(len(rows))))
+    if not isinstance(index, list) or len(index) != len(rows):
+        msg = f"dataframe_split.index must be a list of {len(rows)} row ids, one per data row"
+        raise InvalidPayloadError(msg)
+    for position, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(columns):
+            width = len(row) if isinstance(row, list) else "no"
+            msg = (
+                f"dataframe_split.data row {position} has {width} values; "
+                f"expected {len(columns)}, one per column"
+            )
+            raise InvalidPayloadError(msg)
+    if tuple(columns) == FEATURE_NAMES:
+        return ParsedPayload(index, _to_matrix(rows, FEATURE_NAMES))
+    # Reorder to spec order in Python so that ignored extra columns are never type-checked.
+    order = [columns.index(name) for name in FEATURE_NAMES]
+    reordered = [[row[i] for i in order] for row in rows]
+    return ParsedPayload(index, _to_matrix(reordered, FEATURE_NAMES))
+
+
+def _parse_records(records: object, extra: frozenset[str], max_rows: int) -> ParsedPayload:
+    rows = _row_list(records, "dataframe_records", max_rows)
+    matrix = _records_matrix(rows, extra, "dataframe_records")
+    return ParsedPayload(list(range(len(rows))), matrix)
+
+
+def _records_matrix(records: list[Any], extra: frozenset[str], where: str) -> np.ndarray:
+    rows = []
+    for position, record in enumerate(records):
+        if not isinstance(record, dict):
+            msg = f"{where} row {position} must be an object mapping column names to numbers"
+            raise InvalidPayloadError(msg)
+        if record.keys() - extra != _FEATURE_SET:
+            _check_columns(list(record), extra, f"{where} row {position}")
+        rows.append([record[name] for name in FEATURE_NAMES])
+    return _to_matrix(rows, FEATURE_NAMES)
+
+
+def _row_list(rows: object, where: str, max_rows: int) -> list[Any]:
+    if not isinstance(rows, list) or not rows:
+        msg = f"{where} must be a non-empty list of rows"
+        raise InvalidPayloadError(msg)
+    if len(rows) > max_rows:
+        msg = f"{where} has {len(rows)} rows; at most {max_rows} are accepted per request"
+        raise InvalidPayloadError(msg, status=413)
+    return rows
+
+
+def _extra_columns(value: object) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        msg = "extra_columns must be a list of column names"
+        raise InvalidPayloadError(msg)
+    return frozenset(value)
+
+
+def _check_columns(columns: Sequence[str], extra: frozenset[str], where: str) -> None:
+    if len(set(columns)) != len(columns):
+        duplicates = sorted({c for c in columns if columns.count(c) > 1})
+        msg = f"{where} repeats columns {duplicates[:5]}"
+        raise InvalidPayloadError(msg)
+    present = set(columns)
+    unknown = sorted(present - _FEATURE_SET - extra)
+    if unknown:
+        msg = (
+            f"{where} has unknown columns {unknown[:5]} ({len(unknown)} in all); list ignored "
+            "columns in extra_columns"
+        )
+        raise InvalidPayloadError(msg)
+    missing = [name for name in FEATURE_NAMES if name not in present]
+    if missing:
+        msg = f"{where} lacks columns {missing[:5]} ({len(missing)} of {len(FEATURE_NAMES)})"
+        raise InvalidPayloadError(msg)
+
+
+def _to_matrix(rows: list[Any], columns: Sequence[str]) -> np.ndarray:
+    # One C-level pass over all values finds any non-number; only then look for where it is.
+    if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+        for position, row in enumerate(rows):
+            for column, value in zip(columns, row, strict=True):
+                if type(value) not in _NUMBER_TYPES:
+                    kind = "null" if value is None else type(value).__name__
+                    msg = f"column {column} of row {position} must be a number, got {kind}"
+                    raise InvalidPayloadError(msg)
+    matrix = np.array(rows, dtype=np.float64)
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        position, column_index = (int(i) for i in np.argwhere(~finite)[0])
+        msg = f"column {columns[column_index]} of row {position} must be finite, got NaN/Infinity"
+        raise InvalidPayloadError(msg)
+    return matrix

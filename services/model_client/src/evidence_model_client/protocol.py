@@ -1,0 +1,115 @@
+"""Client side of the Model Registry inference protocol: request bodies and response checks.
+
+A batch goes out as one ``POST /predict-proba`` with a ``dataframe_split`` body whose columns are
+``FEATURE_NAMES`` and whose index is ``0..n-1``. The service answers
+``{"data": [[row, {"output_feature_0": p0, "output_feature_1": p1}], ...]}`` with one entry per
+row in request order; ``output_feature_1`` is the positive-class probability.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+from evidence_features import FEATURE_NAMES
+
+from evidence_model_client.errors import InvalidModelResponseError
+
+__all__ = [
+    "POSITIVE_OUTPUT",
+    "PREDICT_PROBA_PATH",
+    "encode_dataframe_split",
+    "parse_probabilities",
+    "validate_matrix",
+]
+
+PREDICT_PROBA_PATH = "/predict-proba"
+POSITIVE_OUTPUT = "output_feature_1"
+_COLUMNS = list(FEATURE_NAMES)
+
+
+def validate_matrix(matrix: np.ndarray) -> np.ndarray:
+    """Return the matrix as C-ordered float64 after checking its shape and values.
+
+    Raises:
+        ValueError: the matrix is not (n, 105) with n >= 1, or a value is NaN or infinite; the
+            message names the first bad row and column.
+    """
+    values = np.ascontiguousarray(matrix, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(FEATURE_NAMES) or values.shape[0] == 0:
+        msg = (
+            f"expected a feature matrix of shape (n, {len(FEATURE_NAMES)}) with n >= 1, "
+            f"got shape {values.shape}"
+        )
+        raise ValueError(msg)
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, column = (int(i) for i in np.argwhere(~finite)[0])
+        msg = (
+            f"feature {FEATURE_NAMES[column]} of row {row} is NaN or infinite; the feature "
+            "library must impute it before scoring"
+        )
+        raise ValueError(msg)
+    return values
+
+
+def encode_dataframe_split(matrix: np.ndarray) -> bytes:
+    """Encode a validated (n, 105) float64 matrix as a ``dataframe_split`` JSON body.
+
+    orjson writes the float64 array directly (shortest round-trip repr, like ``json.dumps``)
+    about 20 times faster than ``json.dumps(matrix.tolist())``. It would write NaN as null,
+    which is why callers pass the matrix through ``validate_matrix`` first.
+    """
+    body = {
+        "dataframe_split": {
+            "index": list(range(matrix.shape[0])),
+            "columns": _COLUMNS,
+            "data": matrix,
+        }
+    }
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def parse_probabilities(content: bytes, n_rows: int) -> np.ndarray:
+    """Read the positive-class probability of each row from a ``/predict-proba`` answer.
+
+    Raises:
+        InvalidModelResponseError: the body is not JSON, has another row count or row order, or
+            a probability is missing, non-numeric, non-finite or outside [0, 1].
+    """
+    try:
+        body: Any = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        msg = f"model answer is not JSON ({len(content)} bytes): {exc}"
+        raise InvalidModelResponseError(msg) from exc
+    rows = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(rows, list):
+        msg = 'model answer has no "data" list; expected {"data": [[row, {...}], ...]}'
+        raise InvalidModelResponseError(msg)
+    if len(rows) != n_rows:
+        msg = f"model answered {len(rows)} rows for a batch of {n_rows}"
+        raise InvalidModelResponseError(msg)
+    probabilities = np.empty(n_rows, dtype=np.float64)
+    for expected_row, item in enumerate(rows):
+        probabilities[expected_row] = _read_probability(item, expected_row)
+    return probabilities
+
+
+def _read_probability(item: object, expected_row: int) -> float:
+    if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):
+        msg = f"model answer row {expected_row} is not [row, {{outputs}}]"
+        raise InvalidModelResponseError(msg)
+    row_id, outputs = item
+    if isinstance(row_id, bool) or row_id != expected_row:
+        msg = f"model answer row {expected_row} carries row number {row_id!r}; order is broken"
+        raise InvalidModelResponseError(msg)
+    value = outputs.get(POSITIVE_OUTPUT)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"model answer row {expected_row} has no numeric {POSITIVE_OUTPUT}: {value!r:.40}"
+        raise InvalidModelResponseError(msg)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        msg = f"model answer row {expected_row} has {POSITIVE_OUTPUT}={value!r}, not in [0, 1]"
+        raise InvalidModelResponseError(msg)
+    return float(value)

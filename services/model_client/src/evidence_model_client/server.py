@@ -1,0 +1,131 @@
+"""Local model server: the Snowflake Model Registry inference protocol over a local artifact.
+
+Endpoints (paths as the Snowflake inference service names them)::
+
+    POST /predict-proba   {"data": [[row, {"output_feature_0": p0, "output_feature_1": p1}], ...]}
+    POST /predict         {"data": [[row, {"output_feature_0": label}], ...]}
+    GET  /health          model name, version, spec hash, created_at, and whether the
+                          deterministic built-in function is served because no artifact exists
+
+Request bodies are parsed by ``payloads.parse_payload``. Scoring runs in a worker thread with
+one ``predict_proba`` call per request, so the event loop stays free for other requests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+import orjson
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from evidence_model_client.config import ServerSettings, get_server_settings
+from evidence_model_client.payloads import InvalidPayloadError, ParsedPayload, parse_payload
+from evidence_model_client.served_model import ServedModel, load_served_model
+
+__all__ = ["create_app"]
+
+_log = structlog.get_logger("evidence_model_server")
+
+Outputs = Callable[[ServedModel, np.ndarray], list[dict[str, Any]]]
+
+
+def create_app(
+    settings: ServerSettings | None = None, *, served: ServedModel | None = None
+) -> FastAPI:
+    """Build the FastAPI app; the model is loaded in the lifespan unless ``served`` is given.
+
+    Raises (at start-up, through the lifespan):
+        ArtifactError: the artifact is invalid or missing while built-ins are disallowed.
+        SpecHashMismatchError: the artifact was trained on another feature spec.
+    """
+    config = settings or get_server_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.served = served or load_served_model(config)
+        _log.info("model server started", builtin=app.state.served.builtin)
+        yield
+        _log.info("model server stopped")
+
+    app = FastAPI(title="Evidence local model server", lifespan=lifespan)
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, Any]:
+        """Report the served model and whether it is the built-in function."""
+        model: ServedModel = request.app.state.served
+        return model.health()
+
+    @app.post("/predict-proba")
+    async def predict_proba(request: Request) -> Response:
+        """Return both class probabilities of each row."""
+        return await _handle(request, config, _proba_outputs)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        """Return the predicted class label of each row."""
+        return await _handle(request, config, _label_outputs)
+
+    return app
+
+
+async def _handle(request: Request, config: ServerSettings, outputs: Outputs) -> Response:
+    started = time.perf_counter()
+    path = request.url.path
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
+        return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
+    body = await request.body()
+    if len(body) > config.max_body_bytes:
+        return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
+    model: ServedModel = request.app.state.served
+    try:
+        content, rows = await anyio.to_thread.run_sync(
+            _score, body, model, outputs, config.max_rows
+        )
+    except InvalidPayloadError as exc:
+        return _reject(path, str(exc), exc.status)
+    _log.info(
+        "prediction served",
+        path=path,
+        rows=rows,
+        body_bytes=len(body),
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+    return Response(content=content, media_type="application/json")
+
+
+def _score(body: bytes, model: ServedModel, outputs: Outputs, max_rows: int) -> tuple[bytes, int]:
+    parsed: ParsedPayload = parse_payload(body, max_rows=max_rows)
+    rows = [
+        [row_id, output]
+        for row_id, output in zip(parsed.row_ids, outputs(model, parsed.matrix), strict=True)
+    ]
+    return orjson.dumps({"data": rows}), len(rows)
+
+
+def _proba_outputs(model: ServedModel, matrix: np.ndarray) -> list[dict[str, Any]]:
+    probabilities = model.predict_proba(matrix)
+    return [
+        {"output_feature_0": float(p0), "output_feature_1": float(p1)}
+        for p0, p1 in probabilities.tolist()
+    ]
+
+
+def _label_outputs(model: ServedModel, matrix: np.ndarray) -> list[dict[str, Any]]:
+    # The label is the class with the highest probability, as scikit-learn's predict chooses it.
+    probabilities = model.predict_proba(matrix)
+    classes = np.asarray(getattr(model.model, "classes_", [0, 1]))
+    labels = classes[np.argmax(probabilities, axis=1)]
+    return [{"output_feature_0": int(label)} for label in labels.tolist()]
+
+
+def _reject(path: str, message: str, status: int) -> JSONResponse:
+    _log.info("prediction request rejected", path=path, status=status, error=message)
+    return JSONResponse({"detail": message}, status_code=status)

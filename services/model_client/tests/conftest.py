@@ -1,0 +1,275 @@
+"""Fixtures: a small trained artifact, the real model server as a subprocess, faulty servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from evidence_features import FEATURE_NAMES
+from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, compute_feature_stats
+from sklearn.ensemble import GradientBoostingClassifier
+
+SERVER_BIN = Path(sys.executable).parent / "evidence-model-server"
+
+
+def make_training_data(n_rows: int = 400, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Random non-negative features whose label depends on two columns."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.random((n_rows, len(FEATURE_NAMES))) * 3.0
+    signal = matrix[:, FEATURE_NAMES.index("RX_MAX_CLASS_SEVERITY")] + matrix[:, 1]
+    labels = (signal + rng.normal(0, 0.5, n_rows) > 3.0).astype(int)
+    return matrix, labels
+
+
+def train_artifact(directory: Path, *, spec_hash: str | None = None) -> ModelArtifact:
+    """Train a tiny gradient-boosted model on random data and save it as an artifact."""
+    matrix, labels = make_training_data()
+    model = GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0)
+    model.fit(matrix, labels)
+    extra = {} if spec_hash is None else {"feature_spec_hash": spec_hash}
+    metadata = ArtifactMetadata(
+        model_version="V2",
+        metrics={"roc_auc": 0.9},
+        feature_stats=compute_feature_stats(matrix),
+        feature_importances=dict(
+            zip(FEATURE_NAMES, (float(v) for v in model.feature_importances_), strict=True)
+        ),
+        training_summary={"rows": int(labels.size), "positive_rate": float(labels.mean())},
+        **extra,
+    )
+    artifact = ModelArtifact(model=model, metadata=metadata)
+    artifact.save(directory)
+    return artifact
+
+
+def free_port() -> int:
+    """Return a port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """A running ``evidence-model-server`` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+
+def start_server(artifact_dir: Path, log_path: Path, **env: str) -> ServerProcess:
+    """Start the real model server on a free port and wait until ``/health`` answers."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "MODEL_SERVER_ARTIFACT_DIR": str(artifact_dir),
+        "MODEL_SERVER_PORT": str(port),
+        "MODEL_SERVER_HOST": "127.0.0.1",
+        **env,
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(SERVER_BIN)], env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            msg = f"model server exited with {process.returncode}: {log_path.read_text()}"
+            raise RuntimeError(msg)
+        try:
+            if httpx.get(f"{base_url}/health", timeout=0.5).status_code == 200:
+                return ServerProcess(process, base_url, log_path)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    msg = f"model server did not answer /health within 30 s: {log_path.read_text()}"
+    raise RuntimeError(msg)
+
+
+def stop_server(server: ServerProcess) -> None:
+    """Terminate the server and wait for it."""
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained artifact directory, shared by the whole session."""
+    directory = tmp_path_factory.mktemp("artifact")
+    train_artifact(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def model_server(
+    artifact_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """The real local model server serving ``artifact_dir``."""
+    server = start_server(artifact_dir, tmp_path_factory.mktemp("logs") / "server.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def rows() -> np.ndarray:
+    """Five feature rows drawn like the training data."""
+    matrix, _ = make_training_data(n_rows=5, seed=11)
+    return matrix
+
+
+# --- faulty servers ---------------------------------------------------------------------------
+
+
+@dataclass
+class FaultyServer:
+    """An HTTP/1.1 server on 127.0.0.1 whose behaviour the test sets through ``mode``.
+
+    Modes: ``ok`` (valid answer, probability 0.25 per row), ``hang`` (never answers), ``slow``
+    (valid answer after ``delay`` seconds), ``status`` (empty body with ``status``), ``garbage``
+    (200 with a non-JSON body), ``wrong_rows`` (one row fewer), ``drop`` (closes the connection
+    without an answer), ``bad_probability`` (1.5 for every row).
+    """
+
+    mode: str = "ok"
+    delay: float = 0.0
+    status: int = 500
+    health: dict[str, object] = field(
+        default_factory=lambda: {"model_name": "FAKE", "model_version": "V9"}
+    )
+    requests: list[tuple[str, bytes]] = field(default_factory=list)
+    port: int = 0
+    _server: asyncio.Server | None = None
+    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def base_url(self) -> str:
+        """Root URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def predict_calls(self) -> int:
+        """Requests received on ``/predict-proba``."""
+        return sum(1 for path, _ in self.requests if path == "/predict-proba")
+
+    async def start(self) -> None:
+        """Listen on a free port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and close open connections."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in self._handlers:
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    break
+                method, path, body = request
+                self.requests.append((path, body))
+                if not await self._answer(writer, method, path, body):
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            # stop() cancels handlers on purpose; ending normally keeps asyncio from logging it.
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(
+        self, writer: asyncio.StreamWriter, method: str, path: str, body: bytes
+    ) -> bool:
+        if method == "GET" and path == "/health":
+            _write(writer, 200, json.dumps(self.health).encode())
+            await writer.drain()
+            return True
+        mode = self.mode
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        if mode == "drop":
+            return False
+        if mode == "slow":
+            await asyncio.sleep(self.delay)
+        if mode == "status":
+            _write(writer, self.status, b"model failed")
+        elif mode == "garbage":
+            _write(writer, 200, b"<html>not json</html>")
+        else:
+            n_rows = len(json.loads(body)["dataframe_split"]["data"])
+            probability = 1.5 if mode == "bad_probability" else 0.25
+            count = n_rows - 1 if mode == "wrong_rows" else n_rows
+            answer = {
+                "data": [
+                    [i, {"output_feature_0": 1 - probability, "output_feature_1": probability}]
+                    for i in range(count)
+                ]
+            }
+            _write(writer, 200, json.dumps(answer).encode())
+        await writer.drain()
+        return True
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] | None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    return method, path, body
+
+
+def _write(writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
+    head = (
+        f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+
+
+@pytest.fixture
+async def faulty_server() -> AsyncIterator[FaultyServer]:
+    """A controllable faulty model server, started on a free port."""
+    server = FaultyServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens, so connections are refused."""
+    return f"http://127.0.0.1:{free_port()}"

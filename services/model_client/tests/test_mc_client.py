@@ -1,0 +1,227 @@
+"""Tests of ModelClient against the real model server and against faulty servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from evidence_features import FEATURE_NAMES
+from evidence_model_client.artifact import ModelArtifact
+from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, CircuitState
+from evidence_model_client.client import ModelClient, RetryPolicy
+from evidence_model_client.errors import (
+    CircuitOpenError,
+    InvalidModelResponseError,
+    ModelOverloadedError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+)
+
+from .conftest import FaultyServer, ServerProcess
+
+DEADLINE = 0.05
+# Scheduling slack allowed beyond the deadline on a busy 2-core machine.
+SLACK = 0.05
+
+
+def _client(base_url: str, **kwargs: object) -> ModelClient:
+    options: dict[str, object] = {"deadline_seconds": DEADLINE, **kwargs}
+    return ModelClient(base_url, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+async def test_client_real_server_matches_model(
+    model_server: ServerProcess, artifact_dir: Path, rows: np.ndarray
+) -> None:
+    """Probabilities from the real server equal the artifact model's positive column."""
+    expected = ModelArtifact.load(artifact_dir).model.predict_proba(rows)[:, 1]
+    async with _client(model_server.base_url, deadline_seconds=2.0) as client:
+        probabilities = await client.predict_proba(rows)
+        info = await client.fetch_model_info()
+    np.testing.assert_allclose(expected, probabilities, rtol=0, atol=1e-12)
+    assert info.model_version == "V2"
+    assert info.builtin is False
+
+
+async def test_client_one_request_per_batch(faulty_server: FaultyServer) -> None:
+    """A batch of 200 rows is one dataframe_split request with FEATURE_NAMES columns."""
+    matrix = np.ones((200, len(FEATURE_NAMES)))
+    async with _client(faulty_server.base_url) as client:
+        probabilities = await client.predict_proba(matrix)
+    assert probabilities.tolist() == [0.25] * 200
+    assert faulty_server.predict_calls == 1
+    body = json.loads(faulty_server.requests[0][1])
+    assert list(FEATURE_NAMES) == body["dataframe_split"]["columns"]
+    assert len(body["dataframe_split"]["data"]) == 200
+
+
+async def test_client_refused_connection(refused_url: str, rows: np.ndarray) -> None:
+    """A refused connection raises ModelUnavailableError after the allowed retry."""
+    async with _client(refused_url) as client:
+        with pytest.raises(ModelUnavailableError, match="ConnectError"):
+            await client.predict_proba(rows)
+
+
+async def test_client_hang_honours_deadline(faulty_server: FaultyServer, rows: np.ndarray) -> None:
+    """A server that never answers costs the deadline, then ModelTimeoutError."""
+    faulty_server.mode = "hang"
+    async with _client(faulty_server.base_url) as client:
+        started = time.perf_counter()
+        with pytest.raises(ModelTimeoutError, match="50 ms deadline"):
+            await client.predict_proba(rows)
+        elapsed = time.perf_counter() - started
+    assert elapsed + 0.005 >= DEADLINE
+    assert elapsed < DEADLINE + SLACK
+
+
+async def test_client_slow_within_deadline(faulty_server: FaultyServer, rows: np.ndarray) -> None:
+    """An answer slower than usual but inside the deadline is accepted."""
+    faulty_server.mode = "slow"
+    faulty_server.delay = 0.01
+    async with _client(faulty_server.base_url) as client:
+        assert [0.25] * len(rows) == (await client.predict_proba(rows)).tolist()
+
+
+async def test_client_slow_beyond_deadline(faulty_server: FaultyServer, rows: np.ndarray) -> None:
+    """An answer after the deadline is a timeout."""
+    faulty_server.mode = "slow"
+    faulty_server.delay = 0.2
+    async with _client(faulty_server.base_url) as client:
+        with pytest.raises(ModelTimeoutError):
+            await client.predict_proba(rows)
+
+
+async def test_client_500_not_retried(faulty_server: FaultyServer, rows: np.ndarray) -> None:
+    """HTTP 500 fails at once: one request, ModelUnavailableError quoting the status."""
+    faulty_server.mode = "status"
+    faulty_server.status = 500
+    async with _client(faulty_server.base_url) as client:
+        with pytest.raises(ModelUnavailableError, match="HTTP 500: 'model failed'"):
+            await client.predict_proba(rows)
+    assert faulty_server.predict_calls == 1
+
+
+async def test_client_503_retried_once(faulty_server: FaultyServer, rows: np.ndarray) -> None:
+    """HTTP 503 is retried once within the deadline: two requests."""
+    faulty_server.mode = "status"
+    faulty_server.status = 503
+    async with _client(faulty_server.base_url, retry=RetryPolicy(1, 0.0)) as client:
+        with pytest.raises(ModelUnavailableError, match="HTTP 503"):
+            await client.predict_proba(rows)
+    assert faulty_server.predict_calls == 2
+
+
+async def test_client_dropped_connection_retried(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """A connection closed without an answer is retried, then reported as unavailable."""
+    faulty_server.mode = "drop"
+    async with _client(faulty_server.base_url, retry=RetryPolicy(2, 0.0)) as client:
+        with pytest.raises(ModelUnavailableError, match="RemoteProtocolError"):
+            await client.predict_proba(rows)
+    assert faulty_server.predict_calls == 3
+
+
+@pytest.mark.parametrize(
+    ("mode", "pattern"),
+    [
+        ("garbage", "not JSON"),
+        ("wrong_rows", "answered 4 rows for a batch of 5"),
+        ("bad_probability", r"not in \[0, 1\]"),
+    ],
+)
+async def test_client_invalid_answers(
+    faulty_server: FaultyServer, rows: np.ndarray, mode: str, pattern: str
+) -> None:
+    """Garbage, a wrong row count or an impossible probability raise InvalidModelResponseError."""
+    faulty_server.mode = mode
+    async with _client(faulty_server.base_url) as client:
+        with pytest.raises(InvalidModelResponseError, match=pattern):
+            await client.predict_proba(rows)
+
+
+async def test_client_rejects_nan_before_sending(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """A NaN in the matrix raises ValueError and sends nothing."""
+    rows[1, 3] = np.nan
+    async with _client(faulty_server.base_url) as client:
+        with pytest.raises(ValueError, match=f"feature {FEATURE_NAMES[3]} of row 1"):
+            await client.predict_proba(rows)
+    assert faulty_server.predict_calls == 0
+
+
+async def test_client_breaker_opens_and_closes(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """Failures open the circuit, open calls send nothing, a probe after cooldown closes it."""
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=2, cooldown_seconds=0.2))
+    faulty_server.mode = "status"
+    async with _client(faulty_server.base_url, breaker=breaker) as client:
+        for _ in range(2):
+            with pytest.raises(ModelUnavailableError):
+                await client.predict_proba(rows)
+        assert breaker.state == CircuitState.OPEN
+        calls = faulty_server.predict_calls
+        started = time.perf_counter()
+        with pytest.raises(CircuitOpenError):
+            await client.predict_proba(rows)
+        assert time.perf_counter() - started < 0.005
+        assert calls == faulty_server.predict_calls
+        await asyncio.sleep(0.2)
+        faulty_server.mode = "ok"
+        await client.predict_proba(rows)
+        assert breaker.state == CircuitState.CLOSED
+
+
+async def test_client_flapping_server_probe_fails(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """A probe that fails while the server flaps reopens the circuit for another cooldown."""
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=1, cooldown_seconds=0.1))
+    faulty_server.mode = "garbage"
+    async with _client(faulty_server.base_url, breaker=breaker) as client:
+        with pytest.raises(InvalidModelResponseError):
+            await client.predict_proba(rows)
+        await asyncio.sleep(0.1)
+        with pytest.raises(InvalidModelResponseError):
+            await client.predict_proba(rows)
+        assert breaker.state == CircuitState.OPEN
+        faulty_server.mode = "ok"
+        await asyncio.sleep(0.1)
+        await client.predict_proba(rows)
+        assert breaker.state == CircuitState.CLOSED
+
+
+async def test_client_pool_overload_not_counted(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """With one connection, a call stuck behind a slow one is overload, not a model failure."""
+    faulty_server.mode = "slow"
+    faulty_server.delay = 0.15
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=5))
+    limits = httpx.Limits(max_connections=1)
+    async with _client(faulty_server.base_url, limits=limits, breaker=breaker) as client:
+        first = asyncio.create_task(client.predict_proba(rows, deadline_seconds=1.0))
+        await asyncio.sleep(0.01)
+        with pytest.raises(ModelOverloadedError, match="no free connection"):
+            await client.predict_proba(rows)
+        await first
+    assert breaker.consecutive_failures == 0
+    assert faulty_server.predict_calls == 1
+
+
+async def test_client_closed_raises_runtime_error(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """A call after aclose is a caller bug and says how to fix it."""
+    client = _client(faulty_server.base_url)
+    await client.predict_proba(rows)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="ModelClient is closed"):
+        await client.predict_proba(rows)

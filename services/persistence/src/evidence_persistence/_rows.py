@@ -1,0 +1,122 @@
+"""Turn a batch of records into de-duplicated rows for the three tables.
+
+Both sinks upsert by primary key, and Snowflake's MERGE rejects a source with two rows for one
+key, so every batch is de-duplicated here first by a fixed rule:
+
+- ``MODEL_PREDICTIONS`` and ``RAW_EVIDENCE``: the record enqueued last wins (batch order).
+- ``ONLINE_FEATURES``: the record with the latest ``created_at`` wins; on a tie the one enqueued
+  last. The sinks also keep a stored row whose ``UPDATED_AT`` is newer than the incoming one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from evidence_persistence._record import PredictionRecord
+
+__all__ = ["Row", "TableRows", "build_rows"]
+
+Value = str | float | datetime | None
+Row = tuple[Value, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """Rows for each table, in each table's column order, with unique primary keys."""
+
+    online_features: list[Row]
+    model_predictions: list[Row]
+    raw_evidence: list[Row]
+
+    @property
+    def total(self) -> int:
+        """Number of rows across the three tables."""
+        return len(self.online_features) + len(self.model_predictions) + len(self.raw_evidence)
+
+
+def _keep(value: datetime) -> datetime:
+    return value
+
+
+def build_rows(
+    records: Sequence[PredictionRecord],
+    *,
+    store_raw_evidence: bool,
+    persisted_at: datetime | None = None,
+    timestamp: Callable[[datetime], Value] = _keep,
+) -> TableRows:
+    """Build de-duplicated rows for a batch given in enqueue order.
+
+    Args:
+        records: The batch, oldest enqueued first.
+        store_raw_evidence: Build ``RAW_EVIDENCE`` rows for records that carry XML.
+        persisted_at: Value of ``PERSISTED_AT``; defaults to the current UTC time.
+        timestamp: Converts each UTC timestamp to the sink's form; the default keeps it.
+    """
+    now = timestamp(persisted_at or datetime.now(UTC))
+    latest_prediction: dict[str, PredictionRecord] = {}
+    latest_features: dict[str, PredictionRecord] = {}
+    for record in records:
+        latest_prediction[record.prediction_id] = record
+        held = latest_features.get(record.policy_number)
+        if held is None or record.created_at >= held.created_at:
+            latest_features[record.policy_number] = record
+
+    predictions = [_prediction_row(r, now, timestamp) for r in latest_prediction.values()]
+    features = [_feature_row(r, timestamp) for r in latest_features.values()]
+    raw = []
+    if store_raw_evidence:
+        raw = [_raw_row(r, timestamp) for r in latest_prediction.values() if r.has_raw_evidence]
+    return TableRows(online_features=features, model_predictions=predictions, raw_evidence=raw)
+
+
+def _feature_row(record: PredictionRecord, timestamp: Callable[[datetime], Value]) -> Row:
+    row: Row = (
+        record.policy_number,
+        *record.features,
+        record.feature_spec_version,
+        record.prediction_id,
+        timestamp(record.created_at),
+    )
+    return row
+
+
+def _prediction_row(
+    record: PredictionRecord, persisted_at: Value, timestamp: Callable[[datetime], Value]
+) -> Row:
+    row: Row = (
+        record.prediction_id,
+        record.policy_number,
+        record.risk_score,
+        record.risk_level,
+        record.model_name,
+        record.model_version,
+        record.feature_spec_version,
+        record.source,
+        record.inference_ms,
+        record.fallback_reason,
+        json.dumps(list(record.warnings)),
+        timestamp(record.created_at),
+        persisted_at,
+    )
+    return row
+
+
+def _raw_row(record: PredictionRecord, timestamp: Callable[[datetime], Value]) -> Row:
+    # NOTE: documents that are not UTF-8 lose their undecodable bytes (replaced by U+FFFD)
+    # because both stores keep the XML as text.
+    row: Row = (
+        record.prediction_id,
+        record.policy_number,
+        _text(record.mib_xml),
+        _text(record.rx_xml),
+        timestamp(record.created_at),
+    )
+    return row
+
+
+def _text(document: bytes | None) -> str | None:
+    return None if document is None else document.decode("utf-8", errors="replace")

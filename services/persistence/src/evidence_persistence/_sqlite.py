@@ -1,0 +1,194 @@
+"""One SQLite file shared by several processes: connection per process, pragmas, retried writes.
+
+SQLite allows one writer at a time even in WAL mode. A deferred transaction that reads first and
+writes later can fail with SQLITE_BUSY at once, without waiting for the busy timeout, when another
+connection committed in between. Every transaction here that may write therefore starts with
+``BEGIN IMMEDIATE``, which takes the write lock up front and does wait for the busy timeout. Lock
+errors that outlast the timeout are retried with exponential back-off; the transaction is rolled
+back before each retry, so a retry never applies a write twice.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from evidence_persistence.errors import PersistenceError
+
+__all__ = ["SqliteFile", "is_lock_error"]
+
+T = TypeVar("T")
+
+# Primary SQLite result codes (the low byte of an extended code), from sqlite3.h.
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+# Stored in PRAGMA user_version once the schema script has run; bump it when a schema changes.
+_SCHEMA_MARK = 1
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is SQLite's "database is locked" or "database table is locked"."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(exc)
+
+
+class SqliteFile:
+    """A SQLite database file used by several threads of this process and by other processes.
+
+    Each process opens its own connection on first use (a connection inherited through ``fork``
+    is abandoned, never used). Calls are serialised by a lock, so one object may be shared by
+    threads. Every SQLite error is raised as ``error_type`` with a message naming the file.
+
+    Args:
+        path: Database file; its parent directory is created when missing.
+        schema: Idempotent DDL script run once per connection.
+        error_type: Exception class raised for SQLite errors (a ``PersistenceError``).
+        label: What the file is, for messages ("queue", "store").
+        busy_timeout_ms: How long a statement waits for another connection's lock.
+        lock_retries: Attempts of a transaction whose lock wait timed out.
+        synchronous: ``PRAGMA synchronous`` value, ``"FULL"`` or ``"NORMAL"``.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        schema: str,
+        error_type: type[PersistenceError],
+        label: str,
+        busy_timeout_ms: int = 1_000,
+        lock_retries: int = 4,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            msg = f"synchronous={synchronous!r} is invalid; use 'FULL' or 'NORMAL'"
+            raise ValueError(msg)
+        self.path = Path(path)
+        self._schema = schema
+        self._error_type = error_type
+        self._label = label
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._retrying = Retrying(
+            retry=retry_if_exception(is_lock_error),
+            stop=stop_after_attempt(max(lock_retries - 1, 1)),
+            wait=wait_exponential_jitter(multiplier=0.01, max=0.5, jitter=0.01),
+            reraise=True,
+        )
+        self._lock_retries = lock_retries
+
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction and commit it.
+
+        An exception from ``work`` rolls the transaction back and propagates unchanged unless it
+        is a SQLite error, which becomes ``error_type``.
+        """
+        return self._run(work, immediate=True)
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` outside an explicit transaction; for single-statement reads."""
+        return self._run(work, immediate=False)
+
+    def close(self) -> None:
+        """Close this process's connection; the next call opens a new one."""
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
+    def _run(self, work: Callable[[sqlite3.Connection], T], *, immediate: bool) -> T:
+        with self._lock:
+            try:
+                try:
+                    return self._attempt(work, immediate=immediate)
+                except sqlite3.OperationalError as exc:
+                    if not is_lock_error(exc) or self._lock_retries <= 1:
+                        raise
+                # The first attempt runs without tenacity to keep the common path fast.
+                result: T = self._retrying(self._attempt, work, immediate=immediate)
+                return result
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    def _attempt(self, work: Callable[[sqlite3.Connection], T], *, immediate: bool) -> T:
+        connection = self._connect()
+        if not immediate:
+            return work(connection)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            # NOTE: a connection opened before fork() must not be used or closed in the child.
+            self._connection = None
+            self._pid = os.getpid()
+        if self._connection is not None:
+            return self._connection
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = (
+                f"cannot create the directory of the {self._label} file {str(self.path)!r}: "
+                f"{exc.strerror}; create it or point the path at a writable directory"
+            )
+            raise self._error_type(msg) from exc
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            # user_version marks a file whose schema exists, so a read-only file stays readable
+            # and a connection takes no write lock unless it writes.
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version != _SCHEMA_MARK:
+                # executescript() commits any open transaction first, so the script has its own.
+                connection.executescript(
+                    f"BEGIN IMMEDIATE;\n{self._schema}\nPRAGMA user_version = {_SCHEMA_MARK};\n"
+                    "COMMIT;"
+                )
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return connection
+
+    def _translate(self, exc: sqlite3.Error) -> PersistenceError:
+        name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        if is_lock_error(exc):
+            advice = (
+                f"another process held the write lock for more than {self._busy_timeout_ms} ms "
+                f"in each of {self._lock_retries} attempts; retry later"
+            )
+        else:
+            advice = "check that the file and its directory are writable and the disk has space"
+        msg = f"{self._label} file {str(self.path)!r} failed with {name} ({exc}); {advice}"
+        return self._error_type(msg)

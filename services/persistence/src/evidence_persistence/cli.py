@@ -1,0 +1,198 @@
+"""Command line ``evidence-persistence``: the worker, queue status and dead letters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Annotated
+
+import structlog
+import typer
+from prometheus_client import start_http_server
+
+from evidence_persistence._consumer import QueueConsumer
+from evidence_persistence._logging import configure_logging
+from evidence_persistence._queue import PredictionQueue
+from evidence_persistence._sink import open_sink
+from evidence_persistence._worker import QueueDrainer
+from evidence_persistence.config import Settings, get_settings
+from evidence_persistence.errors import PersistenceError
+from evidence_persistence.metrics import WorkerMetrics
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Drain the durable prediction queue into the prediction tables.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+dead_letters_app = typer.Typer(help="Inspect and replay records that failed too often.")
+app.add_typer(dead_letters_app, name="dead-letters")
+
+_log = structlog.get_logger("evidence_persistence.cli")
+
+
+def _open_queue(settings: Settings) -> PredictionQueue:
+    return PredictionQueue(
+        settings.queue_path,
+        max_depth=settings.queue_max_depth,
+        busy_timeout_ms=settings.queue_busy_timeout_ms,
+        lock_retries=settings.queue_lock_retries,
+        synchronous=settings.queue_synchronous,
+    )
+
+
+def _consumer(settings: Settings, queue: PredictionQueue) -> QueueConsumer:
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return QueueConsumer(
+        queue,
+        owner=owner,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+    )
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit when the queue is empty instead of polling.")
+    ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on this port (overrides the setting)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Records per batch (overrides the setting).")
+    ] = None,
+) -> None:
+    """Drain the queue into the configured sink until SIGTERM or SIGINT.
+
+    On a signal the worker finishes the batch in progress, then exits.
+    """
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    queue = _open_queue(settings)
+    metrics = WorkerMetrics(queue)
+    port = metrics_port if metrics_port is not None else settings.metrics_port
+    if port is not None:
+        server, _ = start_http_server(port, addr=settings.metrics_host, registry=metrics.registry)
+        _log.info("metrics endpoint started", host=settings.metrics_host, port=server.server_port)
+    try:
+        sink = open_sink(settings)
+    except PersistenceError as exc:
+        _log.error("sink configuration invalid", error=str(exc))
+        raise typer.Exit(2) from exc
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        _log.info("stop requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    drainer = QueueDrainer(
+        _consumer(settings, queue),
+        sink,
+        batch_size=batch_size or settings.batch_size,
+        poll_interval_seconds=settings.poll_interval_seconds,
+        retry_backoff_max_seconds=settings.retry_backoff_max_seconds,
+        metrics=metrics,
+    )
+    _log.info(
+        "worker configured",
+        queue_path=str(settings.queue_path),
+        sink=settings.sink,
+        store_raw_evidence=settings.store_raw_evidence,
+    )
+    try:
+        drainer.run(stop, exit_when_empty=once)
+    finally:
+        sink.close()
+        queue.close()
+
+
+@app.command()
+def status() -> None:
+    """Print queue depth, oldest record age and dead-letter count as one JSON object."""
+    settings = get_settings()
+    queue = _open_queue(settings)
+    try:
+        report = {
+            "queue_path": str(settings.queue_path),
+            "depth": queue.depth(),
+            "oldest_age_seconds": round(queue.oldest_age_seconds(), 3),
+            "dead_letters": queue.dead_letter_count(),
+        }
+    except PersistenceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(report))
+
+
+@dead_letters_app.command("list")
+def list_dead_letters(
+    limit: Annotated[int, typer.Option(min=1, help="Maximum number of entries to print.")] = 100,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per line.")
+    ] = False,
+) -> None:
+    """List dead letters, oldest failure first: prediction id, attempts, time and error."""
+    settings = get_settings()
+    consumer = _consumer(settings, _open_queue(settings))
+    try:
+        letters = consumer.list_dead_letters(limit)
+    except PersistenceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for letter in letters:
+        failed_at = datetime.fromtimestamp(letter.failed_at, UTC).isoformat(timespec="seconds")
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "prediction_id": letter.prediction_id,
+                        "attempts": letter.attempts,
+                        "failed_at": failed_at,
+                        "error": letter.error,
+                    }
+                )
+            )
+        else:
+            typer.echo(
+                f"{letter.prediction_id}\tattempts={letter.attempts}\t{failed_at}\t{letter.error}"
+            )
+    if not as_json:
+        typer.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dead_letters_app.command("replay")
+def replay_dead_letters(
+    prediction_ids: Annotated[
+        list[str] | None, typer.Argument(help="Prediction ids to replay.", show_default=False)
+    ] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+) -> None:
+    """Move dead letters back into the queue with their attempt count reset."""
+    if bool(prediction_ids) == replay_all:
+        typer.echo("error: pass prediction ids or --all, not both and not neither", err=True)
+        raise typer.Exit(2)
+    settings = get_settings()
+    consumer = _consumer(settings, _open_queue(settings))
+    try:
+        moved = consumer.replay_dead_letters(None if replay_all else prediction_ids)
+    except PersistenceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"replayed {moved} record(s)")
+
+
+def main() -> None:
+    """Run the command line."""
+    app()

@@ -1,0 +1,89 @@
+"""Settings of the persistence worker and queue, read from ``PERSISTENCE_*`` variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+
+class Settings(BaseSettings):
+    """Configuration of the queue, the worker and the sinks.
+
+    Every field is read from the environment variable ``PERSISTENCE_<FIELD>`` (upper case). The
+    Snowflake connection fields also accept the names SPCS sets in a service container
+    (``SNOWFLAKE_ACCOUNT``, ``SNOWFLAKE_HOST``, ``SNOWFLAKE_DATABASE``, ...).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PERSISTENCE_", extra="ignore")
+
+    queue_path: Path = Path("var/queue.sqlite3")
+    """SQLite file of the durable queue, shared by the gateway and the worker."""
+    queue_max_depth: int = Field(default=100_000, ge=1)
+    """Appends fail with ``QueueFullError`` once this many records wait in the queue."""
+    queue_busy_timeout_ms: int = Field(default=1_000, ge=0)
+    """How long one SQLite statement waits for another process's write lock, in milliseconds."""
+    queue_lock_retries: int = Field(default=4, ge=1)
+    """Attempts per queue transaction when the lock is still held after the busy timeout."""
+    queue_synchronous: Synchronous = "NORMAL"
+    """SQLite ``PRAGMA synchronous``: NORMAL survives process crashes, FULL also power loss."""
+
+    sink: Literal["sqlite", "snowflake"] = "sqlite"
+    """Where the worker writes the tables."""
+    store_path: Path = Path("var/store.sqlite3")
+    """SQLite file of the embedded store, used when ``sink`` is ``sqlite``."""
+    store_raw_evidence: bool = False
+    """Write ``RAW_EVIDENCE`` rows (raw XML; health data) for records that carry it."""
+
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Records the worker claims and writes per transaction."""
+    lease_seconds: float = Field(default=60.0, gt=0)
+    """A claimed batch not deleted within this time is delivered again (worker crash)."""
+    max_attempts: int = Field(default=5, ge=1)
+    """Claims of a record before a failing record moves to the dead-letter table."""
+    poll_interval_seconds: float = Field(default=0.2, gt=0)
+    """Sleep between polls while the queue is empty."""
+    retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    """Upper bound of the exponential back-off after a sink outage."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65_535)
+    """Port of the worker's Prometheus endpoint on ``metrics_host``; unset disables it."""
+    metrics_host: str = "127.0.0.1"
+    """Interface the worker's Prometheus endpoint binds to."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level the worker logs."""
+
+    snowflake_account: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PERSISTENCE_SNOWFLAKE_ACCOUNT", "SNOWFLAKE_ACCOUNT"),
+    )
+    snowflake_host: str | None = Field(
+        default=None, validation_alias=AliasChoices("PERSISTENCE_SNOWFLAKE_HOST", "SNOWFLAKE_HOST")
+    )
+    snowflake_user: str | None = None
+    snowflake_role: str | None = None
+    snowflake_warehouse: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PERSISTENCE_SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_WAREHOUSE"),
+    )
+    snowflake_database: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PERSISTENCE_SNOWFLAKE_DATABASE", "SNOWFLAKE_DATABASE"),
+    )
+    snowflake_private_key_file: Path | None = None
+    """PEM private key of the key-pair user, used when no SPCS token file exists."""
+    snowflake_private_key_passphrase: SecretStr | None = None
+    snowflake_token_file: Path = Path("/snowflake/session/token")
+    """OAuth token file that SPCS mounts into every service container."""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Build the settings once per process from the environment."""
+    return Settings()

@@ -1,0 +1,67 @@
+"""Exceptions raised by ``evidence_persistence``.
+
+Every error the package raises on purpose derives from :class:`PersistenceError`::
+
+    PersistenceError
+    ├── QueueError
+    │   ├── QueueFullError          the queue holds max_depth records; the append was rejected
+    │   └── QueueUnavailableError   the queue file cannot be opened or written (locked too long,
+    │                               read-only, disk full, missing directory)
+    ├── RecordDecodeError           a queued payload cannot be turned back into a record
+    └── SinkError
+        ├── SinkUnavailableError    transient: the store is unreachable or locked; retry later
+        └── SinkConfigurationError  the sink settings are incomplete (missing credentials)
+
+Invalid arguments from a caller (a feature vector of the wrong length, a naive datetime) raise
+the built-in ``ValueError`` or ``TypeError`` instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PersistenceError",
+    "QueueError",
+    "QueueFullError",
+    "QueueUnavailableError",
+    "RecordDecodeError",
+    "SinkConfigurationError",
+    "SinkError",
+    "SinkUnavailableError",
+]
+
+
+class PersistenceError(Exception):
+    """Base class of every error raised by the persistence package."""
+
+
+class QueueError(PersistenceError):
+    """An append to or a read from the durable queue failed."""
+
+
+class QueueFullError(QueueError):
+    """The queue already holds its configured maximum number of records."""
+
+    def __init__(self, message: str, *, depth: int, max_depth: int) -> None:
+        super().__init__(message)
+        self.depth = depth
+        self.max_depth = max_depth
+
+
+class QueueUnavailableError(QueueError):
+    """The queue file cannot be opened or written."""
+
+
+class RecordDecodeError(PersistenceError):
+    """A stored queue payload is not a valid encoded prediction record."""
+
+
+class SinkError(PersistenceError):
+    """Writing a batch to the sink failed."""
+
+
+class SinkUnavailableError(SinkError):
+    """The sink cannot be reached right now; the batch should be retried later unchanged."""
+
+
+class SinkConfigurationError(SinkError):
+    """The sink settings are incomplete or inconsistent."""

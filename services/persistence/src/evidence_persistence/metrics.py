@@ -1,0 +1,93 @@
+"""Prometheus metrics of the queue and the worker.
+
+``QueueCollector`` reads depth, oldest age and dead-letter count from the queue file at scrape
+time, so any process that opens the queue (the gateway for its ``/metrics``, the worker for its
+own port) reports the same numbers. ``WorkerMetrics`` holds the worker's counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from evidence_persistence._queue import PredictionQueue
+from evidence_persistence.errors import PersistenceError
+
+__all__ = ["QueueCollector", "WorkerMetrics"]
+
+
+class QueueCollector(Collector):
+    """Export the state of one queue file; register it in any ``CollectorRegistry``.
+
+    Exports ``evidence_persistence_queue_up`` (1 when the file could be read),
+    ``evidence_persistence_queue_depth``, ``evidence_persistence_queue_oldest_age_seconds`` and
+    ``evidence_persistence_dead_letters``.
+    """
+
+    def __init__(self, queue: PredictionQueue) -> None:
+        self.queue = queue
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Read the queue and yield its gauges; a failed read yields only ``queue_up 0``."""
+        try:
+            depth = self.queue.depth()
+            oldest = self.queue.oldest_age_seconds()
+            dead = self.queue.dead_letter_count()
+        except PersistenceError:
+            yield GaugeMetricFamily(
+                "evidence_persistence_queue_up", "1 when the queue file was readable", value=0
+            )
+            return
+        yield GaugeMetricFamily(
+            "evidence_persistence_queue_up", "1 when the queue file was readable", value=1
+        )
+        yield GaugeMetricFamily(
+            "evidence_persistence_queue_depth", "Records waiting in the queue", value=depth
+        )
+        yield GaugeMetricFamily(
+            "evidence_persistence_queue_oldest_age_seconds",
+            "Age of the oldest waiting record in seconds",
+            value=oldest,
+        )
+        yield GaugeMetricFamily(
+            "evidence_persistence_dead_letters", "Records in the dead-letter table", value=dead
+        )
+
+
+class WorkerMetrics:
+    """Counters and histograms of one worker process, in their own registry."""
+
+    def __init__(self, queue: PredictionQueue, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.registry.register(QueueCollector(queue))
+        self.batch_duration = Histogram(
+            "evidence_persistence_batch_duration_seconds",
+            "Time to write one batch to the sink and delete it from the queue",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.rows_written = Counter(
+            "evidence_persistence_rows_written",
+            "Rows upserted into the sink, per table",
+            ["table"],
+            registry=self.registry,
+        )
+        self.records_persisted = Counter(
+            "evidence_persistence_records_persisted",
+            "Queue records written to the sink and deleted from the queue",
+            registry=self.registry,
+        )
+        self.batches = Counter(
+            "evidence_persistence_batches",
+            "Batches processed, by outcome (written, sink_unavailable, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "evidence_persistence_dead_lettered",
+            "Records this worker moved to the dead-letter table",
+            registry=self.registry,
+        )

@@ -1,0 +1,1 @@
+"""Sinks that write the prediction tables: SQLite (embedded default) and Snowflake."""

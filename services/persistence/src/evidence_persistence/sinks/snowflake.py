@@ -1,0 +1,227 @@
+"""Snowflake sink: MERGE each batch into the hybrid tables through Snowpark's DataFrame API.
+
+The DataFrame API (``create_dataframe`` plus ``Table.merge``) is used instead of SQL text so the
+same code runs in Snowpark's local-testing session, which cannot execute SQL. That emulator
+enforces no primary keys and merges duplicate source keys silently, whereas Snowflake rejects a
+MERGE in which two source rows match one target row. Batches are therefore de-duplicated by key
+before the merge (see ``build_rows``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from snowflake.snowpark import Session, Table
+from snowflake.snowpark.exceptions import SnowparkSessionException
+from snowflake.snowpark.functions import when_matched, when_not_matched
+from snowflake.snowpark.types import (
+    DoubleType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampTimeZone,
+    TimestampType,
+)
+
+from evidence_persistence._record import PredictionRecord
+from evidence_persistence._rows import Row, build_rows
+from evidence_persistence._sink import WriteResult
+from evidence_persistence._tables import (
+    MODEL_PREDICTIONS,
+    ONLINE_FEATURES,
+    RAW_EVIDENCE,
+    ColumnType,
+)
+from evidence_persistence._tables import Table as TableSpec
+from evidence_persistence.config import Settings
+from evidence_persistence.ddl import render_ddl
+from evidence_persistence.errors import SinkConfigurationError, SinkUnavailableError
+
+__all__ = ["SnowflakeSink", "session_factory", "struct_type"]
+
+_SNOWPARK_TYPES: dict[ColumnType, Callable[[], Any]] = {
+    "ID": lambda: StringType(128),
+    "KEY": lambda: StringType(64),
+    "TEXT": StringType,
+    "FLOAT": DoubleType,
+    "TIMESTAMP": lambda: TimestampType(TimestampTimeZone.NTZ),
+}
+
+
+def struct_type(table: TableSpec) -> StructType:
+    """Return the Snowpark schema of one declared table."""
+    return StructType(
+        [
+            StructField(column.name, _SNOWPARK_TYPES[column.type](), nullable=column.nullable)
+            for column in table.columns
+        ]
+    )
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    # The connector's network and login failures; anything else may be the data's fault.
+    from snowflake.connector import errors
+
+    return (
+        SnowparkSessionException,
+        errors.OperationalError,
+        errors.InterfaceError,
+        errors.ServiceUnavailableError,
+        errors.GatewayTimeoutError,
+        errors.BadGatewayError,
+    )
+
+
+class SnowflakeSink:
+    """Merge batches into the three hybrid tables, one MERGE statement per table.
+
+    Args:
+        session_factory: Creates a Snowpark session; called again after a connection failure.
+        database: Database holding the ``FEATURE_STORE`` and ``ML_MODELS`` schemas; ``None``
+            uses the session's current database.
+        store_raw_evidence: Write ``RAW_EVIDENCE`` rows for records that carry XML.
+        create_tables: Run the ``CREATE HYBRID TABLE IF NOT EXISTS`` statements once per
+            session. Needs SQL, so it must be ``False`` in a local-testing session.
+
+    NOTE: the three MERGE statements are separate transactions. A failure between them leaves
+    part of a batch written; the worker then retries the whole batch, and the upserts make the
+    second write leave one row per key.
+    """
+
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        *,
+        database: str | None = None,
+        store_raw_evidence: bool = False,
+        create_tables: bool = False,
+    ) -> None:
+        self._session_factory = session_factory
+        self._session: Session | None = None
+        self.database = database
+        self.store_raw_evidence = store_raw_evidence
+        self._create_tables = create_tables
+
+    def write_batch(self, records: Sequence[PredictionRecord]) -> WriteResult:
+        """Merge the records into the three tables.
+
+        Raises:
+            SinkUnavailableError: Snowflake is unreachable or the login failed; the session is
+                dropped and rebuilt on the next call.
+        """
+        rows = build_rows(records, store_raw_evidence=self.store_raw_evidence)
+        try:
+            session = self._current_session()
+            self._merge(session, ONLINE_FEATURES, rows.online_features, newer="UPDATED_AT")
+            self._merge(session, MODEL_PREDICTIONS, rows.model_predictions, newer=None)
+            self._merge(session, RAW_EVIDENCE, rows.raw_evidence, newer=None)
+        except _connection_errors() as exc:
+            self.close()
+            msg = f"Snowflake is unavailable ({type(exc).__name__}: {exc}); the batch stays queued"
+            raise SinkUnavailableError(msg) from exc
+        return WriteResult(
+            online_features=len(rows.online_features),
+            model_predictions=len(rows.model_predictions),
+            raw_evidence=len(rows.raw_evidence),
+        )
+
+    def close(self) -> None:
+        """Close the Snowpark session, if one is open."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.close()
+
+    def _current_session(self) -> Session:
+        if self._session is None:
+            session = self._session_factory()
+            if self._create_tables:
+                for statement in render_ddl("snowflake", database=self.database):
+                    session.sql(statement).collect()
+            self._session = session
+        return self._session
+
+    def _merge(
+        self, session: Session, table: TableSpec, rows: list[Row], *, newer: str | None
+    ) -> None:
+        if not rows:
+            return
+        source = session.create_dataframe(rows, schema=struct_type(table))
+        target: Table = session.table(table.snowflake_name(self.database))
+        key = table.primary_key
+        updates = {name: source[name] for name in table.column_names if name != key}
+        condition = None if newer is None else source[newer] >= target[newer]
+        target.merge(
+            source,
+            target[key] == source[key],
+            [
+                when_matched(condition).update(updates),
+                when_not_matched().insert({name: source[name] for name in table.column_names}),
+            ],
+        )
+
+
+def session_factory(settings: Settings) -> Callable[[], Session]:
+    """Return a function that opens a Snowpark session from the settings.
+
+    Inside SPCS the OAuth token file the platform mounts (``snowflake_token_file``) is used and
+    re-read for every new session, because SPCS refreshes it. Elsewhere a key-pair user is
+    needed: ``PERSISTENCE_SNOWFLAKE_ACCOUNT``, ``PERSISTENCE_SNOWFLAKE_USER`` and
+    ``PERSISTENCE_SNOWFLAKE_PRIVATE_KEY_FILE``.
+
+    Raises:
+        SinkConfigurationError: Neither a token file nor a complete key-pair configuration exists.
+    """
+    base: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "account": settings.snowflake_account,
+            "host": settings.snowflake_host,
+            "role": settings.snowflake_role,
+            "warehouse": settings.snowflake_warehouse,
+            "database": settings.snowflake_database,
+        }.items()
+        if value
+    }
+    token_file = settings.snowflake_token_file
+    if token_file.is_file():
+
+        def open_with_token() -> Session:
+            token = token_file.read_text(encoding="utf-8").strip()
+            config = {**base, "authenticator": "oauth", "token": token}
+            session: Session = Session.builder.configs(config).create()
+            return session
+
+        return open_with_token
+
+    missing = [
+        name
+        for name, value in (
+            ("PERSISTENCE_SNOWFLAKE_ACCOUNT", settings.snowflake_account),
+            ("PERSISTENCE_SNOWFLAKE_USER", settings.snowflake_user),
+            ("PERSISTENCE_SNOWFLAKE_PRIVATE_KEY_FILE", settings.snowflake_private_key_file),
+        )
+        if not value
+    ]
+    if missing:
+        msg = (
+            f"the Snowflake sink has no credentials: {token_file} does not exist and "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; set them "
+            "or use PERSISTENCE_SINK=sqlite"
+        )
+        raise SinkConfigurationError(msg)
+    config = {
+        **base,
+        "user": settings.snowflake_user,
+        "authenticator": "SNOWFLAKE_JWT",
+        "private_key_file": str(settings.snowflake_private_key_file),
+    }
+    if settings.snowflake_private_key_passphrase is not None:
+        passphrase = settings.snowflake_private_key_passphrase.get_secret_value()
+        config["private_key_file_pwd"] = passphrase
+
+    def open_with_key_pair() -> Session:
+        session: Session = Session.builder.configs(config).create()
+        return session
+
+    return open_with_key_pair

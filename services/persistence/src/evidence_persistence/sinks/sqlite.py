@@ -1,0 +1,132 @@
+"""SQLite sink: the three tables in one local file, upserted in one transaction per batch."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from itertools import chain
+from pathlib import Path
+
+from evidence_persistence._record import PredictionRecord
+from evidence_persistence._rows import Row, build_rows
+from evidence_persistence._sink import WriteResult
+from evidence_persistence._sqlite import SqliteFile
+from evidence_persistence._tables import MODEL_PREDICTIONS, ONLINE_FEATURES, RAW_EVIDENCE, Table
+from evidence_persistence.ddl import render_ddl
+from evidence_persistence.errors import SinkUnavailableError
+
+__all__ = ["SqliteSink"]
+
+# SQLITE_MAX_VARIABLE_NUMBER defaults to 32,766 since SQLite 3.32 and to 999 before; the
+# connection reports the real value, and this is the fallback when it cannot.
+_DEFAULT_VARIABLE_LIMIT = 999
+
+
+class SqliteSink:
+    """Write batches into the SQLite store, one transaction per batch.
+
+    Each table is written with multi-row ``INSERT ... ON CONFLICT DO UPDATE`` statements, each
+    carrying as many rows as the connection's bound-variable limit allows. ``ONLINE_FEATURES``
+    keeps a stored row whose ``UPDATED_AT`` is newer than the incoming one.
+
+    Args:
+        path: Store file, such as ``var/store.sqlite3``; created with its tables when missing.
+        store_raw_evidence: Write ``RAW_EVIDENCE`` rows for records that carry XML.
+        busy_timeout_ms: How long a write waits for a reader or writer of another process.
+    """
+
+    def __init__(
+        self, path: Path | str, *, store_raw_evidence: bool = False, busy_timeout_ms: int = 5_000
+    ) -> None:
+        self.store_raw_evidence = store_raw_evidence
+        self.file = SqliteFile(
+            path,
+            schema=";\n".join(render_ddl("sqlite")) + ";",
+            error_type=SinkUnavailableError,
+            label="store",
+            busy_timeout_ms=busy_timeout_ms,
+            synchronous="NORMAL",
+        )
+        self._variable_limit: int | None = None
+
+    @property
+    def path(self) -> Path:
+        """The store's SQLite file."""
+        return self.file.path
+
+    def write_batch(self, records: Sequence[PredictionRecord]) -> WriteResult:
+        """Upsert the records into the three tables in one transaction.
+
+        Raises:
+            SinkUnavailableError: The store file cannot be opened or written.
+        """
+        rows = build_rows(
+            records, store_raw_evidence=self.store_raw_evidence, timestamp=_iso_timestamp
+        )
+
+        def write(connection: sqlite3.Connection) -> None:
+            limit = self._limit(connection)
+            _upsert(connection, ONLINE_FEATURES, rows.online_features, limit, "UPDATED_AT")
+            _upsert(connection, MODEL_PREDICTIONS, rows.model_predictions, limit, None)
+            _upsert(connection, RAW_EVIDENCE, rows.raw_evidence, limit, None)
+
+        self.file.write(write)
+        return WriteResult(
+            online_features=len(rows.online_features),
+            model_predictions=len(rows.model_predictions),
+            raw_evidence=len(rows.raw_evidence),
+        )
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        self.file.close()
+
+    def _limit(self, connection: sqlite3.Connection) -> int:
+        if self._variable_limit is None:
+            try:
+                self._variable_limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            except (AttributeError, sqlite3.Error):
+                self._variable_limit = _DEFAULT_VARIABLE_LIMIT
+        return self._variable_limit
+
+
+def _upsert(
+    connection: sqlite3.Connection,
+    table: Table,
+    rows: list[Row],
+    variable_limit: int,
+    newer_column: str | None,
+) -> None:
+    if not rows:
+        return
+    width = len(table.columns)
+    rows_per_statement = max(1, variable_limit // width)
+    for start in range(0, len(rows), rows_per_statement):
+        chunk = rows[start : start + rows_per_statement]
+        parameters = list(chain.from_iterable(chunk))
+        connection.execute(_upsert_sql(table, len(chunk), newer_column), parameters)
+
+
+@lru_cache(maxsize=64)
+def _upsert_sql(table: Table, row_count: int, newer_column: str | None) -> str:
+    columns = table.column_names
+    placeholders = "(" + ",".join("?" * len(columns)) + ")"
+    assignments = ", ".join(
+        f"{name} = excluded.{name}" for name in columns if name != table.primary_key
+    )
+    guard = ""
+    if newer_column:
+        # Timestamps are fixed-width UTC ISO strings, so text order is time order.
+        guard = f" WHERE excluded.{newer_column} >= {table.sqlite_name}.{newer_column}"
+    return (
+        f"INSERT INTO {table.sqlite_name} ({', '.join(columns)}) VALUES "  # noqa: S608
+        + ",".join([placeholders] * row_count)
+        + f" ON CONFLICT ({table.primary_key}) DO UPDATE SET {assignments}{guard}"
+    )
+
+
+def _iso_timestamp(value: datetime) -> str:
+    # Fixed width (always with microseconds) and always UTC, so text order is time order.
+    return value.isoformat(timespec="microseconds")

@@ -1,0 +1,73 @@
+"""Helpers shared by the tests and by the child processes they start."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from evidence_persistence import PredictionRecord
+
+BASE_TIME = datetime(2026, 1, 2, 3, 4, 5, 600_000, tzinfo=UTC)
+PREDICTIONS_TABLE = "ML_MODELS__MODEL_PREDICTIONS"
+FEATURES_TABLE = "FEATURE_STORE__ONLINE_FEATURES"
+RAW_TABLE = "FEATURE_STORE__RAW_EVIDENCE"
+
+
+def build_features(index: int) -> tuple[float, ...]:
+    """Return 105 distinct, exactly representable values derived from ``index``."""
+    return tuple(float(index % 97) + column / 1024 for column in range(len(FEATURE_NAMES)))
+
+
+def build_record(index: int, **overrides: Any) -> PredictionRecord:
+    """Build a valid record whose values are derived from ``index``."""
+    fields: dict[str, Any] = {
+        "prediction_id": f"pred-{index:06d}",
+        "policy_number": f"POL{index:06d}",
+        "features": build_features(index),
+        "feature_spec_version": FEATURE_SPEC_VERSION,
+        "risk_score": (index % 100) / 100,
+        "risk_level": "LOW",
+        "model_name": "EVIDENCE_RISK_MODEL",
+        "model_version": "REGISTRY_V2",
+        "source": "API",
+        "inference_ms": 4.25,
+        "created_at": BASE_TIME + timedelta(seconds=index),
+        "fallback_reason": None,
+        "warnings": ("unknown_drug",),
+    }
+    fields.update(overrides)
+    return PredictionRecord(**fields)
+
+
+def cli_argv(*arguments: str) -> list[str]:
+    """Return the argv that runs ``evidence-persistence`` with this interpreter."""
+    return [sys.executable, "-m", "evidence_persistence", *arguments]
+
+
+def child_environment(directory: Path, **settings: str) -> dict[str, str]:
+    """Return a child-process environment whose PERSISTENCE_* settings point into directory."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PERSISTENCE_", "SNOWFLAKE_"))
+    }
+    environment["PERSISTENCE_QUEUE_PATH"] = str(directory / "queue.sqlite3")
+    environment["PERSISTENCE_STORE_PATH"] = str(directory / "store.sqlite3")
+    environment["PERSISTENCE_SNOWFLAKE_TOKEN_FILE"] = str(directory / "no-token")
+    for key, value in settings.items():
+        environment[f"PERSISTENCE_{key.upper()}"] = value
+    return environment
+
+
+def stored_values(store: Path, table: str, column: str) -> list[Any]:
+    """Return every value of ``column`` in ``table`` of the SQLite store, in no fixed order."""
+    connection = sqlite3.connect(store)
+    try:
+        return [row[0] for row in connection.execute(f"SELECT {column} FROM {table}")]  # noqa: S608
+    finally:
+        connection.close()

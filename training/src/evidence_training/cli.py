@@ -1,0 +1,187 @@
+"""The ``evidence-train`` command: train a local model artifact, or register one in Snowflake."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from evidence_model_client.artifact import ModelArtifact
+from evidence_model_client.errors import ArtifactError
+
+from evidence_training.dataset import TrainingSet, load_directory_set, make_synthetic_set
+from evidence_training.errors import EvidenceTrainingError
+from evidence_training.models import ModelKind
+from evidence_training.pipeline import TrainingOptions, TrainingResult, run_training
+from evidence_training.registry import (
+    DEFAULT_SERVICE_NAME,
+    ServiceOptions,
+    open_registry,
+    register_artifact,
+)
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    help=(
+        "Train the evidence risk model into a local artifact directory (no subcommand), "
+        "or register a trained artifact in the Snowflake Model Registry (register)."
+    ),
+)
+
+_TRAINING_OPTIONS = ("synthetic", "data", "seed", "out", "version", "model", "test_fraction")
+
+
+@app.callback(invoke_without_command=True)
+def train(
+    ctx: typer.Context,
+    synthetic: Annotated[
+        int | None,
+        typer.Option(min=20, help="Generate this many labelled synthetic pairs to train on."),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Train on DIR/labels.csv (policy_number,label,as_of) and DIR/<policy>/mib.xml, "
+            "rx.xml, as written by evidence-synth.",
+            metavar="DIR",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the synthetic data, the hold-out split and the model.")
+    ] = 0,
+    out: Annotated[
+        Path, typer.Option(help="Artifact directory to write (created if missing).")
+    ] = Path("var/model"),
+    version: Annotated[
+        str, typer.Option(help="Model version recorded in the artifact, e.g. V2.")
+    ] = "V2",
+    model: Annotated[
+        ModelKind,
+        typer.Option(help="gbm: GradientBoostingClassifier; hist-gbm: the faster histogram one."),
+    ] = ModelKind.HIST_GBM,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.05, max=0.5, help="Share of rows held out for evaluation.")
+    ] = 0.2,
+    progress: Annotated[bool, typer.Option(help="Show progress bars on stderr.")] = True,
+) -> None:
+    """Train, evaluate against the rule-based fallback and write the artifact with its report."""
+    if ctx.invoked_subcommand is not None:
+        given = [name for name in _TRAINING_OPTIONS if _given_on_command_line(ctx, name)]
+        if given:
+            msg = f"training options {given} cannot be combined with '{ctx.invoked_subcommand}'"
+            raise typer.BadParameter(msg)
+        return
+    if (synthetic is None) == (data is None):
+        msg = "pass exactly one of --synthetic N (generated data) or --data DIR (labelled files)"
+        raise typer.BadParameter(msg)
+    options = TrainingOptions(
+        model_kind=model, version=version, test_fraction=test_fraction, seed=seed, progress=progress
+    )
+    started = time.perf_counter()
+    try:
+        training_set = _load(synthetic, data, seed=seed, progress=progress)
+        result = run_training(training_set, out, options)
+    except (EvidenceTrainingError, ArtifactError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    _print_summary(result, out, options, time.perf_counter() - started)
+
+
+@app.command()
+def register(
+    artifact: Annotated[
+        Path, typer.Option(help="Artifact directory written by evidence-train.")
+    ] = Path("var/model"),
+    connection: Annotated[
+        str,
+        typer.Option(help="Connection name in ~/.snowflake/connections.toml."),
+    ] = "default",
+    database: Annotated[str, typer.Option(help="Database holding the registry.")] = "EVIDENCE_DB",
+    schema: Annotated[str, typer.Option(help="Schema holding the registry.")] = "ML_MODELS",
+    version: Annotated[
+        str | None,
+        typer.Option(help="Registry version name [default: the artifact's model_version]."),
+    ] = None,
+    deploy: Annotated[
+        bool, typer.Option(help="Create the inference service after logging the model.")
+    ] = True,
+    compute_pool: Annotated[
+        str, typer.Option(help="Compute pool that builds the image and runs the service.")
+    ] = "EVIDENCE_CPU_POOL",
+    image_repo: Annotated[
+        str | None,
+        typer.Option(help="Image repository, e.g. EVIDENCE_DB.APP.IMAGES [default: hidden repo]."),
+    ] = None,
+    service_name: Annotated[
+        str, typer.Option(help="Name of the inference service.")
+    ] = DEFAULT_SERVICE_NAME,
+    min_instances: Annotated[
+        int, typer.Option(min=0, help="Minimum service instances; 0 lets it suspend when idle.")
+    ] = 1,
+    max_instances: Annotated[int, typer.Option(min=1, help="Maximum service instances.")] = 2,
+) -> None:
+    """Log the artifact's model in the Snowflake Model Registry and deploy RISK_MODEL_SVC."""
+    try:
+        loaded = ModelArtifact.load(artifact)
+        service = (
+            ServiceOptions(
+                compute_pool=compute_pool,
+                service_name=service_name,
+                image_repo=image_repo,
+                min_instances=min_instances,
+                max_instances=max_instances,
+            )
+            if deploy
+            else None
+        )
+        registry = open_registry(connection, database=database, schema=schema)
+        result = register_artifact(registry, loaded, version_name=version, service=service)
+    except (EvidenceTrainingError, ArtifactError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(
+        f"registered {result.model_name} version {result.version_name} in {database}.{schema}"
+    )
+    if result.service_name is not None:
+        typer.echo(f"inference service: {result.service_name}")
+
+
+def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    # Typer vendors its own click, so ParameterSource is compared by name, not imported.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def main() -> None:
+    """Run the ``evidence-train`` command line."""
+    app()
+
+
+def _load(synthetic: int | None, data: Path | None, *, seed: int, progress: bool) -> TrainingSet:
+    if synthetic is not None:
+        return make_synthetic_set(synthetic, seed=seed, progress=progress)
+    if data is not None:
+        return load_directory_set(data, progress=progress)
+    msg = "pass exactly one of --synthetic N (generated data) or --data DIR (labelled files)"
+    raise typer.BadParameter(msg)
+
+
+def _print_summary(
+    result: TrainingResult, out: Path, options: TrainingOptions, total: float
+) -> None:
+    meta = result.artifact.metadata
+    model, fallback = result.model_metrics, result.fallback_metrics
+    typer.echo(
+        f"trained {meta.model_name} {meta.model_version} ({options.model_kind.value}) on "
+        f"{result.train_rows} rows: fit {result.fit_seconds:.1f} s, whole run {total:.1f} s"
+    )
+    typer.echo(
+        f"hold-out ({result.test_rows} rows): ROC AUC model {model.roc_auc:.3f} vs rule-based "
+        f"fallback {fallback.roc_auc:.3f} ({model.roc_auc - fallback.roc_auc:+.3f}); "
+        f"log loss {model.log_loss:.3f}; Brier {model.brier:.3f}; "
+        f"calibration error {model.expected_calibration_error:.3f}"
+    )
+    typer.echo(f"artifact, report.json and plots written to {out}")

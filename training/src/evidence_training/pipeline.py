@@ -1,0 +1,229 @@
+"""One training run: split, fit, evaluate against the fallback, then write artifact, plots, report.
+
+The saved model is the one evaluated: it is fitted on the training split only and never refitted
+on the hold-out rows, so the metrics in ``report.json`` and ``metadata.json`` describe exactly the
+classifier in ``model.joblib``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+from evidence_features import FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
+from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, compute_feature_stats
+from evidence_model_client.fallback import rule_based_scores
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from evidence_training.dataset import TrainingSet
+from evidence_training.errors import TrainingError
+from evidence_training.evaluate import ScoreMetrics, score_metrics
+from evidence_training.importance import permutation_importances
+from evidence_training.models import ModelKind, build_classifier
+from evidence_training.plots import plot_calibration, plot_feature_importance, plot_roc
+
+__all__ = [
+    "CALIBRATION_PLOT",
+    "IMPORTANCE_PLOT",
+    "REPORT_FILE",
+    "ROC_PLOT",
+    "TrainingOptions",
+    "TrainingResult",
+    "run_training",
+]
+
+REPORT_FILE = "report.json"
+ROC_PLOT = "roc.png"
+CALIBRATION_PLOT = "calibration.png"
+IMPORTANCE_PLOT = "feature_importance.png"
+_MIN_ROWS_PER_CLASS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingOptions:
+    """Settings of one training run, all taken from the command line."""
+
+    model_kind: ModelKind = ModelKind.HIST_GBM
+    version: str = "V2"
+    test_fraction: float = 0.2
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingResult:
+    """What a run produced: the saved artifact, both evaluations and the report's location."""
+
+    artifact: ModelArtifact
+    model_metrics: ScoreMetrics
+    fallback_metrics: ScoreMetrics
+    fit_seconds: float
+    train_rows: int
+    test_rows: int
+    report_path: Path
+
+
+def run_training(
+    training_set: TrainingSet, out_dir: str | Path, options: TrainingOptions
+) -> TrainingResult:
+    """Train, evaluate and save a model artifact with its report and plots into ``out_dir``.
+
+    Steps: stratified hold-out split (``options.test_fraction``), fit, score the hold-out set with
+    the model and with ``rule_based_scores``, permutation importances, training-split feature
+    statistics, then ``model.joblib`` + ``metadata.json`` (through ``ModelArtifact``),
+    ``report.json`` and three PNG plots.
+
+    Raises:
+        TrainingError: a class has fewer than 5 rows or ``test_fraction`` is outside (0, 0.5].
+        ArtifactError: the artifact fails its own validation (from ``evidence_model_client``).
+    """
+    _check_trainable(training_set, options)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = tqdm(total=5, desc="training", unit="step", disable=not options.progress)
+
+    x_train, x_test, y_train, y_test = train_test_split(
+        training_set.matrix,
+        training_set.labels,
+        test_size=options.test_fraction,
+        stratify=training_set.labels,
+        random_state=options.seed,
+    )
+    steps.set_postfix_str(f"fit {options.model_kind.value}")
+    model = build_classifier(options.model_kind, seed=options.seed)
+    started = time.perf_counter()
+    model.fit(x_train, y_train)
+    fit_seconds = time.perf_counter() - started
+    steps.update()
+
+    steps.set_postfix_str("evaluate")
+    model_scores = np.asarray(model.predict_proba(x_test)[:, 1], dtype=np.float64)
+    fallback_scores = rule_based_scores(x_test)
+    model_metrics = score_metrics(y_test, model_scores)
+    fallback_metrics = score_metrics(y_test, fallback_scores)
+    steps.update()
+
+    steps.set_postfix_str("importance")
+    importances = permutation_importances(model, x_test, y_test, seed=options.seed)
+    steps.update()
+
+    steps.set_postfix_str("artifact")
+    summary = _training_summary(training_set, y_train, len(y_test), options, fit_seconds)
+    metadata = ArtifactMetadata(
+        model_version=options.version,
+        metrics=_flat_metrics(model_metrics, fallback_metrics, len(y_test)),
+        feature_stats=compute_feature_stats(x_train),
+        feature_importances=importances,
+        training_summary=summary,
+    )
+    artifact = ModelArtifact(model=model, metadata=metadata)
+    artifact.save(out)
+    steps.update()
+
+    steps.set_postfix_str("plots")
+    plots = _write_plots(
+        out, y_test, model_scores, fallback_scores, model_metrics, fallback_metrics, importances
+    )
+    report_path = out / REPORT_FILE
+    report = {
+        "model_name": metadata.model_name,
+        "model_version": metadata.model_version,
+        "created_at": metadata.created_at.isoformat(),
+        "feature_spec_version": FEATURE_SPEC_VERSION,
+        "feature_spec_hash": FEATURE_SPEC_HASH,
+        "training_summary": summary,
+        "model": model_metrics.to_json(),
+        "fallback": fallback_metrics.to_json(),
+        "roc_auc_margin_over_fallback": model_metrics.roc_auc - fallback_metrics.roc_auc,
+        "top_features": sorted(importances.items(), key=lambda item: item[1], reverse=True)[:20],
+        "plots": plots,
+    }
+    report_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    steps.update()
+    steps.close()
+    return TrainingResult(
+        artifact=artifact,
+        model_metrics=model_metrics,
+        fallback_metrics=fallback_metrics,
+        fit_seconds=fit_seconds,
+        train_rows=len(y_train),
+        test_rows=len(y_test),
+        report_path=report_path,
+    )
+
+
+def _check_trainable(training_set: TrainingSet, options: TrainingOptions) -> None:
+    if not 0.0 < options.test_fraction <= 0.5:
+        msg = f"test fraction {options.test_fraction!r} must be in (0, 0.5]"
+        raise TrainingError(msg)
+    counts = np.bincount(training_set.labels, minlength=2)
+    if counts.size != 2 or counts.min() < _MIN_ROWS_PER_CLASS:
+        msg = (
+            f"the training set has {int(counts[0])} rows labelled 0 and {int(counts[1:].sum())} "
+            f"labelled 1; a stratified split needs at least {_MIN_ROWS_PER_CLASS} of each, so "
+            "add data or generate more synthetic rows"
+        )
+        raise TrainingError(msg)
+
+
+def _training_summary(
+    training_set: TrainingSet,
+    y_train: np.ndarray,
+    test_rows: int,
+    options: TrainingOptions,
+    fit_seconds: float,
+) -> dict[str, Any]:
+    return {
+        "rows": len(y_train),
+        "positive_rate": float(y_train.mean()),
+        "test_rows": test_rows,
+        "test_fraction": options.test_fraction,
+        "source": training_set.source,
+        "model_kind": options.model_kind.value,
+        "seed": options.seed,
+        "fit_seconds": round(fit_seconds, 3),
+        "sklearn_version": sklearn.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+def _flat_metrics(
+    model: ScoreMetrics, fallback: ScoreMetrics, test_rows: int
+) -> dict[str, float | int]:
+    return {
+        "roc_auc": model.roc_auc,
+        "log_loss": model.log_loss,
+        "brier": model.brier,
+        "expected_calibration_error": model.expected_calibration_error,
+        "fallback_roc_auc": fallback.roc_auc,
+        "fallback_brier": fallback.brier,
+        "test_rows": test_rows,
+    }
+
+
+def _write_plots(
+    out: Path,
+    labels: np.ndarray,
+    model_scores: np.ndarray,
+    fallback_scores: np.ndarray,
+    model_metrics: ScoreMetrics,
+    fallback_metrics: ScoreMetrics,
+    importances: dict[str, float],
+) -> dict[str, str]:
+    curves = {"model": model_scores, "rule-based fallback": fallback_scores}
+    aucs = {"model": model_metrics.roc_auc, "rule-based fallback": fallback_metrics.roc_auc}
+    calibration = {
+        "model": model_metrics.calibration,
+        "rule-based fallback": fallback_metrics.calibration,
+    }
+    plot_roc(labels, curves, aucs, out / ROC_PLOT)
+    plot_calibration(calibration, out / CALIBRATION_PLOT)
+    plot_feature_importance(importances, out / IMPORTANCE_PLOT)
+    return {"roc": ROC_PLOT, "calibration": CALIBRATION_PLOT, "feature_importance": IMPORTANCE_PLOT}
