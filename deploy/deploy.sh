@@ -14,7 +14,7 @@
 #   model       sql/06  wait for RISK_MODEL_SVC and read its DNS name
 #   service     sql/07  create INFERENCE_SERVICE and wait until it is READY
 #   functions   sql/08  FN_API_PREDICT and FN_HEALTH
-#   streamlit   upload deploy/streamlit/ and create ML_PIPELINE_MONITOR (sql/09)
+#   streamlit   bundle and upload deploy/streamlit/, create ML_PIPELINE_MONITOR (sql/09)
 #   smoke       sql/10  smoke test; fails unless every OK_* column is TRUE
 #   all         every step above, in order
 # Operations:
@@ -65,31 +65,7 @@ query_json() {
 }
 
 # Read JSON results on stdin and fail unless every column named OK_* in every row is true.
-assert_ok_columns() {
-    python3 -c '
-import json, sys
-
-def rows(node):
-    if isinstance(node, dict):
-        yield node
-    elif isinstance(node, list):
-        for item in node:
-            yield from rows(item)
-
-checked = failed = 0
-for row in rows(json.load(sys.stdin)):
-    for column, value in row.items():
-        if column.upper().startswith("OK_"):
-            checked += 1
-            if value is not True:
-                failed += 1
-                print(f"FAILED: {column} = {value!r} in row {row}", file=sys.stderr)
-if checked == 0:
-    sys.exit("no OK_* column found in the results: the smoke test did not run")
-print(f"{checked - failed} of {checked} checks passed")
-sys.exit(1 if failed else 0)
-'
-}
+assert_ok_columns() { python3 "$DEPLOY_DIR/snow_json.py" ok-columns; }
 
 step_account() { run_sql_file sql/01_account_setup.sql; }
 
@@ -172,21 +148,7 @@ step_model() {
         echo "deploy.sh: $service is not READY. See docs/deploy.md, Troubleshooting." >&2
         exit 1
     }
-    dns="$(model_service_rows | python3 -c '
-import json, sys
-
-def rows(node):
-    if isinstance(node, dict):
-        yield node
-    elif isinstance(node, list):
-        for item in node:
-            yield from rows(item)
-
-names = [row.get("dns_name") for row in rows(json.load(sys.stdin)) if row.get("dns_name")]
-if len(names) != 1:
-    sys.exit(f"expected one dns_name, got {names!r}")
-print(names[0])
-')"
+    dns="$(model_service_rows | python3 "$DEPLOY_DIR/snow_json.py" dns-name)"
     export model_service_dns="$dns"
     log "model service host: $model_service_dns"
 }
@@ -203,12 +165,24 @@ step_functions() { run_sql_file sql/08_service_functions.sql; }
 step_streamlit() {
     local source="$DEPLOY_DIR/streamlit"
     local stage="@$(setting database_name).STREAMLIT_APP.$(setting streamlit_stage)"
+    local file
     if [[ ! -f "$source/$(setting streamlit_main_file)" ]]; then
         echo "deploy.sh: $source/$(setting streamlit_main_file) not found" >&2
         exit 1
     fi
+    # Streamlit in Snowflake installs packages from Snowflake's Anaconda channel only, so
+    # bundle.py copies the dashboard and feature sources (and the model's metadata.json, read by
+    # the drift panel) next to the app before the upload.
+    log "bundle the dashboard sources into $source"
+    python3 "$source/bundle.py" --artifact-dir "${model_artifact_dir:-$REPO_ROOT/var/model}"
     log "upload $source to $stage"
-    snow stage copy "$source" "$stage" -c "$CONNECTION" --recursive --overwrite
+    for file in "$(setting streamlit_main_file)" environment.yml; do
+        snow stage copy "$source/$file" "$stage" -c "$CONNECTION" --overwrite
+    done
+    snow stage copy "$source/lib" "$stage/lib" -c "$CONNECTION" --recursive --overwrite
+    if [[ -d "$source/model" ]]; then
+        snow stage copy "$source/model" "$stage/model" -c "$CONNECTION" --recursive --overwrite
+    fi
     run_sql_file sql/09_streamlit.sql
 }
 

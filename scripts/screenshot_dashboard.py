@@ -38,7 +38,7 @@ from evidence_gateway.testing import (
     start_model_server,
     start_worker,
 )
-from evidence_synthetic import generate_pairs
+from evidence_synthetic import EvidencePair, generate_pairs
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -50,29 +50,57 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
+    # Without this flag Chromium 156 captures the page before painting the frames that the
+    # Streamlit client builds from its websocket messages, and the PNG shows only skeletons.
+    "--run-all-compositor-stages-before-draw",
 )
-BATCH_SIZE = 50
 
 
-def take_screenshot(url: str, out: Path, *, window_size: str, budget_ms: int) -> None:
-    """Photograph ``url`` with headless Chromium into ``out`` (PNG)."""
+def _chromium(profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         msg = "chromium not found; install it with: apt-get update && apt-get install -y chromium"
         raise SystemExit(msg)
+    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments]
+    return subprocess.run(  # noqa: S603 - fixed program and flags
+        command, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def wait_until_rendered(url: str, scratch: Path, *, marker: str, timeout: float) -> None:
+    """Load the page with ``--dump-dom`` until its DOM contains ``marker``.
+
+    A freshly started Streamlit server imports the app's modules during the first page load,
+    which takes longer than Chromium's virtual time budget lets a screenshot wait, so the
+    screenshot is taken only once a load has rendered the page.
+    """
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
+        profile = scratch / f"dom-{attempt}"
+        profile.mkdir()
+        completed = _chromium(profile, "--virtual-time-budget=10000", "--dump-dom", url)
+        if marker in completed.stdout:
+            return
+        time.sleep(1.0)
+    msg = f"{url} did not render {marker!r} within {timeout:.0f} s"
+    raise SystemExit(msg)
+
+
+def take_screenshot(url: str, out: Path, *, window_size: str, budget_ms: int) -> None:
+    """Wait until the page renders, then photograph it with headless Chromium into ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dashboard-chromium-") as profile:
-        command = [
-            chromium,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={profile}",
+    with tempfile.TemporaryDirectory(prefix="dashboard-chromium-") as scratch:
+        wait_until_rendered(url, Path(scratch), marker="Service state", timeout=120.0)
+        profile = Path(scratch) / "screenshot"
+        profile.mkdir()
+        completed = _chromium(
+            profile,
             f"--screenshot={out.resolve()}",
             f"--window-size={window_size}",
             f"--virtual-time-budget={budget_ms}",
             url,
-        ]
-        completed = subprocess.run(  # noqa: S603 - fixed program and flags
-            command, capture_output=True, text=True, timeout=180, check=False
         )
     if completed.returncode != 0 or not out.is_file():
         msg = f"chromium failed with exit code {completed.returncode}: {completed.stderr[-1500:]}"
@@ -94,28 +122,43 @@ def wait_for(url: str, timeout: float = 60.0) -> None:
     raise SystemExit(msg)
 
 
-def score(gateway_url: str, pairs: list[object], *, as_of: date | None = None) -> int:
-    """Send ``pairs`` to the gateway's batch endpoint; return how many were scored."""
+def _documents(pair: EvidencePair) -> tuple[str, str] | None:
+    try:
+        return pair.mib_xml.decode("utf-8"), pair.rx_xml.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def score(gateway_url: str, pairs: list[EvidencePair], *, as_of: date | None = None) -> int:
+    """Score ``pairs`` one request each: two thirds through ``/v1/predict`` (source API), one
+    third as one-row batches of the service-function endpoint (source SQL).
+
+    Pairs whose documents are not UTF-8 (the generator's encoding edge cases) are skipped,
+    because both endpoints carry the documents as JSON text. Returns the number scored.
+    """
     scored = 0
-    for start in range(0, len(pairs), BATCH_SIZE):
-        items = []
-        for pair in pairs[start : start + BATCH_SIZE]:
-            item = {
-                "policy_number": pair.policy_number,  # type: ignore[attr-defined]
-                "mib_xml": pair.mib_xml.decode("utf-8"),  # type: ignore[attr-defined]
-                "rx_xml": pair.rx_xml.decode("utf-8"),  # type: ignore[attr-defined]
-            }
-            if as_of is not None:
-                item["as_of"] = as_of.isoformat()
-            items.append(item)
-        response = httpx.post(f"{gateway_url}/v1/predict/batch", json={"items": items}, timeout=60)
-        response.raise_for_status()
-        scored += int(response.json()["scored"])
+    with httpx.Client(base_url=gateway_url, timeout=30.0) as client:
+        for index, pair in enumerate(pairs):
+            documents = _documents(pair)
+            if documents is None:
+                continue
+            mib_xml, rx_xml = documents
+            if index % 3 == 2:
+                body = {"data": [[0, pair.policy_number, mib_xml, rx_xml]]}
+                headers = {"sf-external-function-query-batch-id": f"demo-{pair.policy_number}"}
+                response = client.post("/functions/predict", json=body, headers=headers)
+            else:
+                item = {"policy_number": pair.policy_number, "mib_xml": mib_xml, "rx_xml": rx_xml}
+                if as_of is not None:
+                    item["as_of"] = as_of.isoformat()
+                response = client.post("/v1/predict", json=item)
+            response.raise_for_status()
+            scored += 1
     return scored
 
 
 @contextmanager
-def demo_stack(directory: Path, *, pairs: int) -> Iterator[str]:
+def demo_stack(directory: Path, *, pairs: int, spread_seconds: float) -> Iterator[str]:
     """Run the demo stack and the dashboard; yield the dashboard URL."""
     artifact_dir = directory / "model"
     subprocess.run(  # noqa: S603 - console script of this workspace
@@ -132,13 +175,17 @@ def demo_stack(directory: Path, *, pairs: int) -> Iterator[str]:
         processes.append(start_worker(directory))
 
         synthetic = generate_pairs(pairs, seed=11)
-        third = len(synthetic) // 3
-        print(f"scored {score(gateway_url, synthetic[:third])} pairs with the model up")
+        sixth = len(synthetic) // 6
+        rounds = [synthetic[i * sixth : (i + 1) * sixth] for i in range(6)]
         # A later as_of date shifts every "days since" feature, which the drift panel shows.
         later = date.today() + timedelta(days=900)
-        print(f"scored {score(gateway_url, synthetic[third : 2 * third], as_of=later)} later pairs")
-        model.stop()
-        print(f"scored {score(gateway_url, synthetic[2 * third :])} pairs with the model down")
+        for number, chunk in enumerate(rounds):
+            if number == 4:
+                model.stop()
+            as_of = later if number in (2, 3) else None
+            print(f"round {number + 1}: scored {score(gateway_url, chunk, as_of=as_of)} pairs")
+            if number < len(rounds) - 1:
+                time.sleep(spread_seconds / (len(rounds) - 1))
         time.sleep(3.0)  # the worker polls every 50 ms; leave it time to drain the queue
 
         port = free_port()
@@ -160,7 +207,11 @@ def demo_stack(directory: Path, *, pairs: int) -> Iterator[str]:
             yield url
         finally:
             dashboard.terminate()
-            dashboard.wait(timeout=15)
+            try:
+                dashboard.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                dashboard.kill()
+                dashboard.wait(timeout=5)
             log.close()
     finally:
         for process in reversed(processes):
@@ -177,13 +228,42 @@ def main() -> None:
         "--budget-ms", type=int, default=20_000, help="Chromium virtual time budget in ms."
     )
     parser.add_argument("--pairs", type=int, default=600, help="Synthetic pairs the demo scores.")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=150.0,
+        help="Seconds over which the demo spreads its six scoring rounds.",
+    )
+    parser.add_argument(
+        "--tall-out",
+        type=Path,
+        default=None,
+        help="Also photograph the whole page, 1400x3400 pixels, into this file.",
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0.0,
+        help="Seconds to keep the demo stack running after the screenshot, to look at it.",
+    )
     args = parser.parse_args()
     if args.url:
         take_screenshot(args.url, args.out, window_size=args.window_size, budget_ms=args.budget_ms)
+        if args.tall_out is not None:
+            take_screenshot(
+                args.url, args.tall_out, window_size="1400,3400", budget_ms=args.budget_ms
+            )
         return
-    with tempfile.TemporaryDirectory(prefix="dashboard-demo-") as directory:
-        with demo_stack(Path(directory), pairs=args.pairs) as url:
-            take_screenshot(url, args.out, window_size=args.window_size, budget_ms=args.budget_ms)
+    with (
+        tempfile.TemporaryDirectory(prefix="dashboard-demo-") as directory,
+        demo_stack(Path(directory), pairs=args.pairs, spread_seconds=args.spread) as url,
+    ):
+        take_screenshot(url, args.out, window_size=args.window_size, budget_ms=args.budget_ms)
+        if args.tall_out is not None:
+            take_screenshot(url, args.tall_out, window_size="1400,3400", budget_ms=args.budget_ms)
+        if args.hold > 0:
+            print(f"dashboard running at {url} for {args.hold:.0f} s (demo files: {directory})")
+            time.sleep(args.hold)
 
 
 if __name__ == "__main__":

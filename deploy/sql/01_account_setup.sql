@@ -24,6 +24,12 @@ GRANT ROLE <% ctx.env.consumer_role %> TO ROLE <% ctx.env.admin_role %>;
 GRANT ROLE <% ctx.env.viewer_role %> TO ROLE <% ctx.env.admin_role %>;
 GRANT ROLE <% ctx.env.admin_role %> TO ROLE SYSADMIN;
 
+-- The user running the deployment switches to the admin role (most steps) and to the service
+-- role (step 7 and rollouts) with USE ROLE, so both are granted to that user directly.
+SET deploy_user = CURRENT_USER();
+GRANT ROLE <% ctx.env.admin_role %> TO USER IDENTIFIER($deploy_user);
+GRANT ROLE <% ctx.env.service_role %> TO USER IDENTIFIER($deploy_user);
+
 -- Account-level privileges: the admin role creates its own database, warehouse and pool, so it
 -- owns them. No BIND SERVICE ENDPOINT: no endpoint of the pipeline is public.
 GRANT CREATE DATABASE ON ACCOUNT TO ROLE <% ctx.env.admin_role %>;

@@ -153,6 +153,24 @@ def using_clause() -> Callable[[str], dict[str, str]]:
     return parse
 
 
+_COMPOSE_DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+def compose_value(value: object) -> str:
+    """Return a compose environment value with each ``${NAME:-default}`` set to its default."""
+    return _COMPOSE_DEFAULT.sub(lambda match: match.group(2), str(value))
+
+
+def load_compose() -> dict[str, Any]:
+    """Return docker-compose.yml parsed, with environment defaults resolved by compose_value."""
+    document = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    for service in document["services"].values():
+        environment = service.get("environment") or {}
+        service["environment"] = {key: compose_value(value) for key, value in environment.items()}
+    return document
+
+
 def yaml_load(text: str) -> Any:
     """Parse YAML safely."""
     return yaml.safe_load(text)

@@ -65,9 +65,8 @@ def read_procfile() -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def compose(support: ModuleType) -> dict[str, Any]:
-    """docker-compose.yml, parsed."""
-    document = support.yaml_load((_REPO / "docker-compose.yml").read_text(encoding="utf-8"))
-    assert isinstance(document, dict)
+    """docker-compose.yml, parsed, with ${NAME:-default} values at their defaults."""
+    document: dict[str, Any] = support.load_compose()
     return document
 
 
@@ -257,3 +256,11 @@ def test_compose_gateway_waits_for_model(compose: dict[str, Any]) -> None:
     depends = compose["services"]["gateway"]["depends_on"]
 
     assert depends == {"risk-model-svc": {"condition": "service_healthy"}}
+
+
+def test_compose_value_resolves_defaults(support: ModuleType) -> None:
+    """${NAME:-default} becomes its default; other values pass through as strings."""
+    assert support.compose_value("${MODEL_CLIENT_DEADLINE_MS:-1000}") == "1000"
+    assert support.compose_value("a-${X:-}-b") == "a--b"
+    assert support.compose_value(5000) == "5000"
+    assert support.compose_value("http://gateway:8000") == "http://gateway:8000"

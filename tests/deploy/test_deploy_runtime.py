@@ -144,7 +144,7 @@ class LocalContainers:
 @pytest.fixture
 def containers(tmp_path: Path, support: ModuleType) -> Iterator[LocalContainers]:
     """A LocalContainers over docker-compose.yml, stopped after the test."""
-    compose = support.yaml_load((_REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    compose = support.load_compose()
     (tmp_path / "model").mkdir()
     group = LocalContainers(compose, tmp_path)
     try:

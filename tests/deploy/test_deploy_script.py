@@ -54,8 +54,19 @@ def deploy_copy(tmp_path: Path) -> Path:
         target,
         ignore=shutil.ignore_patterns("__pycache__", "streamlit"),
     )
-    (target / "streamlit").mkdir()
-    (target / "streamlit" / "streamlit_app.py").write_text("import streamlit\n", encoding="utf-8")
+    app = target / "streamlit"
+    app.mkdir()
+    (app / "streamlit_app.py").write_text("import streamlit\n", encoding="utf-8")
+    (app / "environment.yml").write_text("name: test\n", encoding="utf-8")
+    # Stands in for the dashboard's bundle.py: records its arguments and writes lib/.
+    (app / "bundle.py").write_text(
+        "import os, pathlib, sys\n"
+        "app = pathlib.Path(__file__).parent\n"
+        "(app / 'lib' / 'evidence_dashboard').mkdir(parents=True, exist_ok=True)\n"
+        "with open(os.environ['FAKE_LOG'], 'a') as log:\n"
+        "    log.write('bundle ' + ' '.join(sys.argv[1:]) + '\\n')\n",
+        encoding="utf-8",
+    )
     return target
 
 
@@ -288,6 +299,24 @@ def test_deploy_teardown_needs_confirmation(
     assert "teardown cancelled" in refused.stderr
     assert confirmed.returncode == 0, confirmed.stderr
     assert _sql_files(log.read_text(encoding="utf-8").splitlines()) == ["sql/ops/teardown.sql"]
+
+
+def test_deploy_streamlit_bundles_then_uploads(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """The dashboard sources are bundled first, then the app files and lib/ go to the stage."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "streamlit")
+    stage = "@REALTIME_ML_PIPELINE.STREAMLIT_APP.STREAMLIT_STAGE"
+    steps = [call.split(" | ")[0] for call in calls]
+    app = deploy_copy / "streamlit"
+
+    assert result.returncode == 0, result.stderr
+    assert steps[0] == f"bundle --artifact-dir {deploy_copy.parent / 'var' / 'model'}"
+    assert f"stage copy {app / 'streamlit_app.py'} {stage} -c default --overwrite" in steps
+    assert f"stage copy {app / 'environment.yml'} {stage} -c default --overwrite" in steps
+    assert f"stage copy {app / 'lib'} {stage}/lib -c default --recursive --overwrite" in steps
+    assert not any("/model " in step for step in steps)
+    assert _sql_files(calls) == ["sql/09_streamlit.sql"]
 
 
 def test_deploy_streamlit_requires_main_file(

@@ -18,7 +18,10 @@ from sqlglot import exp
 # matching none of them fails the test, so a typo such as "CREATE COMPUTE POLL" cannot pass.
 _COMMAND_FORMS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
     "create role": (re.compile(r"^CREATE ROLE IF NOT EXISTS \w+"), ()),
-    "grant role": (re.compile(r"^GRANT ROLE \w+ TO ROLE \w+$"), ()),
+    "grant role": (
+        re.compile(r"^GRANT ROLE \w+ TO (ROLE \w+|USER IDENTIFIER\(\$deploy_user\))$"),
+        (),
+    ),
     "create hybrid table": (
         re.compile(r"^CREATE HYBRID TABLE IF NOT EXISTS \w+\.\w+\.\w+ \("),
         ("PRIMARY KEY (",),

@@ -35,9 +35,10 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             script_path("evidence-train"),
             "--synthetic",
-            "600",
+            "200",
             "--seed",
             "11",
+            "--no-progress",
             "--out",
             str(directory),
         ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -19,7 +21,16 @@ BATCH_HEADER = "sf-external-function-query-batch-id"
 
 
 def _text(document: bytes) -> str:
-    return document.decode("utf-8")
+    """Decode a generated document as a client holding text (or a VARCHAR column) would."""
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if document.startswith(bom):
+            return document.decode(codec)
+    declared = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", document)
+    return document.decode(declared.group(1).decode("ascii") if declared else "utf-8")
 
 
 def _predict(url: str, policy: str, mib: str | None, rx: str | None) -> httpx.Response:

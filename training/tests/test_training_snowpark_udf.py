@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,7 +91,7 @@ def test_compute_feature_frame_missing_column_raises(raw_rows: pd.DataFrame) -> 
 
 
 @pytest.fixture
-def local_session() -> Iterator[object]:
+def local_session() -> Iterator[Any]:
     """Yield a Snowpark local-testing session, closed afterwards."""
     from snowflake.snowpark import Session
 
@@ -100,13 +101,11 @@ def local_session() -> Iterator[object]:
 
 
 def test_feature_udtf_local_session_equals_extract_batch(
-    local_session: object, raw_rows: pd.DataFrame
+    local_session: Any, raw_rows: pd.DataFrame
 ) -> None:
     """The registered UDTF over a RAW_EVIDENCE table returns the library's features exactly."""
     session = local_session
-    session.create_dataframe(raw_rows).write.save_as_table(  # type: ignore[attr-defined]
-        RAW_EVIDENCE_TABLE, mode="overwrite"
-    )
+    session.create_dataframe(raw_rows).write.save_as_table(RAW_EVIDENCE_TABLE, mode="overwrite")
     udtf = register_feature_udtf(session)
 
     # collect() rather than to_pandas(): the emulator's to_pandas inserts 106 columns one by
@@ -119,7 +118,7 @@ def test_feature_udtf_local_session_equals_extract_batch(
     np.testing.assert_array_equal(_expected(raw_rows), result[list(FEATURE_NAMES)].to_numpy())
 
 
-def test_build_feature_frame_zero_buckets_raises(local_session: object) -> None:
+def test_build_feature_frame_zero_buckets_raises(local_session: Any) -> None:
     """A bucket count below 1 is rejected before any query is built."""
     with pytest.raises(ValueError, match="buckets must be at least 1"):
         build_feature_frame(local_session, udtf=None, buckets=0)

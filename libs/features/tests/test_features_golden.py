@@ -1,7 +1,7 @@
 """Hand-computed feature values for the hand-written MIB and Rx files in tests/data.
 
-Each expected value was derived by hand from the XML (dates counted back from the report date
-2024-03-16); the comments give the reasoning, so a failure points to the rule that changed.
+Each expected value was derived by hand from the XML, with dates counted back from the report
+date 2024-03-16. The comments give the reasoning, so a failure points to the rule that changed.
 """
 
 from __future__ import annotations

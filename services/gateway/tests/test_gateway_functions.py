@@ -141,3 +141,19 @@ async def test_functions_health_answers_each_row(gateway: Any) -> None:
     assert [row[0] for row in data] == [0, 1]
     assert data[0][1]["status"] == "healthy"
     assert data[0][1]["checks"] == {"queue": True, "feature_spec": True, "model": True}
+
+
+async def test_functions_invalid_envelope_422(gateway: Any) -> None:
+    """A body that is not {"data": [[...], ...]} gets 422 with paths only, never the values."""
+    cases = [
+        b'{"data": [[0, "P-0", "<MIB>Jane Example</MIB>"',
+        b'{"rows": [[0, "P-0", "<MIB>Jane Example</MIB>", null]]}',
+        b'{"data": "<MIB>Jane Example</MIB>"}',
+    ]
+    for content in cases:
+        response = await gateway.client.post(
+            "/functions/predict", content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, content
+        assert response.json()["error"]["type"] == "validation_error"
+        assert "Jane Example" not in response.text

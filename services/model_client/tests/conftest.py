@@ -21,6 +21,7 @@ from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, comp
 from sklearn.ensemble import GradientBoostingClassifier
 
 SERVER_BIN = Path(sys.executable).parent / "evidence-model-server"
+STARTUP_TIMEOUT = 120.0
 
 
 def make_training_data(n_rows: int = 400, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +72,7 @@ class ServerProcess:
 
 
 def start_server(artifact_dir: Path, log_path: Path, **env: str) -> ServerProcess:
-    """Start the real model server on a free port and wait until ``/health`` answers."""
+    """Start the real model server on a free port and wait until ``/health`` responds."""
     port = free_port()
     environment = {
         **os.environ,
@@ -85,7 +86,9 @@ def start_server(artifact_dir: Path, log_path: Path, **env: str) -> ServerProces
             [str(SERVER_BIN)], env=environment, stdout=log, stderr=subprocess.STDOUT
         )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Start-up imports scikit-learn and FastAPI: about 2 s on an idle machine, but over 20 s
+    # was seen while other suites loaded both cores.
+    deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             msg = f"model server exited with {process.returncode}: {log_path.read_text()}"
@@ -96,7 +99,8 @@ def start_server(artifact_dir: Path, log_path: Path, **env: str) -> ServerProces
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    msg = f"model server did not answer /health within 30 s: {log_path.read_text()}"
+    process.wait()
+    msg = f"model server did not answer /health within {STARTUP_TIMEOUT} s: {log_path.read_text()}"
     raise RuntimeError(msg)
 
 
@@ -142,10 +146,10 @@ def rows() -> np.ndarray:
 class FaultyServer:
     """An HTTP/1.1 server on 127.0.0.1 whose behaviour the test sets through ``mode``.
 
-    Modes: ``ok`` (valid answer, probability 0.25 per row), ``hang`` (never answers), ``slow``
-    (valid answer after ``delay`` seconds), ``status`` (empty body with ``status``), ``garbage``
-    (200 with a non-JSON body), ``wrong_rows`` (one row fewer), ``drop`` (closes the connection
-    without an answer), ``bad_probability`` (1.5 for every row).
+    Modes: ``ok`` (valid response, probability 0.25 per row), ``hang`` (never responds),
+    ``slow`` (valid response after ``delay`` seconds), ``status`` (HTTP ``status``, body
+    ``model failed``), ``garbage`` (200 with a non-JSON body), ``wrong_rows`` (one row fewer),
+    ``drop`` (closes the connection without a response), ``bad_probability`` (1.5 per row).
     """
 
     mode: str = "ok"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC_HASH
 from evidence_model_client.artifact import (
+    ArtifactMetadata,
     FeatureStats,
     ModelArtifact,
     check_spec_hash,
@@ -43,7 +44,7 @@ def test_artifact_round_trip_keeps_metadata_and_model(tmp_path: Path) -> None:
 
 
 def test_artifact_metadata_file_has_contract_keys(tmp_path: Path) -> None:
-    """metadata.json carries exactly the keys the brief lists."""
+    """metadata.json contains exactly the keys that serving and the dashboard read."""
     train_artifact(tmp_path)
     metadata = json.loads((tmp_path / "metadata.json").read_text())
     expected = {
@@ -70,7 +71,7 @@ def test_artifact_metadata_file_has_contract_keys(tmp_path: Path) -> None:
 
 
 def test_artifact_load_missing_directory_names_fix(tmp_path: Path) -> None:
-    """Loading an empty directory says which file is missing and how to create it."""
+    """Loading an empty directory names the missing file and how to create it."""
     with pytest.raises(ArtifactError, match=r"no metadata\.json .*evidence-train"):
         ModelArtifact.load(tmp_path)
 
@@ -200,5 +201,21 @@ def test_compute_feature_stats_rejects_nan() -> None:
     """NaN in the training matrix is named by column."""
     matrix = np.zeros((3, len(FEATURE_NAMES)))
     matrix[1, 2] = np.nan
-    with pytest.raises(ValueError, match=f"column {FEATURE_NAMES[2]} holds NaN"):
+    with pytest.raises(ValueError, match=f"column {FEATURE_NAMES[2]} contains NaN"):
         compute_feature_stats(matrix)
+
+
+@pytest.mark.parametrize("value", [float("nan"), np.float32(0.5)])
+def test_artifact_save_rejects_unserialisable_metrics(tmp_path: Path, value: object) -> None:
+    """NaN or a numpy float32 in metrics raises ArtifactError naming the fix."""
+    artifact = train_artifact(tmp_path / "ok")
+    metadata = ArtifactMetadata(
+        model_version="V2",
+        metrics={"roc_auc": value},
+        feature_stats=artifact.metadata.feature_stats,
+        feature_importances=artifact.metadata.feature_importances,
+        training_summary=artifact.metadata.training_summary,
+    )
+    with pytest.raises(ArtifactError, match="convert values to finite Python floats"):
+        ModelArtifact(model=artifact.model, metadata=metadata).save(tmp_path / "bad")
+    assert not (tmp_path / "bad" / "metadata.json").exists()

@@ -25,12 +25,15 @@ from evidence_model_client.errors import (
 from .conftest import FaultyServer, ServerProcess
 
 DEADLINE = 0.05
-# Scheduling slack allowed beyond the deadline on a busy 2-core machine.
-SLACK = 0.05
+# Scheduling slack allowed beyond the deadline when other test suites load the machine.
+SLACK = 0.25
+# Deadline for tests about something other than timing, so that a loaded machine cannot turn
+# their failure into a timeout.
+ROOMY = 1.0
 
 
 def _client(base_url: str, **kwargs: object) -> ModelClient:
-    options: dict[str, object] = {"deadline_seconds": DEADLINE, **kwargs}
+    options: dict[str, object] = {"deadline_seconds": ROOMY, **kwargs}
     return ModelClient(base_url, **options)  # type: ignore[arg-type]
 
 
@@ -40,7 +43,7 @@ async def test_client_real_server_matches_model(
 ) -> None:
     """Probabilities from the real server equal the artifact model's positive column."""
     expected = ModelArtifact.load(artifact_dir).model.predict_proba(rows)[:, 1]
-    async with _client(model_server.base_url, deadline_seconds=2.0) as client:
+    async with _client(model_server.base_url) as client:
         probabilities = await client.predict_proba(rows)
         info = await client.fetch_model_info()
     np.testing.assert_allclose(expected, probabilities, rtol=0, atol=1e-12)
@@ -68,9 +71,9 @@ async def test_client_refused_connection(refused_url: str, rows: np.ndarray) -> 
 
 
 async def test_client_hang_honours_deadline(faulty_server: FaultyServer, rows: np.ndarray) -> None:
-    """A server that never answers costs the deadline, then ModelTimeoutError."""
+    """A server that never responds costs the deadline, then ModelTimeoutError."""
     faulty_server.mode = "hang"
-    async with _client(faulty_server.base_url) as client:
+    async with _client(faulty_server.base_url, deadline_seconds=DEADLINE) as client:
         started = time.perf_counter()
         with pytest.raises(ModelTimeoutError, match="50 ms deadline"):
             await client.predict_proba(rows)
@@ -80,7 +83,7 @@ async def test_client_hang_honours_deadline(faulty_server: FaultyServer, rows: n
 
 
 async def test_client_slow_within_deadline(faulty_server: FaultyServer, rows: np.ndarray) -> None:
-    """An answer slower than usual but inside the deadline is accepted."""
+    """A response slower than usual but inside the deadline is accepted."""
     faulty_server.mode = "slow"
     faulty_server.delay = 0.01
     async with _client(faulty_server.base_url) as client:
@@ -88,10 +91,10 @@ async def test_client_slow_within_deadline(faulty_server: FaultyServer, rows: np
 
 
 async def test_client_slow_beyond_deadline(faulty_server: FaultyServer, rows: np.ndarray) -> None:
-    """An answer after the deadline is a timeout."""
+    """A response after the deadline is a timeout."""
     faulty_server.mode = "slow"
     faulty_server.delay = 0.2
-    async with _client(faulty_server.base_url) as client:
+    async with _client(faulty_server.base_url, deadline_seconds=DEADLINE) as client:
         with pytest.raises(ModelTimeoutError):
             await client.predict_proba(rows)
 
@@ -119,7 +122,7 @@ async def test_client_503_retried_once(faulty_server: FaultyServer, rows: np.nda
 async def test_client_dropped_connection_retried(
     faulty_server: FaultyServer, rows: np.ndarray
 ) -> None:
-    """A connection closed without an answer is retried, then reported as unavailable."""
+    """A connection closed without a response is retried, then reported as unavailable."""
     faulty_server.mode = "drop"
     async with _client(faulty_server.base_url, retry=RetryPolicy(2, 0.0)) as client:
         with pytest.raises(ModelUnavailableError, match="RemoteProtocolError"):
@@ -131,7 +134,7 @@ async def test_client_dropped_connection_retried(
     ("mode", "pattern"),
     [
         ("garbage", "not JSON"),
-        ("wrong_rows", "answered 4 rows for a batch of 5"),
+        ("wrong_rows", "returned 4 rows for a batch of 5"),
         ("bad_probability", r"not in \[0, 1\]"),
     ],
 )
@@ -210,7 +213,7 @@ async def test_client_pool_overload_not_counted(
         first = asyncio.create_task(client.predict_proba(rows, deadline_seconds=1.0))
         await asyncio.sleep(0.01)
         with pytest.raises(ModelOverloadedError, match="no free connection"):
-            await client.predict_proba(rows)
+            await client.predict_proba(rows, deadline_seconds=DEADLINE)
         await first
     assert breaker.consecutive_failures == 0
     assert faulty_server.predict_calls == 1
@@ -219,7 +222,7 @@ async def test_client_pool_overload_not_counted(
 async def test_client_closed_raises_runtime_error(
     faulty_server: FaultyServer, rows: np.ndarray
 ) -> None:
-    """A call after aclose is a caller bug and says how to fix it."""
+    """A call after aclose is a caller bug, and the message gives the fix."""
     client = _client(faulty_server.base_url)
     await client.predict_proba(rows)
     await client.aclose()

@@ -10,6 +10,7 @@ from evidence_model_client.fallback import (
     rule_based_contributions,
     rule_based_reasons,
     rule_based_scores,
+    score_with_reasons,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,3 +122,11 @@ def test_fallback_reasons_top_k_limits_count() -> None:
     """top_k caps the number of reasons."""
     row = _row(**{t.feature: t.scale for t in FALLBACK_TERMS})
     assert len(rule_based_reasons(row, top_k=3)) == 3
+
+
+def test_score_with_reasons_matches_separate_functions() -> None:
+    """The combined hot path equals rule_based_scores and rule_based_reasons."""
+    matrix = np.vstack([_row(MIB_HAS_HIT=1, RX_MPE_FLAG=1), np.zeros(N)])
+    scores, reasons = score_with_reasons(matrix, top_k=5)
+    np.testing.assert_array_equal(rule_based_scores(matrix), scores)
+    assert [rule_based_reasons(matrix[0]), []] == reasons

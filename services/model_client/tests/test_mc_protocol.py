@@ -64,7 +64,7 @@ def test_parse_probabilities_reads_positive_class() -> None:
     [
         (b"<html>", "not JSON"),
         (b'{"rows": []}', 'no "data" list'),
-        (_answer([0, {"output_feature_1": 0.1}]), "answered 1 rows for a batch of 2"),
+        (_answer([0, {"output_feature_1": 0.1}]), "returned 1 rows for a batch of 2"),
         (_answer([0, {"output_feature_1": 0.1}], [0, {"output_feature_1": 0.1}]), "order"),
         (_answer([0, {"output_feature_1": 0.1}], [1, {"output_feature_0": 0.1}]), "no numeric"),
         (_answer([0, {"output_feature_1": 0.1}], [1, {"output_feature_1": 1.5}]), r"\[0, 1\]"),

@@ -1,4 +1,4 @@
-"""Tests for the reason approximation of model answers."""
+"""Tests for the reason approximation of model scores."""
 
 from __future__ import annotations
 

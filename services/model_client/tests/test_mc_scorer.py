@@ -1,4 +1,4 @@
-"""Tests of RiskScorer: model answers, every fallback path, health and metrics."""
+"""Tests of RiskScorer: model scores, every fallback path, health and metrics."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _scorer(
 ) -> RiskScorer:
     options: dict[str, object] = {
         "base_url": base_url,
-        "deadline_ms": 50,
+        "deadline_ms": 1000,
         "breaker_failure_threshold": 2,
         "breaker_cooldown_seconds": 30,
         "reason_profile_dir": profile_dir,
@@ -41,7 +41,7 @@ def _fallbacks(registry: CollectorRegistry, reason: str) -> float:
 async def test_scorer_real_server_answers_registry_version(
     model_server: ServerProcess, artifact_dir: Path, rows: np.ndarray
 ) -> None:
-    """The real server's answers carry REGISTRY_V2, no fallback reason and profile reasons."""
+    """The real server's scores carry REGISTRY_V2, no fallback reason and profile reasons."""
     registry = CollectorRegistry()
     scorer = _scorer(model_server.base_url, registry, artifact_dir, deadline_ms=2000)
     await scorer.start()
@@ -72,7 +72,7 @@ async def test_scorer_reads_version_after_first_call(
 async def test_scorer_configured_version_wins(
     faulty_server: FaultyServer, rows: np.ndarray
 ) -> None:
-    """MODEL_CLIENT_MODEL_VERSION labels answers and no /health request is needed."""
+    """MODEL_CLIENT_MODEL_VERSION labels the scores and no /health request is needed."""
     scorer = _scorer(faulty_server.base_url, CollectorRegistry(), model_version="V2")
     scores = await scorer.score(rows)
     await scorer.aclose()
@@ -86,12 +86,13 @@ async def test_scorer_timeout_falls_back_within_deadline(
     """A hanging model costs the deadline; rows get the rule-based score flagged model_timeout."""
     faulty_server.mode = "hang"
     registry = CollectorRegistry()
-    scorer = _scorer(faulty_server.base_url, registry, model_version="V2")
+    scorer = _scorer(faulty_server.base_url, registry, model_version="V2", deadline_ms=50)
     started = time.perf_counter()
     scores = await scorer.score(rows)
     elapsed = time.perf_counter() - started
     await scorer.aclose()
-    assert elapsed < 0.1
+    # 50 ms deadline plus scheduling slack on a loaded machine; the server hangs for an hour.
+    assert elapsed < 0.3
     np.testing.assert_allclose(rule_based_scores(rows), [s.risk_score for s in scores])
     assert {"RULE_BASED"} == {s.model_version for s in scores}
     assert {"model_timeout"} == {s.fallback_reason for s in scores}
@@ -194,5 +195,6 @@ async def test_scorer_logs_carry_no_feature_values(refused_url: str, rows: np.nd
         if entry["event"] == "model call failed, using fallback"
     ] == [{"error_kind": "model_unavailable", "rows": 5}]
     assert all(
-        set(entry) <= {"event", "log_level", "error_kind", "rows", "attempt"} for entry in logs
+        set(entry) <= {"event", "log_level", "error_kind", "rows", "attempt", "circuit_state"}
+        for entry in logs
     )

@@ -12,10 +12,15 @@ import numpy as np
 import pytest
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC_HASH
 from evidence_model_client.artifact import ModelArtifact
+from evidence_model_client.config import ServerSettings
+from evidence_model_client.errors import ArtifactError, SpecHashMismatchError
 from evidence_model_client.fallback import rule_based_scores
+from evidence_model_client.served_model import load_served_model
+from evidence_model_client.server import create_app
 
 from .conftest import SERVER_BIN, ServerProcess, start_server, stop_server, train_artifact
 
+# Most tests here share the real server subprocess; whichever runs first pays its start-up.
 pytestmark = pytest.mark.slow
 
 
@@ -117,7 +122,7 @@ def test_server_logs_no_feature_values(model_server: ServerProcess, rows: np.nda
 
 
 def test_server_builtin_without_artifact(tmp_path: Path, rows: np.ndarray) -> None:
-    """Without an artifact the server says builtin in health and logs and scores by rule."""
+    """Without an artifact the server reports builtin in health and logs, and scores by rule."""
     server = start_server(tmp_path / "empty", tmp_path / "server.log")
     try:
         health = httpx.get(f"{server.base_url}/health").json()
@@ -153,19 +158,27 @@ def test_server_refuses_spec_hash_mismatch(tmp_path: Path) -> None:
     assert "spec_hash_mismatch" in result.stdout
 
 
-def test_server_refuses_missing_artifact_without_builtin(tmp_path: Path) -> None:
+def test_load_served_model_refuses_missing_artifact_without_builtin(tmp_path: Path) -> None:
     """With built-ins disallowed, an empty artifact directory stops start-up."""
-    result = _run_server(tmp_path, MODEL_SERVER_ALLOW_BUILTIN="false")
-    assert result.returncode == 2
-    assert "no model artifact" in result.stderr
+    settings = ServerSettings(artifact_dir=tmp_path, allow_builtin=False)
+    with pytest.raises(ArtifactError, match=r"no model artifact .* MODEL_SERVER_ALLOW_BUILTIN"):
+        load_served_model(settings)
 
 
-def test_server_refuses_invalid_artifact(tmp_path: Path) -> None:
+def test_load_served_model_refuses_invalid_artifact(tmp_path: Path) -> None:
     """A corrupt metadata file stops start-up instead of falling back to the built-in."""
     train_artifact(tmp_path)
     metadata = json.loads((tmp_path / "metadata.json").read_text())
     del metadata["feature_stats"]
     (tmp_path / "metadata.json").write_text(json.dumps(metadata))
-    result = _run_server(tmp_path)
-    assert result.returncode == 2
-    assert "missing keys ['feature_stats']" in result.stderr
+    with pytest.raises(ArtifactError, match=r"missing keys \['feature_stats'\]"):
+        load_served_model(ServerSettings(artifact_dir=tmp_path))
+
+
+async def test_app_lifespan_refuses_spec_hash_mismatch(tmp_path: Path) -> None:
+    """An app built without a preloaded model checks the spec hash in its lifespan."""
+    train_artifact(tmp_path, spec_hash="0123456789abcdef")
+    app = create_app(ServerSettings(artifact_dir=tmp_path))
+    with pytest.raises(SpecHashMismatchError):
+        async with app.router.lifespan_context(app):
+            pass

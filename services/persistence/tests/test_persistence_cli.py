@@ -60,8 +60,8 @@ def test_cli_dead_letters_list_text(queue_with_dead_letters: PredictionQueue) ->
 def test_cli_replay_one_then_all(queue_with_dead_letters: PredictionQueue) -> None:
     """replay ID moves one record back; replay --all moves the rest."""
     queue = queue_with_dead_letters
-    one = CliRunner().invoke(app, ["dead-letters", "replay", "pred-000001"])
-    assert one.stdout.strip() == "replayed 1 record(s)"
+    single = CliRunner().invoke(app, ["dead-letters", "replay", "pred-000001"])
+    assert single.stdout.strip() == "replayed 1 record(s)"
     assert (queue.depth(), queue.dead_letter_count()) == (2, 1)
     rest = CliRunner().invoke(app, ["dead-letters", "replay", "--all"])
     assert rest.stdout.strip() == "replayed 1 record(s)"

@@ -9,6 +9,7 @@ import pytest
 from evidence_persistence import PredictionQueue
 from evidence_persistence._consumer import QueueConsumer
 from persistence_testkit import build_record
+from structlog.testing import capture_logs
 
 
 def _consumer(queue: PredictionQueue, **options: float) -> QueueConsumer:
@@ -107,10 +108,13 @@ def test_claim_after_repeated_crashes_dead_letters(queue: PredictionQueue) -> No
     for _ in range(2):
         assert len(consumer.claim(1)) == 1
         time.sleep(0.02)
-    assert consumer.claim(1) == []
+    with capture_logs() as logs:
+        assert consumer.claim(1) == []
     letters = consumer.list_dead_letters()
     assert len(letters) == 1
     assert "claimed 2 times without being completed" in letters[0].error
+    events = [(entry["event"], entry["prediction_id"]) for entry in logs]
+    assert events == [("record moved to dead letters", "pred-000001")]
 
 
 def test_replay_selected_dead_letters(queue: PredictionQueue) -> None:

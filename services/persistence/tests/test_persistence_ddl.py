@@ -71,7 +71,7 @@ def _primary_key(create: exp.Create) -> list[str]:
 
 @pytest.mark.parametrize("dialect", ["sqlite", "snowflake"])
 def test_ddl_online_features_follow_feature_names(dialect: str) -> None:
-    """ONLINE_FEATURES holds the key, the 105 features in spec order, then the metadata."""
+    """ONLINE_FEATURES contains the key, the 105 features in spec order, then the metadata."""
     creates = _parse_creates(dialect)
     assert EXPECTED_TABLES[dialect] == list(creates)
     columns = _columns(creates[EXPECTED_TABLES[dialect][0]])

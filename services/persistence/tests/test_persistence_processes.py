@@ -35,11 +35,11 @@ FAST_WORKER = {
 }
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait_for(condition: Callable[[], bool], timeout: float, description: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout} s waiting for {description}")
         time.sleep(0.02)
 
 
@@ -166,6 +166,7 @@ def test_concurrent_appenders_and_worker_no_lock_errors(tmp_path: Path) -> None:
     assert _expected_ids(expected) == set(stored)
 
 
+@pytest.mark.slow
 def test_worker_metrics_endpoint_serves_queue_gauges(tmp_path: Path) -> None:
     """--metrics-port 0 binds a free port on 127.0.0.1 that serves the queue gauges."""
     queue = PredictionQueue(tmp_path / "queue.sqlite3")

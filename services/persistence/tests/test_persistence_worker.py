@@ -8,8 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from evidence_persistence import PredictionQueue, PredictionRecord, SinkUnavailableError
-from evidence_persistence._consumer import QueueConsumer
+from evidence_persistence import (
+    PredictionQueue,
+    PredictionRecord,
+    QueueUnavailableError,
+    SinkUnavailableError,
+)
+from evidence_persistence._consumer import ClaimedItem, QueueConsumer
 from evidence_persistence._sink import WriteResult
 from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.metrics import WorkerMetrics
@@ -189,3 +194,37 @@ def test_drainer_backoff_grows(queue: PredictionQueue, tmp_path: Path, outages: 
         queue.file.write(lambda c: c.execute("UPDATE queue_items SET available_at = 0"))
     expected = 0.001 * 2 ** (outages - 1)
     assert expected * 0.8 <= drainer._backoff_seconds() <= expected * 1.2
+
+
+class FlakyConsumer(QueueConsumer):
+    """A consumer whose first ``failures`` claims raise QueueUnavailableError."""
+
+    def __init__(self, queue: PredictionQueue, failures: int) -> None:
+        super().__init__(queue, owner="flaky")
+        self.failures = failures
+
+    def claim(self, limit: int) -> list[ClaimedItem]:
+        if self.failures:
+            self.failures -= 1
+            msg = "queue file is locked (simulated)"
+            raise QueueUnavailableError(msg)
+        return super().claim(limit)
+
+
+def test_drainer_survives_queue_unavailable(queue: PredictionQueue, tmp_path: Path) -> None:
+    """A queue error is logged and retried; the worker keeps running and drains later."""
+    queue.append_many(build_record(i) for i in range(5))
+    consumer = FlakyConsumer(queue, failures=2)
+    drainer = QueueDrainer(
+        consumer,
+        SqliteSink(tmp_path / "store.sqlite3"),
+        poll_interval_seconds=0.001,
+        retry_backoff_max_seconds=0.01,
+    )
+    with capture_logs() as logs:
+        drainer.run(threading.Event(), exit_when_empty=True)
+    assert queue.depth() == 0
+    assert drainer.stats.records_persisted == 5
+    errors = [entry for entry in logs if entry["event"] == "queue unavailable"]
+    assert len(errors) == 2
+    assert errors[0]["log_level"] == "error"

@@ -31,7 +31,17 @@ app = typer.Typer(
     ),
 )
 
-_TRAINING_OPTIONS = ("synthetic", "data", "seed", "out", "version", "model", "test_fraction")
+_TRAINING_OPTIONS = (
+    "synthetic",
+    "data",
+    "seed",
+    "out",
+    "version",
+    "model",
+    "test_fraction",
+    "jobs",
+    "threads",
+)
 
 
 @app.callback(invoke_without_command=True)
@@ -60,29 +70,43 @@ def train(
     ] = "V2",
     model: Annotated[
         ModelKind,
-        typer.Option(help="gbm: GradientBoostingClassifier; hist-gbm: the faster histogram one."),
+        typer.Option(
+            help="gbm: GradientBoostingClassifier. hist-gbm: the faster histogram variant."
+        ),
     ] = ModelKind.HIST_GBM,
     test_fraction: Annotated[
         float, typer.Option(min=0.05, max=0.5, help="Share of rows held out for evaluation.")
     ] = 0.2,
+    jobs: Annotated[
+        int,
+        typer.Option(min=1, help="Worker processes that extract features (1: no workers)."),
+    ] = 2,
+    threads: Annotated[
+        int, typer.Option(min=1, help="OpenMP threads for fitting and scoring the model.")
+    ] = 1,
     progress: Annotated[bool, typer.Option(help="Show progress bars on stderr.")] = True,
 ) -> None:
     """Train, evaluate against the rule-based fallback and write the artifact with its report."""
     if ctx.invoked_subcommand is not None:
-        given = [name for name in _TRAINING_OPTIONS if _given_on_command_line(ctx, name)]
-        if given:
-            msg = f"training options {given} cannot be combined with '{ctx.invoked_subcommand}'"
+        explicit = [name for name in _TRAINING_OPTIONS if _given_on_command_line(ctx, name)]
+        if explicit:
+            msg = f"training options {explicit} cannot be combined with '{ctx.invoked_subcommand}'"
             raise typer.BadParameter(msg)
         return
     if (synthetic is None) == (data is None):
         msg = "pass exactly one of --synthetic N (generated data) or --data DIR (labelled files)"
         raise typer.BadParameter(msg)
     options = TrainingOptions(
-        model_kind=model, version=version, test_fraction=test_fraction, seed=seed, progress=progress
+        model_kind=model,
+        version=version,
+        test_fraction=test_fraction,
+        seed=seed,
+        threads=threads,
+        progress=progress,
     )
     started = time.perf_counter()
     try:
-        training_set = _load(synthetic, data, seed=seed, progress=progress)
+        training_set = _load(synthetic, data, seed=seed, jobs=jobs, progress=progress)
         result = run_training(training_set, out, options)
     except (EvidenceTrainingError, ArtifactError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -119,7 +143,8 @@ def register(
         str, typer.Option(help="Name of the inference service.")
     ] = DEFAULT_SERVICE_NAME,
     min_instances: Annotated[
-        int, typer.Option(min=0, help="Minimum service instances; 0 lets it suspend when idle.")
+        int,
+        typer.Option(min=0, help="Minimum service instances. At 0 the service suspends when idle."),
     ] = 1,
     max_instances: Annotated[int, typer.Option(min=1, help="Maximum service instances.")] = 2,
 ) -> None:
@@ -160,11 +185,13 @@ def main() -> None:
     app()
 
 
-def _load(synthetic: int | None, data: Path | None, *, seed: int, progress: bool) -> TrainingSet:
+def _load(
+    synthetic: int | None, data: Path | None, *, seed: int, jobs: int, progress: bool
+) -> TrainingSet:
     if synthetic is not None:
-        return make_synthetic_set(synthetic, seed=seed, progress=progress)
+        return make_synthetic_set(synthetic, seed=seed, jobs=jobs, progress=progress)
     if data is not None:
-        return load_directory_set(data, progress=progress)
+        return load_directory_set(data, jobs=jobs, progress=progress)
     msg = "pass exactly one of --synthetic N (generated data) or --data DIR (labelled files)"
     raise typer.BadParameter(msg)
 

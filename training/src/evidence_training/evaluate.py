@@ -43,7 +43,7 @@ def calibration_bins(
 ) -> list[CalibrationBin]:
     """Group rows into up to ``n_bins`` quantile bins of the score and compare mean score to rate.
 
-    Quantile bins keep every bin populated even when most scores are small; tied scores stay in
+    Quantile bins keep every bin populated even when most scores are small. Tied scores stay in
     one bin, so a coarse score (such as the rule-based fallback) yields fewer bins.
     """
     edges = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, n_bins + 1)))

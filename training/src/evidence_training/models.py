@@ -20,13 +20,13 @@ class ModelKind(StrEnum):
 def build_classifier(kind: ModelKind, *, seed: int) -> Any:
     """Return an unfitted binary classifier of the given family.
 
-    ``gbm`` is scikit-learn's exact ``GradientBoostingClassifier``; ``hist-gbm`` bins features into
+    ``gbm`` is scikit-learn's exact ``GradientBoostingClassifier``. ``hist-gbm`` bins features into
     at most 255 values and fits several times faster on tens of thousands of rows (figures in
     docs/training.md). Both use log loss, so their probabilities are comparable.
 
     Args:
         kind: the model family.
-        seed: random state of subsampling and of the early-stopping split.
+        seed: random state of the row subsampling (``gbm``) and of tie-breaking.
     """
     if kind is ModelKind.GBM:
         return GradientBoostingClassifier(
@@ -36,14 +36,14 @@ def build_classifier(kind: ModelKind, *, seed: int) -> Any:
             subsample=0.8,
             random_state=seed,
         )
+    # Chosen on 20,000 generated rows (docs/training.md): a slow learning rate with small trees
+    # and a fixed iteration count beat early-stopped variants slightly in ROC AUC and log loss,
+    # and a fixed count makes the fit time independent of the validation split.
     return HistGradientBoostingClassifier(
-        learning_rate=0.08,
-        max_iter=400,
-        max_leaf_nodes=15,
-        min_samples_leaf=40,
-        l2_regularization=1.0,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
+        learning_rate=0.03,
+        max_iter=300,
+        max_leaf_nodes=8,
+        min_samples_leaf=80,
+        early_stopping=False,
         random_state=seed,
     )

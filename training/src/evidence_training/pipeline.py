@@ -20,6 +20,7 @@ from evidence_features import FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
 from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, compute_feature_stats
 from evidence_model_client.fallback import rule_based_scores
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from evidence_training.dataset import TrainingSet
@@ -54,6 +55,7 @@ class TrainingOptions:
     version: str = "V2"
     test_fraction: float = 0.2
     seed: int = 0
+    threads: int = 1
     progress: bool = True
 
 
@@ -85,7 +87,14 @@ def run_training(
         ArtifactError: the artifact fails its own validation (from ``evidence_model_client``).
     """
     _check_trainable(training_set, options)
-    out = Path(out_dir)
+    # scikit-learn's OpenMP loops (HistGradientBoosting fit and predict) ran 16 to 30 times
+    # slower when their threads competed with other busy processes for the cores (measured in
+    # docs/training.md), so the thread count is explicit and defaults to 1.
+    with threadpool_limits(limits=options.threads):
+        return _run(training_set, Path(out_dir), options)
+
+
+def _run(training_set: TrainingSet, out: Path, options: TrainingOptions) -> TrainingResult:
     out.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=5, desc="training", unit="step", disable=not options.progress)
 

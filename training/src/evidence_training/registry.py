@@ -6,7 +6,7 @@ platform), then ``ModelVersion.create_service``, which builds the inference imag
 service that answers ``/predict-proba`` on port 5000 inside SPCS.
 
 Everything that needs an account sits behind the two protocols below, so the logic here is tested
-with recording fakes; :func:`open_registry` is the only code that talks to Snowflake.
+with recording fakes. :func:`open_registry` is the only code that connects to Snowflake.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ModelVersionLike(Protocol):
     """The part of ``snowflake.ml.model.ModelVersion`` that registration uses."""
 
     def create_service(self, **kwargs: Any) -> Any:
-        """Build the inference image and start the service; return its name."""
+        """Build the inference image, start the service and return its name."""
         ...
 
 
@@ -75,7 +75,7 @@ class ServiceOptions:
 
     def __post_init__(self) -> None:
         if not self.compute_pool:
-            msg = "the compute pool name is empty; pass --compute-pool with an existing pool"
+            msg = "the compute pool name is empty, so pass --compute-pool with an existing pool"
             raise ValueError(msg)
         if not 0 <= self.min_instances <= self.max_instances or self.max_instances < 1:
             msg = (
@@ -122,8 +122,8 @@ def register_artifact(
 
     Args:
         registry: a ``snowflake.ml.registry.Registry`` (or a test fake).
-        artifact: a loaded artifact; its spec hash must match the installed feature library.
-        version_name: registry version; defaults to the artifact's ``model_version``.
+        artifact: a loaded artifact whose spec hash matches the installed feature library.
+        version_name: registry version, by default the artifact's ``model_version``.
         service: inference-service settings, or None to register without deploying.
 
     Raises:
@@ -186,10 +186,10 @@ def open_registry(connection_name: str, *, database: str, schema: str) -> Regist
     """Open a Snowpark session from a named connection and return its Model Registry.
 
     The connection is read by the Snowflake connector from ``~/.snowflake/connections.toml`` (or
-    ``SNOWFLAKE_HOME``); no secret passes through this package.
+    ``SNOWFLAKE_HOME``), so no secret passes through this package.
 
-    NOTE: never run here, because no account is available; the fakes in the tests check the
-    arguments against the installed library's signatures instead.
+    NOTE: not run against an account yet. The tests check the arguments that reach the
+    registry against the installed library's signatures instead.
     """
     from snowflake.ml.registry import Registry  # 1 s import, for this command only
     from snowflake.snowpark import Session

@@ -57,7 +57,8 @@ def compute_feature_frame(batch: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         batch: columns ``EVIDENCE_ID``, ``MIB_XML``, ``RX_XML`` (str or None) and ``AS_OF``
-            (date, datetime, pandas Timestamp or None; None means the extraction date).
+            (date, datetime, pandas Timestamp or None). None lets ``extract_batch`` choose
+            its default: the latest document date, else the latest evidence date, else today.
 
     Returns:
         A frame with ``EVIDENCE_ID`` first, then ``FEATURE_NAMES`` as float64, one row per input
@@ -104,7 +105,7 @@ def register_feature_udtf(
     Args:
         session: a ``snowflake.snowpark.Session`` (a local-testing session works).
         name: the function name, optionally qualified.
-        is_permanent: keep the function after the session ends; needs ``stage_location``.
+        is_permanent: keep the function after the session ends (needs ``stage_location``).
         stage_location: stage for the handler code and imports of a permanent function.
 
     Returns:
@@ -154,7 +155,7 @@ def build_feature_frame(
         table: a table in the ``FEATURE_STORE.RAW_EVIDENCE`` layout.
         as_of_column: the column whose date is the evaluation date of each pair (a DATE, or a
             TIMESTAMP cast to its date).
-        buckets: number of hash partitions; each becomes one ``end_partition`` call, so more
+        buckets: number of hash partitions. Each becomes one ``end_partition`` call, so more
             buckets spread the work over more warehouse threads and bound memory per call.
 
     Raises:

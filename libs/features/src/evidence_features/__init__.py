@@ -24,7 +24,7 @@ from evidence_features.errors import (
 DRUG_TABLE_VERSION: str = _load_drug_catalog().version
 """Version of the shipped drug class table (`data/drug_classes.toml`)."""
 MME_FACTOR_SOURCE: str = _load_drug_catalog().mme_factor_source
-"""Which opioid MME conversion table the drug class table uses ("CDC 2022")."""
+"""Opioid MME conversion table the drug class table uses ("CDC 2022")."""
 
 __all__ = [
     "DRUG_TABLE_VERSION",

@@ -40,7 +40,7 @@ _MAX_SEVERITY = 3
 
 @dataclass(frozen=True, slots=True)
 class CodeInfo:
-    """What the map says about one normalised code."""
+    """Category and severity the map gives one normalised code."""
 
     code: str
     base: str
@@ -62,7 +62,7 @@ class CodeMap:
     bases: Mapping[str, tuple[str, int]]
     modifiers: Mapping[str, int]
     version: str = "custom"
-    _cache: dict[str, CodeInfo] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[str, CodeInfo] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for base, (category, severity) in self.bases.items():

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from evidence_features._spec import FEATURE_NAMES
 
-__all__ = ["fill_combined_features", "rx_coverage_days"]
+__all__ = ["RISK_SIGNALS", "fill_combined_features", "rx_coverage_days"]
 
 _I = {name: index for index, name in enumerate(FEATURE_NAMES)}
 _COVERAGE_DAYS = 1826
 
-# Noisy-OR weights of COMBINED_RISK_SCORE: (weight, signal in [0, 1]) per feature.
+RISK_SIGNALS = (
+    (0.15, "MIB_HAS_HIT"),
+    (0.30, "MIB_MAX_SEVERITY / 3"),
+    (0.05, "min(MIB_UNIQUE_COMPANIES, 3) / 3"),
+    (0.45, "RX_MAX_CLASS_SEVERITY / 10"),
+    (0.20, "RX_CONCURRENT_OPIOID_BENZO"),
+    (0.25, "RX_MPE_FLAG"),
+    (0.20, "min(RX_OPIOID_MAX_DAILY_MME / 90, 1)"),
+    (0.10, "RX_POLYPHARMACY_5"),
+    (0.15, "XSRC_SUBSTANCE_SIGNAL"),
+    (0.15, "min(XSRC_CONDITION_CATEGORY_COUNT / 4, 1)"),
+)
+"""Weights and signals of COMBINED_RISK_SCORE, in the order `fill_combined_features` uses."""
 _MIB_SEVERITY_SCALE = 3.0
 _COMPANY_CAP = 3.0
 _RX_SEVERITY_SCALE = 10.0
@@ -109,18 +121,18 @@ def fill_combined_features(values: list[float]) -> None:
     values[_I["XSRC_CONDITION_CATEGORY_COUNT"]] = category_count
 
     signals = (
-        (0.15, values[_I["MIB_HAS_HIT"]]),
-        (0.30, values[_I["MIB_MAX_SEVERITY"]] / _MIB_SEVERITY_SCALE),
-        (0.05, min(values[_I["MIB_UNIQUE_COMPANIES"]], _COMPANY_CAP) / _COMPANY_CAP),
-        (0.45, values[_I["RX_MAX_CLASS_SEVERITY"]] / _RX_SEVERITY_SCALE),
-        (0.20, values[_I["RX_CONCURRENT_OPIOID_BENZO"]]),
-        (0.25, values[_I["RX_MPE_FLAG"]]),
-        (0.20, min(values[_I["RX_OPIOID_MAX_DAILY_MME"]] / _MME_SCALE, 1.0)),
-        (0.10, values[_I["RX_POLYPHARMACY_5"]]),
-        (0.15, values[_I["XSRC_SUBSTANCE_SIGNAL"]]),
-        (0.15, min(category_count / _CATEGORY_SCALE, 1.0)),
+        values[_I["MIB_HAS_HIT"]],
+        values[_I["MIB_MAX_SEVERITY"]] / _MIB_SEVERITY_SCALE,
+        min(values[_I["MIB_UNIQUE_COMPANIES"]], _COMPANY_CAP) / _COMPANY_CAP,
+        values[_I["RX_MAX_CLASS_SEVERITY"]] / _RX_SEVERITY_SCALE,
+        values[_I["RX_CONCURRENT_OPIOID_BENZO"]],
+        values[_I["RX_MPE_FLAG"]],
+        min(values[_I["RX_OPIOID_MAX_DAILY_MME"]] / _MME_SCALE, 1.0),
+        values[_I["RX_POLYPHARMACY_5"]],
+        values[_I["XSRC_SUBSTANCE_SIGNAL"]],
+        min(category_count / _CATEGORY_SCALE, 1.0),
     )
     survival = 1.0
-    for weight, signal in signals:
+    for (weight, _), signal in zip(RISK_SIGNALS, signals, strict=True):
         survival *= 1.0 - weight * min(max(signal, 0.0), 1.0)
     values[_I["COMBINED_RISK_SCORE"]] = 1.0 - survival

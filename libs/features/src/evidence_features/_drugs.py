@@ -2,10 +2,12 @@
 
 The table is `data/drug_classes.toml`: generic names per class, ATC groups, class severities,
 brand aliases, CDC 2022 opioid MME factors and the special rules for buprenorphine, weight-loss
-GLP-1 brands, HIV nucleoside backbones and ribavirin. Normalising a name means: upper case,
-split combination products on `-`, `/`, `+`, `,`, ` AND `, ` W/ ` and ` WITH `, drop strength,
-dosage-form and placeholder words, then match the whole ingredient text, the text without salt
-and release suffixes, and finally each single word against aliases and class members.
+GLP-1 brands, nasal corticosteroids, HIV nucleoside backbones and ribavirin.
+
+Normalising a name takes four steps. Upper-case it and split combination products on `-`, `/`,
+`+`, `,`, ` AND `, ` W/ ` and ` WITH `. Drop strength, dosage-form and placeholder words. Match
+the whole ingredient text against aliases and class members, then the text without salt and
+release suffixes, and finally each single word.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ _MAX_CACHE = 65_536
 class DrugInfo:
     """Everything the feature code needs to know about one dispensed product.
 
-    `key` is the sorted ingredient list joined with "/" (None when the fill names no drug);
+    `key` is the sorted ingredient list joined with "/", or None when the fill names no drug.
     `opioid_position` is the label position of the ingredient with an MME factor, or -1.
     """
 
@@ -57,7 +59,7 @@ def parse_strength(text: str) -> Strength | None:
     """Parse a strength such as "5-325 MG", "10 MG/325 MG" or "25 MCG/HR".
 
     A number without its own unit takes the next unit in the text ("5-325 MG" is 5 mg and
-    325 mg). Returns None when the text holds no number.
+    325 mg). Returns None when the text contains no number.
     """
     values: list[float] = []
     units: list[str | None] = []
@@ -122,6 +124,7 @@ class DrugCatalog:
         self._pain_brands = frozenset(_strings(rules["buprenorphine_pain_brands"]))
         self._pain_forms = frozenset(_strings(rules["buprenorphine_pain_forms"]))
         self._weight_loss_brands = frozenset(_strings(rules["weight_loss_brands"]))
+        self._nasal_forms = frozenset(_strings(rules["nasal_forms"]))
         self.hiv_backbone = frozenset(_strings(rules["hiv_backbone"]))
         self.hiv_backbone_minimum = int(str(rules["hiv_backbone_minimum"]))
         self._ribavirin = frozenset(_strings(rules["hep_c_ribavirin"]))
@@ -138,8 +141,8 @@ class DrugCatalog:
     ) -> DrugInfo:
         """Normalise and classify one fill's drug fields.
 
-        The generic name is used first, then the free-text description, then the brand; the
-        first one naming at least one recognised ingredient wins, otherwise the first non-empty
+        The generic name is tried first, then the free-text description, then the brand. The
+        first one that names a recognised ingredient wins. When none does, the first non-empty
         one is kept as an unknown drug. A vendor class equal to one of the table's class ids
         (case and spaces ignored) is added to the classes.
         """
@@ -178,6 +181,8 @@ class DrugCatalog:
     def _ingredients(self, text: str) -> tuple[tuple[str, ...], bool]:
         found: list[str] = []
         unknown = False
+        if " ".join(text.split()) in self._placeholders:
+            return (), False
         for part in _SEPARATORS.split(text.translate(_PUNCTUATION)):
             tokens = [
                 token
@@ -228,6 +233,8 @@ class DrugCatalog:
             classes.add("OPIOID" if is_pain_product else "SUD_TREATMENT")
         if words & self._weight_loss_brands:
             classes.discard("NONINSULIN_ANTIDIABETIC")
+        if words & self._nasal_forms:
+            classes.discard("COPD_ASTHMA")
         if vendor_class:
             class_id = "_".join(vendor_class.upper().split())
             if class_id in self.class_severity:

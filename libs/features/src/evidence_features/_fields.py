@@ -61,25 +61,49 @@ def collect_fields(
         field = names.get(local_name(key))
         if field is not None and field not in fields and value.strip():
             fields[field] = value.strip()
-    # Direct children first (the common flat shape); a child without text is either empty,
-    # carries its value in an attribute, or is a block whose descendants hold the fields.
+    # Direct children first, because most reports are flat. A child that maps to no field is
+    # skipped without reading its text, unless it opens a block named in `nested`. A mapped
+    # child without text carries its value in a `value` attribute or in its descendants.
+    blocks = _block_names(nested)
     for child in record:
-        field = field_for_tag(child.tag, names)
-        text = child.text
-        if text is not None and (field is None or field in fields):
+        tag = child.tag
+        field = names.get(tag)
+        if field is None and tag[0] == "{":
+            field = field_for_tag(tag, names)
+        if field is None:
+            if blocks and local_name(tag) in blocks:
+                _collect_block(child, names, nested, fields)
             continue
+        if field in fields:
+            continue
+        text = child.text
         if text is not None:
             text = text.strip()
             if text:
-                fields[field] = text  # type: ignore[index]
+                fields[field] = text
                 continue
         if len(child):
             _collect_block(child, names, nested, fields)
-        elif field is not None and field not in fields:
+        else:
             value = (child.get("value") or child.get("Value") or "").strip()
             if value:
                 fields[field] = value
     return fields
+
+
+_BLOCK_CACHE: dict[int, frozenset[str]] = {}
+
+
+def _block_names(nested: Mapping[tuple[str, str], str]) -> frozenset[str]:
+    if not nested:
+        return frozenset()
+    blocks = _BLOCK_CACHE.get(id(nested))
+    if blocks is None:
+        blocks = frozenset(ancestor for ancestor, _ in nested)
+        # NOTE: keyed by id(), so only long-lived module-level mappings belong here.
+        if len(_BLOCK_CACHE) < 64:
+            _BLOCK_CACHE[id(nested)] = blocks
+    return blocks
 
 
 def _collect_block(

@@ -1,12 +1,17 @@
 """Read MIB replies of every supported shape into `MibReport`.
 
-Shapes: the ACORD TXLife 401 reply (`FormInstance` records, codes in `FormResponse/
-ResponseData`, the match type on the `Relation` that links a `FormInstance` to a party, the
-company through `@ProviderPartyID` to `Party/Carrier/CarrierCode`); the flat
-`<MIBResponse><MIBRecord>` list; the legacy `<Response><ResponseData>` list, where each code is
-one record without date, company or match type; and no-file replies (`RecordsFound` 0, or
-`NFD` records, which are not counted). Elements are matched on local names, so any namespace or
-prefix works, and records are found at any depth (for example inside a SOAP envelope).
+Four shapes are read:
+
+- the ACORD TXLife 401 reply: `FormInstance` records with codes in
+  `FormResponse/ResponseData`, the match type on the `Relation` that links a `FormInstance` to
+  a party, and the company through `@ProviderPartyID` to `Party/Carrier/CarrierCode`;
+- the flat `<MIBResponse><MIBRecord>` list;
+- the legacy `<Response><ResponseData>` list, where each code is one record without date,
+  company or match type;
+- no-file replies (`RecordsFound` 0, or `NFD` records, which are not counted).
+
+Elements are matched on local names, so any namespace or prefix works. Records are found at any
+depth, for example inside a SOAP envelope.
 """
 
 from __future__ import annotations
@@ -156,9 +161,7 @@ def _append_acord_record(
     date: int | None = None
     codes: list[str] = []
     bmi_fields: dict[str, str] = {}
-    for element in form.iter(
-        "{*}SubmitDate", "{*}ResponseData", "{*}BMI", "{*}HeightIn", "{*}WeightLb"
-    ):
+    for element in form.iter(*_FORM_TAGS):
         name = local_name(element.tag)
         text = (element.text or "").strip()
         if not text:
@@ -175,6 +178,7 @@ def _append_acord_record(
 
 
 _BMI_FIELDS = {"BMI": "bmi", "HeightIn": "height", "WeightLb": "weight"}
+_FORM_TAGS = ("{*}SubmitDate", "{*}ResponseData", "{*}BMI", "{*}HeightIn", "{*}WeightLb")
 
 
 def _append_flat_record(element: etree._Element, report: MibReport) -> None:

@@ -9,6 +9,7 @@ NCPDP SCRIPT medication-history names (`MedicationDispensed`, `LastFillDate` wit
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 
@@ -66,6 +67,7 @@ _FILL_FIELDS = {
     "TherapeuticClass": "vendor_class",
 }
 _NESTED_FIELDS = {
+    ("Prescriber", "Specialty"): "specialty",
     ("LastFillDate", "Date"): "date",
     ("Quantity", "Value"): "quantity",
     ("ProductCode", "Code"): "ndc",
@@ -166,33 +168,37 @@ def _ndc_key(text: str) -> str | None:
     return "NDC:" + digits if digits.strip("0") else None
 
 
-def _key(text: str | None) -> str | None:
-    if text is None:
-        return None
-    key = " ".join(text.upper().split())
-    return key or None
+@lru_cache(maxsize=8192)
+def _normalised_key(text: str) -> str | None:
+    return " ".join(text.upper().split()) or None
 
 
 def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) -> RxFill:
     fields = collect_fields(element, _FILL_FIELDS, _NESTED_FIELDS)
     get = fields.get
-    drug = catalog.describe(
-        get("generic"), get("brand"), get("description"), get("form"), get("vendor_class")
-    )
+    generic, brand, description = get("generic"), get("brand"), get("description")
+    drug = catalog.describe(generic, brand, description, get("form"), get("vendor_class"))
     drug_key = drug.key
     if drug_key is None and (ndc := get("ndc")):
         drug_key = _ndc_key(ndc)
-    strength = get("strength")
-    if strength is None:
-        strength = get("generic") or get("description") or get("brand")
+    strength = get("strength") or generic or description or brand
+    prescriber = get("prescriber_id") or get("prescriber_name")
+    pharmacy = get("pharmacy_id") or get("pharmacy_name")
+    specialty = get("specialty")
+    # Positional arguments in field order: RxFill is a NamedTuple and this runs once per fill.
     return RxFill(
-        drug=drug,
-        drug_key=drug_key,
-        date=parse_date(get("date")),
-        quantity=parse_number(get("quantity")),
-        days_supply=parse_number(get("days")),
-        strength_text=strength,
-        prescriber=_key(get("prescriber_id")) or _key(get("prescriber_name")),
-        pharmacy=_key(get("pharmacy_id")) or _key(get("pharmacy_name")),
-        specialty=_key(get("specialty")),
+        drug,
+        drug_key,
+        parse_date(get("date")),
+        _cached_number(get("quantity")),
+        _cached_number(get("days")),
+        strength,
+        _normalised_key(prescriber) if prescriber else None,
+        _normalised_key(pharmacy) if pharmacy else None,
+        _normalised_key(specialty) if specialty else None,
     )
+
+
+@lru_cache(maxsize=4096)
+def _cached_number(text: str | None) -> float | None:
+    return parse_number(text)

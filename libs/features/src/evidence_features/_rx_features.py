@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
 
+from evidence_features._dates import UNPARSEABLE
 from evidence_features._drugs import DrugCatalog, parse_strength
 from evidence_features._records import RxFill, RxReport
 from evidence_features._spec import FEATURE_NAMES
@@ -19,8 +20,6 @@ from evidence_features._window import (
     DAYS_24M,
     DAYS_60M,
     MAX_RECENCY_DAYS,
-    DateClass,
-    classify_date,
 )
 
 __all__ = ["RxSummary", "deduplicate_fills", "fill_rx_features"]
@@ -47,17 +46,13 @@ _CLASS_FEATURES = (
 
 @dataclass(frozen=True, slots=True)
 class RxSummary:
-    """What the combined features and warnings need from the Rx side."""
+    """Rx-side counts the combined features and the warnings need."""
 
     classes: frozenset[str]
     undated: int
     unparseable: int
     future: int
     unknown_drugs: int
-
-
-def _dedup_key(fill: RxFill) -> tuple[object, ...]:
-    return (fill.drug_key, fill.date, fill.quantity, fill.days_supply, fill.pharmacy)
 
 
 def _merge(kept: RxFill, other: RxFill) -> RxFill:
@@ -83,7 +78,7 @@ def deduplicate_fills(fills: list[RxFill]) -> list[RxFill]:
     """
     merged: dict[tuple[object, ...], RxFill] = {}
     for fill in fills:
-        key = _dedup_key(fill)
+        key = (fill.drug_key, fill.date, fill.quantity, fill.days_supply, fill.pharmacy)
         kept = merged.get(key)
         merged[key] = fill if kept is None else _merge(kept, fill)
     return list(merged.values())
@@ -154,6 +149,10 @@ def _intervals_overlap(left: list[tuple[int, int]], right: list[tuple[int, int]]
 
 def _has_multiple_provider_episode(events: list[tuple[int, str | None, str | None]]) -> bool:
     # Sliding 90-day window over (day, prescriber, pharmacy) sorted by day.
+    distinct_prescribers = {prescriber for _, prescriber, _ in events if prescriber}
+    distinct_pharmacies = {pharmacy for _, _, pharmacy in events if pharmacy}
+    if len(distinct_prescribers) < _MPE_MINIMUM or len(distinct_pharmacies) < _MPE_MINIMUM:
+        return False
     prescribers: Counter[str] = Counter()
     pharmacies: Counter[str] = Counter()
     left = 0
@@ -179,8 +178,8 @@ def _has_multiple_provider_episode(events: list[tuple[int, str | None, str | Non
 
 
 def _proportion_days_covered(fills: list[tuple[int, float]], as_of: int) -> float | None:
-    # fills: (day, days supply) sorted by day. Period from the first fill to
-    # min(as-of, last fill + its supply); covered days are the union of [day, day + supply),
+    # fills: (day, days supply) sorted by day. The period runs from the first fill to
+    # min(as-of, last fill + its supply). Covered days are the union of [day, day + supply),
     # counted in one sweep because the fills are sorted by start day.
     first = fills[0][0]
     last_day = fills[-1][0]
@@ -235,20 +234,24 @@ def fill_rx_features(
     values[_I["RX_MAX_CLASS_SEVERITY"]] = severity
 
     # Per-fill dates; undated and future-dated fills stay out of every date-based feature.
+    supplies = [_supply(fill) for fill in fills]
     dated: list[tuple[int, RxFill, float]] = []
     undated = unparseable = future = 0
-    for fill in fills:
-        day = classify_date(fill.date, as_of)
-        if day >= 0:
-            dated.append((day, fill, _supply(fill)))
-        elif day == DateClass.FUTURE:
+    latest_allowed = as_of + 1
+    for fill, supply in zip(fills, supplies, strict=True):
+        # Inlined classify_date: this loop runs once per fill on every request.
+        day = fill.date
+        if day is None:
+            undated += 1
+        elif day == UNPARSEABLE:
+            undated += 1
+            unparseable += 1
+        elif day > latest_allowed:
             future += 1
         else:
-            undated += 1
-            unparseable += day == DateClass.UNPARSEABLE
+            dated.append((day if day < as_of else as_of, fill, supply))
     dated.sort(key=_first)
 
-    supplies = [_supply(fill) for fill in fills]
     values[_I["RX_TOTAL_DAYS_SUPPLY"]] = int(sum(supplies))
     _fill_window_features(values, dated, as_of)
     _fill_drug_features(values, fills, supplies, dated, as_of)

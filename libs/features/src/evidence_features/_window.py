@@ -33,8 +33,9 @@ class DateClass:
 def classify_date(ordinal: int | None, as_of: int) -> int:
     """Map a record date to the ordinal the window features use, or a `DateClass` outcome.
 
-    A date up to one day after the as-of date is treated as the as-of date (time-zone shifts
-    around midnight); later dates are future-dated and kept out of windows and recency.
+    A date up to one day after the as-of date is treated as the as-of date, which absorbs
+    time-zone shifts around midnight. Later dates are future-dated and kept out of windows and
+    recency.
     """
     if ordinal is None:
         return DateClass.MISSING

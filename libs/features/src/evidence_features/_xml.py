@@ -1,9 +1,13 @@
 """Hardened XML parsing shared by the MIB and Rx readers.
 
 The parser is lxml with entity resolution, DTD loading and network access switched off. On top
-of that every document passes these checks, in order: a byte cap, a scan for DOCTYPE and ENTITY
-declarations (in ASCII-compatible and UTF-16 encodings), the parse itself from raw bytes so the
-declared encoding and any byte-order mark are honoured, then caps on element count and depth.
+of that every document passes these checks, in order:
+
+1. a byte cap;
+2. a scan for DOCTYPE and ENTITY declarations, in ASCII-compatible and UTF-16 encodings;
+3. the parse itself, from raw bytes so the declared encoding and any byte-order mark apply;
+4. caps on element count and depth.
+
 libxml2 itself stops at a nesting depth of 256 when `huge_tree` is off; the configurable depth
 cap is checked after the parse with one XPath expression evaluated in C.
 """

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from evidence_features._codemap import MIB_CATEGORIES, load_code_map
+from evidence_features._combined import RISK_SIGNALS
 from evidence_features._drugs import load_drug_catalog
 from evidence_features._spec import FEATURE_SPEC, FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
 from evidence_features._vector import WARNING_KINDS
@@ -98,7 +99,24 @@ def render_feature_docs() -> str:
                 f"{_cell(spec.source_fields)} |"
             )
         lines.append("")
-    lines += ["## Class severities (placeholders, 0-10)", "", "| class | severity |", "|---|---|"]
+    lines += [
+        "## COMBINED_RISK_SCORE signals",
+        "",
+        "COMBINED_RISK_SCORE = 1 − Π(1 − wₖ · sₖ) with each signal sₖ clipped to [0, 1]. The",
+        "weights are placeholders, not actuarial results; the score is 0 without evidence and",
+        "never decreases when a signal rises.",
+        "",
+        "| weight wₖ | signal sₖ |",
+        "|---|---|",
+    ]
+    lines += [f"| {weight:.2f} | `{signal}` |" for weight, signal in RISK_SIGNALS]
+    lines += [
+        "",
+        "## Class severities (placeholders, 0-10)",
+        "",
+        "| class | severity |",
+        "|---|---|",
+    ]
     for class_id, severity in sorted(
         catalog.class_severity.items(), key=lambda item: (-item[1], item[0])
     ):

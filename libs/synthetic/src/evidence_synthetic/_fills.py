@@ -77,6 +77,13 @@ def _quantity(drug: Drug, units_per_day: float, days_supply: int) -> float:
     return float(max(1, round(units_per_day * days_supply)))
 
 
+def _slot_probability(probability: float, severity: float) -> float:
+    """Scale a regimen slot's probability with severity; a slot of probability 1 is always taken."""
+    if probability >= 1.0:
+        return 1.0
+    return min(1.0, probability * (0.6 + 0.4 * severity))
+
+
 def _pick_strength(rng: np.random.Generator, drug: Drug, severity: float) -> str:
     """Pick a label strength, higher for more severe disease."""
     strengths = drug.strengths
@@ -99,9 +106,10 @@ def make_fill(
     refill_number: int = 0,
     condition: str = "acute",
     payment_type: str | None = None,
+    units_per_day: float | None = None,
 ) -> Fill:
-    """Build one fill with quantity from the drug's typical daily use."""
-    units = drug.units_per_day[int(rng.integers(len(drug.units_per_day)))]
+    """Build one fill; quantity is daily units times days supply (or the package quantity)."""
+    units = units_per_day or drug.units_per_day[int(rng.integers(len(drug.units_per_day)))]
     # A refill repeats the original prescription, written before the first fill.
     written = fill_date - timedelta(days=int(rng.integers(0, 4)) + days_supply * refill_number)
     return Fill(
@@ -147,6 +155,7 @@ def _chronic_fills(
     specialty = specialties[0] if rng.random() < 0.6 else pick(rng, specialties)
     prescriber = providers.prescriber(specialty)
     payment = pick(rng, _PAYMENT_TYPES)
+    units = drug.units_per_day[int(rng.integers(len(drug.units_per_day)))]
 
     fills: list[Fill] = []
     day = start
@@ -155,12 +164,20 @@ def _chronic_fills(
         pharmacy = providers.pharmacy(days_supply)
         fills.append(
             make_fill(
-                rng, drug, fill_date=day, days_supply=days_supply, prescriber=prescriber,
-                pharmacy=pharmacy, strength=strength, refill_number=refill,
-                condition=condition, payment_type=payment,
+                rng,
+                drug,
+                fill_date=day,
+                days_supply=days_supply,
+                prescriber=prescriber,
+                pharmacy=pharmacy,
+                strength=strength,
+                refill_number=refill,
+                condition=condition,
+                payment_type=payment,
+                units_per_day=units,
             )
-        )  # fmt: skip
-        refill = 0 if refill >= 5 or days_supply >= 90 and refill >= 3 else refill + 1
+        )
+        refill = 0 if refill >= 5 or (days_supply >= 90 and refill >= 3) else refill + 1
         gap = days_supply / adherence + rng.normal(0.0, 2.0)
         day += timedelta(days=max(1, round(gap)))
     return fills
@@ -180,9 +197,14 @@ def _acute_fill(
     days_supply = int((3, 5, 5, 7, 7, 10, 14)[int(rng.integers(7))])
     prescriber = providers.prescriber(pick(rng, specialties))
     return make_fill(
-        rng, drug, fill_date=fill_date, days_supply=days_supply, prescriber=prescriber,
-        pharmacy=providers.pharmacy(days_supply), condition=condition,
-    )  # fmt: skip
+        rng,
+        drug,
+        fill_date=fill_date,
+        days_supply=days_supply,
+        prescriber=prescriber,
+        pharmacy=providers.pharmacy(days_supply),
+        condition=condition,
+    )
 
 
 def _misuse_fills(
@@ -205,7 +227,7 @@ def _misuse_fills(
 
     fills: list[Fill] = []
     for slot in regimen.slots:
-        if rng.random() >= min(1.0, slot.probability * (0.6 + 0.4 * severity)):
+        if rng.random() >= _slot_probability(slot.probability, severity):
             continue
         drug = DRUGS[pick(rng, slot.drug_keys)]
         strength = drug.strengths[-1] if rng.random() < 0.6 else pick(rng, drug.strengths)
@@ -214,13 +236,17 @@ def _misuse_fills(
             days_supply = int((7, 10, 15, 30, 30, 30)[int(rng.integers(6))])
             fills.append(
                 make_fill(
-                    rng, drug, fill_date=day, days_supply=days_supply,
+                    rng,
+                    drug,
+                    fill_date=day,
+                    days_supply=days_supply,
                     prescriber=prescribers[int(rng.integers(len(prescribers)))],
                     pharmacy=pharmacies[int(rng.integers(len(pharmacies)))],
-                    strength=strength, condition="opioid_misuse",
+                    strength=strength,
+                    condition="opioid_misuse",
                     payment_type="CASH" if rng.random() < 0.35 else None,
                 )
-            )  # fmt: skip
+            )
             early = rng.random() < 0.45
             factor = rng.uniform(0.4, 0.72) if early else rng.uniform(0.95, 1.6)
             day += timedelta(days=max(1, round(days_supply * factor)))
@@ -232,17 +258,27 @@ def _misuse_fills(
         while day <= as_of:
             fills.append(
                 make_fill(
-                    rng, DRUGS["suboxone"], fill_date=day, days_supply=30,
-                    prescriber=addiction, pharmacy=providers.usual_pharmacy,
+                    rng,
+                    DRUGS["suboxone"],
+                    fill_date=day,
+                    days_supply=30,
+                    prescriber=addiction,
+                    pharmacy=providers.usual_pharmacy,
                     condition="opioid_misuse",
                 )
-            )  # fmt: skip
+            )
             day += timedelta(days=30 + int(rng.integers(0, 6)))
     if rng.random() < 0.2:
         fills.append(
-            _acute_fill(rng, DRUGS["naloxone"], ("EMERGENCY MEDICINE",), providers,
-                        (episode_start, as_of), "opioid_misuse")
-        )  # fmt: skip
+            _acute_fill(
+                rng,
+                DRUGS["naloxone"],
+                ("EMERGENCY MEDICINE",),
+                providers,
+                (episode_start, as_of),
+                "opioid_misuse",
+            )
+        )
     return fills
 
 
@@ -274,7 +310,7 @@ def build_fills(
         if condition == "diabetes" and state.insulin_dependent:
             slots.extend(REGIMENS["insulin_dependent"].slots)
         for slot in slots:
-            if rng.random() >= min(1.0, slot.probability * (0.6 + 0.4 * severity)):
+            if rng.random() >= _slot_probability(slot.probability, severity):
                 continue
             drug = DRUGS[pick(rng, slot.drug_keys)]
             if slot.chronic:

@@ -91,7 +91,7 @@ _COMORBIDITY: dict[str, tuple[tuple[str, float], ...]] = {
 
 _AGE_MEAN = 44.0
 _AGE_SD = 12.0
-_OUTCOME_INTERCEPT = -4.0
+_OUTCOME_INTERCEPT = -4.15
 _OUTCOME_AGE_PER_YEAR = 0.03
 _OUTCOME_MALE = 0.25
 _OUTCOME_SMOKER = 0.6
@@ -145,10 +145,10 @@ class HealthState:
 
 def draw_health_state(rng: np.random.Generator) -> HealthState:
     """Draw age, sex, risk factors and conditions with age trends and comorbidity."""
-    age = int(np.clip(round(rng.normal(_AGE_MEAN, _AGE_SD)), 18, 80))
+    age = min(max(round(rng.normal(_AGE_MEAN, _AGE_SD)), 18), 80)
     sex = "M" if rng.random() < 0.5 else "F"
     smoker = bool(rng.random() < 0.14)
-    bmi = float(np.clip(rng.normal(28.0, 5.5), 16.0, 60.0))
+    bmi = min(max(float(rng.normal(28.0, 5.5)), 16.0), 60.0)
     factors = {"smoker": smoker, "obese": bmi >= 30.0}
     decades = (age - 50) / 10.0
 

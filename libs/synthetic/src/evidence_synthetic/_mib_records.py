@@ -62,7 +62,7 @@ def severity_level(severity: float) -> int:
 
 
 def _build(rng: np.random.Generator, bmi: float) -> Build:
-    height = int(np.clip(round(rng.normal(67.5, 3.8)), 58, 80))
+    height = min(max(round(rng.normal(67.5, 3.8)), 58), 80)
     measured_bmi = bmi + rng.normal(0.0, 0.8)
     weight = round(measured_bmi * height * height / 703.0)
     return Build(height_in=height, weight_lb=weight, bmi=round(703.0 * weight / height**2, 1))

@@ -75,10 +75,9 @@ def _record_texts(rng: np.random.Generator, report: MibReport, style: str) -> li
     texts: list[_RecordText] = []
     for record in report.records:
         when = record.submit_date
-        if when is None:
-            text = "------" if legacy else None
-        else:
-            text = format_date(when, style)
+        # Legacy replies print an unknown date as dashes; the other shapes omit the element.
+        unknown = "------" if legacy else None
+        text = unknown if when is None else format_date(when, style)
         texts.append(_RecordText(record, text, list(record.codes)))
     if not texts:
         return texts
@@ -117,7 +116,8 @@ def _acord_body(rng: np.random.Generator, report: MibReport, texts: list[_Record
             if variant == 0:
                 return f'<RelationRoleCode tc="{tc}"/>'
             if variant == 1:
-                return f"<RelationRoleCode>{(reply_type, label)[int(rng.integers(2))]}</RelationRoleCode>"
+                text = (reply_type, label)[int(rng.integers(2))]
+                return f"<RelationRoleCode>{text}</RelationRoleCode>"
         return f'<RelationRoleCode tc="{tc}">{label}</RelationRoleCode>'
 
     subject = (
@@ -126,8 +126,11 @@ def _acord_body(rng: np.random.Generator, report: MibReport, texts: list[_Record
         f"<LastName>{_code_text(report.last_name, q)}</LastName>"
         f"<BirthDate>{report.birth_date.isoformat()}</BirthDate></Person></Party>"
     )
-    objects = ['      <Holding id="H1"><Policy><LineOfBusiness tc="1">Life</LineOfBusiness>'
-               "</Policy></Holding>", subject]  # fmt: skip
+    objects = [
+        '      <Holding id="H1"><Policy><LineOfBusiness tc="1">Life</LineOfBusiness>'
+        "</Policy></Holding>",
+        subject,
+    ]
     xmlns_reset = ' xmlns=""' if "redundant_xmlns" in quirks else ""
     for company, party_id in company_ids.items():
         objects.append(
@@ -144,7 +147,9 @@ def _acord_body(rng: np.random.Generator, report: MibReport, texts: list[_Record
             + "</FormResponse>"
             for i, code in enumerate(text.codes, start=1)
         )
-        submit = "" if text.date is None else f"\n        <SubmitDate>{escape(text.date)}</SubmitDate>"
+        submit = (
+            "" if text.date is None else f"\n        <SubmitDate>{escape(text.date)}</SubmitDate>"
+        )
         build = ""
         if record.build is not None:
             build = (
@@ -274,4 +279,3 @@ def render_mib(rng: np.random.Generator, report: MibReport, shape: str) -> bytes
     elif "utf8_bom" in quirks:
         encoding = "utf-8-bom"
     return encode_document(document + "\n", encoding)
-

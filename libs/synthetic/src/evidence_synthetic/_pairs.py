@@ -13,7 +13,13 @@ from evidence_synthetic._fills import Fill, Providers, build_fills, make_fill
 from evidence_synthetic._health import CONDITION_BY_NAME, HealthState, draw_health_state, sigmoid
 from evidence_synthetic._mib_codes import MIB_CODE_CATEGORIES, make_code
 from evidence_synthetic._mib_records import MibRecord, build_mib_history
-from evidence_synthetic._mib_xml import ACORD_ONLY_QUIRKS, MIB_QUIRKS, MIB_SHAPES, MibReport, render_mib
+from evidence_synthetic._mib_xml import (
+    ACORD_ONLY_QUIRKS,
+    MIB_QUIRKS,
+    MIB_SHAPES,
+    MibReport,
+    render_mib,
+)
 from evidence_synthetic._parties import (
     CARRIER_CODES,
     make_person_name,
@@ -64,7 +70,9 @@ class EvidencePair:
     rx_shape: str = ""
 
 
-def _pick_weighted(rng: np.random.Generator, options: Sequence[str], weights: Sequence[float]) -> str:
+def _pick_weighted(
+    rng: np.random.Generator, options: Sequence[str], weights: Sequence[float]
+) -> str:
     draw = rng.random()
     for option, weight in zip(options, weights, strict=True):
         draw -= weight
@@ -81,8 +89,9 @@ def _draw_quirks(
         return frozenset()
     allowed = [quirk for quirk in options if quirk not in excluded]
     count = 1 if rng.random() < 0.7 else 2
-    picked = rng.choice(len(allowed), size=count, replace=False)
-    return frozenset(allowed[int(i)] for i in picked)
+    picked = frozenset(allowed[int(i)] for i in rng.choice(len(allowed), size=count, replace=False))
+    # An empty report has nothing left for another quirk to act on.
+    return frozenset({"empty_report"}) if "empty_report" in picked else picked
 
 
 def _birth_date(rng: np.random.Generator, age: int, as_of: date) -> date:
@@ -109,7 +118,7 @@ def _vendor_score(rng: np.random.Generator, state: HealthState, fills: Sequence[
         CONDITION_BY_NAME[name].outcome_weight * state.conditions.get(name, 1.0) for name in visible
     )
     signal += 0.03 * (state.age - 45) + float(rng.normal(0.0, 0.5))
-    return int(np.clip(round(100 * sigmoid(-1.8 + signal)), 1, 99))
+    return min(max(round(100 * sigmoid(-1.8 + signal)), 1), 99)
 
 
 def _build_rx(
@@ -264,21 +273,32 @@ def generate_rx_report(
     Fills draw on the whole drug catalogue, eight prescribers and four pharmacies; they carry
     no health-state meaning.
     """
-    prescribers = [make_prescriber(rng, s) for s in ("FAMILY MEDICINE", "CARDIOLOGY",
-                   "PSYCHIATRY", "PAIN MEDICINE", "ENDOCRINOLOGY", "EMERGENCY MEDICINE",
-                   "HEMATOLOGY/ONCOLOGY", "DENTIST")]  # fmt: skip
+    prescribers = [
+        make_prescriber(rng, s)
+        for s in (
+            "FAMILY MEDICINE",
+            "CARDIOLOGY",
+            "PSYCHIATRY",
+            "PAIN MEDICINE",
+            "ENDOCRINOLOGY",
+            "EMERGENCY MEDICINE",
+            "HEMATOLOGY/ONCOLOGY",
+            "DENTIST",
+        )
+    ]
     pharmacies = [make_pharmacy(rng) for _ in range(4)]
     drugs = list(DRUGS.values())
     fills = [
         make_fill(
-            rng, drugs[int(rng.integers(len(drugs)))],
+            rng,
+            drugs[int(rng.integers(len(drugs)))],
             fill_date=as_of - timedelta(days=int(rng.integers(0, _LOOKBACK_DAYS))),
             days_supply=int((7, 30, 30, 90)[int(rng.integers(4))]),
             prescriber=prescribers[int(rng.integers(len(prescribers)))],
             pharmacy=pharmacies[int(rng.integers(len(pharmacies)))],
         )
         for _ in range(n_fills)
-    ]  # fmt: skip
+    ]
     fills.sort(key=lambda fill: fill.fill_date, reverse=True)
     first, last = make_person_name(rng)
     report = RxReport(

@@ -18,32 +18,83 @@ __all__ = [
     "make_person_name",
     "make_pharmacy",
     "make_prescriber",
+    "npi_check_digit",
     "pick",
 ]
 
 FIRST_NAMES = (
-    "ALEX", "JORDAN", "TAYLOR", "MORGAN", "CASEY", "RILEY", "JAMIE", "AVERY", "QUINN", "DREW",
-    "SAM", "ROBIN", "LEE", "DANA", "KELLY", "TERRY", "CHRIS", "PAT", "SHAWN", "BLAKE",
-)  # fmt: skip
+    "ALEX",
+    "JORDAN",
+    "TAYLOR",
+    "MORGAN",
+    "CASEY",
+    "RILEY",
+    "JAMIE",
+    "AVERY",
+    "QUINN",
+    "DREW",
+    "SAM",
+    "ROBIN",
+    "LEE",
+    "DANA",
+    "KELLY",
+    "TERRY",
+    "CHRIS",
+    "PAT",
+    "SHAWN",
+    "BLAKE",
+)
 LAST_NAMES = (
-    "SAMPLE", "EXAMPLE", "TESTCASE", "PLACEHOLDER", "FICTIVE", "MOCKINGTON", "DUMMYFIELD",
-    "SYNTHETICA", "NOTAPERSON", "FAKEWORTH", "TESTWELL", "DEMOSTEIN", "PRETENDSON", "IMAGINARY",
-)  # fmt: skip
+    "SAMPLE",
+    "EXAMPLE",
+    "TESTCASE",
+    "PLACEHOLDER",
+    "FICTIVE",
+    "MOCKINGTON",
+    "DUMMYFIELD",
+    "SYNTHETICA",
+    "NOTAPERSON",
+    "FAKEWORTH",
+    "TESTWELL",
+    "DEMOSTEIN",
+    "PRETENDSON",
+    "IMAGINARY",
+)
 # Latin-1 names for the ISO-8859-1 edge case; each character exists in that encoding.
 LATIN1_FIRST_NAMES = ("JOSÉ", "RENÉE", "ZOË", "FRANÇOIS", "NÚRIA", "SØREN")
 LATIN1_LAST_NAMES = ("MUÑOZ-EJEMPLO", "FICTÍCIA", "PEÑA-MUESTRA", "DÉMO", "TESTÅRD")
 
 _PHARMACY_NAMES = (
-    "CORNER DRUG & WELLNESS", "MAIN STREET PHARMACY", "RIVERSIDE APOTHECARY", "SYNTHMART PHARMACY",
-    "NORTHGATE MAIL ORDER RX", "HILLTOP CHEMISTS", "VALLEY CARE PHARMACY", "PLACEHOLDER RX",
-    "MOCK & SONS DRUGS", "LAKEVIEW SPECIALTY PHARMACY", "EXAMPLE HEALTH MART", "TEST DRIVE-THRU RX",
-)  # fmt: skip
+    "CORNER DRUG & WELLNESS",
+    "MAIN STREET PHARMACY",
+    "RIVERSIDE APOTHECARY",
+    "SYNTHMART PHARMACY",
+    "NORTHGATE MAIL ORDER RX",
+    "HILLTOP CHEMISTS",
+    "VALLEY CARE PHARMACY",
+    "PLACEHOLDER RX",
+    "MOCK & SONS DRUGS",
+    "LAKEVIEW SPECIALTY PHARMACY",
+    "EXAMPLE HEALTH MART",
+    "TEST DRIVE-THRU RX",
+)
 LATIN1_PHARMACY_NAMES = ("FARMACIA LA ESPAÑOLA", "PHARMACIE DU CÔTÉ")
 
 # Invented three-character member-company symbols, the same shape as the legacy `Csy` field.
 CARRIER_CODES = (
-    "XA1", "QB7", "ZC3", "KD9", "MT4", "WP2", "LR8", "JN5", "VH6", "TG0", "YF3", "NE7",
-)  # fmt: skip
+    "XA1",
+    "QB7",
+    "ZC3",
+    "KD9",
+    "MT4",
+    "WP2",
+    "LR8",
+    "JN5",
+    "VH6",
+    "TG0",
+    "YF3",
+    "NE7",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,20 +126,25 @@ def pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def make_npi(rng: np.random.Generator) -> str:
-    """Draw a ten-digit NPI whose last digit is the Luhn check over the `80840` prefix."""
-    body = [int(rng.integers(1, 3))] + [int(d) for d in rng.integers(0, 10, size=8)]
-    digits = [8, 0, 8, 4, 0, *body]
+def npi_check_digit(first_nine: str) -> str:
+    """Return the Luhn check digit of an NPI, computed over `80840` plus the first nine digits."""
+    digits = [8, 0, 8, 4, 0, *(int(d) for d in first_nine)]
     total = 0
-    # Luhn: double every second digit from the right of the payload (the check digit is appended).
+    # Luhn from the right of the payload: the rightmost payload digit sits next to the check
+    # digit, so it and every second digit leftwards are doubled.
     for position, digit in enumerate(reversed(digits)):
         if position % 2 == 0:
             doubled = digit * 2
             total += doubled - 9 if doubled > 9 else doubled
         else:
             total += digit
-    check = (10 - total % 10) % 10
-    return "".join(str(d) for d in body) + str(check)
+    return str((10 - total % 10) % 10)
+
+
+def make_npi(rng: np.random.Generator) -> str:
+    """Draw a random ten-digit NPI (first digit 1 or 2) with a valid Luhn check digit."""
+    first_nine = str(int(rng.integers(1, 3))) + "".join(str(d) for d in rng.integers(0, 10, size=8))
+    return first_nine + npi_check_digit(first_nine)
 
 
 def make_person_name(rng: np.random.Generator, *, latin1: bool = False) -> tuple[str, str]:

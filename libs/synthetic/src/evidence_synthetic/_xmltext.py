@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
-from xml.sax.saxutils import escape, quoteattr
+from functools import lru_cache
+from xml.sax import saxutils
 
 __all__ = [
     "LEGACY_MONTHS",
@@ -12,14 +13,30 @@ __all__ = [
     "escape",
     "format_date",
     "format_legacy_date",
-    "quoteattr",
 ]
 
 # Two-letter months of the legacy fixed-format MIB reply (DDMMYY with a letter month, e.g. 20AG21).
 LEGACY_MONTHS = ("JA", "FB", "MR", "AP", "MY", "JU", "JL", "AG", "SP", "OC", "NV", "DC")
 _MONTH_ABBREVIATIONS = (
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-)  # fmt: skip
+    "JAN",
+    "FEB",
+    "MAR",
+    "APR",
+    "MAY",
+    "JUN",
+    "JUL",
+    "AUG",
+    "SEP",
+    "OCT",
+    "NOV",
+    "DEC",
+)
+
+
+@lru_cache(maxsize=16_384)
+def escape(text: str) -> str:
+    """Escape `&`, `<` and `>` for element text; cached because most texts repeat (drug names)."""
+    return saxutils.escape(text)
 
 
 def element(name: str, text: str) -> str:

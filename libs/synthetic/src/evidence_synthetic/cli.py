@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no type hints
 
 from evidence_synthetic._pairs import DEFAULT_EDGE_RATE, iter_pairs
 from evidence_synthetic._samples import write_samples
@@ -23,14 +23,18 @@ _PROGRESS_MIN_PAIRS = 1000
 def main(
     out: Annotated[Path, typer.Option(help="Output directory; created when missing.")],
     n: Annotated[int, typer.Option(min=0, help="Number of applicants to generate.")] = 1000,
-    seed: Annotated[int, typer.Option(min=0, help="Seed; the same seed writes the same bytes.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed; the same seed writes the same bytes.")
+    ] = 0,
     edge_rate: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Probability that a document gets edge cases."),
     ] = DEFAULT_EDGE_RATE,
     as_of: Annotated[
         str | None,
-        typer.Option(help="Application date YYYY-MM-DD for every pair; random in 2022-2025 if unset."),
+        typer.Option(
+            help="Application date YYYY-MM-DD for every pair; random in 2022-2025 if unset."
+        ),
     ] = None,
     samples: Annotated[
         bool, typer.Option("--samples", help="Write the curated samples instead of --n pairs.")

@@ -19,7 +19,7 @@ __all__ = [
     "warnings_chart",
 ]
 
-_TIME = alt.X("bucket_start:T", title="Time (UTC)")
+_TIME = alt.X("bucket_start:T", title="Time (UTC)", axis=alt.Axis(format="%H:%M"))
 _LEVEL_COLOURS = alt.Scale(
     domain=["LOW", "MEDIUM", "HIGH"], range=["#4c9a2a", "#f2a541", "#c8553d"]
 )
@@ -60,10 +60,10 @@ def latency_chart(traffic: pd.DataFrame) -> alt.Chart:
 
 
 def serving_share_chart(share: pd.DataFrame) -> alt.Chart:
-    """Stacked area of the registry-model and fallback shares per time bucket."""
+    """Stacked bars of the registry-model and fallback shares per time bucket."""
     chart: alt.Chart = (
         alt.Chart(share)
-        .mark_area()
+        .mark_bar()
         .encode(
             x=_TIME,
             y=alt.Y("share:Q", title="Share of predictions", axis=alt.Axis(format="%")),

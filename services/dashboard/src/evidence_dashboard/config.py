@@ -46,16 +46,19 @@ class Settings(BaseSettings):
         ge=100,
         description="Most recent rows one panel query reads; the panel says when it hit the cap.",
     )
-    database: str = Field(
-        default="EVIDENCE_DB",
-        description="Snowflake database holding the FEATURE_STORE and ML_MODELS schemas.",
+    database: str | None = Field(
+        default=None,
+        description=(
+            "Snowflake database holding the FEATURE_STORE and ML_MODELS schemas; unset uses "
+            "the session's current database, which is the app's own in Streamlit in Snowflake."
+        ),
     )
     gateway_service: str = Field(
-        default="SPCS.GATEWAY_SVC",
+        default="ML_MODELS.INFERENCE_SERVICE",
         description="Schema-qualified SPCS service whose status the Snowflake backend shows.",
     )
     predict_function: str = Field(
-        default="SPCS.FN_API_PREDICT",
+        default="ML_MODELS.FN_API_PREDICT",
         description="Schema-qualified service function the test form calls in Snowflake.",
     )
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 import streamlit as st
+from pydantic import ValidationError
 
 from evidence_dashboard.config import get_settings
 from evidence_dashboard.errors import DashboardError
@@ -72,18 +74,33 @@ def _render_monitor(runtime: Runtime, window: TimeWindow) -> None:
     render_drift(runtime, window, since)
 
 
-def render_page(*, backend: Literal["sqlite", "snowflake"] | None = None) -> None:
+def render_page(
+    *,
+    backend: Literal["sqlite", "snowflake"] | None = None,
+    artifact_dir: Path | None = None,
+) -> None:
     """Render the whole page for one Streamlit run.
 
     Args:
         backend: Overrides ``DASHBOARD_BACKEND``; the Streamlit-in-Snowflake entry file passes
             ``"snowflake"``.
+        artifact_dir: Overrides ``DASHBOARD_ARTIFACT_DIR``; the Streamlit-in-Snowflake entry
+            file passes the ``model`` directory bundled beside it.
     """
     configure_logging()
     st.set_page_config(page_title=TITLE, layout="wide")
-    settings = get_settings()
-    if backend is not None and backend != settings.backend:
-        settings = settings.model_copy(update={"backend": backend})
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        st.error(f"Invalid DASHBOARD_* setting: {exc}")
+        return
+    overrides: dict[str, object] = {}
+    if backend is not None:
+        overrides["backend"] = backend
+    if artifact_dir is not None:
+        overrides["artifact_dir"] = artifact_dir
+    if overrides:
+        settings = settings.model_copy(update=overrides)
     try:
         runtime = build_runtime(settings)
     except DashboardError as exc:

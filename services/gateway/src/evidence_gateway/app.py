@@ -71,6 +71,7 @@ def create_app(
             max_document_bytes=resolved.max_document_bytes,
             model_name=scorer.model_name,
             store_raw_evidence=resolved.store_raw_evidence,
+            max_batch_rows=resolved.max_batch_rows,
         )
         app.state.readiness = ReadinessProbe(
             model=scorer, queue=queue, max_depth=resolved.queue_max_depth

@@ -59,7 +59,7 @@ REQUEST_SECONDS = Histogram(
 )
 MODEL_CALL_SECONDS = Histogram(
     "evidence_gateway_model_call_duration_seconds",
-    "Time of one scorer call for a request (model service, or fallback after it failed).",
+    "Time of one scorer call for one or more coalesced requests (model or fallback).",
     ["model_version"],
     buckets=_LATENCY_BUCKETS,
 )

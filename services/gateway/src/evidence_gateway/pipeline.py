@@ -20,6 +20,7 @@ from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from evidence_persistence import PersistenceError, PredictionRecord
 
 from evidence_gateway import metrics
+from evidence_gateway.coalescing import Coalescer
 from evidence_gateway.errors import PersistenceUnavailableError
 from evidence_gateway.extraction import ExtractionRequest, ExtractionResult, FeatureExtractor
 from evidence_gateway.risk import classify_risk
@@ -143,6 +144,7 @@ class ScoringPipeline:
         max_document_bytes: Largest MIB or Rx document accepted, in UTF-8 bytes.
         model_name: Registry model name written on every record.
         store_raw_evidence: Put the raw XML on the records (health data; off by default).
+        max_batch_rows: Most rows in one coalesced model call or queue transaction.
     """
 
     def __init__(
@@ -154,6 +156,7 @@ class ScoringPipeline:
         max_document_bytes: int,
         model_name: str,
         store_raw_evidence: bool = False,
+        max_batch_rows: int = 1000,
     ) -> None:
         self.extractor = extractor
         self.scorer = scorer
@@ -161,6 +164,13 @@ class ScoringPipeline:
         self.max_document_bytes = max_document_bytes
         self.model_name = model_name
         self.store_raw_evidence = store_raw_evidence
+        # Concurrent requests share model calls and queue transactions (see coalescing.py).
+        self._model_calls: Coalescer[np.ndarray, ScoreLike] = Coalescer(
+            self._score_rows, max_items=max_batch_rows
+        )
+        self._queue_appends: Coalescer[PredictionRecord, None] = Coalescer(
+            self._append_records, max_items=max_batch_rows
+        )
 
     def check_row(self, row: EvidenceRow) -> RowFailure | None:
         """Return why ``row`` cannot be scored before parsing, or None when it can."""
@@ -243,6 +253,10 @@ class ScoringPipeline:
         return results
 
     async def _score(self, matrix: np.ndarray) -> Sequence[ScoreLike]:
+        return await self._model_calls.submit(list(matrix))
+
+    async def _score_rows(self, rows: list[np.ndarray]) -> Sequence[ScoreLike]:
+        matrix = np.vstack(rows)
         started = time.perf_counter()
         scores = await self.scorer.score(matrix)
         if len(scores) != matrix.shape[0]:
@@ -252,10 +266,15 @@ class ScoringPipeline:
         metrics.MODEL_CALL_SECONDS.labels(version).observe(time.perf_counter() - started)
         return scores
 
-    async def _append(self, records: list[PredictionRecord]) -> None:
+    async def _append_records(self, records: list[PredictionRecord]) -> list[None]:
         started = time.perf_counter()
+        await asyncio.to_thread(self.queue.append_many, records)
+        metrics.QUEUE_APPEND_SECONDS.observe(time.perf_counter() - started)
+        return [None] * len(records)
+
+    async def _append(self, records: list[PredictionRecord]) -> None:
         try:
-            await asyncio.to_thread(self.queue.append_many, records)
+            await self._queue_appends.submit(records)
         except PersistenceError as exc:
             _log.error(
                 "queue append failed",
@@ -267,7 +286,6 @@ class ScoringPipeline:
                 "scored; retry later"
             )
             raise PersistenceUnavailableError(msg) from exc
-        metrics.QUEUE_APPEND_SECONDS.observe(time.perf_counter() - started)
 
     def _prediction(
         self,

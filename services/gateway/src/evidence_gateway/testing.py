@@ -17,6 +17,8 @@ from typing import IO, Self
 
 import httpx
 
+from evidence_gateway.stack.processes import warm_up_model
+
 __all__ = [
     "ServerProcess",
     "Stack",
@@ -210,10 +212,15 @@ def start_model_server(directory: Path, artifact_dir: Path) -> tuple[ServerProce
             "MODEL_SERVER_PORT": str(port),
             "MODEL_SERVER_ARTIFACT_DIR": str(artifact_dir),
             "MODEL_SERVER_LOG_LEVEL": "warning",
+            # One OpenMP thread per prediction: on a busy machine sklearn's default thread
+            # team turns a 1-row prediction into hundreds of milliseconds.
+            "OMP_NUM_THREADS": "1",
         },
         log_path=directory / f"model-{port}.log",
     )
-    return server.start(), url
+    server.start()
+    warm_up_model(url)
+    return server, url
 
 
 def start_gateway(
@@ -231,7 +238,7 @@ def start_gateway(
             "GATEWAY_EXTRACTION_WORKERS": "2",
             "MODEL_CLIENT_BASE_URL": model_url,
             "MODEL_CLIENT_REASON_PROFILE_DIR": str(artifact_dir),
-            "MODEL_CLIENT_DEADLINE_MS": "1000",
+            "MODEL_CLIENT_DEADLINE_MS": "3000",
             **env,
         },
         log_path=directory / f"gateway-{port}.log",

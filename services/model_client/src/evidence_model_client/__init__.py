@@ -35,6 +35,7 @@ from evidence_model_client.fallback import (
     rule_based_contributions,
     rule_based_reasons,
     rule_based_scores,
+    score_with_reasons,
 )
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.reasons import Reason, ReasonProfile
@@ -84,4 +85,5 @@ __all__ = [
     "rule_based_contributions",
     "rule_based_reasons",
     "rule_based_scores",
+    "score_with_reasons",
 ]

@@ -10,7 +10,7 @@ profile and the dashboard read it)::
 
 ``feature_stats`` maps every feature name to ``{"mean", "std", "min", "max", "bin_edges",
 "bin_fractions"}``: ``bin_edges`` is ascending and has one more entry than ``bin_fractions``,
-which holds the share of training rows per bin (``numpy.histogram`` semantics, last bin closed).
+which contains the share of training rows per bin (``numpy.histogram`` semantics, last bin closed).
 A column with a single training value has ``bin_edges == [v, v]`` and ``bin_fractions == [1.0]``.
 
 ``model.joblib`` is a pickle: load artifacts only from directories you trust.
@@ -139,7 +139,7 @@ def compute_feature_stats(matrix: np.ndarray, *, n_bins: int = 10) -> dict[str, 
         ``{feature_name: FeatureStats}`` for every name in ``FEATURE_NAMES``.
 
     Raises:
-        ValueError: the matrix is empty, has the wrong width or holds NaN or infinity.
+        ValueError: the matrix is empty, has the wrong width or contains NaN or infinity.
     """
     values = np.asarray(matrix, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != len(FEATURE_NAMES) or values.shape[0] == 0:
@@ -147,7 +147,7 @@ def compute_feature_stats(matrix: np.ndarray, *, n_bins: int = 10) -> dict[str, 
         raise ValueError(msg)
     if not np.isfinite(values).all():
         column = FEATURE_NAMES[int(np.argwhere(~np.isfinite(values))[0][1])]
-        msg = f"column {column} holds NaN or infinity; impute before computing feature stats"
+        msg = f"column {column} contains NaN or infinity; impute before computing feature stats"
         raise ValueError(msg)
     stats: dict[str, FeatureStats] = {}
     quantile_steps = np.linspace(0.0, 1.0, n_bins + 1)
@@ -189,7 +189,7 @@ class ArtifactMetadata:
 
     @property
     def registry_version(self) -> str:
-        """The ``model_version`` value answers carry when this model scored them."""
+        """The ``model_version`` of scores from this model, such as ``REGISTRY_V2``."""
         return f"REGISTRY_{self.model_version}"
 
     def to_json(self) -> dict[str, Any]:
@@ -244,7 +244,20 @@ class ArtifactMetadata:
         Raises:
             ArtifactError: a value is invalid; the message names it.
         """
-        ArtifactMetadata.from_json(json.loads(json.dumps(self.to_json(), allow_nan=False)))
+        ArtifactMetadata.from_json(json.loads(self.to_json_text()))
+
+    def to_json_text(self) -> str:
+        """Return the text of ``metadata.json``.
+
+        Raises:
+            ArtifactError: a value is NaN, infinite or not JSON-serialisable (such as a numpy
+                float32 in ``metrics``).
+        """
+        try:
+            return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
+        except (TypeError, ValueError) as exc:
+            msg = f"metadata.json cannot be written: {exc}; convert values to finite Python floats"
+            raise ArtifactError(msg) from exc
 
     @classmethod
     def load(cls, directory: str | Path) -> ArtifactMetadata:
@@ -305,10 +318,7 @@ class ModelArtifact:
         model_tmp = target / f".{MODEL_FILE}.tmp"
         metadata_tmp = target / f".{METADATA_FILE}.tmp"
         joblib.dump(self.model, model_tmp)
-        metadata_tmp.write_text(
-            json.dumps(self.metadata.to_json(), indent=2, allow_nan=False) + "\n",
-            encoding="utf-8",
-        )
+        metadata_tmp.write_text(self.metadata.to_json_text(), encoding="utf-8")
         model_tmp.replace(target / MODEL_FILE)
         metadata_tmp.replace(target / METADATA_FILE)
         return target

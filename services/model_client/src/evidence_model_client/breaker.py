@@ -8,9 +8,12 @@ States and transitions::
     HALF_OPEN --probe fails-->     OPEN (cooldown starts again)
 
 While OPEN, and while a HALF_OPEN probe is in flight, calls are rejected at once with
-``CircuitOpenError``. The breaker is written here rather than taken from a library because the
-maintained breakers for Python (pybreaker) support only Tornado coroutines, not asyncio. It holds
-no lock: all transitions run synchronously on the event loop, between awaits.
+``CircuitOpenError``.
+
+The breaker is written here rather than taken from a library. pybreaker (1.4) guards async code
+only through Tornado coroutines. Its asyncio forks (aiobreaker, asyncbreaker) and purgatory are
+small single-maintainer projects, and this state machine is short and tested with a fake clock.
+It uses no lock, because all transitions run synchronously on the event loop, between awaits.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class CircuitBreaker:
 
     Usage: call ``before_call()`` (raises ``CircuitOpenError`` when the call must not be sent),
     then exactly one of ``record_success()`` or ``record_failure()``, or ``record_ignored()`` for
-    an outcome that says nothing about the service (such as local pool overload).
+    an outcome that tells nothing about the service (such as local pool overload).
     """
 
     def __init__(

@@ -23,14 +23,17 @@ app = typer.Typer(add_completion=False, help="Serve the risk model over the Snow
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to bind [env MODEL_SERVER_HOST, 127.0.0.1].")
+        str | None,
+        typer.Option(help="Interface to bind (env MODEL_SERVER_HOST, default 127.0.0.1)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="TCP port [env MODEL_SERVER_PORT, 5000].")
+        int | None, typer.Option(help="TCP port (env MODEL_SERVER_PORT, default 5000).")
     ] = None,
     artifact_dir: Annotated[
         Path | None,
-        typer.Option(help="Model artifact directory [env MODEL_SERVER_ARTIFACT_DIR, var/model]."),
+        typer.Option(
+            help="Model artifact directory (env MODEL_SERVER_ARTIFACT_DIR, default var/model)."
+        ),
     ] = None,
 ) -> None:
     """Load the model artifact (or the built-in function if none exists) and serve it.
@@ -48,7 +51,7 @@ def serve(
     try:
         served = load_served_model(settings)
     except ArtifactError as exc:
-        log.error("model server refused to start", error_kind=exc.kind, error=str(exc))
+        log.error("model server start failed", error_kind=exc.kind, error=str(exc))
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     uvicorn.run(

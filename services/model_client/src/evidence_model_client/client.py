@@ -58,7 +58,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ServedModelInfo:
-    """What the local model server's ``/health`` reports about the model it serves."""
+    """Name, version and spec hash of the served model, from the local server's ``/health``."""
 
     model_name: str
     model_version: str
@@ -172,21 +172,21 @@ class ModelClient:
             float64 array of shape (n,) with probabilities in [0, 1].
 
         Raises:
-            ValueError: the matrix has the wrong shape or holds NaN or infinity.
+            ValueError: the matrix has the wrong shape or contains NaN or infinity.
             RuntimeError: the client was closed with ``aclose()``.
             CircuitOpenError: the circuit is open; no request was sent.
             ModelTimeoutError: the deadline passed.
             ModelOverloadedError: no pooled connection became free before the deadline.
             ModelUnavailableError: the service refused, dropped or failed the request.
-            InvalidModelResponseError: the answer is not a valid prediction for the batch.
+            InvalidModelResponseError: the response is not a valid prediction for the batch.
         """
         if self._http.is_closed:
             msg = "ModelClient is closed; create a new client for this event loop"
             raise RuntimeError(msg)
         values = validate_matrix(matrix)
+        self.breaker.before_call()
         body = encode_dataframe_split(values)
         deadline = self.deadline_seconds if deadline_seconds is None else deadline_seconds
-        self.breaker.before_call()
         started = time.perf_counter()
         outcome = "ok"
         try:
@@ -199,7 +199,7 @@ class ModelClient:
                 self.breaker.record_failure()
             raise
         except BaseException:
-            # Cancelled by the caller: the outcome says nothing about the service.
+            # Cancelled by the caller, so the outcome tells nothing about the service.
             outcome = "cancelled"
             self.breaker.record_ignored()
             raise
@@ -217,7 +217,7 @@ class ModelClient:
         Only the local model server has this endpoint; the Snowflake service does not.
 
         Raises:
-            ModelClientError: the request failed or the answer lacks ``model_version``.
+            ModelClientError: the request failed or the response lacks ``model_version``.
         """
         try:
             async with asyncio.timeout(timeout_seconds):
@@ -239,7 +239,7 @@ class ModelClient:
                 builtin=bool(body.get("builtin", False)),
             )
         except (ValueError, TypeError, KeyError) as exc:
-            msg = f"GET {HEALTH_PATH} answer has no model_version: {exc!r:.80}"
+            msg = f"GET {HEALTH_PATH} response has no model_version: {exc!r:.80}"
             raise InvalidModelResponseError(msg) from exc
         return info
 

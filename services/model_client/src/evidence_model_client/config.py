@@ -1,6 +1,6 @@
 """Settings of the model client (``MODEL_CLIENT_*``) and the model server (``MODEL_SERVER_*``).
 
-The package holds two deployables, so it has two settings classes, each with its own prefix.
+The package contains two deployables, so it has two settings classes, each with its own prefix.
 Both are built on first use through the cached getters, never at import time.
 """
 
@@ -50,8 +50,8 @@ class ClientSettings(BaseSettings):
     """Pooled connections to the model service; concurrent calls beyond this wait in line."""
 
     keepalive_expiry_seconds: float = Field(default=4.0, gt=0)
-    """Idle time after which a pooled connection is dropped; keep below the server's keep-alive
-    timeout (uvicorn's default is 5 s) so the client never reuses a connection being closed."""
+    """Idle time after which a pooled connection is dropped. Keep it below the server's
+    keep-alive timeout (5 s by default in uvicorn), so the client never reuses a closing one."""
 
     model_version: str | None = None
     """Served model version (e.g. ``V2``) for a service without the local server's ``/health``,
@@ -63,7 +63,7 @@ class ClientSettings(BaseSettings):
 
     reason_profile_dir: Path | None = Path("var/model")
     """Artifact directory whose ``metadata.json`` supplies importances and training means for
-    model reasons. Missing or unset: model answers get the fallback terms as reasons."""
+    model reasons. Missing or unset: model scores get the fallback terms as reasons."""
 
     top_reasons: int = Field(default=5, ge=0, le=105)
     """Reasons returned per score."""

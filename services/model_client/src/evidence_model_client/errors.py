@@ -7,9 +7,9 @@ Every error the package raises on purpose derives from one base::
     │   └── SpecHashMismatchError     the artifact was trained on another feature spec
     ├── ModelTimeoutError             the call did not finish within its deadline
     ├── ModelOverloadedError          no pooled connection became free in time (local overload)
-    ├── ModelUnavailableError         the service could not be reached or answered 5xx/4xx
+    ├── ModelUnavailableError         the service was unreachable or returned 5xx/4xx
     │   └── CircuitOpenError          the breaker is open, so no request was sent
-    └── InvalidModelResponseError     the service answered 200 with a body that is unusable
+    └── InvalidModelResponseError     the service returned 200 with an unusable body
 
 Calling the client with a bad feature matrix (wrong shape, NaN) is caller misuse and raises the
 built-in ``ValueError`` instead.
@@ -66,7 +66,7 @@ class ModelOverloadedError(ModelClientError):
 
 
 class ModelUnavailableError(ModelClientError):
-    """The model service refused the connection, dropped it, or answered with an error status."""
+    """The model service refused the connection, dropped it, or returned an error status."""
 
     kind = "model_unavailable"
 
@@ -78,6 +78,6 @@ class CircuitOpenError(ModelUnavailableError):
 
 
 class InvalidModelResponseError(ModelClientError):
-    """The model service answered 200, but the body is not a valid prediction for the batch."""
+    """The model service returned 200, but the body is not a valid prediction for the batch."""
 
     kind = "invalid_response"

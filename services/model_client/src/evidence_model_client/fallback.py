@@ -1,4 +1,4 @@
-"""The rule-based fallback score, used whenever the model service cannot answer.
+"""The rule-based fallback score, used whenever the model service fails to return a score.
 
 The score is a noisy-OR over ten signals read from the feature vector::
 
@@ -32,6 +32,7 @@ __all__ = [
     "rule_based_contributions",
     "rule_based_reasons",
     "rule_based_scores",
+    "score_with_reasons",
 ]
 
 
@@ -60,6 +61,7 @@ FALLBACK_TERMS: tuple[FallbackTerm, ...] = (
 _INDEXES = np.array([FEATURE_NAMES.index(t.feature) for t in FALLBACK_TERMS])
 _WEIGHTS = np.array([t.weight for t in FALLBACK_TERMS])
 _SCALES = np.array([t.scale for t in FALLBACK_TERMS])
+_TERM_NAMES = tuple(t.feature for t in FALLBACK_TERMS)
 
 
 def _weighted_signals(matrix: np.ndarray) -> np.ndarray:
@@ -85,19 +87,38 @@ def rule_based_scores(matrix: np.ndarray) -> np.ndarray:
     return scores
 
 
+def _term_contributions(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # The score comes from the product, exactly as in rule_based_scores; the log terms only
+    # split it into shares.
+    scores = 1.0 - np.prod(1.0 - weighted, axis=1, keepdims=True)
+    log_terms = -np.log1p(-weighted)
+    totals = log_terms.sum(axis=1, keepdims=True)
+    shares = np.divide(log_terms, totals, out=np.zeros_like(log_terms), where=totals > 0)
+    return scores[:, 0], scores * shares
+
+
 def rule_based_contributions(matrix: np.ndarray) -> np.ndarray:
     """Return the (n, 105) matrix of each term's credited share of the fallback score.
 
     Columns that are not fallback terms are 0; each row sums to that row's fallback score.
     """
-    weighted = _weighted_signals(matrix)
-    log_terms = -np.log1p(-weighted)
-    totals = log_terms.sum(axis=1, keepdims=True)
-    scores = 1.0 - np.exp(-totals)
-    shares = np.divide(log_terms, totals, out=np.zeros_like(log_terms), where=totals > 0)
-    contributions = np.zeros((weighted.shape[0], len(FEATURE_NAMES)))
-    contributions[:, _INDEXES] = scores * shares
+    _, term_contributions = _term_contributions(_weighted_signals(matrix))
+    contributions = np.zeros((term_contributions.shape[0], len(FEATURE_NAMES)))
+    contributions[:, _INDEXES] = term_contributions
     return contributions
+
+
+def score_with_reasons(
+    matrix: np.ndarray, *, top_k: int = 5
+) -> tuple[np.ndarray, list[list[Reason]]]:
+    """Return the fallback scores of a (n, 105) matrix and each row's ``top_k`` terms.
+
+    This is the scorer's hot path: it computes the ten terms once for both results.
+    """
+    values = np.asarray(matrix, dtype=np.float64)
+    scores, term_contributions = _term_contributions(_weighted_signals(values))
+    reasons = top_reasons(values[:, _INDEXES], term_contributions, top_k=top_k, names=_TERM_NAMES)
+    return scores, reasons
 
 
 def rule_based_reasons(row: np.ndarray, *, top_k: int = 5) -> list[Reason]:
@@ -107,5 +128,5 @@ def rule_based_reasons(row: np.ndarray, *, top_k: int = 5) -> list[Reason]:
         row: float array of shape (105,) in ``FEATURE_NAMES`` order.
         top_k: the maximum number of reasons.
     """
-    matrix = np.asarray(row, dtype=np.float64).reshape(1, -1)
-    return top_reasons(matrix, rule_based_contributions(matrix), top_k=top_k)[0]
+    _, reasons = score_with_reasons(np.asarray(row, dtype=np.float64).reshape(1, -1), top_k=top_k)
+    return reasons[0]

@@ -24,13 +24,13 @@ RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 # (httpx class, our class, retryable). Order matters: subclasses before their bases.
 HTTPX_ERROR_MAP: tuple[tuple[type[Exception], type[ModelClientError], bool], ...] = (
-    # The pool is local: waiting for a free connection says nothing about the service.
+    # The pool is local, so waiting for a free connection tells nothing about the service.
     (httpx.PoolTimeout, ModelOverloadedError, False),
     (httpx.ConnectTimeout, ModelTimeoutError, False),
     (httpx.ReadTimeout, ModelTimeoutError, False),
     (httpx.WriteTimeout, ModelTimeoutError, False),
     (httpx.TimeoutException, ModelTimeoutError, False),
-    # Refused, reset or dropped before a complete answer: the request can be repeated.
+    # Refused, reset or dropped before a complete response, so the request can be repeated.
     (httpx.ConnectError, ModelUnavailableError, True),
     (httpx.ReadError, ModelUnavailableError, True),
     (httpx.WriteError, ModelUnavailableError, True),
@@ -76,7 +76,7 @@ def translate_httpx_error(exc: Exception) -> ModelClientError:
 
 
 def error_for_status(status: int, content: bytes) -> ModelUnavailableError:
-    """Return the error for a non-200 answer, quoting up to 200 bytes of its body."""
+    """Return the error for a non-200 response, quoting up to 200 bytes of its body."""
     snippet = content[:200].decode("utf-8", errors="replace")
-    msg = f"model service answered HTTP {status}: {snippet!r}"
+    msg = f"model service returned HTTP {status}: {snippet!r}"
     return ModelUnavailableError(msg, retryable=status in RETRYABLE_STATUSES)

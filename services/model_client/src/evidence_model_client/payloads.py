@@ -7,7 +7,7 @@ The Snowflake inference server accepts four bodies (``RestInferencePayloadFormat
     {"dataframe_split": {"index": [...], "columns": [...], "data": [[...], ...]}}
     {"dataframe_records": [{"MIB_HIT_COUNT": 2.0, ...}, ...]}
 
-Flat and wide are told apart by whether element 1 of the first row is an object. Split and
+A body is wide when element 1 of its first row is an object, and flat otherwise. Split and
 records may name ignored columns in a top-level ``"extra_columns"`` list. Values must be JSON
 numbers (booleans, strings and null are rejected) and finite. Error messages name the row (its
 0-based position in the request) and the column, never the value, because values are health data.
@@ -34,7 +34,7 @@ _NUMBER_TYPES = frozenset({int, float})
 
 
 class InvalidPayloadError(ValueError):
-    """The request body cannot be scored; ``status`` is the HTTP status to answer with."""
+    """The request body cannot be scored; ``status`` is the HTTP status of the response."""
 
     def __init__(self, message: str, *, status: int = 400) -> None:
         super().__init__(message)
@@ -43,7 +43,7 @@ class InvalidPayloadError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ParsedPayload:
-    """Row ids to echo in the answer, and the (n, 105) float64 matrix in spec order."""
+    """Row ids to echo in the response, and the (n, 105) float64 matrix in spec order."""
 
     row_ids: list[Any]
     matrix: np.ndarray
@@ -85,8 +85,8 @@ def _load_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
-    # orjson rejects the NaN and Infinity tokens that Python's json module writes; parse those
-    # bodies again with the standard library so the finiteness check can name the column.
+    # orjson rejects the NaN and Infinity tokens that Python's json module writes. Parsing
+    # again with the standard library lets the finiteness check name the column.
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

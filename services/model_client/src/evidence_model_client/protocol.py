@@ -1,9 +1,9 @@
 """Client side of the Model Registry inference protocol: request bodies and response checks.
 
 A batch goes out as one ``POST /predict-proba`` with a ``dataframe_split`` body whose columns are
-``FEATURE_NAMES`` and whose index is ``0..n-1``. The service answers
+``FEATURE_NAMES`` and whose index is ``0..n-1``. The service returns
 ``{"data": [[row, {"output_feature_0": p0, "output_feature_1": p1}], ...]}`` with one entry per
-row in request order; ``output_feature_1`` is the positive-class probability.
+row in request order. ``output_feature_1`` is the positive-class probability.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def encode_dataframe_split(matrix: np.ndarray) -> bytes:
 
 
 def parse_probabilities(content: bytes, n_rows: int) -> np.ndarray:
-    """Read the positive-class probability of each row from a ``/predict-proba`` answer.
+    """Read the positive-class probability of each row from a ``/predict-proba`` response.
 
     Raises:
         InvalidModelResponseError: the body is not JSON, has another row count or row order, or
@@ -82,14 +82,14 @@ def parse_probabilities(content: bytes, n_rows: int) -> np.ndarray:
     try:
         body: Any = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
-        msg = f"model answer is not JSON ({len(content)} bytes): {exc}"
+        msg = f"model response is not JSON ({len(content)} bytes): {exc}"
         raise InvalidModelResponseError(msg) from exc
     rows = body.get("data") if isinstance(body, dict) else None
     if not isinstance(rows, list):
-        msg = 'model answer has no "data" list; expected {"data": [[row, {...}], ...]}'
+        msg = 'model response has no "data" list; expected {"data": [[row, {...}], ...]}'
         raise InvalidModelResponseError(msg)
     if len(rows) != n_rows:
-        msg = f"model answered {len(rows)} rows for a batch of {n_rows}"
+        msg = f"model returned {len(rows)} rows for a batch of {n_rows}"
         raise InvalidModelResponseError(msg)
     probabilities = np.empty(n_rows, dtype=np.float64)
     for expected_row, item in enumerate(rows):
@@ -99,17 +99,17 @@ def parse_probabilities(content: bytes, n_rows: int) -> np.ndarray:
 
 def _read_probability(item: object, expected_row: int) -> float:
     if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):
-        msg = f"model answer row {expected_row} is not [row, {{outputs}}]"
+        msg = f"model response row {expected_row} is not [row, {{outputs}}]"
         raise InvalidModelResponseError(msg)
     row_id, outputs = item
     if isinstance(row_id, bool) or row_id != expected_row:
-        msg = f"model answer row {expected_row} carries row number {row_id!r}; order is broken"
+        msg = f"model response row {expected_row} has row number {row_id!r}; rows are out of order"
         raise InvalidModelResponseError(msg)
     value = outputs.get(POSITIVE_OUTPUT)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        msg = f"model answer row {expected_row} has no numeric {POSITIVE_OUTPUT}: {value!r:.40}"
+        msg = f"model response row {expected_row} has no numeric {POSITIVE_OUTPUT}: {value!r:.40}"
         raise InvalidModelResponseError(msg)
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        msg = f"model answer row {expected_row} has {POSITIVE_OUTPUT}={value!r}, not in [0, 1]"
+        msg = f"model response row {expected_row} has {POSITIVE_OUTPUT}={value!r}, not in [0, 1]"
         raise InvalidModelResponseError(msg)
     return float(value)

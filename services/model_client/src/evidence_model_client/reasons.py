@@ -1,14 +1,14 @@
 """Reasons: the features that contributed most to one score.
 
-The Snowflake inference service returns only probabilities, so reasons for model answers are an
+The Snowflake inference service returns only probabilities, so reasons for model scores are an
 approximation computed on the client from a small reason profile taken from the artifact::
 
     contribution_j = importance_j * clip((x_j - mean_j) / std_j, -10, 10)
 
 ``importance_j`` is the model's global feature importance and ``mean_j``/``std_j`` are the
 training mean and standard deviation. A feature with ``std_j == 0`` contributes 0. The result
-ranks features that are both important to the model and unusual for this applicant; it is not a
-per-prediction attribution such as SHAP, and its sign says "above/below the training mean", not
+ranks features that are both important to the model and unusual for this applicant. It is not a
+per-prediction attribution such as SHAP. Its sign means "above/below the training mean", not
 "raised/lowered this score". Reasons are ranked by absolute contribution.
 """
 

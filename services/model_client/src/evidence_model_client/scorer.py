@@ -1,8 +1,8 @@
 """``RiskScorer``: the facade the gateway uses to turn feature rows into scores with reasons.
 
-It asks the model service through ``ModelClient`` and answers with the rule-based fallback
+It calls the model service through ``ModelClient`` and returns the rule-based fallback score
 whenever the model cannot be used: the call failed or timed out, the circuit is open, or the
-served model was trained on another feature spec. A fallback answer carries
+served model was trained on another feature spec. A fallback score carries
 ``model_version="RULE_BASED"`` and the error kind in ``fallback_reason``.
 """
 
@@ -20,8 +20,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from evidence_model_client.client import ModelClient
 from evidence_model_client.config import ClientSettings, get_client_settings
-from evidence_model_client.errors import ArtifactError, ModelClientError
-from evidence_model_client.fallback import rule_based_contributions, rule_based_scores
+from evidence_model_client.errors import ArtifactError, CircuitOpenError, ModelClientError
+from evidence_model_client.fallback import rule_based_contributions, score_with_reasons
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.protocol import validate_matrix
 from evidence_model_client.reasons import Reason, ReasonProfile, top_reasons
@@ -50,9 +50,9 @@ class Score:
 
     Attributes:
         risk_score: positive-class probability (model) or fallback score, in [0, 1].
-        model_version: ``REGISTRY_<VERSION>`` when the model answered, else ``RULE_BASED``.
+        model_version: ``REGISTRY_<VERSION>`` when the model scored the row, else ``RULE_BASED``.
         fallback_reason: error kind that caused the fallback (such as ``model_timeout`` or
-            ``circuit_open``), None when the model answered.
+            ``circuit_open``), None when the model scored the row.
         reasons: the top contributing features, largest absolute contribution first.
     """
 
@@ -64,7 +64,7 @@ class Score:
 
 @dataclass(frozen=True, slots=True)
 class ScorerHealth:
-    """State of the model path for the gateway's readiness and health answers."""
+    """State of the model path, for the gateway's readiness and health endpoints."""
 
     circuit_state: str
     last_error_kind: str | None
@@ -86,8 +86,8 @@ class RiskScorer:
     Args:
         client: the model client; the scorer closes it in ``aclose()``.
         metrics: the metrics the client records into as well.
-        reason_profile: importances and training means for model reasons; None uses the
-            fallback terms as reasons for model answers too.
+        reason_profile: importances and training means for model reasons; None gives model
+            scores the fallback terms as reasons.
         model_version: served version such as ``V2``; None reads it from ``GET /health``.
         served_spec_hash: feature spec hash of the served model; None reads it from
             ``GET /health``, and leaves it unchecked when that endpoint does not exist.
@@ -152,25 +152,36 @@ class RiskScorer:
         await self._refresh_model_info(timeout_seconds=timeout_seconds)
 
     async def score(self, matrix: np.ndarray) -> list[Score]:
-        """Score each row of a (n, 105) feature matrix; never raises for model failures.
+        """Score each row of a (n, 105) feature matrix, with the rules when the model fails.
+
+        Model failures (``ModelClientError``) never propagate; they set ``fallback_reason``.
 
         Raises:
-            ValueError: the matrix has the wrong shape or holds NaN or infinity.
+            ValueError: the matrix has the wrong shape or contains NaN or infinity.
         """
         values = validate_matrix(matrix)
         if self._spec_mismatch():
             return self._fallback(values, SPEC_HASH_MISMATCH)
         try:
             probabilities = await self.client.predict_proba(values)
+        except CircuitOpenError as exc:
+            # Not logged per call: the failure that opened the circuit was logged already.
+            self._last_call_ok = False
+            return self._fallback(values, exc.kind)
         except ModelClientError as exc:
             self._last_error_kind = exc.kind
             self._last_call_ok = False
-            _log.warning("model call failed, using fallback", error_kind=exc.kind, rows=len(values))
+            _log.warning(
+                "model call failed, using fallback",
+                error_kind=exc.kind,
+                rows=len(values),
+                circuit_state=self.client.breaker.state.name.lower(),
+            )
             return self._fallback(values, exc.kind)
         self._last_call_ok = True
         if self._registry_version is None:
-            # The service just answered, so /health is cheap now; a mismatch found here still
-            # keeps this batch from being scored by a model trained on another spec.
+            # The service is up, so /health is cheap now. Checking here keeps this very batch
+            # from being scored by a model trained on another spec.
             await self._refresh_model_info(timeout_seconds=self.client.deadline_seconds)
             if self._spec_mismatch():
                 return self._fallback(values, SPEC_HASH_MISMATCH)
@@ -182,10 +193,10 @@ class RiskScorer:
         ]
 
     def health(self) -> ScorerHealth:
-        """Report the circuit state, the last error kind and whether the service answered last.
+        """Report the circuit state, the last error kind and whether the model is reachable.
 
-        ``model_reachable`` is true after the last model call or ``/health`` request succeeded
-        and the served spec hash is not known to differ; it is false before any answer.
+        ``model_reachable`` is true when the last model call or ``/health`` request succeeded,
+        unless the served spec hash is known to differ. Before any response it is false.
         """
         state = self.client.breaker.state
         self._metrics.circuit_state.set(state.value)
@@ -206,8 +217,7 @@ class RiskScorer:
 
     def _fallback(self, values: np.ndarray, reason: str) -> list[Score]:
         self._metrics.fallbacks.labels(reason=reason).inc(len(values))
-        scores = rule_based_scores(values)
-        reasons = top_reasons(values, rule_based_contributions(values), top_k=self._top_k)
+        scores, reasons = score_with_reasons(values, top_k=self._top_k)
         return [
             Score(float(s), RULE_BASED_VERSION, reason, row_reasons)
             for s, row_reasons in zip(scores, reasons, strict=True)

@@ -1,7 +1,7 @@
 """The worker's side of the queue: claim a batch under a lease, then delete, retry or dead-letter.
 
 A claim sets ``available_at`` to now plus the lease and counts one attempt. A worker that crashes
-before it deletes its batch leaves the rows in place; they are claimed again once the lease
+before it deletes its batch leaves the rows in place, and they are claimed again once the lease
 expires. Sinks write with upserts, so a record written twice leaves one row.
 """
 
@@ -11,6 +11,9 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import structlog
 
 from evidence_persistence._queue import PredictionQueue
 from evidence_persistence._record import PredictionRecord, decode_record
@@ -19,6 +22,7 @@ from evidence_persistence.errors import RecordDecodeError
 __all__ = ["ClaimedItem", "DeadLetter", "QueueConsumer"]
 
 _MAX_ERROR_LENGTH = 2_000
+_log = structlog.get_logger("evidence_persistence.worker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +86,10 @@ class QueueConsumer:
         them) move to the dead-letter table instead of being returned.
         """
         now = time.time()
+        exhausted: list[tuple[Any, ...]] = []
 
-        def take(connection: sqlite3.Connection) -> list[tuple[object, ...]]:
-            # The scan follows seq (the rowid) and stops after `limit` matches; an index on
+        def take(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            # The scan follows seq (the rowid) and stops after `limit` matches. An index on
             # available_at would make SQLite sort every waiting row instead.
             rows = connection.execute(
                 "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, "
@@ -94,16 +99,25 @@ class QueueConsumer:
                 "mib_xml, rx_xml",
                 (now + self.lease_seconds, self.owner, now, limit),
             ).fetchall()
-            exhausted = [row for row in rows if int(str(row[2])) > self.max_attempts]
+            # A retried transaction starts over, so forget rows found by a rolled-back attempt.
+            exhausted[:] = [row for row in rows if row[2] > self.max_attempts]
             if exhausted:
                 error = (
-                    f"claimed {self.max_attempts} times without being completed; the worker "
-                    "crashed or exceeded its lease on this batch"
+                    f"claimed {self.max_attempts} times without being completed, so the worker "
+                    "crashed or exceeded its lease on this record each time"
                 )
-                _move_to_dead_letters(connection, [int(str(r[0])) for r in exhausted], error, now)
-            return [row for row in rows if int(str(row[2])) <= self.max_attempts]
+                _move_to_dead_letters(connection, [row[0] for row in exhausted], error, now)
+            return [row for row in rows if row[2] <= self.max_attempts]
 
         rows = self.queue.file.write(take)
+        for row in exhausted:
+            _log.warning(
+                "record moved to dead letters",
+                prediction_id=row[1],
+                seq=row[0],
+                attempts=row[2],
+                error_type="LeaseExpired",
+            )
         items = [_to_item(row) for row in rows]
         items.sort(key=lambda item: item.seq)
         return items
@@ -238,27 +252,19 @@ def _move_to_dead_letters(
         connection.execute("DELETE FROM queue_items WHERE seq = ?", (seq,))
 
 
-def _to_item(row: tuple[object, ...]) -> ClaimedItem:
+def _to_item(row: tuple[Any, ...]) -> ClaimedItem:
     seq, prediction_id, attempts, enqueued_at, payload, features, mib_xml, rx_xml = row
-    assert isinstance(payload, bytes)
-    assert isinstance(features, bytes)
     record: PredictionRecord | None
     try:
-        record = decode_record(
-            str(prediction_id),
-            payload,
-            features,
-            mib_xml if isinstance(mib_xml, bytes) else None,
-            rx_xml if isinstance(rx_xml, bytes) else None,
-        )
+        record = decode_record(prediction_id, payload, features, mib_xml, rx_xml)
         error = None
     except RecordDecodeError as exc:
         record, error = None, str(exc)
     return ClaimedItem(
-        seq=int(str(seq)),
-        prediction_id=str(prediction_id),
-        attempts=int(str(attempts)),
-        enqueued_at=float(str(enqueued_at)),
+        seq=seq,
+        prediction_id=prediction_id,
+        attempts=attempts,
+        enqueued_at=enqueued_at,
         record=record,
         decode_error=error,
     )

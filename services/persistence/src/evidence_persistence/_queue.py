@@ -16,6 +16,7 @@ from pathlib import Path
 
 from evidence_persistence._record import PredictionRecord, as_records, encode_record
 from evidence_persistence._sqlite import SqliteFile
+from evidence_persistence.config import Settings, get_settings
 from evidence_persistence.errors import QueueFullError, QueueUnavailableError
 
 __all__ = ["QUEUE_SCHEMA", "PredictionQueue"]
@@ -66,9 +67,9 @@ _INSERT = (
 class PredictionQueue:
     """Durable FIFO of prediction records in one SQLite file, safe for several processes.
 
-    The gateway appends; the persistence worker claims, writes and deletes (see
-    ``QueueConsumer``). The file is opened lazily on first use, so constructing a queue never
-    fails on I/O; call :meth:`check_writable` for a readiness probe.
+    The gateway appends, and the persistence worker claims, writes and deletes (see
+    ``QueueConsumer``). The constructor does no I/O because the file is opened on first use.
+    Call :meth:`check_writable` for a readiness probe.
 
     Args:
         path: Queue file, such as ``var/queue.sqlite3``; the directory is created if missing.
@@ -109,6 +110,22 @@ class PredictionQueue:
             synchronous=synchronous,
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> PredictionQueue:
+        """Create the queue described by the ``PERSISTENCE_QUEUE_*`` settings.
+
+        Producers and the worker that use this agree on the file through
+        ``PERSISTENCE_QUEUE_PATH``.
+        """
+        chosen = settings or get_settings()
+        return cls(
+            chosen.queue_path,
+            max_depth=chosen.queue_max_depth,
+            busy_timeout_ms=chosen.queue_busy_timeout_ms,
+            lock_retries=chosen.queue_lock_retries,
+            synchronous=chosen.queue_synchronous,
+        )
+
     @property
     def path(self) -> Path:
         """The queue's SQLite file."""
@@ -118,16 +135,16 @@ class PredictionQueue:
         """Append one record; when this returns the record is in the queue file.
 
         Raises:
-            QueueFullError: The queue already holds ``max_depth`` records.
+            QueueFullError: The queue already contains ``max_depth`` records.
             QueueUnavailableError: The file cannot be written (locked beyond all retries,
                 read-only, disk full, directory missing).
             TypeError: ``record`` is not a ``PredictionRecord``.
         """
-        given: object = record
-        if not isinstance(given, PredictionRecord):
-            msg = f"append() expects a PredictionRecord, got {type(given).__name__}"
+        candidate: object = record
+        if not isinstance(candidate, PredictionRecord):
+            msg = f"append() expects a PredictionRecord, got {type(candidate).__name__}"
             raise TypeError(msg)
-        encoded = encode_record(given)
+        encoded = encode_record(candidate)
         row = (
             encoded.prediction_id,
             time.time(),

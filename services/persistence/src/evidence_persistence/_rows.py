@@ -61,8 +61,8 @@ def build_rows(
     latest_features: dict[str, PredictionRecord] = {}
     for record in records:
         latest_prediction[record.prediction_id] = record
-        held = latest_features.get(record.policy_number)
-        if held is None or record.created_at >= held.created_at:
+        current = latest_features.get(record.policy_number)
+        if current is None or record.created_at >= current.created_at:
             latest_features[record.policy_number] = record
 
     predictions = [_prediction_row(r, now, timestamp) for r in latest_prediction.values()]

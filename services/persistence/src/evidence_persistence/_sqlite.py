@@ -4,7 +4,7 @@ SQLite allows one writer at a time even in WAL mode. A deferred transaction that
 writes later can fail with SQLITE_BUSY at once, without waiting for the busy timeout, when another
 connection committed in between. Every transaction here that may write therefore starts with
 ``BEGIN IMMEDIATE``, which takes the write lock up front and does wait for the busy timeout. Lock
-errors that outlast the timeout are retried with exponential back-off; the transaction is rolled
+errors that outlast the timeout are retried with exponential back-off. The transaction is rolled
 back before each retry, so a retry never applies a write twice.
 """
 

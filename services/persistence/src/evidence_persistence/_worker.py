@@ -3,8 +3,8 @@
 Failures are sorted into two kinds. A ``SinkUnavailableError`` (store unreachable or locked) is
 not the records' fault: the batch is released unchanged without using up an attempt, and the
 worker backs off exponentially. Any other exception may come from one bad record, so the batch is
-split in halves until the failing records stand alone; those are retried later and move to the
-dead-letter table after ``max_attempts`` claims.
+split in halves until each failing record is alone in its batch. Those records are retried later
+and move to the dead-letter table after ``max_attempts`` claims.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import structlog
 
 from evidence_persistence._consumer import ClaimedItem, QueueConsumer
 from evidence_persistence._sink import Sink, WriteResult
-from evidence_persistence.errors import SinkUnavailableError
+from evidence_persistence.errors import QueueError, SinkUnavailableError
 from evidence_persistence.metrics import WorkerMetrics
 
 __all__ = ["DrainStats", "QueueDrainer"]
@@ -88,7 +88,20 @@ class QueueDrainer:
         """
         _log.info("worker started", owner=self.consumer.owner, batch_size=self.batch_size)
         while not stop.is_set():
-            claimed = self.drain_once()
+            try:
+                claimed = self.drain_once()
+            except QueueError as exc:
+                # The queue file is locked beyond all retries or unwritable. Records stay in it,
+                # so waiting and trying again loses nothing.
+                self._outages_in_a_row += 1
+                _log.error(
+                    "queue unavailable",
+                    owner=self.consumer.owner,
+                    outages_in_a_row=self._outages_in_a_row,
+                    error=str(exc),
+                )
+                stop.wait(self._backoff_seconds())
+                continue
             if self._outages_in_a_row:
                 stop.wait(self._backoff_seconds())
             elif claimed == 0:
@@ -109,11 +122,13 @@ class QueueDrainer:
         items = self.consumer.claim(self.batch_size)
         if not items:
             return 0
+
         started = time.perf_counter()
         undecodable = [item for item in items if item.record is None]
         for item in undecodable:
             self._fail(item, item.decode_error or "payload cannot be decoded")
         decoded = [item for item in items if item.record is not None]
+
         outcome = "written"
         try:
             self._write(decoded)
@@ -137,6 +152,7 @@ class QueueDrainer:
                 outages_in_a_row=self._outages_in_a_row,
                 error=exc.message[:300],
             )
+
         duration = time.perf_counter() - started
         self.stats.batches += 1
         if self.metrics is not None:

@@ -38,16 +38,6 @@ app.add_typer(dead_letters_app, name="dead-letters")
 _log = structlog.get_logger("evidence_persistence.cli")
 
 
-def _open_queue(settings: Settings) -> PredictionQueue:
-    return PredictionQueue(
-        settings.queue_path,
-        max_depth=settings.queue_max_depth,
-        busy_timeout_ms=settings.queue_busy_timeout_ms,
-        lock_retries=settings.queue_lock_retries,
-        synchronous=settings.queue_synchronous,
-    )
-
-
 def _consumer(settings: Settings, queue: PredictionQueue) -> QueueConsumer:
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     return QueueConsumer(
@@ -77,7 +67,7 @@ def worker(
     """
     settings = get_settings()
     configure_logging(settings.log_level)
-    queue = _open_queue(settings)
+    queue = PredictionQueue.from_settings(settings)
     metrics = WorkerMetrics(queue)
     port = metrics_port if metrics_port is not None else settings.metrics_port
     if port is not None:
@@ -122,7 +112,7 @@ def worker(
 def status() -> None:
     """Print queue depth, oldest record age and dead-letter count as one JSON object."""
     settings = get_settings()
-    queue = _open_queue(settings)
+    queue = PredictionQueue.from_settings(settings)
     try:
         report = {
             "queue_path": str(settings.queue_path),
@@ -145,7 +135,7 @@ def list_dead_letters(
 ) -> None:
     """List dead letters, oldest failure first: prediction id, attempts, time and error."""
     settings = get_settings()
-    consumer = _consumer(settings, _open_queue(settings))
+    consumer = _consumer(settings, PredictionQueue.from_settings(settings))
     try:
         letters = consumer.list_dead_letters(limit)
     except PersistenceError as exc:
@@ -184,7 +174,7 @@ def replay_dead_letters(
         typer.echo("error: pass prediction ids or --all, not both and not neither", err=True)
         raise typer.Exit(2)
     settings = get_settings()
-    consumer = _consumer(settings, _open_queue(settings))
+    consumer = _consumer(settings, PredictionQueue.from_settings(settings))
     try:
         moved = consumer.replay_dead_letters(None if replay_all else prediction_ids)
     except PersistenceError as exc:

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     """SQLite ``PRAGMA synchronous``: NORMAL survives process crashes, FULL also power loss."""
 
     sink: Literal["sqlite", "snowflake"] = "sqlite"
-    """Where the worker writes the tables."""
+    """Sink the worker writes the tables to."""
     store_path: Path = Path("var/store.sqlite3")
     """SQLite file of the embedded store, used when ``sink`` is ``sqlite``."""
     store_raw_evidence: bool = False

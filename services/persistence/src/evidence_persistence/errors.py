@@ -4,9 +4,9 @@ Every error the package raises on purpose derives from :class:`PersistenceError`
 
     PersistenceError
     ├── QueueError
-    │   ├── QueueFullError          the queue holds max_depth records; the append was rejected
-    │   └── QueueUnavailableError   the queue file cannot be opened or written (locked too long,
-    │                               read-only, disk full, missing directory)
+    │   ├── QueueFullError          the queue is at max_depth, so the append was rejected
+    │   └── QueueUnavailableError   the queue file cannot be opened or written: locked too long,
+    │                               read-only, disk full or missing directory
     ├── RecordDecodeError           a queued payload cannot be turned back into a record
     └── SinkError
         ├── SinkUnavailableError    transient: the store is unreachable or locked; retry later
@@ -39,7 +39,7 @@ class QueueError(PersistenceError):
 
 
 class QueueFullError(QueueError):
-    """The queue already holds its configured maximum number of records."""
+    """The queue already contains its configured maximum number of records."""
 
     def __init__(self, message: str, *, depth: int, max_depth: int) -> None:
         super().__init__(message)

@@ -2,7 +2,7 @@
 
 ``QueueCollector`` reads depth, oldest age and dead-letter count from the queue file at scrape
 time, so any process that opens the queue (the gateway for its ``/metrics``, the worker for its
-own port) reports the same numbers. ``WorkerMetrics`` holds the worker's counters.
+own port) reports the same numbers. ``WorkerMetrics`` contains the worker's counters.
 """
 
 from __future__ import annotations

@@ -74,14 +74,14 @@ def _render_psi(runtime: Runtime, window: metrics.TimeWindow, since: datetime | 
     top = st.slider("Features plotted", min_value=5, max_value=40, value=15, key="drift_top")
     chart_column, detail_column = st.columns(2)
     with chart_column:
-        st.altair_chart(charts.psi_chart(drift, top=top), width="stretch")
+        st.altair_chart(charts.psi_chart(drift, top=top))
     with detail_column:
         feature = st.selectbox("Compare one feature", list(drift["feature"]), key="drift_feature")
         if feature:
             comparison = _bin_comparison(summary, recent, feature)
-            st.altair_chart(charts.feature_distribution_chart(comparison, feature), width="stretch")
+            st.altair_chart(charts.feature_distribution_chart(comparison, feature))
     with st.expander("PSI of every feature"):
-        st.dataframe(drift, hide_index=True, width="stretch")
+        st.dataframe(drift, hide_index=True)
 
 
 def _render_warnings(runtime: Runtime, window: metrics.TimeWindow, since: datetime | None) -> None:
@@ -95,4 +95,4 @@ def _render_warnings(runtime: Runtime, window: metrics.TimeWindow, since: dateti
     if counts.empty:
         st.info("No prediction in the window carried a feature warning.")
         return
-    st.altair_chart(charts.warnings_chart(counts), width="stretch")
+    st.altair_chart(charts.warnings_chart(counts))

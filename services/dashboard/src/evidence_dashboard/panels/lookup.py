@@ -34,7 +34,7 @@ def render_lookup(runtime: Runtime) -> None:
     if lookup.predictions.empty:
         st.caption("No predictions stored for this policy.")
     else:
-        st.dataframe(lookup.predictions, hide_index=True, width="stretch")
+        st.dataframe(lookup.predictions, hide_index=True)
 
     if lookup.features.empty:
         st.caption("No feature row stored for this policy.")
@@ -49,6 +49,5 @@ def render_lookup(runtime: Runtime) -> None:
             }
         ),
         hide_index=True,
-        width="stretch",
         height=360,
     )

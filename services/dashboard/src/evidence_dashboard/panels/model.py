@@ -39,15 +39,15 @@ def render_model(runtime: Runtime, window: metrics.TimeWindow, since: datetime |
     with share_column:
         st.markdown(f"**Registry model vs fallback** ({window.bucket_label} buckets)")
         share = metrics.serving_share_over_time(usage, window.bucket)
-        st.altair_chart(charts.serving_share_chart(share), width="stretch")
+        st.altair_chart(charts.serving_share_chart(share))
         st.markdown("**Model versions in use**")
-        st.dataframe(metrics.version_counts(usage), hide_index=True, width="stretch")
+        st.dataframe(metrics.version_counts(usage), hide_index=True)
     with score_column:
         st.markdown("**Risk-score distribution**")
-        st.altair_chart(charts.score_histogram(usage), width="stretch")
+        st.altair_chart(charts.score_histogram(usage))
         st.markdown("**Risk-level mix**")
         levels = metrics.level_mix(usage)
-        st.altair_chart(charts.level_mix_chart(levels), width="stretch")
+        st.altair_chart(charts.level_mix_chart(levels))
 
     reasons = usage[schema.FALLBACK_REASON].dropna()
     if not reasons.empty:
@@ -57,5 +57,4 @@ def render_model(runtime: Runtime, window: metrics.TimeWindow, since: datetime |
                 .rename_axis("fallback_reason")
                 .reset_index(name="predictions"),
                 hide_index=True,
-                width="stretch",
             )

@@ -43,7 +43,7 @@ def render_test_form(runtime: Runtime) -> None:
         st.error(f"The gateway did not score the pair: {outcome.error}")
         details = outcome.body.get("details") if outcome.body else None
         if details:
-            st.dataframe(pd.DataFrame(details), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(details), hide_index=True)
         return
 
     body = outcome.body
@@ -71,11 +71,10 @@ def render_test_form(runtime: Runtime) -> None:
                 tooltip=["feature:N", "value:Q", "contribution:Q"],
             )
             .properties(height=max(120, 26 * len(reasons))),
-            width="stretch",
         )
-        st.dataframe(reasons, hide_index=True, width="stretch")
+        st.dataframe(reasons, hide_index=True)
     warnings = body.get("warnings") or []
     if warnings:
         st.markdown("**Feature warnings**")
-        st.dataframe(pd.DataFrame(warnings), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(warnings), hide_index=True)
     st.caption(f"Prediction id: {body.get('prediction_id', '?')}")

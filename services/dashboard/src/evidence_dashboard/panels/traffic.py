@@ -31,7 +31,7 @@ def render_traffic(runtime: Runtime, window: metrics.TimeWindow, since: datetime
     with throughput:
         st.markdown(f"**Predictions per minute** ({window.bucket_label} buckets)")
         per_minute = metrics.predictions_per_minute(result.frame, window.bucket)
-        st.altair_chart(charts.throughput_chart(per_minute), width="stretch")
+        st.altair_chart(charts.throughput_chart(per_minute))
     with latency:
         st.markdown("**Inference time percentiles (ms)**")
         percentiles = metrics.latency_percentiles(result.frame)
@@ -41,6 +41,5 @@ def render_traffic(runtime: Runtime, window: metrics.TimeWindow, since: datetime
                 name: st.column_config.NumberColumn(format="%.2f") for name in ("p50", "p95", "p99")
             },
             hide_index=True,
-            width="stretch",
         )
-        st.altair_chart(charts.latency_chart(result.frame), width="stretch")
+        st.altair_chart(charts.latency_chart(result.frame))

@@ -23,9 +23,24 @@ from evidence_dashboard.gateway import GatewayReadiness, PredictionOutcome
 from evidence_dashboard.store import schema
 from evidence_dashboard.store.base import PolicyLookup, QueryResult, normalise_frame
 
-__all__ = ["SnowflakeServices", "SnowflakeStore"]
+__all__ = ["SnowflakeServices", "SnowflakeStore", "resolve_database"]
 
 logger = structlog.get_logger(__name__)
+
+
+def resolve_database(session: Any, settings: Settings) -> str:
+    """Return the configured database, or the session's current one when none is set.
+
+    Raises:
+        StoreUnavailableError: neither the settings nor the session name a database.
+    """
+    if settings.database:
+        return settings.database
+    current = session.get_current_database()
+    if not current:
+        msg = "no Snowflake database is set; set DASHBOARD_DATABASE or USE DATABASE first"
+        raise StoreUnavailableError(msg)
+    return str(current)
 
 
 def _import_snowpark() -> tuple[Any, type[Exception]]:
@@ -43,8 +58,9 @@ class SnowflakeStore:
     def __init__(self, session: Any, settings: Settings) -> None:
         self._session = session
         self.max_rows = settings.max_rows
-        self._predictions = ".".join((settings.database, *schema.PREDICTIONS_TABLE))
-        self._features = ".".join((settings.database, *schema.FEATURES_TABLE))
+        database = resolve_database(session, settings)
+        self._predictions = ".".join((database, *schema.PREDICTIONS_TABLE))
+        self._features = ".".join((database, *schema.FEATURES_TABLE))
         self._functions, self._client_error = _import_snowpark()
 
     def _run(self, table: str, build: Any) -> pd.DataFrame:
@@ -133,8 +149,9 @@ class SnowflakeServices:
 
     def __init__(self, session: Any, settings: Settings) -> None:
         self._session = session
-        self._service = f"{settings.database}.{settings.gateway_service}"
-        self._function = f"{settings.database}.{settings.predict_function}"
+        database = resolve_database(session, settings)
+        self._service = f"{database}.{settings.gateway_service}"
+        self._function = f"{database}.{settings.predict_function}"
         self.location = f"SPCS service {self._service}"
 
     def readiness(self) -> GatewayReadiness:

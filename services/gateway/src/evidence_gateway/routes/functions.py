@@ -14,6 +14,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from evidence_gateway.bodies import openapi_json_body, parse_json_body
 from evidence_gateway.dependencies import PipelineDep, ReadinessDep, SettingsDep
 from evidence_gateway.errors import BatchTooLargeError
 from evidence_gateway.handlers import error_body
@@ -91,18 +92,17 @@ def _header_id(request: Request, name: str) -> str | None:
         503: {"model": ErrorBody, "description": "Not recorded; Snowflake retries the batch."},
     },
     summary="Score a service-function batch (FN_API_PREDICT)",
+    openapi_extra=openapi_json_body(ServiceFunctionRequest),
 )
 async def predict_rows(
-    body: ServiceFunctionRequest,
-    request: Request,
-    pipeline: PipelineDep,
-    settings: SettingsDep,
+    request: Request, pipeline: PipelineDep, settings: SettingsDep
 ) -> JSONResponse:
     """Score every row of the batch with one model call and answer row by row.
 
     With the ``sf-external-function-query-batch-id`` header, each row's ``prediction_id`` is
     derived from the batch id and the row number, so a batch Snowflake retries is stored once.
     """
+    body = await parse_json_body(request, ServiceFunctionRequest)
     if len(body.data) > settings.max_batch_rows:
         raise BatchTooLargeError(len(body.data), settings.max_batch_rows)
     try:

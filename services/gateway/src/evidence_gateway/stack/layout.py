@@ -110,6 +110,9 @@ class StackLayout:
         # call is slow, so the SPCS default deadline (50 ms) would send the first requests to
         # the fallback. A variable already set in the environment wins.
         env.setdefault("MODEL_CLIENT_DEADLINE_MS", "1000")
+        # One OpenMP thread per process: sklearn's default thread team makes a 1-row
+        # prediction slow and erratic on a busy two-core machine.
+        env.setdefault("OMP_NUM_THREADS", "1")
         if self.gateway_workers > 1:
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.prometheus_dir)
         else:

@@ -85,8 +85,8 @@ class SnowflakeSink:
             session. Needs SQL, so it must be ``False`` in a local-testing session.
 
     NOTE: the three MERGE statements are separate transactions. A failure between them leaves
-    part of a batch written; the worker then retries the whole batch, and the upserts make the
-    second write leave one row per key.
+    part of a batch written. The worker then retries the whole batch, and because every write
+    is an upsert the second write leaves one row per key.
     """
 
     def __init__(

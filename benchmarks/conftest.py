@@ -1,0 +1,78 @@
+"""Run modes and result files shared by every benchmark under ``benchmarks/``.
+
+``--bench-mode quick`` (the default) runs the ratio gates with small sample counts and skips
+the tests marked ``bench_full``; CI runs it as part of ``make test``. ``--bench-mode full`` runs
+everything at full size, including the load sweep, the faults under load and the scaling runs,
+and writes their figures as JSON under ``--bench-out`` for ``scripts/bench_report.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+BenchMode = Literal["quick", "full"]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("evidence benchmarks")
+    group.addoption(
+        "--bench-mode",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick: ratio gates with small samples (CI). full: every benchmark at full size, "
+        "with load, fault and scaling runs. Default: quick.",
+    )
+    group.addoption(
+        "--bench-out",
+        default=str(REPO_ROOT / "var" / "bench"),
+        help="Directory for the JSON results of the stack benchmarks in full mode "
+        "(default: var/bench at the repository root).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "bench_full: runs only with --bench-mode full (load, faults, scaling)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--bench-mode") == "full":
+        return
+    skip = pytest.mark.skip(reason="full-mode benchmark; run with --bench-mode full")
+    for item in items:
+        if item.get_closest_marker("bench_full") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def bench_mode(request: pytest.FixtureRequest) -> BenchMode:
+    """The run mode chosen with ``--bench-mode``."""
+    mode: BenchMode = request.config.getoption("--bench-mode")
+    return mode
+
+
+@pytest.fixture(scope="session")
+def record_result(request: pytest.FixtureRequest) -> Callable[[str, dict[str, Any]], None]:
+    """Return a function that writes one named result as JSON; it writes only in full mode.
+
+    Quick runs leave the files of the last full run in place, so the report always shows
+    full-size figures.
+    """
+    out = Path(request.config.getoption("--bench-out"))
+    full = request.config.getoption("--bench-mode") == "full"
+
+    def record(name: str, data: dict[str, Any]) -> None:
+        print(f"\n{name}: {json.dumps(data, indent=None)[:2000]}")
+        if not full:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+    return record

@@ -1,0 +1,129 @@
+"""Feature-extraction benchmarks: ratio gates against floors measured in the same run.
+
+Results are recorded under "Feature extraction" in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+
+import pytest
+from evidence_features import ParseLimits, extract_batch, extract_features
+from evidence_features._xml import _new_parser, parse_document
+from lxml import etree
+
+from .conftest import make_rx
+
+pytestmark = pytest.mark.benchmark_gate
+
+
+def median_seconds(function: Callable[[], object], rounds: int = 400) -> float:
+    """Return the median wall time of `function` over `rounds` calls, after a warm-up."""
+    for _ in range(20):
+        function()
+    samples = []
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            function()
+            samples.append(time.perf_counter() - started)
+    finally:
+        gc.enable()
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def test_bench_typical_pair(benchmark, typical_pair: tuple[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
+    """Extracting a typical pair stays within a fixed multiple of parsing it with lxml."""
+    mib, rx = typical_pair
+    parser = _new_parser()
+    limits = ParseLimits()
+    raw_parse = median_seconds(
+        lambda: (etree.fromstring(mib, parser), etree.fromstring(rx, parser))
+    )
+    hardened_parse = median_seconds(
+        lambda: (parse_document(mib, "MIB", limits), parse_document(rx, "RX", limits))
+    )
+    extract = median_seconds(lambda: extract_features(mib, rx))
+    benchmark.extra_info.update(
+        raw_parse_us=raw_parse * 1e6,
+        hardened_parse_us=hardened_parse * 1e6,
+        extract_p50_us=extract * 1e6,
+        ratio_to_raw_parse=extract / raw_parse,
+    )
+    benchmark(extract_features, mib, rx)
+    print(
+        f"\ntypical pair: raw parse {raw_parse * 1e6:.0f} us, hardened parse "
+        f"{hardened_parse * 1e6:.0f} us, extract p50 {extract * 1e6:.0f} us, "
+        f"ratio {extract / raw_parse:.2f}"
+    )
+    # Regression gate only: the runs recorded in docs/benchmarks.md measured ratios of 6.5 to
+    # 8.2 on a loaded 2-core machine. The target of 2 is tracked by the xfail test below.
+    assert extract / raw_parse <= 12.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="target ratio 2 not reached: reading fields through lxml element proxies in Python "
+    "costs several times the parse itself",
+)
+def test_bench_typical_pair_target_ratio(typical_pair: tuple[bytes, bytes]) -> None:
+    """Target: extract p50 at most 2x the raw parse of the same two documents."""
+    mib, rx = typical_pair
+    parser = _new_parser()
+    raw_parse = median_seconds(
+        lambda: (etree.fromstring(mib, parser), etree.fromstring(rx, parser))
+    )
+    extract = median_seconds(lambda: extract_features(mib, rx))
+    assert extract / raw_parse <= 2.0
+
+
+def test_bench_rx_growth_linear() -> None:
+    """Going from 100 to 1,000 fills grows extraction no faster than it grows parsing."""
+    small, large = make_rx(100), make_rx(1000)
+    limits = ParseLimits()
+    small_extract = median_seconds(lambda: extract_features(None, small), rounds=60)
+    large_extract = median_seconds(lambda: extract_features(None, large), rounds=15)
+    small_parse = median_seconds(lambda: parse_document(small, "RX", limits), rounds=60)
+    large_parse = median_seconds(lambda: parse_document(large, "RX", limits), rounds=15)
+    extract_growth = large_extract / small_extract
+    parse_growth = large_parse / small_parse
+    print(
+        f"\nrx growth: 100 fills {small_extract * 1e3:.2f} ms, 1,000 fills "
+        f"{large_extract * 1e3:.2f} ms (x{extract_growth:.1f}); parse alone "
+        f"x{parse_growth:.1f}"
+    )
+    # Linear work grows about 10x; a quadratic step would grow about 100x.
+    assert extract_growth <= 1.5 * max(parse_growth, 10.0)
+
+
+def test_bench_batch_throughput(typical_pair: tuple[bytes, bytes]) -> None:
+    """Batch extraction costs no more CPU per pair than a loop of single extractions.
+
+    CPU time (`time.process_time`) is used because on a shared machine the wall time also
+    counts the time the process waits for a core.
+    """
+    pairs = [typical_pair] * 200
+    loop_seconds: list[float] = []
+    batch_seconds: list[float] = []
+    wall_seconds: list[float] = []
+    for _ in range(3):
+        started = time.process_time()
+        for mib, rx in pairs:
+            extract_features(mib, rx)
+        loop_seconds.append(time.process_time() - started)
+        started, wall_started = time.process_time(), time.perf_counter()
+        extract_batch(pairs)
+        batch_seconds.append(time.process_time() - started)
+        wall_seconds.append(time.perf_counter() - wall_started)
+    batch_per_pair = min(batch_seconds) / len(pairs)
+    loop_per_pair = min(loop_seconds) / len(pairs)
+    print(
+        f"\nbatch: {1 / batch_per_pair:,.0f} pairs per CPU second on one core "
+        f"({batch_per_pair * 1e6:.0f} us CPU per pair; single-call loop "
+        f"{loop_per_pair * 1e6:.0f} us; wall {min(wall_seconds) / len(pairs) * 1e6:.0f} us)"
+    )
+    assert batch_per_pair <= 1.25 * loop_per_pair

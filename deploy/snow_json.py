@@ -1,0 +1,87 @@
+"""Read ``snow sql --format json`` output on stdin for deploy.sh, with the standard library only.
+
+    snow sql --format json -f sql/10_smoke_test.sql | python3 snow_json.py ok-columns
+    snow sql --format json -q "SHOW SERVICES ..." | python3 snow_json.py dns-name
+
+``ok-columns`` exits 0 only when every column named ``OK_*`` in every row is true, and 1 otherwise,
+naming each failed check. ``dns-name`` prints the one ``dns_name`` in the rows and exits 1 unless
+there is exactly one. The input may be one JSON document or several in a row (one per statement),
+and rows may be nested in lists of any depth.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+
+def parse_documents(text: str) -> list[Any]:
+    """Parse one or more JSON documents written one after another."""
+    decoder = json.JSONDecoder()
+    documents: list[Any] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            return documents
+        document, position = decoder.raw_decode(text, position)
+        documents.append(document)
+
+
+def iter_rows(node: Any) -> Iterator[dict[str, Any]]:
+    """Yield every JSON object in ``node``, descending into lists."""
+    if isinstance(node, dict):
+        yield node
+    elif isinstance(node, list):
+        for item in node:
+            yield from iter_rows(item)
+
+
+def check_ok_columns(documents: list[Any]) -> tuple[int, list[str]]:
+    """Return the number of OK_* values seen and a message for each one that is not true."""
+    checked = 0
+    failures: list[str] = []
+    for row in iter_rows(documents):
+        for column, value in row.items():
+            if column.upper().startswith("OK_"):
+                checked += 1
+                if value is not True:
+                    failures.append(f"FAILED: {column} = {value!r} in row {row}")
+    return checked, failures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command on the JSON read from stdin."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments not in (["ok-columns"], ["dns-name"]):
+        sys.stderr.write("usage: snow_json.py ok-columns | dns-name  (JSON on stdin)\n")
+        return 2
+    try:
+        documents = parse_documents(sys.stdin.read())
+    except json.JSONDecodeError as exc:
+        sys.stderr.write(f"snow_json.py: the snow output is not valid JSON: {exc}\n")
+        return 1
+
+    if arguments == ["dns-name"]:
+        names = [row["dns_name"] for row in iter_rows(documents) if row.get("dns_name")]
+        if len(names) != 1:
+            sys.stderr.write(f"snow_json.py: expected one dns_name, found {names!r}\n")
+            return 1
+        sys.stdout.write(f"{names[0]}\n")
+        return 0
+
+    checked, failures = check_ok_columns(documents)
+    if checked == 0:
+        sys.stderr.write("snow_json.py: no OK_* column found, so nothing was checked\n")
+        return 1
+    for failure in failures:
+        sys.stderr.write(f"{failure}\n")
+    sys.stdout.write(f"{checked - len(failures)} of {checked} checks passed\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Date formats of MIB and Rx feeds."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from evidence_features._dates import UNPARSEABLE, parse_date
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-16", date(2024, 3, 16)),
+        ("20240316", date(2024, 3, 16)),
+        ("03/16/2024", date(2024, 3, 16)),
+        ("3/6/24", date(2024, 3, 6)),
+        ("16-MAR-24", date(2024, 3, 16)),
+        ("16-Mar-2024", date(2024, 3, 16)),
+        ("2024-03-16T23:30:00-05:00", date(2024, 3, 16)),
+        ("2024-03-16T04:00:00Z", date(2024, 3, 16)),
+        ("20AG21", date(2021, 8, 20)),
+        ("01JA99", date(1999, 1, 1)),
+        ("  2024-03-16  ", date(2024, 3, 16)),
+    ],
+)
+def test_parse_date_formats(text: str, expected: date) -> None:
+    """Every supported format gives the date as written."""
+    assert expected.toordinal() == parse_date(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["------", "0000-00-00", "2024-02-30", "13/01/2024", "yesterday", "16-XYZ-24", "1850-01-01"],
+)
+def test_parse_date_unparseable(text: str) -> None:
+    """Unknown markers, impossible dates and free text are present but unparseable."""
+    assert parse_date(text) == UNPARSEABLE
+
+
+@pytest.mark.parametrize("text", [None, "", "   "])
+def test_parse_date_missing(text: str | None) -> None:
+    """An absent or blank field is missing, not unparseable."""
+    assert parse_date(text) is None
+
+
+def test_two_digit_year_pivot() -> None:
+    """Two-digit years 00-68 are 2000s and 69-99 are 1900s."""
+    assert date(2068, 1, 1).toordinal() == parse_date("01/01/68")
+    assert date(1969, 1, 1).toordinal() == parse_date("01/01/69")

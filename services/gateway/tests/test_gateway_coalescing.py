@@ -1,0 +1,106 @@
+"""Coalescer: concurrent submissions share calls, keep their order and get errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from evidence_gateway.coalescing import Coalescer
+
+
+class Recorder:
+    """A batched call that doubles items and records each call's input."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.calls: list[list[int]] = []
+        self.fail_on = fail_on
+
+    async def __call__(self, items: list[int]) -> list[int]:
+        self.calls.append(list(items))
+        await asyncio.sleep(0.01)
+        if self.fail_on is not None and self.fail_on in items:
+            msg = f"item {self.fail_on} failed"
+            raise ValueError(msg)
+        return [2 * item for item in items]
+
+
+async def test_coalescer_single_submit_runs_alone() -> None:
+    """One request at a time goes out at once, alone."""
+    recorder = Recorder()
+    coalescer = Coalescer(recorder)
+
+    result = await coalescer.submit([1, 2])
+
+    assert result == [2, 4]
+    assert recorder.calls == [[1, 2]]
+
+
+async def test_coalescer_concurrent_submits_grouped() -> None:
+    """Requests arriving during a call go out together in the next call, results in order."""
+    recorder = Recorder()
+    coalescer = Coalescer(recorder)
+
+    results = await asyncio.gather(*(coalescer.submit([i, i + 100]) for i in range(5)))
+
+    assert results == [[2 * i, 2 * (i + 100)] for i in range(5)]
+    assert recorder.calls == [[0, 100], [1, 101, 2, 102, 3, 103, 4, 104]]
+
+
+async def test_coalescer_respects_max_items() -> None:
+    """A group never exceeds max_items unless one request alone is larger."""
+    recorder = Recorder()
+    coalescer = Coalescer(recorder, max_items=3)
+
+    await asyncio.gather(coalescer.submit([0]), *(coalescer.submit([i, i]) for i in (1, 2, 3)))
+    await coalescer.submit([7, 7, 7, 7])
+
+    assert [len(call) for call in recorder.calls] == [1, 2, 2, 2, 4]
+
+
+async def test_coalescer_error_reaches_whole_group() -> None:
+    """When the batched call raises, every request of that group gets the error, others not."""
+    recorder = Recorder(fail_on=3)
+    coalescer = Coalescer(recorder)
+
+    results = await asyncio.gather(
+        coalescer.submit([1]),
+        coalescer.submit([2]),
+        coalescer.submit([3]),
+        return_exceptions=True,
+    )
+
+    assert results[0] == [2]
+    assert isinstance(results[1], ValueError)
+    assert isinstance(results[2], ValueError)
+
+
+async def test_coalescer_wrong_result_count_raises() -> None:
+    """A call returning the wrong number of results fails its group with RuntimeError."""
+
+    async def short(items: list[int]) -> list[int]:
+        return items[:-1]
+
+    with pytest.raises(RuntimeError, match="returned 1 results for 2 items"):
+        await Coalescer(short).submit([1, 2])
+
+
+async def test_coalescer_cancelled_request_skipped() -> None:
+    """A request cancelled while waiting does not break the others."""
+    recorder = Recorder()
+    coalescer = Coalescer(recorder)
+    first = asyncio.create_task(coalescer.submit([1]))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(coalescer.submit([2]))
+    third = asyncio.create_task(coalescer.submit([3]))
+    await asyncio.sleep(0)
+    second.cancel()
+
+    assert await first == [2]
+    assert await third == [6]
+    assert recorder.calls == [[1], [3]]
+
+
+def test_coalescer_rejects_zero_max_items() -> None:
+    """max_items below 1 is a usage error."""
+    with pytest.raises(ValueError, match="max_items must be at least 1"):
+        Coalescer(Recorder(), max_items=0)

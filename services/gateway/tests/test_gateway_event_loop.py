@@ -1,0 +1,55 @@
+"""A liveness probe stays prompt while large batches are scored (real uvicorn process)."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from evidence_gateway.testing import start_gateway
+from evidence_synthetic import generate_rx_report
+
+pytestmark = pytest.mark.slow
+
+
+def test_probe_prompt_during_large_batches(model_server_url: str, tmp_path: Path) -> None:
+    """The worst probe wait is a small fraction of a batch's duration.
+
+    If parsing ran on the event loop, a probe sent while a batch is extracted would wait for
+    the whole extraction, so its latency would approach the batch duration.
+    """
+    report = generate_rx_report(np.random.default_rng(5), 150).decode("utf-8")
+    rows = [[i, f"LOOP-{i:03d}", None, report] for i in range(100)]
+    gateway, url = start_gateway(tmp_path, model_server_url, tmp_path / "no-model")
+    batch_seconds: list[float] = []
+    probe_seconds: list[float] = []
+    done = threading.Event()
+
+    def send_batches() -> None:
+        with httpx.Client(base_url=url, timeout=120.0) as client:
+            for _ in range(3):
+                started = time.perf_counter()
+                client.post("/functions/predict", json={"data": rows}).raise_for_status()
+                batch_seconds.append(time.perf_counter() - started)
+        done.set()
+
+    try:
+        sender = threading.Thread(target=send_batches)
+        sender.start()
+        with httpx.Client(base_url=url, timeout=30.0) as probe:
+            while not done.is_set():
+                started = time.perf_counter()
+                probe.get("/health/live").raise_for_status()
+                probe_seconds.append(time.perf_counter() - started)
+                time.sleep(0.02)
+        sender.join()
+    finally:
+        gateway.stop()
+
+    assert len(batch_seconds) == 3
+    assert len(probe_seconds) >= 10
+    assert max(probe_seconds) < 0.5 * statistics.median(batch_seconds)

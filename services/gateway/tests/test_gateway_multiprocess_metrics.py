@@ -1,0 +1,53 @@
+"""/metrics aggregates every uvicorn worker when PROMETHEUS_MULTIPROC_DIR is set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from evidence_gateway.testing import start_gateway
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.slow
+
+
+def _predictions_total(text: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "evidence_gateway_predictions_total":
+                total += sample.value
+    return total
+
+
+def test_metrics_sum_over_two_workers(model_server_url: str, tmp_path: Path) -> None:
+    """Ten predictions spread over two workers read as 10 on every scrape."""
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    gateway, url = start_gateway(
+        tmp_path,
+        model_server_url,
+        tmp_path / "no-model",
+        GATEWAY_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    try:
+        for index in range(10):
+            # A new connection per request lets the kernel hand requests to either worker.
+            response = httpx.post(
+                f"{url}/v1/predict",
+                json={"policy_number": f"MP-{index}", "mib_xml": None, "rx_xml": "<r/>"},
+                headers={"connection": "close"},
+            )
+            assert response.status_code == 200
+        scrapes = [
+            _predictions_total(httpx.get(f"{url}/metrics", headers={"connection": "close"}).text)
+            for _ in range(6)
+        ]
+        worker_files = {path.name.split("_")[-1] for path in metrics_dir.glob("*.db")}
+    finally:
+        gateway.stop()
+
+    assert scrapes == [10.0] * 6
+    assert len(worker_files) >= 2

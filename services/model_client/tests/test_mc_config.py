@@ -1,0 +1,79 @@
+"""Tests for settings, the client built from them, and the package's public names."""
+
+from __future__ import annotations
+
+import evidence_model_client
+import httpx
+import pytest
+from evidence_model_client.cli import app
+from evidence_model_client.client import ModelClient
+from evidence_model_client.config import ClientSettings, ServerSettings
+from typer.testing import CliRunner
+
+
+def test_client_settings_read_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MODEL_CLIENT_* variables set the client settings."""
+    monkeypatch.setenv("MODEL_CLIENT_BASE_URL", "http://risk-model-svc.ab12.svc.spcs.internal:5000")
+    monkeypatch.setenv("MODEL_CLIENT_DEADLINE_MS", "80")
+    monkeypatch.setenv("MODEL_CLIENT_MODEL_VERSION", "V3")
+    settings = ClientSettings()
+    assert settings.deadline_ms == 80.0
+    assert settings.model_version == "V3"
+    assert str(settings.base_url).startswith("http://risk-model-svc.ab12")
+
+
+def test_server_settings_defaults() -> None:
+    """The server binds 127.0.0.1:5000 and reads var/model by default."""
+    settings = ServerSettings()
+    assert (settings.host, settings.port, str(settings.artifact_dir)) == (
+        "127.0.0.1",
+        5000,
+        "var/model",
+    )
+
+
+def test_client_settings_reject_zero_deadline() -> None:
+    """A deadline of 0 ms is invalid."""
+    with pytest.raises(ValueError, match="deadline_ms"):
+        ClientSettings(deadline_ms=0)
+
+
+async def test_client_from_settings_sends_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An auth token becomes the Snowflake Authorization header, and the URL loses its slash."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"model_version": "V2"})
+
+    monkeypatch.setenv("MODEL_CLIENT_AUTH_TOKEN", "t0k")
+    monkeypatch.setenv("MODEL_CLIENT_BASE_URL", "http://model:5000/")
+    settings = ClientSettings()
+    client = ModelClient.from_settings(settings, transport=httpx.MockTransport(handler))
+    info = await client.fetch_model_info()
+    await client.aclose()
+    assert info.model_version == "V2"
+    assert seen[0].headers["Authorization"] == 'Snowflake Token="t0k"'
+    assert str(seen[0].url) == "http://model:5000/health"
+
+
+def test_package_all_complete() -> None:
+    """__all__ lists every public name the package imports, once (ruff's RUF022 checks order)."""
+    exported = evidence_model_client.__all__
+    public = {
+        name
+        for name, value in vars(evidence_model_client).items()
+        if not name.startswith("_") and not isinstance(value, type(evidence_model_client))
+    }
+    assert len(set(exported)) == len(exported)
+    assert set(exported) == public
+
+
+def test_cli_help_names_env_variables() -> None:
+    """evidence-model-server --help lists each option with its environment variable."""
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    # Rich wraps help text to the terminal width, so compare without spaces and box borders.
+    flat = "".join(result.output.split()).replace("│", "")
+    for variable in ("MODEL_SERVER_HOST", "MODEL_SERVER_PORT", "MODEL_SERVER_ARTIFACT_DIR"):
+        assert variable in flat

@@ -1,0 +1,113 @@
+"""deploy/snow_json.py reads snow CLI JSON output: smoke-test checks and the model's DNS name."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+from types import ModuleType
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def snow_json(support: ModuleType) -> ModuleType:
+    """deploy/snow_json.py loaded as a module (deploy/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "deploy_snow_json", support.DEPLOY_DIR / "snow_json.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, command: str, text: str
+) -> tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    monkeypatch.setattr("sys.stdout", stdout)
+    monkeypatch.setattr("sys.stderr", stderr)
+    code = snow_json.main([command])
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def test_parse_documents_reads_concatenated_json(snow_json: ModuleType) -> None:
+    """Several documents in a row, as one per statement, parse as a list."""
+    text = '[{"A": 1}]\n[]\n  [{"OK_X": true}] \n'
+
+    assert snow_json.parse_documents(text) == [[{"A": 1}], [], [{"OK_X": True}]]
+    assert snow_json.parse_documents("") == []
+
+
+def test_ok_columns_all_true(snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every OK_* true across nested results: exit 0 and a count."""
+    text = json.dumps([[{"OK_HEALTH": True, "STATUS": "healthy"}], [{"ok_row": True}] * 3])
+
+    code, stdout, stderr = _run(snow_json, monkeypatch, "ok-columns", text)
+
+    assert code == 0
+    assert stdout == "4 of 4 checks passed\n"
+    assert stderr == ""
+
+
+@pytest.mark.parametrize("value", [False, None, "TRUE", 1])
+def test_ok_columns_not_true_fails(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, value: object
+) -> None:
+    """Only JSON true passes: false, null, a string and 1 each fail and are named."""
+    text = json.dumps([{"OK_A": True}, {"OK_B": value}])
+
+    code, stdout, stderr = _run(snow_json, monkeypatch, "ok-columns", text)
+
+    assert code == 1
+    assert f"FAILED: OK_B = {value!r}" in stderr
+    assert stdout == "1 of 2 checks passed\n"
+
+
+def test_ok_columns_none_found_fails(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Output without any OK_* column means the smoke test did not run: exit 1."""
+    code, _, stderr = _run(snow_json, monkeypatch, "ok-columns", '[{"STATUS": "healthy"}]')
+
+    assert code == 1
+    assert "no OK_* column" in stderr
+
+
+def test_invalid_json_fails(snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output that is not JSON (an error text from snow) is reported, not a traceback."""
+    code, _, stderr = _run(snow_json, monkeypatch, "ok-columns", "002003 (02000): not found")
+
+    assert code == 1
+    assert "not valid JSON" in stderr
+
+
+def test_dns_name_one_service(snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One service row: its dns_name is printed."""
+    row = {"name": "RISK_MODEL_SVC", "dns_name": "risk-model-svc.ab12.svc.spcs.internal"}
+    text = json.dumps([row])
+
+    code, stdout, _ = _run(snow_json, monkeypatch, "dns-name", text)
+
+    assert code == 0
+    assert stdout == "risk-model-svc.ab12.svc.spcs.internal\n"
+
+
+@pytest.mark.parametrize("rows", [[], [{"dns_name": "a"}, {"dns_name": "b"}], [{"name": "X"}]])
+def test_dns_name_needs_exactly_one(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, rows: list[dict[str, str]]
+) -> None:
+    """No service, two services or a row without dns_name: exit 1 with the names found."""
+    code, stdout, stderr = _run(snow_json, monkeypatch, "dns-name", json.dumps(rows))
+
+    assert code == 1
+    assert stdout == ""
+    assert "expected one dns_name" in stderr
+
+
+def test_unknown_command_prints_usage(snow_json: ModuleType) -> None:
+    """An unknown command exits 2."""
+    assert snow_json.main(["everything"]) == 2
