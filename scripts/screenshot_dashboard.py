@@ -1,11 +1,11 @@
 """Take a headless Chromium screenshot of the dashboard, on a demo stack or a running instance.
 
-Without ``--url`` the script builds a demo on 127.0.0.1 in a temporary directory: it trains a
-small model on synthetic evidence, starts the model server, gateway, persistence worker and
-dashboard on free ports, scores synthetic pairs through the gateway (some while the model server
-is stopped, so the fallback share shows, and some with a later ``as_of`` date, so drift shows),
-waits for the worker to store them, and photographs the page. With ``--url`` it only takes the
-screenshot of a dashboard that is already running.
+Without ``--url`` the script builds a demo on 127.0.0.1 in a temporary directory. It trains a
+small model on synthetic evidence and starts the model server, gateway, persistence worker and
+dashboard on free ports. Then it scores synthetic pairs through the gateway, waits for the worker
+to store them and photographs the page. Some pairs are scored while the model server is
+stopped, so the fallback share shows, and some with a later ``as_of`` date, so drift shows.
+With ``--url`` it only takes the screenshot of a dashboard that is already running.
 
 Usage::
 
@@ -109,7 +109,7 @@ def take_screenshot(url: str, out: Path, *, window_size: str, budget_ms: int) ->
 
 
 def wait_for(url: str, timeout: float = 60.0) -> None:
-    """Poll ``url`` until it answers 200."""
+    """Poll ``url`` until it returns HTTP 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -222,12 +222,14 @@ def main() -> None:
     """Parse the arguments, run the demo if needed and take the screenshot."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="Photograph this running dashboard instead of a demo.")
+
     parser.add_argument("--out", type=Path, default=Path("docs/img/dashboard.png"))
     parser.add_argument("--window-size", default="1400,2000", help="Width,height in pixels.")
     parser.add_argument(
         "--budget-ms", type=int, default=20_000, help="Chromium virtual time budget in ms."
     )
     parser.add_argument("--pairs", type=int, default=600, help="Synthetic pairs the demo scores.")
+
     parser.add_argument(
         "--spread",
         type=float,
@@ -247,6 +249,7 @@ def main() -> None:
         help="Seconds to keep the demo stack running after the screenshot, to look at it.",
     )
     args = parser.parse_args()
+
     if args.url:
         take_screenshot(args.url, args.out, window_size=args.window_size, budget_ms=args.budget_ms)
         if args.tall_out is not None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from evidence_synthetic import generate_pair, generate_rx_report
 
 AS_OF = date(2024, 3, 16)

@@ -354,6 +354,8 @@ class FaultyModelServer:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10.0)
 
     async def _listen(self) -> None:
+        if self._server is not None:
+            return
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 

@@ -57,3 +57,11 @@ def test_cli_register_missing_artifact_fails(tmp_path: object) -> None:
 
     assert result.exit_code == 2
     assert "train a model first" in result.output
+
+
+def test_cli_invalid_version_fails_before_training() -> None:
+    """A version with characters Snowflake names cannot hold is rejected before any data work."""
+    result = runner.invoke(app, ["--synthetic", "100", "--version", "v2.1"])
+
+    assert result.exit_code == 2
+    assert "model version 'v2.1' must be 1-64 letters" in result.output

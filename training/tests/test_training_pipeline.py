@@ -69,7 +69,7 @@ def test_run_training_artifact_loads_and_matches_spec(small_run: TrainingResult)
 
 
 def test_run_training_report_and_plots(small_run: TrainingResult) -> None:
-    """report.json holds both evaluations and names three PNG plots that exist."""
+    """report.json contains both evaluations and names three PNG plots that exist."""
     out = small_run.report_path.parent
     report = json.loads(small_run.report_path.read_text(encoding="utf-8"))
 

@@ -13,7 +13,7 @@ from evidence_synthetic import MIB_CODE_CATEGORIES, MODIFIER_SEVERITY
 from evidence_synthetic._mib_codes import make_code
 from evidence_synthetic._parties import make_npi, npi_check_digit
 from evidence_synthetic._rx_xml import make_ndc
-from evidence_synthetic._xmltext import cdata, format_date, format_legacy_date
+from evidence_synthetic._xmltext import cdata, format_date, format_legacy_date, shift_years
 
 
 def test_all_sorted_and_complete() -> None:
@@ -103,3 +103,9 @@ def test_code_severity_reaches_requested_level(severity: int) -> None:
         modifier = code[3:]
         expected = base_severity if not modifier else max(base_severity, severity)
         assert info.severity == expected, code
+
+
+def test_shift_years_leap_day() -> None:
+    assert shift_years(date(2024, 2, 29), 1) == date(2025, 2, 28)
+    assert shift_years(date(2024, 2, 29), 4) == date(2028, 2, 29)
+    assert shift_years(date(2023, 8, 20), 100) == date(2123, 8, 20)

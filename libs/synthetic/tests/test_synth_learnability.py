@@ -1,8 +1,9 @@
 """The feature library reads every generated pair, and a model on its features learns the label.
 
-The label is drawn from a latent state that the evidence shows only in part (untreated and
-uncoded conditions, smoking, build, frailty, age), so a good model should rank applicants well
-but far from perfectly: a cross-validated ROC AUC of about 0.75-0.85.
+The label is drawn from a latent state that the evidence shows only in part. Untreated and
+uncoded conditions, smoking, build, frailty and age barely reach the documents. A good model
+should therefore rank applicants well but far from perfectly, at a cross-validated ROC AUC of
+about 0.75-0.85.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
 
 def test_extractor_accepts_every_edge_case() -> None:

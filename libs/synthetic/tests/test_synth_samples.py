@@ -1,4 +1,4 @@
-"""The shipped `data/samples/` files parse, match the generator and say what the README says."""
+"""The shipped `data/samples/` files parse, match the generator and show what the README lists."""
 
 from __future__ import annotations
 

@@ -218,3 +218,21 @@ def test_unknown_shape_rejected() -> None:
         generate_mib_report(np.random.default_rng(0), 1, shape="xml")
     with pytest.raises(ValueError, match="unknown Rx shape 'json'"):
         generate_rx_report(np.random.default_rng(0), 1, shape="json")
+
+
+@pytest.mark.parametrize("shape", ["acord", "legacy"])
+def test_mib_future_quirk_on_leap_day(shape: str) -> None:
+    leap_day = date(2024, 2, 29)
+    for seed in range(20):
+        document = generate_mib_report(
+            np.random.default_rng(seed), 3, as_of=leap_day, shape=shape, quirks=("future_dates",)
+        )
+        _parse(document)
+
+
+def test_rx_future_quirk_on_leap_day() -> None:
+    for seed in range(20):
+        document = generate_rx_report(
+            np.random.default_rng(seed), 5, as_of=date(2024, 2, 29), quirks=("future_dates",)
+        )
+        _parse(document)

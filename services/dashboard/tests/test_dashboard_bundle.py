@@ -44,7 +44,7 @@ def bundle_dir(tmp_path: Path, filled_store) -> Path:
 
 
 def test_bundle_writes_packages_and_metadata(bundle_dir: Path) -> None:
-    """The bundle holds both packages, the feature spec data and the model metadata."""
+    """The bundle contains both packages, the feature spec data and the model metadata."""
     assert (bundle_dir / "lib" / "evidence_dashboard" / "page.py").is_file()
     assert (bundle_dir / "lib" / "evidence_features" / "data" / "feature_spec.toml").is_file()
     assert (bundle_dir / "model" / "metadata.json").is_file()

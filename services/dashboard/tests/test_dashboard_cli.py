@@ -29,7 +29,7 @@ def test_build_command_binds_host_and_port() -> None:
 
 
 def test_launcher_serves_health_endpoint(tmp_path: Path, unused_port: int) -> None:
-    """The installed launcher answers Streamlit's health check on 127.0.0.1:<port>."""
+    """The installed launcher serves Streamlit's health check on 127.0.0.1:<port>."""
     env = {**os.environ, "DASHBOARD_STORE_PATH": str(tmp_path / "store.sqlite3")}
     log = (tmp_path / "dashboard.log").open("wb")
     process = subprocess.Popen(

@@ -1,7 +1,7 @@
 """Service state and the test form against a real gateway process on 127.0.0.1.
 
-No model server runs, so the gateway answers through its rule-based fallback; the test form
-must show that answer with its reasons.
+No model server runs, so the gateway scores with its rule-based fallback. The test form must
+show that response with its reasons.
 """
 
 from __future__ import annotations

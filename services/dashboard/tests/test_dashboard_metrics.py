@@ -21,7 +21,7 @@ T0 = pd.Timestamp("2026-01-01T10:00:00Z")
 
 
 def frame(**columns: list[object]) -> pd.DataFrame:
-    """Build a frame whose CREATED_AT column holds UTC timestamps at the given offsets (s)."""
+    """Build a frame whose CREATED_AT column contains UTC timestamps at the given offsets (s)."""
     data = dict(columns)
     data["CREATED_AT"] = [T0 + pd.Timedelta(seconds=s) for s in data.pop("seconds")]
     return pd.DataFrame(data)

@@ -177,6 +177,37 @@ def test_queue_readonly_file_unavailable(tmp_path: Path) -> None:
     assert lines[2] == "probe failed"
 
 
+_DISK_FULL_CHILD = """
+import resource, sys
+from evidence_persistence import PredictionQueue, QueueUnavailableError
+queue = PredictionQueue(sys.argv[1])
+queue.check_writable()
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, hard))
+try:
+    queue.check_writable()
+    outcome = "probe passed"
+except QueueUnavailableError:
+    outcome = "probe failed"
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+queue.check_writable()
+print(outcome, queue.depth())
+"""
+
+
+def test_queue_check_writable_fails_on_full_disk(tmp_path: Path) -> None:
+    """With file writes capped at 1 byte (RLIMIT_FSIZE), the probe fails, then recovers."""
+    result = subprocess.run(
+        [sys.executable, "-c", _DISK_FULL_CHILD, str(tmp_path / "queue.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "probe failed 0"
+
+
 def test_queue_lock_held_past_retries_unavailable(tmp_path: Path) -> None:
     """A write lock held longer than all retries raises QueueUnavailableError, not sqlite3."""
     path = tmp_path / "queue.sqlite3"

@@ -96,14 +96,17 @@ def train(
     if (synthetic is None) == (data is None):
         msg = "pass exactly one of --synthetic N (generated data) or --data DIR (labelled files)"
         raise typer.BadParameter(msg)
-    options = TrainingOptions(
-        model_kind=model,
-        version=version,
-        test_fraction=test_fraction,
-        seed=seed,
-        threads=threads,
-        progress=progress,
-    )
+    try:
+        options = TrainingOptions(
+            model_kind=model,
+            version=version,
+            test_fraction=test_fraction,
+            seed=seed,
+            threads=threads,
+            progress=progress,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--version") from exc
     started = time.perf_counter()
     try:
         training_set = _load(synthetic, data, seed=seed, jobs=jobs, progress=progress)
@@ -123,8 +126,10 @@ def register(
         str,
         typer.Option(help="Connection name in ~/.snowflake/connections.toml."),
     ] = "default",
-    database: Annotated[str, typer.Option(help="Database holding the registry.")] = "EVIDENCE_DB",
-    schema: Annotated[str, typer.Option(help="Schema holding the registry.")] = "ML_MODELS",
+    database: Annotated[
+        str, typer.Option(help="Database that contains the registry.")
+    ] = "REALTIME_ML_PIPELINE",
+    schema: Annotated[str, typer.Option(help="Schema that contains the registry.")] = "ML_MODELS",
     version: Annotated[
         str | None,
         typer.Option(help="Registry version name [default: the artifact's model_version]."),
@@ -134,10 +139,10 @@ def register(
     ] = True,
     compute_pool: Annotated[
         str, typer.Option(help="Compute pool that builds the image and runs the service.")
-    ] = "EVIDENCE_CPU_POOL",
+    ] = "ML_INFERENCE_POOL",
     image_repo: Annotated[
         str | None,
-        typer.Option(help="Image repository, e.g. EVIDENCE_DB.APP.IMAGES [default: hidden repo]."),
+        typer.Option(help="Image repository, e.g. REALTIME_ML_PIPELINE.SPCS.IMAGES [default: hidden repo]."),
     ] = None,
     service_name: Annotated[
         str, typer.Option(help="Name of the inference service.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ ROC_PLOT = "roc.png"
 CALIBRATION_PLOT = "calibration.png"
 IMPORTANCE_PLOT = "feature_importance.png"
 _MIN_ROWS_PER_CLASS = 5
+_VERSION_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +60,17 @@ class TrainingOptions:
     threads: int = 1
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # The version becomes part of "REGISTRY_<VERSION>" and of Snowflake object names, and
+        # the artifact writer rejects it only after training, so it is checked up front.
+        if not _VERSION_PATTERN.fullmatch(self.version):
+            msg = f"model version {self.version!r} must be 1-64 letters, digits or underscores"
+            raise ValueError(msg)
+
 
 @dataclass(frozen=True, slots=True)
 class TrainingResult:
-    """What a run produced: the saved artifact, both evaluations and the report's location."""
+    """Outcome of a run: the saved artifact, both evaluations and the report's location."""
 
     artifact: ModelArtifact
     model_metrics: ScoreMetrics

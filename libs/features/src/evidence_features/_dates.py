@@ -13,7 +13,7 @@ import re
 from datetime import date
 from functools import lru_cache
 
-__all__ = ["UNPARSEABLE", "parse_date"]
+__all__ = ["UNPARSEABLE", "parse_date", "parse_date_text"]
 
 UNPARSEABLE = 0
 """Ordinal returned for a date that is present but unknown or invalid; real ordinals are >= 1."""
@@ -57,7 +57,8 @@ def _ordinal(year: int, month: int, day: int) -> int:
 
 
 @lru_cache(maxsize=8192)
-def _parse_text(text: str) -> int:
+def parse_date_text(text: str) -> int:
+    """Parse a stripped, non-empty date text; return its ordinal or `UNPARSEABLE` (cached)."""
     if match := _ISO_PREFIX.fullmatch(text):
         year, month, day = match.groups()
         return _ordinal(int(year), int(month), int(day))
@@ -98,4 +99,4 @@ def parse_date(text: str | None) -> int | None:
     stripped = text.strip()
     if not stripped:
         return None
-    return _parse_text(stripped)
+    return parse_date_text(stripped)

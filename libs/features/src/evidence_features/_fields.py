@@ -64,7 +64,7 @@ def collect_fields(
     # Direct children first, because most reports are flat. A child that maps to no field is
     # skipped without reading its text, unless it opens a block named in `nested`. A mapped
     # child without text carries its value in a `value` attribute or in its descendants.
-    blocks = _block_names(nested)
+    blocks = _BLOCK_CACHE.get(id(nested)) or _block_names(nested)
     for child in record:
         tag = child.tag
         field = names.get(tag)

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from lxml import etree
 
-from evidence_features._dates import UNPARSEABLE, parse_date
+from evidence_features._dates import UNPARSEABLE, parse_date, parse_date_text
 from evidence_features._drugs import DrugCatalog
 from evidence_features._fields import collect_fields, parse_number
 from evidence_features._records import RxFill, RxReport
@@ -185,11 +185,13 @@ def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) 
     prescriber = get("prescriber_id") or get("prescriber_name")
     pharmacy = get("pharmacy_id") or get("pharmacy_name")
     specialty = get("specialty")
+    # collect_fields returns stripped, non-empty texts, so the date skips parse_date's checks.
+    date_text = get("date")
     # Positional arguments in field order: RxFill is a NamedTuple and this runs once per fill.
     return RxFill(
         drug,
         drug_key,
-        parse_date(get("date")),
+        parse_date_text(date_text) if date_text is not None else None,
         _cached_number(get("quantity")),
         _cached_number(get("days")),
         strength,

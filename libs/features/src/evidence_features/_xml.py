@@ -200,7 +200,9 @@ def parse_document(
         raise DocumentTooLargeError(document, msg, limit="bytes")
     if _is_blank(raw):
         return None, False
-    for marker in _HOSTILE_MARKERS:
+    # Every marker contains the byte "!", which is rare in reports, so one memchr-speed scan
+    # for it skips the four slower substring searches for most documents.
+    for marker in _HOSTILE_MARKERS if b"!" in raw else ():
         if marker in raw:
             msg = (
                 f"{document} document contains a DOCTYPE or ENTITY declaration; "

@@ -1,7 +1,7 @@
 """Drug catalogue (real generic and brand names with label strengths) and treatment regimens.
 
 The products live in `data/drugs.toml`. Class names follow the underwriting classes of the feature
-library (`RX_DRUG_*` flags and the six antihypertensive classes); `OTHER` marks drugs outside
+library: its `RX_DRUG_*` flags and the six antihypertensive classes. `OTHER` marks drugs outside
 every class, such as antibiotics. NDCs are made up at render time.
 """
 
@@ -32,7 +32,7 @@ class Drug:
 
 @dataclass(frozen=True, slots=True)
 class RegimenSlot:
-    """One drug choice in a regimen, taken with `probability`; `chronic` False means short fills."""
+    """One drug choice taken with `probability`. Non-chronic slots give short fills."""
 
     probability: float
     drug_keys: tuple[str, ...]

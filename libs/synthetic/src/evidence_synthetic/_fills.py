@@ -65,7 +65,7 @@ class Providers:
         return known
 
     def pharmacy(self, days_supply: int) -> Pharmacy:
-        """Return the pharmacy for a fill; 90-day supplies mostly go through mail order."""
+        """Return the pharmacy for a fill. Most 90-day supplies go through mail order."""
         if days_supply >= 90 and self._rng.random() < 0.7:
             return self.mail_pharmacy
         return self.usual_pharmacy if self._rng.random() < 0.85 else self.second_pharmacy
@@ -78,7 +78,7 @@ def _quantity(drug: Drug, units_per_day: float, days_supply: int) -> float:
 
 
 def _slot_probability(probability: float, severity: float) -> float:
-    """Scale a regimen slot's probability with severity; a slot of probability 1 is always taken."""
+    """Scale a regimen slot's probability with severity. A slot of probability 1 is always taken."""
     if probability >= 1.0:
         return 1.0
     return min(1.0, probability * (0.6 + 0.4 * severity))
@@ -108,7 +108,7 @@ def make_fill(
     payment_type: str | None = None,
     units_per_day: float | None = None,
 ) -> Fill:
-    """Build one fill; quantity is daily units times days supply (or the package quantity)."""
+    """Build one fill. Quantity is daily units times days supply, or the package quantity."""
     units = units_per_day or drug.units_per_day[int(rng.integers(len(drug.units_per_day)))]
     # A refill repeats the original prescription, written before the first fill.
     written = fill_date - timedelta(days=int(rng.integers(0, 4)) + days_supply * refill_number)

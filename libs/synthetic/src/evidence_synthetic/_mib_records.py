@@ -1,8 +1,8 @@
 """MIB records that follow from a latent health state.
 
 A record exists only when the applicant applied to a member company within the seven-year
-retention period and that company coded a finding; standard approvals leave no record. Try
-records belong to somebody else with similar identifying data, so their codes are random.
+retention period and that company coded a finding, because standard approvals leave no record.
+Try records belong to somebody else with similar identifying data, so their codes are random.
 """
 
 from __future__ import annotations
@@ -76,7 +76,12 @@ def build_mib_history(rng: np.random.Generator, state: HealthState, as_of: date)
     """Build the MIB records and inquiry count for one applicant."""
     serious = any(CONDITION_BY_NAME[c].outcome_weight >= 0.8 for c in state.conditions)
     shopper = "opioid_misuse" in state.conditions or "alcohol_use" in state.conditions
-    prior_probability = 0.3 + (0.2 if serious else 0.0) + (0.2 if shopper else 0.0)
+    # Sicker applicants and those who shop for cover applied more often in the last seven years.
+    prior_probability = 0.3
+    if serious:
+        prior_probability += 0.2
+    if shopper:
+        prior_probability += 0.2
 
     records: list[MibRecord] = []
     applications: list[tuple[str, date]] = []

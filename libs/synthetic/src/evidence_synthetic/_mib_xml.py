@@ -16,7 +16,7 @@ import numpy as np
 from evidence_synthetic._encoding import encode_document
 from evidence_synthetic._mib_codes import UNMAPPED_BASES
 from evidence_synthetic._mib_records import MibRecord
-from evidence_synthetic._xmltext import cdata, escape, format_date
+from evidence_synthetic._xmltext import cdata, escape, format_date, shift_years
 
 __all__ = ["ACORD_NAMESPACE", "MIB_QUIRKS", "MIB_SHAPES", "MibReport", "render_mib"]
 
@@ -49,7 +49,7 @@ _ROLE_TC = {"HIT": "1001", "TRY": "1002"}
 
 @dataclass(frozen=True, slots=True)
 class MibReport:
-    """Content of one MIB reply; no records means a no-file reply."""
+    """Content of one MIB reply. A reply without records renders as a no-file reply."""
 
     as_of: date
     first_name: str
@@ -62,7 +62,7 @@ class MibReport:
 
 @dataclass(slots=True)
 class _RecordText:
-    """Per-record text after quirks; `date` None omits the element."""
+    """Per-record text after quirks. A `date` of None omits the element."""
 
     record: MibRecord
     date: str | None
@@ -86,7 +86,7 @@ def _record_texts(rng: np.random.Generator, report: MibReport, style: str) -> li
         texts[index].date = "------" if legacy else (None, "", "unknown")[int(rng.integers(3))]
     if "future_dates" in quirks:
         index = int(rng.integers(len(texts)))
-        future = report.as_of.replace(year=report.as_of.year + int(rng.integers(1, 3)))
+        future = shift_years(report.as_of, int(rng.integers(1, 3)))
         texts[index].date = format_date(future, style)
     if "unmapped_codes" in quirks:
         index = int(rng.integers(len(texts)))

@@ -53,9 +53,9 @@ _LOOKBACK_DAYS = 5 * 365
 class EvidencePair:
     """One applicant's MIB and Rx reports with the outcome label.
 
-    `latent_risk` is the probability the label was drawn from; `conditions`, `edge_cases` and
-    the two shapes describe how the pair was generated and are meant for tests and analysis,
-    never as model inputs.
+    `latent_risk` is the probability that the label was drawn from. `conditions`, `edge_cases`
+    and the two shapes describe how the pair was generated. They are meant for tests and
+    analysis, never as model inputs.
     """
 
     policy_number: str
@@ -112,7 +112,7 @@ def _eligibility(
 
 
 def _vendor_score(rng: np.random.Generator, state: HealthState, fills: Sequence[Fill]) -> int:
-    """Score 1-99 in the spirit of a vendor Rx mortality score: it sees only treated conditions."""
+    """Return a score 1-99 like a vendor Rx mortality score, from treated conditions only."""
     visible = {fill.condition for fill in fills} - {"acute"}
     signal = sum(
         CONDITION_BY_NAME[name].outcome_weight * state.conditions.get(name, 1.0) for name in visible
@@ -233,7 +233,7 @@ def iter_pairs(
     edge_rate: float = DEFAULT_EDGE_RATE,
     as_of: date | None = None,
 ) -> Iterator[EvidencePair]:
-    """Yield `n` pairs lazily; pair i depends only on (seed, i), not on `n`.
+    """Yield `n` pairs lazily. Pair i depends only on (seed, i), not on `n`.
 
     Policy numbers are `SYN-<seed>-<index>`, unique within a seed.
     """

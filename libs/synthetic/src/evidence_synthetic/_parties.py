@@ -122,7 +122,7 @@ class Pharmacy:
 
 
 def pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
-    """Pick one option uniformly; faster than `rng.choice` on a tuple of strings."""
+    """Pick one option uniformly, faster than `rng.choice` on a tuple of strings."""
     return options[int(rng.integers(len(options)))]
 
 

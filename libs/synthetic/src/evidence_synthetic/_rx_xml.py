@@ -15,7 +15,7 @@ import numpy as np
 
 from evidence_synthetic._encoding import encode_document
 from evidence_synthetic._fills import Fill
-from evidence_synthetic._xmltext import cdata, escape, format_date
+from evidence_synthetic._xmltext import cdata, escape, format_date, shift_years
 
 __all__ = ["RX_QUIRKS", "RX_SHAPES", "RxReport", "make_ndc", "render_rx"]
 
@@ -43,7 +43,7 @@ _ALTERNATE_DATE_STYLES = ("ccyymmdd", "us", "dd-mon-yy", "iso-datetime-z", "iso-
 
 @dataclass(frozen=True, slots=True)
 class RxReport:
-    """Report-level content of an Rx reply; `fills` empty with `hit` False is a no-hit reply."""
+    """Report-level content of an Rx reply. No fills with `hit` False is a no-hit reply."""
 
     as_of: date
     order_reference: str
@@ -85,7 +85,7 @@ def _number(value: float) -> str:
 
 @dataclass(slots=True)
 class _FillText:
-    """Per-fill text after quirks; None omits the element."""
+    """Per-fill text after quirks. A value of None omits the element."""
 
     fill_date: str | None
     written_date: str | None
@@ -128,11 +128,7 @@ def _fill_texts(rng: np.random.Generator, report: RxReport, style: str) -> list[
     if "future_dates" in quirks:
         index = chosen(1)[0]
         fill_date = report.fills[index].fill_date
-        future = (
-            report.as_of.replace(year=report.as_of.year + 1)
-            if rng.random() < 0.5
-            else fill_date.replace(year=fill_date.year + 100)
-        )
+        future = shift_years(report.as_of, 1) if rng.random() < 0.5 else shift_years(fill_date, 100)
         texts[index].fill_date = format_date(future, style)
     if "numeric_oddities" in quirks:
         for index in chosen(int(rng.integers(1, 4))):

@@ -1,7 +1,7 @@
 """The curated sample evidence under `data/samples/`: six applicants and three smoke inputs.
 
-Each sample is written out by hand (drugs, dates, prescribers, MIB records) so that its README
-description stays exact; only NDC styles, NPIs and ids come from a fixed seed.
+Each sample is written out by hand (drugs, dates, prescribers, MIB records), so that its README
+description stays exact. Only NDC styles, NPIs and ids come from a fixed seed.
 """
 
 from __future__ import annotations

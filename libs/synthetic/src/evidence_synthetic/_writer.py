@@ -14,7 +14,7 @@ LABELS_HEADER = ("policy_number", "label", "as_of")
 
 
 def write_pairs(pairs: Iterable[EvidencePair], directory: str | Path) -> int:
-    """Write each pair's documents and one `labels.csv` row per pair; return the pair count.
+    """Write each pair's documents and one `labels.csv` row per pair, and return the pair count.
 
     The CSV columns are `policy_number,label,as_of` with the as-of date in ISO form. Pairs are
     consumed lazily, so a generator of any length needs memory for one pair at a time.

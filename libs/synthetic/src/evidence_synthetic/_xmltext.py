@@ -13,6 +13,7 @@ __all__ = [
     "escape",
     "format_date",
     "format_legacy_date",
+    "shift_years",
 ]
 
 # Two-letter months of the legacy fixed-format MIB reply (DDMMYY with a letter month, e.g. 20AG21).
@@ -35,8 +36,16 @@ _MONTH_ABBREVIATIONS = (
 
 @lru_cache(maxsize=16_384)
 def escape(text: str) -> str:
-    """Escape `&`, `<` and `>` for element text; cached because most texts repeat (drug names)."""
+    """Escape `&`, `<` and `>` for element text, cached because most texts (drug names) repeat."""
     return saxutils.escape(text)
+
+
+def shift_years(day: date, years: int) -> date:
+    """Move a date by whole years. 29 February becomes 28 February in a common year."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
 
 
 def element(name: str, text: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no type hints
+from tqdm import tqdm
 
 from evidence_synthetic._pairs import DEFAULT_EDGE_RATE, iter_pairs
 from evidence_synthetic._samples import write_samples

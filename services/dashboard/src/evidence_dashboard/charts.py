@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import altair as alt
 import pandas as pd
 
@@ -19,19 +22,38 @@ __all__ = [
     "warnings_chart",
 ]
 
-_TIME = alt.X("bucket_start:T", title="Time (UTC)", axis=alt.Axis(format="%H:%M"))
 _LEVEL_COLOURS = alt.Scale(
     domain=["LOW", "MEDIUM", "HIGH"], range=["#4c9a2a", "#f2a541", "#c8553d"]
 )
 
 
-def throughput_chart(per_minute: pd.DataFrame) -> alt.Chart:
+def _time_x(bucket: timedelta) -> dict[str, Any]:
+    """Return x and x2 encodings that draw each bucket as a bar as wide as the bucket."""
+    minutes = max(1, int(bucket.total_seconds() // 60))
+    interval, step = ("hour", minutes // 60) if minutes % 60 == 0 else ("minute", minutes)
+    axis = alt.Axis(format="%H:%M", tickCount={"interval": interval, "step": step})
+    return {
+        "x": alt.X("bucket_start:T", title="Time (UTC)", axis=axis),
+        "x2": alt.X2("bucket_end:T"),
+    }
+
+
+def _with_bucket_end(chart: alt.Chart, bucket: timedelta) -> alt.Chart:
+    milliseconds = int(bucket.total_seconds() * 1000)
+    # Leave a one-second gap between neighbouring bars.
+    result: alt.Chart = chart.transform_calculate(
+        bucket_end=f"time(datum.bucket_start) + {max(milliseconds - 1000, 1000)}"
+    )
+    return result
+
+
+def throughput_chart(per_minute: pd.DataFrame, bucket: timedelta) -> alt.Chart:
     """Stacked bars of predictions per minute, coloured by source."""
     chart: alt.Chart = (
-        alt.Chart(per_minute)
+        _with_bucket_end(alt.Chart(per_minute), bucket)
         .mark_bar()
         .encode(
-            x=_TIME,
+            **_time_x(bucket),
             y=alt.Y("per_minute:Q", title="Predictions per minute", stack="zero"),
             color=alt.Color("source:N", title="Source"),
             tooltip=["bucket_start:T", "source:N", "predictions:Q", "per_minute:Q"],
@@ -59,13 +81,13 @@ def latency_chart(traffic: pd.DataFrame) -> alt.Chart:
     return chart
 
 
-def serving_share_chart(share: pd.DataFrame) -> alt.Chart:
+def serving_share_chart(share: pd.DataFrame, bucket: timedelta) -> alt.Chart:
     """Stacked bars of the registry-model and fallback shares per time bucket."""
     chart: alt.Chart = (
-        alt.Chart(share)
+        _with_bucket_end(alt.Chart(share), bucket)
         .mark_bar()
         .encode(
-            x=_TIME,
+            **_time_x(bucket),
             y=alt.Y("share:Q", title="Share of predictions", axis=alt.Axis(format="%")),
             color=alt.Color(
                 "served_by:N",
@@ -131,7 +153,7 @@ def psi_chart(drift: pd.DataFrame, *, top: int) -> alt.LayerChart:
         alt.Chart(worst)
         .mark_bar()
         .encode(
-            y=alt.Y("feature:N", sort="-x", title=None),
+            y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
             x=alt.X("psi:Q", title="Population stability index"),
             color=alt.Color(
                 "status:N",
@@ -170,13 +192,13 @@ def feature_distribution_chart(comparison: pd.DataFrame, feature: str) -> alt.Ch
     return chart
 
 
-def warnings_chart(counts: pd.DataFrame) -> alt.Chart:
+def warnings_chart(counts: pd.DataFrame, bucket: timedelta) -> alt.Chart:
     """Stacked bars of predictions with each feature-warning kind per time bucket."""
     chart: alt.Chart = (
-        alt.Chart(counts)
+        _with_bucket_end(alt.Chart(counts), bucket)
         .mark_bar()
         .encode(
-            x=_TIME,
+            **_time_x(bucket),
             y=alt.Y("predictions:Q", title="Predictions with warning"),
             color=alt.Color("kind:N", title="Warning"),
             tooltip=["bucket_start:T", "kind:N", "predictions:Q"],

@@ -13,7 +13,7 @@ __all__ = ["Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
-    """Where the dashboard reads its data and where it serves the page."""
+    """Data sources, gateway address and server address of the dashboard."""
 
     model_config = SettingsConfigDict(env_prefix="DASHBOARD_", extra="ignore")
 
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     max_rows: int = Field(
         default=200_000,
         ge=100,
-        description="Most recent rows one panel query reads; the panel says when it hit the cap.",
+        description="Max rows one panel query reads, newest first. The panel notes a cut.",
     )
     database: str | None = Field(
         default=None,

@@ -62,10 +62,10 @@ class FeatureBins:
 def bin_fractions(values: Sequence[float] | FloatArray, edges: Sequence[float]) -> FloatArray:
     """Return the fraction of ``values`` in each bin given by ``edges``.
 
-    Bins follow ``numpy.histogram``: each is ``[left, right)`` except the last, which also holds
-    its right edge. Values below the first edge count in the first bin and values above the last
-    edge in the last bin, because recent data may leave the training range. NaN values are
-    dropped. An empty input returns all zeros.
+    Bins follow ``numpy.histogram``: each is ``[left, right)`` except the last, which also
+    includes its right edge. Values below the first edge count in the first bin and values above
+    the last edge in the last bin, because recent data may leave the training range. NaN values
+    are dropped. An empty input returns all zeros.
     """
     data = np.asarray(values, dtype=np.float64)
     data = data[~np.isnan(data)]

@@ -24,7 +24,7 @@ PREDICT_PATH = "/v1/predict"
 
 @dataclass(frozen=True, slots=True)
 class GatewayReadiness:
-    """What ``GET /health/ready`` returned, or why it could not be reached."""
+    """Result of ``GET /health/ready``, or the reason it could not be reached."""
 
     reachable: bool
     status: str | None = None
@@ -36,7 +36,7 @@ class GatewayReadiness:
 
 @dataclass(frozen=True, slots=True)
 class PredictionOutcome:
-    """The gateway's JSON answer to one test prediction, or the error that prevented it."""
+    """JSON response of the gateway to one test prediction, or the error that prevented it."""
 
     ok: bool
     http_status: int | None
@@ -100,7 +100,7 @@ def submit_prediction(
     rx_xml: str | None,
     timeout: float,
 ) -> PredictionOutcome:
-    """Post one evidence pair to ``POST {base_url}/v1/predict`` and return the JSON answer."""
+    """Post one evidence pair to ``POST {base_url}/v1/predict`` and return the JSON response."""
     url = base_url.rstrip("/") + PREDICT_PATH
     payload = {"policy_number": policy_number, "mib_xml": mib_xml, "rx_xml": rx_xml}
     try:

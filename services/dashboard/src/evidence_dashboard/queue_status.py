@@ -1,8 +1,8 @@
 """Queue depth, oldest record age and dead letters, read from the gateway's queue file.
 
-The queue is a SQLite file written by the gateway and drained by the persistence worker
-(tables ``queue_items``, ``queue_depth`` and ``dead_letters``; ``enqueued_at`` and ``failed_at``
-are Unix times in seconds). The dashboard opens it read-only and imports nothing from the
+The queue is a SQLite file that the gateway writes and the persistence worker drains. Its tables
+are ``queue_items``, ``queue_depth`` and ``dead_letters``, and ``enqueued_at`` and ``failed_at``
+are Unix times in seconds. The dashboard opens it read-only and imports nothing from the
 persistence package.
 """
 

@@ -219,14 +219,18 @@ class PredictionQueue:
         return int(row[0])
 
     def check_writable(self) -> None:
-        """Take and release the write lock once, for readiness probes.
+        """Commit one write to the queue file, for readiness probes; the depth stays the same.
 
         Raises:
             QueueUnavailableError: The file cannot be opened or written.
         """
 
         def probe(connection: sqlite3.Connection) -> None:
-            connection.execute("UPDATE queue_depth SET depth = depth WHERE id = 1")
+            # SQLite skips writing a row whose new content equals the old one, so a no-op
+            # UPDATE commits without touching the file and passes on a full disk. Changing
+            # the row and changing it back dirties the page, so the commit must write it.
+            connection.execute("UPDATE queue_depth SET depth = depth + 1 WHERE id = 1")
+            connection.execute("UPDATE queue_depth SET depth = depth - 1 WHERE id = 1")
 
         self.file.write(probe)
 

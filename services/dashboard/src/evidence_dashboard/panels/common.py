@@ -11,7 +11,7 @@ __all__ = ["no_rows_message", "show_truncation"]
 
 
 def no_rows_message(window: TimeWindow) -> str:
-    """Say that the window holds no predictions and what to do about it."""
+    """Return the message that the window contains no predictions, and what to do about it."""
     if window.span is None:
         return (
             "No predictions stored yet. Score evidence through the gateway (POST /v1/predict or "

@@ -53,11 +53,13 @@ def _render_psi(runtime: Runtime, window: metrics.TimeWindow, since: datetime | 
     except DashboardError as exc:
         st.error(str(exc))
         return
+
     recent = result.frame
     if recent.empty:
         st.info(no_rows_message(window))
         return
     show_truncation(result, runtime.settings.max_rows)
+
     drift = compute_feature_drift(recent, summary.bins)
     st.caption(
         f"PSI of the latest features of {len(recent):,} policies updated in the window against "
@@ -69,6 +71,7 @@ def _render_psi(runtime: Runtime, window: metrics.TimeWindow, since: datetime | 
             f"Only {len(recent)} policies in the window; PSI from fewer than "
             f"{_MIN_ROWS_FOR_PSI} rows is noisy. Pick a longer window for a steadier reading."
         )
+
     shifted = int((drift["status"] != "stable").sum())
     st.metric("Features with moderate or significant shift", f"{shifted} of {len(drift)}")
     top = st.slider("Features plotted", min_value=5, max_value=40, value=15, key="drift_top")
@@ -95,4 +98,4 @@ def _render_warnings(runtime: Runtime, window: metrics.TimeWindow, since: dateti
     if counts.empty:
         st.info("No prediction in the window carried a feature warning.")
         return
-    st.altair_chart(charts.warnings_chart(counts))
+    st.altair_chart(charts.warnings_chart(counts, window.bucket))

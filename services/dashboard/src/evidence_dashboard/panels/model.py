@@ -39,7 +39,7 @@ def render_model(runtime: Runtime, window: metrics.TimeWindow, since: datetime |
     with share_column:
         st.markdown(f"**Registry model vs fallback** ({window.bucket_label} buckets)")
         share = metrics.serving_share_over_time(usage, window.bucket)
-        st.altair_chart(charts.serving_share_chart(share))
+        st.altair_chart(charts.serving_share_chart(share, window.bucket))
         st.markdown("**Model versions in use**")
         st.dataframe(metrics.version_counts(usage), hide_index=True)
     with score_column:

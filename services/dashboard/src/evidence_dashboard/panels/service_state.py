@@ -41,7 +41,7 @@ def render_service_state(runtime: Runtime, stored: int | None) -> None:
     except DashboardError as exc:
         queue, queue_error = None, str(exc)
 
-    gateway, circuit, depth, oldest, dead, stored_column = st.columns(6)
+    gateway, circuit, depth, oldest, dead, stored_column = st.columns([1.4, 1.4, 1, 1, 1, 1.2])
     gateway.metric("Gateway", _gateway_label(readiness))
     circuit.metric("Model circuit", readiness.circuit_state or "n/a")
     depth.metric("Queue depth", "n/a" if queue is None else f"{queue.depth:,}")

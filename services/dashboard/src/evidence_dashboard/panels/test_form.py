@@ -18,7 +18,7 @@ SAMPLE_RX_XML = (
 
 
 def render_test_form(runtime: Runtime) -> None:
-    """Render the form; on submit, score the pair and show the answer."""
+    """Render the form, and on submit score the pair and show the gateway's response."""
     st.subheader("Test prediction")
     st.caption(
         f"Sends the pair to {runtime.services.location}. The gateway stores the prediction like "

@@ -31,7 +31,7 @@ def render_traffic(runtime: Runtime, window: metrics.TimeWindow, since: datetime
     with throughput:
         st.markdown(f"**Predictions per minute** ({window.bucket_label} buckets)")
         per_minute = metrics.predictions_per_minute(result.frame, window.bucket)
-        st.altair_chart(charts.throughput_chart(per_minute))
+        st.altair_chart(charts.throughput_chart(per_minute, window.bucket))
     with latency:
         st.markdown("**Inference time percentiles (ms)**")
         percentiles = metrics.latency_percentiles(result.frame)

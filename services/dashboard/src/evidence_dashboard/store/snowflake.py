@@ -144,7 +144,7 @@ class SnowflakeServices:
     """Gateway state from ``SHOW SERVICE CONTAINERS`` and test predictions through SQL.
 
     The queue file lives on the gateway service's block volume, so its depth is not visible
-    from Streamlit in Snowflake; ``queue_status`` returns None and the panel says so.
+    from Streamlit in Snowflake; ``queue_status`` returns None and the panel shows that.
     """
 
     def __init__(self, session: Any, settings: Settings) -> None:

@@ -73,8 +73,8 @@ class SqliteStore:
             if not self._has_table(connection, table):
                 return QueryResult(pd.DataFrame(columns=list(columns)), truncated=False)
             # NOTE: julianday() parses ISO 8601 text with 'T' or ' ' and an offset or 'Z', so the
-            # comparison holds whatever ISO form the sink wrote; column and table names come from
-            # the schema module, never from user input.
+            # comparison works for any ISO form the sink writes. Column and table names come
+            # from the schema module, never from user input.
             where = "" if since is None else f"WHERE julianday({time_column}) >= julianday(?)"
             sql = (
                 f"SELECT {', '.join(columns)} FROM {table} {where} "  # noqa: S608
