@@ -9,6 +9,7 @@ and writes their figures as JSON under ``--bench-out`` for ``scripts/bench_repor
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,13 @@ def bench_mode(request: pytest.FixtureRequest) -> BenchMode:
     return mode
 
 
+def _without_samples(value: Any) -> Any:
+    """Return ``value`` without the raw ``samples_ms`` lists, for printing."""
+    if isinstance(value, dict):
+        return {k: _without_samples(v) for k, v in value.items() if k != "samples_ms"}
+    return value
+
+
 @pytest.fixture(scope="session")
 def record_result(request: pytest.FixtureRequest) -> Callable[[str, dict[str, Any]], None]:
     """Return a function that writes one named result as JSON; it writes only in full mode.
@@ -69,7 +77,8 @@ def record_result(request: pytest.FixtureRequest) -> Callable[[str, dict[str, An
     full = request.config.getoption("--bench-mode") == "full"
 
     def record(name: str, data: dict[str, Any]) -> None:
-        print(f"\n{name}: {json.dumps(data, indent=None)[:2000]}")
+        data = {**data, "load_average_1m": round(os.getloadavg()[0], 2)}
+        print(f"\n{name}: {json.dumps(_without_samples(data))}")
         if not full:
             return
         out.mkdir(parents=True, exist_ok=True)

@@ -62,10 +62,14 @@ def _paired(floor: Callable[[], object], subject: Callable[[], object], rounds: 
 def _pair_result(floor_name: str, floor: list[float], name: str, subject: list[float]) -> Any:
     floor_stats, subject_stats = percentiles_ms(floor), percentiles_ms(subject)
     return {
-        "floor": {"name": floor_name, **floor_stats},
-        "subject": {"name": name, **subject_stats},
+        "floor": {"name": floor_name, **floor_stats, "samples_ms": _rounded_ms(floor)},
+        "subject": {"name": name, **subject_stats, "samples_ms": _rounded_ms(subject)},
         "p50_ratio": round(subject_stats["p50_ms"] / floor_stats["p50_ms"], 2),
     }
+
+
+def _rounded_ms(seconds: list[float]) -> list[float]:
+    return [round(value * 1000, 4) for value in seconds]
 
 
 def _record(index: int) -> PredictionRecord:

@@ -229,9 +229,12 @@ class PipedProcess:
         self._process.send_signal(signum)
 
     def wait(self, timeout: float) -> int:
-        """Wait for the exit and return the exit status."""
+        """Wait for the exit and for its output to be copied; return the exit status."""
         assert self._process is not None
-        return self._process.wait(timeout=timeout)
+        status = self._process.wait(timeout=timeout)
+        if self._pump is not None:
+            self._pump.join(timeout=5.0)
+        return status
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds; wait for the output to be copied."""
@@ -245,6 +248,8 @@ class PipedProcess:
                 process.wait()
         if self._pump is not None:
             self._pump.join(timeout=5.0)
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
 
 
 def gateway_env(

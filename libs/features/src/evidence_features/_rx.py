@@ -9,7 +9,8 @@ NCPDP SCRIPT medication-history names (`MedicationDispensed`, `LastFillDate` wit
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 
 from lxml import etree
 
@@ -168,6 +169,11 @@ def _ndc_key(text: str) -> str | None:
     return "NDC:" + digits if digits.strip("0") else None
 
 
+# Builds an RxFill from a tuple of its values in C; the NamedTuple constructor is a Python
+# function, and _read_fill runs once per fill.
+_new_fill: Callable[[tuple[object, ...]], RxFill] = partial(tuple.__new__, RxFill)  # type: ignore[assignment]
+
+
 @lru_cache(maxsize=8192)
 def _normalised_key(text: str) -> str | None:
     return " ".join(text.upper().split()) or None
@@ -187,18 +193,21 @@ def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) 
     specialty = get("specialty")
     # collect_fields returns stripped, non-empty texts, so the date skips parse_date's checks.
     date_text = get("date")
-    # Positional arguments in field order: RxFill is a NamedTuple and this runs once per fill.
-    return RxFill(
-        drug,
-        drug_key,
-        parse_date_text(date_text) if date_text is not None else None,
-        _cached_number(get("quantity")),
-        _cached_number(get("days")),
-        strength,
-        _normalised_key(prescriber) if prescriber else None,
-        _normalised_key(pharmacy) if pharmacy else None,
-        _normalised_key(specialty) if specialty else None,
+    # Values in RxFill field order.
+    return _new_fill(
+        (
+            drug,
+            drug_key,
+            parse_date_text(date_text) if date_text is not None else None,
+            _cached_number(get("quantity")),
+            _cached_number(get("days")),
+            strength,
+            _normalised_key(prescriber) if prescriber else None,
+            _normalised_key(pharmacy) if pharmacy else None,
+            _normalised_key(specialty) if specialty else None,
+        )
     )
+
 
 
 @lru_cache(maxsize=4096)

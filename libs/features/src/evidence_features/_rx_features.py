@@ -6,7 +6,6 @@ features sort once and sweep, so a report with n fills costs O(n log n).
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -153,28 +152,46 @@ def _has_multiple_provider_episode(events: list[tuple[int, str | None, str | Non
     distinct_pharmacies = {pharmacy for _, _, pharmacy in events if pharmacy}
     if len(distinct_prescribers) < _MPE_MINIMUM or len(distinct_pharmacies) < _MPE_MINIMUM:
         return False
-    prescribers: Counter[str] = Counter()
-    pharmacies: Counter[str] = Counter()
+    # Plain dicts rather than Counter: Counter's __delitem__ runs in Python.
+    prescribers: dict[str, int] = {}
+    pharmacies: dict[str, int] = {}
     left = 0
     for day, prescriber, pharmacy in events:
         if prescriber:
-            prescribers[prescriber] += 1
+            prescribers[prescriber] = prescribers.get(prescriber, 0) + 1
         if pharmacy:
-            pharmacies[pharmacy] += 1
+            pharmacies[pharmacy] = pharmacies.get(pharmacy, 0) + 1
         while day - events[left][0] >= _MPE_WINDOW_DAYS:
             _, old_prescriber, old_pharmacy = events[left]
             if old_prescriber:
-                prescribers[old_prescriber] -= 1
-                if not prescribers[old_prescriber]:
+                remaining = prescribers[old_prescriber] - 1
+                if remaining:
+                    prescribers[old_prescriber] = remaining
+                else:
                     del prescribers[old_prescriber]
             if old_pharmacy:
-                pharmacies[old_pharmacy] -= 1
-                if not pharmacies[old_pharmacy]:
+                remaining = pharmacies[old_pharmacy] - 1
+                if remaining:
+                    pharmacies[old_pharmacy] = remaining
+                else:
                     del pharmacies[old_pharmacy]
             left += 1
         if len(prescribers) >= _MPE_MINIMUM and len(pharmacies) >= _MPE_MINIMUM:
             return True
     return False
+
+
+def _last_supply(fills: list[tuple[int, float]]) -> float:
+    # The largest supply among the fills on the last day; `fills` is sorted by day, so those
+    # fills sit at the end and a backward scan stops at the first earlier day.
+    last_day, supply = fills[-1]
+    for index in range(len(fills) - 2, -1, -1):
+        day, other = fills[index]
+        if day != last_day:
+            break
+        if other > supply:
+            supply = other
+    return supply
 
 
 def _proportion_days_covered(fills: list[tuple[int, float]], as_of: int) -> float | None:
@@ -183,7 +200,7 @@ def _proportion_days_covered(fills: list[tuple[int, float]], as_of: int) -> floa
     # counted in one sweep because the fills are sorted by start day.
     first = fills[0][0]
     last_day = fills[-1][0]
-    last_supply = max(supply for day, supply in fills if day == last_day)
+    last_supply = _last_supply(fills)
     end = min(as_of, last_day + round(last_supply))
     if end <= first:
         return None
@@ -342,7 +359,7 @@ def _fill_drug_features(
     ratios: list[float] = []
     for key, drug_fills in by_drug.items():
         last_day = drug_fills[-1][0]
-        last_supply = max(supply for day, supply in drug_fills if day == last_day)
+        last_supply = _last_supply(drug_fills)
         if last_day + _ACTIVE_SUPPLY_FACTOR * last_supply >= as_of:
             active += 1
         if key in chronic:

@@ -54,7 +54,7 @@ class Providers:
         self._prescribers: dict[str, Prescriber] = {}
         self.usual_pharmacy = make_pharmacy(rng, latin1=latin1)
         self.second_pharmacy = make_pharmacy(rng)
-        self.mail_pharmacy = make_pharmacy(rng)
+        self.mail_pharmacy = make_pharmacy(rng, mail_order=True)
 
     def prescriber(self, specialty: str) -> Prescriber:
         """Return the applicant's prescriber of that specialty, creating one on first use."""

@@ -69,7 +69,6 @@ _PHARMACY_NAMES = (
     "MAIN STREET PHARMACY",
     "RIVERSIDE APOTHECARY",
     "SYNTHMART PHARMACY",
-    "NORTHGATE MAIL ORDER RX",
     "HILLTOP CHEMISTS",
     "VALLEY CARE PHARMACY",
     "PLACEHOLDER RX",
@@ -79,6 +78,7 @@ _PHARMACY_NAMES = (
     "TEST DRIVE-THRU RX",
 )
 LATIN1_PHARMACY_NAMES = ("FARMACIA LA ESPAÑOLA", "PHARMACIE DU CÔTÉ")
+_MAIL_ORDER_NAMES = ("NORTHGATE MAIL ORDER RX", "EXAMPLE HOME DELIVERY PHARMACY")
 
 # Invented three-character member-company symbols, the same shape as the legacy `Csy` field.
 CARRIER_CODES = (
@@ -160,9 +160,14 @@ def make_prescriber(rng: np.random.Generator, specialty: str) -> Prescriber:
     return Prescriber(npi=make_npi(rng), first_name=first, last_name=last, specialty=specialty)
 
 
-def make_pharmacy(rng: np.random.Generator, *, latin1: bool = False) -> Pharmacy:
-    """Create a pharmacy with a store number, so chains yield distinct pharmacies."""
-    base = pick(rng, LATIN1_PHARMACY_NAMES if latin1 else _PHARMACY_NAMES)
+def make_pharmacy(
+    rng: np.random.Generator, *, latin1: bool = False, mail_order: bool = False
+) -> Pharmacy:
+    """Create a retail or mail-order pharmacy with a store number, so chains stay distinct."""
+    if mail_order:
+        base = pick(rng, _MAIL_ORDER_NAMES)
+    else:
+        base = pick(rng, LATIN1_PHARMACY_NAMES if latin1 else _PHARMACY_NAMES)
     store = int(rng.integers(1, 9999))
     ncpdp = f"{int(rng.integers(0, 10_000_000)):07d}"
     return Pharmacy(ncpdp_id=ncpdp, npi=make_npi(rng), name=f"{base} #{store:04d}")

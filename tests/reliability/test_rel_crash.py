@@ -1,0 +1,176 @@
+"""Crashes and outages under concurrent traffic, with an exact count of persisted predictions.
+
+One scenario on real processes (model server, gateway, persistence worker):
+
+1. four clients score applicants continuously;
+2. the SQLite store is locked for longer than the worker's busy timeout (a sink outage);
+3. the worker is killed with SIGKILL in the middle of its work and started again;
+4. the gateway is killed with SIGKILL while requests are in flight.
+
+Afterwards every acknowledged prediction (HTTP 200 with a prediction_id) is in the store exactly
+once. Rows for requests that never got an answer may exist too, at most one per client that was
+waiting when the gateway died.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from evidence_persistence import PredictionQueue
+from reliability_kit import (
+    CANARY_MIB,
+    CANARY_RX,
+    PipedProcess,
+    assert_logs_clean,
+    start_piped_gateway,
+    start_piped_worker,
+)
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 4
+FAST_WORKER = {
+    "PERSISTENCE_BATCH_SIZE": "20",
+    "PERSISTENCE_LEASE_SECONDS": "1",
+    "PERSISTENCE_POLL_INTERVAL_SECONDS": "0.02",
+    "PERSISTENCE_RETRY_BACKOFF_MAX_SECONDS": "0.5",
+}
+# Longer than the SQLite sink's 5 s busy timeout, so the worker sees a real write failure.
+SINK_OUTAGE_SECONDS = 6.0
+
+
+class Traffic:
+    """Clients that post /v1/predict in a loop and record what was acknowledged."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.acknowledged: dict[str, str] = {}
+        self.unanswered = 0
+        self.other_statuses: list[int] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(client,)) for client in range(CLIENTS)
+        ]
+
+    def start(self) -> None:
+        """Start every client."""
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop the clients and wait for them."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30.0)
+
+    def count(self) -> int:
+        """Acknowledged predictions so far."""
+        with self._lock:
+            return len(self.acknowledged)
+
+    def _run(self, client: int) -> None:
+        sequence = 0
+        with httpx.Client(base_url=self.url, timeout=20.0) as http:
+            while not self._stop.is_set():
+                sequence += 1
+                policy = f"K-{client}-{sequence}"
+                body = {"policy_number": policy, "mib_xml": CANARY_MIB, "rx_xml": CANARY_RX}
+                try:
+                    response = http.post("/v1/predict", json=body)
+                except httpx.HTTPError:
+                    with self._lock:
+                        self.unanswered += 1
+                    time.sleep(0.05)
+                    continue
+                with self._lock:
+                    if response.status_code == 200:
+                        self.acknowledged[response.json()["prediction_id"]] = policy
+                    else:
+                        self.other_statuses.append(response.status_code)
+
+
+def _wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _stored(store: Path) -> list[str]:
+    connection = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True, timeout=10.0)
+    try:
+        rows = connection.execute(
+            "SELECT PREDICTION_ID FROM ML_MODELS__MODEL_PREDICTIONS WHERE POLICY_NUMBER LIKE 'K-%'"
+        ).fetchall()
+    finally:
+        connection.close()
+    return [row[0] for row in rows]
+
+
+def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
+    tmp_path: Path, model_server: str, empty_artifact_dir: Path
+) -> None:
+    """Sink outage, worker SIGKILL and gateway SIGKILL under traffic: acked == stored."""
+    gateway, url = start_piped_gateway(
+        tmp_path, model_server, empty_artifact_dir, MODEL_CLIENT_DEADLINE_MS="3000"
+    )
+    workers: list[PipedProcess] = [start_piped_worker(tmp_path, **FAST_WORKER)]
+    store = tmp_path / "store.sqlite3"
+    traffic = Traffic(url)
+    try:
+        traffic.start()
+        _wait_for(lambda: traffic.count() >= 20 and store.is_file(), 60.0, "first predictions")
+        _wait_for(lambda: len(_stored(store)) > 0, 30.0, "first stored rows")
+
+        # Sink outage: another connection holds the store's write lock.
+        holder = sqlite3.connect(store, isolation_level=None, timeout=10.0)
+        holder.execute("BEGIN EXCLUSIVE")
+        acked_before_outage = traffic.count()
+        time.sleep(SINK_OUTAGE_SECONDS)
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert traffic.count() > acked_before_outage, "the gateway stopped during the outage"
+
+        # Worker crash in the middle of draining, then a fresh worker.
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(timeout=10.0)
+        time.sleep(0.5)
+        workers.append(start_piped_worker(tmp_path, **FAST_WORKER))
+        _wait_for(lambda: traffic.count() >= acked_before_outage + 60, 60.0, "more traffic")
+
+        # Gateway crash with requests in flight.
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait(timeout=10.0)
+    finally:
+        traffic.stop()
+        gateway.stop()
+
+    try:
+        queue = PredictionQueue(tmp_path / "queue.sqlite3")
+        _wait_for(lambda: queue.depth() == 0, 60.0, "the worker to drain the queue")
+        dead_letters = queue.dead_letter_count()
+        queue.close()
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    stored = _stored(store)
+    acknowledged = set(traffic.acknowledged)
+    print(  # noqa: T201 - the figures go to the report
+        f"acknowledged={len(acknowledged)} stored={len(stored)} "
+        f"unanswered={traffic.unanswered} other={traffic.other_statuses}"
+    )
+    assert 0 == dead_letters
+    assert [] == traffic.other_statuses
+    assert len(stored) == len(set(stored)), "a prediction was stored twice"
+    assert set() == acknowledged - set(stored), "an acknowledged prediction was lost"
+    assert len(set(stored) - acknowledged) <= CLIENTS
+    assert_logs_clean(list(tmp_path.glob("*.log")))
