@@ -29,13 +29,16 @@ _HEADER = """\
 -- declarations of evidence_persistence (feature spec {version}, hash {spec_hash}); do not edit.
 --
 -- FEATURE_STORE.ONLINE_FEATURES  latest feature vector per policy (PK POLICY_NUMBER)
--- ML_MODELS.MODEL_PREDICTIONS    one row per prediction (PK PREDICTION_ID), indexed by policy
---                                and creation time
+-- ML_MODELS.MODEL_PREDICTIONS    one row per prediction (PK PREDICTION_ID) with its feature
+--                                vector in FEATURES (VARIANT object, not indexed), indexed by
+--                                policy and creation time
 -- FEATURE_STORE.RAW_EVIDENCE     raw XML, written only when store_raw_evidence is true
 --
 -- CREATE ... IF NOT EXISTS never alters an existing table: after a feature spec change, create
--- the new tables under a new database or migrate them (docs/deploy.md). Creating a hybrid table
--- needs a running warehouse.
+-- the new tables under a new database or migrate them (docs/deploy.md). A MODEL_PREDICTIONS
+-- table created before it had FEATURES needs
+--   ALTER TABLE ML_MODELS.MODEL_PREDICTIONS ADD COLUMN IF NOT EXISTS FEATURES VARIANT;
+-- Creating a hybrid table needs a running warehouse.
 USE ROLE <% ctx.env.admin_role %>;
 USE WAREHOUSE <% ctx.env.warehouse_name %>;
 """

@@ -36,6 +36,29 @@ def median_seconds(function: Callable[[], object], rounds: int = 400) -> float:
     return samples[len(samples) // 2]
 
 
+def parse_and_pull(mib: bytes, rx: bytes, parser: etree.XMLParser) -> tuple[object, object]:
+    """Parse both documents and pull every record's fields as raw text, with no other work.
+
+    This is the least any extractor built on lxml element proxies does: one dict of child tag
+    to text per Rx fill, and per ACORD FormInstance one dict of descendant tag to text.
+    """
+    mib_root = etree.fromstring(mib, parser)
+    rx_root = etree.fromstring(rx, parser)
+    fills = [{child.tag: child.text for child in fill} for fill in rx_root.iter("{*}DrugFill")]
+    records = [
+        {element.tag: element.text for element in form.iter()}
+        for form in mib_root.iter("{*}FormInstance")
+    ]
+    return fills, records
+
+
+# Regression gate on extract p50 / raw parse p50. After the optimisation recorded in
+# docs/benchmarks.md the ratio measured 5.0-5.9 on a loaded 2-core VM; the gate is about
+# 1.5x that, so a real regression fails while load noise does not.
+MAX_RATIO_TO_RAW_PARSE = 8.5
+TARGET_RATIO_TO_RAW_PARSE = 2.0
+
+
 def test_bench_typical_pair(benchmark, typical_pair: tuple[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
     """Extracting a typical pair stays within a fixed multiple of parsing it with lxml."""
     mib, rx = typical_pair
@@ -47,28 +70,30 @@ def test_bench_typical_pair(benchmark, typical_pair: tuple[bytes, bytes]) -> Non
     hardened_parse = median_seconds(
         lambda: (parse_document(mib, "MIB", limits), parse_document(rx, "RX", limits))
     )
+    parse_pull = median_seconds(lambda: parse_and_pull(mib, rx, parser))
     extract = median_seconds(lambda: extract_features(mib, rx))
     benchmark.extra_info.update(
         raw_parse_us=raw_parse * 1e6,
         hardened_parse_us=hardened_parse * 1e6,
+        parse_and_pull_us=parse_pull * 1e6,
         extract_p50_us=extract * 1e6,
         ratio_to_raw_parse=extract / raw_parse,
+        ratio_to_parse_and_pull=extract / parse_pull,
     )
     benchmark(extract_features, mib, rx)
     print(
         f"\ntypical pair: raw parse {raw_parse * 1e6:.0f} us, hardened parse "
-        f"{hardened_parse * 1e6:.0f} us, extract p50 {extract * 1e6:.0f} us, "
-        f"ratio {extract / raw_parse:.2f}"
+        f"{hardened_parse * 1e6:.0f} us, parse + field pull {parse_pull * 1e6:.0f} us, "
+        f"extract p50 {extract * 1e6:.0f} us, ratio {extract / raw_parse:.2f} to raw parse, "
+        f"{extract / parse_pull:.2f} to parse + field pull"
     )
-    # Regression gate only: the runs recorded in docs/benchmarks.md measured ratios of 6.5 to
-    # 8.2 on a loaded 2-core machine. The target of 2 is tracked by the xfail test below.
-    assert extract / raw_parse <= 12.0
+    assert extract / raw_parse <= MAX_RATIO_TO_RAW_PARSE
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="target ratio 2 not reached: reading fields through lxml element proxies in Python "
-    "costs several times the parse itself",
+    reason="target ratio 2 not reached: parsing plus pulling the fields through lxml element "
+    "proxies alone costs about 1.7x the parse, which leaves almost nothing for the features",
 )
 def test_bench_typical_pair_target_ratio(typical_pair: tuple[bytes, bytes]) -> None:
     """Target: extract p50 at most 2x the raw parse of the same two documents."""
@@ -78,7 +103,7 @@ def test_bench_typical_pair_target_ratio(typical_pair: tuple[bytes, bytes]) -> N
         lambda: (etree.fromstring(mib, parser), etree.fromstring(rx, parser))
     )
     extract = median_seconds(lambda: extract_features(mib, rx))
-    assert extract / raw_parse <= 2.0
+    assert extract / raw_parse <= TARGET_RATIO_TO_RAW_PARSE
 
 
 def test_bench_rx_growth_linear() -> None:

@@ -61,9 +61,10 @@ def bench_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchStack
     )
     worker = start_worker(directory)
     echo_port = free_port()
+    app_dir = str(Path(__file__).parent)
     echo = ServerProcess(
         [
-            sys.executable, "-m", "uvicorn", "echo_app:app", "--app-dir", str(Path(__file__).parent),
+            sys.executable, "-m", "uvicorn", "echo_app:app", "--app-dir", app_dir,
             "--host", "127.0.0.1", "--port", str(echo_port), "--log-level", "warning",
             "--no-access-log",
         ],

@@ -1,4 +1,4 @@
-"""A bare FastAPI app answering a JSON body with a small JSON object: the round-trip floor."""
+"""A bare FastAPI app that returns a small JSON object for a JSON body: the round-trip floor."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ app = FastAPI()
 
 @app.post("/echo")
 async def echo(request: Request) -> JSONResponse:
-    """Parse the JSON body and answer with its key count, as a scoring endpoint would answer."""
+    """Parse the JSON body and return its key count, shaped like a small scoring response."""
     body: dict[str, Any] = await request.json()
     return JSONResponse({"keys": len(body), "risk_score": 0.5})
 

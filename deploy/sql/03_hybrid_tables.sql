@@ -2,13 +2,16 @@
 -- declarations of evidence_persistence (feature spec 1.0.0, hash dde4b34144d5dda8); do not edit.
 --
 -- FEATURE_STORE.ONLINE_FEATURES  latest feature vector per policy (PK POLICY_NUMBER)
--- ML_MODELS.MODEL_PREDICTIONS    one row per prediction (PK PREDICTION_ID), indexed by policy
---                                and creation time
+-- ML_MODELS.MODEL_PREDICTIONS    one row per prediction (PK PREDICTION_ID) with its feature
+--                                vector in FEATURES (VARIANT object, not indexed), indexed by
+--                                policy and creation time
 -- FEATURE_STORE.RAW_EVIDENCE     raw XML, written only when store_raw_evidence is true
 --
 -- CREATE ... IF NOT EXISTS never alters an existing table: after a feature spec change, create
--- the new tables under a new database or migrate them (docs/deploy.md). Creating a hybrid table
--- needs a running warehouse.
+-- the new tables under a new database or migrate them (docs/deploy.md). A MODEL_PREDICTIONS
+-- table created before it had FEATURES needs
+--   ALTER TABLE ML_MODELS.MODEL_PREDICTIONS ADD COLUMN IF NOT EXISTS FEATURES VARIANT;
+-- Creating a hybrid table needs a running warehouse.
 USE ROLE <% ctx.env.admin_role %>;
 USE WAREHOUSE <% ctx.env.warehouse_name %>;
 
@@ -139,6 +142,7 @@ CREATE HYBRID TABLE IF NOT EXISTS <% ctx.env.database_name %>.ML_MODELS.MODEL_PR
     WARNINGS VARCHAR NOT NULL,
     CREATED_AT TIMESTAMP_NTZ NOT NULL,
     PERSISTED_AT TIMESTAMP_NTZ NOT NULL,
+    FEATURES VARIANT,
     PRIMARY KEY (PREDICTION_ID),
     INDEX IDX_MODEL_PREDICTIONS_POLICY (POLICY_NUMBER),
     INDEX IDX_MODEL_PREDICTIONS_CREATED (CREATED_AT)

@@ -84,7 +84,7 @@ def batch_answer(stack: Stack) -> tuple[list[list[Any]], dict[str, Any], float]:
 def test_batch_200_rows_one_bad(
     stack: Stack, batch_answer: tuple[list[list[Any]], dict[str, Any], float]
 ) -> None:
-    """One call answers 200 rows in order; the bad row has an error and 199 rows are stored."""
+    """One call returns 200 rows in order; the bad row has an error and 199 rows are stored."""
     _, body, _ = batch_answer
     data = body["data"]
 
@@ -240,7 +240,7 @@ def test_model_server_stopped_falls_back(
     trained_model_dir: Path,
     smoke_inputs: list[tuple[str, str | None, str | None]],
 ) -> None:
-    """Stopping the model server turns REGISTRY_V2 answers into RULE_BASED ones."""
+    """Stopping the model server turns REGISTRY_V2 scores into RULE_BASED ones."""
     model, model_url = start_model_server(tmp_path, trained_model_dir)
     gateway, gateway_url = start_gateway(tmp_path, model_url, trained_model_dir)
     try:

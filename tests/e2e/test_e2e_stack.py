@@ -46,9 +46,11 @@ def test_stack_once_scores_samples(tmp_path: Path, trained_model_dir: Path) -> N
     assert stored is not None, output[-3000:]
     assert stored.group(1) == stored.group(2)
     samples = len([p for p in (REPO_ROOT / "data" / "samples").iterdir() if p.is_dir()])
-    # One API and one SQL answer per sample folder, with smoke/ giving two applicants.
+    # One API and one SQL prediction per sample folder; smoke/ adds two applicants.
     assert int(stored.group(2)) == 2 * (samples + 1)
     assert "TEST-001" in output
     assert "REGISTRY_V2" in output
+    assert "RULE_BASED" not in output
+    assert "REGISTRY_UNKNOWN" not in output
     assert "/docs" in output
     assert (var_dir / "store.sqlite3").is_file()

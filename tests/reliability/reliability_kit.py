@@ -323,6 +323,7 @@ class FaultyModelServer:
         self.delay = 0.0
         self.status = 500
         self.predict_calls = 0
+        self.predict_rows = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -400,6 +401,7 @@ class FaultyModelServer:
             await writer.drain()
             return True
         self.predict_calls += 1
+        self.predict_rows += _row_count(body)
         mode = self.mode
         if mode == "flap":
             mode = "ok" if self.predict_calls % 2 == 1 else "status"
@@ -426,7 +428,10 @@ class FaultyModelServer:
 
 
 def _row_count(body: bytes) -> int:
-    payload = json.loads(body)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return 0
     if "dataframe_split" in payload:
         return len(payload["dataframe_split"]["data"])
     return len(payload["data"])

@@ -3,7 +3,7 @@
 One scenario on real processes (model server, gateway, persistence worker):
 
 1. four clients score applicants continuously;
-2. the SQLite store is locked for longer than the worker's busy timeout (a sink outage);
+2. the worker's file writes fail for 3 s, as on a full disk (a sink and queue outage);
 3. the worker is killed with SIGKILL in the middle of its work and started again;
 4. the gateway is killed with SIGKILL while requests are in flight.
 
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 import pytest
 from evidence_persistence import PredictionQueue
 from reliability_kit import (
@@ -41,8 +42,8 @@ FAST_WORKER = {
     "PERSISTENCE_POLL_INTERVAL_SECONDS": "0.02",
     "PERSISTENCE_RETRY_BACKOFF_MAX_SECONDS": "0.5",
 }
-# Longer than the SQLite sink's 5 s busy timeout, so the worker sees a real write failure.
-SINK_OUTAGE_SECONDS = 6.0
+# Long enough for several failed drain attempts with the worker's 0.5 s maximum back-off.
+SINK_OUTAGE_SECONDS = 3.0
 
 
 class Traffic:
@@ -104,6 +105,10 @@ def _wait_for(condition: object, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def _logged(directory: Path, fragment: str) -> bool:
+    return any(fragment in path.read_text() for path in directory.glob("worker-*.log"))
+
+
 def _stored(store: Path) -> list[str]:
     connection = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True, timeout=10.0)
     try:
@@ -130,14 +135,15 @@ def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
         _wait_for(lambda: traffic.count() >= 20 and store.is_file(), 60.0, "first predictions")
         _wait_for(lambda: len(_stored(store)) > 0, 30.0, "first stored rows")
 
-        # Sink outage: another connection holds the store's write lock.
-        holder = sqlite3.connect(store, isolation_level=None, timeout=10.0)
-        holder.execute("BEGIN EXCLUSIVE")
+        # Sink outage: the worker's file writes fail as on a full disk, while traffic goes on.
+        worker_process = psutil.Process(workers[0].pid)
+        limit = worker_process.rlimit(psutil.RLIMIT_FSIZE)
         acked_before_outage = traffic.count()
+        worker_process.rlimit(psutil.RLIMIT_FSIZE, (1, limit[1]))
         time.sleep(SINK_OUTAGE_SECONDS)
-        holder.execute("ROLLBACK")
-        holder.close()
+        worker_process.rlimit(psutil.RLIMIT_FSIZE, limit)
         assert traffic.count() > acked_before_outage, "the gateway stopped during the outage"
+        _wait_for(lambda: _logged(tmp_path, "unavailable"), 10.0, "the worker to see the outage")
 
         # Worker crash in the middle of draining, then a fresh worker.
         workers[0].send_signal(signal.SIGKILL)

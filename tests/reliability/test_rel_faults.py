@@ -327,13 +327,15 @@ def test_fault_sigterm_finishes_in_flight_requests(
         with lock:
             answers.append(response)
 
-    calls_before = faulty_model.predict_calls
+    rows_before = faulty_model.predict_rows
     threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
     for thread in threads:
         thread.start()
-    # Signal only once all six requests wait on the model, so each one is in flight.
+    # Signal only once the model has received all six rows, so each request is in flight. The
+    # gateway may put concurrent requests into one model call, so rows are counted, not calls.
     deadline = time.monotonic() + 20.0
-    while faulty_model.predict_calls < calls_before + 6 and time.monotonic() < deadline:
+    while faulty_model.predict_rows < rows_before + 6:
+        assert time.monotonic() < deadline, "the six requests never reached the model"
         time.sleep(0.005)
     process = fault_gateway.process
     assert isinstance(process, PipedProcess)

@@ -49,6 +49,9 @@ def classes_of(generic: str | None, brand: str | None = None, form: str | None =
         ("SEMAGLUTIDE 2 MG/1.5 ML PEN-INJECTOR", None, None, {"NONINSULIN_ANTIDIABETIC"}),
         ("ALBUTEROL SULFATE HFA 90 MCG/ACT", None, None, {"COPD_ASTHMA"}),
         ("ADALIMUMAB 40 MG/0.4 ML AUTO-INJECTOR", None, None, {"IMMUNOSUPPRESSANT"}),
+        (None, "TAMBOCOR", None, {"ANTIARRHYTHMIC"}),
+        (None, "REVIA", None, {"SUD_TREATMENT"}),
+        (None, "SOLTAMOX", None, {"ONCOLOGY"}),
     ],
 )
 def test_classify_names(

@@ -1,4 +1,4 @@
-"""The JSON API over the real app: answers, limits, validation and persistence failures."""
+"""The JSON API over the real app: predictions, limits, validation and persistence failures."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ async def test_predict_missing_field_does_not_echo(gateway: Any) -> None:
 
 
 async def test_predict_xml_body_does_not_echo(gateway: Any) -> None:
-    """An XML body sent as the request gets 422 without the XML in the answer."""
+    """An XML body sent as the request gets 422 without the XML in the response."""
     xml = "<MIBResponse><Name>Jane Example</Name></MIBResponse>"
     response = await gateway.client.post(
         "/v1/predict", content=xml, headers={"content-type": "application/xml"}
@@ -204,7 +204,7 @@ async def test_predict_body_over_limit_413(
 async def test_batch_scores_good_items_and_reports_bad(
     gateway: Any, smoke_pair: tuple[str, str]
 ) -> None:
-    """A batch answers in order; the broken item gets an error entry and the rest are scored."""
+    """A batch keeps request order; the broken item gets an error entry, the rest are scored."""
     items = [
         {"policy_number": "B-0", "mib_xml": smoke_pair[0], "rx_xml": smoke_pair[1]},
         {"policy_number": "B-1", "mib_xml": "<r/>", "rx_xml": "not xml <"},

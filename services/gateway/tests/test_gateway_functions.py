@@ -88,7 +88,7 @@ async def test_functions_without_batch_id_random_ids(
 async def test_functions_only_scored_rows_queued(
     gateway: Any, smoke_pair: tuple[str, str], make_settings: Callable[..., Settings]
 ) -> None:
-    """Rows answered with an error are not queued; scored rows are, before the answer."""
+    """Rows that fail are not queued; scored rows are queued before the response."""
     rows = [[0, "P-0", *smoke_pair], [1, "P-1", "<r/>", "<broken"], [2, "P-2", None, None]]
 
     await gateway.client.post("/functions/predict", json={"data": rows})
@@ -97,7 +97,7 @@ async def test_functions_only_scored_rows_queued(
 
 
 async def test_functions_empty_batch(gateway: Any) -> None:
-    """An empty batch gets an empty answer."""
+    """An empty batch gets an empty response."""
     response = await gateway.client.post("/functions/predict", json={"data": []})
 
     assert response.status_code == 200
@@ -113,7 +113,7 @@ async def test_functions_bad_row_number_400(gateway: Any) -> None:
 
 
 async def test_functions_duplicate_row_numbers_400(gateway: Any) -> None:
-    """Two rows with one row number cannot be answered row by row: 400."""
+    """Two rows with the same row number get 400."""
     rows = [[0, "P-0", None, None], [0, "P-1", None, None]]
 
     response = await gateway.client.post("/functions/predict", json={"data": rows})

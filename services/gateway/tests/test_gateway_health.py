@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 async def test_live_ok(gateway: Any) -> None:
-    """Liveness answers 200 with status ok."""
+    """Liveness returns 200 with status ok."""
     response = await gateway.client.get("/health/live")
 
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
@@ -108,7 +108,7 @@ async def test_metrics_latency_in_finite_bucket(gateway: Any, smoke_pair: tuple[
 
 
 async def test_metrics_content_type(gateway: Any) -> None:
-    """The metrics answer uses the Prometheus text format."""
+    """The metrics response uses the Prometheus text format."""
     response = await gateway.client.get("/metrics")
 
     assert response.headers["content-type"].startswith("text/plain")

@@ -39,6 +39,7 @@ PREDICTION_COLUMNS = [
     "WARNINGS",
     "CREATED_AT",
     "PERSISTED_AT",
+    "FEATURES",
 ]
 
 
@@ -101,7 +102,9 @@ def test_ddl_snowflake_hybrid_with_indexes() -> None:
     for statement in statements:
         assert statement.startswith("CREATE HYBRID TABLE IF NOT EXISTS ")
         assert "TIMESTAMP_TZ" not in statement
-        assert "VARIANT" not in statement
+    assert "VARIANT" not in statements[0]
+    assert "VARIANT" not in statements[2]
+    assert "    FEATURES VARIANT,\n" in statements[1]
     assert "INDEX IDX_MODEL_PREDICTIONS_POLICY (POLICY_NUMBER)" in statements[1]
     assert "INDEX IDX_MODEL_PREDICTIONS_CREATED (CREATED_AT)" in statements[1]
     assert "PREDICTION_ID VARCHAR(128) NOT NULL" in statements[1]

@@ -28,6 +28,7 @@ _RX_SEVERITY_SCALE = 10.0
 _MME_SCALE = 90.0
 _CATEGORY_SCALE = 4.0
 
+# Column indexes, resolved once because fill_combined_features runs on every request.
 _RX_CARDIO = (
     "RX_DRUG_ANTICOAGULANT",
     "RX_DRUG_ANTIPLATELET",
@@ -40,6 +41,13 @@ _RX_DIABETES = ("RX_DRUG_INSULIN", "RX_DRUG_NONINSULIN_ANTIDIABETIC")
 _RX_MENTAL = ("RX_DRUG_ANTIDEPRESSANT", "RX_DRUG_ANTIPSYCHOTIC", "RX_DRUG_LITHIUM")
 _RX_NEURO = ("RX_DRUG_ANTIEPILEPTIC", "RX_DRUG_DEMENTIA_PARKINSON")
 _RX_RENAL_HEPATIC = ("RX_DRUG_CKD_ESRD", "RX_DRUG_HEP_C")
+_SUBSTANCE = (
+    "MIB_CAT_SUBSTANCE_USE",
+    "RX_DRUG_SUD_TREATMENT",
+    "RX_MPE_FLAG",
+    "RX_CONCURRENT_OPIOID_BENZO",
+)
+_CANCER = ("MIB_CAT_CANCER", "RX_DRUG_ONCOLOGY", "RX_SPECIALTY_ONCOLOGY")
 
 
 def rx_coverage_days(periods: list[tuple[int | None, int | None]] | None, as_of: int) -> int:
@@ -71,8 +79,21 @@ def rx_coverage_days(periods: list[tuple[int | None, int | None]] | None, as_of:
     return covered
 
 
-def _any(values: list[float], names: tuple[str, ...]) -> bool:
-    return any(values[_I[name]] > 0 for name in names)
+def _indexes(*names: str) -> tuple[int, ...]:
+    return tuple(_I[name] for name in names)
+
+
+def _any(values: list[float], indexes: tuple[int, ...]) -> bool:
+    return any(values[index] > 0 for index in indexes)
+
+
+_RX_CARDIO_AT = _indexes(*_RX_CARDIO)
+_RX_DIABETES_AT = _indexes(*_RX_DIABETES)
+_RX_MENTAL_AT = _indexes(*_RX_MENTAL)
+_RX_NEURO_AT = _indexes(*_RX_NEURO)
+_RX_RENAL_HEPATIC_AT = _indexes(*_RX_RENAL_HEPATIC)
+_SUBSTANCE_AT = _indexes(*_SUBSTANCE)
+_CANCER_AT = _indexes(*_CANCER)
 
 
 def fill_combined_features(values: list[float]) -> None:
@@ -89,19 +110,11 @@ def fill_combined_features(values: list[float]) -> None:
     mib_cardio = values[_I["MIB_CAT_CARDIOVASCULAR"]] > 0
     mib_diabetes = values[_I["MIB_CAT_ENDOCRINE_DIABETES"]] > 0
     mib_mental = values[_I["MIB_CAT_MENTAL_HEALTH"]] > 0
-    rx_cardio = _any(values, _RX_CARDIO)
-    rx_diabetes = _any(values, _RX_DIABETES)
-    rx_mental = _any(values, _RX_MENTAL)
-    substance = _any(
-        values,
-        (
-            "MIB_CAT_SUBSTANCE_USE",
-            "RX_DRUG_SUD_TREATMENT",
-            "RX_MPE_FLAG",
-            "RX_CONCURRENT_OPIOID_BENZO",
-        ),
-    )
-    cancer = _any(values, ("MIB_CAT_CANCER", "RX_DRUG_ONCOLOGY", "RX_SPECIALTY_ONCOLOGY"))
+    rx_cardio = _any(values, _RX_CARDIO_AT)
+    rx_diabetes = _any(values, _RX_DIABETES_AT)
+    rx_mental = _any(values, _RX_MENTAL_AT)
+    substance = _any(values, _SUBSTANCE_AT)
+    cancer = _any(values, _CANCER_AT)
     values[_I["XSRC_DIABETES_CONCORDANT"]] = float(mib_diabetes and rx_diabetes)
     values[_I["XSRC_CARDIO_CONCORDANT"]] = float(mib_cardio and rx_cardio)
     values[_I["XSRC_MENTAL_CONCORDANT"]] = float(mib_mental and rx_mental)
@@ -114,8 +127,8 @@ def fill_combined_features(values: list[float]) -> None:
         values[_I["MIB_CAT_RESPIRATORY"]] > 0 or values[_I["RX_DRUG_COPD_ASTHMA"]] > 0,
         mib_mental or rx_mental,
         substance,
-        values[_I["MIB_CAT_NEURO"]] > 0 or _any(values, _RX_NEURO),
-        values[_I["MIB_CAT_RENAL_HEPATIC_GI"]] > 0 or _any(values, _RX_RENAL_HEPATIC),
+        values[_I["MIB_CAT_NEURO"]] > 0 or _any(values, _RX_NEURO_AT),
+        values[_I["MIB_CAT_RENAL_HEPATIC_GI"]] > 0 or _any(values, _RX_RENAL_HEPATIC_AT),
     )
     category_count = sum(categories)
     values[_I["XSRC_CONDITION_CATEGORY_COUNT"]] = category_count

@@ -26,7 +26,7 @@ from evidence_features._xml import ParseLimits, parse_document
 from evidence_features.errors import DocumentError, DocumentKind
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
 __all__ = ["Document", "extract_batch", "extract_features"]
 
@@ -153,11 +153,14 @@ def _compute_row(
     values[_I["META_FUTURE_DATED_RECORDS"]] = future
     values[_I["META_UNPARSEABLE_DATES"]] = unparseable
     fill_combined_features(values)
-    for index, value in enumerate(values):
-        if not math.isfinite(value):
-            # NOTE: unreachable with the shipped readers, which drop NaN and infinity; kept so
-            # a future feature bug yields its default instead of an invalid vector.
-            values[index] = _DEFAULTS[index]  # pragma: no cover
+    # A NaN or infinity anywhere makes the sum non-finite, so one C-level sum skips the
+    # per-value check for ordinary vectors.
+    if not math.isfinite(sum(values)):
+        for index, value in enumerate(values):
+            if not math.isfinite(value):
+                # NOTE: unreachable with the shipped readers, which drop NaN and infinity;
+                # kept so a future feature bug yields its default instead of an invalid vector.
+                values[index] = _DEFAULTS[index]  # pragma: no cover
     return values, warnings, day
 
 

@@ -16,6 +16,9 @@ depth, for example inside a SOAP envelope.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from lxml import etree
 
 from evidence_features._dates import UNPARSEABLE, parse_date
@@ -49,7 +52,6 @@ _CODE_TAGS = ("{*}Code", "{*}DataItem", "{*}MibCode", "{*}ResponseData")
 _DOCUMENT_TAGS = (
     "{*}FormInstance",
     "{*}MIBRecord",
-    "{*}ResponseData",
     "{*}Party",
     "{*}Relation",
     "{*}TransExeDate",
@@ -65,18 +67,17 @@ def read_mib_report(root: etree._Element) -> MibReport:
     report = MibReport()
     forms: list[etree._Element] = []
     mib_records: list[etree._Element] = []
-    flat_codes: list[etree._Element] = []
     carriers: dict[str, str] = {}
     replies: dict[str, str] = {}
     # One pass in C over the tags of interest; everything else is never touched from Python.
+    # ResponseData is left out: ACORD replies carry one per code inside each FormInstance, and
+    # the flat shape needs them only when there are no FormInstance or MIBRecord elements.
     for element in root.iter(*_DOCUMENT_TAGS):
         name = local_name(element.tag)
         if name == "FormInstance":
             forms.append(element)
         elif name == "MIBRecord":
             mib_records.append(element)
-        elif name == "ResponseData":
-            flat_codes.append(element)
         elif name == "Party":
             _read_party(element, carriers)
         elif name == "Relation":
@@ -97,7 +98,7 @@ def read_mib_report(root: etree._Element) -> MibReport:
         report.recognised = True
         for element in mib_records:
             _append_flat_record(element, report)
-    elif flat_codes:
+    elif flat_codes := list(root.iter("{*}ResponseData")):
         report.recognised = True
         for element in flat_codes:
             code = (element.text or "").strip()
@@ -174,10 +175,13 @@ def _append_acord_record(
         else:
             bmi_fields.setdefault(_BMI_FIELDS[name], text)
     company_key = company.upper() if company else None
-    report.records.append(MibRecord(date, company_key, tuple(codes), reply, _bmi(bmi_fields)))
+    report.records.append(_new_record((date, company_key, tuple(codes), reply, _bmi(bmi_fields))))
 
 
 _BMI_FIELDS = {"BMI": "bmi", "HeightIn": "height", "WeightLb": "weight"}
+# Builds a MibRecord from a tuple of its values in C; the NamedTuple constructor is a Python
+# function.
+_new_record: Callable[[tuple[object, ...]], MibRecord] = partial(tuple.__new__, MibRecord)
 _FORM_TAGS = ("{*}SubmitDate", "{*}ResponseData", "{*}BMI", "{*}HeightIn", "{*}WeightLb")
 
 

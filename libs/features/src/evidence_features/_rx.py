@@ -171,7 +171,7 @@ def _ndc_key(text: str) -> str | None:
 
 # Builds an RxFill from a tuple of its values in C; the NamedTuple constructor is a Python
 # function, and _read_fill runs once per fill.
-_new_fill: Callable[[tuple[object, ...]], RxFill] = partial(tuple.__new__, RxFill)  # type: ignore[assignment]
+_new_fill: Callable[[tuple[object, ...]], RxFill] = partial(tuple.__new__, RxFill)
 
 
 @lru_cache(maxsize=8192)
@@ -207,7 +207,6 @@ def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) 
             _normalised_key(specialty) if specialty else None,
         )
     )
-
 
 
 @lru_cache(maxsize=4096)

@@ -41,6 +41,7 @@ _CLASS_FEATURES = (
     "ANTIDEPRESSANT", "LITHIUM", "ANTIEPILEPTIC", "DEMENTIA_PARKINSON", "COPD_ASTHMA",
     "SYSTEMIC_STEROID", "HIV_ANTIRETROVIRAL", "HEP_C", "ONCOLOGY", "IMMUNOSUPPRESSANT", "CKD_ESRD",
 )  # fmt: skip
+_CLASS_INDEXES = tuple((class_id, _I["RX_DRUG_" + class_id]) for class_id in _CLASS_FEATURES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +82,6 @@ def deduplicate_fills(fills: list[RxFill]) -> list[RxFill]:
         kept = merged.get(key)
         merged[key] = fill if kept is None else _merge(kept, fill)
     return list(merged.values())
-
-
-def _supply(fill: RxFill) -> float:
-    days = fill.days_supply
-    if days is None:
-        return 0.0
-    return days if days < _MAX_DAYS_SUPPLY else _MAX_DAYS_SUPPLY
 
 
 def _daily_mme(fill: RxFill) -> float | None:
@@ -230,34 +224,54 @@ def fill_rx_features(
     if not fills:
         return RxSummary(frozenset(), 0, 0, 0, 0)
 
-    values[_I["RX_UNIQUE_DRUGS"]] = len({f.drug_key for f in fills if f.drug_key})
-    values[_I["RX_UNIQUE_PRESCRIBERS"]] = len({f.prescriber for f in fills if f.prescriber})
-    values[_I["RX_UNIQUE_PHARMACIES"]] = len({f.pharmacy for f in fills if f.pharmacy})
-    specialties = {f.specialty for f in fills if f.specialty}
-    values[_I["RX_UNIQUE_SPECIALTIES"]] = len(specialties)
-    values[_I["RX_SPECIALTY_ONCOLOGY"]] = float(
-        any("ONCOL" in s or "HEMATOL" in s for s in specialties)
-    )
-    values[_I["RX_SPECIALTY_PSYCHIATRY"]] = float(any("PSYCHIAT" in s for s in specialties))
-
-    classes = _present_classes(fills, catalog)
-    values[_I["RX_UNIQUE_CLASSES"]] = len(classes)
-    for class_id in _CLASS_FEATURES:
-        values[_I["RX_DRUG_" + class_id]] = 1.0 if class_id in classes else 0.0
-    values[_I["RX_ANTIHYPERTENSIVE_CLASS_COUNT"]] = len(classes & catalog.antihypertensive_classes)
-    severity = max((catalog.class_severity[c] for c in classes), default=0)
-    if any(not fill.drug.classes for fill in fills):
-        severity = max(severity, _UNCLASSIFIED_SEVERITY)
-    values[_I["RX_MAX_CLASS_SEVERITY"]] = severity
-
-    # Per-fill dates; undated and future-dated fills stay out of every date-based feature.
-    supplies = [_supply(fill) for fill in fills]
+    # One pass over the fills collects everything the per-fill features need, because this
+    # runs on every request; the sweeps below read the lists it builds.
+    drug_keys: set[str] = set()
+    prescribers: set[str] = set()
+    pharmacies: set[str] = set()
+    specialties: set[str] = set()
+    classes: set[str] = set()
+    backbone: set[str] = set()
+    ribavirin = interferon = unclassified = False
+    supplies: list[float] = []
+    fill_counts: dict[str, int] = {}
+    supply_totals: dict[str, float] = {}
+    single_supply: dict[str, float] = {}
     dated: list[tuple[int, RxFill, float]] = []
-    undated = unparseable = future = 0
+    undated = unparseable = future = unknown = 0
     latest_allowed = as_of + 1
-    for fill, supply in zip(fills, supplies, strict=True):
-        # Inlined classify_date: this loop runs once per fill on every request.
-        day = fill.date
+    for fill in fills:
+        drug, drug_key, day, _, days, _, prescriber, pharmacy, specialty = fill
+        if drug_key:
+            drug_keys.add(drug_key)
+        if prescriber:
+            prescribers.add(prescriber)
+        if pharmacy:
+            pharmacies.add(pharmacy)
+        if specialty:
+            specialties.add(specialty)
+        if drug.classes:
+            classes |= drug.classes
+        else:
+            unclassified = True
+        if drug.arv_backbone:
+            backbone |= drug.arv_backbone
+        if drug.ribavirin:
+            ribavirin = True
+        if drug.interferon:
+            interferon = True
+        if drug.unknown or drug_key is None:
+            unknown += 1
+        # Days supply capped at one year; then classify_date, inlined.
+        supply = 0.0 if days is None else days
+        if supply > _MAX_DAYS_SUPPLY:
+            supply = _MAX_DAYS_SUPPLY
+        supplies.append(supply)
+        if drug_key is not None:
+            fill_counts[drug_key] = fill_counts.get(drug_key, 0) + 1
+            supply_totals[drug_key] = supply_totals.get(drug_key, 0.0) + supply
+            single_supply[drug_key] = supply
+        # Undated and future-dated fills stay out of every date-based feature.
         if day is None:
             undated += 1
         elif day == UNPARSEABLE:
@@ -268,12 +282,33 @@ def fill_rx_features(
         else:
             dated.append((day if day < as_of else as_of, fill, supply))
     dated.sort(key=_first)
+    if len(backbone) >= catalog.hiv_backbone_minimum:
+        classes.add("HIV_ANTIRETROVIRAL")
+    if ribavirin and interferon:
+        classes.add("HEP_C")
+
+    values[_I["RX_UNIQUE_DRUGS"]] = len(drug_keys)
+    values[_I["RX_UNIQUE_PRESCRIBERS"]] = len(prescribers)
+    values[_I["RX_UNIQUE_PHARMACIES"]] = len(pharmacies)
+    values[_I["RX_UNIQUE_SPECIALTIES"]] = len(specialties)
+    values[_I["RX_SPECIALTY_ONCOLOGY"]] = float(
+        any("ONCOL" in s or "HEMATOL" in s for s in specialties)
+    )
+    values[_I["RX_SPECIALTY_PSYCHIATRY"]] = float(any("PSYCHIAT" in s for s in specialties))
+
+    values[_I["RX_UNIQUE_CLASSES"]] = len(classes)
+    for class_id, index in _CLASS_INDEXES:
+        values[index] = 1.0 if class_id in classes else 0.0
+    values[_I["RX_ANTIHYPERTENSIVE_CLASS_COUNT"]] = len(classes & catalog.antihypertensive_classes)
+    severity = max((catalog.class_severity[c] for c in classes), default=0)
+    if unclassified:
+        severity = max(severity, _UNCLASSIFIED_SEVERITY)
+    values[_I["RX_MAX_CLASS_SEVERITY"]] = severity
 
     values[_I["RX_TOTAL_DAYS_SUPPLY"]] = int(sum(supplies))
     _fill_window_features(values, dated, as_of)
-    _fill_drug_features(values, fills, supplies, dated, as_of)
+    _fill_drug_features(values, fill_counts, supply_totals, single_supply, dated, as_of)
     _fill_controlled_features(values, dated, as_of, catalog)
-    unknown = sum(1 for fill in fills if fill.drug.unknown or fill.drug_key is None)
     return RxSummary(frozenset(classes), undated, unparseable, future, unknown)
 
 
@@ -281,31 +316,29 @@ def _first(item: tuple[int, RxFill, float]) -> int:
     return item[0]
 
 
-def _present_classes(fills: list[RxFill], catalog: DrugCatalog) -> set[str]:
-    classes: set[str] = set()
-    backbone: set[str] = set()
-    ribavirin = interferon = False
-    for fill in fills:
-        drug = fill.drug
-        classes |= drug.classes
-        backbone |= drug.arv_backbone
-        ribavirin |= drug.ribavirin
-        interferon |= drug.interferon
-    if len(backbone) >= catalog.hiv_backbone_minimum:
-        classes.add("HIV_ANTIRETROVIRAL")
-    if ribavirin and interferon:
-        classes.add("HEP_C")
-    return classes
-
-
 def _fill_window_features(
     values: list[float], dated: list[tuple[int, RxFill, float]], as_of: int
 ) -> None:
-    last_12m = [fill for day, fill, _ in dated if as_of - day < DAYS_12M]
-    values[_I["RX_FILLS_LAST_12M"]] = len(last_12m)
-    values[_I["RX_FILLS_LAST_24M"]] = sum(1 for item in dated if as_of - item[0] < DAYS_24M)
-    values[_I["RX_FILLS_LAST_60M"]] = sum(1 for item in dated if as_of - item[0] < DAYS_60M)
-    drugs_12m = {fill.drug_key for fill in last_12m if fill.drug_key}
+    # One sweep; the windows nest (12 < 24 < 60 months) and every dated fill has age >= 0.
+    fills_12m = fills_24m = fills_60m = 0
+    drugs_12m: set[str] = set()
+    first_seen: dict[str, int] = {}
+    for day, fill, _ in dated:
+        drug_key = fill.drug_key
+        age = as_of - day
+        if age < DAYS_60M:
+            fills_60m += 1
+            if age < DAYS_24M:
+                fills_24m += 1
+                if age < DAYS_12M:
+                    fills_12m += 1
+                    if drug_key:
+                        drugs_12m.add(drug_key)
+        if drug_key and drug_key not in first_seen:
+            first_seen[drug_key] = day
+    values[_I["RX_FILLS_LAST_12M"]] = fills_12m
+    values[_I["RX_FILLS_LAST_24M"]] = fills_24m
+    values[_I["RX_FILLS_LAST_60M"]] = fills_60m
     values[_I["RX_UNIQUE_DRUGS_LAST_12M"]] = len(drugs_12m)
     values[_I["RX_POLYPHARMACY_5"]] = 1.0 if len(drugs_12m) >= _POLYPHARMACY_DRUGS else 0.0
     if not dated:
@@ -315,10 +348,6 @@ def _fill_window_features(
     span = latest - earliest
     values[_I["RX_HISTORY_SPAN_DAYS"]] = span
     if span > DAYS_12M:
-        first_seen: dict[str, int] = {}
-        for day, fill, _ in dated:
-            if fill.drug_key and fill.drug_key not in first_seen:
-                first_seen[fill.drug_key] = day
         values[_I["RX_NEW_DRUGS_LAST_6M"]] = sum(
             1 for day in first_seen.values() if as_of - day < DAYS_6M
         )
@@ -326,21 +355,13 @@ def _fill_window_features(
 
 def _fill_drug_features(
     values: list[float],
-    fills: list[RxFill],
-    supplies: list[float],
+    fill_counts: dict[str, int],
+    supply_totals: dict[str, float],
+    single_supply: dict[str, float],
     dated: list[tuple[int, RxFill, float]],
     as_of: int,
 ) -> None:
-    fill_counts: dict[str, int] = {}
-    supply_totals: dict[str, float] = {}
-    single_supply: dict[str, float] = {}
-    for fill, supply in zip(fills, supplies, strict=True):
-        key = fill.drug_key
-        if key is None:
-            continue
-        fill_counts[key] = fill_counts.get(key, 0) + 1
-        supply_totals[key] = supply_totals.get(key, 0.0) + supply
-        single_supply[key] = supply
+    # Per drug key over all fills: count, summed supply and the supply of its last fill.
     chronic = {
         key
         for key, count in fill_counts.items()

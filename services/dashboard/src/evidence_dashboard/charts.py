@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -27,33 +26,34 @@ _LEVEL_COLOURS = alt.Scale(
 )
 
 
-def _time_x(bucket: timedelta) -> dict[str, Any]:
-    """Return x and x2 encodings that draw each bucket as a bar as wide as the bucket."""
-    minutes = max(1, int(bucket.total_seconds() // 60))
-    interval, step = ("hour", minutes // 60) if minutes % 60 == 0 else ("minute", minutes)
-    axis = alt.Axis(format="%H:%M", tickCount={"interval": interval, "step": step})
-    return {
-        "x": alt.X("bucket_start:T", title="Time (UTC)", axis=axis),
-        "x2": alt.X2("bucket_end:T"),
-    }
+def _time_x() -> alt.X:
+    """Return the x encoding of a time-bucket chart: one band per bucket, in time order.
 
-
-def _with_bucket_end(chart: alt.Chart, bucket: timedelta) -> alt.Chart:
-    milliseconds = int(bucket.total_seconds() * 1000)
-    # Leave a one-second gap between neighbouring bars.
-    result: alt.Chart = chart.transform_calculate(
-        bucket_end=f"time(datum.bucket_start) + {max(milliseconds - 1000, 1000)}"
+    A band scale gives every bucket a bar of full width. Buckets without rows get no band, so
+    the axis skips them.
+    """
+    return alt.X(
+        "bucket_label:O",
+        sort=None,
+        title="Time (UTC)",
+        axis=alt.Axis(labelAngle=0, labelOverlap="greedy"),
     )
-    return result
+
+
+def _with_bucket_label(frame: pd.DataFrame, bucket: timedelta) -> pd.DataFrame:
+    """Add ``bucket_label``: ``HH:MM`` for buckets under an hour, else ``MM-DD HH:MM``."""
+    pattern = "%H:%M" if bucket < timedelta(hours=1) else "%m-%d %H:%M"
+    ordered = frame.sort_values("bucket_start", kind="stable")
+    return ordered.assign(bucket_label=ordered["bucket_start"].dt.strftime(pattern))
 
 
 def throughput_chart(per_minute: pd.DataFrame, bucket: timedelta) -> alt.Chart:
     """Stacked bars of predictions per minute, coloured by source."""
     chart: alt.Chart = (
-        _with_bucket_end(alt.Chart(per_minute), bucket)
+        alt.Chart(_with_bucket_label(per_minute, bucket))
         .mark_bar()
         .encode(
-            **_time_x(bucket),
+            x=_time_x(),
             y=alt.Y("per_minute:Q", title="Predictions per minute", stack="zero"),
             color=alt.Color("source:N", title="Source"),
             tooltip=["bucket_start:T", "source:N", "predictions:Q", "per_minute:Q"],
@@ -84,10 +84,10 @@ def latency_chart(traffic: pd.DataFrame) -> alt.Chart:
 def serving_share_chart(share: pd.DataFrame, bucket: timedelta) -> alt.Chart:
     """Stacked bars of the registry-model and fallback shares per time bucket."""
     chart: alt.Chart = (
-        _with_bucket_end(alt.Chart(share), bucket)
+        alt.Chart(_with_bucket_label(share, bucket))
         .mark_bar()
         .encode(
-            **_time_x(bucket),
+            x=_time_x(),
             y=alt.Y("share:Q", title="Share of predictions", axis=alt.Axis(format="%")),
             color=alt.Color(
                 "served_by:N",
@@ -195,10 +195,10 @@ def feature_distribution_chart(comparison: pd.DataFrame, feature: str) -> alt.Ch
 def warnings_chart(counts: pd.DataFrame, bucket: timedelta) -> alt.Chart:
     """Stacked bars of predictions with each feature-warning kind per time bucket."""
     chart: alt.Chart = (
-        _with_bucket_end(alt.Chart(counts), bucket)
+        alt.Chart(_with_bucket_label(counts, bucket))
         .mark_bar()
         .encode(
-            **_time_x(bucket),
+            x=_time_x(),
             y=alt.Y("predictions:Q", title="Predictions with warning"),
             color=alt.Color("kind:N", title="Warning"),
             tooltip=["bucket_start:T", "kind:N", "predictions:Q"],

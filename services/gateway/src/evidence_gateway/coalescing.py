@@ -1,8 +1,9 @@
 """Group concurrent calls into one: one model call and one queue transaction for many requests.
 
 While a call is running, requests that arrive wait and then go out together in the next call.
-At low load nothing waits (each request finds the path idle and goes at once); under load the
-model service receives fewer, larger batches and the queue file takes fewer write locks.
+At low load nothing waits, because each request finds the path idle and goes at once. Under
+load the model service receives fewer, larger batches and the queue file takes fewer write
+locks.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     max_batch_rows: int = Field(
         default=1_000,
         ge=1,
-        description="Most rows in one /v1/predict/batch or /functions/predict request.",
+        description="Maximum rows in one /v1/predict/batch or /functions/predict request.",
     )
 
     extraction_executor: Literal["thread", "process"] = Field(

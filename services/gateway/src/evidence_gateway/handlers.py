@@ -1,4 +1,4 @@
-"""The one place where gateway and framework errors become HTTP answers.
+"""The one place where gateway and framework errors become HTTP responses.
 
 Every JSON API error body has the shape of ``schemas.ErrorBody``. Validation errors keep only
 ``type``, ``loc`` and ``msg`` of each pydantic error: the default handler also returns

@@ -1,10 +1,10 @@
 """Request body size limit, enforced before and while the body is read.
 
 Neither uvicorn nor FastAPI caps bodies by default, and ``await request.body()`` buffers all of
-it. This middleware answers 413 from the ``Content-Length`` header alone when it is over the
+it. This middleware returns 413 from the ``Content-Length`` header alone when it is over the
 limit, and otherwise counts bytes as the app receives them, so a chunked upload stops at the
 limit instead of being buffered whole. Starlette's own ``RequestBodyLimitMiddleware`` does
-the same counting but answers in plain text, which would break the JSON error contract.
+the same counting but responds in plain text, which would break the JSON error contract.
 """
 
 from __future__ import annotations

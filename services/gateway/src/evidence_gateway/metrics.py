@@ -1,9 +1,9 @@
 """Prometheus metrics of the gateway.
 
-Durations are observed in seconds with explicit buckets that cover millisecond-scale answers;
-the client library's default buckets start at 5 ms and would hide most of the distribution.
+Durations are observed in seconds with explicit buckets that cover millisecond-scale responses.
+The client library's default buckets start at 5 ms and would hide most of the distribution.
 With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before
-the workers start; ``render_metrics`` then aggregates every worker's samples.
+the workers start, so ``render_metrics`` aggregates every worker's samples.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ PREDICTIONS = Counter(
 )
 FALLBACKS = Counter(
     "evidence_gateway_fallbacks",
-    "Predictions answered by the rule-based fallback, by reason.",
+    "Predictions scored by the rule-based fallback, by reason.",
     ["reason"],
 )
 FEATURE_WARNINGS = Counter(

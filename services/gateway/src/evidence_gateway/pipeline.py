@@ -1,7 +1,7 @@
 """The scoring path shared by the JSON API and the service function.
 
 validate sizes → extract features (pool) → one scorer call for all good rows → append the
-records to the durable queue → build the answers. A row that fails validation or extraction
+records to the durable queue → build the responses. A row that fails validation or extraction
 gets its own error and does not stop the other rows.
 """
 
@@ -39,7 +39,7 @@ _log = structlog.get_logger("evidence_gateway.pipeline")
 
 
 class ReasonLike(Protocol):
-    """What the gateway reads from a scorer's reason."""
+    """Reason fields the gateway reads from a score."""
 
     @property
     def feature(self) -> str: ...
@@ -50,7 +50,7 @@ class ReasonLike(Protocol):
 
 
 class ScoreLike(Protocol):
-    """What the gateway reads from a scorer's answer for one row."""
+    """Score fields the gateway reads for one row."""
 
     @property
     def risk_score(self) -> float: ...
@@ -139,8 +139,8 @@ class ScoringPipeline:
 
     Args:
         extractor: Pool running the feature extraction.
-        scorer: Model client facade; answers every row, falling back to rules on failure.
-        queue: Durable queue the records are appended to before any answer is sent.
+        scorer: Model client facade; scores every row, with the rule-based fallback on failure.
+        queue: Durable queue the records are appended to before any response is sent.
         max_document_bytes: Largest MIB or Rx document accepted, in UTF-8 bytes.
         model_name: Registry model name written on every record.
         store_raw_evidence: Put the raw XML on the records (health data; off by default).

@@ -2,9 +2,9 @@
 
 - ``queue``: the durable queue file takes a write lock and has room (required).
 - ``feature_spec``: the model serves the feature spec this gateway extracts (required when the
-  model reports its hash). A mismatch means a bad deployment: the scorer would answer every
+  model reports its hash). A mismatch means a bad deployment: the scorer would score every
   row with the fallback, so the instance reports ``not_ready`` and a rollout stops there.
-- ``model``: the model service answers and its circuit is closed. Not required: with the model
+- ``model``: the model service responds and its circuit is closed. Not required: with the model
   down the rule-based fallback still scores, so the status is ``degraded``, not ``not_ready``.
 """
 
@@ -22,7 +22,7 @@ __all__ = ["CheckResult", "ModelStatus", "ReadinessProbe", "ReadinessReport"]
 
 @dataclass(frozen=True, slots=True)
 class ModelStatus:
-    """What the scorer reports about the model service."""
+    """Model service state as the scorer reports it."""
 
     reachable: bool
     circuit_state: str

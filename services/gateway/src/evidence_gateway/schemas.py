@@ -147,11 +147,11 @@ class PredictionResponse(BaseModel):
         description="LOW below 0.30, MEDIUM from 0.30, HIGH from 0.70 (lower bounds inclusive)."
     )
     model_version: str = Field(
-        description="REGISTRY_<VERSION> when the model answered, RULE_BASED on fallback.",
+        description="REGISTRY_<VERSION> when the model scored, RULE_BASED on fallback.",
         examples=["REGISTRY_V2", "RULE_BASED"],
     )
     fallback_reason: str | None = Field(
-        default=None, description="Why the rule-based fallback answered, when it did."
+        default=None, description="Why the rule-based fallback scored this row, if it did."
     )
     feature_spec_version: str
     reasons: list[ReasonOut]
@@ -197,7 +197,7 @@ class ValidationIssue(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Body of every 4xx and 5xx answer of the JSON API."""
+    """Body of every 4xx and 5xx response of the JSON API."""
 
     error: ErrorDetail
     details: list[ValidationIssue] | None = None
@@ -223,13 +223,13 @@ class ServiceFunctionRequest(BaseModel):
 
 
 class ServiceFunctionResponse(BaseModel):
-    """One ``[row, object]`` per input row, same order; a failed row holds ``{"error": ...}``."""
+    """One ``[row, object]`` per input row, same order; a failed row contains ``{"error": ...}``."""
 
     data: list[list[Any]]
 
 
 class LivenessResponse(BaseModel):
-    """The process is up and its event loop answers."""
+    """The process is up and its event loop responds."""
 
     status: Literal["ok"] = "ok"
 

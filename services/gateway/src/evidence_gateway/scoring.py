@@ -40,16 +40,26 @@ class ScorerAdapter:
         await self.scorer.start()
 
     async def score(self, matrix: np.ndarray) -> Sequence[Score]:
-        """Score every row; falls back to the rules when the model cannot answer."""
+        """Score every row, with the rule-based fallback when the model call fails."""
         return await self.scorer.score(matrix)
 
     async def model_status(self) -> ModelStatus:
-        """Summarise the scorer's health for the readiness probe."""
+        """Summarise the scorer's health for the readiness probe.
+
+        While the served model's version is unknown, because the model service was down when
+        the gateway started, request its ``/health`` again. The model client sends that request
+        at most once per few seconds.
+        """
         health = self.scorer.health()
-        # Until the first call, "reachable" is unknown; a closed circuit with no failure yet
-        # counts as reachable so a fresh gateway reports ready.
+        if health.model_version is None and health.circuit_state == "closed":
+            await self.scorer.start(timeout_seconds=1.0)
+            health = self.scorer.health()
+        # Before the first model call "reachable" is unknown, so a closed circuit, a known
+        # model version and no failure yet count as reachable.
         reachable = health.model_reachable or (
-            health.last_error_kind is None and health.circuit_state == "closed"
+            health.last_error_kind is None
+            and health.circuit_state == "closed"
+            and health.model_version is not None
         )
         return ModelStatus(
             reachable=reachable,

@@ -44,11 +44,11 @@ def script_path(name: str) -> str:
 
 
 class ServerProcess:
-    """A server subprocess that counts as started once ``ready_url`` answers 200.
+    """A server subprocess that counts as started once ``ready_url`` returns 200.
 
     Args:
         command: Program and arguments.
-        ready_url: URL polled until it answers 200.
+        ready_url: URL polled until it returns 200.
         env: Extra environment variables on top of this process's environment.
         log_path: File receiving the process's stdout and stderr.
         timeout: Seconds to wait for readiness.
@@ -72,7 +72,7 @@ class ServerProcess:
         self._log: IO[bytes] | None = None
 
     def start(self) -> Self:
-        """Start the process and wait until ``ready_url`` answers 200.
+        """Start the process and wait until ``ready_url`` returns 200.
 
         Raises:
             RuntimeError: the process exited or did not become ready in time; the message

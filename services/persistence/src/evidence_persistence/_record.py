@@ -39,8 +39,8 @@ class PredictionRecord:
         prediction_id: Primary key of ``MODEL_PREDICTIONS``; at most 128 characters. A record
             appended twice with the same id leaves one row.
         policy_number: Applicant policy number; at most 64 characters, stored as data.
-        features: The 105 feature values in ``FEATURE_NAMES`` order (any float sequence,
-            including a numpy array; stored as a tuple of floats).
+        features: The 105 finite feature values in ``FEATURE_NAMES`` order (any float
+            sequence, including a numpy array; stored as a tuple of floats).
         feature_spec_version: ``FEATURE_SPEC_VERSION`` the features were computed with.
         risk_score: Positive-class probability in [0, 1].
         risk_level: Level label derived from the score, such as ``"LOW"``.
@@ -55,7 +55,8 @@ class PredictionRecord:
         rx_xml: Raw Rx report, set only when raw evidence storage is enabled.
 
     Raises:
-        ValueError: A field is out of range; the message names the field.
+        ValueError: A field is out of range, or a feature is NaN or infinite; the message
+            names the field.
         TypeError: ``created_at`` is not a ``datetime``.
     """
 
@@ -83,6 +84,13 @@ class PredictionRecord:
             msg = (
                 f"features has {len(features)} values; expected {FEATURE_COUNT} "
                 "in FEATURE_NAMES order"
+            )
+            raise ValueError(msg)
+        if not all(map(math.isfinite, features)):
+            index = next(i for i, value in enumerate(features) if not math.isfinite(value))
+            msg = (
+                f"features[{index}] ({FEATURE_NAMES[index]}) is {features[index]!r}; every "
+                "feature must be a finite number because the tables store it as FLOAT and JSON"
             )
             raise ValueError(msg)
         object.__setattr__(self, "features", features)

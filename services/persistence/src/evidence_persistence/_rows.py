@@ -11,13 +11,24 @@ key, so every batch is de-duplicated here first by a fixed rule:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from evidence_persistence._record import PredictionRecord
+from evidence_persistence._tables import FEATURE_COLUMNS
 
-__all__ = ["Row", "TableRows", "build_rows"]
+__all__ = ["Row", "TableRows", "build_rows", "features_json"]
+
+_FEATURE_KEYS = tuple(column.name for column in FEATURE_COLUMNS)
+# The FEATURES object is filled into a template made once from the keys. It produces the same
+# text as json.dumps(..., separators=(",", ":")) in about a third of the time, because Python's
+# repr of a finite float is a valid JSON number. The keys are upper-case identifiers, so they
+# need no escaping, which the check below confirms.
+_FEATURES_TEMPLATE = "{" + ",".join(f"{json.dumps(key)}:%r" for key in _FEATURE_KEYS) + "}"
+if any(json.dumps(key) != f'"{key}"' for key in _FEATURE_KEYS):  # pragma: no cover
+    raise RuntimeError("a feature name needs JSON escaping; build FEATURES with json.dumps")
 
 Value = str | float | datetime | None
 Row = tuple[Value, ...]
@@ -101,8 +112,34 @@ def _prediction_row(
         json.dumps(list(record.warnings)),
         timestamp(record.created_at),
         persisted_at,
+        features_json(record),
     )
     return row
+
+
+def features_json(record: PredictionRecord) -> str:
+    """Encode the record's features as the ``FEATURES`` JSON object {FEATURE_NAME: value}.
+
+    Keys are the ``ONLINE_FEATURES`` column names, in ``FEATURE_NAMES`` order. Each value is
+    written as Python's shortest repr that parses back to the same float64, so ``json.loads``
+    returns every value bit for bit.
+
+    Raises:
+        ValueError: A feature is NaN or infinite, which JSON cannot represent. The message
+            names the prediction and the feature.
+    """
+    if not all(map(math.isfinite, record.features)):
+        key, value = next(
+            (key, value)
+            for key, value in zip(_FEATURE_KEYS, record.features, strict=True)
+            if not math.isfinite(value)
+        )
+        msg = (
+            f"prediction {record.prediction_id!r} has feature {key}={value!r}; the FEATURES "
+            "column stores finite numbers only, so fix the value before the record is queued"
+        )
+        raise ValueError(msg)
+    return _FEATURES_TEMPLATE % record.features
 
 
 def _raw_row(record: PredictionRecord, timestamp: Callable[[datetime], Value]) -> Row:

@@ -33,8 +33,6 @@ T = TypeVar("T")
 # Primary SQLite result codes (the low byte of an extended code), from sqlite3.h.
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
-# Stored in PRAGMA user_version once the schema script has run; bump it when a schema changes.
-_SCHEMA_MARK = 1
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -56,7 +54,13 @@ class SqliteFile:
 
     Args:
         path: Database file; its parent directory is created when missing.
-        schema: Idempotent DDL script run once per connection.
+        schema: Idempotent DDL script, run when ``PRAGMA user_version`` differs from
+            ``schema_version``.
+        schema_version: Stored in ``PRAGMA user_version`` once the schema script and
+            ``migrate`` have run. Raise it when the schema changes so existing files migrate.
+        migrate: Brings an existing file up to ``schema_version``, such as adding columns. It
+            runs after the schema script in the same transaction and must be idempotent, because
+            two processes may both find the old version and run it one after the other.
         error_type: Exception class raised for SQLite errors (a ``PersistenceError``).
         label: What the file is, for messages ("queue", "store").
         busy_timeout_ms: How long a statement waits for another connection's lock.
@@ -71,6 +75,8 @@ class SqliteFile:
         schema: str,
         error_type: type[PersistenceError],
         label: str,
+        schema_version: int = 1,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
         busy_timeout_ms: int = 1_000,
         lock_retries: int = 4,
         synchronous: str = "NORMAL",
@@ -80,6 +86,8 @@ class SqliteFile:
             raise ValueError(msg)
         self.path = Path(path)
         self._schema = schema
+        self._schema_version = schema_version
+        self._migrate = migrate
         self._error_type = error_type
         self._label = label
         self._busy_timeout_ms = busy_timeout_ms
@@ -169,17 +177,27 @@ class SqliteFile:
             # user_version marks a file whose schema exists, so a read-only file stays readable
             # and a connection takes no write lock unless it writes.
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version != _SCHEMA_MARK:
-                # executescript() commits any open transaction first, so the script has its own.
-                connection.executescript(
-                    f"BEGIN IMMEDIATE;\n{self._schema}\nPRAGMA user_version = {_SCHEMA_MARK};\n"
-                    "COMMIT;"
-                )
+            if version != self._schema_version:
+                self._create_schema(connection)
         except BaseException:
             connection.close()
             raise
         self._connection = connection
         return connection
+
+    def _create_schema(self, connection: sqlite3.Connection) -> None:
+        # executescript() commits any open transaction first, so the script begins its own. The
+        # transaction stays open for the migration and the version mark, then commits.
+        connection.executescript(f"BEGIN IMMEDIATE;\n{self._schema}\n")
+        try:
+            if self._migrate is not None:
+                self._migrate(connection)
+            connection.execute(f"PRAGMA user_version = {int(self._schema_version)}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
 
     def _translate(self, exc: sqlite3.Error) -> PersistenceError:
         name = getattr(exc, "sqlite_errorname", type(exc).__name__)

@@ -22,8 +22,9 @@ __all__ = [
     "Table",
 ]
 
-ColumnType = Literal["ID", "KEY", "TEXT", "FLOAT", "TIMESTAMP"]
-"""Logical column types: ``ID`` is a prediction id, ``KEY`` a policy number, ``TIMESTAMP`` UTC."""
+ColumnType = Literal["ID", "KEY", "TEXT", "FLOAT", "TIMESTAMP", "JSON"]
+"""Logical column types: ``ID`` is a prediction id, ``KEY`` a policy number, ``TIMESTAMP`` UTC,
+``JSON`` a JSON document (``VARIANT`` in Snowflake, text in SQLite)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,10 @@ MODEL_PREDICTIONS = Table(
         Column("WARNINGS", "TEXT"),
         Column("CREATED_AT", "TIMESTAMP"),
         Column("PERSISTED_AT", "TIMESTAMP"),
+        # The prediction's feature vector as a JSON object {FEATURE_NAME: value}; see
+        # _rows.features_json. It is last and nullable because it was added to existing tables
+        # with ALTER TABLE ... ADD COLUMN, which appends a column and leaves older rows NULL.
+        Column("FEATURES", "JSON", nullable=True),
     ),
     primary_key="PREDICTION_ID",
     indexes=(

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 from typing import Literal
 
-from evidence_persistence._tables import TABLES, ColumnType, Table
+from evidence_persistence._tables import TABLES, Column, ColumnType, Table
 
-__all__ = ["Dialect", "render_ddl"]
+__all__ = ["Dialect", "render_add_column", "render_ddl"]
 
 Dialect = Literal["sqlite", "snowflake"]
 
@@ -22,6 +22,7 @@ _SQLITE_TYPES: dict[ColumnType, str] = {
     "TEXT": "TEXT",
     "FLOAT": "REAL",
     "TIMESTAMP": "TEXT",
+    "JSON": "TEXT",
 }
 # Hybrid-table keys and indexed columns get bounded VARCHARs; other text is unbounded VARCHAR,
 # which costs nothing extra in Snowflake. Every timestamp is UTC, so it is stored without a zone.
@@ -31,6 +32,8 @@ _SNOWFLAKE_TYPES: dict[ColumnType, str] = {
     "TEXT": "VARCHAR",
     "FLOAT": "FLOAT",
     "TIMESTAMP": "TIMESTAMP_NTZ",
+    # Hybrid tables accept VARIANT columns but cannot index them; no index uses one.
+    "JSON": "VARIANT",
 }
 
 
@@ -49,6 +52,35 @@ def render_ddl(dialect: Dialect, *, database: str | None = None) -> list[str]:
         return [statement for table in TABLES for statement in _render_sqlite(table)]
     if name == "snowflake":
         return [_render_snowflake(table, database) for table in TABLES]
+    msg = f"dialect={name!r} is not supported; use 'sqlite' or 'snowflake'"
+    raise ValueError(msg)
+
+
+def render_add_column(
+    dialect: Dialect, table: Table, column: Column, *, database: str | None = None
+) -> str:
+    """Return the ALTER TABLE statement that adds ``column`` to an existing ``table``.
+
+    The column is added as nullable in both dialects, because rows that already exist have no
+    value for it. Snowflake's form has ``IF NOT EXISTS``. SQLite has no such clause, so its
+    caller must check the table's columns first.
+
+    Raises:
+        ValueError: ``dialect`` is not supported, or ``column`` is not declared in ``table``.
+    """
+    if column not in table.columns:
+        msg = f"column {column.name!r} is not declared in table {table.name!r}"
+        raise ValueError(msg)
+    name: str = dialect
+    if name == "sqlite":
+        return (
+            f"ALTER TABLE {table.sqlite_name} ADD COLUMN {column.name} {_SQLITE_TYPES[column.type]}"
+        )
+    if name == "snowflake":
+        return (
+            f"ALTER TABLE {table.snowflake_name(database)} ADD COLUMN IF NOT EXISTS "
+            f"{column.name} {_SNOWFLAKE_TYPES[column.type]}"
+        )
     msg = f"dialect={name!r} is not supported; use 'sqlite' or 'snowflake'"
     raise ValueError(msg)
 

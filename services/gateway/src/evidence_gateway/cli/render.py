@@ -13,7 +13,7 @@ _LEVEL_STYLES = {"LOW": "green", "MEDIUM": "yellow", "HIGH": "bold red"}
 
 
 def prediction_table(title: str, rows: Iterable[tuple[str, dict[str, Any]]]) -> Table:
-    """Build a table of ``(path, answer)`` pairs; an answer is a prediction or an error object."""
+    """Build a table of ``(path, response)`` pairs; a response is a prediction or an error."""
     table = Table(title=title, title_justify="left")
     table.add_column("path", no_wrap=True)
     table.add_column("policy", no_wrap=True)

@@ -66,7 +66,7 @@ def score(
         str | None, typer.Option(envvar="EVIDENCE_SCORE_TOKEN", help="Bearer token for /v1.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="HTTP timeout in seconds.")] = 10.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")] = False,
 ) -> None:
     """Score one applicant and print the prediction; exits 1 when the gateway rejects it."""
     if mib is None and rx is None:

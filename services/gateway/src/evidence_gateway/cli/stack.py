@@ -1,8 +1,8 @@
 """``evidence-stack``: bring up the local stack, score the bundled samples and keep serving.
 
-Steps: train a model into ``var/model`` when it has none, start the model server, gateway,
-persistence worker and (when installed) dashboard through honcho and the ``Procfile``, wait
-until they answer, score ``data/samples`` through ``/v1/predict`` and ``/functions/predict``,
+Steps: train a model into ``var/model`` when it has none. Start the model server, gateway,
+persistence worker and (when installed) dashboard through honcho and the ``Procfile``, and wait
+until they respond. Score ``data/samples`` through ``/v1/predict`` and ``/functions/predict``,
 check that the rows reached the SQLite store, print the URLs and serve until Ctrl-C.
 """
 
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import httpx
@@ -113,6 +115,10 @@ def _urls(layout: StackLayout, with_dashboard: bool) -> Table:
     return table
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def run(
     once: Annotated[
@@ -126,7 +132,7 @@ def run(
         Path | None, typer.Option(help="Sample evidence directory; default <root>/data/samples.")
     ] = None,
     gateway_port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
-    model_port: Annotated[int, typer.Option(help="Local model server port.")] = 2000,
+    model_port: Annotated[int, typer.Option(help="Local model server port.")] = 5000,
     dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
     gateway_workers: Annotated[int, typer.Option(min=1, help="Gateway uvicorn workers.")] = 1,
     dashboard: Annotated[
@@ -157,6 +163,9 @@ def run(
     layout.prometheus_dir.mkdir()
     with_dashboard = dashboard and dashboard_available()
 
+    # A supervisor stops the stack with SIGTERM; handle it like Ctrl-C so honcho stops the
+    # processes instead of leaving them running.
+    signal.signal(signal.SIGTERM, _interrupt)
     group: ProcessGroup | None = None
     try:
         if not has_model_artifact(layout.model_dir):

@@ -1,8 +1,8 @@
 """Snowflake service-function endpoints: ``POST /functions/predict`` and ``/functions/health``.
 
 Wire protocol: the request is ``{"data": [[row, arg1, ...], ...]}`` with the 0-based row number
-first; the answer has exactly one ``[row, value]`` per input row, in input order. A row that
-cannot be scored is answered with ``{"error": ..., "error_type": ..., "document": ...}`` in its
+first. The response has exactly one ``[row, value]`` per input row, in input order. A row that
+cannot be scored gets ``{"error": ..., "error_type": ..., "document": ...}`` in its
 own row, so one bad document never fails the SQL statement.
 """
 
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/functions", tags=["snowflake service functions"])
 
 
 class _EnvelopeError(ValueError):
-    """The envelope itself is unusable, so no per-row answer can be built."""
+    """The envelope itself is invalid, so no per-row response can be built."""
 
 
 def _row_numbers(data: list[list[Any]]) -> list[int]:
@@ -97,7 +97,7 @@ def _header_id(request: Request, name: str) -> str | None:
 async def predict_rows(
     request: Request, pipeline: PipelineDep, settings: SettingsDep
 ) -> JSONResponse:
-    """Score every row of the batch with one model call and answer row by row.
+    """Score every row of the batch with one model call and respond row by row.
 
     With the ``sf-external-function-query-batch-id`` header, each row's ``prediction_id`` is
     derived from the batch id and the row number, so a batch Snowflake retries is stored once.
@@ -145,7 +145,7 @@ async def predict_rows(
     summary="Health as a service function (FN_HEALTH)",
 )
 async def health_rows(body: ServiceFunctionRequest, readiness: ReadinessDep) -> JSONResponse:
-    """Answer every row with the gateway's readiness summary."""
+    """Return the gateway's readiness summary for every row."""
     report = await readiness.check()
     summary = {
         "status": {"ready": "healthy", "degraded": "degraded"}.get(report.status, "unhealthy"),

@@ -19,7 +19,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/health/live", response_model=LivenessResponse, summary="Liveness probe")
 async def live() -> JSONResponse:
-    """Return 200 while the process runs and its event loop answers; checks nothing else."""
+    """Return 200 while the process runs and its event loop responds; check nothing else."""
     return JSONResponse({"status": "ok"})
 
 
@@ -33,7 +33,7 @@ async def ready(readiness: ReadinessDep) -> JSONResponse:
     """Return 200 when predictions can be scored and recorded, 503 otherwise.
 
     ``degraded`` (200) means the model service is unreachable or its circuit is open, so the
-    rule-based fallback answers.
+    rule-based fallback scores.
     """
     report = await readiness.check()
     status_code = 503 if report.status == "not_ready" else 200

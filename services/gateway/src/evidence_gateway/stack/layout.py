@@ -12,7 +12,7 @@ __all__ = ["StackLayout"]
 
 @dataclass(frozen=True, slots=True)
 class StackLayout:
-    """Where each process listens and which files it shares with the others.
+    """Ports of the stack's processes and the files they share.
 
     Args:
         root: Repository root holding the ``Procfile``.

@@ -31,11 +31,11 @@ __all__ = [
 
 
 class StackError(RuntimeError):
-    """The stack could not be brought up; the message says which process and where its log is."""
+    """The stack could not be brought up; the message names the process and its log file."""
 
 
 def has_model_artifact(model_dir: Path) -> bool:
-    """Tell whether ``model_dir`` holds a trained artifact (``model.joblib`` and metadata)."""
+    """Tell whether ``model_dir`` contains a trained artifact (``model.joblib`` and metadata)."""
     return (model_dir / "model.joblib").is_file() and (model_dir / "metadata.json").is_file()
 
 
@@ -112,7 +112,7 @@ def wait_until(
 
 
 def http_ok(url: str, *, accept: Callable[[httpx.Response], bool] | None = None) -> bool:
-    """Tell whether ``GET url`` answers 200 (and satisfies ``accept``) within one second."""
+    """Tell whether ``GET url`` returns 200 (and satisfies ``accept``) within one second."""
     try:
         response = httpx.get(url, timeout=1.0)
     except httpx.HTTPError:

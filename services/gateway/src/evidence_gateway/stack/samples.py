@@ -75,7 +75,7 @@ def load_samples(directory: Path) -> list[SampleEvidence]:
 
 
 def score_via_api(client: httpx.Client, samples: Sequence[SampleEvidence]) -> list[dict[str, Any]]:
-    """POST each sample to ``/v1/predict``; return the answers (predictions or error bodies)."""
+    """POST each sample to ``/v1/predict``; return the predictions or error bodies."""
     answers = []
     for sample in samples:
         response = client.post(
@@ -99,7 +99,7 @@ def score_via_function(
     """Send all samples as one service-function batch, as ``FN_API_PREDICT`` would.
 
     Raises:
-        httpx.HTTPStatusError: the gateway answered the batch with a non-200 status.
+        httpx.HTTPStatusError: the gateway returned a non-200 status for the batch.
     """
     rows = [
         [index, sample.policy_number, sample.mib_xml, sample.rx_xml]

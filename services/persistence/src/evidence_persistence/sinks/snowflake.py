@@ -5,6 +5,10 @@ same code runs in Snowpark's local-testing session, which cannot execute SQL. Th
 enforces no primary keys and merges duplicate source keys silently, whereas Snowflake rejects a
 MERGE in which two source rows match one target row. Batches are therefore de-duplicated by key
 before the merge (see ``build_rows``).
+
+``JSON`` columns such as ``MODEL_PREDICTIONS.FEATURES`` travel as JSON text in a string column of
+the source DataFrame and are converted with ``PARSE_JSON`` inside the MERGE. The SQLite sink
+stores the same text, so both sinks write one encoding.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from snowflake.snowpark import Session, Table
+from snowflake.snowpark import Column, DataFrame, Session, Table
 from snowflake.snowpark.exceptions import SnowparkSessionException
-from snowflake.snowpark.functions import when_matched, when_not_matched
+from snowflake.snowpark.functions import parse_json, when_matched, when_not_matched
 from snowflake.snowpark.types import (
     DoubleType,
     StringType,
@@ -22,6 +26,7 @@ from snowflake.snowpark.types import (
     StructType,
     TimestampTimeZone,
     TimestampType,
+    VariantType,
 )
 
 from evidence_persistence._record import PredictionRecord
@@ -46,17 +51,34 @@ _SNOWPARK_TYPES: dict[ColumnType, Callable[[], Any]] = {
     "TEXT": StringType,
     "FLOAT": DoubleType,
     "TIMESTAMP": lambda: TimestampType(TimestampTimeZone.NTZ),
+    "JSON": VariantType,
 }
 
 
-def struct_type(table: TableSpec) -> StructType:
-    """Return the Snowpark schema of one declared table."""
-    return StructType(
-        [
-            StructField(column.name, _SNOWPARK_TYPES[column.type](), nullable=column.nullable)
-            for column in table.columns
-        ]
-    )
+def struct_type(table: TableSpec, *, json_as_text: bool = False) -> StructType:
+    """Return the Snowpark schema of one declared table.
+
+    With ``json_as_text`` the ``JSON`` columns are strings, as in the merge source, instead
+    of ``VARIANT`` as in the table.
+    """
+    fields = []
+    for column in table.columns:
+        if json_as_text and column.type == "JSON":
+            data_type = StringType()
+        else:
+            data_type = _SNOWPARK_TYPES[column.type]()
+        fields.append(StructField(column.name, data_type, nullable=column.nullable))
+    return StructType(fields)
+
+
+def _source_values(table: TableSpec, source: DataFrame) -> dict[str, Column]:
+    # JSON text becomes a VARIANT here, on the server, so no value is encoded twice.
+    return {
+        column.name: parse_json(source[column.name])
+        if column.type == "JSON"
+        else source[column.name]
+        for column in table.columns
+    }
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
@@ -146,18 +168,16 @@ class SnowflakeSink:
     ) -> None:
         if not rows:
             return
-        source = session.create_dataframe(rows, schema=struct_type(table))
+        source = session.create_dataframe(rows, schema=struct_type(table, json_as_text=True))
         target: Table = session.table(table.snowflake_name(self.database))
         key = table.primary_key
-        updates = {name: source[name] for name in table.column_names if name != key}
+        values = _source_values(table, source)
+        updates = {name: value for name, value in values.items() if name != key}
         condition = None if newer is None else source[newer] >= target[newer]
         target.merge(
             source,
             target[key] == source[key],
-            [
-                when_matched(condition).update(updates),
-                when_not_matched().insert({name: source[name] for name in table.column_names}),
-            ],
+            [when_matched(condition).update(updates), when_not_matched().insert(values)],
         )
 
 

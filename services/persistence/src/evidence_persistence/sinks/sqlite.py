@@ -13,8 +13,14 @@ from evidence_persistence._record import PredictionRecord
 from evidence_persistence._rows import Row, build_rows
 from evidence_persistence._sink import WriteResult
 from evidence_persistence._sqlite import SqliteFile
-from evidence_persistence._tables import MODEL_PREDICTIONS, ONLINE_FEATURES, RAW_EVIDENCE, Table
-from evidence_persistence.ddl import render_ddl
+from evidence_persistence._tables import (
+    MODEL_PREDICTIONS,
+    ONLINE_FEATURES,
+    RAW_EVIDENCE,
+    TABLES,
+    Table,
+)
+from evidence_persistence.ddl import render_add_column, render_ddl
 from evidence_persistence.errors import SinkUnavailableError
 
 __all__ = ["SqliteSink"]
@@ -22,6 +28,9 @@ __all__ = ["SqliteSink"]
 # SQLITE_MAX_VARIABLE_NUMBER defaults to 32,766 since SQLite 3.32 and to 999 before; the
 # connection reports the real value, and this is the fallback when it cannot.
 _DEFAULT_VARIABLE_LIMIT = 999
+# PRAGMA user_version of a store whose tables have every declared column. Version 1 stores were
+# created before MODEL_PREDICTIONS had FEATURES and get the missing columns added on open.
+_STORE_SCHEMA_VERSION = 2
 
 
 class SqliteSink:
@@ -48,6 +57,8 @@ class SqliteSink:
             label="store",
             busy_timeout_ms=busy_timeout_ms,
             synchronous="NORMAL",
+            schema_version=_STORE_SCHEMA_VERSION,
+            migrate=_add_missing_columns,
         )
         self._variable_limit: int | None = None
 
@@ -90,6 +101,30 @@ class SqliteSink:
             except (AttributeError, sqlite3.Error):
                 self._variable_limit = _DEFAULT_VARIABLE_LIMIT
         return self._variable_limit
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Add every declared column that an older store's tables lack, as a nullable column.
+
+    Raises:
+        SinkUnavailableError: A missing column is declared NOT NULL, so rows already stored
+            would violate it. The worker then keeps the records queued until the store file
+            is replaced.
+    """
+    for table in TABLES:
+        info = connection.execute(f"PRAGMA table_info({table.sqlite_name})").fetchall()
+        existing = {str(row[1]).upper() for row in info}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            if not column.nullable:
+                msg = (
+                    f"store table {table.sqlite_name} lacks the NOT NULL column {column.name}, "
+                    "which cannot be added to existing rows; move the store file aside and "
+                    "let the worker create a new one"
+                )
+                raise SinkUnavailableError(msg)
+            connection.execute(render_add_column("sqlite", table, column))
 
 
 def _upsert(

@@ -1,0 +1,66 @@
+"""``evidence-score`` as a subprocess, in-process mode against the built-in model server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from evidence_gateway.testing import free_port, script_path
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "samples" / "02-diabetic"
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script_path("evidence-score"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
+def test_score_cli_in_process_json(model_server_url: str, tmp_path: Path) -> None:
+    """--in-process --json prints the prediction of the sample pair."""
+    env = {
+        "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+        "GATEWAY_LOG_LEVEL": "error",
+        "MODEL_CLIENT_BASE_URL": model_server_url,
+        "MODEL_CLIENT_DEADLINE_MS": "3000",
+        "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
+    }
+
+    result = _run(
+        ["--mib", str(SAMPLE / "mib.xml"), "--rx", str(SAMPLE / "rx.xml"), "--policy", "CLI-7",
+         "--in-process", "--json"],
+        env,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    body = json.loads(result.stdout)
+    assert body["policy_number"] == "CLI-7"
+    assert body["model_version"] == "REGISTRY_BUILTIN"
+    assert (tmp_path / "queue.sqlite3").is_file()
+
+
+def test_score_cli_needs_a_document(tmp_path: Path) -> None:
+    """Without --mib and --rx the command exits with a usage error."""
+    result = _run(["--in-process"], {"GATEWAY_QUEUE_PATH": str(tmp_path / "q.sqlite3")})
+
+    assert result.returncode == 2
+    assert "pass --mib, --rx or both" in result.stderr
+
+
+def test_score_cli_gateway_unreachable(tmp_path: Path) -> None:
+    """An unreachable gateway gives exit status 2 and a message naming the URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url, "--timeout", "2"], {})
+
+    assert result.returncode == 2
+    assert url in result.stderr

@@ -1,0 +1,59 @@
+"""The local stack's layout, sample loading and CLI defaults."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from evidence_gateway.cli.stack import run
+from evidence_gateway.stack.layout import StackLayout
+from evidence_gateway.stack.samples import load_samples
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_layout_environment_wires_processes(tmp_path: Path) -> None:
+    """Every process gets the same queue path and the ports of the others."""
+    layout = StackLayout(
+        root=tmp_path, var_dir=tmp_path / "var", gateway_port=1801, model_port=1502
+    )
+
+    env = layout.environment({"PATH": "/usr/bin", "MODEL_CLIENT_DEADLINE_MS": "75"})
+
+    assert env["GATEWAY_QUEUE_PATH"] == env["PERSISTENCE_QUEUE_PATH"]
+    assert env["PERSISTENCE_STORE_PATH"] == env["DASHBOARD_STORE_PATH"]
+    assert env["GATEWAY_PORT"] == "1801"
+    assert env["MODEL_SERVER_PORT"] == "1502"
+    assert env["MODEL_CLIENT_BASE_URL"] == "http://127.0.0.1:1502"
+    assert env["DASHBOARD_GATEWAY_URL"] == "http://127.0.0.1:1801"
+    assert env["MODEL_CLIENT_DEADLINE_MS"] == "75"
+    assert env["PATH"].endswith("/usr/bin")
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
+
+
+def test_layout_several_workers_share_metrics(tmp_path: Path) -> None:
+    """With two gateway workers the metrics directory is set."""
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var", gateway_workers=2)
+
+    env = layout.environment({})
+
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "var" / "prometheus")
+
+
+def test_load_samples_smoke_first() -> None:
+    """The bundled samples start with the two smoke applicants built from smoke/."""
+    samples = load_samples(REPO_ROOT / "data" / "samples")
+
+    assert [s.policy_number for s in samples[:2]] == ["TEST-001", "TEST-002"]
+    assert samples[1].mib_xml == samples[1].rx_xml
+    assert "smoke" not in [s.policy_number for s in samples]
+    assert len(samples) >= 3
+
+
+def test_stack_default_ports() -> None:
+    """evidence-stack defaults to the documented ports 8000, 5000 and 8501."""
+    parameters = inspect.signature(run).parameters
+
+    assert parameters["gateway_port"].default == 8000
+    assert parameters["model_port"].default == 5000
+    assert parameters["dashboard_port"].default == 8501
