@@ -80,6 +80,8 @@ _NESTED_FIELDS = {
 _SCORE_TAGS = ("{*}RiskScore", "{*}Score", "{*}HighestRiskSeverity")
 _FILL_TAGS = ("{*}DrugFill", "{*}MedicationDispensed")
 _DOCUMENT_DATE_TAGS = ("{*}ReportDate", "{*}OrderDate")
+_DOCUMENT_DATE_NAMES = ("ReportDate", "OrderDate")
+_DOCUMENT_TAGS = (*_DOCUMENT_DATE_TAGS, "{*}Eligibility", *_SCORE_TAGS)
 _NON_DIGIT = re.compile(r"\D")
 
 
@@ -95,31 +97,38 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
     for element in fill_elements:
         report.fills.append(_read_fill(element, catalog, report))
 
-    for element in root.iter(*_DOCUMENT_DATE_TAGS):
-        if _inside_fill(element):
-            continue
-        ordinal = _count_date(report, element.text)
-        if ordinal:
-            report.document_date = ordinal
-            break
-    for eligibility in root.iter("{*}Eligibility"):
-        report.recognised = True
-        if report.eligibility is None:
-            report.eligibility = []
-        periods = list(eligibility.iter("{*}Period")) or [eligibility]
-        for period in periods:
-            begin = _child_date(report, period, ("BeginDate", "StartDate", "begin"))
-            end = _child_date(report, period, ("EndDate", "end"))
-            if begin is not None or end is not None:
-                report.eligibility.append((begin, end))
-    for element in root.iter(*_SCORE_TAGS):
-        if _inside_fill(element):
-            continue
-        score = _parse_score(element.text)
-        if score is not None:
-            report.vendor_score = score
-            break
+    # One pass over the document-level tags. The first readable report date and the first
+    # readable vendor score outside a fill win; every eligibility block counts.
+    date_found = score_found = False
+    for element in root.iter(*_DOCUMENT_TAGS):
+        name = local_name(element.tag)
+        if name == "Eligibility":
+            _read_eligibility(element, report)
+        elif name in _DOCUMENT_DATE_NAMES:
+            if date_found or _inside_fill(element):
+                continue
+            ordinal = _count_date(report, element.text)
+            if ordinal:
+                report.document_date = ordinal
+                date_found = True
+        elif not score_found and not _inside_fill(element):
+            score = _parse_score(element.text)
+            if score is not None:
+                report.vendor_score = score
+                score_found = True
     return report
+
+
+def _read_eligibility(eligibility: etree._Element, report: RxReport) -> None:
+    report.recognised = True
+    if report.eligibility is None:
+        report.eligibility = []
+    periods = list(eligibility.iter("{*}Period")) or [eligibility]
+    for period in periods:
+        begin = _child_date(report, period, ("BeginDate", "StartDate", "begin"))
+        end = _child_date(report, period, ("EndDate", "end"))
+        if begin is not None or end is not None:
+            report.eligibility.append((begin, end))
 
 
 def _inside_fill(element: etree._Element) -> bool:

@@ -78,7 +78,8 @@ def deduplicate_fills(fills: list[RxFill]) -> list[RxFill]:
     """
     merged: dict[tuple[object, ...], RxFill] = {}
     for fill in fills:
-        key = (fill.drug_key, fill.date, fill.quantity, fill.days_supply, fill.pharmacy)
+        _, drug_key, day, quantity, days_supply, _, _, pharmacy, _ = fill
+        key = (drug_key, day, quantity, days_supply, pharmacy)
         kept = merged.get(key)
         merged[key] = fill if kept is None else _merge(kept, fill)
     return list(merged.values())
@@ -426,7 +427,7 @@ def _fill_controlled_features(
                 opioid_intervals.append((day, day + round(supply)))
         if "BENZO" in classes and supply >= 1:
             benzo_intervals.append((day, day + round(supply)))
-        if classes & controlled_classes:
+        if not classes.isdisjoint(controlled_classes):
             controlled_events.append((day, fill.prescriber, fill.pharmacy))
             if fill.drug_key is not None:
                 controlled_by_drug.setdefault(fill.drug_key, []).append((day, supply))

@@ -22,10 +22,10 @@ from evidence_persistence._tables import FEATURE_COLUMNS
 __all__ = ["Row", "TableRows", "build_rows", "features_json"]
 
 _FEATURE_KEYS = tuple(column.name for column in FEATURE_COLUMNS)
-# The FEATURES object is filled into a template made once from the keys. It produces the same
-# text as json.dumps(..., separators=(",", ":")) in about a third of the time, because Python's
-# repr of a finite float is a valid JSON number. The keys are upper-case identifiers, so they
-# need no escaping, which the check below confirms.
+# The FEATURES object is filled into a template made once from the keys. Because Python's repr
+# of a finite float is a valid JSON number, the text equals json.dumps(..., separators=(",", ":"))
+# (a test compares them), and a timeit run over 500 records was about 2.5 times faster. The keys
+# are upper-case identifiers that need no escaping, which the check below confirms.
 _FEATURES_TEMPLATE = "{" + ",".join(f"{json.dumps(key)}:%r" for key in _FEATURE_KEYS) + "}"
 if any(json.dumps(key) != f'"{key}"' for key in _FEATURE_KEYS):  # pragma: no cover
     raise RuntimeError("a feature name needs JSON escaping; build FEATURES with json.dumps")

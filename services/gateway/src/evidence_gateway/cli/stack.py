@@ -124,7 +124,9 @@ def run(
     once: Annotated[
         bool, typer.Option(help="Score the samples, then stop the stack and exit.")
     ] = False,
-    root: Annotated[Path, typer.Option(help="Repository root holding the Procfile.")] = Path(),
+    root: Annotated[
+        Path, typer.Option(help="Repository root that contains the Procfile.")
+    ] = Path(),
     var_dir: Annotated[
         Path | None, typer.Option(help="Runtime directory; default <root>/var.")
     ] = None,
