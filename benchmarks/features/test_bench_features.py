@@ -6,6 +6,7 @@ Results are recorded under "Feature extraction" in docs/benchmarks.md.
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable
 
@@ -39,8 +40,8 @@ def median_seconds(function: Callable[[], object], rounds: int = 400) -> float:
 def parse_and_pull(mib: bytes, rx: bytes, parser: etree.XMLParser) -> tuple[object, object]:
     """Parse both documents and pull every record's fields as raw text, with no other work.
 
-    This is the least any extractor built on lxml element proxies does: one dict of child tag
-    to text per Rx fill, and per ACORD FormInstance one dict of descendant tag to text.
+    The second floor of the typical-pair benchmark: one dict of child tag to text per Rx fill
+    and, per ACORD FormInstance, one dict of descendant tag to text, with nothing normalised.
     """
     mib_root = etree.fromstring(mib, parser)
     rx_root = etree.fromstring(rx, parser)
@@ -52,10 +53,11 @@ def parse_and_pull(mib: bytes, rx: bytes, parser: etree.XMLParser) -> tuple[obje
     return fills, records
 
 
-# Regression gate on extract p50 / raw parse p50. After the optimisation recorded in
-# docs/benchmarks.md the ratio measured 5.0-5.9 on a loaded 2-core VM; the gate is about
-# 1.5x that, so a real regression fails while load noise does not.
-MAX_RATIO_TO_RAW_PARSE = 8.5
+# Regression gate on extract p50 / raw parse p50. Nine runs on a loaded 2-core VM measured
+# 5.3-7.9 with a median of 5.8 (docs/benchmarks.md). The gate is about 1.5x the median, so
+# ordinary load noise passes and a large regression fails.
+# NOTE: the 7.9 came from a load spike; a heavier spike on a shared runner can fail this gate.
+MAX_RATIO_TO_RAW_PARSE = 9.0
 TARGET_RATIO_TO_RAW_PARSE = 2.0
 
 
@@ -92,8 +94,8 @@ def test_bench_typical_pair(benchmark, typical_pair: tuple[bytes, bytes]) -> Non
 
 @pytest.mark.xfail(
     strict=True,
-    reason="target ratio 2 not reached: parsing plus pulling the fields through lxml element "
-    "proxies alone costs about 1.7x the parse, which leaves almost nothing for the features",
+    reason="target ratio 2 not reached: parsing plus only pulling the record fields through "
+    "lxml element proxies already costs about 2x the parse, leaving nothing for the features",
 )
 def test_bench_typical_pair_target_ratio(typical_pair: tuple[bytes, bytes]) -> None:
     """Target: extract p50 at most 2x the raw parse of the same two documents."""
@@ -106,14 +108,34 @@ def test_bench_typical_pair_target_ratio(typical_pair: tuple[bytes, bytes]) -> N
     assert extract / raw_parse <= TARGET_RATIO_TO_RAW_PARSE
 
 
+def min_cpu_seconds(function: Callable[[], object], rounds: int) -> float:
+    """Return the least CPU time of one `function` call over `rounds` calls, after a warm-up.
+
+    The minimum of the thread's CPU time is the estimate least disturbed by other processes,
+    which a growth ratio between two sizes needs more than a typical figure.
+    """
+    for _ in range(5):
+        function()
+    best = math.inf
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            started = time.thread_time()
+            function()
+            best = min(best, time.thread_time() - started)
+    finally:
+        gc.enable()
+    return best
+
+
 def test_bench_rx_growth_linear() -> None:
     """Going from 100 to 1,000 fills grows extraction no faster than it grows parsing."""
     small, large = make_rx(100), make_rx(1000)
     limits = ParseLimits()
-    small_extract = median_seconds(lambda: extract_features(None, small), rounds=60)
-    large_extract = median_seconds(lambda: extract_features(None, large), rounds=15)
-    small_parse = median_seconds(lambda: parse_document(small, "RX", limits), rounds=60)
-    large_parse = median_seconds(lambda: parse_document(large, "RX", limits), rounds=15)
+    small_extract = min_cpu_seconds(lambda: extract_features(None, small), rounds=60)
+    large_extract = min_cpu_seconds(lambda: extract_features(None, large), rounds=15)
+    small_parse = min_cpu_seconds(lambda: parse_document(small, "RX", limits), rounds=60)
+    large_parse = min_cpu_seconds(lambda: parse_document(large, "RX", limits), rounds=15)
     extract_growth = large_extract / small_extract
     parse_growth = large_parse / small_parse
     print(

@@ -1,8 +1,10 @@
 """Benchmarks of the local model server, the model client's overhead and the fallback path.
 
 Run with ``pytest benchmarks/model_client -p no:randomly --benchmark-only``. The server is the
-real ``evidence-model-server`` subprocess on a free 127.0.0.1 port, serving a gradient-boosted
-model (100 trees of depth 3, scikit-learn's defaults) trained here on random data.
+real ``evidence-model-server`` subprocess on a free 127.0.0.1 port, serving a model trained here
+on random data: ``gbm`` is a ``GradientBoostingClassifier`` with scikit-learn's defaults (100
+trees of depth 3), ``hist-gbm`` the ``HistGradientBoostingClassifier`` that ``evidence-train``
+fits by default (300 iterations of at most 8 leaves), whose ``predict_proba`` runs OpenMP code.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from evidence_model_client.protocol import encode_dataframe_split
 from evidence_model_client.scorer import RiskScorer
 from prometheus_client import CollectorRegistry
 from pytest_benchmark.fixture import BenchmarkFixture
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 N_FEATURES = len(FEATURE_NAMES)
 SERVER_BIN = Path(sys.executable).parent / "evidence-model-server"
@@ -38,18 +40,32 @@ SERVER_BIN = Path(sys.executable).parent / "evidence-model-server"
 MAX_OVERHEAD_RATIO = 1.6
 
 
-def _train(directory: Path) -> None:
+MODEL_KINDS = ("gbm", "hist-gbm")
+
+
+def _train(directory: Path, kind: str) -> None:
     rng = np.random.default_rng(3)
     matrix = rng.random((2000, N_FEATURES)) * 4.0
     labels = (matrix[:, 88] + matrix[:, 16] + rng.normal(0, 1, 2000) > 4.0).astype(int)
-    model = GradientBoostingClassifier(random_state=0).fit(matrix, labels)
+    model: Any
+    if kind == "gbm":
+        model = GradientBoostingClassifier(random_state=0).fit(matrix, labels)
+    else:
+        # The settings of evidence_training.models.build_classifier for ModelKind.HIST_GBM.
+        model = HistGradientBoostingClassifier(
+            learning_rate=0.03,
+            max_iter=300,
+            max_leaf_nodes=8,
+            min_samples_leaf=80,
+            early_stopping=False,
+            random_state=0,
+        ).fit(matrix, labels)
+    importances = getattr(model, "feature_importances_", np.full(N_FEATURES, 1.0 / N_FEATURES))
     metadata = ArtifactMetadata(
         model_version="V2",
         metrics={},
         feature_stats=compute_feature_stats(matrix),
-        feature_importances=dict(
-            zip(FEATURE_NAMES, (float(v) for v in model.feature_importances_), strict=True)
-        ),
+        feature_importances=dict(zip(FEATURE_NAMES, (float(v) for v in importances), strict=True)),
         training_summary={"rows": 2000, "positive_rate": float(labels.mean())},
     )
     ModelArtifact(model=model, metadata=metadata).save(directory)
@@ -63,10 +79,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start the real model server with a freshly trained artifact."""
-    directory = tmp_path_factory.mktemp("bench-artifact")
-    _train(directory)
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One freshly trained artifact directory per model kind."""
+    directories = {}
+    for kind in MODEL_KINDS:
+        directories[kind] = tmp_path_factory.mktemp(f"bench-artifact-{kind}")
+        _train(directories[kind], kind)
+    return directories
+
+
+def _start_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {
         **os.environ,
@@ -82,15 +104,24 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
-                break
+                return process, url
         except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("model server did not start within 60 s")
-    yield url
+            time.sleep(0.05)
+    process.kill()
+    pytest.fail("model server did not start within 60 s")
+
+
+def _stop_server(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", params=MODEL_KINDS)
+def server_url(request: pytest.FixtureRequest, artifacts: dict[str, Path]) -> Iterator[str]:
+    """The real model server serving the artifact of one model kind."""
+    process, url = _start_server(artifacts[request.param])
+    yield url
+    _stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +161,32 @@ def test_bench_server_rows_per_second(
     benchmark.extra_info["rows_per_second_at_median"] = round(rows_per_second)
     benchmark.extra_info["rows_per_second_at_min"] = round(batch / benchmark.stats.stats.min)
     assert rows_per_second > 0
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_bench_first_request_after_health(
+    benchmark: BenchmarkFixture, artifacts: dict[str, Path], kind: str
+) -> None:
+    """Latency of the first one-row /predict-proba once /health has returned 200.
+
+    Each round starts a new server process, so this measures what the first caller after a
+    deployment waits. A few rounds only, because each start-up takes seconds.
+    """
+    body = encode_dataframe_split(_matrix(1))
+    first_ms: list[float] = []
+
+    def start_and_call() -> None:
+        process, url = _start_server(artifacts[kind])
+        try:
+            started = time.perf_counter()
+            httpx.post(f"{url}/predict-proba", content=body, timeout=30).raise_for_status()
+            first_ms.append((time.perf_counter() - started) * 1000)
+        finally:
+            _stop_server(process)
+
+    benchmark.pedantic(start_and_call, rounds=3, warmup_rounds=0)
+    benchmark.extra_info["first_request_ms"] = [round(ms, 2) for ms in first_ms]
+    assert len(first_ms) == 3
 
 
 def test_bench_client_overhead_ratio(

@@ -157,7 +157,7 @@ def test_bench_stack_model_stopped(
     model.start()
     before = [o for o in outcomes if o.due < halfway - 0.5]
     after = [o for o in outcomes if o.due >= halfway + 0.5]
-    result = {
+    result: dict[str, Any] = {
         "rate": FAULT_RATE,
         "seconds": FAULT_SECONDS,
         "deadline_ms": DEADLINE_MS,
@@ -202,7 +202,7 @@ def test_bench_stack_worker_stopped(
     drain_seconds = time.perf_counter() - restarted
     ids = [o.prediction_id for o in outcomes if o.prediction_id is not None]
     stored = load_stack.wait_stored(ids, timeout=30.0)
-    result = {
+    result: dict[str, Any] = {
         "rate": FAULT_RATE,
         "seconds": FAULT_SECONDS,
         "answered": len(ids),

@@ -15,13 +15,15 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]
-from evidence_features import FEATURE_SPEC_HASH
+from evidence_features import FEATURE_NAMES, FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
 from evidence_gateway.testing import ServerProcess, free_port, script_path
+from evidence_persistence import PredictionRecord
 
 API_TOKEN = "rel-test-token-7f3a9c2e51d84b06"  # noqa: S105 - test-only token for a local process
 
@@ -109,6 +111,25 @@ def auth_headers(token: str = API_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def build_record(index: int) -> PredictionRecord:
+    """Build a valid queue record with id ``prefill-<index>`` and all-zero features."""
+    return PredictionRecord(
+        prediction_id=f"prefill-{index:06d}",
+        policy_number=f"PREFILL-{index}",
+        features=tuple(0.0 for _ in FEATURE_NAMES),
+        feature_spec_version=FEATURE_SPEC_VERSION,
+        risk_score=0.1,
+        risk_level="LOW",
+        model_name="EVIDENCE_RISK_MODEL",
+        model_version="RULE_BASED",
+        source="API",
+        inference_ms=1.0,
+        created_at=datetime.now(UTC),
+        fallback_reason=None,
+        warnings=(),
+    )
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of process ``pid`` in MiB."""
     return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
@@ -152,7 +173,7 @@ class PipedProcess:
         command: Program and arguments.
         env: Extra environment variables.
         log_path: File receiving the output, written by a thread of the test process.
-        ready_url: URL polled until it answers 200; None for a process without HTTP.
+        ready_url: URL polled until it returns 200; None for a process without HTTP.
         timeout: Seconds to wait for readiness.
     """
 
@@ -175,7 +196,7 @@ class PipedProcess:
 
     def start(self) -> PipedProcess:
         """Start the process and wait for readiness (or a short settle time)."""
-        self._process = subprocess.Popen(  # noqa: S603 - command comes from the calling test
+        self._process = subprocess.Popen(
             self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         self._pump = threading.Thread(target=self._copy_output, daemon=True)
@@ -306,8 +327,8 @@ class FaultyModelServer:
     ``dataframe_split`` or flat ``data`` rows, ``GET /health``). Modes:
 
     - ``ok``: probability 0.25 for every row;
-    - ``hang``: never answers;
-    - ``slow``: answers like ``ok`` after ``delay`` seconds;
+    - ``hang``: never responds;
+    - ``slow``: responds like ``ok`` after ``delay`` seconds;
     - ``status``: HTTP ``status`` with a plain-text body;
     - ``garbage``: 200 with an HTML body;
     - ``wrong_rows``: one row fewer than requested;

@@ -3,12 +3,13 @@
 One scenario on real processes (model server, gateway, persistence worker):
 
 1. four clients score applicants continuously;
-2. the worker's file writes fail for 3 s, as on a full disk (a sink and queue outage);
+2. the worker's file writes fail for 3 s, as on a full disk (a sink and queue outage), then
+   another connection holds the store's write lock for 3 s (a stalled sink);
 3. the worker is killed with SIGKILL in the middle of its work and started again;
 4. the gateway is killed with SIGKILL while requests are in flight.
 
 Afterwards every acknowledged prediction (HTTP 200 with a prediction_id) is in the store exactly
-once. Rows for requests that never got an answer may exist too, at most one per client that was
+once. Rows for requests that never got a response may exist too, at most one per client that was
 waiting when the gateway died.
 """
 
@@ -29,6 +30,7 @@ from reliability_kit import (
     CANARY_RX,
     PipedProcess,
     assert_logs_clean,
+    build_record,
     start_piped_gateway,
     start_piped_worker,
 )
@@ -44,6 +46,8 @@ FAST_WORKER = {
 }
 # Long enough for several failed drain attempts with the worker's 0.5 s maximum back-off.
 SINK_OUTAGE_SECONDS = 3.0
+# Shorter than the sink's busy timeout and retries: the worker waits instead of failing.
+SINK_STALL_SECONDS = 3.0
 
 
 class Traffic:
@@ -145,6 +149,16 @@ def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
         assert traffic.count() > acked_before_outage, "the gateway stopped during the outage"
         _wait_for(lambda: _logged(tmp_path, "unavailable"), 10.0, "the worker to see the outage")
 
+        # Sink stall: another connection holds the store's write lock. The worker waits and
+        # retries; the gateway, which only appends to the queue, keeps answering.
+        holder = sqlite3.connect(store, isolation_level=None, timeout=10.0)
+        holder.execute("BEGIN IMMEDIATE")
+        acked_before_stall = traffic.count()
+        time.sleep(SINK_STALL_SECONDS)
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert traffic.count() > acked_before_stall, "the gateway stopped during the stall"
+
         # Worker crash in the middle of draining, then a fresh worker.
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(timeout=10.0)
@@ -170,7 +184,7 @@ def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
 
     stored = _stored(store)
     acknowledged = set(traffic.acknowledged)
-    print(  # noqa: T201 - the figures go to the report
+    print(
         f"acknowledged={len(acknowledged)} stored={len(stored)} "
         f"unanswered={traffic.unanswered} other={traffic.other_statuses}"
     )
@@ -180,3 +194,35 @@ def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
     assert set() == acknowledged - set(stored), "an acknowledged prediction was lost"
     assert len(set(stored) - acknowledged) <= CLIENTS
     assert_logs_clean(list(tmp_path.glob("*.log")))
+
+
+def test_crash_worker_sigterm_finishes_batch(tmp_path: Path) -> None:
+    """SIGTERM in the middle of a drain: the worker finishes its batch and leaves no lease."""
+    total = 3_000
+    batch = 500
+    queue = PredictionQueue(tmp_path / "queue.sqlite3")
+    queue.append_many(build_record(i) for i in range(total))
+    worker = start_piped_worker(tmp_path, PERSISTENCE_BATCH_SIZE=str(batch))
+    try:
+        _wait_for(lambda: _logged(tmp_path, "batch processed"), 60.0, "the first batch")
+        worker.send_signal(signal.SIGTERM)
+        status = worker.wait(timeout=30.0)
+    finally:
+        worker.stop()
+
+    connection = sqlite3.connect(tmp_path / "store.sqlite3")
+    stored = connection.execute("SELECT COUNT(*) FROM ML_MODELS__MODEL_PREDICTIONS").fetchone()[0]
+    connection.close()
+    leased = (
+        sqlite3.connect(tmp_path / "queue.sqlite3")
+        .execute("SELECT COUNT(*) FROM queue_items WHERE lease_owner IS NOT NULL")
+        .fetchone()[0]
+    )
+    log = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
+
+    assert 0 == status
+    assert log.index("stop requested") < log.index("worker stopped")
+    assert 0 == stored % batch, "a batch was written in part"
+    assert stored >= batch
+    assert 0 == leased
+    assert total == stored + queue.depth()

@@ -4,8 +4,8 @@ The gateway talks to ``FaultyModelServer``. Its model client has a 400 ms deadli
 and a breaker that opens after 3 consecutive failures for a 1.5 s cooldown, so each fault is
 seen through all its phases in a few seconds:
 
-    model fails → fallback answers with RULE_BASED and the error kind → 3 failures open the
-    circuit → fallback answers with "circuit_open" and the model gets no call → the model
+    model fails → fallback scores with RULE_BASED and the error kind → 3 failures open the
+    circuit → fallback scores with "circuit_open" and the model gets no call → the model
     recovers → after the cooldown one probe call succeeds and closes the circuit.
 
 The last test stops the gateway with SIGTERM, so it must stay last in this file.
@@ -18,15 +18,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
-from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from evidence_persistence import PredictionQueue, PredictionRecord
+from evidence_persistence import PredictionQueue
 from reliability_kit import (
     CANARY_MIB,
     CANARY_RX,
@@ -34,6 +32,7 @@ from reliability_kit import (
     GatewayUnderTest,
     PipedProcess,
     assert_logs_clean,
+    build_record,
     start_piped_gateway,
 )
 
@@ -139,7 +138,7 @@ FAULTS = [
 def test_fault_baseline_model_scores(
     fault_gateway: GatewayUnderTest, faulty_model: FaultyModelServer
 ) -> None:
-    """With a healthy model the gateway answers with the registry version and is ready."""
+    """With a healthy model the gateway returns the registry version and is ready."""
     _restore_model(fault_gateway, faulty_model)
     answer, _ = _predict(fault_gateway)
     ready = _ready(fault_gateway)
@@ -203,7 +202,7 @@ def test_fault_fallback_breaker_and_recovery(
 def test_fault_flapping_model_never_fails(
     fault_gateway: GatewayUnderTest, faulty_model: FaultyModelServer
 ) -> None:
-    """A model alternating between answers and 500s gets each request an answer, never 5xx."""
+    """A model alternating between results and 500s: every request gets a 200, never a 5xx."""
     _restore_model(fault_gateway, faulty_model)
     faulty_model.predict_calls = 0
     faulty_model.mode = "flap"
@@ -217,24 +216,6 @@ def test_fault_flapping_model_never_fails(
     assert all(seconds < DEADLINE_SECONDS + OVERHEAD_SECONDS for _, seconds in answers)
 
 
-def _record(index: int) -> PredictionRecord:
-    return PredictionRecord(
-        prediction_id=f"prefill-{index:06d}",
-        policy_number=f"PREFILL-{index}",
-        features=tuple(0.0 for _ in FEATURE_NAMES),
-        feature_spec_version=FEATURE_SPEC_VERSION,
-        risk_score=0.1,
-        risk_level="LOW",
-        model_name="EVIDENCE_RISK_MODEL",
-        model_version=RULE_BASED,
-        source="API",
-        inference_ms=1.0,
-        created_at=datetime.now(UTC),
-        fallback_reason=None,
-        warnings=(),
-    )
-
-
 def test_fault_queue_full_503_then_recovers(
     fault_gateway: GatewayUnderTest, faulty_model: FaultyModelServer
 ) -> None:
@@ -242,7 +223,7 @@ def test_fault_queue_full_503_then_recovers(
     _restore_model(fault_gateway, faulty_model)
     queue = PredictionQueue(fault_gateway.queue_path, max_depth=QUEUE_MAX_DEPTH)
     missing = QUEUE_MAX_DEPTH - queue.depth()
-    queue.append_many(_record(i) for i in range(missing))
+    queue.append_many(build_record(i) for i in range(missing))
 
     single = httpx.post(
         f"{fault_gateway.url}/v1/predict",

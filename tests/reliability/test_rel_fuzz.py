@@ -113,9 +113,9 @@ def test_fuzz_arbitrary_text_finite_or_library_error(text: str) -> None:
 
 @pytest.mark.slow
 def test_fuzz_schemathesis_no_server_error(gateway: GatewayUnderTest, tmp_path: object) -> None:
-    """Schemathesis, positive and negative cases, finds no 5xx and no off-schema answer."""
+    """Schemathesis, positive and negative cases, finds no 5xx and no off-schema response."""
     assert gateway.token is not None
-    result = subprocess.run(  # noqa: S603 - fixed command line against a local process
+    result = subprocess.run(
         [
             script_path("schemathesis"),
             "run",

@@ -1,7 +1,7 @@
 """Planted health data never leaves the scoring path: not in logs, metrics, errors or the store.
 
 The canary documents carry a made-up name, date of birth, drug, physician and MIB code. They go
-through every route, valid and broken in several ways; then every answer, the metrics scrape,
+through every route, valid and broken in several ways; then every response, the metrics scrape,
 the process logs, the pytest-captured output and the store are searched for them.
 """
 
@@ -38,25 +38,57 @@ def _requests(gateway: GatewayUnderTest) -> list[tuple[str, dict[str, Any] | byt
     good = {"mib_xml": CANARY_MIB, "rx_xml": CANARY_RX}
     return [
         ("/v1/predict", {"policy_number": "PRIV-1", **good, "include_features": True}, "json"),
-        ("/v1/predict", {"policy_number": "PRIV-2", "mib_xml": CANARY_MIB, "rx_xml": TRUNCATED_RX}, "json"),
-        ("/v1/predict", {"policy_number": "PRIV-3", "mib_xml": HOSTILE_MIB, "rx_xml": None}, "json"),
-        ("/v1/predict", {"policy_number": "PRIV-4", "mib_xml": None, "rx_xml": MISMATCHED_RX}, "json"),
-        ("/v1/predict", {"policy_number": "PRIV-5", "mib_xml": None, "rx_xml": OVERSIZED_RX}, "json"),
+        (
+            "/v1/predict",
+            {"policy_number": "PRIV-2", "mib_xml": CANARY_MIB, "rx_xml": TRUNCATED_RX},
+            "json",
+        ),
+        (
+            "/v1/predict",
+            {"policy_number": "PRIV-3", "mib_xml": HOSTILE_MIB, "rx_xml": None},
+            "json",
+        ),
+        (
+            "/v1/predict",
+            {"policy_number": "PRIV-4", "mib_xml": None, "rx_xml": MISMATCHED_RX},
+            "json",
+        ),
+        (
+            "/v1/predict",
+            {"policy_number": "PRIV-5", "mib_xml": None, "rx_xml": OVERSIZED_RX},
+            "json",
+        ),
         ("/v1/predict", {"policy_number": "PRIV-6", "mib_xml": CANARY_MIB}, "json"),
         ("/v1/predict", {"policy_number": "PRIV-7", **good, "as_of": CANARY_BIRTH_TEXT}, "json"),
         ("/v1/predict", {"policy_number": "PRIV-8", **good, "note": CANARY_FIRST_NAME}, "json"),
-        ("/v1/predict", {"policy_number": "PRIV-9", "mib_xml": {"name": CANARY_FIRST_NAME}, "rx_xml": None}, "json"),
+        (
+            "/v1/predict",
+            {"policy_number": "PRIV-9", "mib_xml": {"name": CANARY_FIRST_NAME}, "rx_xml": None},
+            "json",
+        ),
         ("/v1/predict", {"policy_number": CANARY_FIRST_NAME + "\n", **good}, "json"),
         ("/v1/predict", CANARY_MIB.encode(), "xml"),
         ("/v1/predict", (json.dumps(good)[:-40]).encode(), "json"),
         (
             "/v1/predict/batch",
-            {"items": [{"policy_number": "PRIV-B1", **good}, {"policy_number": "PRIV-B2", "mib_xml": None, "rx_xml": TRUNCATED_RX}]},
+            {
+                "items": [
+                    {"policy_number": "PRIV-B1", **good},
+                    {"policy_number": "PRIV-B2", "mib_xml": None, "rx_xml": TRUNCATED_RX},
+                ]
+            },
             "json",
         ),
         (
             "/functions/predict",
-            {"data": [[0, "PRIV-F0", CANARY_MIB, CANARY_RX], [1, "PRIV-F1", HOSTILE_MIB, None], [2, "PRIV-F2", None, MISMATCHED_RX], [3, "PRIV-F3", {"n": CANARY_FIRST_NAME}, None]]},
+            {
+                "data": [
+                    [0, "PRIV-F0", CANARY_MIB, CANARY_RX],
+                    [1, "PRIV-F1", HOSTILE_MIB, None],
+                    [2, "PRIV-F2", None, MISMATCHED_RX],
+                    [3, "PRIV-F3", {"n": CANARY_FIRST_NAME}, None],
+                ]
+            },
             "json",
         ),
     ]
@@ -68,7 +100,7 @@ CANARY_BIRTH_TEXT = "born " + CANARIES[2]
 def test_privacy_canaries_in_no_answer_metric_or_log(
     gateway: GatewayUnderTest, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Canaries sent every way appear in no answer, metric, log line or captured output."""
+    """Canaries sent every way appear in no response, metric, log line or captured output."""
     answers = []
     for route, body, kind in _requests(gateway):
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -99,7 +131,7 @@ def test_privacy_canaries_in_no_answer_metric_or_log(
 
 
 def test_privacy_raw_evidence_absent_by_default(gateway: GatewayUnderTest) -> None:
-    """With the default settings neither the queue nor the store holds any XML."""
+    """With the default settings neither the queue nor the store contains any XML."""
     response = httpx.post(
         f"{gateway.url}/v1/predict",
         json={"policy_number": "RAW-OFF-1", "mib_xml": CANARY_MIB, "rx_xml": CANARY_RX},
@@ -167,12 +199,16 @@ def test_privacy_raw_evidence_stored_only_when_enabled(
         worker.stop()
 
     connection = sqlite3.connect(tmp_path / "store.sqlite3")
-    columns = [row[1] for row in connection.execute("PRAGMA table_info(FEATURE_STORE__RAW_EVIDENCE)")]
+    columns = [
+        row[1] for row in connection.execute("PRAGMA table_info(FEATURE_STORE__RAW_EVIDENCE)")
+    ]
     rows = connection.execute("SELECT * FROM FEATURE_STORE__RAW_EVIDENCE").fetchall()
     connection.close()
     assert 1 == len(rows)
     stored = dict(zip(columns, rows[0], strict=True))
-    texts = [value.decode() if isinstance(value, bytes) else str(value) for value in stored.values()]
+    texts = [
+        value.decode() if isinstance(value, bytes) else str(value) for value in stored.values()
+    ]
     assert CANARY_MIB in texts
     assert CANARY_RX in texts
     assert_logs_clean(list(tmp_path.glob("*.log")))

@@ -17,6 +17,7 @@ from evidence_features import (
     ParseLimits,
     extract_features,
 )
+from evidence_features._xml import _HOSTILE_MARKERS
 
 ONE_FILL = (
     b"<IntelRXResponse><DrugFill><DrugGenericName>METFORMIN</DrugGenericName>"
@@ -176,6 +177,12 @@ def test_doctype_and_entities_rejected(document: bytes | str) -> None:
         extract_features(None, document)
     assert caught.value.document == "RX"
     assert "hostname" not in str(caught.value)
+
+
+def test_hostile_markers_all_contain_bang() -> None:
+    """parse_document skips the marker scan for bytes without "!", so every marker needs one."""
+    for marker in _HOSTILE_MARKERS:
+        assert b"!" in marker, marker
 
 
 def test_billion_laughs_rejected_quickly() -> None:

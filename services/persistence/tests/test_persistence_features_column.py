@@ -26,6 +26,7 @@ from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import (
     FEATURES_TABLE,
     PREDICTIONS_TABLE,
+    RAW_TABLE,
     build_features,
     build_record,
     stored_values,
@@ -307,19 +308,24 @@ def test_sqlite_store_migration_runs_twice(tmp_path: Path) -> None:
 
 
 def test_sqlite_store_missing_not_null_column_unavailable(tmp_path: Path) -> None:
-    """A store lacking a NOT NULL column raises SinkUnavailableError and is left unchanged."""
+    """A store lacking a NOT NULL column raises SinkUnavailableError and is rolled back.
+
+    RAW_EVIDENCE is checked after MODEL_PREDICTIONS, so FEATURES has been added by then, and
+    its absence afterwards shows that the whole migration was rolled back.
+    """
     path = tmp_path / "store.sqlite3"
     _old_store(path, drop="FEATURES")
     connection = sqlite3.connect(path)
-    connection.execute(f"ALTER TABLE {PREDICTIONS_TABLE} DROP COLUMN RISK_LEVEL")
+    connection.execute(f"ALTER TABLE {RAW_TABLE} DROP COLUMN CREATED_AT")
     connection.commit()
     connection.close()
 
-    with pytest.raises(SinkUnavailableError, match="lacks the NOT NULL column RISK_LEVEL"):
+    with pytest.raises(SinkUnavailableError, match="lacks the NOT NULL column CREATED_AT"):
         SqliteSink(path).write_batch([build_record(1)])
 
     assert _user_version(path) == 1
     assert "FEATURES" not in _columns(path, PREDICTIONS_TABLE)
+    assert stored_values(path, PREDICTIONS_TABLE, "PREDICTION_ID") == ["old-1"]
 
 
 def test_drainer_dead_letters_non_finite_features(queue: PredictionQueue, tmp_path: Path) -> None:

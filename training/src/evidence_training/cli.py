@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from evidence_model_client.artifact import ModelArtifact
-from evidence_model_client.errors import ArtifactError
 
-from evidence_training.dataset import TrainingSet, load_directory_set, make_synthetic_set
 from evidence_training.errors import EvidenceTrainingError
 from evidence_training.models import ModelKind
-from evidence_training.pipeline import TrainingOptions, TrainingResult, run_training
-from evidence_training.registry import (
-    DEFAULT_SERVICE_NAME,
-    ServiceOptions,
-    open_registry,
-    register_artifact,
-)
+from evidence_training.options import TrainingOptions
+
+# scikit-learn, matplotlib, pandas and the model client package take several CPU seconds to
+# import, so the commands import them when they run: `--help` and argument errors stay fast, and
+# `train` imports them while the feature workers generate data (see dataset.make_synthetic_set).
+if TYPE_CHECKING:
+    from evidence_training.dataset import TrainingSet
+    from evidence_training.pipeline import TrainingResult
 
 __all__ = ["app", "main"]
 
@@ -110,6 +108,16 @@ def train(
     started = time.perf_counter()
     try:
         training_set = _load(synthetic, data, seed=seed, jobs=jobs, progress=progress)
+    except EvidenceTrainingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+    # Already imported while the workers built the training set.
+    from evidence_model_client.errors import ArtifactError
+
+    from evidence_training.pipeline import run_training
+
+    try:
         result = run_training(training_set, out, options)
     except (EvidenceTrainingError, ArtifactError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -146,7 +154,7 @@ def register(
     ] = None,
     service_name: Annotated[
         str, typer.Option(help="Name of the inference service.")
-    ] = DEFAULT_SERVICE_NAME,
+    ] = "RISK_MODEL_SVC",
     min_instances: Annotated[
         int,
         typer.Option(min=0, help="Minimum service instances. At 0 the service suspends when idle."),
@@ -154,6 +162,11 @@ def register(
     max_instances: Annotated[int, typer.Option(min=1, help="Maximum service instances.")] = 2,
 ) -> None:
     """Log the artifact's model in the Snowflake Model Registry and deploy RISK_MODEL_SVC."""
+    from evidence_model_client.artifact import ModelArtifact
+    from evidence_model_client.errors import ArtifactError
+
+    from evidence_training.registry import ServiceOptions, open_registry, register_artifact
+
     try:
         loaded = ModelArtifact.load(artifact)
         service = (
@@ -193,6 +206,8 @@ def main() -> None:
 def _load(
     synthetic: int | None, data: Path | None, *, seed: int, jobs: int, progress: bool
 ) -> TrainingSet:
+    from evidence_training.dataset import load_directory_set, make_synthetic_set
+
     if synthetic is not None:
         return make_synthetic_set(synthetic, seed=seed, jobs=jobs, progress=progress)
     if data is not None:

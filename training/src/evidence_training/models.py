@@ -5,8 +5,6 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
-
 __all__ = ["ModelKind", "build_classifier"]
 
 
@@ -28,6 +26,9 @@ def build_classifier(kind: ModelKind, *, seed: int) -> Any:
         kind: the model family.
         seed: random state of the row subsampling (``gbm``) and of tie-breaking.
     """
+    # Imported here so that the command line can use ModelKind without importing scikit-learn.
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
     if kind is ModelKind.GBM:
         return GradientBoostingClassifier(
             n_estimators=200,

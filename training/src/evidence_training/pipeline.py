@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from evidence_training.dataset import TrainingSet
 from evidence_training.errors import TrainingError
 from evidence_training.evaluate import ScoreMetrics, score_metrics
 from evidence_training.importance import permutation_importances
-from evidence_training.models import ModelKind, build_classifier
+from evidence_training.models import build_classifier
+from evidence_training.options import TrainingOptions
 from evidence_training.plots import plot_calibration, plot_feature_importance, plot_roc
 
 __all__ = [
@@ -46,26 +46,6 @@ ROC_PLOT = "roc.png"
 CALIBRATION_PLOT = "calibration.png"
 IMPORTANCE_PLOT = "feature_importance.png"
 _MIN_ROWS_PER_CLASS = 5
-_VERSION_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
-
-
-@dataclass(frozen=True, slots=True)
-class TrainingOptions:
-    """Settings of one training run, all taken from the command line."""
-
-    model_kind: ModelKind = ModelKind.HIST_GBM
-    version: str = "V2"
-    test_fraction: float = 0.2
-    seed: int = 0
-    threads: int = 1
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        # The version becomes part of "REGISTRY_<VERSION>" and of Snowflake object names, and
-        # the artifact writer rejects it only after training, so it is checked up front.
-        if not _VERSION_PATTERN.fullmatch(self.version):
-            msg = f"model version {self.version!r} must be 1-64 letters, digits or underscores"
-            raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)

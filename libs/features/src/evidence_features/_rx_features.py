@@ -177,8 +177,8 @@ def _has_multiple_provider_episode(events: list[tuple[int, str | None, str | Non
 
 
 def _last_supply(fills: list[tuple[int, float]]) -> float:
-    # The largest supply among the fills on the last day; `fills` is sorted by day, so those
-    # fills sit at the end and a backward scan stops at the first earlier day.
+    # Return the largest supply among the fills on the last day. `fills` is sorted by day, so
+    # those fills sit at the end and the backward scan stops at the first earlier day.
     last_day, supply = fills[-1]
     for index in range(len(fills) - 2, -1, -1):
         day, other = fills[index]
@@ -337,6 +337,7 @@ def _fill_window_features(
                         drugs_12m.add(drug_key)
         if drug_key and drug_key not in first_seen:
             first_seen[drug_key] = day
+
     values[_I["RX_FILLS_LAST_12M"]] = fills_12m
     values[_I["RX_FILLS_LAST_24M"]] = fills_24m
     values[_I["RX_FILLS_LAST_60M"]] = fills_60m

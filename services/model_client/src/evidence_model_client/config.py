@@ -91,6 +91,11 @@ class ServerSettings(BaseSettings):
     """Serve the deterministic built-in scoring function when the artifact directory is empty,
     so the stack runs before any training. False: refuse to start without an artifact."""
 
+    scoring_threads: int = Field(default=1, ge=1, le=256)
+    """OpenMP and BLAS threads one ``predict_proba`` call may use. One thread is fastest for the
+    one-row to few-hundred-row batches the gateway sends; more only pay off for batches of
+    thousands of rows on otherwise idle cores."""
+
     max_rows: int = Field(default=10_000, ge=1)
     """Maximum rows in one request; larger requests get 413."""
 

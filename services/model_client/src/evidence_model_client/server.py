@@ -8,7 +8,14 @@ Endpoints (paths as the Snowflake inference service names them)::
                           deterministic built-in function is served because no artifact exists
 
 Request bodies are parsed by ``payloads.parse_payload``. Scoring runs in a worker thread with
-one ``predict_proba`` call per request, so the event loop stays free for other requests.
+one ``predict_proba`` call per request, so the event loop stays free for other requests. Each
+call runs under ``ScoringThreads`` (``MODEL_SERVER_SCORING_THREADS`` OpenMP and BLAS threads,
+default 1).
+
+Start-up loads the model, then scores one row of the feature defaults through the whole request
+path before uvicorn accepts connections. scikit-learn's first ``predict_proba`` in a process
+takes from 70 ms to over a second (imports and first-call set-up), and without this warm-up the
+first caller after a deployment waits for it, while ``/health`` already returns 200.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ import anyio.to_thread
 import numpy as np
 import orjson
 import structlog
+from evidence_features import FEATURE_SPEC
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from evidence_model_client.config import ServerSettings, get_server_settings
 from evidence_model_client.payloads import InvalidPayloadError, ParsedPayload, parse_payload
+from evidence_model_client.protocol import encode_dataframe_split
 from evidence_model_client.served_model import ServedModel, load_served_model
+from evidence_model_client.threads import ScoringThreads
 
 __all__ = ["create_app"]
 
@@ -49,8 +59,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.served = served or load_served_model(config)
-        _log.info("model server started", builtin=app.state.served.builtin)
+        model = served or load_served_model(config)
+        threads = ScoringThreads(config.scoring_threads)
+        warm_up_ms = await _warm_up(model, threads)
+        app.state.served = model
+        app.state.threads = threads
+        _log.info(
+            "model server started",
+            builtin=model.builtin,
+            warm_up_ms=round(warm_up_ms, 3),
+            scoring_threads=threads.max_threads,
+            thread_limited_libraries=threads.libraries(),
+        )
         yield
         _log.info("model server stopped")
 
@@ -85,9 +105,10 @@ async def _handle(request: Request, config: ServerSettings, outputs: Outputs) ->
     if len(body) > config.max_body_bytes:
         return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
     model: ServedModel = request.app.state.served
+    threads: ScoringThreads = request.app.state.threads
     try:
         content, rows = await anyio.to_thread.run_sync(
-            _score, body, model, outputs, config.max_rows
+            _score, body, model, threads, outputs, config.max_rows
         )
     except InvalidPayloadError as exc:
         return _reject(path, str(exc), exc.status)
@@ -101,12 +122,22 @@ async def _handle(request: Request, config: ServerSettings, outputs: Outputs) ->
     return Response(content=content, media_type="application/json")
 
 
-def _score(body: bytes, model: ServedModel, outputs: Outputs, max_rows: int) -> tuple[bytes, int]:
+async def _warm_up(model: ServedModel, threads: ScoringThreads) -> float:
+    """Score one row of feature defaults in a worker thread; return the time taken in ms."""
+    defaults = np.array([[spec.default for spec in FEATURE_SPEC]], dtype=np.float64)
+    body = encode_dataframe_split(defaults)
+    started = time.perf_counter()
+    await anyio.to_thread.run_sync(_score, body, model, threads, _proba_outputs, 1)
+    return (time.perf_counter() - started) * 1000
+
+
+def _score(
+    body: bytes, model: ServedModel, threads: ScoringThreads, outputs: Outputs, max_rows: int
+) -> tuple[bytes, int]:
     parsed: ParsedPayload = parse_payload(body, max_rows=max_rows)
-    rows = [
-        [row_id, output]
-        for row_id, output in zip(parsed.row_ids, outputs(model, parsed.matrix), strict=True)
-    ]
+    with threads.limit():
+        results = outputs(model, parsed.matrix)
+    rows = [[row_id, output] for row_id, output in zip(parsed.row_ids, results, strict=True)]
     return orjson.dumps({"data": rows}), len(rows)
 
 

@@ -10,6 +10,7 @@ back before each retry, so a retry never applies a write twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -134,7 +135,18 @@ class SqliteFile:
                 result: T = self._retrying(self._attempt, work, immediate=immediate)
                 return result
             except sqlite3.Error as exc:
+                if not is_lock_error(exc):
+                    # SQLite keeps a file it opened read-only read-only, even once the file
+                    # is writable again. Reopening on the next call lets the process recover
+                    # from that, a full disk or an I/O error without a restart.
+                    self._discard_connection()
                 raise self._translate(exc) from exc
+
+    def _discard_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pid == os.getpid():
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
 
     def _attempt(self, work: Callable[[sqlite3.Connection], T], *, immediate: bool) -> T:
         connection = self._connect()
