@@ -27,8 +27,8 @@ from .loadgen import percentiles_ms
 
 BATCH_BOUND_MS = 50.0
 # Batch scoring adds JSON decoding, the model call, the fallback check and the queue append to
-# the extraction of each row. In the run recorded in docs/benchmarks.md it cost 1.01x the
-# in-process extraction, so past 2x something other than extraction got expensive.
+# the extraction of each row. In the runs recorded in docs/benchmarks.md it cost 1.01 to 1.12x
+# the in-process extraction, so past 2x something other than extraction got expensive.
 MAX_BATCH_RATIO_TO_EXTRACT = 2.0
 BATCH_GATE_ROWS = 200
 # Batches per median, and medians per gate; the gate takes the best median.

@@ -132,7 +132,7 @@ def gateway_routes() -> set[tuple[str, str]]:
     from evidence_gateway.app import create_app
     from evidence_gateway.config import Settings
 
-    schema = create_app(Settings()).openapi()
+    schema = create_app(Settings(local_mode=True)).openapi()
     return {
         (method.upper(), path)
         for path, operations in schema["paths"].items()

@@ -80,7 +80,7 @@ def test_function_batch_settings(
     functions: dict[str, exp.Create], snow_env: dict[str, str]
 ) -> None:
     """Batch settings are explicit, and a batch never exceeds what the gateway accepts."""
-    gateway_limit = GatewaySettings().max_batch_rows
+    gateway_limit = GatewaySettings(local_mode=True).max_batch_rows
     for name, function in functions.items():
         properties = _properties(function)
 

@@ -161,6 +161,18 @@ def _container(spec: ServiceSpecification, name: str) -> Container:
     return matches[0]
 
 
+# Stand-in for a value SPCS reads from a Snowflake secret when the container starts.
+_SECRET_PLACEHOLDER = "value-of-the-snowflake-secret"
+
+
+def _runtime_env(container: Container) -> dict[str, str]:
+    """The container's environment as SPCS sets it: ``env`` plus one variable per secret."""
+    env = dict(container.env or {})
+    for secret in container.secrets or []:
+        env[str(secret["envVarName"])] = _SECRET_PLACEHOLDER
+    return env
+
+
 def test_spec_schema_rejects_misspelt_field(support: ModuleType) -> None:
     """The schema is strict: an unknown key fails validation."""
     document = {"spec": {"containers": [{"name": "a", "image": "/x", "readinesProbe": {}}]}}
@@ -216,7 +228,7 @@ def test_spec_env_names_are_settings(service_spec: ServiceSpecification, name: s
     known: set[str] = set()
     for settings_class in _CONTAINER_SETTINGS[name]:
         known |= set(_env_names(settings_class))
-    env = _container(service_spec, name).env or {}
+    env = _runtime_env(_container(service_spec, name))
 
     assert set() == {key.upper() for key in env} - known
 
@@ -229,7 +241,7 @@ def test_spec_env_values_validate(
     support: ModuleType,
 ) -> None:
     """Each container's settings build from its spec environment, required fields included."""
-    env = _container(service_spec, name).env or {}
+    env = _runtime_env(_container(service_spec, name))
     for settings_class in _CONTAINER_SETTINGS[name]:
         required = support.required_env_names(settings_class)
         assert set() == required - {key.upper() for key in env}, settings_class.__name__
@@ -257,7 +269,7 @@ def test_spec_gateway_settings(
     snow_env: dict[str, str],
 ) -> None:
     """The gateway binds all interfaces on the endpoint port and calls the model service."""
-    env = _container(service_spec, "gateway").env or {}
+    env = _runtime_env(_container(service_spec, "gateway"))
     gateway = support.build_settings(GatewaySettings, env, monkeypatch)
     client = support.build_settings(ClientSettings, env, monkeypatch)
     endpoint = next(point for point in service_spec.spec.endpoints or [] if point.name == "api")
@@ -274,7 +286,7 @@ def test_spec_queue_shared_by_gateway_and_worker(
     """Gateway and worker point at the same queue file on the same mounted volume."""
     gateway_container = _container(service_spec, "gateway")
     worker_container = _container(service_spec, "worker")
-    gateway = support.build_settings(GatewaySettings, gateway_container.env or {}, monkeypatch)
+    gateway = support.build_settings(GatewaySettings, _runtime_env(gateway_container), monkeypatch)
     worker = support.build_settings(PersistenceSettings, worker_container.env or {}, monkeypatch)
     mounts = {
         container.name: {(mount.name, mount.mountPath) for mount in container.volumeMounts or []}
@@ -302,6 +314,33 @@ def test_spec_worker_writes_snowflake(
     assert worker.sink == "snowflake"
     assert snow_env["database_name"] == worker.snowflake_database
     assert snow_env["warehouse_name"] == worker.snowflake_warehouse
+
+
+def test_spec_api_token_from_snowflake_secret(
+    service_spec: ServiceSpecification,
+    monkeypatch: pytest.MonkeyPatch,
+    support: ModuleType,
+    snow_env: dict[str, str],
+) -> None:
+    """The gateway is not in local mode and reads its /v1 token from a Snowflake secret."""
+    container = _container(service_spec, "gateway")
+    env = container.env or {}
+    gateway = support.build_settings(GatewaySettings, _runtime_env(container), monkeypatch)
+
+    assert "GATEWAY_API_TOKEN" not in env
+    assert "GATEWAY_LOCAL_MODE" not in env
+    assert gateway.local_mode is False
+    assert gateway.api_token is not None
+    assert _SECRET_PLACEHOLDER == gateway.api_token.get_secret_value()
+    assert [
+        {
+            "snowflakeSecret": {
+                "objectName": f"{snow_env['database_name']}.SPCS.GATEWAY_API_TOKEN"
+            },
+            "secretKeyRef": "secret_string",
+            "envVarName": "GATEWAY_API_TOKEN",
+        }
+    ] == container.secrets
 
 
 def test_spec_raw_evidence_switches_agree(service_spec: ServiceSpecification) -> None:
@@ -348,7 +387,7 @@ def test_spec_metrics_sidecars_scrape_served_ports(
 ) -> None:
     """Each sidecar runs Snowflake's image and scrapes a /metrics the processes serve."""
     gateway = support.build_settings(
-        GatewaySettings, _container(service_spec, "gateway").env or {}, monkeypatch
+        GatewaySettings, _runtime_env(_container(service_spec, "gateway")), monkeypatch
     )
     worker = support.build_settings(
         PersistenceSettings, _container(service_spec, "worker").env or {}, monkeypatch

@@ -62,7 +62,11 @@ def gateway(
         GATEWAY_LOG_LEVEL="debug",
         MODEL_CLIENT_DEADLINE_MS="5000",
     )
-    worker = start_worker(directory)
+    try:
+        worker = start_worker(directory)
+    except RuntimeError:
+        process.stop()
+        raise
     running = GatewayUnderTest(url=url, directory=directory, process=process, token=API_TOKEN)
     try:
         yield running

@@ -219,10 +219,10 @@ class PipedProcess:
         self._fail(f"did not become ready at {self.ready_url}")
         return self
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, problem: str) -> None:
         self.stop()
         tail = self.log_path.read_text(errors="replace")[-3000:]
-        msg = f"{self.command[0]} {what}; log tail:\n{tail}"
+        msg = f"{self.command[0]} {problem}; log tail:\n{tail}"
         raise RuntimeError(msg)
 
     def _copy_output(self) -> None:
@@ -279,6 +279,7 @@ def gateway_env(
     """Environment of a gateway queueing into ``directory``, as ``start_gateway`` builds it."""
     return {
         "GATEWAY_PORT": str(port),
+        "GATEWAY_LOCAL_MODE": "true",
         "GATEWAY_QUEUE_PATH": str(directory / "queue.sqlite3"),
         "GATEWAY_EXTRACTION_WORKERS": "2",
         "MODEL_CLIENT_BASE_URL": model_url,
@@ -332,7 +333,7 @@ class FaultyModelServer:
     - ``status``: HTTP ``status`` with a plain-text body;
     - ``garbage``: 200 with an HTML body;
     - ``wrong_rows``: one row fewer than requested;
-    - ``drop``: closes the connection without answering;
+    - ``drop``: closes the connection without a response;
     - ``flap``: alternates ``ok`` and HTTP 500, starting with ``ok``.
 
     ``refuse()`` closes the listening socket and every open connection, so new connections are

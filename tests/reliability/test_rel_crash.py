@@ -101,11 +101,11 @@ class Traffic:
                         self.other_statuses.append(response.status_code)
 
 
-def _wait_for(condition: object, timeout: float, what: str) -> None:
+def _wait_for(condition: object, timeout: float, description: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout} s waiting for {description}")
         time.sleep(0.05)
 
 
@@ -119,19 +119,18 @@ def _stored(store: Path) -> list[str]:
         rows = connection.execute(
             "SELECT PREDICTION_ID FROM ML_MODELS__MODEL_PREDICTIONS WHERE POLICY_NUMBER LIKE 'K-%'"
         ).fetchall()
+    except sqlite3.OperationalError:
+        # The worker creates the file first and its tables a moment later.
+        rows = []
     finally:
         connection.close()
     return [row[0] for row in rows]
 
 
-def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
-    tmp_path: Path, model_server: str, empty_artifact_dir: Path
-) -> None:
-    """Sink outage, worker SIGKILL and gateway SIGKILL under traffic: acked == stored."""
-    gateway, url = start_piped_gateway(
-        tmp_path, model_server, empty_artifact_dir, MODEL_CLIENT_DEADLINE_MS="3000"
-    )
-    workers: list[PipedProcess] = [start_piped_worker(tmp_path, **FAST_WORKER)]
+def _run_scenario(
+    tmp_path: Path, url: str, gateway: PipedProcess, workers: list[PipedProcess]
+) -> Traffic:
+    """Run traffic through the outage, the stall and both kills; return the clients' record."""
     store = tmp_path / "store.sqlite3"
     traffic = Traffic(url)
     try:
@@ -144,19 +143,23 @@ def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
         limit = worker_process.rlimit(psutil.RLIMIT_FSIZE)
         acked_before_outage = traffic.count()
         worker_process.rlimit(psutil.RLIMIT_FSIZE, (1, limit[1]))
-        time.sleep(SINK_OUTAGE_SECONDS)
-        worker_process.rlimit(psutil.RLIMIT_FSIZE, limit)
+        try:
+            time.sleep(SINK_OUTAGE_SECONDS)
+        finally:
+            worker_process.rlimit(psutil.RLIMIT_FSIZE, limit)
         assert traffic.count() > acked_before_outage, "the gateway stopped during the outage"
         _wait_for(lambda: _logged(tmp_path, "unavailable"), 10.0, "the worker to see the outage")
 
         # Sink stall: another connection holds the store's write lock. The worker waits and
-        # retries; the gateway, which only appends to the queue, keeps answering.
+        # retries. The gateway only appends to the queue, so it keeps scoring.
         holder = sqlite3.connect(store, isolation_level=None, timeout=10.0)
-        holder.execute("BEGIN IMMEDIATE")
-        acked_before_stall = traffic.count()
-        time.sleep(SINK_STALL_SECONDS)
-        holder.execute("ROLLBACK")
-        holder.close()
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            acked_before_stall = traffic.count()
+            time.sleep(SINK_STALL_SECONDS)
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
         assert traffic.count() > acked_before_stall, "the gateway stopped during the stall"
 
         # Worker crash in the middle of draining, then a fresh worker.
@@ -171,17 +174,30 @@ def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
         gateway.wait(timeout=10.0)
     finally:
         traffic.stop()
-        gateway.stop()
+    return traffic
 
+
+def test_crash_kills_and_sink_outage_lose_no_acknowledged_prediction(
+    tmp_path: Path, model_server: str, empty_artifact_dir: Path
+) -> None:
+    """Sink outage, worker SIGKILL and gateway SIGKILL under traffic: acked == stored."""
+    gateway, url = start_piped_gateway(
+        tmp_path, model_server, empty_artifact_dir, MODEL_CLIENT_DEADLINE_MS="3000"
+    )
+    workers: list[PipedProcess] = []
     try:
+        workers.append(start_piped_worker(tmp_path, **FAST_WORKER))
+        traffic = _run_scenario(tmp_path, url, gateway, workers)
         queue = PredictionQueue(tmp_path / "queue.sqlite3")
         _wait_for(lambda: queue.depth() == 0, 60.0, "the worker to drain the queue")
         dead_letters = queue.dead_letter_count()
         queue.close()
     finally:
+        gateway.stop()
         for worker in workers:
             worker.stop()
 
+    store = tmp_path / "store.sqlite3"
     stored = _stored(store)
     acknowledged = set(traffic.acknowledged)
     print(
@@ -213,11 +229,12 @@ def test_crash_worker_sigterm_finishes_batch(tmp_path: Path) -> None:
     connection = sqlite3.connect(tmp_path / "store.sqlite3")
     stored = connection.execute("SELECT COUNT(*) FROM ML_MODELS__MODEL_PREDICTIONS").fetchone()[0]
     connection.close()
-    leased = (
-        sqlite3.connect(tmp_path / "queue.sqlite3")
-        .execute("SELECT COUNT(*) FROM queue_items WHERE lease_owner IS NOT NULL")
-        .fetchone()[0]
-    )
+    connection = sqlite3.connect(tmp_path / "queue.sqlite3")
+    leased = connection.execute(
+        "SELECT COUNT(*) FROM queue_items WHERE lease_owner IS NOT NULL"
+    ).fetchone()[0]
+    connection.close()
+    print(f"worker stopped after storing {stored} of {total} records")
     log = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
 
     assert 0 == status

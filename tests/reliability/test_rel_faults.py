@@ -288,7 +288,7 @@ def test_fault_disk_full_503_then_recovers(
 def test_fault_sigterm_finishes_in_flight_requests(
     fault_gateway: GatewayUnderTest, faulty_model: FaultyModelServer
 ) -> None:
-    """SIGTERM during 6 in-flight requests: all 6 are answered and queued, then it exits."""
+    """SIGTERM during 6 in-flight requests: all 6 get 200 and are queued, then it exits."""
     _restore_model(fault_gateway, faulty_model)
     faulty_model.mode = "slow"
     faulty_model.delay = 0.3

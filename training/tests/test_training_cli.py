@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from evidence_training.cli import app
+from evidence_training.registry import DEFAULT_SERVICE_NAME
 from typer.testing import CliRunner
 
 # A wide terminal keeps Rich from wrapping error messages across box lines.
@@ -25,6 +26,7 @@ def test_cli_register_help_lists_service_options() -> None:
     assert result.exit_code == 0
     for option in ("--artifact", "--connection", "--compute-pool", "--max-instances"):
         assert option in result.output
+    assert f"[default: {DEFAULT_SERVICE_NAME}]" in result.output
 
 
 def test_cli_without_data_source_fails() -> None:

@@ -65,6 +65,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "queue_path": tmp_path / "queue.sqlite3",
             "extraction_workers": 2,
+            "local_mode": True,
             **overrides,
         }
         return Settings(**values)

@@ -71,9 +71,11 @@ class ServerProcess:
     log_path: Path
 
 
-def start_server(artifact_dir: Path, log_path: Path, **env: str) -> ServerProcess:
-    """Start the real model server on a free port and wait until ``/health`` responds."""
-    port = free_port()
+def start_server(
+    artifact_dir: Path, log_path: Path, *, port: int | None = None, **env: str
+) -> ServerProcess:
+    """Start the real model server (on a free port by default); wait until ``/health`` responds."""
+    port = free_port() if port is None else port
     environment = {
         **os.environ,
         "MODEL_SERVER_ARTIFACT_DIR": str(artifact_dir),
@@ -150,6 +152,7 @@ class FaultyServer:
     ``slow`` (valid response after ``delay`` seconds), ``status`` (HTTP ``status``, body
     ``model failed``), ``garbage`` (200 with a non-JSON body), ``wrong_rows`` (one row fewer),
     ``drop`` (closes the connection without a response), ``bad_probability`` (1.5 per row).
+    ``GET /health`` returns ``health`` as JSON with status ``health_status`` in every mode.
     """
 
     mode: str = "ok"
@@ -158,6 +161,7 @@ class FaultyServer:
     health: dict[str, object] = field(
         default_factory=lambda: {"model_name": "FAKE", "model_version": "V9"}
     )
+    health_status: int = 200
     requests: list[tuple[str, bytes]] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
@@ -172,6 +176,11 @@ class FaultyServer:
     def predict_calls(self) -> int:
         """Requests received on ``/predict-proba``."""
         return sum(1 for path, _ in self.requests if path == "/predict-proba")
+
+    @property
+    def health_calls(self) -> int:
+        """Requests received on ``/health``."""
+        return sum(1 for path, _ in self.requests if path == "/health")
 
     async def start(self) -> None:
         """Listen on a free port."""
@@ -212,7 +221,7 @@ class FaultyServer:
         self, writer: asyncio.StreamWriter, method: str, path: str, body: bytes
     ) -> bool:
         if method == "GET" and path == "/health":
-            _write(writer, 200, json.dumps(self.health).encode())
+            _write(writer, self.health_status, json.dumps(self.health).encode())
             await writer.drain()
             return True
         mode = self.mode

@@ -174,7 +174,9 @@ async def test_client_breaker_opens_and_closes(
         started = time.perf_counter()
         with pytest.raises(CircuitOpenError):
             await client.predict_proba(rows)
-        assert time.perf_counter() - started < 0.005
+        # The request count proves that nothing was sent. The time bound only rules out a
+        # wait for the deadline; 5 ms was exceeded on a loaded 2-core machine.
+        assert time.perf_counter() - started < 0.1
         assert calls == faulty_server.predict_calls
         await asyncio.sleep(0.2)
         faulty_server.mode = "ok"

@@ -177,6 +177,41 @@ def test_queue_readonly_file_unavailable(tmp_path: Path) -> None:
     assert lines[2] == "probe failed"
 
 
+_READONLY_RECOVERY_CHILD = """
+import os, sys
+from persistence_testkit import build_record
+from evidence_persistence import PredictionQueue, QueueUnavailableError
+queue = PredictionQueue(sys.argv[1])
+try:
+    queue.append(build_record(1))
+    print("appended while read-only")
+except QueueUnavailableError:
+    print("unavailable")
+for suffix in ("", "-wal", "-shm"):
+    if os.path.exists(sys.argv[1] + suffix):
+        os.chmod(sys.argv[1] + suffix, 0o644)
+queue.append(build_record(2))
+print(queue.depth())
+"""
+
+
+def test_queue_readonly_file_recovers_when_writable(tmp_path: Path) -> None:
+    """Once the read-only file is writable again, the same queue object appends again."""
+    path = tmp_path / "queue.sqlite3"
+    PredictionQueue(path).check_writable()
+    path.chmod(0o444)
+    result = subprocess.run(
+        [*_readonly_prefix(), sys.executable, "-c", _READONLY_RECOVERY_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["unavailable", "1"]
+
+
 _DISK_FULL_CHILD = """
 import resource, sys
 from evidence_persistence import PredictionQueue, QueueUnavailableError

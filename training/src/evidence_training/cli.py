@@ -41,6 +41,9 @@ _TRAINING_OPTIONS = (
     "threads",
 )
 
+# Imported while the feature workers run, so their cost overlaps the data work.
+_TRAINER_MODULES = ("evidence_training.pipeline", "evidence_training.plots")
+
 
 @app.callback(invoke_without_command=True)
 def train(
@@ -150,7 +153,9 @@ def register(
     ] = "ML_INFERENCE_POOL",
     image_repo: Annotated[
         str | None,
-        typer.Option(help="Image repository, e.g. REALTIME_ML_PIPELINE.SPCS.IMAGES [default: hidden repo]."),
+        typer.Option(
+            help="Image repository, e.g. REALTIME_ML_PIPELINE.SPCS.IMAGES [default: hidden repo]."
+        ),
     ] = None,
     service_name: Annotated[
         str, typer.Option(help="Name of the inference service.")
@@ -209,9 +214,11 @@ def _load(
     from evidence_training.dataset import load_directory_set, make_synthetic_set
 
     if synthetic is not None:
-        return make_synthetic_set(synthetic, seed=seed, jobs=jobs, progress=progress)
+        return make_synthetic_set(
+            synthetic, seed=seed, jobs=jobs, progress=progress, preload=_TRAINER_MODULES
+        )
     if data is not None:
-        return load_directory_set(data, jobs=jobs, progress=progress)
+        return load_directory_set(data, jobs=jobs, progress=progress, preload=_TRAINER_MODULES)
     msg = "pass exactly one of --synthetic N (generated data) or --data DIR (labelled files)"
     raise typer.BadParameter(msg)
 

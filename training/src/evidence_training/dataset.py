@@ -8,28 +8,24 @@ stopping the run, exactly as the library defines those columns.
 from __future__ import annotations
 
 import csv
-import multiprocessing
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from evidence_features import FEATURE_NAMES, extract_batch
-from evidence_synthetic import EvidencePair, iter_pairs
-from tqdm.auto import tqdm
+from evidence_synthetic import generate_pair
 
 from evidence_training.errors import DatasetError
+from evidence_training.workers import run_chunks
 
 __all__ = [
     "LABELS_FILE",
     "MIB_FILE",
     "RX_FILE",
     "TrainingSet",
-    "extract_matrix",
     "load_directory_set",
     "make_synthetic_set",
 ]
@@ -67,71 +63,67 @@ class TrainingSet:
         return float(self.labels.mean()) if self.labels.size else 0.0
 
 
-def extract_matrix(
-    chunks: Iterator[tuple[list[tuple[Document, Document]], list[date]]],
-    *,
-    total: int,
-    jobs: int = 1,
-    progress: bool = True,
-) -> np.ndarray:
-    """Build the feature matrix chunk by chunk with ``extract_batch(lenient=True)``.
-
-    With ``jobs`` > 1 the chunks are extracted in that many worker processes while this process
-    keeps producing the next chunks (reading files or generating pairs), so both kinds of work
-    overlap. At most ``2 * jobs`` chunks are in flight, which bounds the XML held in memory.
-    Rows keep the order of ``chunks`` either way.
-
-    Args:
-        chunks: pairs ``(mib_xml, rx_xml)`` with their as-of dates, a few hundred rows at a time.
-        total: the number of rows, for the progress bar.
-        jobs: worker processes for extraction. With 1, this process extracts.
-        progress: show a progress bar on stderr.
-
-    Returns:
-        A float64 array of shape ``(total, 105)`` in ``FEATURE_NAMES`` order.
-    """
-    blocks: list[np.ndarray] = []
-    with tqdm(total=total, desc="features", unit="pair", disable=not progress) as bar:
-        if jobs <= 1:
-            for pairs, as_of in chunks:
-                blocks.append(_extract_chunk(pairs, as_of))
-                bar.update(len(pairs))
-        else:
-            # NOTE: fork, because a spawned worker re-imports the entry point and with it
-            # scikit-learn and matplotlib, about 5 s of CPU per worker (measured). Forking is
-            # safe here because no OpenMP pool has started before extraction. Python 3.12+
-            # warns when a process with threads forks (tqdm's monitor thread is one).
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                pending: deque[Future[np.ndarray]] = deque()
-                for pairs, as_of in chunks:
-                    pending.append(pool.submit(_extract_chunk, pairs, as_of))
-                    while len(pending) > 2 * jobs:
-                        blocks.append(_collect(pending.popleft(), bar))
-                while pending:
-                    blocks.append(_collect(pending.popleft(), bar))
-    if not blocks:
-        return np.empty((0, len(FEATURE_NAMES)), dtype=np.float64)
-    return np.vstack(blocks)
+def _chunk_bounds(total: int, jobs: int) -> list[tuple[int, int]]:
+    # At least four chunks per worker keep both workers busy to the end on small sets.
+    size = max(1, min(_CHUNK_ROWS, -(-total // (4 * jobs))))
+    return [(start, min(start + size, total)) for start in range(0, total, size)]
 
 
 def _extract_chunk(pairs: list[tuple[Document, Document]], as_of: list[date]) -> np.ndarray:
     return np.asarray(extract_batch(pairs, as_of=as_of, lenient=True), dtype=np.float64)
 
 
-def _collect(future: Future[np.ndarray], bar: Any) -> np.ndarray:
-    block = future.result()
-    bar.update(block.shape[0])
-    return block
+@dataclass(frozen=True, slots=True)
+class _SyntheticChunk:
+    matrix: np.ndarray
+    labels: list[int]
+    policy_numbers: list[str]
+
+
+def _synthetic_chunk(seed: int, start: int, stop: int) -> _SyntheticChunk:
+    """Generate and extract pairs ``start`` to ``stop - 1`` of ``iter_pairs(n, seed=seed)``.
+
+    NOTE: this repeats how ``evidence_synthetic.iter_pairs`` derives pair ``i``: the generator
+    seeded with child ``i`` of ``SeedSequence(seed)`` (NumPy defines child ``i`` as
+    ``SeedSequence(seed, spawn_key=(i,))``) and the policy number ``SYN-<seed>-<i:08d>``.
+    ``iter_pairs`` has no start index, and skipping pairs with it would generate them.
+    test_make_synthetic_set_reproducible compares the result with ``generate_pairs``.
+    """
+    pairs = [
+        generate_pair(
+            np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,))),
+            policy_number=f"SYN-{seed}-{index:08d}",
+        )
+        for index in range(start, stop)
+    ]
+    matrix = _extract_chunk([(p.mib_xml, p.rx_xml) for p in pairs], [p.as_of for p in pairs])
+    return _SyntheticChunk(
+        matrix=matrix,
+        labels=[p.label for p in pairs],
+        policy_numbers=[p.policy_number for p in pairs],
+    )
 
 
 def make_synthetic_set(
-    n_rows: int, *, seed: int, jobs: int = 1, progress: bool = True
+    n_rows: int,
+    *,
+    seed: int,
+    jobs: int = 1,
+    progress: bool = True,
+    preload: Sequence[str] = (),
 ) -> TrainingSet:
     """Generate ``n_rows`` labelled pairs with ``evidence_synthetic`` and extract their features.
 
-    Pairs are streamed from ``iter_pairs`` (the generator behind ``generate_pairs``), so the
-    same ``n_rows`` and ``seed`` give the same matrix and labels whatever ``jobs`` is.
+    Each worker generates and extracts whole chunks, so this process only collects matrices.
+    Row ``i`` is pair ``i`` of ``generate_pairs(n_rows, seed=seed)``, whatever ``jobs`` is.
+
+    Args:
+        n_rows: pairs to generate.
+        seed: seed of the generator.
+        jobs: worker processes. With 1, this process does all the work.
+        progress: show a progress bar on stderr.
+        preload: modules to import in this process while the workers run (see
+            :func:`evidence_training.workers.run_chunks`).
 
     Raises:
         ValueError: ``n_rows`` is smaller than 1.
@@ -139,26 +131,18 @@ def make_synthetic_set(
     if n_rows < 1:
         msg = f"the synthetic row count must be at least 1, got {n_rows}"
         raise ValueError(msg)
-    labels: list[int] = []
-    policy_numbers: list[str] = []
-
-    def chunks() -> Iterator[tuple[list[tuple[Document, Document]], list[date]]]:
-        part: list[EvidencePair] = []
-        for pair in iter_pairs(n_rows, seed=seed):
-            labels.append(pair.label)
-            policy_numbers.append(pair.policy_number)
-            part.append(pair)
-            if len(part) == _CHUNK_ROWS:
-                yield [(p.mib_xml, p.rx_xml) for p in part], [p.as_of for p in part]
-                part = []
-        if part:
-            yield [(p.mib_xml, p.rx_xml) for p in part], [p.as_of for p in part]
-
-    matrix = extract_matrix(chunks(), total=n_rows, jobs=jobs, progress=progress)
+    bounds = _chunk_bounds(n_rows, jobs)
+    chunks = run_chunks(
+        [partial(_synthetic_chunk, seed, start, stop) for start, stop in bounds],
+        sizes=[stop - start for start, stop in bounds],
+        jobs=jobs,
+        progress=progress,
+        preload=preload,
+    )
     return TrainingSet(
-        matrix=matrix,
-        labels=np.array(labels, dtype=np.int64),
-        policy_numbers=tuple(policy_numbers),
+        matrix=np.vstack([chunk.matrix for chunk in chunks]),
+        labels=np.array([label for chunk in chunks for label in chunk.labels], dtype=np.int64),
+        policy_numbers=tuple(number for chunk in chunks for number in chunk.policy_numbers),
         source=f"synthetic(n={n_rows}, seed={seed})",
     )
 
@@ -171,7 +155,11 @@ class _LabelRow:
 
 
 def load_directory_set(
-    directory: str | Path, *, jobs: int = 1, progress: bool = True
+    directory: str | Path,
+    *,
+    jobs: int = 1,
+    progress: bool = True,
+    preload: Sequence[str] = (),
 ) -> TrainingSet:
     """Load ``DIR/labels.csv`` and ``DIR/<policy_number>/{mib.xml,rx.xml}`` into a training set.
 
@@ -197,19 +185,25 @@ def load_directory_set(
             )
             raise DatasetError(msg)
 
-    def chunks() -> Iterator[tuple[list[tuple[Document, Document]], list[date]]]:
-        for start in range(0, len(rows), _CHUNK_ROWS):
-            part = rows[start : start + _CHUNK_ROWS]
-            pairs = [_read_pair(root / row.policy_number) for row in part]
-            yield pairs, [row.as_of for row in part]
-
-    matrix = extract_matrix(chunks(), total=len(rows), jobs=jobs, progress=progress)
+    bounds = _chunk_bounds(len(rows), jobs)
+    blocks = run_chunks(
+        [partial(_directory_chunk, root, rows[start:stop]) for start, stop in bounds],
+        sizes=[stop - start for start, stop in bounds],
+        jobs=jobs,
+        progress=progress,
+        preload=preload,
+    )
     return TrainingSet(
-        matrix=matrix,
+        matrix=np.vstack(blocks),
         labels=np.array([row.label for row in rows], dtype=np.int64),
         policy_numbers=tuple(row.policy_number for row in rows),
         source=f"directory({root})",
     )
+
+
+def _directory_chunk(root: Path, rows: list[_LabelRow]) -> np.ndarray:
+    pairs = [_read_pair(root / row.policy_number) for row in rows]
+    return _extract_chunk(pairs, [row.as_of for row in rows])
 
 
 def _read_pair(folder: Path) -> tuple[Document, Document]:

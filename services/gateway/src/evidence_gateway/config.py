@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -67,7 +67,14 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token required on /v1 routes when set; unset disables the check.",
+        description=(
+            "Bearer token required on /v1 routes; empty counts as unset. "
+            "Required unless local_mode is true."
+        ),
+    )
+    local_mode: bool = Field(
+        default=False,
+        description="Local stack and tests: the /v1 bearer token is optional.",
     )
 
     log_format: Literal["json", "console"] = Field(
@@ -88,6 +95,24 @@ class Settings(BaseSettings):
                 f"GATEWAY_MAX_DOCUMENT_BYTES={self.max_document_bytes} exceeds "
                 f"GATEWAY_MAX_BODY_BYTES={self.max_body_bytes}; raise the body limit or lower "
                 "the document limit"
+            )
+            raise ValueError(msg)
+        return self
+
+    @field_validator("api_token", mode="after")
+    @classmethod
+    def _empty_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token would match the empty credentials of a bare "Authorization: Bearer".
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_token_outside_local_mode(self) -> Settings:
+        if not self.local_mode and self.api_token is None:
+            msg = (
+                "GATEWAY_API_TOKEN is not set; set it to the bearer token /v1 clients must send, "
+                "or set GATEWAY_LOCAL_MODE=true to run without one (local stack and tests only)"
             )
             raise ValueError(msg)
         return self

@@ -1,4 +1,4 @@
-"""Optional bearer-token check for the ``/v1`` routes."""
+"""Bearer-token check for the ``/v1`` routes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 __all__ = ["require_api_token"]
 
-_bearer = HTTPBearer(auto_error=False, description="Required when GATEWAY_API_TOKEN is set.")
+_bearer = HTTPBearer(
+    auto_error=False, description="GATEWAY_API_TOKEN; optional only with GATEWAY_LOCAL_MODE=true."
+)
 
 
 async def require_api_token(
@@ -19,8 +21,9 @@ async def require_api_token(
 ) -> None:
     """Reject the request with 401 unless it carries the configured bearer token.
 
-    Does nothing when ``GATEWAY_API_TOKEN`` is unset (local mode). The comparison takes the
-    same time whatever prefix of the token matches.
+    Does nothing when ``GATEWAY_API_TOKEN`` is unset, which the settings allow only with
+    ``GATEWAY_LOCAL_MODE=true``. The comparison takes the same time whatever prefix of the
+    token matches.
     """
     expected = request.app.state.settings.api_token
     if expected is None:

@@ -234,6 +234,7 @@ def start_gateway(
         ready_url=f"{url}/health/live",
         env={
             "GATEWAY_PORT": str(port),
+            "GATEWAY_LOCAL_MODE": "true",
             "GATEWAY_QUEUE_PATH": str(directory / "queue.sqlite3"),
             "GATEWAY_EXTRACTION_WORKERS": "2",
             "MODEL_CLIENT_BASE_URL": model_url,

@@ -37,7 +37,7 @@ from evidence_model_client.protocol import (
     validate_matrix,
 )
 
-__all__ = ["HEALTH_PATH", "ModelClient", "RetryPolicy", "ServedModelInfo"]
+__all__ = ["HEALTH_PATH", "HealthProbe", "ModelClient", "RetryPolicy", "ServedModelInfo"]
 
 HEALTH_PATH = "/health"
 _log = structlog.get_logger("evidence_model_client")
@@ -64,6 +64,25 @@ class ServedModelInfo:
     model_version: str
     feature_spec_hash: str | None
     builtin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HealthProbe:
+    """Outcome of one ``GET /health`` request.
+
+    Attributes:
+        reachable: the service returned an HTTP response with a status below 500. A 404 counts,
+            because a service without ``/health`` (such as the Snowflake inference service)
+            still answered.
+        info: the served model's facts, None unless the response was 200 with a
+            ``model_version``.
+        error_kind: the error kind (``model_timeout``, ``model_unavailable``, ...) when the
+            service was not reachable, else None.
+    """
+
+    reachable: bool
+    info: ServedModelInfo | None
+    error_kind: str | None
 
 
 class ModelClient:
@@ -229,19 +248,32 @@ class ModelClient:
             raise translate_httpx_error(exc) from exc
         if response.status_code != 200:
             raise error_for_status(response.status_code, response.content)
+        return _parse_model_info(response)
+
+    async def probe_health(self, *, timeout_seconds: float = 0.5) -> HealthProbe:
+        """Send one ``GET /health`` and report whether the service answered; never raises.
+
+        The circuit breaker neither gates nor counts this request, so a readiness probe sees
+        the service's state even while the circuit is open.
+        """
         try:
-            body: Any = response.json()
-            version = body["model_version"]
-            info = ServedModelInfo(
-                model_name=str(body.get("model_name", "")),
-                model_version=str(version),
-                feature_spec_hash=body.get("feature_spec_hash"),
-                builtin=bool(body.get("builtin", False)),
-            )
-        except (ValueError, TypeError, KeyError) as exc:
-            msg = f"GET {HEALTH_PATH} response has no model_version: {exc!r:.80}"
-            raise InvalidModelResponseError(msg) from exc
-        return info
+            async with asyncio.timeout(timeout_seconds):
+                response = await self._http.get(HEALTH_PATH, timeout=timeout_seconds)
+        except TimeoutError:
+            return HealthProbe(reachable=False, info=None, error_kind=ModelTimeoutError.kind)
+        except httpx.HTTPError as exc:
+            kind = translate_httpx_error(exc).kind
+            return HealthProbe(reachable=False, info=None, error_kind=kind)
+        if response.status_code >= 500:
+            kind = error_for_status(response.status_code, response.content).kind
+            return HealthProbe(reachable=False, info=None, error_kind=kind)
+        if response.status_code != 200:
+            return HealthProbe(reachable=True, info=None, error_kind=None)
+        try:
+            info = _parse_model_info(response)
+        except InvalidModelResponseError:
+            return HealthProbe(reachable=True, info=None, error_kind=None)
+        return HealthProbe(reachable=True, info=info, error_kind=None)
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
@@ -300,6 +332,24 @@ class ModelClient:
         if response.status_code != 200:
             raise error_for_status(response.status_code, response.content)
         return parse_probabilities(response.content, n_rows)
+
+
+def _parse_model_info(response: httpx.Response) -> ServedModelInfo:
+    try:
+        body: Any = response.json()
+        version = body["model_version"]
+        if not isinstance(version, str) or not version:
+            msg = f"model_version must be a non-empty string, got {type(version).__name__}"
+            raise TypeError(msg)
+        return ServedModelInfo(
+            model_name=str(body.get("model_name", "")),
+            model_version=str(version),
+            feature_spec_hash=body.get("feature_spec_hash"),
+            builtin=bool(body.get("builtin", False)),
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        msg = f"GET {HEALTH_PATH} response has no model_version: {exc!r:.80}"
+        raise InvalidModelResponseError(msg) from exc
 
 
 def _is_retryable(exc: BaseException) -> bool:

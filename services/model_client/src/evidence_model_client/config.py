@@ -55,7 +55,16 @@ class ClientSettings(BaseSettings):
 
     model_version: str | None = None
     """Served model version (e.g. ``V2``) for a service without the local server's ``/health``,
-    such as the Snowflake inference service. Unset: read from ``GET {base_url}/health``."""
+    such as the Snowflake inference service, whose answers are otherwise labelled
+    ``REGISTRY_UNKNOWN``. Unset: read from ``GET {base_url}/health`` at start-up, and again
+    after the first successful model call while still unknown."""
+
+    health_timeout_ms: float = Field(default=500.0, gt=0, le=60_000)
+    """Timeout of one ``GET {base_url}/health`` request made for a readiness check."""
+
+    health_max_age_seconds: float = Field(default=1.0, ge=0)
+    """How long a readiness check reuses the last observation of the model service (a health
+    request or a model call) before it sends a new ``GET /health``."""
 
     feature_spec_hash: str | None = None
     """Feature spec hash of the served model when ``/health`` is unavailable. Unset with no

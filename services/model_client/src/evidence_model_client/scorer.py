@@ -4,10 +4,19 @@ It calls the model service through ``ModelClient`` and returns the rule-based fa
 whenever the model cannot be used: the call failed or timed out, the circuit is open, or the
 served model was trained on another feature spec. A fallback score carries
 ``model_version="RULE_BASED"`` and the error kind in ``fallback_reason``.
+
+Model version: a model score is labelled ``REGISTRY_<VERSION>``. The version comes from
+``MODEL_CLIENT_MODEL_VERSION`` when set (the Snowflake inference service has no endpoint that
+reports it), else from the local model server's ``GET /health``. That request is sent at
+start-up, by readiness checks, and after every successful model call while the version is still
+unknown, so a gateway started before the model server learns the version with its first scored
+batch. ``REGISTRY_UNKNOWN`` labels a model score only when ``/health`` failed in that moment or
+answered without a version; after such an answer the scorer asks again at most every 5 s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +27,14 @@ import structlog
 from evidence_features import FEATURE_SPEC_HASH
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from evidence_model_client.client import ModelClient
+from evidence_model_client.client import HealthProbe, ModelClient
 from evidence_model_client.config import ClientSettings, get_client_settings
-from evidence_model_client.errors import ArtifactError, CircuitOpenError, ModelClientError
+from evidence_model_client.errors import (
+    ArtifactError,
+    CircuitOpenError,
+    ModelClientError,
+    ModelOverloadedError,
+)
 from evidence_model_client.fallback import rule_based_contributions, score_with_reasons
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.protocol import validate_matrix
@@ -38,7 +52,8 @@ __all__ = [
 RULE_BASED_VERSION = "RULE_BASED"
 UNKNOWN_VERSION = "REGISTRY_UNKNOWN"
 SPEC_HASH_MISMATCH = "spec_hash_mismatch"
-# How long to wait before asking /health again after it failed.
+# How long to wait before asking /health for the version again after the service answered
+# without one, as a service without the local server's /health does.
 _INFO_RETRY_SECONDS = 5.0
 
 _log = structlog.get_logger("evidence_model_client")
@@ -92,6 +107,8 @@ class RiskScorer:
         served_spec_hash: feature spec hash of the served model; None reads it from
             ``GET /health``, and leaves it unchecked when that endpoint does not exist.
         top_k: reasons per score.
+        probe_timeout_seconds: default timeout of the ``GET /health`` that ``probe()`` sends.
+        probe_max_age_seconds: default age up to which ``probe()`` reuses the last observation.
     """
 
     def __init__(
@@ -103,6 +120,8 @@ class RiskScorer:
         model_version: str | None = None,
         served_spec_hash: str | None = None,
         top_k: int = 5,
+        probe_timeout_seconds: float = 0.5,
+        probe_max_age_seconds: float = 1.0,
     ) -> None:
         self.client = client
         self._metrics = metrics
@@ -113,15 +132,23 @@ class RiskScorer:
             None if served_spec_hash is None else served_spec_hash == (FEATURE_SPEC_HASH)
         )
         self._top_k = top_k
+        self._probe_timeout = probe_timeout_seconds
+        self._probe_max_age = probe_max_age_seconds
         self._last_error_kind: str | None = None
-        self._last_call_ok = False
-        self._info_checked_at: float | None = None
+        # Last observation of the service: a model call or a /health request. None: none yet.
+        self._reachable: bool | None = None
+        self._observed_at: float | None = None
+        # When /health last answered without a model version (a service without that endpoint).
+        self._version_missing_at: float | None = None
+        # One /health request at a time: concurrent callers wait and reuse its result.
+        self._health_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(
         cls,
         settings: ClientSettings | None = None,
         *,
+        metrics: ModelMetrics | None = None,
         registry: CollectorRegistry | None = REGISTRY,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> RiskScorer:
@@ -129,11 +156,15 @@ class RiskScorer:
 
         Args:
             settings: defaults to ``get_client_settings()``.
-            registry: Prometheus registry for the metrics (the gateway passes its own).
+            metrics: metrics to record into. Pass the same instance to every scorer of one
+                process, because prometheus-client rejects a second registration of the same
+                names on one registry. None creates new metrics on ``registry``.
+            registry: Prometheus registry of new metrics; ignored when ``metrics`` is given.
             transport: httpx transport, for tests.
         """
         settings = settings or get_client_settings()
-        metrics = ModelMetrics(registry)
+        if metrics is None:
+            metrics = ModelMetrics(registry)
         client = ModelClient.from_settings(settings, metrics=metrics, transport=transport)
         return cls(
             client,
@@ -142,14 +173,37 @@ class RiskScorer:
             model_version=settings.model_version,
             served_spec_hash=settings.feature_spec_hash,
             top_k=settings.top_reasons,
+            probe_timeout_seconds=settings.health_timeout_ms / 1000.0,
+            probe_max_age_seconds=settings.health_max_age_seconds,
         )
 
     async def start(self, *, timeout_seconds: float = 2.0) -> None:
-        """Read the served model's version and spec hash; a failure here is not fatal.
+        """Probe the model service and read the served model's version and spec hash.
 
-        Without it, the first successful model call reads them.
+        A service that is down is not fatal: the fallback scores, and later probes and model
+        calls learn the version.
         """
-        await self._refresh_model_info(timeout_seconds=timeout_seconds)
+        await self.probe(max_age_seconds=0.0, timeout_seconds=timeout_seconds)
+
+    async def probe(
+        self, *, max_age_seconds: float | None = None, timeout_seconds: float | None = None
+    ) -> ScorerHealth:
+        """Return the health after a fresh ``GET /health`` unless a recent observation exists.
+
+        An observation is the outcome of a model call or of a health request. One younger than
+        ``max_age_seconds`` is reused, so frequent readiness checks cost at most one request per
+        interval. The request does not go through the circuit breaker.
+
+        Args:
+            max_age_seconds: default ``MODEL_CLIENT_HEALTH_MAX_AGE_SECONDS``.
+            timeout_seconds: default ``MODEL_CLIENT_HEALTH_TIMEOUT_MS``.
+        """
+        max_age = self._probe_max_age if max_age_seconds is None else max_age_seconds
+        timeout = self._probe_timeout if timeout_seconds is None else timeout_seconds
+        async with self._health_lock:
+            if not self._observed_within(max_age):
+                self._record_probe(await self.client.probe_health(timeout_seconds=timeout))
+        return self.health()
 
     async def score(self, matrix: np.ndarray) -> list[Score]:
         """Score each row of a (n, 105) feature matrix, with the rules when the model fails.
@@ -165,12 +219,14 @@ class RiskScorer:
         try:
             probabilities = await self.client.predict_proba(values)
         except CircuitOpenError as exc:
-            # Not logged per call: the failure that opened the circuit was logged already.
-            self._last_call_ok = False
+            # Not logged per call: the failure that opened the circuit was logged already. No
+            # request was sent, so the last observation of the service stays as it is.
             return self._fallback(values, exc.kind)
         except ModelClientError as exc:
             self._last_error_kind = exc.kind
-            self._last_call_ok = False
+            if not isinstance(exc, ModelOverloadedError):
+                # A local pool wait says nothing about the service itself.
+                self._observe(reachable=False)
             _log.warning(
                 "model call failed, using fallback",
                 error_kind=exc.kind,
@@ -178,11 +234,11 @@ class RiskScorer:
                 circuit_state=self.client.breaker.state.name.lower(),
             )
             return self._fallback(values, exc.kind)
-        self._last_call_ok = True
+        self._observe(reachable=True)
         if self._registry_version is None:
-            # The service is up, so /health is cheap now. Checking here keeps this very batch
-            # from being scored by a model trained on another spec.
-            await self._refresh_model_info(timeout_seconds=self.client.deadline_seconds)
+            # The service is up, so /health is cheap now. Checking here labels this very batch
+            # and keeps it from being scored by a model trained on another spec.
+            await self._learn_model_info()
             if self._spec_mismatch():
                 return self._fallback(values, SPEC_HASH_MISMATCH)
         version = self._registry_version or UNKNOWN_VERSION
@@ -195,15 +251,16 @@ class RiskScorer:
     def health(self) -> ScorerHealth:
         """Report the circuit state, the last error kind and whether the model is reachable.
 
-        ``model_reachable`` is true when the last model call or ``/health`` request succeeded,
-        unless the served spec hash is known to differ. Before any response it is false.
+        ``model_reachable`` is true when the last observation (a model call or a ``/health``
+        request) reached the service, unless the served spec hash is known to differ. Before
+        any observation it is false. This method sends no request; ``probe()`` does.
         """
         state = self.client.breaker.state
         self._metrics.circuit_state.set(state.value)
         return ScorerHealth(
             circuit_state=state.name.lower(),
             last_error_kind=self._last_error_kind,
-            model_reachable=self._last_call_ok and self._spec_hash_ok is not False,
+            model_reachable=self._reachable is True and self._spec_hash_ok is not False,
             model_version=self._registry_version,
             spec_hash_ok=self._spec_hash_ok,
         )
@@ -228,32 +285,68 @@ class RiskScorer:
             return top_reasons(values, rule_based_contributions(values), top_k=self._top_k)
         return self._profile.explain(values, top_k=self._top_k)
 
-    async def _refresh_model_info(self, *, timeout_seconds: float) -> None:
-        now = time.monotonic()
-        if self._info_checked_at is not None and now - self._info_checked_at < _INFO_RETRY_SECONDS:
-            return
-        self._info_checked_at = now
+    def _observe(self, *, reachable: bool) -> None:
+        self._reachable = reachable
+        self._observed_at = time.monotonic()
+
+    def _observed_within(self, max_age_seconds: float) -> bool:
+        if self._observed_at is None:
+            return False
+        return time.monotonic() - self._observed_at < max_age_seconds
+
+    async def _learn_model_info(self) -> None:
+        """Ask ``/health`` for the version, within the call deadline, unless asked recently."""
         try:
-            info = await self.client.fetch_model_info(timeout_seconds=timeout_seconds)
-        except ModelClientError as exc:
-            _log.warning("served model info unavailable", error_kind=exc.kind)
+            async with asyncio.timeout(self.client.deadline_seconds):
+                async with self._health_lock:
+                    if self._registry_version is not None or self._version_recently_missing():
+                        return
+                    probe = await self.client.probe_health(
+                        timeout_seconds=self.client.deadline_seconds
+                    )
+                    self._record_probe(probe)
+        except TimeoutError:
+            # Another caller's health request held the lock past this call's deadline.
+            _log.warning("served model info not read within the deadline")
+
+    def _version_recently_missing(self) -> bool:
+        missing_at = self._version_missing_at
+        return missing_at is not None and time.monotonic() - missing_at < _INFO_RETRY_SECONDS
+
+    def _record_probe(self, probe: HealthProbe) -> None:
+        self._observe(reachable=probe.reachable)
+        if not probe.reachable:
+            self._last_error_kind = probe.error_kind
+            _log.warning("model service health check failed", error_kind=probe.error_kind)
             return
-        self._last_call_ok = True
-        if self._configured_version is None:
-            self._registry_version = f"REGISTRY_{info.model_version}"
+        info = probe.info
+        if info is None:
+            if self._configured_version is None and not self._version_recently_missing():
+                _log.warning(
+                    "model service reports no model version on /health; "
+                    "set MODEL_CLIENT_MODEL_VERSION"
+                )
+            self._version_missing_at = time.monotonic()
+            return
+        self._version_missing_at = None
+        learned = f"REGISTRY_{info.model_version}"
+        if self._configured_version is None and self._registry_version != learned:
+            # Also after a redeployment: a later probe sees the new version.
+            self._registry_version = learned
+            _log.info(
+                "served model info read",
+                model_version=info.model_version,
+                builtin=info.builtin,
+            )
         if info.feature_spec_hash is not None:
-            self._spec_hash_ok = info.feature_spec_hash == FEATURE_SPEC_HASH
-            if not self._spec_hash_ok:
+            spec_hash_ok = info.feature_spec_hash == FEATURE_SPEC_HASH
+            if not spec_hash_ok and self._spec_hash_ok is not False:
                 _log.error(
                     "served model has another feature spec hash, using fallback",
                     served_hash=info.feature_spec_hash,
                     expected_hash=FEATURE_SPEC_HASH,
                 )
-        _log.info(
-            "served model info read",
-            model_version=info.model_version,
-            builtin=info.builtin,
-        )
+            self._spec_hash_ok = spec_hash_ok
 
 
 def _load_profile(directory: Path | None) -> ReasonProfile | None:

@@ -29,15 +29,19 @@ def _read(path: Path | None) -> str | None:
         raise typer.BadParameter(msg) from exc
 
 
-async def _post_in_process(body: dict[str, Any]) -> httpx.Response:
+async def _post_in_process(body: dict[str, Any], token: str | None) -> httpx.Response:
     # Imported here so scoring against a remote gateway does not load the feature library.
     from evidence_gateway.app import create_app
+    from evidence_gateway.config import Settings
 
-    gateway = create_app()
+    # The in-process app listens on no socket, so it runs in local mode: the bearer token is
+    # optional here, but still checked when GATEWAY_API_TOKEN is set.
+    gateway = create_app(Settings(local_mode=True))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with gateway.router.lifespan_context(gateway):
         transport = httpx.ASGITransport(app=gateway)
         async with httpx.AsyncClient(transport=transport, base_url="http://in-process") as client:
-            return await client.post("/v1/predict", json=body)
+            return await client.post("/v1/predict", json=body, headers=headers)
 
 
 async def _post_remote(
@@ -80,7 +84,7 @@ def score(
     body = {"policy_number": policy, "mib_xml": _read(mib), "rx_xml": _read(rx), "as_of": as_of}
     try:
         if in_process:
-            response = asyncio.run(_post_in_process(body))
+            response = asyncio.run(_post_in_process(body, token))
         else:
             response = asyncio.run(_post_remote(url, body, token, timeout))
     except httpx.HTTPError as exc:

@@ -94,6 +94,8 @@ class StackLayout:
                 "MODEL_CLIENT_REASON_PROFILE_DIR": str(self.model_dir),
                 "GATEWAY_HOST": self.host,
                 "GATEWAY_PORT": str(self.gateway_port),
+                # The stack binds 127.0.0.1 only; /v1 then works without a bearer token.
+                "GATEWAY_LOCAL_MODE": "true",
                 "GATEWAY_WORKERS": str(self.gateway_workers),
                 "GATEWAY_QUEUE_PATH": str(self.queue_path),
                 "PERSISTENCE_QUEUE_PATH": str(self.queue_path),

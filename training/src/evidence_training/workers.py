@@ -1,0 +1,69 @@
+"""Run training-set chunks in forked worker processes while this process imports the trainer."""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+__all__ = ["run_chunks"]
+
+_T = TypeVar("_T")
+
+
+def run_chunks(
+    tasks: Sequence[Callable[[], _T]],
+    *,
+    sizes: Sequence[int],
+    jobs: int,
+    progress: bool,
+    preload: Sequence[str] = (),
+) -> list[_T]:
+    """Call every task and return the results in task order.
+
+    With ``jobs`` > 1 the tasks run in that many forked worker processes, so each task must be
+    picklable (a module-level function or a ``functools.partial`` of one). The modules named in
+    ``preload`` are imported in this process while the workers run, so that their import cost
+    (scikit-learn and matplotlib take several CPU seconds) overlaps the data work instead of
+    preceding it. With ``jobs`` 1 the tasks run here and ``preload`` is imported afterwards.
+
+    Args:
+        tasks: callables that each build one chunk.
+        sizes: rows per task, for the progress bar.
+        jobs: worker processes. With 1, this process runs the tasks.
+        progress: show a progress bar on stderr.
+        preload: module names to import in this process before returning.
+    """
+    results: list[_T] = []
+    with tqdm(total=sum(sizes), desc="features", unit="pair", disable=not progress) as bar:
+        if jobs <= 1:
+            for task, size in zip(tasks, sizes, strict=True):
+                results.append(task())
+                bar.update(size)
+            _import_all(preload)
+            return results
+        # NOTE: fork, because a spawned worker re-imports the `evidence-train` entry point. The
+        # pool forks all workers at the first submit (CPython 3.11 with the fork context), which
+        # is before this process imports scikit-learn, so no OpenMP pool exists yet in a worker.
+        # Python 3.12+ warns when a process with threads forks (tqdm's monitor thread is one).
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures: list[Future[_T]] = [pool.submit(task) for task in tasks]
+            try:
+                _import_all(preload)
+                for future, size in zip(futures, sizes, strict=True):
+                    results.append(future.result())
+                    bar.update(size)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    return results
+
+
+def _import_all(names: Sequence[str]) -> None:
+    for name in names:
+        importlib.import_module(name)
