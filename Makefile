@@ -19,8 +19,10 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled once here because PYTHONDONTWRITEBYTECODE may be set on the machine, and
+# then every test subprocess would compile scikit-learn, pandas and friends again (seconds each).
 setup: $(UV)
-	$(UV) sync --all-packages --locked
+	$(UV) sync --all-packages --locked --compile-bytecode
 
 run: setup
 	$(RUN) evidence-stack

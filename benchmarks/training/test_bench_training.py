@@ -1,7 +1,7 @@
 """Fit-time benchmark of the two model families, and of permutation importance, on generated rows.
 
-Run with ``pytest benchmarks/training --benchmark-only``. The gate compares the two fits measured
-in the same run, never an absolute time.
+Run with ``pytest benchmarks/training --benchmark-only``. The gates compare timings measured in the
+same run, never an absolute time.
 """
 
 from __future__ import annotations

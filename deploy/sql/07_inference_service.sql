@@ -5,6 +5,10 @@
 -- spcs/inference_service.yaml to the spec stage. The spec is a template: every {{ name }} in
 -- it gets its value from the USING clause below. ops/rollout_inference_service.sql applies a
 -- changed spec or image tag to a running service with the same USING clause.
+--
+-- The spec maps the secret <database>.SPCS.GATEWAY_API_TOKEN into the gateway's
+-- GATEWAY_API_TOKEN (the /v1 bearer token). No step creates it, because its value must not be
+-- in a file: create it once, and grant the service role READ on it, as docs/security.md shows.
 USE ROLE <% ctx.env.service_role %>;
 
 CREATE SERVICE IF NOT EXISTS <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.inference_service %>

@@ -54,6 +54,9 @@ IMAGES: dict[str, Image] = {
 
 # Variables an image may set that no settings class reads.
 _RUNTIME_VARIABLES = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
+# Settings a container receives when it starts (docker compose, or a Snowflake secret in SPCS),
+# never from its image: the /v1 token, or local mode in its place.
+_STARTUP_SETTINGS = {"gateway": {"GATEWAY_API_TOKEN": "token-set-when-the-container-starts"}}
 _BUILD_TOOLS = ("build-essential", "gcc", "g++", "make", "git", "curl", "wget")
 
 
@@ -421,9 +424,11 @@ def test_dockerfile_env_names_are_settings(
         known |= set(support.env_names(settings_class))
 
     assert set() == set(environment) - known, name
+    assert set() == set(environment) & {"GATEWAY_API_TOKEN", "GATEWAY_LOCAL_MODE"}, name
     settings_env = {
         key: value for key, value in environment.items() if key not in _RUNTIME_VARIABLES
     }
+    settings_env |= _STARTUP_SETTINGS.get(name, {})
     for settings_class in image.settings:
         support.build_settings(settings_class, settings_env, monkeypatch)
 

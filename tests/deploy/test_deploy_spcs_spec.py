@@ -162,7 +162,7 @@ def _container(spec: ServiceSpecification, name: str) -> Container:
 
 
 # Stand-in for a value SPCS reads from a Snowflake secret when the container starts.
-_SECRET_PLACEHOLDER = "value-of-the-snowflake-secret"
+_SECRET_PLACEHOLDER = "value-of-the-snowflake-secret"  # noqa: S105 - not a credential
 
 
 def _runtime_env(container: Container) -> dict[str, str]:

@@ -24,8 +24,8 @@ SQL_POLICIES = [
     "SF-1'; DROP TABLE ML_MODELS__MODEL_PREDICTIONS; --",
     'SF-2"); DELETE FROM FEATURE_STORE__ONLINE_FEATURES; --',
     "SF-3' OR '1'='1",
-    "SF-4\r\n\u001b[31m\u0000",
 ]
+CONTROL_POLICY = "SF-4\r\n\u001b[31m\u0000"
 
 
 @pytest.mark.parametrize(
@@ -158,15 +158,19 @@ def _stored_rows(store: Path, policies: list[str], timeout: float = 30.0) -> lis
 
 
 def test_security_sql_in_policy_number_stored_as_data(gateway: GatewayUnderTest) -> None:
-    """Policy numbers carrying SQL or control characters are scored and stored verbatim."""
+    """Policy numbers carrying SQL are scored and stored verbatim; control characters fail."""
     before = httpx.post(
         f"{gateway.url}/v1/predict", json=BODY, headers=gateway.headers(), timeout=10.0
     ).json()["prediction_id"]
-    rows = [[i, policy, None, "<IntelRXResponse/>"] for i, policy in enumerate(SQL_POLICIES)]
+    policies = [*SQL_POLICIES, CONTROL_POLICY]
+    rows = [[i, policy, None, "<IntelRXResponse/>"] for i, policy in enumerate(policies)]
     response = httpx.post(f"{gateway.url}/functions/predict", json={"data": rows}, timeout=30.0)
     assert 200 == response.status_code
     answered = [row[1] for row in response.json()["data"]]
-    assert SQL_POLICIES == [answer["policy_number"] for answer in answered]
+    assert SQL_POLICIES == [answer["policy_number"] for answer in answered[:-1]]
+    assert "invalid_policy_number" == answered[-1]["error_type"]
+    assert "policy_number" in answered[-1]["error"]
+    assert CONTROL_POLICY not in answered[-1]["error"]
 
     stored = _stored_rows(gateway.store_path, [*SQL_POLICIES, "SEC-1"])
     connection = sqlite3.connect(f"{gateway.store_path.as_uri()}?mode=ro", uri=True)
@@ -177,9 +181,14 @@ def test_security_sql_in_policy_number_stored_as_data(gateway: GatewayUnderTest)
     earlier = connection.execute(
         "SELECT COUNT(*) FROM ML_MODELS__MODEL_PREDICTIONS WHERE PREDICTION_ID = ?", (before,)
     ).fetchone()
+    rejected = connection.execute(
+        "SELECT COUNT(*) FROM ML_MODELS__MODEL_PREDICTIONS WHERE POLICY_NUMBER = ?",
+        (CONTROL_POLICY,),
+    ).fetchone()
     connection.close()
 
     assert sorted([*SQL_POLICIES, "SEC-1"]) == sorted({policy for policy, _ in stored})
+    assert (0,) == rejected
     assert {"ML_MODELS__MODEL_PREDICTIONS", "FEATURE_STORE__ONLINE_FEATURES"} <= tables
     assert (1,) == features
     assert (1,) == earlier

@@ -75,7 +75,7 @@ def test_cli_import_skips_heavy_libraries() -> None:
 
 
 def test_package_lazy_names_resolve() -> None:
-    """Every name in evidence_training.__all__ resolves; an unknown one raises AttributeError."""
+    """Every name in evidence_training.__all__ resolves, and an unknown one raises."""
     for name in evidence_training.__all__:
         assert getattr(evidence_training, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'missing'"):

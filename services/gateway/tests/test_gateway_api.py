@@ -143,6 +143,39 @@ async def test_predict_truncated_json_rejected(gateway: Any) -> None:
     assert "Jane Example" not in response.text
 
 
+async def test_predict_invalid_utf8_body_422(gateway: Any) -> None:
+    """A body that is not UTF-8 gets the standard 422 body, not FastAPI's bare 400."""
+    for route in ("/v1/predict", "/v1/predict/batch"):
+        response = await gateway.client.post(
+            route,
+            content=b'{"policy_number": "Jane \xff\xfe Example"}',
+            headers={"content-type": "application/json"},
+        )
+
+        assert response.status_code == 422, route
+        body = response.json()
+        assert body["error"]["type"] == "validation_error"
+        assert "UTF-8" in body["error"]["message"]
+        assert body["details"] == [
+            {"type": "json_invalid", "loc": ["body"], "msg": body["error"]["message"]}
+        ]
+        assert "Jane" not in response.text
+
+
+async def test_predict_deeply_nested_json_422(gateway: Any) -> None:
+    """JSON nested past the decoder's recursion limit gets 422 validation_error."""
+    depth = 100_000
+    content = b'{"policy_number": ' + b"[" * depth + b"]" * depth + b"}"
+
+    response = await gateway.client.post(
+        "/v1/predict", content=content, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["type"] == "validation_error"
+    assert "nested" in response.json()["error"]["message"]
+
+
 async def test_predict_bad_policy_number_rejected(
     gateway: Any, smoke_pair: tuple[str, str]
 ) -> None:

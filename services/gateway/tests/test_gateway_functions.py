@@ -157,3 +157,32 @@ async def test_functions_invalid_envelope_422(gateway: Any) -> None:
         assert response.status_code == 422, content
         assert response.json()["error"]["type"] == "validation_error"
         assert "Jane Example" not in response.text
+
+
+async def test_functions_policy_number_rule(gateway: Any) -> None:
+    """Over-long policy numbers and invisible characters fail their row; SQL text is data."""
+    policies = [
+        "P-" + "9" * 62,  # 64 characters: the maximum
+        "P-" + "9" * 63,  # 65 characters
+        "P-\r\n1",
+        "P-\u0000",
+        "P-\u202e1",  # right-to-left override
+        "P-\u2028",  # line separator
+        "P-1'; DROP TABLE x; --",
+    ]
+    rows = [[i, policy, None, None] for i, policy in enumerate(policies)]
+
+    response = await gateway.client.post("/functions/predict", json={"data": rows})
+
+    assert response.status_code == 200
+    values = [row[1] for row in response.json()["data"]]
+    assert values[0]["policy_number"] == policies[0]
+    assert values[-1]["policy_number"] == policies[-1]
+    for value in values[1:-1]:
+        assert value["error_type"] == "invalid_policy_number", value
+        assert value["error"].startswith("policy_number "), value
+    assert "65 characters; at most 64" in values[1]["error"]
+    assert "U+000D" in values[2]["error"]
+    assert "U+0000" in values[3]["error"]
+    assert "U+202E" in values[4]["error"]
+    assert "U+2028" in values[5]["error"]

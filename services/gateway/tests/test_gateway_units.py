@@ -66,6 +66,22 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "zq-9731" not in repr(settings)
 
 
+def test_settings_token_required_outside_local_mode() -> None:
+    """Without a token and local mode, the error names both variables."""
+    with pytest.raises(ValueError, match="GATEWAY_API_TOKEN") as raised:
+        Settings()
+
+    assert "GATEWAY_LOCAL_MODE=true" in str(raised.value)
+
+
+def test_settings_empty_token_counts_as_unset() -> None:
+    """An empty or blank token never matches a bare 'Bearer' header: it counts as unset."""
+    with pytest.raises(ValueError, match="GATEWAY_API_TOKEN"):
+        Settings(api_token=" ")  # noqa: S106 - a blank test value, not a credential
+
+    assert Settings(api_token="", local_mode=True).api_token is None
+
+
 def test_settings_document_over_body_rejected() -> None:
     """A document limit above the body limit is a configuration error naming both variables."""
     with pytest.raises(ValueError, match="GATEWAY_MAX_DOCUMENT_BYTES=10 exceeds"):

@@ -128,7 +128,7 @@ async def test_probe_before_any_observation_is_false(refused_url: str) -> None:
 
 
 async def test_probe_hanging_health_times_out() -> None:
-    """A /health that never answers costs the probe timeout, then reports model_timeout."""
+    """A /health that never responds costs the probe timeout, then reports model_timeout."""
     hanging = await asyncio.start_server(_hang, "127.0.0.1", 0)
     port = hanging.sockets[0].getsockname()[1]
     scorer = _scorer(f"http://127.0.0.1:{port}", model_version="V2")
@@ -143,7 +143,7 @@ async def test_probe_hanging_health_times_out() -> None:
 
     assert health.model_reachable is False
     assert health.last_error_kind == "model_timeout"
-    # 0.2 s timeout plus scheduling slack on a loaded machine; the server never answers.
+    # 0.2 s timeout plus scheduling slack on a loaded machine; the server never responds.
     assert elapsed < 1.5
 
 
@@ -167,7 +167,7 @@ async def test_probe_reuses_recent_observation(faulty_server: FaultyServer) -> N
 
 
 async def test_probe_sees_server_going_down(faulty_server: FaultyServer) -> None:
-    """A reachable model that stops answering is reported unreachable by the next probe."""
+    """A reachable model that stops responding is reported unreachable by the next probe."""
     scorer = _scorer(faulty_server.base_url, model_version="V2")
     assert (await scorer.probe(max_age_seconds=0.0)).model_reachable is True
 

@@ -13,8 +13,8 @@ from evidence_training.models import ModelKind
 from evidence_training.options import TrainingOptions
 
 # scikit-learn, matplotlib, pandas and the model client package take several CPU seconds to
-# import, so the commands import them when they run: `--help` and argument errors stay fast, and
-# `train` imports them while the feature workers generate data (see dataset.make_synthetic_set).
+# import, so the commands import them when they run. Then `--help` and argument errors stay fast,
+# and `train` imports them while the feature workers build the data (workers.run_chunks).
 if TYPE_CHECKING:
     from evidence_training.dataset import TrainingSet
     from evidence_training.pipeline import TrainingResult
@@ -80,7 +80,11 @@ def train(
     ] = 0.2,
     jobs: Annotated[
         int,
-        typer.Option(min=1, help="Worker processes that extract features (1: no workers)."),
+        typer.Option(
+            min=1,
+            help="Worker processes that generate or read the pairs and extract their features "
+            "(1: no workers).",
+        ),
     ] = 2,
     threads: Annotated[
         int, typer.Option(min=1, help="OpenMP threads for fitting and scoring the model.")

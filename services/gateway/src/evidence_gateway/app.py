@@ -31,7 +31,8 @@ _DESCRIPTION = """
 Scores life-insurance underwriting evidence (an MIB report and a prescription-history report
 per applicant) and records every prediction for lineage and monitoring.
 
-* `/v1/*`: JSON API for applications (bearer token when `GATEWAY_API_TOKEN` is set).
+* `/v1/*`: JSON API for applications (bearer token `GATEWAY_API_TOKEN`; optional only with
+  `GATEWAY_LOCAL_MODE=true`).
 * `/functions/*`: Snowflake service-function protocol, called by `FN_API_PREDICT` and
   `FN_HEALTH`.
 * `/health/*`, `/metrics`: probes and Prometheus metrics.

@@ -80,9 +80,36 @@ async def _on_validation_error(request: Request, raised: Exception) -> JSONRespo
     )
 
 
+def _undecodable_body_message(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not valid UTF-8; send JSON encoded as UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested deeper than the JSON decoder allows; send a flat object"
+    return "the request body cannot be decoded as JSON; send a JSON object"
+
+
 async def _on_http_exception(request: Request, raised: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, raised)
     status = exc.status_code
+    cause = exc.__cause__
+    if status == 400 and cause is not None and not isinstance(cause, StarletteHTTPException):
+        # FastAPI 0.165 raises a bare 400 "There was an error parsing the body" from the
+        # decoding error when json.loads fails with anything but JSONDecodeError: invalid
+        # UTF-8, or RecursionError on deep nesting. Answer as for any other invalid JSON.
+        message = _undecodable_body_message(cause)
+        _log.info(
+            "request rejected",
+            error_type="validation_error",
+            exception_type=type(cause).__name__,
+        )
+        return JSONResponse(
+            error_body(
+                "validation_error",
+                message,
+                details=[{"type": "json_invalid", "loc": ["body"], "msg": message}],
+            ),
+            status_code=422,
+        )
     message = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
     return JSONResponse(
         error_body(_STATUS_TYPES.get(status, "http_error"), message),

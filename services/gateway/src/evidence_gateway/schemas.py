@@ -33,7 +33,8 @@ _EXAMPLE_RX = (
     '<?xml version="1.0"?><IntelRXResponse><DrugFill><DrugGenericName>METFORMIN'
     "</DrugGenericName></DrugFill></IntelRXResponse>"
 )
-_POLICY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
+POLICY_NUMBER_MAX_LENGTH = 64
+_POLICY_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._\-]{{0,{POLICY_NUMBER_MAX_LENGTH - 1}}}$"
 
 
 class EvidenceInput(BaseModel):

@@ -73,7 +73,7 @@ class HealthProbe:
     Attributes:
         reachable: the service returned an HTTP response with a status below 500. A 404 counts,
             because a service without ``/health`` (such as the Snowflake inference service)
-            still answered.
+            still responded.
         info: the served model's facts, None unless the response was 200 with a
             ``model_version``.
         error_kind: the error kind (``model_timeout``, ``model_unavailable``, ...) when the
@@ -251,7 +251,7 @@ class ModelClient:
         return _parse_model_info(response)
 
     async def probe_health(self, *, timeout_seconds: float = 0.5) -> HealthProbe:
-        """Send one ``GET /health`` and report whether the service answered; never raises.
+        """Send one ``GET /health`` and report whether the service responded; never raises.
 
         The circuit breaker neither gates nor counts this request, so a readiness probe sees
         the service's state even while the circuit is open.

@@ -55,7 +55,7 @@ class ClientSettings(BaseSettings):
 
     model_version: str | None = None
     """Served model version (e.g. ``V2``) for a service without the local server's ``/health``,
-    such as the Snowflake inference service, whose answers are otherwise labelled
+    such as the Snowflake inference service, whose scores are otherwise labelled
     ``REGISTRY_UNKNOWN``. Unset: read from ``GET {base_url}/health`` at start-up, and again
     after the first successful model call while still unknown."""
 
@@ -101,9 +101,9 @@ class ServerSettings(BaseSettings):
     so the stack runs before any training. False: refuse to start without an artifact."""
 
     scoring_threads: int = Field(default=1, ge=1, le=256)
-    """OpenMP and BLAS threads one ``predict_proba`` call may use. One thread is fastest for the
-    one-row to few-hundred-row batches the gateway sends; more only pay off for batches of
-    thousands of rows on otherwise idle cores."""
+    """OpenMP and BLAS threads one ``predict_proba`` call may use. One thread was fastest for
+    batches of 1 and 200 rows in benchmarks/model_client. More threads may help batches of
+    thousands of rows on idle cores, which was not measured."""
 
     max_rows: int = Field(default=10_000, ge=1)
     """Maximum rows in one request; larger requests get 413."""

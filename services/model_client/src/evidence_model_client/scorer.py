@@ -10,8 +10,9 @@ Model version: a model score is labelled ``REGISTRY_<VERSION>``. The version com
 reports it), else from the local model server's ``GET /health``. That request is sent at
 start-up, by readiness checks, and after every successful model call while the version is still
 unknown, so a gateway started before the model server learns the version with its first scored
-batch. ``REGISTRY_UNKNOWN`` labels a model score only when ``/health`` failed in that moment or
-answered without a version; after such an answer the scorer asks again at most every 5 s.
+batch. ``REGISTRY_UNKNOWN`` labels a model score only when that ``/health`` request failed or
+returned no version. After a response without a version the scorer requests it again at most
+every 5 s.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ __all__ = [
 RULE_BASED_VERSION = "RULE_BASED"
 UNKNOWN_VERSION = "REGISTRY_UNKNOWN"
 SPEC_HASH_MISMATCH = "spec_hash_mismatch"
-# How long to wait before asking /health for the version again after the service answered
-# without one, as a service without the local server's /health does.
+# Seconds before /health is requested again after a response without a version, which is what
+# a service without the local server's /health returns.
 _INFO_RETRY_SECONDS = 5.0
 
 _log = structlog.get_logger("evidence_model_client")
@@ -138,7 +139,7 @@ class RiskScorer:
         # Last observation of the service: a model call or a /health request. None: none yet.
         self._reachable: bool | None = None
         self._observed_at: float | None = None
-        # When /health last answered without a model version (a service without that endpoint).
+        # When /health last returned no model version (a service without that endpoint).
         self._version_missing_at: float | None = None
         # One /health request at a time: concurrent callers wait and reuse its result.
         self._health_lock = asyncio.Lock()

@@ -25,7 +25,7 @@ __all__ = ["ScoringThreads"]
 class ScoringThreads:
     """Thread limit of the native libraries during scoring.
 
-    Build it after the model is loaded: the controller only sees the libraries (such as libgomp)
+    Build it after the model is loaded: the controller only finds the libraries (such as libgomp)
     that are loaded when it is created.
 
     Args:

@@ -26,7 +26,7 @@ from evidence_gateway.security import require_api_token
 __all__ = ["router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "GATEWAY_API_TOKEN is set and the token is wrong."},
+    401: {"model": ErrorBody, "description": "The bearer token is missing or wrong."},
     413: {"model": ErrorBody, "description": "Body, document or batch larger than the limits."},
     422: {"model": ErrorBody, "description": "Invalid body, or a document that cannot be parsed."},
     503: {"model": ErrorBody, "description": "The prediction could not be recorded; retry."},

@@ -8,6 +8,7 @@ own row, so one bad document never fails the SQL statement.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import structlog
@@ -20,7 +21,12 @@ from evidence_gateway.errors import BatchTooLargeError
 from evidence_gateway.handlers import error_body
 from evidence_gateway.ids import new_prediction_id, service_function_prediction_id
 from evidence_gateway.pipeline import EvidenceRow, RowFailure
-from evidence_gateway.schemas import ErrorBody, ServiceFunctionRequest, ServiceFunctionResponse
+from evidence_gateway.schemas import (
+    POLICY_NUMBER_MAX_LENGTH,
+    ErrorBody,
+    ServiceFunctionRequest,
+    ServiceFunctionResponse,
+)
 
 __all__ = ["QUERY_BATCH_ID_HEADER", "QUERY_ID_HEADER", "router"]
 
@@ -28,6 +34,10 @@ QUERY_BATCH_ID_HEADER = "sf-external-function-query-batch-id"
 QUERY_ID_HEADER = "sf-external-function-current-query-id"
 _MAX_HEADER_ID_LENGTH = 256
 _ARGUMENTS = ("policy_number", "mib_xml", "rx_xml")
+# Control and format characters and line and paragraph separators: they can rewrite terminals
+# and log viewers or hide the difference between two ids. Lone surrogates never get this far,
+# because pydantic's JSON parser rejects the whole body.
+_REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 router = APIRouter(prefix="/functions", tags=["snowflake service functions"])
 
@@ -49,6 +59,29 @@ def _row_numbers(data: list[list[Any]]) -> list[int]:
     return numbers
 
 
+def _check_policy_number(value: str) -> RowFailure | None:
+    """Reject an over-long policy number or one with invisible characters, never echoing it.
+
+    A VARCHAR from the caller's table may hold spaces, quotes or SQL, so the /v1 pattern is not
+    applied here; those values are bound as parameters and stored unchanged.
+    """
+    if len(value) > POLICY_NUMBER_MAX_LENGTH:
+        return RowFailure(
+            "invalid_policy_number",
+            f"policy_number has {len(value)} characters; at most {POLICY_NUMBER_MAX_LENGTH} "
+            "are allowed",
+        )
+    for index, character in enumerate(value):
+        category = unicodedata.category(character)
+        if category in _REJECTED_CATEGORIES:
+            return RowFailure(
+                "invalid_policy_number",
+                f"policy_number contains U+{ord(character):04X} (Unicode category {category}) "
+                f"at index {index}; remove control, format and separator characters",
+            )
+    return None
+
+
 def _parse_row(raw: list[Any], prediction_id: str) -> EvidenceRow | RowFailure:
     if len(raw) != 1 + len(_ARGUMENTS):
         return RowFailure(
@@ -63,6 +96,10 @@ def _parse_row(raw: list[Any], prediction_id: str) -> EvidenceRow | RowFailure:
                 f"{name} is a JSON {type(value).__name__}; expected a string (VARCHAR) or null",
             )
     policy_number, mib_xml, rx_xml = raw[1:]
+    if policy_number is not None:
+        failure = _check_policy_number(policy_number)
+        if failure is not None:
+            return failure
     return EvidenceRow(
         policy_number=policy_number,
         mib_xml=mib_xml,
