@@ -29,13 +29,17 @@ def smoke_inputs() -> list[tuple[str, str | None, str | None]]:
 
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model artifact trained by ``evidence-train`` on a small generated set."""
+    """A model artifact trained by ``evidence-train`` on a small generated set.
+
+    1,500 rows is about the least that gives the model real feature importances, so that
+    registry answers carry model reasons rather than the fallback terms.
+    """
     directory = tmp_path_factory.mktemp("trained") / "model"
     subprocess.run(
         [
             script_path("evidence-train"),
             "--synthetic",
-            "200",
+            "1500",
             "--seed",
             "11",
             "--no-progress",

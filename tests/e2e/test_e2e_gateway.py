@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import math
 import re
 import socket
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from evidence_features import FEATURE_NAMES
 from evidence_gateway.testing import Stack, script_path, start_gateway, start_model_server
 from evidence_synthetic import generate_pairs
 
@@ -97,6 +99,21 @@ def test_batch_200_rows_one_bad(
         answer["policy_number"] for answer in scored
     ]
     assert stack.wait_stored([answer["prediction_id"] for answer in scored]) == 199
+
+
+def test_batch_registry_answers_carry_reasons(
+    batch_answer: tuple[list[list[Any]], dict[str, Any], float],
+) -> None:
+    """Registry answers explain themselves with known feature names and finite contributions."""
+    _, body, _ = batch_answer
+    scored = [row[1] for row in body["data"] if "error" not in row[1]]
+    explained = [answer for answer in scored if answer["reasons"]]
+
+    assert len(explained) >= len(scored) // 2
+    for answer in explained:
+        for reason in answer["reasons"]:
+            assert reason["feature"] in FEATURE_NAMES
+            assert math.isfinite(reason["contribution"])
 
 
 def test_replayed_batch_stored_once(
