@@ -94,8 +94,8 @@ async def _on_http_exception(request: Request, raised: Exception) -> JSONRespons
     cause = exc.__cause__
     if status == 400 and cause is not None and not isinstance(cause, StarletteHTTPException):
         # FastAPI 0.165 raises a bare 400 "There was an error parsing the body" from the
-        # decoding error when json.loads fails with anything but JSONDecodeError: invalid
-        # UTF-8, or RecursionError on deep nesting. Answer as for any other invalid JSON.
+        # decoding error when json.loads fails with anything but JSONDecodeError, such as
+        # invalid UTF-8 or RecursionError on deep nesting. Return the usual 422 instead.
         message = _undecodable_body_message(cause)
         _log.info(
             "request rejected",

@@ -315,11 +315,16 @@ class RiskScorer:
         return missing_at is not None and time.monotonic() - missing_at < _INFO_RETRY_SECONDS
 
     def _record_probe(self, probe: HealthProbe) -> None:
+        was_reachable = self._reachable
         self._observe(reachable=probe.reachable)
         if not probe.reachable:
             self._last_error_kind = probe.error_kind
-            _log.warning("model service health check failed", error_kind=probe.error_kind)
+            # Readiness checks probe about once a second, so log changes, not each failure.
+            if was_reachable is not False:
+                _log.warning("model service health check failed", error_kind=probe.error_kind)
             return
+        if was_reachable is False:
+            _log.info("model service health check succeeded again")
         info = probe.info
         if info is None:
             if self._configured_version is None and not self._version_recently_missing():

@@ -12,10 +12,11 @@ one ``predict_proba`` call per request, so the event loop stays free for other r
 call runs under ``ScoringThreads`` (``MODEL_SERVER_SCORING_THREADS`` OpenMP and BLAS threads,
 default 1).
 
-Start-up loads the model, then scores one row of the feature defaults through the whole request
-path before uvicorn accepts connections. scikit-learn's first ``predict_proba`` in a process
-takes from 70 ms to over a second (imports and first-call set-up), and without this warm-up the
-first caller after a deployment waits for it, while ``/health`` already returns 200.
+Start-up loads the model, then scores one row of the feature defaults through the parse, predict
+and encode steps of a request before uvicorn accepts connections. scikit-learn's first
+``predict_proba`` in a process pays for imports and first-call set-up: about 20 ms at load
+average 3-5 and over a second under heavier load (benchmarks/model_client). Without this
+warm-up the first caller after a deployment waits for it, while ``/health`` already returns 200.
 """
 
 from __future__ import annotations

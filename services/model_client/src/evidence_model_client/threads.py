@@ -1,10 +1,10 @@
 """Limit the OpenMP and BLAS threads that one ``predict_proba`` call may start.
 
 scikit-learn's ``HistGradientBoostingClassifier.predict_proba`` runs OpenMP loops with one thread
-per core by default. For the small batches this server scores, starting and synchronising those
-threads costs more than the work. On a loaded 2-core machine the OpenMP threads also wait for
-cores that other processes hold. In one measurement (docs/benchmarks.md) a one-row prediction
-took a median of 146 ms with the default and 2.8 ms with one thread.
+per core by default. For one row, starting and synchronising those threads costs far more than
+the work, and at 200 rows they brought no gain. On a loaded 2-core machine the OpenMP threads
+also wait for cores that other processes hold. In one measurement (docs/benchmarks.md) a
+one-row prediction took a median of 146 ms with the default and 2.8 ms with one thread.
 
 libgomp keeps the OpenMP thread count per calling thread, so a limit set once at start-up does
 not reach the worker threads that score requests. ``ScoringThreads.limit()`` therefore sets the

@@ -63,7 +63,7 @@ def _check_policy_number(value: str) -> RowFailure | None:
     """Reject an over-long policy number or one with invisible characters, never echoing it.
 
     A VARCHAR from the caller's table may hold spaces, quotes or SQL, so the /v1 pattern is not
-    applied here; those values are bound as parameters and stored unchanged.
+    applied here. Those values are bound as parameters and stored unchanged.
     """
     if len(value) > POLICY_NUMBER_MAX_LENGTH:
         return RowFailure(
