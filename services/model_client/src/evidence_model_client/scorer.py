@@ -226,7 +226,7 @@ class RiskScorer:
         except ModelClientError as exc:
             self._last_error_kind = exc.kind
             if not isinstance(exc, ModelOverloadedError):
-                # A local pool wait says nothing about the service itself.
+                # A local pool wait tells nothing about the service itself.
                 self._observe(reachable=False)
             _log.warning(
                 "model call failed, using fallback",
@@ -337,7 +337,7 @@ class RiskScorer:
         self._version_missing_at = None
         learned = f"REGISTRY_{info.model_version}"
         if self._configured_version is None and self._registry_version != learned:
-            # Also after a redeployment: a later probe sees the new version.
+            # A later probe after a redeployment replaces the version learned before.
             self._registry_version = learned
             _log.info(
                 "served model info read",
