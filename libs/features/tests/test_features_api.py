@@ -15,6 +15,8 @@ from evidence_features import (
     FEATURE_SPEC,
     CodeMap,
     FeatureWarning,
+    MalformedDocumentError,
+    extract_batch,
     extract_features,
 )
 from evidence_features.docs import render_feature_docs
@@ -176,3 +178,39 @@ def test_docs_cli_check_detects_stale(tmp_path: Path) -> None:
     subprocess.run([*command, "--write", str(target)], check=True)
     fresh = subprocess.run([*command, "--check", str(target)], check=False)
     assert fresh.returncode == 0
+
+
+SWAPPED_CASES = [
+    ("<IntelRXResponse><DrugFill/></IntelRXResponse>", None, "MIB", "IntelRXResponse"),
+    ("<IntelRX><IntelRXResponse/></IntelRX>", None, "MIB", "IntelRX"),
+    (None, "<TXLife xmlns='http://ACORD.org/Standards/Life/2'/>", "RX", "TXLife"),
+    (None, "<MIBResponse><MIBRecord/></MIBResponse>", "RX", "MIBResponse"),
+]
+
+
+@pytest.mark.parametrize(("mib", "rx", "document", "root"), SWAPPED_CASES)
+def test_swapped_documents_raise(mib: str | None, rx: str | None, document: str, root: str) -> None:
+    """A report of the other type in a slot is rejected instead of scoring as no evidence."""
+    with pytest.raises(MalformedDocumentError, match="swapped") as caught:
+        extract_features(mib, rx, as_of=date(2024, 3, 16))
+
+    assert document == caught.value.document
+    assert f"<{root}>" in str(caught.value)
+
+
+def test_swapped_documents_lenient_flag() -> None:
+    """Lenient batches record a swapped document as a parse error of that document."""
+    matrix = extract_batch(
+        [("<IntelRXResponse/>", "<MIBResponse/>")], as_of=date(2024, 3, 16), lenient=True
+    )
+    row = dict(zip(FEATURE_NAMES, matrix[0], strict=True))
+
+    assert 1.0 == row["META_MIB_PARSE_ERROR"]
+    assert 1.0 == row["META_RX_PARSE_ERROR"]
+
+
+def test_generic_response_root_still_mib() -> None:
+    """The flat legacy `<Response>` root stays a valid MIB document."""
+    vector = extract_features("<Response><ResponseData>CODE1</ResponseData></Response>", None)
+
+    assert 1.0 == vector.as_dict()["MIB_TOTAL_RECORDS"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from evidence_gateway.config import Settings
 from evidence_persistence import PredictionQueue
@@ -90,6 +92,35 @@ async def test_predict_malformed_rx_names_document(gateway: Any) -> None:
     assert error["type"] == "malformed_document"
     assert error["document"] == "RX"
     assert "JANE-EXAMPLE" not in response.text
+
+
+@pytest.mark.parametrize("field", ["mib_xml", "rx_xml"])
+async def test_predict_lone_surrogate_rejected(gateway: Any, field: str) -> None:
+    """A JSON escape that decodes to a lone surrogate gets 422 naming the field, not a 500."""
+    body = _body("<r/>", "<r/>")
+    body[field] = '<r a="\\ud800"/>'
+    raw = json.dumps(body).replace("\\\\ud800", "\\ud800")
+
+    response = await gateway.client.post(
+        "/v1/predict", content=raw, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["type"] == "invalid_document_encoding"
+    assert field in error["message"]
+
+
+async def test_predict_swapped_documents_rejected(gateway: Any) -> None:
+    """An Rx report sent as the MIB document gets 422 naming MIB instead of a clean score."""
+    response = await gateway.client.post(
+        "/v1/predict", json=_body("<IntelRXResponse/>", "<MIBResponse/>")
+    )
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["document"] == "MIB"
+    assert "swapped" in error["message"]
 
 
 async def test_predict_doctype_rejected(gateway: Any) -> None:

@@ -186,3 +186,15 @@ async def test_functions_policy_number_rule(gateway: Any) -> None:
     assert "U+0000" in values[3]["error"]
     assert "U+202E" in values[4]["error"]
     assert "U+2028" in values[5]["error"]
+
+
+async def test_functions_blank_policy_number_fails_row(gateway: Any) -> None:
+    """A whitespace-only policy number fails its own row; the row beside it is scored."""
+    rows = [[0, "   ", None, None], [1, "P-1", None, None]]
+
+    response = await gateway.client.post("/functions/predict", json={"data": rows})
+
+    assert response.status_code == 200
+    values = [row[1] for row in response.json()["data"]]
+    assert values[0]["error_type"] == "missing_policy_number"
+    assert values[1]["policy_number"] == "P-1"

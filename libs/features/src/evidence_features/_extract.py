@@ -23,7 +23,7 @@ from evidence_features._rx_features import fill_rx_features
 from evidence_features._spec import FEATURE_NAMES, FEATURE_SPEC
 from evidence_features._vector import FeatureVector, FeatureWarning
 from evidence_features._xml import ParseLimits, parse_document
-from evidence_features.errors import DocumentError, DocumentKind
+from evidence_features.errors import DocumentError, DocumentKind, MalformedDocumentError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,6 +80,22 @@ def _resolve_as_of(explicit: int | None, mib: MibReport | None, rx: RxReport | N
     return datetime.now(UTC).date().toordinal()
 
 
+# Root elements that identify one report type beyond doubt. `Response` is left out because the
+# flat legacy MIB shape uses it and other vendors might too.
+_ROOTS: dict[DocumentKind, frozenset[str]] = {
+    "MIB": frozenset({"TXLife", "MIBResponse"}),
+    "RX": frozenset({"IntelRX", "IntelRXResponse", "RxHistoryResponse"}),
+}
+_OTHER: dict[DocumentKind, DocumentKind] = {"MIB": "RX", "RX": "MIB"}
+
+
+def _is_other_report(root: etree._Element, document: DocumentKind) -> bool:
+    tag = root.tag
+    if not isinstance(tag, str):
+        return False
+    return etree.QName(tag).localname in _ROOTS[_OTHER[document]]
+
+
 def _parse(
     data: Document,
     document: DocumentKind,
@@ -100,6 +116,17 @@ def _parse(
         return None, True
     if recovered:
         warnings[("encoding_recovered", document)] = 1
+    if root is not None and _is_other_report(root, document):
+        # Swapped documents would otherwise score as "no evidence" with HTTP 200, which reads
+        # as a clean applicant; only roots that name the other report type are rejected.
+        msg = (
+            f"{document} document: root element <{etree.QName(root).localname}> belongs to "
+            f"{_OTHER[document]} reports; check that the MIB and Rx documents are not swapped"
+        )
+        if not lenient:
+            raise MalformedDocumentError(document, msg)
+        warnings[("parse_error", document)] = 1
+        return None, True
     if root is None or (len(root) == 0 and not (root.text or "").strip()):
         warnings[("empty_document", document)] = 1
         return None, False

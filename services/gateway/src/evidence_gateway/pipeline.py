@@ -128,10 +128,19 @@ class RowPrediction:
         return body
 
 
-def _utf8_size(text: str) -> int:
-    # len(text) bounds the UTF-8 size from below and 4 * len(text) from above, so most
-    # documents are sized without encoding them.
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+def _utf8_size(text: str) -> int | None:
+    """Return the UTF-8 size of ``text``, or None when it holds a lone surrogate.
+
+    JSON may carry escapes such as "\\ud800" that decode to lone surrogates, which no UTF-8
+    document can contain.
+    """
+    # ASCII text is sized by len() without encoding it.
+    if text.isascii():
+        return len(text)
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
 
 
 class ScoringPipeline:
@@ -174,11 +183,23 @@ class ScoringPipeline:
 
     def check_row(self, row: EvidenceRow) -> RowFailure | None:
         """Return why ``row`` cannot be scored before parsing, or None when it can."""
-        if not row.policy_number:
-            return RowFailure("missing_policy_number", "policy_number is missing; send a value")
+        if not row.policy_number or not row.policy_number.strip():
+            return RowFailure(
+                "missing_policy_number", "policy_number is missing or blank; send a value"
+            )
         for document, text in (("MIB", row.mib_xml), ("RX", row.rx_xml)):
-            if text is not None and _utf8_size(text) > self.max_document_bytes:
-                field = "mib_xml" if document == "MIB" else "rx_xml"
+            if text is None:
+                continue
+            field = "mib_xml" if document == "MIB" else "rx_xml"
+            size = _utf8_size(text)
+            if size is None:
+                return RowFailure(
+                    "invalid_document_encoding",
+                    f"{field} contains a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
+                    "escape) and cannot be UTF-8; send the report as valid Unicode text",
+                    "MIB" if document == "MIB" else "RX",
+                )
+            if size > self.max_document_bytes:
                 return RowFailure(
                     "document_too_large",
                     f"{field} is larger than GATEWAY_MAX_DOCUMENT_BYTES="
