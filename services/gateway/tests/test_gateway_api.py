@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from evidence_gateway.config import Settings
 from evidence_persistence import PredictionQueue
@@ -390,3 +391,23 @@ async def test_unknown_route_404_json(gateway: Any) -> None:
 
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
+
+
+async def test_unexpected_error_500_logs_request_id(gateway: Any) -> None:
+    """A bug answers 500 without details, and its log line carries the request id."""
+
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    gateway.app.add_api_route("/test-broken", broken, methods=["GET"])
+    transport = httpx.ASGITransport(app=gateway.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        with structlog.testing.capture_logs() as logs:
+            response = await client.get("/test-broken", headers={"x-request-id": "req-500-test"})
+
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "internal_error"
+    failures = [line for line in logs if line["event"] == "request failed"]
+    assert len(failures) == 1
+    assert failures[0]["request_id"] == "req-500-test"
+    assert failures[0]["exception_type"] == "RuntimeError"

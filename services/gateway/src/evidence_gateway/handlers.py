@@ -144,7 +144,12 @@ async def _on_persistence_unavailable(request: Request, exc: Exception) -> JSONR
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    _log.error("request failed", error_type="internal_error", exception_type=type(exc).__name__)
+    _log.error(
+        "request failed",
+        error_type="internal_error",
+        exception_type=type(exc).__name__,
+        request_id=request.scope.get("state", {}).get("request_id"),
+    )
     return JSONResponse(
         error_body(
             "internal_error", "the gateway failed unexpectedly; the request id is in the log"

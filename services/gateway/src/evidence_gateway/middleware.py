@@ -42,6 +42,9 @@ class RequestContextMiddleware:
         request_id = supplied if _REQUEST_ID_PATTERN.match(supplied) else str(uuid.uuid4())
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        # The 500 handler runs outside this middleware, after the context is cleared, so it
+        # reads the id from the request state instead.
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 
