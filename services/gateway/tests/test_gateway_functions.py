@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import structlog.testing
 from evidence_gateway.config import Settings
 from evidence_gateway.ids import service_function_prediction_id
 from evidence_persistence import PredictionQueue
@@ -198,3 +199,19 @@ async def test_functions_blank_policy_number_fails_row(gateway: Any) -> None:
     values = [row[1] for row in response.json()["data"]]
     assert values[0]["error_type"] == "missing_policy_number"
     assert values[1]["policy_number"] == "P-1"
+
+
+async def test_functions_overlong_batch_id_logged(gateway: Any) -> None:
+    """A batch id over 256 characters is ignored with a warning naming the header."""
+    headers = {BATCH_HEADER: "b" * 257}
+
+    with structlog.testing.capture_logs() as logs:
+        response = await gateway.client.post(
+            "/functions/predict", json={"data": [[0, "P-0", None, None]]}, headers=headers
+        )
+
+    assert response.status_code == 200
+    ignored = [line for line in logs if line["event"] == "header ignored"]
+    assert len(ignored) == 1
+    assert ignored[0]["header"] == BATCH_HEADER
+    assert ignored[0]["length"] == 257

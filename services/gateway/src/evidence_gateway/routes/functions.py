@@ -115,7 +115,13 @@ def _failure_value(failure: RowFailure) -> dict[str, Any]:
 
 def _header_id(request: Request, name: str) -> str | None:
     value = request.headers.get(name)
-    if value is None or not value or len(value) > _MAX_HEADER_ID_LENGTH:
+    if not value:
+        return None
+    if len(value) > _MAX_HEADER_ID_LENGTH:
+        # Without the id, prediction ids turn random, so a retried batch would be stored twice.
+        structlog.get_logger(__name__).warning(
+            "header ignored", header=name, length=len(value), max_length=_MAX_HEADER_ID_LENGTH
+        )
         return None
     return value
 
