@@ -12,16 +12,26 @@
 #               Registry and create RISK_MODEL_SVC with evidence-train; skipped when the
 #               service exists
 #   model       sql/06  wait for RISK_MODEL_SVC and read its DNS name
-#   service     sql/07  create INFERENCE_SERVICE and wait until it is READY
-#   functions   sql/08  FN_API_PREDICT and FN_HEALTH
-#   streamlit   bundle and upload deploy/streamlit/, create ML_PIPELINE_MONITOR (sql/09)
-#   smoke       sql/10  smoke test; fails unless every OK_* column is TRUE
+#   secret      sql/07  create the secret SPCS.GATEWAY_API_TOKEN (the /v1 bearer token) unless
+#               it exists; see "The /v1 token" below
+#   service     sql/08  let the service role read the secret, create INFERENCE_SERVICE and
+#               wait until it is READY
+#   functions   sql/09  FN_API_PREDICT and FN_HEALTH
+#   streamlit   bundle and upload deploy/streamlit/, create ML_PIPELINE_MONITOR (sql/10)
+#   smoke       sql/11  smoke test; fails unless every OK_* column is TRUE
 #   all         every step above, in order
 # Operations:
-#   rollout     images + spec + ops/rollout_inference_service.sql (new tag, spec or model host)
-#   suspend     ops/suspend.sql: stop the services, pool and warehouse (stops the costs)
-#   resume      ops/resume.sql
-#   teardown    ops/teardown.sql: drop everything (asks for confirmation)
+#   rollout       images + spec + ops/rollout_inference_service.sql (new tag, spec or model host)
+#   rotate-token  ops/rotate_gateway_token.sql: replace the /v1 token; restart the service after
+#   suspend       ops/suspend.sql: stop the services, pool and warehouse (stops the costs)
+#   resume        ops/resume.sql
+#   teardown      ops/teardown.sql: drop everything (asks for confirmation)
+#
+# The /v1 token: `secret` and `rotate-token` store the value of the environment variable
+# GATEWAY_API_TOKEN when it is set (32 or more characters of A-Z a-z 0-9 - . _ ~ + /, then
+# optional '=' padding), and print nothing. Otherwise they generate a random token and show it
+# once, on the terminal (/dev/tty) only, never on stdout or stderr. Without a terminal they
+# stop and ask for GATEWAY_API_TOKEN. The token reaches snow in its environment only.
 #
 # Values come from deploy/snowflake.yml; export a variable of the same name to override one,
 # e.g. `image_tag=0.2.0 deploy/deploy.sh rollout`. Needs: snow (Snowflake CLI 3.x), docker with
@@ -31,6 +41,21 @@ set -euo pipefail
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(dirname "$DEPLOY_DIR")"
 CONNECTION="${SNOWFLAKE_CONNECTION:-default}"
+
+# The secret that the spec maps into the gateway container's GATEWAY_API_TOKEN.
+SECRET_NAME=GATEWAY_API_TOKEN
+# The operator's /v1 token, when given. It leaves the environment here, so that only the one snow
+# call that stores it receives it, and docker, evidence-train and other snow calls do not.
+SUPPLIED_TOKEN="${GATEWAY_API_TOKEN:-}"
+unset GATEWAY_API_TOKEN
+# A bearer token as RFC 6750 defines it (b64token), at least 32 characters long. The character
+# set also keeps the value from ending the quoted SQL string it is placed in.
+TOKEN_PATTERN='^[A-Za-z0-9._~+/-]{32,}=*$'
+# Set by resolve_token: the token to store, and whether deploy.sh generated it.
+TOKEN=""
+TOKEN_GENERATED=""
+# Set once step_secret has run, so `all` does not check the secret twice.
+SECRET_READY=""
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -97,7 +122,8 @@ step_images() {
 }
 
 step_spec() {
-    local stage="@$(setting database_name).SPCS.$(setting spec_stage)"
+    local stage
+    stage="@$(setting database_name).SPCS.$(setting spec_stage)"
     log "upload spcs/inference_service.yaml to $stage"
     (cd "$DEPLOY_DIR" && snow stage copy spcs/inference_service.yaml "$stage" \
         -c "$CONNECTION" --overwrite)
@@ -153,18 +179,112 @@ step_model() {
     log "model service host: $model_service_dns"
 }
 
+# Print the secrets named like the /v1 token secret as JSON rows, or [] when there is none.
+secret_rows() {
+    query_json "SHOW SECRETS LIKE '$SECRET_NAME' IN SCHEMA $(setting database_name).SPCS"
+}
+
+# Succeed when the secret exists. A failed query exits, because callers test this in an `if`,
+# where set -e does not apply, and would read the failure as "does not exist".
+secret_exists() {
+    local rows
+    rows="$(secret_rows)" || {
+        echo "deploy.sh: SHOW SECRETS in $(setting database_name).SPCS failed" >&2
+        exit 1
+    }
+    [[ "$rows" == *'"name"'* ]]
+}
+
+# Succeed when this process has a terminal to show a generated token on.
+terminal_available() { (: >/dev/tty) 2>/dev/null; }
+
+# Set TOKEN to the operator's GATEWAY_API_TOKEN, or to a new random token (TOKEN_GENERATED=1).
+# Exits before anything is stored when the given token is invalid, or when a generated token
+# could not be shown. Never prints the value.
+resolve_token() {
+    if [[ -n "$SUPPLIED_TOKEN" ]]; then
+        if [[ ! "$SUPPLIED_TOKEN" =~ $TOKEN_PATTERN ]]; then
+            echo "deploy.sh: GATEWAY_API_TOKEN is invalid: use 32 or more characters of" \
+                "A-Z a-z 0-9 - . _ ~ + / (optionally followed by '='), for example the output of" \
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'" >&2
+            exit 2
+        fi
+        TOKEN="$SUPPLIED_TOKEN"
+        TOKEN_GENERATED=""
+        return
+    fi
+    if ! terminal_available; then
+        echo "deploy.sh: GATEWAY_API_TOKEN is not set and there is no terminal to show a" \
+            "generated token on. Set GATEWAY_API_TOKEN to the token from your secret store" \
+            "and run again." >&2
+        exit 1
+    fi
+    TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    TOKEN_GENERATED=1
+}
+
+# Run a SQL file that reads the token as ctx.env.GATEWAY_API_TOKEN. The token reaches snow in its
+# environment only, never in its arguments (which ps shows to every user) or in a file. snow's
+# result output is discarded because the statement contains the token and some Snowflake CLI
+# releases print each statement above its result; errors still reach stderr.
+run_sql_file_with_token() {
+    log "snow sql -f $1 (token passed in the environment)"
+    (cd "$DEPLOY_DIR" && GATEWAY_API_TOKEN="$TOKEN" snow sql -c "$CONNECTION" -f "$1" >/dev/null)
+}
+
+# Show a generated token once, on the terminal only: stdout and stderr may go to a log file.
+show_token_on_terminal() {
+    {
+        printf '\n!!! Bearer token of the gateway /v1 API (%s.SPCS.%s):\n\n' \
+            "$(setting database_name)" "$SECRET_NAME"
+        printf '    %s\n\n' "$TOKEN"
+        printf '!!! Store it in your secret store now and give it to /v1 clients from there.\n'
+        printf '!!! Snowflake never shows a secret value again; a lost token can only be\n'
+        printf '!!! replaced, with deploy.sh rotate-token.\n\n'
+    } >/dev/tty
+}
+
+step_secret() {
+    # xtrace (bash -x) would print the token, so it stays off from here on.
+    { set +x; } 2>/dev/null
+    local secret
+    secret="$(setting database_name).SPCS.$SECRET_NAME"
+    SECRET_READY=1
+    if secret_exists; then
+        log "$secret exists; its value is unchanged (deploy.sh rotate-token replaces it)"
+        if [[ -n "$SUPPLIED_TOKEN" ]]; then
+            echo "deploy.sh: GATEWAY_API_TOKEN was not stored because $secret exists;" \
+                "run deploy.sh rotate-token to store it" >&2
+        fi
+        return
+    fi
+    resolve_token
+    run_sql_file_with_token sql/07_gateway_secret.sql
+    if [[ -n "$TOKEN_GENERATED" ]]; then
+        show_token_on_terminal
+        log "created $secret with a generated token, shown on the terminal only"
+    else
+        log "created $secret with the value of GATEWAY_API_TOKEN"
+    fi
+    TOKEN=""
+}
+
 step_service() {
     if [[ -z "${model_service_dns:-}" ]]; then
         step_model
     fi
-    run_sql_file sql/07_inference_service.sql
+    if [[ -z "$SECRET_READY" ]]; then
+        step_secret
+    fi
+    run_sql_file sql/08_inference_service.sql
 }
 
-step_functions() { run_sql_file sql/08_service_functions.sql; }
+step_functions() { run_sql_file sql/09_service_functions.sql; }
 
 step_streamlit() {
     local source="$DEPLOY_DIR/streamlit"
-    local stage="@$(setting database_name).STREAMLIT_APP.$(setting streamlit_stage)"
+    local stage
+    stage="@$(setting database_name).STREAMLIT_APP.$(setting streamlit_stage)"
     local file
     if [[ ! -f "$source/$(setting streamlit_main_file)" ]]; then
         echo "deploy.sh: $source/$(setting streamlit_main_file) not found" >&2
@@ -183,12 +303,12 @@ step_streamlit() {
     if [[ -d "$source/model" ]]; then
         snow stage copy "$source/model" "$stage/model" -c "$CONNECTION" --recursive --overwrite
     fi
-    run_sql_file sql/09_streamlit.sql
+    run_sql_file sql/10_streamlit.sql
 }
 
 step_smoke() {
     log "smoke test"
-    (cd "$DEPLOY_DIR" && snow sql -c "$CONNECTION" --format json -f sql/10_smoke_test.sql) \
+    (cd "$DEPLOY_DIR" && snow sql -c "$CONNECTION" --format json -f sql/11_smoke_test.sql) \
         | assert_ok_columns
 }
 
@@ -199,6 +319,34 @@ step_rollout() {
         step_model
     fi
     run_sql_file sql/ops/rollout_inference_service.sql
+}
+
+step_rotate_token() {
+    # xtrace (bash -x) would print the token, so it stays off from here on.
+    { set +x; } 2>/dev/null
+    local database secret service
+    database="$(setting database_name)"
+    secret="$database.SPCS.$SECRET_NAME"
+    service="$database.ML_MODELS.$(setting inference_service)"
+    if ! secret_exists; then
+        echo "deploy.sh: $secret does not exist; create it with deploy.sh secret" >&2
+        exit 1
+    fi
+    resolve_token
+    run_sql_file_with_token sql/ops/rotate_gateway_token.sql
+    if [[ -n "$TOKEN_GENERATED" ]]; then
+        show_token_on_terminal
+    fi
+    TOKEN=""
+    log "stored a new value in $secret"
+    # SPCS sets the variable when a container starts, and the gateway reads it once at start.
+    cat <<EOF
+The running gateway still accepts the old token, and only the old one, until its containers
+restart. Restart them when the /v1 clients have the new token (FN_API_PREDICT and FN_HEALTH
+fail until the service is READY again, a few minutes):
+  snow sql -c $CONNECTION -q "ALTER SERVICE $service SUSPEND"
+  snow sql -c $CONNECTION -q "ALTER SERVICE $service RESUME"
+EOF
 }
 
 step_teardown() {
@@ -229,6 +377,7 @@ main() {
         spec) step_spec ;;
         register) step_register ;;
         model) step_model ;;
+        secret) step_secret ;;
         service) step_service ;;
         functions) step_functions ;;
         streamlit) step_streamlit ;;
@@ -240,12 +389,14 @@ main() {
             step_spec
             step_register
             step_model
+            step_secret
             step_service
             step_functions
             step_streamlit
             step_smoke
             ;;
         rollout) step_rollout ;;
+        rotate-token) step_rotate_token ;;
         suspend) run_sql_file sql/ops/suspend.sql ;;
         resume) run_sql_file sql/ops/resume.sql ;;
         teardown) step_teardown ;;

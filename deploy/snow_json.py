@@ -1,6 +1,6 @@
 """Read ``snow sql --format json`` output on stdin for deploy.sh, with the standard library only.
 
-    snow sql --format json -f sql/10_smoke_test.sql | python3 snow_json.py ok-columns
+    snow sql --format json -f sql/11_smoke_test.sql | python3 snow_json.py ok-columns
     snow sql --format json -q "SHOW SERVICES ..." | python3 snow_json.py dns-name
 
 ``ok-columns`` exits 0 only when every column named ``OK_*`` in every row is true, and 1 otherwise,

@@ -1,11 +1,12 @@
 """Latency against Rx report size and against service-function batch size, plus 200-row gates.
 
 A 200-row batch has a ratio gate and an absolute target (under 50 ms). Wall time on a shared
-2-core machine mostly measures how long the processes waited for a core, so both read the CPU
-time that the gateway and the model server spent on each batch (psutil, all threads and child
-processes, in 10 ms clock ticks), take the median of five batches, and keep the best of three
-such medians. The ratio gate divides it by the CPU time of ``extract_features`` over the same
-200 rows in this process. Wall-clock figures are recorded beside them.
+2-core machine mostly measures how long the processes waited for a core. So both read the CPU
+time that the gateway and the model server spent on each batch, from psutil over all threads
+and child processes in 10 ms clock ticks. They take the median of five batches and keep the
+best of three such medians. The ratio gate divides that by the CPU time of
+``extract_features`` over the same 200 rows in this process. Wall-clock figures are recorded
+beside them.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _time_batches(
         response.raise_for_status()
         answers = response.json()["data"]
         assert [answer[0] for answer in answers] == [row[0] for row in rows]
-        # The model server may still be busy for a moment after the answer; CPU read after it.
+        # CPU is read after the response, so work finished by then is counted; later work is not.
         cpus.append(_cpu_seconds(pids) - cpu_before)
         walls.append(wall)
     return walls, cpus

@@ -25,7 +25,7 @@ GRANT ROLE <% ctx.env.viewer_role %> TO ROLE <% ctx.env.admin_role %>;
 GRANT ROLE <% ctx.env.admin_role %> TO ROLE SYSADMIN;
 
 -- The user running the deployment switches to the admin role (most steps) and to the service
--- role (step 7 and rollouts) with USE ROLE, so both are granted to that user directly.
+-- role (step 8 and rollouts) with USE ROLE, so both are granted to that user directly.
 SET deploy_user = CURRENT_USER();
 GRANT ROLE <% ctx.env.admin_role %> TO USER IDENTIFIER($deploy_user);
 GRANT ROLE <% ctx.env.service_role %> TO USER IDENTIFIER($deploy_user);

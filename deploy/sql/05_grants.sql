@@ -1,5 +1,6 @@
 -- Step 5: object privileges of the service, consumer and viewer roles. Grants are idempotent.
--- Grants that need the services or functions to exist follow in steps 6, 8 and 9.
+-- Grants that need the secret, the services or the functions to exist follow in steps 6, 8, 9
+-- and 10.
 USE ROLE <% ctx.env.admin_role %>;
 
 -- Service role: run the gateway service on the pool from the repository and the spec stage,
@@ -18,13 +19,13 @@ GRANT SELECT, INSERT, UPDATE ON TABLE <% ctx.env.database_name %>.FEATURE_STORE.
 GRANT SELECT, INSERT, UPDATE ON TABLE <% ctx.env.database_name %>.ML_MODELS.MODEL_PREDICTIONS TO ROLE <% ctx.env.service_role %>;
 
 -- Consumer role: the warehouse that runs the calling query. USAGE on the two functions is
--- granted in step 8, once they exist.
+-- granted in step 9, once they exist.
 GRANT USAGE ON WAREHOUSE <% ctx.env.warehouse_name %> TO ROLE <% ctx.env.consumer_role %>;
 GRANT USAGE ON DATABASE <% ctx.env.database_name %> TO ROLE <% ctx.env.consumer_role %>;
 GRANT USAGE ON SCHEMA <% ctx.env.database_name %>.ML_MODELS TO ROLE <% ctx.env.consumer_role %>;
 
 -- Viewer role: read the features and the prediction log, never the raw evidence (health data).
--- USAGE on the Streamlit app is granted in step 9.
+-- USAGE on the Streamlit app is granted in step 10.
 GRANT USAGE ON WAREHOUSE <% ctx.env.warehouse_name %> TO ROLE <% ctx.env.viewer_role %>;
 GRANT USAGE ON DATABASE <% ctx.env.database_name %> TO ROLE <% ctx.env.viewer_role %>;
 GRANT USAGE ON SCHEMA <% ctx.env.database_name %>.FEATURE_STORE TO ROLE <% ctx.env.viewer_role %>;

@@ -29,6 +29,11 @@ SPEC_PATH = DEPLOY_DIR / "spcs" / "inference_service.yaml"
 SNOW_VARIABLE = re.compile(r"<%\s*ctx\.env\.(\w+)\s*%>")
 SPEC_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
+# Template variables whose values are secrets: deploy.sh passes them to snow in its environment
+# only, and snowflake.yml must not define them. Tests render them with SECRET_STAND_INS.
+ENVIRONMENT_ONLY_VARIABLES = frozenset({"GATEWAY_API_TOKEN"})
+SECRET_STAND_INS = {"GATEWAY_API_TOKEN": "stand-in-token-for-rendering-0123456789abcdef"}
+
 
 def load_snow_env() -> dict[str, str]:
     """Return the ``env`` section of deploy/snowflake.yml, every value as a string."""
@@ -107,10 +112,12 @@ def snow_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def rendered_sql(snow_env: dict[str, str]) -> dict[str, str]:
-    """Every SQL file rendered with the snowflake.yml values, keyed by path relative to sql/."""
+    """Every SQL file rendered with the snowflake.yml values and the secret stand-ins, keyed by
+    path relative to sql/."""
+    values = {**snow_env, **SECRET_STAND_INS}
     return {
         path.relative_to(SQL_DIR).as_posix(): render_snow_template(
-            path.read_text(encoding="utf-8"), snow_env
+            path.read_text(encoding="utf-8"), values
         )
         for path in sql_files()
     }

@@ -12,9 +12,9 @@ from sqlglot import exp
 
 @pytest.fixture(scope="module")
 def functions(rendered_sql: dict[str, str], support: ModuleType) -> dict[str, exp.Create]:
-    """The CREATE FUNCTION statements of 08_service_functions.sql, keyed by function name."""
+    """The CREATE FUNCTION statements of 09_service_functions.sql, keyed by function name."""
     parsed: dict[str, exp.Create] = {}
-    for statement in support.split_statements(rendered_sql["08_service_functions.sql"]):
+    for statement in support.split_statements(rendered_sql["09_service_functions.sql"]):
         if isinstance(statement, exp.Create) and statement.kind == "FUNCTION":
             parsed[statement.this.this.name] = statement
     return parsed
@@ -105,7 +105,7 @@ def test_functions_call_the_gateway_service(
 ) -> None:
     """Both functions name the fully qualified INFERENCE_SERVICE (sqlglot drops the qualifier)."""
     service = f"{snow_env['database_name']}.ML_MODELS.{snow_env['inference_service']}"
-    services = re.findall(r"SERVICE = ([\w.]+)", rendered_sql["08_service_functions.sql"])
+    services = re.findall(r"SERVICE = ([\w.]+)", rendered_sql["09_service_functions.sql"])
 
     assert [service, service] == services
 
@@ -116,7 +116,7 @@ def test_functions_granted_to_consumer(
     """The consumer role may call both functions, with their exact signatures."""
     grants = re.findall(
         rf"GRANT USAGE ON FUNCTION ([\w.]+\([\w, ]*\))\s+TO ROLE {snow_env['consumer_role']};",
-        rendered_sql["08_service_functions.sql"],
+        rendered_sql["09_service_functions.sql"],
     )
     prefix = f"{snow_env['database_name']}.ML_MODELS."
 

@@ -1,13 +1,17 @@
 """deploy/deploy.sh runs the steps in order, reads settings, and fails on a bad smoke test.
 
 There is no Snowflake account here, so ``snow`` and ``docker`` are replaced by small fakes on
-PATH that record their arguments and print canned JSON, the boundary the script talks to.
+PATH that record their arguments and print canned JSON, the boundary the script talks to. Each
+fake also records the SHA-256 of GATEWAY_API_TOKEN in its environment (``token=-`` when unset),
+so tests can follow the /v1 token without the log ever holding it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -17,12 +21,44 @@ import pytest
 
 _REPO = Path(__file__).resolve().parents[2]
 
-_FAKE_SNOW = r"""#!/usr/bin/env bash
-# Record the call and the model host in its environment, then print what the Snowflake CLI
-# would print for the queries deploy.sh parses.
-printf '%s | dns=%s\n' "$(printf '%s' "$*" | tr '\n' ' ')" "${model_service_dns:-}" >> "$FAKE_LOG"
+# Shared part of every fake: sets $token to the SHA-256 of GATEWAY_API_TOKEN, or "-" if unset.
+_DIGEST_SHELL_CODE = r"""
+if [[ -n "${GATEWAY_API_TOKEN+set}" ]]; then
+    token="$(printf '%s' "$GATEWAY_API_TOKEN" | sha256sum | cut -d' ' -f1)"
+else
+    token="-"
+fi
+"""
+
+_FAKE_SNOW = (
+    r"""#!/usr/bin/env bash
+# Record the call, the token digest and the model host in its environment, then print what the
+# Snowflake CLI would print for the queries deploy.sh parses.
+"""
+    + _DIGEST_SHELL_CODE
+    + r"""
+printf '%s | token=%s | dns=%s\n' "$(printf '%s' "$*" | tr '\n' ' ')" "$token" \
+    "${model_service_dns:-}" >> "$FAKE_LOG"
+# Render ctx.env.GATEWAY_API_TOKEN in a -f file as snow does: fail when the variable is unset,
+# and print the statement with the value, as Snowflake CLI releases that echo statements do.
+file=""
+previous=""
+for arg in "$@"; do
+    [[ "$previous" == "-f" ]] && file="$arg"
+    previous="$arg"
+done
+placeholder="<% ctx.env.GATEWAY_API_TOKEN %>"
+if [[ -n "$file" ]] && grep -qF "$placeholder" "$file"; then
+    if [[ -z "${GATEWAY_API_TOKEN+set}" ]]; then
+        echo "fake snow: ctx.env.GATEWAY_API_TOKEN is undefined in $file" >&2
+        exit 1
+    fi
+    content="$(<"$file")"
+    printf '%s\n' "${content//"$placeholder"/$GATEWAY_API_TOKEN}"
+fi
 ready_default='[{"OK_READY": true}]'
 smoke_default='[[{"STATUS": "healthy", "OK_HEALTH": true}], [{"OK_ROW": true}]]'
+secret_row='[{"name": "GATEWAY_API_TOKEN", "schema_name": "SPCS", "secret_type": "GENERIC_STRING"}]'
 args="$*"
 case "$args" in
     *"image-repository url"*) echo "org-acct.registry.snowflakecomputing.com/db/spcs/images" ;;
@@ -30,19 +66,30 @@ case "$args" in
         if [[ -n "${FAKE_NO_MODEL:-}" ]]; then echo '[]'; else
         echo '[{"name": "RISK_MODEL_SVC", "status": "RUNNING",
         "dns_name": "risk-model-svc.ab12.svc.spcs.internal"}]'; fi ;;
+    *"SHOW SECRETS LIKE"*)
+        if [[ -n "${FAKE_SECRETS_FOUND:-}" ]]; then echo "$secret_row"; else echo '[]'; fi ;;
     *"ok_ready"*) echo "${FAKE_READY_JSON:-$ready_default}" ;;
-    *"10_smoke_test.sql"*) echo "${FAKE_SMOKE_JSON:-$smoke_default}" ;;
+    *"11_smoke_test.sql"*) echo "${FAKE_SMOKE_JSON:-$smoke_default}" ;;
 esac
 exit 0
 """
+)
 
-_FAKE_DOCKER = """#!/usr/bin/env bash
-printf 'docker %s\\n' "$*" >> "$FAKE_LOG"
-"""
+_FAKE_DOCKER = (
+    "#!/usr/bin/env bash\n"
+    + _DIGEST_SHELL_CODE
+    + """printf 'docker %s | token=%s\\n' "$*" "$token" >> "$FAKE_LOG"\n"""
+)
 
-_FAKE_TRAIN = """#!/usr/bin/env bash
-printf 'evidence-train %s\\n' "$*" >> "$FAKE_LOG"
-"""
+_FAKE_TRAIN = (
+    "#!/usr/bin/env bash\n"
+    + _DIGEST_SHELL_CODE
+    + """printf 'evidence-train %s | token=%s\\n' "$*" "$token" >> "$FAKE_LOG"\n"""
+)
+
+# A valid operator token, and its digest as the fakes record it.
+_TOKEN = "operator-token-0123456789-ABCDEFGHIJ_abcdefghij"  # noqa: S105 - test value
+_TOKEN_SHA256 = hashlib.sha256(_TOKEN.encode()).hexdigest()
 
 
 @pytest.fixture
@@ -58,13 +105,16 @@ def deploy_copy(tmp_path: Path) -> Path:
     app.mkdir()
     (app / "streamlit_app.py").write_text("import streamlit\n", encoding="utf-8")
     (app / "environment.yml").write_text("name: test\n", encoding="utf-8")
-    # Stands in for the dashboard's bundle.py: records its arguments and writes lib/.
+    # Stands in for the dashboard's bundle.py: records its arguments and token digest as the
+    # fakes do, and writes lib/.
     (app / "bundle.py").write_text(
-        "import os, pathlib, sys\n"
+        "import hashlib, os, pathlib, sys\n"
         "app = pathlib.Path(__file__).parent\n"
         "(app / 'lib' / 'evidence_dashboard').mkdir(parents=True, exist_ok=True)\n"
+        "token = os.environ.get('GATEWAY_API_TOKEN')\n"
+        "digest = '-' if token is None else hashlib.sha256(token.encode()).hexdigest()\n"
         "with open(os.environ['FAKE_LOG'], 'a') as log:\n"
-        "    log.write('bundle ' + ' '.join(sys.argv[1:]) + '\\n')\n",
+        "    log.write('bundle ' + ' '.join(sys.argv[1:]) + ' | token=' + digest + '\\n')\n",
         encoding="utf-8",
     )
     return target
@@ -97,6 +147,7 @@ def _run(
         "HOME": str(tmp_path),
         **extra_env,
     }
+    # A new session has no controlling terminal, so /dev/tty cannot be opened, as in CI.
     result = subprocess.run(
         ["bash", str(deploy_copy / "deploy.sh"), *args],
         env=environment,
@@ -104,6 +155,7 @@ def _run(
         text=True,
         timeout=60,
         check=False,
+        start_new_session=True,
     )
     return result, log.read_text(encoding="utf-8").splitlines()
 
@@ -117,9 +169,25 @@ def _sql_files(calls: list[str]) -> list[str]:
     return files
 
 
+def _token_fields(calls: list[str]) -> list[str]:
+    """Return the token digest each recorded call had in its environment ("-" for none)."""
+    fields = []
+    for call in calls:
+        match = re.search(r" \| token=(\S+)", call)
+        assert match is not None, call
+        fields.append(match.group(1))
+    return fields
+
+
+def _calls_with_token(calls: list[str]) -> list[str]:
+    return [call for call, field in zip(calls, _token_fields(calls), strict=True) if field != "-"]
+
+
 def test_deploy_all_runs_steps_in_order(deploy_copy: Path, fake_bin: Path, tmp_path: Path) -> None:
-    """`all` runs the ten numbered scripts in order, with images and uploads in between."""
-    result, calls = _run(deploy_copy, fake_bin, tmp_path, "-c", "prod", "all")
+    """`all` runs the eleven numbered scripts in order, with images and uploads in between."""
+    result, calls = _run(
+        deploy_copy, fake_bin, tmp_path, "-c", "prod", "all", GATEWAY_API_TOKEN=_TOKEN
+    )
 
     assert result.returncode == 0, result.stderr
     assert _sql_files(calls) == [
@@ -129,10 +197,11 @@ def test_deploy_all_runs_steps_in_order(deploy_copy: Path, fake_bin: Path, tmp_p
         "sql/04_compute_pool_and_repository.sql",
         "sql/05_grants.sql",
         "sql/06_model_service.sql",
-        "sql/07_inference_service.sql",
-        "sql/08_service_functions.sql",
-        "sql/09_streamlit.sql",
-        "sql/10_smoke_test.sql",
+        "sql/07_gateway_secret.sql",
+        "sql/08_inference_service.sql",
+        "sql/09_service_functions.sql",
+        "sql/10_streamlit.sql",
+        "sql/11_smoke_test.sql",
     ]
     without_connection = [
         call
@@ -142,13 +211,31 @@ def test_deploy_all_runs_steps_in_order(deploy_copy: Path, fake_bin: Path, tmp_p
     assert without_connection == []
 
 
+def test_deploy_all_token_reaches_secret_only(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """In `all`, the one call that stores the secret gets the token; docker and the rest do not."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "all", GATEWAY_API_TOKEN=_TOKEN)
+    show_secrets = [i for i, call in enumerate(calls) if "SHOW SECRETS LIKE" in call]
+    create = next(i for i, call in enumerate(calls) if "07_gateway_secret.sql" in call)
+
+    assert result.returncode == 0, result.stderr
+    assert len(show_secrets) == 1
+    assert show_secrets[0] < create
+    assert [calls[create]] == _calls_with_token(calls)
+    assert f"token={_TOKEN_SHA256}" in calls[create]
+    assert any(call.startswith("docker build ") for call in calls)
+    assert _TOKEN not in result.stdout + result.stderr
+    assert _TOKEN not in "\n".join(calls)
+
+
 def test_deploy_images_built_for_amd64_and_pushed(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
     """The gateway and worker images are built for linux/amd64 with the tag and pushed."""
     result, calls = _run(deploy_copy, fake_bin, tmp_path, "images", image_tag="9.9.9")
     repository = "org-acct.registry.snowflakecomputing.com/db/spcs/images"
-    docker_calls = [call for call in calls if call.startswith("docker ")]
+    docker_calls = [call.split(" | ")[0] for call in calls if call.startswith("docker ")]
 
     assert result.returncode == 0, result.stderr
     assert len(docker_calls) == 4
@@ -161,8 +248,8 @@ def test_deploy_images_built_for_amd64_and_pushed(
 
 def test_deploy_service_passes_model_dns(deploy_copy: Path, fake_bin: Path, tmp_path: Path) -> None:
     """The model step reads dns_name and exports it before the gateway service is created."""
-    result, calls = _run(deploy_copy, fake_bin, tmp_path, "service")
-    create = next(call for call in calls if "07_inference_service.sql" in call)
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "service", FAKE_SECRETS_FOUND="1")
+    create = next(call for call in calls if "08_inference_service.sql" in call)
     model_check = next(call for call in calls if "06_model_service.sql" in call)
 
     assert result.returncode == 0, result.stderr
@@ -316,7 +403,7 @@ def test_deploy_streamlit_bundles_then_uploads(
     assert f"stage copy {app / 'environment.yml'} {stage} -c default --overwrite" in steps
     assert f"stage copy {app / 'lib'} {stage}/lib -c default --recursive --overwrite" in steps
     assert not any("/model " in step for step in steps)
-    assert _sql_files(calls) == ["sql/09_streamlit.sql"]
+    assert _sql_files(calls) == ["sql/10_streamlit.sql"]
 
 
 def test_deploy_streamlit_requires_main_file(
@@ -330,3 +417,235 @@ def test_deploy_streamlit_requires_main_file(
     assert result.returncode == 1
     assert "streamlit_app.py not found" in result.stderr
     assert calls == []
+
+
+def _assert_token_hidden(token: str, result: subprocess.CompletedProcess[str], calls: list[str]):
+    """The token is in no output of deploy.sh and in no recorded argument list."""
+    assert token not in result.stdout
+    assert token not in result.stderr
+    assert token not in "\n".join(calls)
+
+
+def test_deploy_secret_stores_supplied_token(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """A missing secret is created from GATEWAY_API_TOKEN, passed in snow's environment only."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "secret", GATEWAY_API_TOKEN=_TOKEN)
+    create = [call for call in calls if "07_gateway_secret.sql" in call]
+
+    assert result.returncode == 0, result.stderr
+    assert _sql_files(calls) == ["sql/07_gateway_secret.sql"]
+    assert "SHOW SECRETS LIKE 'GATEWAY_API_TOKEN' IN SCHEMA REALTIME_ML_PIPELINE.SPCS" in calls[0]
+    assert create == _calls_with_token(calls)
+    assert f"token={_TOKEN_SHA256}" in create[0]
+    assert "with the value of GATEWAY_API_TOKEN" in result.stdout
+    # The fake snow echoes the rendered statement; deploy.sh must discard that output.
+    _assert_token_hidden(_TOKEN, result, calls)
+
+
+def test_deploy_secret_existing_left_unchanged(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """An existing secret keeps its value; a supplied token is reported as not stored."""
+    result, calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "secret",
+        GATEWAY_API_TOKEN=_TOKEN,
+        FAKE_SECRETS_FOUND="1",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert _sql_files(calls) == []
+    assert _calls_with_token(calls) == []
+    assert "its value is unchanged" in result.stdout
+    assert "GATEWAY_API_TOKEN was not stored" in result.stderr
+    assert "rotate-token" in result.stderr
+    _assert_token_hidden(_TOKEN, result, calls)
+
+
+def test_deploy_secret_rerun_without_token(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Once the secret exists, a re-run needs no token and no terminal."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "secret", FAKE_SECRETS_FOUND="1")
+
+    assert result.returncode == 0, result.stderr
+    assert _sql_files(calls) == []
+    assert result.stderr == ""
+
+
+def test_deploy_secret_needs_token_without_terminal(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """With no token and no terminal to show a generated one on, nothing is created."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "secret")
+
+    assert result.returncode == 1
+    assert "GATEWAY_API_TOKEN is not set and there is no terminal" in result.stderr
+    assert _sql_files(calls) == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "short-token",
+        "a" * 31,
+        "quote-ends-the-sql-string-'-0123456789abcdef",
+        "space inside the token 0123456789abcdefghij",
+        "template-end-%>-0123456789abcdefghijklmnopq",
+        "padding-=-in-the-middle-0123456789abcdefghij",
+    ],
+)
+def test_deploy_secret_rejects_invalid_token(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, token: str
+) -> None:
+    """A short token, or one outside the bearer-token characters, is rejected and not echoed."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "secret", GATEWAY_API_TOKEN=token)
+
+    assert result.returncode == 2
+    assert "GATEWAY_API_TOKEN is invalid" in result.stderr
+    assert _sql_files(calls) == []
+    assert token not in result.stdout + result.stderr
+
+
+def test_deploy_secret_accepts_padded_token(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """A base64 token with '+', '/' and '=' padding is a valid bearer token."""
+    token = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789+/ab=="  # noqa: S105 - test value
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "secret", GATEWAY_API_TOKEN=token)
+
+    assert result.returncode == 0, result.stderr
+    assert _sql_files(calls) == ["sql/07_gateway_secret.sql"]
+    _assert_token_hidden(token, result, calls)
+
+
+def test_deploy_service_creates_missing_secret_first(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """`service` on its own creates a missing secret before the service, which reads it."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "service", GATEWAY_API_TOKEN=_TOKEN)
+
+    assert result.returncode == 0, result.stderr
+    assert _sql_files(calls) == [
+        "sql/06_model_service.sql",
+        "sql/07_gateway_secret.sql",
+        "sql/08_inference_service.sql",
+    ]
+    assert len(_calls_with_token(calls)) == 1
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) from util-linux")
+def test_deploy_secret_generated_token_on_terminal_only(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Without GATEWAY_API_TOKEN, a generated token is shown on the terminal and nowhere else.
+
+    script(1) gives deploy.sh a pseudo-terminal as /dev/tty, while its stdout and stderr go to
+    files, as they would with `deploy.sh all | tee deploy.log`.
+    """
+    log = tmp_path / "calls.log"
+    stdout_file = tmp_path / "deploy.out"
+    stderr_file = tmp_path / "deploy.err"
+    command = f"bash {deploy_copy / 'deploy.sh'} secret >{stdout_file} 2>{stderr_file}"
+    environment = {
+        "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_LOG": str(log),
+        "HOME": str(tmp_path),
+        "SHELL": "/bin/bash",
+    }
+    terminal = subprocess.run(
+        ["script", "--quiet", "--return", "--command", command, "/dev/null"],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    calls = log.read_text(encoding="utf-8").splitlines()
+    shown = re.findall(r"^ {4}([A-Za-z0-9_-]{43})\s*$", terminal.stdout, re.MULTILINE)
+
+    assert terminal.returncode == 0, stderr_file.read_text(encoding="utf-8")
+    assert len(shown) == 1, terminal.stdout
+    token = shown[0]
+    assert "Snowflake never shows a secret value again" in terminal.stdout
+    # The token shown is the one stored: the fake snow recorded its digest.
+    create = _calls_with_token(calls)
+    assert len(create) == 1
+    assert "07_gateway_secret.sql" in create[0]
+    assert f"token={hashlib.sha256(token.encode()).hexdigest()}" in create[0]
+    assert "shown on the terminal only" in stdout_file.read_text(encoding="utf-8")
+    # No file written during the run holds it, the outputs of deploy.sh included.
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+
+
+def test_deploy_rotate_token_alters_secret(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """rotate-token stores the new value and says the service must restart to use it."""
+    result, calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "rotate-token",
+        GATEWAY_API_TOKEN=_TOKEN,
+        FAKE_SECRETS_FOUND="1",
+    )
+    rotate = _calls_with_token(calls)
+    service = "REALTIME_ML_PIPELINE.ML_MODELS.INFERENCE_SERVICE"
+
+    assert result.returncode == 0, result.stderr
+    assert _sql_files(calls) == ["sql/ops/rotate_gateway_token.sql"]
+    assert len(rotate) == 1
+    assert f"token={_TOKEN_SHA256}" in rotate[0]
+    assert "until its containers" in result.stdout
+    assert f"ALTER SERVICE {service} SUSPEND" in result.stdout
+    assert f"ALTER SERVICE {service} RESUME" in result.stdout
+    _assert_token_hidden(_TOKEN, result, calls)
+
+
+def test_deploy_rotate_token_needs_secret(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """rotate-token stops when there is no secret to rotate, and stores nothing."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "rotate-token", GATEWAY_API_TOKEN=_TOKEN)
+
+    assert result.returncode == 1
+    assert "does not exist; create it with deploy.sh secret" in result.stderr
+    assert _sql_files(calls) == []
+    assert _calls_with_token(calls) == []
+
+
+def test_deploy_rotate_token_needs_token_without_terminal(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """rotate-token without a token or terminal stops before it alters the secret."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "rotate-token", FAKE_SECRETS_FOUND="1")
+
+    assert result.returncode == 1
+    assert "there is no terminal" in result.stderr
+    assert _sql_files(calls) == []
+
+
+def test_deploy_secret_query_failure_stops(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """A failed SHOW SECRETS stops the step instead of being read as "no secret"."""
+    snow = fake_bin / "snow"
+    snow.write_text(
+        snow.read_text(encoding="utf-8").replace(
+            '    *"SHOW SECRETS LIKE"*)\n', '    *"SHOW SECRETS LIKE"*) exit 1 ;;\n    *"never"*)\n'
+        ),
+        encoding="utf-8",
+    )
+
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "secret", GATEWAY_API_TOKEN=_TOKEN)
+
+    assert result.returncode == 1
+    assert "SHOW SECRETS in REALTIME_ML_PIPELINE.SPCS failed" in result.stderr
+    assert _sql_files(calls) == []

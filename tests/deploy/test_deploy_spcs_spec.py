@@ -142,8 +142,8 @@ _CONTAINER_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
 def using_values(
     rendered_sql: dict[str, str], using_clause: Callable[[str], dict[str, str]]
 ) -> dict[str, str]:
-    """The template values that 07_inference_service.sql passes in USING."""
-    return using_clause(rendered_sql["07_inference_service.sql"])
+    """The template values that 08_inference_service.sql passes in USING."""
+    return using_clause(rendered_sql["08_inference_service.sql"])
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,7 @@ def test_spec_template_variables_match_using(
 ) -> None:
     """The USING clauses of create and rollout fill exactly the spec's template variables."""
     variables = set(support.SPEC_VARIABLE.findall(spec_template))
-    create = using_clause(rendered_sql["07_inference_service.sql"])
+    create = using_clause(rendered_sql["08_inference_service.sql"])
     rollout = using_clause(rendered_sql["ops/rollout_inference_service.sql"])
 
     assert variables == set(create)
@@ -452,7 +452,7 @@ def test_spec_function_endpoint_matches_sql(
     service_spec: ServiceSpecification, rendered_sql: dict[str, str]
 ) -> None:
     """The functions' ENDPOINT and the granted service role exist in the spec."""
-    functions = rendered_sql["08_service_functions.sql"]
+    functions = rendered_sql["09_service_functions.sql"]
     endpoints = set(re.findall(r"ENDPOINT = (\w+)", functions))
     roles = set(re.findall(r"!(\w+)\s+TO ROLE", functions))
 
@@ -472,7 +472,7 @@ def test_spec_instance_counts(rendered_sql: dict[str, str], snow_env: dict[str, 
     """The service scales between MIN and MAX instances, at least one always ready."""
     minimum = int(snow_env["inference_min_instances"])
     maximum = int(snow_env["inference_max_instances"])
-    create = rendered_sql["07_inference_service.sql"]
+    create = rendered_sql["08_inference_service.sql"]
 
     assert 1 <= minimum < maximum
     assert f"MIN_INSTANCES = {minimum}" in create

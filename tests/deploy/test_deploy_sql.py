@@ -86,6 +86,18 @@ _COMMAND_FORMS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
         (),
     ),
     "call wait": (re.compile(r"^CALL SYSTEM\$WAIT\(\d+\)$"), ()),
+    "create secret": (
+        re.compile(r"^CREATE SECRET IF NOT EXISTS \w+\.\w+\.\w+ TYPE = GENERIC_STRING "),
+        ("SECRET_STRING = '",),
+    ),
+    "grant on secret": (
+        re.compile(r"^GRANT READ ON SECRET \w+\.\w+\.\w+ TO ROLE \w+$"),
+        (),
+    ),
+    "alter secret": (
+        re.compile(r"^ALTER SECRET \w+\.\w+\.\w+ SET SECRET_STRING = '[^']+'$"),
+        (),
+    ),
 }
 
 
@@ -102,14 +114,22 @@ def test_sql_files_numbered_in_sequence() -> None:
     numbers = [int(path.name.split("_", 1)[0]) for path in steps]
 
     assert list(range(1, len(steps) + 1)) == numbers
-    assert len(steps) == 10
+    assert len(steps) == 11
 
 
 def test_sql_variables_all_defined(support: ModuleType, snow_env: dict[str, str]) -> None:
-    """Every <% ctx.env.NAME %> in the SQL files is defined in snowflake.yml."""
+    """Every <% ctx.env.NAME %> in the SQL files is in snowflake.yml, or is a secret."""
     for path in support.sql_files():
         used = set(support.SNOW_VARIABLE.findall(path.read_text(encoding="utf-8")))
-        assert set() == used - snow_env.keys(), path.name
+        assert set() == used - snow_env.keys() - support.ENVIRONMENT_ONLY_VARIABLES, path.name
+
+
+def test_snowflake_yml_defines_no_secret(support: ModuleType, snow_env: dict[str, str]) -> None:
+    """A secret variable has no value in snowflake.yml, so snow fails when deploy.sh omits it."""
+    assert set() == support.ENVIRONMENT_ONLY_VARIABLES & snow_env.keys()
+    assert set() == {name.lower() for name in support.ENVIRONMENT_ONLY_VARIABLES} & {
+        name.lower() for name in snow_env
+    }
 
 
 def test_snowflake_yml_variables_all_used(support: ModuleType, snow_env: dict[str, str]) -> None:
@@ -186,6 +206,9 @@ def test_sql_creates_are_idempotent(rendered_sql: dict[str, str], support: Modul
         )
 
 
+_MUST_FIND_THEIR_OBJECT = {"ops/rollout_inference_service.sql", "ops/rotate_gateway_token.sql"}
+
+
 def test_sql_drops_and_alters_tolerate_absence(
     rendered_sql: dict[str, str], support: ModuleType
 ) -> None:
@@ -193,7 +216,8 @@ def test_sql_drops_and_alters_tolerate_absence(
     for name, sql in _all_rendered(rendered_sql, support):
         if sql.startswith("DROP"):
             assert " IF EXISTS " in sql, f"{name}: {sql[:80]!r}"
-        if sql.startswith("ALTER") and name != "ops/rollout_inference_service.sql":
+        # A rollout or a token rotation must fail when its object is missing.
+        if sql.startswith("ALTER") and name not in _MUST_FIND_THEIR_OBJECT:
             assert " IF EXISTS " in sql, f"{name}: {sql[:80]!r}"
 
 
@@ -216,14 +240,38 @@ def test_sql_account_step_only_uses_accountadmin(
     assert "ACCOUNTADMIN" not in snow_env.values()
 
 
+def _roles_in_effect(text: str, support: ModuleType) -> list[tuple[str, str]]:
+    """Pair each statement of a rendered script with the role of the last USE ROLE before it."""
+    role = ""
+    pairs: list[tuple[str, str]] = []
+    for statement in support.split_statements(text):
+        sql = support.statement_text(statement)
+        if sql.startswith("USE ROLE "):
+            role = sql.removeprefix("USE ROLE ")
+        pairs.append((role, sql))
+    return pairs
+
+
 def test_sql_service_created_by_service_role(
     rendered_sql: dict[str, str], snow_env: dict[str, str], support: ModuleType
 ) -> None:
     """The gateway service is created and rolled out under the service role, not the admin."""
-    for name in ("07_inference_service.sql", "ops/rollout_inference_service.sql"):
-        first = support.statement_text(support.split_statements(rendered_sql[name])[0])
+    for name in ("08_inference_service.sql", "ops/rollout_inference_service.sql"):
+        service_statements = [
+            role
+            for role, sql in _roles_in_effect(rendered_sql[name], support)
+            if re.match(r"(CREATE|ALTER) SERVICE ", sql)
+        ]
 
-        assert f"USE ROLE {snow_env['service_role']}" == first
+        assert service_statements, name
+        assert {snow_env["service_role"]} == set(service_statements), name
+
+
+def test_roles_in_effect_follow_use_role(support: ModuleType) -> None:
+    """The helper assigns each statement the role of the USE ROLE before it."""
+    script = "USE ROLE A; SELECT 1; USE ROLE B; SELECT 2; SELECT 3;"
+
+    assert [role for role, _ in _roles_in_effect(script, support)] == ["A", "A", "B", "B", "B"]
 
 
 def test_sql_viewer_cannot_read_raw_evidence(
@@ -269,7 +317,7 @@ def test_sql_indexed_tables_are_hybrid(rendered_sql: dict[str, str], support: Mo
 
 def test_smoke_test_checks_named_ok(rendered_sql: dict[str, str]) -> None:
     """The smoke test exposes its checks as OK_* columns, which deploy.sh asserts."""
-    checks = re.findall(r"\bAS (ok_\w+)", rendered_sql["10_smoke_test.sql"])
+    checks = re.findall(r"\bAS (ok_\w+)", rendered_sql["11_smoke_test.sql"])
 
     assert {
         "ok_health",
@@ -286,4 +334,4 @@ def test_smoke_test_expects_configured_model_version(
     rendered_sql: dict[str, str], snow_env: dict[str, str]
 ) -> None:
     """The smoke test expects REGISTRY_<model_version>, the label the gateway reports."""
-    assert f"'REGISTRY_{snow_env['model_version']}'" in rendered_sql["10_smoke_test.sql"]
+    assert f"'REGISTRY_{snow_env['model_version']}'" in rendered_sql["11_smoke_test.sql"]

@@ -2,7 +2,7 @@
 -- running INFERENCE_SERVICE. SPCS replaces the instances one by one (rolling upgrade), and the
 -- readiness probes keep traffic off an instance until its gateway answers /health/ready.
 -- deploy.sh rollout runs this after it has pushed the images and uploaded the spec; the USING
--- clause must stay identical to the one in 07_inference_service.sql (a test checks it).
+-- clause must stay identical to the one in 08_inference_service.sql (a test checks it).
 USE ROLE <% ctx.env.service_role %>;
 
 ALTER SERVICE <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.inference_service %>

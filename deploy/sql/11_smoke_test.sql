@@ -1,4 +1,4 @@
--- Step 10: smoke test. Every column whose name starts with OK_ must be TRUE; deploy.sh fails
+-- Step 11: smoke test. Every column whose name starts with OK_ must be TRUE; deploy.sh fails
 -- when one is FALSE or NULL. Run it as the admin role, which inherits the consumer role's grants.
 USE ROLE <% ctx.env.admin_role %>;
 USE WAREHOUSE <% ctx.env.warehouse_name %>;

@@ -1,4 +1,4 @@
--- Step 7: the gateway service INFERENCE_SERVICE (gateway + persistence worker + Prometheus
+-- Step 8: the gateway service INFERENCE_SERVICE (gateway + persistence worker + Prometheus
 -- sidecar), created by the service role so that the containers' session has its privileges.
 --
 -- Before this step deploy.sh pushes the images to the repository and uploads
@@ -6,9 +6,16 @@
 -- it gets its value from the USING clause below. ops/rollout_inference_service.sql applies a
 -- changed spec or image tag to a running service with the same USING clause.
 --
--- The spec maps the secret <database>.SPCS.GATEWAY_API_TOKEN into the gateway's
--- GATEWAY_API_TOKEN (the /v1 bearer token). No step creates it, because its value must not be
--- in a file: create it once, and grant the service role READ on it, as docs/security.md shows.
+-- The spec maps the secret <database>.SPCS.GATEWAY_API_TOKEN (step 7) into the gateway's
+-- GATEWAY_API_TOKEN, the /v1 bearer token, and CREATE SERVICE fails unless the creating role may
+-- read that secret. The grant is here rather than in step 7 because deploy.sh runs step 7 only
+-- while the secret does not exist, and this step runs on every deployment.
+-- NOTE: READ follows public SPCS examples and has not run against an account. If CREATE SERVICE
+-- reports that the secret does not exist or is not authorized, grant USAGE on it as well.
+USE ROLE <% ctx.env.admin_role %>;
+GRANT READ ON SECRET <% ctx.env.database_name %>.SPCS.GATEWAY_API_TOKEN
+  TO ROLE <% ctx.env.service_role %>;
+
 USE ROLE <% ctx.env.service_role %>;
 
 CREATE SERVICE IF NOT EXISTS <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.inference_service %>
@@ -39,7 +46,8 @@ ALTER SERVICE IF EXISTS <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.inferen
   MAX_INSTANCES = <% ctx.env.inference_max_instances %>
   QUERY_WAREHOUSE = <% ctx.env.warehouse_name %>;
 
--- Blocks for up to 600 seconds; expected: gateway, worker and prometheus all READY.
+-- Blocks for up to 600 seconds; expected: gateway, worker, metrics-gateway and metrics-worker
+-- all READY.
 USE WAREHOUSE <% ctx.env.warehouse_name %>;
 SELECT
   c.value:containerName::STRING AS container_name,

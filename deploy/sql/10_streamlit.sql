@@ -1,4 +1,4 @@
--- Step 9: the Streamlit in Snowflake app ML_PIPELINE_MONITOR. deploy.sh uploads the files of
+-- Step 10: the Streamlit in Snowflake app ML_PIPELINE_MONITOR. deploy.sh uploads the files of
 -- deploy/streamlit/ to the Streamlit stage first. CREATE ... FROM copies the files at creation,
 -- so OR REPLACE is what picks up new files; the app keeps no state, and the grant follows.
 USE ROLE <% ctx.env.admin_role %>;

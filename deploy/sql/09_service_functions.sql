@@ -1,4 +1,4 @@
--- Step 8: the service functions. Each SQL call sends rows in batches of at most MAX_BATCH_ROWS
+-- Step 9: the service functions. Each SQL call sends rows in batches of at most MAX_BATCH_ROWS
 -- as {"data": [[row, policy_number, mib_xml, rx_xml], ...]} to the gateway's endpoint `api`.
 --
 -- Batch settings:
