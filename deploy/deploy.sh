@@ -225,8 +225,8 @@ resolve_token() {
 
 # Run a SQL file that reads the token as ctx.env.GATEWAY_API_TOKEN. The token reaches snow in its
 # environment only, never in its arguments (which ps shows to every user) or in a file. snow's
-# result output is discarded because the statement contains the token and some Snowflake CLI
-# releases print each statement above its result; errors still reach stderr.
+# stdout is discarded, because the statement contains the token and some Snowflake CLI releases
+# print each statement above its result. Errors still reach stderr.
 run_sql_file_with_token() {
     log "snow sql -f $1 (token passed in the environment)"
     (cd "$DEPLOY_DIR" && GATEWAY_API_TOKEN="$TOKEN" snow sql -c "$CONNECTION" -f "$1" >/dev/null)

@@ -46,7 +46,7 @@ ALTER SERVICE IF EXISTS <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.inferen
   MAX_INSTANCES = <% ctx.env.inference_max_instances %>
   QUERY_WAREHOUSE = <% ctx.env.warehouse_name %>;
 
--- Blocks for up to 600 seconds; expected: gateway, worker, metrics-gateway and metrics-worker
+-- Blocks for up to 600 seconds. Expected: gateway, worker, metrics-gateway and metrics-worker
 -- all READY.
 USE WAREHOUSE <% ctx.env.warehouse_name %>;
 SELECT

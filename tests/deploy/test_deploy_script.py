@@ -419,7 +419,9 @@ def test_deploy_streamlit_requires_main_file(
     assert calls == []
 
 
-def _assert_token_hidden(token: str, result: subprocess.CompletedProcess[str], calls: list[str]):
+def _assert_token_hidden(
+    token: str, result: subprocess.CompletedProcess[str], calls: list[str]
+) -> None:
     """The token is in no output of deploy.sh and in no recorded argument list."""
     assert token not in result.stdout
     assert token not in result.stderr
@@ -578,7 +580,7 @@ def test_deploy_secret_generated_token_on_terminal_only(
     assert "07_gateway_secret.sql" in create[0]
     assert f"token={hashlib.sha256(token.encode()).hexdigest()}" in create[0]
     assert "shown on the terminal only" in stdout_file.read_text(encoding="utf-8")
-    # No file written during the run holds it, the outputs of deploy.sh included.
+    # No file written during the run contains it, the outputs of deploy.sh included.
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
@@ -587,7 +589,7 @@ def test_deploy_secret_generated_token_on_terminal_only(
 def test_deploy_rotate_token_alters_secret(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
-    """rotate-token stores the new value and says the service must restart to use it."""
+    """rotate-token stores the new value and prints how to restart the service."""
     result, calls = _run(
         deploy_copy,
         fake_bin,

@@ -212,7 +212,7 @@ _MUST_FIND_THEIR_OBJECT = {"ops/rollout_inference_service.sql", "ops/rotate_gate
 def test_sql_drops_and_alters_tolerate_absence(
     rendered_sql: dict[str, str], support: ModuleType
 ) -> None:
-    """Every DROP has IF EXISTS, and so does every ALTER outside a rollout."""
+    """Every DROP has IF EXISTS, and so does every ALTER except a rollout or token rotation."""
     for name, sql in _all_rendered(rendered_sql, support):
         if sql.startswith("DROP"):
             assert " IF EXISTS " in sql, f"{name}: {sql[:80]!r}"
