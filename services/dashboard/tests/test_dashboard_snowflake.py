@@ -18,6 +18,7 @@ from evidence_dashboard.runtime import active_snowpark_session, build_runtime
 from evidence_dashboard.store.snowflake import SnowflakeServices, SnowflakeStore
 from evidence_dashboard.store.sqlite import SqliteStore
 from snowflake.snowpark import Session
+from snowflake.snowpark import functions as F  # noqa: N812
 from streamlit.testing.v1 import AppTest
 
 pytestmark = [
@@ -40,7 +41,11 @@ def _load_table(session: Session, store_path: Any, sqlite_name: str, qualified: 
         if column in frame.columns:
             # The hybrid tables hold UTC in TIMESTAMP_NTZ columns.
             frame[column] = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
-    session.create_dataframe(frame).write.save_as_table(qualified, mode="overwrite")
+    table = session.create_dataframe(frame)
+    if "FEATURES" in frame.columns:
+        # MODEL_PREDICTIONS.FEATURES is a VARIANT in Snowflake and JSON text in SQLite.
+        table = table.with_column("FEATURES", F.parse_json(F.col("FEATURES")))
+    table.write.save_as_table(qualified, mode="overwrite")
 
 
 @pytest.fixture(scope="module")

@@ -46,10 +46,20 @@ class Settings(BaseSettings):
         ge=100,
         description="Max rows one panel query reads, newest first. The panel notes a cut.",
     )
-    database: str | None = Field(
-        default=None,
+    drift_max_rows: int = Field(
+        default=20_000,
+        ge=100,
         description=(
-            "Snowflake database holding the FEATURE_STORE and ML_MODELS schemas; unset uses "
+            "Max newest predictions in the window whose features the drift panel reads. "
+            "Sampling noise alone gives an expected PSI of about (bins - 1) / rows, which is "
+            "0.0005 for 10 bins and 20,000 rows."
+        ),
+    )
+    database: str | None = Field(
+        default="REALTIME_ML_PIPELINE",
+        description=(
+            "Snowflake database holding the FEATURE_STORE and ML_MODELS schemas, as "
+            "database_name in deploy/snowflake.yml names it. Set it to an empty value to use "
             "the session's current database, which is the app's own in Streamlit in Snowflake."
         ),
     )

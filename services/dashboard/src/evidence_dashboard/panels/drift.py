@@ -11,8 +11,9 @@ from evidence_dashboard import charts, metrics
 from evidence_dashboard.artifact import ArtifactSummary, load_artifact_summary
 from evidence_dashboard.drift import bin_fractions, compute_feature_drift
 from evidence_dashboard.errors import DashboardError
-from evidence_dashboard.panels.common import no_rows_message, show_truncation
+from evidence_dashboard.panels.common import no_rows_message
 from evidence_dashboard.runtime import Runtime
+from evidence_dashboard.store.base import FeatureSample
 
 __all__ = ["render_drift"]
 
@@ -35,6 +36,23 @@ def _bin_comparison(summary: ArtifactSummary, recent: pd.DataFrame, feature: str
     )
 
 
+def _describe_sample(sample: FeatureSample, rows: int, summary: ArtifactSummary) -> str:
+    if sample.per_prediction:
+        source = (
+            f"the features of {rows:,} predictions made in the window (MODEL_PREDICTIONS.FEATURES)"
+        )
+    else:
+        source = (
+            f"the latest features of {rows:,} policies updated in the window (ONLINE_FEATURES, "
+            "because MODEL_PREDICTIONS has no FEATURES column)"
+        )
+    return (
+        f"PSI of {source} against the training histograms of {summary.model_name} "
+        f"{summary.model_version}. Below 0.1 stable, 0.1 to 0.25 moderate, 0.25 and above "
+        "significant."
+    )
+
+
 def render_drift(runtime: Runtime, window: metrics.TimeWindow, since: datetime | None) -> None:
     """Render the PSI ranking, one feature's histograms and the warnings chart."""
     st.subheader("Drift")
@@ -48,27 +66,33 @@ def _render_psi(runtime: Runtime, window: metrics.TimeWindow, since: datetime | 
     except DashboardError as exc:
         st.warning(f"Feature drift is unavailable: {exc}")
         return
+    cap = runtime.settings.drift_max_rows
     try:
-        result = runtime.store.recent_features(since)
+        sample = runtime.store.drift_features(since, max_rows=cap)
     except DashboardError as exc:
         st.error(str(exc))
         return
 
-    recent = result.frame
+    recent = sample.result.frame
+    if sample.invalid:
+        st.warning(
+            f"{sample.invalid:,} stored FEATURES values in the window are not JSON objects and "
+            "were left out of the PSI."
+        )
     if recent.empty:
         st.info(no_rows_message(window))
         return
-    show_truncation(result, runtime.settings.max_rows)
+    if sample.result.truncated:
+        limit = cap if sample.per_prediction else runtime.settings.max_rows
+        setting = "DASHBOARD_DRIFT_MAX_ROWS" if sample.per_prediction else "DASHBOARD_MAX_ROWS"
+        st.caption(f"PSI uses the newest {limit:,} rows of this window only ({setting}).")
 
     drift = compute_feature_drift(recent, summary.bins)
-    st.caption(
-        f"PSI of the latest features of {len(recent):,} policies updated in the window against "
-        f"the training histograms of {summary.model_name} {summary.model_version}. "
-        "Below 0.1 stable, 0.1 to 0.25 moderate, 0.25 and above significant."
-    )
+    st.caption(_describe_sample(sample, len(recent), summary))
     if len(recent) < _MIN_ROWS_FOR_PSI:
+        unit = "predictions" if sample.per_prediction else "policies"
         st.warning(
-            f"Only {len(recent)} policies in the window; PSI from fewer than "
+            f"Only {len(recent)} {unit} in the window; PSI from fewer than "
             f"{_MIN_ROWS_FOR_PSI} rows is noisy. Pick a longer window for a steadier reading."
         )
 

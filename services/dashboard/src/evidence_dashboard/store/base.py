@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -11,7 +12,14 @@ import pandas as pd
 
 from evidence_dashboard.store import schema
 
-__all__ = ["PolicyLookup", "PredictionStore", "QueryResult", "normalise_frame"]
+__all__ = [
+    "FeatureSample",
+    "PolicyLookup",
+    "PredictionStore",
+    "QueryResult",
+    "normalise_frame",
+    "parse_feature_objects",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +28,21 @@ class QueryResult:
 
     frame: pd.DataFrame
     truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSample:
+    """Feature vectors for the drift panel, newest first, and the table they were read from.
+
+    ``per_prediction`` is True when ``result`` has one row per prediction, read from
+    ``MODEL_PREDICTIONS.FEATURES``. It is False when the predictions table has no ``FEATURES``
+    column and ``result`` holds the latest row per policy from ``ONLINE_FEATURES`` instead.
+    ``invalid`` counts stored values that were not JSON objects and were skipped.
+    """
+
+    result: QueryResult
+    per_prediction: bool
+    invalid: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +83,14 @@ class PredictionStore(Protocol):
         """Return the 105 feature columns of policies updated since ``since``."""
         ...
 
+    def drift_features(self, since: datetime | None, *, max_rows: int) -> FeatureSample:
+        """Return the features of up to ``max_rows`` newest predictions since ``since``.
+
+        They come from ``MODEL_PREDICTIONS.FEATURES``, or from ``recent_features`` when that
+        column does not exist (tables created before it was added).
+        """
+        ...
+
     def lookup_policy(self, policy_number: str, *, limit: int = 50) -> PolicyLookup:
         """Return the latest features and up to ``limit`` newest predictions of one policy."""
         ...
@@ -94,3 +125,32 @@ def parse_warning_kinds(raw: object) -> list[str]:
     if isinstance(value, list | tuple):
         return [str(item) for item in value]
     return [str(value)]
+
+
+def parse_feature_objects(values: Iterable[object]) -> tuple[pd.DataFrame, int]:
+    """Turn stored ``FEATURES`` values into one float column per ``FEATURE_COLUMNS`` name.
+
+    Each value is JSON object text (SQLite) or an already parsed dict. A key that an object
+    lacks, such as a feature added after the prediction was stored, becomes NaN, and keys this
+    feature spec does not know are ignored. Values that are not JSON objects are skipped.
+
+    Returns:
+        The frame, in input order, and the number of skipped values.
+    """
+    objects: list[dict[str, object]] = []
+    invalid = 0
+    for raw in values:
+        value: object = raw
+        if isinstance(raw, str | bytes):
+            try:
+                value = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                value = None
+        if isinstance(value, dict):
+            objects.append(value)
+        else:
+            invalid += 1
+    columns = list(schema.FEATURE_COLUMNS)
+    frame = pd.DataFrame.from_records(objects, columns=columns)
+    numeric = frame.apply(pd.to_numeric, errors="coerce").astype("float64")
+    return numeric, invalid

@@ -31,6 +31,8 @@ CREATED_AT = "CREATED_AT"
 FALLBACK_REASON = "FALLBACK_REASON"
 WARNINGS = "WARNINGS"
 UPDATED_AT = "UPDATED_AT"
+# JSON object {FEATURE_NAME: value} of each prediction: VARIANT in Snowflake, text in SQLite.
+FEATURES = "FEATURES"
 
 FEATURE_COLUMNS: tuple[str, ...] = tuple(FEATURE_NAMES)
 

@@ -21,7 +21,7 @@ from evidence_dashboard.config import Settings
 from evidence_dashboard.errors import StoreUnavailableError
 from evidence_dashboard.gateway import GatewayReadiness, PredictionOutcome
 from evidence_dashboard.store import schema
-from evidence_dashboard.store.base import PolicyLookup, QueryResult, normalise_frame
+from evidence_dashboard.store.base import FeatureSample, PolicyLookup, QueryResult, normalise_frame
 
 __all__ = ["SnowflakeServices", "SnowflakeStore", "resolve_database"]
 
@@ -48,6 +48,12 @@ def _import_snowpark() -> tuple[Any, type[Exception]]:
     from snowflake.snowpark.exceptions import SnowparkClientException
 
     return functions, SnowparkClientException
+
+
+def _double_type() -> Any:
+    from snowflake.snowpark.types import DoubleType
+
+    return DoubleType()
 
 
 class SnowflakeStore:
@@ -118,6 +124,51 @@ class SnowflakeStore:
     def recent_features(self, since: datetime | None) -> QueryResult:
         """Return the feature columns of policies updated since ``since``."""
         return self._select_window(self._features, schema.FEATURE_COLUMNS, schema.UPDATED_AT, since)
+
+    def _has_column(self, table: str, column: str) -> bool:
+        try:
+            columns = self._session.table(table).columns
+        except (self._client_error, NotImplementedError) as exc:
+            msg = f"reading the columns of Snowflake table {table} failed: {exc}"
+            raise StoreUnavailableError(msg) from exc
+        return column in {str(name).strip('"').upper() for name in columns}
+
+    def drift_features(self, since: datetime | None, *, max_rows: int) -> FeatureSample:
+        """Return the features of the newest predictions since ``since``.
+
+        Snowflake extracts each feature from the ``FEATURES`` VARIANT as a FLOAT, so no JSON is
+        parsed here. Falls back to ``recent_features`` when the predictions table has no
+        ``FEATURES`` column. Rows whose ``FEATURES`` is NULL are left out.
+        """
+        if not self._has_column(self._predictions, schema.FEATURES):
+            return FeatureSample(self.recent_features(since), per_prediction=False)
+        f = self._functions
+        double = _double_type()
+        extracted = [
+            f.col(schema.FEATURES)[name].cast(double).alias(name) for name in schema.FEATURE_COLUMNS
+        ]
+
+        def build(frame: Any) -> Any:
+            # NOTE: the features are extracted before filtering because Snowpark's local-testing
+            # emulator (1.56) fails on a VARIANT field access after a filter. The rows returned
+            # are the same in either order.
+            frame = frame.select(
+                f.col(schema.CREATED_AT), f.col(schema.FEATURES), *extracted
+            ).filter(f.col(schema.FEATURES).is_not_null())
+            if since is not None:
+                cutoff = since.astimezone(UTC).replace(tzinfo=None)
+                frame = frame.filter(f.col(schema.CREATED_AT) >= f.lit(cutoff))
+            return (
+                frame.sort(f.col(schema.CREATED_AT).desc())
+                .limit(max_rows + 1)
+                .select(*schema.FEATURE_COLUMNS)
+            )
+
+        frame = self._run(self._predictions, build)
+        truncated = len(frame) > max_rows
+        values = normalise_frame(frame.head(max_rows))
+        values = values.apply(pd.to_numeric, errors="coerce").astype("float64")
+        return FeatureSample(QueryResult(values, truncated=truncated), per_prediction=True)
 
     def lookup_policy(self, policy_number: str, *, limit: int = 50) -> PolicyLookup:
         """Return the stored features and the newest predictions of one policy."""

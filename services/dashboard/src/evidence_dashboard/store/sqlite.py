@@ -12,7 +12,13 @@ import pandas as pd
 
 from evidence_dashboard.errors import StoreUnavailableError
 from evidence_dashboard.store import schema
-from evidence_dashboard.store.base import PolicyLookup, QueryResult, normalise_frame
+from evidence_dashboard.store.base import (
+    FeatureSample,
+    PolicyLookup,
+    QueryResult,
+    normalise_frame,
+    parse_feature_objects,
+)
 
 __all__ = ["SqliteStore"]
 
@@ -66,26 +72,42 @@ class SqliteStore:
         ).fetchone()
         return row is not None
 
+    def _has_column(self, connection: sqlite3.Connection, table: str, column: str) -> bool:
+        # table_info returns no rows for a missing table, so this is False then too.
+        rows = connection.execute(f"PRAGMA table_info({table})").fetchall()
+        return any(str(row[1]).upper() == column for row in rows)
+
     def _select_window(
-        self, table: str, columns: Sequence[str], time_column: str, since: datetime | None
+        self,
+        table: str,
+        columns: Sequence[str],
+        time_column: str,
+        since: datetime | None,
+        *,
+        max_rows: int | None = None,
+        not_null: str | None = None,
     ) -> QueryResult:
+        limit = self.max_rows if max_rows is None else max_rows
         with self._connect() as connection:
             if not self._has_table(connection, table):
                 return QueryResult(pd.DataFrame(columns=list(columns)), truncated=False)
             # NOTE: julianday() parses ISO 8601 text with 'T' or ' ' and an offset or 'Z', so the
             # comparison works for any ISO form the sink writes. Column and table names come
             # from the schema module, never from user input.
-            where = "" if since is None else f"WHERE julianday({time_column}) >= julianday(?)"
+            conditions = [] if not_null is None else [f"{not_null} IS NOT NULL"]
+            if since is not None:
+                conditions.append(f"julianday({time_column}) >= julianday(?)")
+            where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             sql = (
                 f"SELECT {', '.join(columns)} FROM {table} {where} "  # noqa: S608
                 f"ORDER BY julianday({time_column}) DESC LIMIT ?"
             )
-            params: tuple[object, ...] = (self.max_rows + 1,)
+            params: tuple[object, ...] = (limit + 1,)
             if since is not None:
                 params = (since.astimezone(UTC).isoformat(), *params)
             frame = pd.read_sql_query(sql, connection, params=params)
-        truncated = len(frame) > self.max_rows
-        return QueryResult(normalise_frame(frame.head(self.max_rows)), truncated=truncated)
+        truncated = len(frame) > limit
+        return QueryResult(normalise_frame(frame.head(limit)), truncated=truncated)
 
     def count_predictions(self) -> int:
         """Count all rows of the predictions table; 0 when it does not exist yet."""
@@ -116,6 +138,29 @@ class SqliteStore:
     def recent_features(self, since: datetime | None) -> QueryResult:
         """Return the feature columns of policies updated since ``since``."""
         return self._select_window(self._features, schema.FEATURE_COLUMNS, schema.UPDATED_AT, since)
+
+    def drift_features(self, since: datetime | None, *, max_rows: int) -> FeatureSample:
+        """Return the features of the newest predictions since ``since``, parsed from JSON.
+
+        Falls back to ``recent_features`` when the predictions table has no ``FEATURES``
+        column. Rows whose ``FEATURES`` is NULL, written before the column existed, are left out.
+        """
+        with self._connect() as connection:
+            has_features = self._has_column(connection, self._predictions, schema.FEATURES)
+        if not has_features:
+            return FeatureSample(self.recent_features(since), per_prediction=False)
+        stored = self._select_window(
+            self._predictions,
+            (schema.FEATURES,),
+            schema.CREATED_AT,
+            since,
+            max_rows=max_rows,
+            not_null=schema.FEATURES,
+        )
+        frame, invalid = parse_feature_objects(stored.frame[schema.FEATURES])
+        return FeatureSample(
+            QueryResult(frame, truncated=stored.truncated), per_prediction=True, invalid=invalid
+        )
 
     def lookup_policy(self, policy_number: str, *, limit: int = 50) -> PolicyLookup:
         """Return the stored features and the newest predictions of one policy."""
