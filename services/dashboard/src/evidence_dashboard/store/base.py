@@ -36,7 +36,7 @@ class FeatureSample:
 
     ``per_prediction`` is True when ``result`` has one row per prediction, read from
     ``MODEL_PREDICTIONS.FEATURES``. It is False when the predictions table has no ``FEATURES``
-    column and ``result`` holds the latest row per policy from ``ONLINE_FEATURES`` instead.
+    column and ``result`` contains the latest row per policy from ``ONLINE_FEATURES`` instead.
     ``invalid`` counts stored values that were not JSON objects and were skipped.
     """
 
