@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 import pytest
@@ -120,3 +121,22 @@ def test_log_line_deep_value_does_not_raise(capsys: pytest.CaptureFixture[str]) 
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["request_id"] == "r-deep"
     assert line["error"] == "<dict dropped>"
+
+
+def test_stdlib_exception_logged_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """uvicorn's traceback becomes one JSON line with the exception type and no message text."""
+    configure_logging("json", "info")
+    canary = "CANARY-JANE-EXAMPLE"
+
+    try:
+        raise ValueError(canary)
+    except ValueError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+
+    output = capsys.readouterr()
+    line = json.loads(output.out.strip().splitlines()[-1])
+    assert line["event"] == "Exception in ASGI application"
+    assert line["exception_type"] == "ValueError"
+    assert line["level"] == "error"
+    assert canary not in output.out
+    assert canary not in output.err

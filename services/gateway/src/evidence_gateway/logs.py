@@ -85,3 +85,57 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(logging.getLevelNamesMapping()[level.upper()], renderer)
+
+
+def _summarize_exception(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # A traceback or exception message may quote request data, so only the type is kept.
+    exc_info = event_dict.pop("exc_info", None)
+    if isinstance(exc_info, tuple) and exc_info[0] is not None:
+        event_dict["exception_type"] = exc_info[0].__name__
+    return event_dict
+
+
+def _route_stdlib_logging(level_number: int, renderer: Any) -> None:
+    """Send standard-library records (uvicorn, httpx) through the same allow-list and renderer.
+
+    Without this, uvicorn's "Exception in ASGI application" goes to stderr as a plain-text
+    traceback, outside the JSON lines and the allow-list.
+    """
+    global _stdlib_handler  # one handler per process, replaced on reconfiguration
+    handler = _StdoutHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _summarize_exception,
+                filter_allowed_keys,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    # Only this module's earlier handler is replaced, so handlers that others attached (pytest's
+    # log capture, for one) keep working.
+    if _stdlib_handler is not None:
+        root.removeHandler(_stdlib_handler)
+    root.addHandler(handler)
+    root.setLevel(level_number)
+    _stdlib_handler = handler
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever ``sys.stdout`` is at emit time, so a replaced stdout is followed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+_stdlib_handler: logging.Handler | None = None
