@@ -4,7 +4,7 @@
 -- Batch settings:
 --   MAX_BATCH_ROWS = 100      the gateway scores a batch with one model call; 100 rows of
 --                             evidence stay well below its 1,000-row and 16 MB request limits.
---   MAX_BATCH_RETRIES = 3     retries on 404, 429 and 5xx; the gateway answers 429/503 when its
+--   MAX_BATCH_RETRIES = 3     retries on 404, 429 and 5xx; the gateway returns 429/503 when its
 --                             queue is full, so a retry is the backpressure path.
 --   ON_BATCH_FAILURE = ABORT  a batch that fails after the retries fails the query, rather than
 --                             returning NULL scores a caller could take for real ones. Bad rows

@@ -3,17 +3,18 @@
 USE ROLE <% ctx.env.admin_role %>;
 USE WAREHOUSE <% ctx.env.warehouse_name %>;
 
--- 1. Health through the service function. Expected: one row with STATUS = healthy; HEALTH holds
+-- 1. Health through the service function. Expected: one row with STATUS = healthy; HEALTH contains
 --    the gateway's readiness checks (model reachable, queue writable) and the model version.
---    "degraded" means the gateway answers with the rule-based fallback: check step 6.
+--    "degraded" means the gateway scores with the rule-based fallback: check step 6.
 SELECT
   h AS health,
   h:status::STRING AS status,
   h:status::STRING = 'healthy' AS ok_health
 FROM (SELECT <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.health_function %>() AS h);
 
--- 2. One prediction. Expected: the registry model answers (MODEL_VERSION = REGISTRY_<version>,
---    not RULE_BASED), the score is a probability, the gateway's own time is under 100 ms.
+-- 2. One prediction. Expected: the registry model scores the row
+--    (MODEL_VERSION = REGISTRY_<version>, not RULE_BASED), the score is a probability, and the
+--    gateway's own time is under 100 ms.
 SELECT
   r:model_version::STRING AS model_version,
   r:risk_score::FLOAT AS risk_score,

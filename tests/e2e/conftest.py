@@ -32,7 +32,7 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model artifact trained by ``evidence-train`` on a small generated set.
 
     1,500 rows is about the least that gives the model real feature importances, so that
-    registry answers carry model reasons rather than the fallback terms.
+    registry-scored predictions carry model reasons rather than the fallback terms.
     """
     directory = tmp_path_factory.mktemp("trained") / "model"
     subprocess.run(

@@ -104,7 +104,7 @@ def test_batch_200_rows_one_bad(
 def test_batch_registry_answers_carry_reasons(
     batch_answer: tuple[list[list[Any]], dict[str, Any], float],
 ) -> None:
-    """Registry answers explain themselves with known feature names and finite contributions."""
+    """Registry-scored rows carry reasons with known feature names and finite contributions."""
     _, body, _ = batch_answer
     scored = [row[1] for row in body["data"] if "error" not in row[1]]
     explained = [answer for answer in scored if answer["reasons"]]

@@ -1,6 +1,6 @@
 -- Apply a new gateway or worker image tag, a changed spec, or a new model service host to the
 -- running INFERENCE_SERVICE. SPCS replaces the instances one by one (rolling upgrade), and the
--- readiness probes keep traffic off an instance until its gateway answers /health/ready.
+-- readiness probes keep traffic off an instance until its gateway passes /health/ready.
 -- deploy.sh rollout runs this after it has pushed the images and uploaded the spec; the USING
 -- clause must stay identical to the one in 08_inference_service.sql (a test checks it).
 USE ROLE <% ctx.env.service_role %>;

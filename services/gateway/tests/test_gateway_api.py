@@ -52,7 +52,12 @@ async def test_predict_risk_level_matches_score(gateway: Any, smoke_pair: tuple[
     body = (await gateway.client.post("/v1/predict", json=_body(*smoke_pair))).json()
 
     score = body["risk_score"]
-    expected = "HIGH" if score >= 0.7 else "MEDIUM" if score >= 0.3 else "LOW"
+    if score >= 0.7:
+        expected = "HIGH"
+    elif score >= 0.3:
+        expected = "MEDIUM"
+    else:
+        expected = "LOW"
     assert expected == body["risk_level"]
 
 
@@ -357,7 +362,7 @@ async def test_predict_queue_full_503(
 async def test_predict_appends_before_answer(
     gateway: Any, make_settings: Callable[..., Settings], smoke_pair: tuple[str, str]
 ) -> None:
-    """Each answered prediction is already in the queue when the answer arrives."""
+    """Each returned prediction is already in the queue when the response arrives."""
     queue = PredictionQueue(make_settings().queue_path)
 
     for expected_depth in (1, 2, 3):
@@ -371,7 +376,7 @@ async def test_predict_model_down_falls_back(
     make_settings: Callable[..., Settings],
     smoke_pair: tuple[str, str],
 ) -> None:
-    """With no model server listening, the rule-based fallback answers."""
+    """With no model server listening, the rule-based fallback scores the request."""
     from evidence_gateway.testing import free_port
 
     gw = await gateway_factory(make_settings(), model_url=f"http://127.0.0.1:{free_port()}")
@@ -394,7 +399,7 @@ async def test_unknown_route_404_json(gateway: Any) -> None:
 
 
 async def test_unexpected_error_500_logs_request_id(gateway: Any) -> None:
-    """A bug answers 500 without details, and its log line carries the request id."""
+    """A bug returns 500 without details, and its log line carries the request id."""
 
     async def broken() -> None:
         raise RuntimeError("boom")

@@ -118,7 +118,7 @@ def _parse(
         warnings[("encoding_recovered", document)] = 1
     if root is not None and _is_other_report(root, document):
         # Swapped documents would otherwise score as "no evidence" with HTTP 200, which reads
-        # as a clean applicant; only roots that name the other report type are rejected.
+        # as a clean applicant. Only roots that name the other report type are rejected.
         msg = (
             f"{document} document: root element <{etree.QName(root).localname}> belongs to "
             f"{_OTHER[document]} reports; check that the MIB and Rx documents are not swapped"

@@ -129,7 +129,7 @@ class RowPrediction:
 
 
 def _utf8_size(text: str) -> int | None:
-    """Return the UTF-8 size of ``text``, or None when it holds a lone surrogate.
+    """Return the UTF-8 size of ``text``, or None when it contains a lone surrogate.
 
     JSON may carry escapes such as "\\ud800" that decode to lone surrogates, which no UTF-8
     document can contain.
@@ -153,7 +153,7 @@ class ScoringPipeline:
         max_document_bytes: Largest MIB or Rx document accepted, in UTF-8 bytes.
         model_name: Registry model name written on every record.
         store_raw_evidence: Put the raw XML on the records (health data; off by default).
-        max_batch_rows: Most rows in one coalesced model call or queue transaction.
+        max_batch_rows: Maximum rows in one coalesced model call or queue transaction.
     """
 
     def __init__(

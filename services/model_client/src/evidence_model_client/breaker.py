@@ -57,7 +57,7 @@ class CircuitBreaker:
 
     Usage: call ``before_call()`` (raises ``CircuitOpenError`` when the call must not be sent),
     then exactly one of ``record_success()`` or ``record_failure()``, or ``record_ignored()`` for
-    an outcome that tells nothing about the service (such as local pool overload).
+    an outcome that gives no information about the service (such as local pool overload).
     """
 
     def __init__(

@@ -218,7 +218,7 @@ class ModelClient:
                 self.breaker.record_failure()
             raise
         except BaseException:
-            # Cancelled by the caller, so the outcome tells nothing about the service.
+            # Cancelled by the caller, so the outcome gives no information about the service.
             outcome = "cancelled"
             self.breaker.record_ignored()
             raise

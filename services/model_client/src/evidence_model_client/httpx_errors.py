@@ -24,7 +24,7 @@ RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 # (httpx class, our class, retryable). Order matters: subclasses before their bases.
 HTTPX_ERROR_MAP: tuple[tuple[type[Exception], type[ModelClientError], bool], ...] = (
-    # The pool is local, so waiting for a free connection tells nothing about the service.
+    # The pool is local, so waiting for a free connection gives no information about the service.
     (httpx.PoolTimeout, ModelOverloadedError, False),
     (httpx.ConnectTimeout, ModelTimeoutError, False),
     (httpx.ReadTimeout, ModelTimeoutError, False),

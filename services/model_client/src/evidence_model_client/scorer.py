@@ -226,7 +226,7 @@ class RiskScorer:
         except ModelClientError as exc:
             self._last_error_kind = exc.kind
             if not isinstance(exc, ModelOverloadedError):
-                # A local pool wait tells nothing about the service itself.
+                # A local pool wait gives no information about the service itself.
                 self._observe(reachable=False)
             _log.warning(
                 "model call failed, using fallback",
