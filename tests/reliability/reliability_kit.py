@@ -2,6 +2,11 @@
 
 The canary values are made-up health data planted in the documents these tests send. The
 fixtures in conftest.py check every process log for them when they stop the process.
+
+Process start-up comes from ``evidence_gateway.testing`` (``ServerProcess``, ``start_gateway``,
+``start_worker``, ``free_port``, ``script_path``). This kit keeps only what that module lacks:
+output through a pipe, signals and waiting for the exit (``PipedProcess``), extra environment
+for the worker, and the gateway environment for a command of the test's own.
 """
 
 from __future__ import annotations
@@ -168,6 +173,8 @@ class PipedProcess:
 
     The pipe matters for tests that limit the process's file size with ``RLIMIT_FSIZE``: a
     log written straight to a file would hit the limit too, while a pipe is not a file.
+    ``evidence_gateway.testing.ServerProcess`` writes its log straight to a file and has no
+    ``send_signal`` or ``wait``, which the crash and shutdown tests need.
 
     Args:
         command: Program and arguments.
@@ -276,7 +283,12 @@ class PipedProcess:
 def gateway_env(
     directory: Path, port: int, model_url: str, artifact_dir: Path, **extra: str
 ) -> dict[str, str]:
-    """Environment of a gateway queueing into ``directory``, as ``start_gateway`` builds it."""
+    """Environment of a gateway queueing into ``directory``.
+
+    NOTE: this repeats the environment that ``evidence_gateway.testing.start_gateway`` builds
+    inline, without its ``MODEL_CLIENT_DEADLINE_MS=3000``. That module does not expose it, and
+    tests that start the gateway with their own command or through a pipe need it.
+    """
     return {
         "GATEWAY_PORT": str(port),
         "GATEWAY_LOCAL_MODE": "true",
@@ -304,7 +316,11 @@ def start_piped_gateway(
 
 
 def start_piped_worker(directory: Path, **extra: str) -> PipedProcess:
-    """Start ``evidence-persistence worker`` on ``directory``'s queue and store."""
+    """Start ``evidence-persistence worker`` on ``directory``'s queue and store.
+
+    Unlike ``evidence_gateway.testing.start_worker``, it takes extra environment variables and
+    returns a ``PipedProcess``.
+    """
     env = {
         "PERSISTENCE_QUEUE_PATH": str(directory / "queue.sqlite3"),
         "PERSISTENCE_STORE_PATH": str(directory / "store.sqlite3"),

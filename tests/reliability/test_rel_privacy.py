@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from evidence_gateway.testing import Stack, start_gateway
 from reliability_kit import (
     CANARIES,
     CANARY_FIRST_NAME,
@@ -23,7 +24,6 @@ from reliability_kit import (
     GatewayUnderTest,
     assert_logs_clean,
     find_canaries,
-    start_piped_gateway,
     start_piped_worker,
 )
 
@@ -140,7 +140,7 @@ def test_privacy_raw_evidence_absent_by_default(gateway: GatewayUnderTest) -> No
     )
     assert 200 == response.status_code
     prediction_id = response.json()["prediction_id"]
-    _wait_stored(gateway.store_path, prediction_id)
+    _wait_stored(gateway.directory, prediction_id)
 
     connection = sqlite3.connect(f"{gateway.store_path.as_uri()}?mode=ro", uri=True)
     raw_rows = connection.execute("SELECT COUNT(*) FROM FEATURE_STORE__RAW_EVIDENCE").fetchone()
@@ -157,24 +157,18 @@ def test_privacy_raw_evidence_absent_by_default(gateway: GatewayUnderTest) -> No
     assert [] == find_canaries(dump)
 
 
-def _wait_stored(store: Path, prediction_id: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if store.is_file():
-            connection = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)
-            try:
-                row = connection.execute(
-                    "SELECT 1 FROM ML_MODELS__MODEL_PREDICTIONS WHERE PREDICTION_ID = ?",
-                    (prediction_id,),
-                ).fetchone()
-            except sqlite3.OperationalError:
-                row = None
-            finally:
-                connection.close()
-            if row is not None:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"prediction {prediction_id} was not stored within {timeout} s")
+def _wait_stored(directory: Path, prediction_id: str, timeout: float = 30.0) -> None:
+    """Wait until the worker has stored the prediction in ``directory``'s store, or fail."""
+    # Stack.wait_stored reads only the store file, so the URLs can stay empty.
+    stack = Stack(
+        directory=directory,
+        model_url="",
+        gateway_url="",
+        queue_path=directory / "queue.sqlite3",
+        store_path=directory / "store.sqlite3",
+    )
+    if stack.wait_stored([prediction_id], timeout=timeout) < 1:
+        pytest.fail(f"prediction {prediction_id} was not stored within {timeout} s")
 
 
 @pytest.mark.slow
@@ -182,9 +176,11 @@ def test_privacy_raw_evidence_stored_only_when_enabled(
     tmp_path: Path, model_server: str, empty_artifact_dir: Path
 ) -> None:
     """With both raw-evidence switches on, the exact XML lands in RAW_EVIDENCE, logs stay clean."""
-    gateway, url = start_piped_gateway(
+    gateway, url = start_gateway(
         tmp_path, model_server, empty_artifact_dir, GATEWAY_STORE_RAW_EVIDENCE="true"
     )
+    # evidence_gateway.testing.start_worker sets no extra environment, so the kit's worker
+    # starter turns raw-evidence storage on.
     worker = start_piped_worker(tmp_path, PERSISTENCE_STORE_RAW_EVIDENCE="true")
     try:
         response = httpx.post(
@@ -193,7 +189,7 @@ def test_privacy_raw_evidence_stored_only_when_enabled(
             timeout=30.0,
         )
         assert 200 == response.status_code
-        _wait_stored(tmp_path / "store.sqlite3", response.json()["prediction_id"])
+        _wait_stored(tmp_path, response.json()["prediction_id"])
     finally:
         gateway.stop()
         worker.stop()

@@ -13,14 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from evidence_gateway.testing import free_port, script_path
+from evidence_gateway.testing import ServerProcess, free_port, script_path
 from evidence_persistence import PredictionQueue
-from reliability_kit import (
-    CANARY_MIB,
-    PipedProcess,
-    assert_logs_clean,
-    gateway_env,
-)
+from reliability_kit import CANARY_MIB, assert_logs_clean, gateway_env
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +59,11 @@ def test_readonly_queue_503_then_recovers(
     queue_path.chmod(0o444)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    gateway = PipedProcess(
+    gateway = ServerProcess(
         [*_privilege_prefix(), script_path("evidence-gateway")],
+        ready_url=f"{url}/health/live",
         env=gateway_env(tmp_path, port, model_server, empty_artifact_dir),
         log_path=tmp_path / "gateway.log",
-        ready_url=f"{url}/health/live",
     ).start()
     try:
         refused = _predict(url, "RO-1")

@@ -101,7 +101,12 @@ def _birth_date(rng: np.random.Generator, age: int, as_of: date) -> date:
 def _eligibility(
     rng: np.random.Generator, as_of: date
 ) -> tuple[tuple[date, date], tuple[tuple[date, date], ...]]:
-    """Return the fill window and the eligibility periods (two when coverage had a gap)."""
+    """Return the fill window and the eligibility periods (two when coverage had a gap).
+
+    Coverage never reads the health state, so on its own it carries no outcome signal. Fills
+    exist only inside the window, so a model reads coverage as the exposure behind the fill
+    counts (docs/synthetic.md, "Rx coverage and the label").
+    """
     years = 5.0 if rng.random() < 0.2 else float(rng.uniform(0.5, 4.0))
     begin = as_of - timedelta(days=round(years * 365))
     if rng.random() < 0.1 and (as_of - begin).days > 400:

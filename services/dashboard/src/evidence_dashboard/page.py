@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from evidence_dashboard.config import get_settings
 from evidence_dashboard.errors import DashboardError
-from evidence_dashboard.logs import configure_logging
+from evidence_dashboard.logs import configure_logging, redact_streamlit_loggers
 from evidence_dashboard.metrics import WINDOWS, TimeWindow
 from evidence_dashboard.panels.drift import render_drift
 from evidence_dashboard.panels.lookup import render_lookup
@@ -20,6 +20,7 @@ from evidence_dashboard.panels.service_state import render_service_state
 from evidence_dashboard.panels.test_form import render_test_form
 from evidence_dashboard.panels.traffic import render_traffic
 from evidence_dashboard.runtime import Runtime, build_runtime
+from evidence_dashboard.sections import guarded_section
 
 __all__ = ["render_page"]
 
@@ -49,6 +50,12 @@ def _sidebar(runtime: Runtime) -> tuple[TimeWindow, bool]:
 
 
 def _render_monitor(runtime: Runtime, window: TimeWindow) -> None:
+    # A fragment reruns on its own with auto-refresh, outside the guard of the whole page.
+    with guarded_section("Monitor"):
+        _render_monitor_sections(runtime, window)
+
+
+def _render_monitor_sections(runtime: Runtime, window: TimeWindow) -> None:
     now = datetime.now(UTC)
     since = None if window.span is None else now - window.span
     st.caption(f"Updated {now:%Y-%m-%d %H:%M:%S} UTC · window: {window.label.lower()}")
@@ -88,7 +95,15 @@ def render_page(
             file passes the ``model`` directory bundled beside it.
     """
     configure_logging()
+    redact_streamlit_loggers()
     st.set_page_config(page_title=TITLE, layout="wide")
+    with guarded_section("page"):
+        _render_page_body(backend, artifact_dir)
+
+
+def _render_page_body(
+    backend: Literal["sqlite", "snowflake"] | None, artifact_dir: Path | None
+) -> None:
     try:
         settings = get_settings()
     except ValidationError as exc:
@@ -112,7 +127,7 @@ def render_page(
     with monitor:
         run_every = AUTO_REFRESH_SECONDS if auto_refresh else None
         st.fragment(run_every=run_every)(_render_monitor)(runtime, window)
-    with lookup:
+    with lookup, guarded_section("Policy lookup"):
         render_lookup(runtime)
-    with test_form:
+    with test_form, guarded_section("Test prediction"):
         render_test_form(runtime)
