@@ -21,6 +21,7 @@ from evidence_model_client.errors import (
     ModelTimeoutError,
     ModelUnavailableError,
 )
+from structlog.testing import capture_logs
 
 from .conftest import FaultyServer, ServerProcess
 
@@ -117,6 +118,21 @@ async def test_client_503_retried_once(faulty_server: FaultyServer, rows: np.nda
         with pytest.raises(ModelUnavailableError, match="HTTP 503"):
             await client.predict_proba(rows)
     assert faulty_server.predict_calls == 2
+
+
+async def test_client_retries_logged_by_attempt(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """Each retry logs its attempt number: 1 for the first request, then 2, until they run out."""
+    faulty_server.mode = "status"
+    faulty_server.status = 503
+    async with _client(faulty_server.base_url, retry=RetryPolicy(3, 0.0)) as client:
+        with capture_logs() as logs, pytest.raises(ModelUnavailableError, match="HTTP 503"):
+            await client.predict_proba(rows)
+    retried = [entry for entry in logs if entry["event"] == "model call retried"]
+    assert [entry["attempt"] for entry in retried] == [1, 2, 3]
+    assert {entry["error_kind"] for entry in retried} == {"model_unavailable"}
+    assert faulty_server.predict_calls == 4
 
 
 async def test_client_dropped_connection_retried(

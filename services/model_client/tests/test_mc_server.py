@@ -110,6 +110,30 @@ def test_server_rejects_invalid_json(model_server: ServerProcess) -> None:
     assert response.status_code == 400
 
 
+async def test_app_rejects_row_id_beyond_64_bits(tmp_path: Path) -> None:
+    """A row id that the response cannot encode is a 400, not a 500."""
+    app = create_app(ServerSettings(artifact_dir=tmp_path / "empty"))
+    # The NaN in the ignored column makes orjson reject the body. Python's json parser, the
+    # fallback, accepts it and also integers of any size.
+    columns = json.dumps([*FEATURE_NAMES, "NOTE"])
+    row = "[" + "0.0, " * len(FEATURE_NAMES) + "NaN]"
+    body = (
+        f'{{"dataframe_split": {{"index": [{2**70}], "columns": {columns}, "data": [{row}]}}, '
+        '"extra_columns": ["NOTE"]}'
+    ).encode()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://model.test") as client:
+            big_id = await client.post("/predict-proba", content=body)
+            small_id = await client.post(
+                "/predict-proba", content=body.replace(b"[" + str(2**70).encode(), b"[7")
+            )
+    assert big_id.status_code == 400
+    assert "signed 64-bit range" in big_id.json()["detail"]
+    assert small_id.status_code == 200
+    assert small_id.json()["data"][0][0] == 7
+
+
 def test_server_logs_no_feature_values(model_server: ServerProcess, rows: np.ndarray) -> None:
     """The server's JSON log lines carry counts and timings, never the feature values sent."""
     marker = 123.456789

@@ -59,5 +59,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         access_log=False,
+        # uvicorn's own loggers then propagate to the JSON allow-list of configure_logging,
+        # instead of writing tracebacks (which may quote request values) to stderr.
+        log_config=None,
         log_level=settings.log_level,
     )

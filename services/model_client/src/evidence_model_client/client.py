@@ -312,8 +312,17 @@ class ModelClient:
                 self._slots.release()
 
     async def _send_with_retries(self, body: bytes, n_rows: int, deadline: float) -> np.ndarray:
+        # The first attempt runs without tenacity, because building its AsyncRetrying costs about
+        # 11 µs per call and nearly every call succeeds at the first attempt.
+        try:
+            return await self._send_once(body, n_rows, deadline)
+        except ModelClientError as exc:
+            if self.retry.max_retries == 0 or not exc.retryable:
+                raise
+            _log.warning("model call retried", attempt=1, error_kind=exc.kind)
+        await asyncio.sleep(self.retry.backoff_seconds)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(1 + self.retry.max_retries),
+            stop=stop_after_attempt(self.retry.max_retries),
             wait=wait_fixed(self.retry.backoff_seconds),
             retry=retry_if_exception(_is_retryable),
             before_sleep=_log_retry,
@@ -359,4 +368,5 @@ def _is_retryable(exc: BaseException) -> bool:
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome is not None else None
     kind = exc.kind if isinstance(exc, ModelClientError) else type(exc).__name__
-    _log.warning("model call retried", attempt=state.attempt_number, error_kind=kind)
+    # Tenacity counts from the second attempt of the call, which ran outside it.
+    _log.warning("model call retried", attempt=state.attempt_number + 1, error_kind=kind)

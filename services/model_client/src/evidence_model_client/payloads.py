@@ -92,6 +92,10 @@ def _load_json(body: bytes) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         msg = f"request body is not valid JSON: {exc}"
         raise InvalidPayloadError(msg) from exc
+    except RecursionError as exc:
+        # orjson stops at 1024 levels of nesting, and the standard library overflows the stack.
+        msg = "request body is nested too deeply for rows of numbers; send flat rows"
+        raise InvalidPayloadError(msg) from exc
 
 
 def _parse_data(rows: object, max_rows: int) -> ParsedPayload:
@@ -149,7 +153,8 @@ def _parse_split(split: object, extra: frozenset[str], max_rows: int) -> ParsedP
     if tuple(columns) == FEATURE_NAMES:
         return ParsedPayload(index, _to_matrix(rows, FEATURE_NAMES))
     # Reorder to spec order in Python so that ignored extra columns are never type-checked.
-    order = [columns.index(name) for name in FEATURE_NAMES]
+    column_index = {name: index for index, name in enumerate(columns)}
+    order = [column_index[name] for name in FEATURE_NAMES]
     reordered = [[row[i] for i in order] for row in rows]
     return ParsedPayload(index, _to_matrix(reordered, FEATURE_NAMES))
 
@@ -219,10 +224,25 @@ def _to_matrix(rows: list[Any], columns: Sequence[str]) -> np.ndarray:
                     kind = "null" if value is None else type(value).__name__
                     msg = f"column {column} of row {position} must be a number, got {kind}"
                     raise InvalidPayloadError(msg)
-    matrix = np.array(rows, dtype=np.float64)
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except OverflowError as exc:
+        position, column = _first_overflow(rows, columns)
+        msg = f"column {column} of row {position} is an integer too large for a float64"
+        raise InvalidPayloadError(msg) from exc
     finite = np.isfinite(matrix)
     if not finite.all():
         position, column_index = (int(i) for i in np.argwhere(~finite)[0])
         msg = f"column {columns[column_index]} of row {position} must be finite, got NaN/Infinity"
         raise InvalidPayloadError(msg)
     return matrix
+
+
+def _first_overflow(rows: list[Any], columns: Sequence[str]) -> tuple[int, str]:
+    for position, row in enumerate(rows):
+        for column, value in zip(columns, row, strict=True):
+            try:
+                float(value)
+            except OverflowError:
+                return position, column
+    return 0, columns[0]  # pragma: no cover  # NOTE: only called after numpy overflowed

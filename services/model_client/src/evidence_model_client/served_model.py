@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import structlog
 from evidence_features import FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
+from threadpoolctl import threadpool_limits
 
 from evidence_model_client.artifact import (
     DEFAULT_MODEL_NAME,
@@ -19,10 +21,27 @@ from evidence_model_client.artifact import (
 from evidence_model_client.config import ServerSettings
 from evidence_model_client.errors import ArtifactError
 from evidence_model_client.fallback import rule_based_scores
+from evidence_model_client.lockstep import LockstepForest, UnsupportedModelError, probe_rows
+from evidence_model_client.lockstep_sklearn import compile_forest
 
-__all__ = ["BUILTIN_VERSION", "BuiltinModel", "ServedModel", "load_served_model"]
+__all__ = [
+    "BUILTIN_VERSION",
+    "LOCKSTEP_MAX_ROWS",
+    "BuiltinModel",
+    "ServedModel",
+    "compile_checked_forest",
+    "load_served_model",
+]
 
 BUILTIN_VERSION = "BUILTIN"
+# Batches up to this size go to the lockstep evaluator, larger ones to scikit-learn. Measured on
+# the benchmark machine (docs/benchmarks.md), the two cost the same at about 200-250 rows for
+# the default model (40 trees, depth 13) and at 400-500 rows for 300 trees of depth 7. Per row,
+# the lockstep evaluator costs more as the trees get deeper.
+LOCKSTEP_MAX_ROWS = 200
+# The lockstep path must match scikit-learn to this absolute difference on every probe row.
+# It is exact by construction, so any difference means a scikit-learn change it does not follow.
+LOCKSTEP_TOLERANCE = 1e-12
 _log = structlog.get_logger("evidence_model_server")
 
 
@@ -48,11 +67,25 @@ class ServedModel:
     feature_spec_version: str
     created_at: str | None
     builtin: bool
+    forest: LockstepForest | None = None
+    """Lockstep evaluator of ``model``, None when the model type is not supported."""
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Return the (n, 2) class probabilities in ``classes_`` order ([0, 1])."""
+        if self.forest is not None and matrix.shape[0] <= LOCKSTEP_MAX_ROWS:
+            return self.forest.predict_proba(matrix)
         probabilities: np.ndarray = np.asarray(self.model.predict_proba(matrix), dtype=np.float64)
         return probabilities
+
+    def uses_native_threads(self, n_rows: int) -> bool:
+        """Return whether scoring ``n_rows`` rows may start OpenMP or BLAS threads.
+
+        The lockstep evaluator and the built-in function run single-threaded NumPy code, so the
+        server skips the thread limit (about 8-15 µs) and the worker-thread hand-off for them.
+        """
+        if self.builtin:
+            return False
+        return self.forest is None or n_rows > LOCKSTEP_MAX_ROWS
 
     def health(self) -> dict[str, Any]:
         """Return the JSON body of ``GET /health``."""
@@ -115,4 +148,58 @@ def load_served_model(settings: ServerSettings) -> ServedModel:
         feature_spec_version=metadata.feature_spec_version,
         created_at=metadata.created_at.isoformat(),
         builtin=False,
+        forest=compile_checked_forest(artifact.model),
     )
+
+
+def compile_checked_forest(model: Any) -> LockstepForest | None:
+    """Compile the lockstep evaluator and compare it with ``model.predict_proba`` on probe rows.
+
+    Returns None, and logs one line with the reason, when the model type is not supported,
+    compiling or checking raises, or the two paths differ by more than ``LOCKSTEP_TOLERANCE`` on
+    any probe row. The server then scores every request with the model's own ``predict_proba``.
+    """
+    model_type = type(model).__name__
+    started = time.perf_counter()
+    try:
+        forest = compile_forest(model)
+        probes = probe_rows(forest)
+        actual = forest.predict_proba(probes)
+        # One OpenMP thread, as for requests, because more threads on a busy machine can take
+        # seconds.
+        with threadpool_limits(limits=1):
+            expected = np.asarray(model.predict_proba(probes), dtype=np.float64)
+    except UnsupportedModelError as exc:
+        _log.info("lockstep evaluator not used", model_type=model_type, reason=str(exc))
+        return None
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        # Another scikit-learn version may lay out the private attributes differently. The
+        # evaluator is only an accelerator, so the server starts with predict_proba instead.
+        reason = f"{type(exc).__name__} while compiling or checking: {exc}"
+        _log.warning("lockstep evaluator not used", model_type=model_type, reason=reason)
+        return None
+    difference = (
+        float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else np.inf
+    )
+    check_ms = round((time.perf_counter() - started) * 1000, 1)
+    if not difference <= LOCKSTEP_TOLERANCE:
+        _log.warning(
+            "lockstep evaluator disagrees with predict_proba, not used",
+            model_type=model_type,
+            max_abs_difference=difference,
+            probe_rows=len(probes),
+            check_ms=check_ms,
+        )
+        return None
+    _log.info(
+        "lockstep evaluator checked",
+        model_type=model_type,
+        trees=forest.n_trees,
+        nodes=int(forest.feature.size),
+        depth=forest.depth,
+        max_abs_difference=difference,
+        probe_rows=len(probes),
+        max_rows=LOCKSTEP_MAX_ROWS,
+        check_ms=check_ms,
+    )
+    return forest
