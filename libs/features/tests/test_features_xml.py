@@ -400,3 +400,40 @@ def test_mib_flat_record_list() -> None:
     assert values["MIB_UNDATED_RECORDS"] == 1.0
     assert values["META_UNPARSEABLE_DATES"] == 1.0
     assert vector.as_of.isoformat() == "2021-08-20"
+
+
+@pytest.mark.parametrize(("elements", "rejected"), [(25, False), (26, True)])
+def test_element_cap_densest_document(elements: int, rejected: bool) -> None:
+    """`<a/>` elements, the densest markup, hit the element cap exactly at its byte bound.
+
+    The cap's XPath count is skipped when bytes / 4 cannot exceed the cap, so these documents
+    sit on both sides of that bound.
+    """
+    document = b"<r>" + b"<a/>" * (elements - 1) + b"</r>"
+    limits = ParseLimits(max_elements=25)
+    if rejected:
+        with pytest.raises(DocumentTooLargeError, match="26 elements") as caught:
+            extract_features(None, document, limits=limits)
+        assert caught.value.limit == "elements"
+    else:
+        vector = extract_features(None, document, limits=limits)
+        assert FeatureWarning("unrecognized_document", "RX", 1) in vector.warnings
+
+
+@pytest.mark.parametrize(("depth", "rejected"), [(8, False), (9, True)])
+def test_depth_cap_shortest_document(depth: int, rejected: bool) -> None:
+    """The shortest document nested one level past the cap is rejected.
+
+    The depth probe is skipped when the byte size cannot hold max_depth + 1 levels, and
+    `<a>` * 8 + `<a/>` + `</a>` * 8 is exactly 7 * 8 + 4 bytes.
+    """
+    document = b"<a>" * (depth - 1) + b"<a/>" + b"</a>" * (depth - 1)
+    limits = ParseLimits(max_depth=8)
+    if rejected:
+        assert len(document) == 7 * 8 + 4
+        with pytest.raises(DocumentTooLargeError, match="nested deeper than 8") as caught:
+            extract_features(None, document, limits=limits)
+        assert caught.value.limit == "depth"
+    else:
+        vector = extract_features(None, document, limits=limits)
+        assert FeatureWarning("unrecognized_document", "RX", 1) in vector.warnings

@@ -21,7 +21,7 @@ from functools import partial
 
 from lxml import etree
 
-from evidence_features._dates import UNPARSEABLE, parse_date
+from evidence_features._dates import UNPARSEABLE, parse_date, parse_date_text
 from evidence_features._fields import collect_fields, parse_number
 from evidence_features._records import MibRecord, MibReport
 from evidence_features._xml import local_name
@@ -73,7 +73,7 @@ def read_mib_report(root: etree._Element) -> MibReport:
     # ResponseData is left out: ACORD replies carry one per code inside each FormInstance, and
     # the flat shape needs them only when there are no FormInstance or MIBRecord elements.
     for element in root.iter(*_DOCUMENT_TAGS):
-        name = local_name(element.tag)
+        name = _local_name(element.tag)
         if name == "FormInstance":
             forms.append(element)
         elif name == "MIBRecord":
@@ -137,7 +137,11 @@ def _read_party(party: etree._Element, carriers: dict[str, str]) -> None:
 
 
 def _read_relation(relation: etree._Element, replies: dict[str, str]) -> None:
-    for role in relation.iterchildren("{*}RelationRoleCode"):
+    # getchildren() and a name test cost less than iterchildren() with a tag filter, whose
+    # matcher lxml builds anew on every call.
+    for role in relation.getchildren():
+        if _local_name(role.tag) != "RelationRoleCode":
+            continue
         reply = _reply_type(role.get("tc"), role.text)
         if reply is None:
             return
@@ -163,19 +167,38 @@ def _append_acord_record(
     codes: list[str] = []
     bmi_fields: dict[str, str] = {}
     for element in form.iter(*_FORM_TAGS):
-        name = local_name(element.tag)
-        text = (element.text or "").strip()
-        if not text:
+        text = element.text
+        if text is None or not (text := text.strip()):
             continue
+        name = _local_name(element.tag)
         if name == "ResponseData":
             codes.append(text)
         elif name == "SubmitDate":
             if date is None:
-                date = parse_date(text)
+                date = parse_date_text(text)
         else:
             bmi_fields.setdefault(_BMI_FIELDS[name], text)
     company_key = company.upper() if company else None
-    report.records.append(_new_record((date, company_key, tuple(codes), reply, _bmi(bmi_fields))))
+    bmi = _bmi(bmi_fields) if bmi_fields else None
+    report.records.append(_new_record((date, company_key, tuple(codes), reply, bmi)))
+
+
+_LOCAL_NAMES: dict[str, str] = {}
+_MAX_LOCAL_NAMES = 1024
+
+
+def _local_name(tag: object) -> str:
+    # A cached local_name, because ACORD tags carry a long namespace and the readers see the
+    # same few tags on every request. A tag that is not a string reads as "", although the
+    # hardened parser drops the comments and processing instructions that would carry one.
+    if not isinstance(tag, str):
+        return ""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = local_name(tag)
+        if len(_LOCAL_NAMES) < _MAX_LOCAL_NAMES:
+            _LOCAL_NAMES[tag] = name
+    return name
 
 
 _BMI_FIELDS = {"BMI": "bmi", "HeightIn": "height", "WeightLb": "weight"}

@@ -99,14 +99,14 @@ class _ThreadState(threading.local):
     def __init__(self) -> None:
         self.parser = _new_parser()
         self.latin1_parser = _new_parser("iso-8859-1")
-        self.count = etree.XPath("count(//*)")
+        self.count = etree.XPath("count(//*)", regexp=False)
         self.depth_probes: dict[int, etree.XPath] = {}
 
     def depth_probe(self, max_depth: int) -> etree.XPath:
         probe = self.depth_probes.get(max_depth)
         if probe is None:
             # From the root (depth 1), max_depth child steps reach depth max_depth + 1.
-            probe = etree.XPath("boolean(" + "/".join(["*"] * max_depth) + ")")
+            probe = etree.XPath("boolean(" + "/".join(["*"] * max_depth) + ")", regexp=False)
             self.depth_probes[max_depth] = probe
         return probe
 
@@ -228,20 +228,40 @@ def parse_document(
     if root.getroottree().docinfo.doctype:
         msg = f"{document} document declares a DOCTYPE; DTDs are rejected"
         raise HostileDocumentError(document, msg)
-    _check_shape(root, document, limits)
+    _check_shape(root, document, limits, len(raw))
     return root, recovered
 
 
-def _check_shape(root: etree._Element, document: DocumentKind, limits: ParseLimits) -> None:
-    elements = int(_STATE.count(root))
-    if elements > limits.max_elements:
-        msg = (
-            f"{document} document has {elements:,} elements, over the "
-            f"{limits.max_elements:,}-element limit; raise ParseLimits.max_elements only if "
-            "such reports are expected"
-        )
-        raise DocumentTooLargeError(document, msg, limit="elements")
-    if elements > limits.max_depth and _STATE.depth_probe(limits.max_depth)(root):
+# Minimum size of one element in bytes: `<a/>`. Every encoding libxml2 reads spends at least one
+# byte per character, and DOCTYPE and entity declarations are rejected before the parse, so a
+# tree never contains more elements than its document's byte size divided by this.
+_MIN_ELEMENT_BYTES = 4
+# Minimum size in bytes of one more level of nesting: `<a>` plus `</a>`.
+_MIN_LEVEL_BYTES = 7
+
+
+def _check_shape(
+    root: etree._Element, document: DocumentKind, limits: ParseLimits, size: int
+) -> None:
+    # Both XPath probes walk the whole tree, so each runs only when the document's byte size
+    # leaves room for its cap to be exceeded. The checks raise exactly as if both always ran.
+    element_bound = size // _MIN_ELEMENT_BYTES
+    if element_bound > limits.max_elements:
+        element_bound = int(_STATE.count(root))
+        if element_bound > limits.max_elements:
+            msg = (
+                f"{document} document has {element_bound:,} elements, over the "
+                f"{limits.max_elements:,}-element limit; raise ParseLimits.max_elements only if "
+                "such reports are expected"
+            )
+            raise DocumentTooLargeError(document, msg, limit="elements")
+    # Depth max_depth + 1 takes max_depth levels of `<a>...</a>` around one `<a/>`.
+    depth_bytes = _MIN_LEVEL_BYTES * limits.max_depth + _MIN_ELEMENT_BYTES
+    if (
+        size >= depth_bytes
+        and element_bound > limits.max_depth
+        and _STATE.depth_probe(limits.max_depth)(root)
+    ):
         msg = (
             f"{document} document is nested deeper than {limits.max_depth} elements; "
             "real reports are under 10 levels deep, so check the sender"
