@@ -25,8 +25,11 @@ def queue_with_dead_letters(
     queue = PredictionQueue(path)
     queue.append_many(build_record(i) for i in range(3))
     consumer = QueueConsumer(queue, owner="test", max_attempts=1)
-    for item in consumer.claim(2):
-        consumer.fail(item, "ValueError: rejected", delay_seconds=0)
+    first, second = consumer.claim(2)
+    consumer.fail(
+        first, "ValueError: rejected POL-SECRET-1 <Rx>CANARYZOLAMIDE</Rx>", delay_seconds=0
+    )
+    consumer.fail(second, "rejected POL-SECRET-2 in an older error format", delay_seconds=0)
     return queue
 
 
@@ -39,13 +42,25 @@ def test_cli_status_reports_counts(queue_with_dead_letters: PredictionQueue) -> 
 
 
 def test_cli_dead_letters_list_json(queue_with_dead_letters: PredictionQueue) -> None:
-    """dead-letters list --json prints one object per dead letter, oldest first."""
+    """dead-letters list --json prints one object per dead letter with the error type only."""
     result = CliRunner().invoke(app, ["dead-letters", "list", "--json"])
     assert result.exit_code == 0, result.output
     letters = [json.loads(line) for line in result.stdout.splitlines()]
     assert [letter["prediction_id"] for letter in letters] == ["pred-000000", "pred-000001"]
-    assert letters[0]["error"] == "ValueError: rejected"
+    assert letters[0]["error"] == "ValueError"
+    assert letters[1]["error"] == "(error type unknown; use --show-errors)"
     assert letters[0]["attempts"] == 1
+    assert "POL-SECRET" not in result.stdout
+    assert "CANARYZOLAMIDE" not in result.stdout
+
+
+def test_cli_dead_letters_show_errors_full(queue_with_dead_letters: PredictionQueue) -> None:
+    """--show-errors prints the stored messages, values included."""
+    result = CliRunner().invoke(app, ["dead-letters", "list", "--json", "--show-errors"])
+    assert result.exit_code == 0, result.output
+    letters = [json.loads(line) for line in result.stdout.splitlines()]
+    assert letters[0]["error"] == "ValueError: rejected POL-SECRET-1 <Rx>CANARYZOLAMIDE</Rx>"
+    assert letters[1]["error"] == "rejected POL-SECRET-2 in an older error format"
 
 
 def test_cli_dead_letters_list_text(queue_with_dead_letters: PredictionQueue) -> None:
@@ -53,6 +68,7 @@ def test_cli_dead_letters_list_text(queue_with_dead_letters: PredictionQueue) ->
     result = CliRunner().invoke(app, ["dead-letters", "list", "--limit", "1"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("pred-000000\tattempts=1\t")
+    assert result.stdout.rstrip("\n").endswith("\tValueError")
     assert len(result.stdout.splitlines()) == 1
     assert "1 dead letter(s)" in result.stderr
 

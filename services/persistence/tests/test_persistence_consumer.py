@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Any
 
 import pytest
 from evidence_persistence import PredictionQueue
@@ -166,3 +167,52 @@ def test_consumer_invalid_options_rejected(
     """Non-positive lease or attempts raise ValueError naming the option."""
     with pytest.raises(ValueError, match=f"{option}=0"):
         _consumer(queue, **{option: value})
+
+
+def test_claim_spans_several_transactions(queue: PredictionQueue) -> None:
+    """A claim of 250 records takes three transactions of at most 100 rows, oldest first."""
+    queue.append_many(build_record(i) for i in range(260))
+    consumer = _consumer(queue)
+    transactions = []
+    write = queue.file.write
+
+    def counting_write(work: Any) -> Any:
+        transactions.append(work)
+        return write(work)
+
+    queue.file.write = counting_write  # type: ignore[method-assign]
+    items = consumer.claim(250)
+    assert len(transactions) == 3
+    assert [item.prediction_id for item in items] == [f"pred-{i:06d}" for i in range(250)]
+    assert [item.record for item in items[:2]] == [build_record(0), build_record(1)]
+    assert [item.prediction_id for item in consumer.claim(250)] == [
+        f"pred-{i:06d}" for i in range(250, 260)
+    ]
+
+
+def test_complete_spans_several_transactions(queue: PredictionQueue) -> None:
+    """Completing 250 records deletes all of them, 100 rows per transaction."""
+    queue.append_many(build_record(i) for i in range(251))
+    consumer = _consumer(queue)
+    items = consumer.claim(250)
+    transactions = []
+    write = queue.file.write
+
+    def counting_write(work: Any) -> Any:
+        transactions.append(work)
+        return write(work)
+
+    queue.file.write = counting_write  # type: ignore[method-assign]
+    consumer.complete([item.seq for item in items])
+    assert len(transactions) == 3
+    assert queue.depth() == 1
+
+
+def test_checkpoint_copies_wal(queue: PredictionQueue) -> None:
+    """After a checkpoint every WAL page written so far is in the database file."""
+    queue.append_many(build_record(i) for i in range(20))
+    consumer = _consumer(queue)
+    consumer.complete([item.seq for item in consumer.claim(20)])
+    wal_pages, copied = queue.file.checkpoint()
+    assert wal_pages > 0
+    assert copied == wal_pages

@@ -3,6 +3,11 @@
 A claim sets ``available_at`` to now plus the lease and counts one attempt. A worker that crashes
 before it deletes its batch leaves the rows in place, and they are claimed again once the lease
 expires. Sinks write with upserts, so a record written twice leaves one row.
+
+Producers wait for the queue's write lock while a claim or a delete holds it, so both work in
+transactions of at most ``ROWS_PER_TRANSACTION`` rows. Rewriting 500 queue rows took 2 to 3.5 ms
+on the benchmark machine and 100 rows about 0.6 ms. A batch therefore takes a few short holds
+of the lock instead of one long one.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any
 
 import structlog
@@ -22,6 +28,7 @@ from evidence_persistence.errors import RecordDecodeError
 __all__ = ["ClaimedItem", "DeadLetter", "QueueConsumer"]
 
 _MAX_ERROR_LENGTH = 2_000
+ROWS_PER_TRANSACTION = 100
 _log = structlog.get_logger("evidence_persistence.worker")
 
 
@@ -83,10 +90,24 @@ class QueueConsumer:
         """Claim up to ``limit`` available records, oldest first, and count one attempt each.
 
         Records whose lease expired after ``max_attempts`` claims (the worker kept crashing on
-        them) move to the dead-letter table instead of being returned.
+        them) move to the dead-letter table instead of being returned. The claim runs in
+        transactions of at most ``ROWS_PER_TRANSACTION`` rows, each one complete on its own.
         """
+        items: list[ClaimedItem] = []
+        while len(items) < limit:
+            requested = min(ROWS_PER_TRANSACTION, limit - len(items))
+            claimed, found = self._claim_chunk(requested)
+            items.extend(claimed)
+            if found < requested:
+                break
+        items.sort(key=lambda item: item.seq)
+        return items
+
+    def _claim_chunk(self, limit: int) -> tuple[list[ClaimedItem], int]:
+        """Claim up to ``limit`` records in one transaction, and count the rows that matched."""
         now = time.time()
         exhausted: list[tuple[Any, ...]] = []
+        matched = 0
 
         def take(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
             # The scan follows seq (the rowid) and stops after `limit` matches. An index on
@@ -95,21 +116,25 @@ class QueueConsumer:
                 "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, "
                 "lease_owner = ? WHERE seq IN (SELECT seq FROM queue_items "
                 "WHERE available_at <= ? ORDER BY seq LIMIT ?) "
-                "RETURNING seq, prediction_id, attempts, enqueued_at, payload, features, "
-                "mib_xml, rx_xml",
+                "RETURNING seq, prediction_id, attempts, enqueued_at",
                 (now + self.lease_seconds, self.owner, now, limit),
             ).fetchall()
             # A retried transaction starts over, so forget rows found by a rolled-back attempt.
+            nonlocal matched
+            matched = len(rows)
             exhausted[:] = [row for row in rows if row[2] > self.max_attempts]
             if exhausted:
                 error = (
-                    f"claimed {self.max_attempts} times without being completed, so the worker "
-                    "crashed or exceeded its lease on this record each time"
+                    f"LeaseExpired: claimed {self.max_attempts} times without being completed, "
+                    "so the worker crashed or exceeded its lease on this record each time"
                 )
                 _move_to_dead_letters(connection, [row[0] for row in exhausted], error, now)
             return [row for row in rows if row[2] <= self.max_attempts]
 
         rows = self.queue.file.write(take)
+        # The payloads are read after the commit, so the write lock is not held while SQLite
+        # copies them out. Leased rows stay unchanged until this worker deletes or releases them.
+        payloads = self._read_payloads([row[0] for row in rows])
         for row in exhausted:
             _log.warning(
                 "record moved to dead letters",
@@ -118,21 +143,36 @@ class QueueConsumer:
                 attempts=row[2],
                 error_type="LeaseExpired",
             )
-        items = [_to_item(row) for row in rows]
-        items.sort(key=lambda item: item.seq)
-        return items
+        # A row missing from the payloads left the queue after the claim, for example because
+        # its lease expired and another worker completed it.
+        items = [_to_item(row, payloads[row[0]]) for row in rows if row[0] in payloads]
+        return items, matched
+
+    def _read_payloads(self, seqs: list[int]) -> dict[int, tuple[Any, ...]]:
+        if not seqs:
+            return {}
+        rows = self.queue.file.read(
+            lambda c: c.execute(_select_payloads_sql(len(seqs)), seqs).fetchall()
+        )
+        return {row[0]: row[1:] for row in rows}
 
     def complete(self, seqs: Sequence[int]) -> None:
-        """Delete records that reached the sink."""
-        if not seqs:
-            return
+        """Delete records that reached the sink, ``ROWS_PER_TRANSACTION`` rows per transaction.
 
-        def delete(connection: sqlite3.Connection) -> None:
-            connection.executemany(
-                "DELETE FROM queue_items WHERE seq = ?", [(seq,) for seq in seqs]
-            )
+        A crash between two of these transactions leaves the rest of the batch leased, and it is
+        delivered again once the lease expires. The sinks' upserts make that harmless.
+        """
+        for start in range(0, len(seqs), ROWS_PER_TRANSACTION):
+            chunk = [(seq,) for seq in seqs[start : start + ROWS_PER_TRANSACTION]]
+            self.queue.file.write(partial(_delete_rows, rows=chunk))
 
-        self.queue.file.write(delete)
+    def checkpoint(self) -> None:
+        """Copy the queue's WAL into its database file, so that appends need not do it.
+
+        Without this, SQLite runs the checkpoint inside whichever commit finds the WAL over the
+        size limit, most often a producer's append.
+        """
+        self.queue.file.checkpoint()
 
     def release(
         self,
@@ -238,6 +278,10 @@ class QueueConsumer:
         return self.queue.file.write(move)
 
 
+def _delete_rows(connection: sqlite3.Connection, rows: list[tuple[int]]) -> None:
+    connection.executemany("DELETE FROM queue_items WHERE seq = ?", rows)
+
+
 def _move_to_dead_letters(
     connection: sqlite3.Connection, seqs: Sequence[int], error: str, now: float
 ) -> None:
@@ -252,8 +296,18 @@ def _move_to_dead_letters(
         connection.execute("DELETE FROM queue_items WHERE seq = ?", (seq,))
 
 
-def _to_item(row: tuple[Any, ...]) -> ClaimedItem:
-    seq, prediction_id, attempts, enqueued_at, payload, features, mib_xml, rx_xml = row
+@lru_cache(maxsize=ROWS_PER_TRANSACTION)
+def _select_payloads_sql(count: int) -> str:
+    placeholders = ", ".join("?" * count)
+    return (
+        "SELECT seq, payload, features, mib_xml, rx_xml FROM queue_items "  # noqa: S608
+        f"WHERE seq IN ({placeholders})"
+    )
+
+
+def _to_item(row: tuple[Any, ...], payload_row: tuple[Any, ...]) -> ClaimedItem:
+    seq, prediction_id, attempts, enqueued_at = row
+    payload, features, mib_xml, rx_xml = payload_row
     record: PredictionRecord | None
     try:
         record = decode_record(prediction_id, payload, features, mib_xml, rx_xml)

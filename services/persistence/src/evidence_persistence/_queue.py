@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 from evidence_persistence._record import PredictionRecord, as_records, encode_record
@@ -58,10 +59,23 @@ CREATE TRIGGER IF NOT EXISTS queue_items_count_delete AFTER DELETE ON queue_item
     BEGIN UPDATE queue_depth SET depth = depth - 1 WHERE id = 1; END;
 """
 
-_INSERT = (
-    "INSERT INTO queue_items (prediction_id, enqueued_at, payload, features, mib_xml, rx_xml) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
+_INSERT_COLUMNS = "prediction_id, enqueued_at, payload, features, mib_xml, rx_xml"
+_COLUMN_COUNT = 6
+# Checkpoints copy the WAL into the database file. A commit that finds the WAL at least this
+# many pages long runs one itself. The worker checkpoints every 0.5 s (QueueDrainer), so the
+# appends' own checkpoints find little left to copy. Ten times SQLite's default makes them rarer.
+# NOTE: under steady traffic the WAL file still grows to about this size (40 MB with 4 KB
+# pages). The worker's checkpoints complete, but SQLite starts the WAL over only when a writer
+# begins after a complete checkpoint while no other connection reads the WAL, and that was
+# rarely the case in tests with a worker and appends at 500/s. The cause is not analysed further.
+_PRODUCER_WAL_AUTOCHECKPOINT = 10_000
+# SQLITE_MAX_VARIABLE_NUMBER before SQLite 3.32, used when the connection cannot report its own.
+_DEFAULT_VARIABLE_LIMIT = 999
+# Rows per INSERT statement. Every distinct row count is a separate SQL text in the statement
+# caches, so the cap bounds their size. Larger appends run several statements in one transaction.
+_MAX_ROWS_PER_STATEMENT = 100
+
+Row = tuple[str, float, bytes, bytes, bytes | None, bytes | None]
 
 
 class PredictionQueue:
@@ -108,7 +122,9 @@ class PredictionQueue:
             busy_timeout_ms=busy_timeout_ms,
             lock_retries=lock_retries,
             synchronous=synchronous,
+            wal_autocheckpoint=_PRODUCER_WAL_AUTOCHECKPOINT,
         )
+        self._rows_per_statement: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> PredictionQueue:
@@ -153,12 +169,7 @@ class PredictionQueue:
             encoded.mib_xml,
             encoded.rx_xml,
         )
-
-        def insert(connection: sqlite3.Connection) -> None:
-            self._check_room(connection, 1)
-            connection.execute(_INSERT, row)
-
-        self.file.write(insert)
+        self._insert([row])
 
     def append_many(self, records: Iterable[PredictionRecord]) -> int:
         """Append several records in one transaction: all of them or none.
@@ -174,7 +185,7 @@ class PredictionQueue:
         if not items:
             return 0
         now = time.time()
-        rows = []
+        rows: list[Row] = []
         for record in items:
             encoded = encode_record(record)
             rows.append(
@@ -187,12 +198,7 @@ class PredictionQueue:
                     encoded.rx_xml,
                 )
             )
-
-        def insert(connection: sqlite3.Connection) -> None:
-            self._check_room(connection, len(rows))
-            connection.executemany(_INSERT, rows)
-
-        self.file.write(insert)
+        self._insert(rows)
         return len(rows)
 
     def depth(self) -> int:
@@ -238,12 +244,81 @@ class PredictionQueue:
         """Close this process's connection; later calls reopen it."""
         self.file.close()
 
-    def _check_room(self, connection: sqlite3.Connection, count: int) -> None:
-        depth = int(connection.execute("SELECT depth FROM queue_depth WHERE id = 1").fetchone()[0])
-        if depth + count > self.max_depth:
-            msg = (
-                f"queue {str(self.path)!r} holds {depth} records and max_depth is "
-                f"{self.max_depth}, so {count} more cannot be appended; start or scale the "
-                "persistence worker, or raise PERSISTENCE_QUEUE_MAX_DEPTH"
+    def _insert(self, rows: list[Row]) -> None:
+        """Insert ``rows`` if they fit below ``max_depth``, all of them or none.
+
+        Up to ``_MAX_ROWS_PER_STATEMENT`` rows this is one ``INSERT ... SELECT`` statement whose
+        WHERE clause checks the depth. SQLite takes the write lock, checks, inserts and commits
+        within one call, during which the GIL is released. With BEGIN, a depth query, the insert
+        and COMMIT as four calls, the write lock stayed held while the thread took the GIL back
+        between them. While other threads run Python code that can take up to the switch
+        interval (5 ms), and the worker waited that long too.
+        """
+
+        def insert_one_statement(connection: sqlite3.Connection) -> None:
+            cursor = connection.execute(
+                _insert_if_room_sql(len(rows)), [*_flatten(rows), len(rows), self.max_depth]
             )
-            raise QueueFullError(msg, depth=depth, max_depth=self.max_depth)
+            if cursor.rowcount != len(rows):
+                self._raise_full(_read_depth(connection), len(rows))
+
+        def insert_in_chunks(connection: sqlite3.Connection) -> None:
+            self._check_room(connection, len(rows))
+            per_statement = self._rows_per_statement or 1
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start : start + per_statement]
+                connection.execute(_insert_sql(len(chunk)), _flatten(chunk))
+
+        if self._rows_per_statement is None:
+            self._rows_per_statement = self.file.read(_rows_per_statement)
+        if len(rows) <= self._rows_per_statement:
+            self.file.write_statement(insert_one_statement)
+        else:
+            self.file.write(insert_in_chunks)
+
+    def _check_room(self, connection: sqlite3.Connection, count: int) -> None:
+        depth = _read_depth(connection)
+        if depth + count > self.max_depth:
+            self._raise_full(depth, count)
+
+    def _raise_full(self, depth: int, count: int) -> None:
+        msg = (
+            f"queue {str(self.path)!r} holds {depth} records and max_depth is "
+            f"{self.max_depth}, so {count} more cannot be appended; start or scale the "
+            "persistence worker, or raise PERSISTENCE_QUEUE_MAX_DEPTH"
+        )
+        raise QueueFullError(msg, depth=depth, max_depth=self.max_depth)
+
+
+def _read_depth(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("SELECT depth FROM queue_depth WHERE id = 1").fetchone()[0])
+
+
+def _rows_per_statement(connection: sqlite3.Connection) -> int:
+    try:
+        limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except (AttributeError, sqlite3.Error):
+        limit = _DEFAULT_VARIABLE_LIMIT
+    # Two variables go to the depth check of the single-statement insert.
+    return max(1, min(_MAX_ROWS_PER_STATEMENT, (limit - 2) // _COLUMN_COUNT))
+
+
+def _flatten(rows: list[Row]) -> list[object]:
+    return [value for row in rows for value in row]
+
+
+@lru_cache(maxsize=_MAX_ROWS_PER_STATEMENT)
+def _insert_if_room_sql(count: int) -> str:
+    # The WHERE clause does not depend on the row, so SQLite evaluates it once. Its two
+    # parameters follow the row values: the number of rows and max_depth.
+    values = ", ".join(["(" + ", ".join("?" * _COLUMN_COUNT) + ")"] * count)
+    return (
+        f"INSERT INTO queue_items ({_INSERT_COLUMNS}) SELECT * FROM (VALUES {values}) "  # noqa: S608
+        "WHERE (SELECT depth FROM queue_depth WHERE id = 1) + ? <= ?"
+    )
+
+
+@lru_cache(maxsize=_MAX_ROWS_PER_STATEMENT)
+def _insert_sql(count: int) -> str:
+    values = ", ".join(["(" + ", ".join("?" * _COLUMN_COUNT) + ")"] * count)
+    return f"INSERT INTO queue_items ({_INSERT_COLUMNS}) VALUES {values}"  # noqa: S608

@@ -1,11 +1,17 @@
 """One SQLite file shared by several processes: connection per process, pragmas, retried writes.
 
 SQLite allows one writer at a time even in WAL mode. A deferred transaction that reads first and
-writes later can fail with SQLITE_BUSY at once, without waiting for the busy timeout, when another
-connection committed in between. Every transaction here that may write therefore starts with
-``BEGIN IMMEDIATE``, which takes the write lock up front and does wait for the busy timeout. Lock
-errors that outlast the timeout are retried with exponential back-off. The transaction is rolled
-back before each retry, so a retry never applies a write twice.
+writes later can fail with SQLITE_BUSY at once, without waiting, when another connection committed
+in between. Every transaction here that may write therefore starts with ``BEGIN IMMEDIATE``, or is
+a single statement, and both take the write lock before they read anything.
+
+Waiting for the lock is done here, not by SQLite's busy handler. That handler sleeps 1, 2, 5 and
+then 10 ms or more between tries (``sqliteDefaultBusyCallback`` in SQLite's ``main.c``), so a
+writer that collides with a lock held for 0.2 ms waits at least 1 ms. Connections are opened with
+a busy timeout of 0, and a statement that finds the lock held is tried again after 50 µs, doubling
+up to 1 ms, until ``busy_timeout_ms`` has passed. Lock errors that outlast that are retried with
+exponential back-off. The transaction is rolled back before each retry, so a retry never applies a
+write twice.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -34,6 +41,9 @@ T = TypeVar("T")
 # Primary SQLite result codes (the low byte of an extended code), from sqlite3.h.
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+# Sleeps between tries while another connection holds the lock: 50 µs, doubling up to 1 ms.
+_FIRST_LOCK_POLL_SECONDS = 50e-6
+_MAX_LOCK_POLL_SECONDS = 1e-3
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -67,6 +77,8 @@ class SqliteFile:
         busy_timeout_ms: How long a statement waits for another connection's lock.
         lock_retries: Attempts of a transaction whose lock wait timed out.
         synchronous: ``PRAGMA synchronous`` value, ``"FULL"`` or ``"NORMAL"``.
+        wal_autocheckpoint: WAL size in pages at which a committing connection of this process
+            runs a checkpoint itself (``PRAGMA wal_autocheckpoint``; SQLite's default is 1000).
     """
 
     def __init__(
@@ -81,6 +93,7 @@ class SqliteFile:
         busy_timeout_ms: int = 1_000,
         lock_retries: int = 4,
         synchronous: str = "NORMAL",
+        wal_autocheckpoint: int = 1_000,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             msg = f"synchronous={synchronous!r} is invalid; use 'FULL' or 'NORMAL'"
@@ -93,6 +106,7 @@ class SqliteFile:
         self._label = label
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
+        self._wal_autocheckpoint = int(wal_autocheckpoint)
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._pid = os.getpid()
@@ -112,9 +126,30 @@ class SqliteFile:
         """
         return self._run(work, immediate=True)
 
+    def write_statement(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work``, which executes one writing statement, as its own transaction.
+
+        SQLite takes the write lock when such a statement starts, as ``BEGIN IMMEDIATE`` does,
+        and commits when it ends. This saves the separate BEGIN and COMMIT round trips. A second
+        statement in ``work`` would run in a transaction of its own, so use :meth:`write` for
+        anything that must be atomic across statements.
+        """
+        return self._run(work, immediate=False)
+
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` outside an explicit transaction; for single-statement reads."""
         return self._run(work, immediate=False)
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy committed WAL pages into the database file without blocking other writers.
+
+        Runs ``PRAGMA wal_checkpoint(PASSIVE)``, which skips pages that a reader still needs.
+
+        Returns:
+            The WAL's size in pages and how many of them are now in the database file.
+        """
+        row = self.read(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        return int(row[1]), int(row[2])
 
     def close(self) -> None:
         """Close this process's connection; the next call opens a new one."""
@@ -127,12 +162,12 @@ class SqliteFile:
         with self._lock:
             try:
                 try:
-                    return self._attempt(work, immediate=immediate)
+                    return self._attempt_until_timeout(work, immediate=immediate)
                 except sqlite3.OperationalError as exc:
                     if not is_lock_error(exc) or self._lock_retries <= 1:
                         raise
                 # The first attempt runs without tenacity to keep the common path fast.
-                result: T = self._retrying(self._attempt, work, immediate=immediate)
+                result: T = self._retrying(self._attempt_until_timeout, work, immediate=immediate)
                 return result
             except sqlite3.Error as exc:
                 if not is_lock_error(exc):
@@ -147,6 +182,30 @@ class SqliteFile:
         if connection is not None and self._pid == os.getpid():
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
+
+    def _attempt_until_timeout(
+        self, work: Callable[[sqlite3.Connection], T], *, immediate: bool
+    ) -> T:
+        """Run one attempt, trying again while the lock is held, for up to the busy timeout."""
+        try:
+            return self._attempt(work, immediate=immediate)
+        except sqlite3.OperationalError as exc:
+            if not is_lock_error(exc):
+                raise
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        pause = _FIRST_LOCK_POLL_SECONDS
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # One last try, so that a timeout of 0 still makes two tries.
+                return self._attempt(work, immediate=immediate)
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, _MAX_LOCK_POLL_SECONDS)
+            try:
+                return self._attempt(work, immediate=immediate)
+            except sqlite3.OperationalError as exc:
+                if not is_lock_error(exc):
+                    raise
 
     def _attempt(self, work: Callable[[sqlite3.Connection], T], *, immediate: bool) -> T:
         connection = self._connect()
@@ -177,15 +236,18 @@ class SqliteFile:
                 f"{exc.strerror}; create it or point the path at a writable directory"
             )
             raise self._error_type(msg) from exc
+        # A busy timeout of 0 makes SQLite report a held lock at once, and
+        # _attempt_until_timeout does the waiting.
         connection = sqlite3.connect(
             self.path,
-            timeout=self._busy_timeout_ms / 1000,
+            timeout=0,
             isolation_level=None,
             check_same_thread=False,
         )
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            connection.execute(f"PRAGMA wal_autocheckpoint={self._wal_autocheckpoint}")
             # user_version marks a file whose schema exists, so a read-only file stays readable
             # and a connection takes no write lock unless it writes.
             version = connection.execute("PRAGMA user_version").fetchone()[0]

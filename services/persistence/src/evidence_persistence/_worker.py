@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from evidence_persistence._consumer import ClaimedItem, QueueConsumer
+from evidence_persistence._logging import describe_error
 from evidence_persistence._sink import Sink, WriteResult
 from evidence_persistence.errors import QueueError, SinkUnavailableError
 from evidence_persistence.metrics import WorkerMetrics
@@ -25,6 +26,10 @@ from evidence_persistence.metrics import WorkerMetrics
 __all__ = ["DrainStats", "QueueDrainer"]
 
 _log = structlog.get_logger("evidence_persistence.worker")
+# Time between the worker's checkpoints of the queue file. With appends at 500/s and a worker
+# draining them, the WAL gained about 1,200 pages in that time (appends, claims and deletes
+# together), far below the 10,000 pages at which an append runs a checkpoint itself.
+CHECKPOINT_INTERVAL_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -41,9 +46,10 @@ class DrainStats:
 class _SinkUnavailable(Exception):  # noqa: N818 - internal control flow, never escapes
     """Stops the bisection of a batch because the sink went away."""
 
-    def __init__(self, message: str, seqs: set[int]) -> None:
+    def __init__(self, message: str, seqs: set[int], cause: BaseException) -> None:
         super().__init__(message)
         self.message = message
+        self.cause = cause
         self.seqs = seqs
 
 
@@ -77,6 +83,7 @@ class QueueDrainer:
         self.metrics = metrics
         self.stats = DrainStats()
         self._outages_in_a_row = 0
+        self._next_checkpoint = 0.0
 
     def run(self, stop: threading.Event, *, exit_when_empty: bool = False) -> DrainStats:
         """Drain batches until ``stop`` is set, checked between batches.
@@ -90,6 +97,7 @@ class QueueDrainer:
         while not stop.is_set():
             try:
                 claimed = self.drain_once()
+                self._checkpoint_when_due()
             except QueueError as exc:
                 # The queue file is locked beyond all retries or unwritable. Records stay in it,
                 # so waiting and trying again loses nothing.
@@ -98,7 +106,7 @@ class QueueDrainer:
                     "queue unavailable",
                     owner=self.consumer.owner,
                     outages_in_a_row=self._outages_in_a_row,
-                    error=str(exc),
+                    **describe_error(exc),
                 )
                 stop.wait(self._backoff_seconds())
                 continue
@@ -117,6 +125,13 @@ class QueueDrainer:
         )
         return self.stats
 
+    def _checkpoint_when_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_checkpoint:
+            return
+        self._next_checkpoint = now + CHECKPOINT_INTERVAL_SECONDS
+        self.consumer.checkpoint()
+
     def drain_once(self) -> int:
         """Claim and process one batch; return the number of records claimed."""
         items = self.consumer.claim(self.batch_size)
@@ -126,7 +141,8 @@ class QueueDrainer:
         started = time.perf_counter()
         undecodable = [item for item in items if item.record is None]
         for item in undecodable:
-            self._fail(item, item.decode_error or "payload cannot be decoded")
+            error = f"RecordDecodeError: {item.decode_error or 'payload cannot be decoded'}"
+            self._fail(item, error, "RecordDecodeError")
         decoded = [item for item in items if item.record is not None]
 
         outcome = "written"
@@ -150,7 +166,7 @@ class QueueDrainer:
                 records=len(pending),
                 retry_in_seconds=round(delay, 3),
                 outages_in_a_row=self._outages_in_a_row,
-                error=exc.message[:300],
+                **describe_error(exc.cause),
             )
 
         duration = time.perf_counter() - started
@@ -177,10 +193,12 @@ class QueueDrainer:
         try:
             result = self.sink.write_batch(records)
         except SinkUnavailableError as exc:
-            raise _SinkUnavailable(str(exc), {item.seq for item in items}) from exc
+            raise _SinkUnavailable(str(exc), {item.seq for item in items}, exc) from exc
         except Exception as exc:
             if len(items) == 1:
-                self._fail(items[0], f"{type(exc).__name__}: {exc}")
+                # The full message goes to the dead-letter table only, because it may quote
+                # the record's values.
+                self._fail(items[0], f"{type(exc).__name__}: {exc}", type(exc).__name__)
                 return
             middle = len(items) // 2
             _log.warning(
@@ -193,13 +211,13 @@ class QueueDrainer:
                 self._write(first)
             except _SinkUnavailable as outage:
                 seqs = outage.seqs | {item.seq for item in second}
-                raise _SinkUnavailable(outage.message, seqs) from outage
+                raise _SinkUnavailable(outage.message, seqs, outage.cause) from outage
             self._write(second)
             return
         self.consumer.complete([item.seq for item in items])
         self._count(result, len(items))
 
-    def _fail(self, item: ClaimedItem, error: str) -> None:
+    def _fail(self, item: ClaimedItem, error: str, error_type: str) -> None:
         dead = self.consumer.fail(item, error, delay_seconds=self._backoff_seconds(1))
         if dead:
             self.stats.dead_lettered += 1
@@ -210,7 +228,7 @@ class QueueDrainer:
             prediction_id=item.prediction_id,
             seq=item.seq,
             attempts=item.attempts,
-            error_type=error.split(":", 1)[0][:80],
+            error_type=error_type,
         )
 
     def _count(self, result: WriteResult, records: int) -> None:

@@ -17,7 +17,7 @@ import typer
 from prometheus_client import start_http_server
 
 from evidence_persistence._consumer import QueueConsumer
-from evidence_persistence._logging import configure_logging
+from evidence_persistence._logging import configure_logging, describe_error, error_type_of
 from evidence_persistence._queue import PredictionQueue
 from evidence_persistence._sink import open_sink
 from evidence_persistence._worker import QueueDrainer
@@ -27,12 +27,16 @@ from evidence_persistence.metrics import WorkerMetrics
 
 __all__ = ["app", "main"]
 
+# Typer's pretty tracebacks would print exception messages, which may quote a record's values.
 app = typer.Typer(
     help="Drain the durable prediction queue into the prediction tables.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
-dead_letters_app = typer.Typer(help="Inspect and replay records that failed too often.")
+dead_letters_app = typer.Typer(
+    help="Inspect and replay records that failed too often.", pretty_exceptions_enable=False
+)
 app.add_typer(dead_letters_app, name="dead-letters")
 
 _log = structlog.get_logger("evidence_persistence.cli")
@@ -76,7 +80,9 @@ def worker(
     try:
         sink = open_sink(settings)
     except PersistenceError as exc:
-        _log.error("sink configuration invalid", error=str(exc))
+        # The message names missing settings, never a record, so the operator sees it.
+        _log.error("sink configuration invalid", **describe_error(exc))
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
     stop = threading.Event()
@@ -103,6 +109,11 @@ def worker(
     )
     try:
         drainer.run(stop, exit_when_empty=once)
+    except Exception as exc:
+        # Python would print the traceback with the exception's message, which may quote the
+        # batch's records. The log line keeps the type and the code locations.
+        _log.error("worker failed", exc_info=exc)
+        raise typer.Exit(1) from None
     finally:
         sink.close()
         queue.close()
@@ -132,8 +143,19 @@ def list_dead_letters(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per line.")
     ] = False,
+    show_errors: Annotated[
+        bool,
+        typer.Option(
+            "--show-errors",
+            help="Print each error's full message. It may quote the record's values (policy "
+            "numbers, XML), so keep the output out of logs.",
+        ),
+    ] = False,
 ) -> None:
-    """List dead letters, oldest failure first: prediction id, attempts, time and error."""
+    """List dead letters, oldest failure first: prediction id, attempts, time and error type.
+
+    Only the error's type is printed unless ``--show-errors`` is given.
+    """
     settings = get_settings()
     consumer = _consumer(settings, PredictionQueue.from_settings(settings))
     try:
@@ -142,6 +164,7 @@ def list_dead_letters(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     for letter in letters:
+        error = letter.error if show_errors else error_type_of(letter.error)
         failed_at = datetime.fromtimestamp(letter.failed_at, UTC).isoformat(timespec="seconds")
         if as_json:
             typer.echo(
@@ -150,14 +173,12 @@ def list_dead_letters(
                         "prediction_id": letter.prediction_id,
                         "attempts": letter.attempts,
                         "failed_at": failed_at,
-                        "error": letter.error,
+                        "error": error,
                     }
                 )
             )
         else:
-            typer.echo(
-                f"{letter.prediction_id}\tattempts={letter.attempts}\t{failed_at}\t{letter.error}"
-            )
+            typer.echo(f"{letter.prediction_id}\tattempts={letter.attempts}\t{failed_at}\t{error}")
     if not as_json:
         typer.echo(f"{len(letters)} dead letter(s)", err=True)
 
