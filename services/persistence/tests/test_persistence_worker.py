@@ -12,6 +12,7 @@ from evidence_persistence import (
     PredictionQueue,
     PredictionRecord,
     QueueUnavailableError,
+    SinkRecordError,
     SinkUnavailableError,
 )
 from evidence_persistence._consumer import ClaimedItem, QueueConsumer
@@ -228,3 +229,39 @@ def test_drainer_survives_queue_unavailable(queue: PredictionQueue, tmp_path: Pa
     errors = [entry for entry in logs if entry["event"] == "queue unavailable"]
     assert len(errors) == 2
     assert errors[0]["log_level"] == "error"
+
+
+def test_drainer_dead_letters_rejected_row(queue: PredictionQueue, tmp_path: Path) -> None:
+    """A row SQLite rejects on a constraint is dead-lettered, not retried as an outage."""
+    store = SqliteSink(tmp_path / "store.sqlite3")
+    # A trigger stands in for any constraint the store's schema may gain: RAISE(ABORT) makes
+    # SQLite fail the statement with SQLITE_CONSTRAINT, which Python raises as IntegrityError.
+    store.file.write(
+        lambda c: c.execute(
+            f"CREATE TRIGGER reject_one BEFORE INSERT ON {PREDICTIONS_TABLE} "
+            "WHEN NEW.POLICY_NUMBER = 'POL000003' BEGIN SELECT RAISE(ABORT, 'rejected'); END"
+        )
+    )
+    queue.append_many(build_record(i) for i in range(8))
+    drainer = _drainer(queue, store, max_attempts=1, batch_size=8)
+    _drain(drainer)
+    assert queue.depth() == 0
+    assert queue.dead_letter_count() == 1
+    assert drainer.stats.sink_outages == 0
+    stored = set(stored_values(store.path, PREDICTIONS_TABLE, "PREDICTION_ID"))
+    assert {f"pred-{i:06d}" for i in range(8) if i != 3} == stored
+
+
+def test_sink_constraint_raises_record_error(tmp_path: Path) -> None:
+    """The sink names the rejection as a record error, with the SQLite code and no values."""
+    store = SqliteSink(tmp_path / "store.sqlite3")
+    store.file.write(
+        lambda c: c.execute(
+            f"CREATE TRIGGER reject_all BEFORE INSERT ON {PREDICTIONS_TABLE} "
+            "BEGIN SELECT RAISE(ABORT, 'rejected'); END"
+        )
+    )
+    with pytest.raises(SinkRecordError, match="SQLITE_CONSTRAINT") as caught:
+        store.write_batch([build_record(1)])
+    assert not isinstance(caught.value, SinkUnavailableError)
+    assert "POL000001" not in str(caught.value)

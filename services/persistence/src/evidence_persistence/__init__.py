@@ -10,6 +10,7 @@ from evidence_persistence.errors import (
     RecordDecodeError,
     SinkConfigurationError,
     SinkError,
+    SinkRecordError,
     SinkUnavailableError,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "RecordDecodeError",
     "SinkConfigurationError",
     "SinkError",
+    "SinkRecordError",
     "SinkUnavailableError",
     "Source",
 ]

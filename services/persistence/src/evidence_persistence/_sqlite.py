@@ -73,6 +73,9 @@ class SqliteFile:
             runs after the schema script in the same transaction and must be idempotent, because
             two processes may both find the old version and run it one after the other.
         error_type: Exception class raised for SQLite errors (a ``PersistenceError``).
+        data_error_type: Exception class raised instead of ``error_type`` when SQLite rejects
+            the data itself (``IntegrityError`` or ``DataError``, such as a failed constraint),
+            which a retry of the same rows cannot fix. None raises ``error_type`` for those too.
         label: What the file is, for messages ("queue", "store").
         busy_timeout_ms: How long a statement waits for another connection's lock.
         lock_retries: Attempts of a transaction whose lock wait timed out.
@@ -88,6 +91,7 @@ class SqliteFile:
         schema: str,
         error_type: type[PersistenceError],
         label: str,
+        data_error_type: type[PersistenceError] | None = None,
         schema_version: int = 1,
         migrate: Callable[[sqlite3.Connection], None] | None = None,
         busy_timeout_ms: int = 1_000,
@@ -103,6 +107,7 @@ class SqliteFile:
         self._schema_version = schema_version
         self._migrate = migrate
         self._error_type = error_type
+        self._data_error_type = data_error_type
         self._label = label
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
@@ -275,6 +280,14 @@ class SqliteFile:
 
     def _translate(self, exc: sqlite3.Error) -> PersistenceError:
         name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        if self._data_error_type is not None and isinstance(
+            exc, sqlite3.IntegrityError | sqlite3.DataError
+        ):
+            msg = (
+                f"{self._label} file {str(self.path)!r} rejected a row with {name} ({exc}); "
+                "the same rows would fail again, so the batch is split to find the record"
+            )
+            return self._data_error_type(msg)
         if is_lock_error(exc):
             advice = (
                 f"another process held the write lock for more than {self._busy_timeout_ms} ms "

@@ -26,6 +26,7 @@ __all__ = [
     "RecordDecodeError",
     "SinkConfigurationError",
     "SinkError",
+    "SinkRecordError",
     "SinkUnavailableError",
 ]
 
@@ -61,6 +62,13 @@ class SinkError(PersistenceError):
 
 class SinkUnavailableError(SinkError):
     """The sink cannot be reached right now; the batch should be retried later unchanged."""
+
+
+class SinkRecordError(SinkError):
+    """A row of the batch that the sink rejected, such as on a failed constraint.
+
+    Retrying the same row fails again, so the worker treats it as a bad record, not an outage.
+    """
 
 
 class SinkConfigurationError(SinkError):

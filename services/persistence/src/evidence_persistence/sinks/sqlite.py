@@ -21,7 +21,7 @@ from evidence_persistence._tables import (
     Table,
 )
 from evidence_persistence.ddl import render_add_column, render_ddl
-from evidence_persistence.errors import SinkUnavailableError
+from evidence_persistence.errors import SinkRecordError, SinkUnavailableError
 
 __all__ = ["SqliteSink"]
 
@@ -54,6 +54,7 @@ class SqliteSink:
             path,
             schema=";\n".join(render_ddl("sqlite")) + ";",
             error_type=SinkUnavailableError,
+            data_error_type=SinkRecordError,
             label="store",
             busy_timeout_ms=busy_timeout_ms,
             synchronous="NORMAL",
@@ -72,6 +73,7 @@ class SqliteSink:
 
         Raises:
             SinkUnavailableError: The store file cannot be opened or written.
+            SinkRecordError: SQLite rejected a row, such as on a constraint.
         """
         rows = build_rows(
             records, store_raw_evidence=self.store_raw_evidence, timestamp=_iso_timestamp
