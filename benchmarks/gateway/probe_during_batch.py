@@ -1,9 +1,12 @@
-"""Measure how long a liveness probe waits while the gateway scores large batches.
+"""Measure how long a liveness probe waits while the gateway scores large batches or many singles.
 
-Run: ``.venv/bin/python benchmarks/gateway/probe_during_batch.py``. It starts a model server
-and, for each extraction executor (thread and process pool), a gateway on free ports, sends
-service-function batches of large Rx reports from two clients, probes ``/health/live`` every
-20 ms meanwhile and prints the probe latencies.
+Run: ``.venv/bin/python benchmarks/gateway/probe_during_batch.py [ARTIFACT_DIR]``. It starts a
+model server and, for each case, a gateway on free ports, and probes ``/health/live`` every
+20 ms while clients send work. Two cases send service-function batches of large Rx reports from
+two clients, once with the thread pool and once with the process pool. Two cases send
+``/v1/predict`` calls of the 50 KB sample from eight clients. One of them extracts on the event
+loop, the default for documents up to ``GATEWAY_INLINE_EXTRACTION_MAX_BYTES``, and the other
+sends every request to the thread pool.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import numpy as np
 from evidence_gateway.testing import start_gateway, start_model_server
 from evidence_synthetic import generate_rx_report
 
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "02-diabetic"
+
 
 def build_batch(rows: int, fills: int) -> list[list[Any]]:
     """Rows of the service-function protocol with one large Rx report each."""
@@ -29,17 +34,19 @@ def build_batch(rows: int, fills: int) -> list[list[Any]]:
     return [[i, f"PROBE-{i:04d}", None, report] for i in range(rows)]
 
 
-def measure(gateway_url: str, batch: list[list[Any]], batches: int) -> dict[str, float]:
-    """Score ``batches`` batches from two threads while probing liveness; return latencies."""
+def measure(
+    gateway_url: str, path: str, body: dict[str, Any], *, clients: int, calls: int
+) -> dict[str, float]:
+    """Post ``body`` ``calls`` times from each of ``clients`` threads while probing liveness."""
     probe_ms: list[float] = []
     done = threading.Event()
 
     def send() -> None:
         with httpx.Client(base_url=gateway_url, timeout=120.0) as client:
-            for _ in range(batches):
-                client.post("/functions/predict", json={"data": batch}).raise_for_status()
+            for _ in range(calls):
+                client.post(path, json=body).raise_for_status()
 
-    senders = [threading.Thread(target=send) for _ in range(2)]
+    senders = [threading.Thread(target=send) for _ in range(clients)]
     started = time.perf_counter()
     for sender in senders:
         sender.start()
@@ -58,7 +65,7 @@ def measure(gateway_url: str, batch: list[list[Any]], batches: int) -> dict[str,
             time.sleep(0.02)
     elapsed = time.perf_counter() - started
     return {
-        "batches_per_second": 2 * batches / elapsed,
+        "requests_per_second": clients * calls / elapsed,
         "probe_p50_ms": statistics.median(probe_ms),
         "probe_max_ms": max(probe_ms),
         "probes": float(len(probe_ms)),
@@ -66,29 +73,42 @@ def measure(gateway_url: str, batch: list[list[Any]], batches: int) -> dict[str,
 
 
 def main() -> None:
-    """Print probe latencies for the thread and the process extraction pool."""
+    """Print probe latencies for each extraction set-up and workload."""
     rows, fills, batches = 100, 150, 3
-    batch = build_batch(rows, fills)
+    batch = {"data": build_batch(rows, fills)}
+    single = {
+        "policy_number": "PROBE-SINGLE",
+        "mib_xml": (SAMPLE / "mib.xml").read_text(encoding="utf-8"),
+        "rx_xml": (SAMPLE / "rx.xml").read_text(encoding="utf-8"),
+    }
     body_mb = len(str(batch)) / 1e6
     print(f"batch: {rows} rows x {fills} fills, about {body_mb:.1f} MB; 2 clients x {batches}")
+    print("singles: the 50 KB sample pair; 8 clients x 60 calls")
+    cases: list[tuple[str, str, dict[str, Any], int, int, dict[str, str]]] = [
+        ("batch, thread pool", "/functions/predict", batch, 2, batches,
+         {"GATEWAY_EXTRACTION_EXECUTOR": "thread"}),
+        ("batch, process pool", "/functions/predict", batch, 2, batches,
+         {"GATEWAY_EXTRACTION_EXECUTOR": "process"}),
+        ("singles, inline", "/v1/predict", single, 8, 60, {}),
+        ("singles, thread pool", "/v1/predict", single, 8, 60,
+         {"GATEWAY_INLINE_EXTRACTION_MAX_BYTES": "0"}),
+    ]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         artifact = Path(sys.argv[1]) if len(sys.argv) > 1 else directory / "builtin"
         model, model_url = start_model_server(directory, artifact)
         try:
-            for executor in ("thread", "process"):
+            for number, (name, path, body, clients, calls, env) in enumerate(cases):
+                case_directory = directory / f"case-{number}"
+                case_directory.mkdir()
                 gateway, url = start_gateway(
-                    directory / executor if (directory / executor).mkdir() is None else directory,
-                    model_url,
-                    artifact,
-                    GATEWAY_EXTRACTION_EXECUTOR=executor,
-                    GATEWAY_QUEUE_MAX_DEPTH="1000000",
+                    case_directory, model_url, artifact, GATEWAY_QUEUE_MAX_DEPTH="1000000", **env
                 )
                 try:
-                    result = measure(url, batch, batches)
+                    result = measure(url, path, body, clients=clients, calls=calls)
                 finally:
                     gateway.stop()
-                print(executor, {key: round(value, 1) for key, value in result.items()})
+                print(name, {key: round(value, 1) for key, value in result.items()})
         finally:
             model.stop()
 

@@ -1,8 +1,9 @@
 """Gateway latency and throughput over loopback against a bare FastAPI echo round trip.
 
-Every figure compares the gateway with the echo server measured in the same run by the same
-client, so the gates hold on any machine. Results are printed and attached to the
-pytest-benchmark record (``extra_info``).
+Every latency gate compares the gateway with the echo server measured in the same run by the
+same client, so the gates hold on any machine. The echo series runs first and the gateway
+series right after it. Each measurement runs once per module, and the figures are printed and,
+in full mode, written to ``--bench-out`` as ``gateway_*.json``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,8 +24,24 @@ pytestmark = pytest.mark.benchmark_gate
 
 SAMPLE = REPO_ROOT / "data" / "samples" / "02-diabetic"
 SEQUENTIAL_CALLS = 300
+WARMUP_CALLS = 20
 CLIENTS = 8
 CALLS_PER_CLIENT = 60
+BATCH_ROWS = 200
+BATCH_ROUNDS = 10
+
+# Targets from the gateway's requirements. None is met on the 2-core development VM (figures
+# and the time per stage are in docs/benchmarks.md, section Gateway), so each is a strict
+# xfail: the run fails on the day a target is met, and the marker must go.
+TARGET_P50_RATIO = 3.0
+TARGET_REQUESTS_PER_SECOND = 500.0
+TARGET_BATCH_MS = 50.0
+# Regression gates at about 1.5 times the medians of quick runs on the loaded 2-core VM
+# (docs/benchmarks.md, section Gateway). Sequential p50 ratio with the 50 KB sample pair sent
+# to the extraction pool: 7.2 to 8.0, and 11.8 while another test suite ran. Concurrent:
+# 5.7 (3.0 to 7.6).
+MAX_SEQUENTIAL_P50_RATIO = 12.0
+MAX_CONCURRENT_P50_RATIO = 9.0
 
 
 def _typical_body() -> dict[str, Any]:
@@ -47,20 +64,18 @@ def _summary(latencies: list[float]) -> dict[str, float]:
     }
 
 
-def _sequential(url: str, path: str, body: dict[str, Any], calls: int) -> list[float]:
-    latencies = []
-    with httpx.Client(base_url=url, timeout=30.0) as client:
-        for _ in range(20):
-            client.post(path, json=body).raise_for_status()
-        for _ in range(calls):
-            started = time.perf_counter()
-            client.post(path, json=body).raise_for_status()
-            latencies.append(time.perf_counter() - started)
-    return latencies
+def _timed_post(client: httpx.Client, path: str, body: dict[str, Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    response = client.post(path, json=body)
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    return elapsed, response.json()
 
 
-def _concurrent(url: str, path: str, body: dict[str, Any]) -> tuple[list[float], float]:
+def _burst(url: str, path: str, body: dict[str, Any]) -> tuple[list[float], float, set[str]]:
+    """Post from ``CLIENTS`` threads; return latencies, seconds and the model versions seen."""
     latencies: list[float] = []
+    versions: set[str] = set()
     lock = threading.Lock()
     barrier = threading.Barrier(CLIENTS + 1)
 
@@ -68,13 +83,10 @@ def _concurrent(url: str, path: str, body: dict[str, Any]) -> tuple[list[float],
         with httpx.Client(base_url=url, timeout=30.0) as client:
             client.post(path, json=body).raise_for_status()
             barrier.wait()
-            mine = []
-            for _ in range(CALLS_PER_CLIENT):
-                started = time.perf_counter()
-                client.post(path, json=body).raise_for_status()
-                mine.append(time.perf_counter() - started)
+            mine = [_timed_post(client, path, body) for _ in range(CALLS_PER_CLIENT)]
         with lock:
-            latencies.extend(mine)
+            latencies.extend(elapsed for elapsed, _ in mine)
+            versions.update(str(answer.get("model_version")) for _, answer in mine)
 
     threads = [threading.Thread(target=run) for _ in range(CLIENTS)]
     for thread in threads:
@@ -83,91 +95,131 @@ def _concurrent(url: str, path: str, body: dict[str, Any]) -> tuple[list[float],
     started = time.perf_counter()
     for thread in threads:
         thread.join()
-    return latencies, time.perf_counter() - started
+    return latencies, time.perf_counter() - started, versions
 
 
-# NOTE: the targets below come from the gateway's requirements and are not met yet (figures and
-# the time breakdown are in docs/benchmarks.md, section Gateway). Each is a strict xfail, so the
-# run fails on the day a target is met and the marker must go.
-_P50_TARGET_MISSED = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the model call is a second loopback round trip, so p50 stays above 3x one echo",
-)
+def _sequential(url: str, path: str, body: dict[str, Any]) -> tuple[list[float], set[str]]:
+    """Post ``body`` call after call and return the latencies after the warm-up calls."""
+    latencies: list[float] = []
+    versions: set[str] = set()
+    with httpx.Client(base_url=url, timeout=30.0) as client:
+        for call in range(WARMUP_CALLS + SEQUENTIAL_CALLS):
+            elapsed, answer = _timed_post(client, path, body)
+            if call >= WARMUP_CALLS:
+                latencies.append(elapsed)
+                versions.add(str(answer.get("model_version")))
+    return latencies, versions
 
 
-@_P50_TARGET_MISSED
-def test_bench_predict_sequential(benchmark: Any, bench_stack: BenchStack) -> None:
-    """Sequential /v1/predict: p50 at most 3x the echo round trip's p50."""
+@pytest.fixture(scope="module")
+def sequential(
+    bench_stack: BenchStack, record_result: Callable[[str, dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Sequential echo calls, then sequential /v1/predict calls, over kept-alive connections."""
     body = _typical_body()
-    echo = _summary(_sequential(bench_stack.echo_url, "/echo", body, SEQUENTIAL_CALLS))
-    gateway_latencies: list[float] = []
-
-    with httpx.Client(base_url=bench_stack.gateway_url, timeout=30.0) as client:
-
-        def call() -> None:
-            started = time.perf_counter()
-            response = client.post("/v1/predict", json=body)
-            gateway_latencies.append(time.perf_counter() - started)
-            assert response.json()["model_version"].startswith("REGISTRY_")
-
-        benchmark.pedantic(call, rounds=SEQUENTIAL_CALLS, warmup_rounds=20, iterations=1)
-
-    gateway = _summary(gateway_latencies[20:] if len(gateway_latencies) > 20 else gateway_latencies)
-    ratio = gateway["p50_ms"] / echo["p50_ms"]
-    benchmark.extra_info.update({"echo": echo, "gateway": gateway, "p50_ratio": round(ratio, 2)})
-    print(f"\nsequential: echo {echo}, gateway {gateway}, p50 ratio {ratio:.2f}")
-    assert ratio <= 3.0
+    echo_times, _ = _sequential(bench_stack.echo_url, "/echo", body)
+    gateway_times, versions = _sequential(bench_stack.gateway_url, "/v1/predict", body)
+    echo, gateway = _summary(echo_times), _summary(gateway_times)
+    result = {
+        "calls": SEQUENTIAL_CALLS,
+        "echo": echo,
+        "gateway": gateway,
+        "model_versions": sorted(versions),
+        "p50_ratio": round(gateway["p50_ms"] / echo["p50_ms"], 2),
+    }
+    record_result("gateway_sequential", result)
+    return result
 
 
-def test_bench_predict_concurrent(benchmark: Any, bench_stack: BenchStack) -> None:
-    """8 concurrent clients on /v1/predict: p50 ratio to echo (regression gate) and requests/s."""
+@pytest.fixture(scope="module")
+def concurrent(
+    bench_stack: BenchStack, record_result: Callable[[str, dict[str, Any]], None]
+) -> dict[str, Any]:
+    """8 concurrent clients on the echo app, then 8 on /v1/predict."""
     body = _typical_body()
-    echo_latencies, echo_elapsed = _concurrent(bench_stack.echo_url, "/echo", body)
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        outcome["latencies"], outcome["elapsed"] = _concurrent(
-            bench_stack.gateway_url, "/v1/predict", body
-        )
-
-    benchmark.pedantic(run, rounds=1, iterations=1)
-
+    echo_times, echo_seconds, _ = _burst(bench_stack.echo_url, "/echo", body)
+    gateway_times, gateway_seconds, versions = _burst(bench_stack.gateway_url, "/v1/predict", body)
     calls = CLIENTS * CALLS_PER_CLIENT
-    echo = {**_summary(echo_latencies), "rps": round(calls / echo_elapsed, 1)}
-    gateway = {**_summary(outcome["latencies"]), "rps": round(calls / outcome["elapsed"], 1)}
-    ratio = gateway["p50_ms"] / echo["p50_ms"]
-    benchmark.extra_info.update({"echo": echo, "gateway": gateway, "p50_ratio": round(ratio, 2)})
-    print(f"\n8 clients: echo {echo}, gateway {gateway}, p50 ratio {ratio:.2f}")
-    # The 3x target is not met (6-7x measured, see docs/benchmarks.md), but under 8 concurrent
-    # clients the echo's own p50 swings enough that a strict xfail on 3x passed by chance once.
-    # So this is a regression gate at about twice the measured ratio instead.
-    assert ratio <= 12.0
+    echo = {**_summary(echo_times), "rps": round(calls / echo_seconds, 1)}
+    gateway = {**_summary(gateway_times), "rps": round(calls / gateway_seconds, 1)}
+    result = {
+        "clients": CLIENTS,
+        "calls": calls,
+        "echo": echo,
+        "gateway": gateway,
+        "model_versions": sorted(versions),
+        "p50_ratio": round(gateway["p50_ms"] / echo["p50_ms"], 2),
+    }
+    record_result("gateway_concurrent", result)
+    return result
+
+
+@pytest.fixture(scope="module")
+def batch_200(
+    bench_stack: BenchStack, record_result: Callable[[str, dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Wall time of one 200-row service-function batch of generated typical pairs."""
+    rows = [
+        [i, f"BATCH-{i:04d}", pair.mib_xml.decode("utf-8"), pair.rx_xml.decode("utf-8")]
+        for i, pair in enumerate(generate_pairs(2 * BATCH_ROWS, seed=8, edge_rate=0.0))
+        if pair.mib_xml.startswith(b"<") and pair.rx_xml.startswith(b"<")
+    ][:BATCH_ROWS]
+    payload = {"data": [[i, *row[1:]] for i, row in enumerate(rows)]}
+    walls: list[float] = []
+    with httpx.Client(base_url=bench_stack.gateway_url, timeout=60.0) as client:
+        _timed_post(client, "/functions/predict", payload)
+        for _ in range(BATCH_ROUNDS):
+            elapsed, answer = _timed_post(client, "/functions/predict", payload)
+            assert len(answer["data"]) == BATCH_ROWS
+            walls.append(elapsed)
+    result = {
+        "rows": BATCH_ROWS,
+        "rounds": BATCH_ROUNDS,
+        "median_ms": round(statistics.median(walls) * 1000, 1),
+        "min_ms": round(min(walls) * 1000, 1),
+        "max_ms": round(max(walls) * 1000, 1),
+    }
+    record_result("gateway_batch_200", result)
+    return result
+
+
+def test_bench_predict_sequential(sequential: dict[str, Any]) -> None:
+    """Sequential /v1/predict: p50 at most MAX_SEQUENTIAL_P50_RATIO times the echo p50."""
+    assert sequential["model_versions"] == ["REGISTRY_V2"]
+    assert sequential["p50_ratio"] <= MAX_SEQUENTIAL_P50_RATIO, sequential
 
 
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="extract_features costs about 1.5-2 ms per generated pair, 300-400 ms per 200 rows",
+    reason="echo, extraction and the model's own loopback round trip add up to over 3 echoes",
 )
-def test_bench_function_batch_200(benchmark: Any, bench_stack: BenchStack, tmp_path: Path) -> None:
-    """One 200-row service-function batch of generated typical pairs, end to end."""
-    rows = [
-        [i, f"BATCH-{i:04d}", pair.mib_xml.decode("utf-8"), pair.rx_xml.decode("utf-8")]
-        for i, pair in enumerate(generate_pairs(400, seed=8, edge_rate=0.0))
-        if pair.mib_xml.startswith(b"<") and pair.rx_xml.startswith(b"<")
-    ][:200]
-    rows = [[i, *row[1:]] for i, row in enumerate(rows)]
-    payload = {"data": rows}
-    with httpx.Client(base_url=bench_stack.gateway_url, timeout=60.0) as client:
+def test_bench_predict_sequential_target(sequential: dict[str, Any]) -> None:
+    """Target: sequential /v1/predict p50 at most 3 times the echo p50."""
+    assert sequential["p50_ratio"] <= TARGET_P50_RATIO, sequential
 
-        def call() -> None:
-            response = client.post("/functions/predict", json=payload)
-            assert len(response.json()["data"]) == 200
 
-        benchmark.pedantic(call, rounds=10, warmup_rounds=1, iterations=1)
+def test_bench_predict_concurrent(concurrent: dict[str, Any]) -> None:
+    """8 concurrent clients: p50 at most MAX_CONCURRENT_P50_RATIO times the echo p50."""
+    assert concurrent["model_versions"] == ["REGISTRY_V2"]
+    assert concurrent["p50_ratio"] <= MAX_CONCURRENT_P50_RATIO, concurrent
 
-    median_ms = benchmark.stats.stats.median * 1000
-    benchmark.extra_info["batch_200_median_ms"] = round(median_ms, 1)
-    print(f"\n200-row batch: median {median_ms:.1f} ms")
-    assert median_ms < 50.0
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="extraction of the 50 KB sample alone takes 1.5 ms of the gateway's one core",
+)
+def test_bench_predict_throughput_target(concurrent: dict[str, Any]) -> None:
+    """Target: at least 500 /v1/predict requests per second from 8 clients on 2 cores."""
+    assert concurrent["gateway"]["rps"] >= TARGET_REQUESTS_PER_SECOND, concurrent
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="extracting 200 generated pairs takes 140 to 180 ms of CPU",
+)
+def test_bench_function_batch_200(batch_200: dict[str, Any]) -> None:
+    """Target: one 200-row service-function batch in under 50 ms (median of 10)."""
+    assert batch_200["median_ms"] < TARGET_BATCH_MS, batch_200

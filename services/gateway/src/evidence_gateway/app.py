@@ -59,6 +59,7 @@ def create_app(
             resolved.extraction_executor,
             resolved.extraction_workers,
             ParseLimits(max_bytes=resolved.max_document_bytes),
+            inline_max_bytes=resolved.inline_extraction_max_bytes,
         )
         extractor.warm_up()
         queue = PredictionQueue(resolved.queue_path, max_depth=resolved.queue_max_depth)

@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     extraction_workers: int = Field(
         default=4, ge=1, description="Threads or processes of the extraction pool."
     )
+    inline_extraction_max_bytes: int = Field(
+        # About the size whose extraction costs what the hop to a pool thread costs, so a
+        # request extracted inline blocks the loop no longer than handing it off would.
+        default=8_192,
+        ge=0,
+        description=(
+            "Largest total size of one request's documents, in characters, that is extracted "
+            "on the event loop instead of the pool; 0 sends every request to the pool."
+        ),
+    )
 
     api_token: SecretStr | None = Field(
         default=None,

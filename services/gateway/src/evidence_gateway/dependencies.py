@@ -1,4 +1,8 @@
-"""FastAPI dependencies that hand out the objects the lifespan created."""
+"""FastAPI dependencies that hand out the objects the lifespan created.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool,
+which costs a thread hand-off per dependency on every request.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +17,17 @@ from evidence_gateway.readiness import ReadinessProbe
 __all__ = ["PipelineDep", "ReadinessDep", "SettingsDep"]
 
 
-def _pipeline(request: Request) -> ScoringPipeline:
+async def _pipeline(request: Request) -> ScoringPipeline:
     pipeline: ScoringPipeline = request.app.state.pipeline
     return pipeline
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _readiness(request: Request) -> ReadinessProbe:
+async def _readiness(request: Request) -> ReadinessProbe:
     probe: ReadinessProbe = request.app.state.readiness
     return probe
 

@@ -1,8 +1,11 @@
-"""Feature extraction off the event loop, in a thread or a process pool.
+"""Feature extraction in a thread or a process pool, or inline for small requests.
 
 Parsing XML and building the vector is CPU-bound. Run on the event loop it would stall every
-other request, health probes included, so each request hands its rows to a pool in chunks
-and awaits the result.
+other request, health probes included, so a request hands its rows to a pool in chunks and
+awaits the result. A request whose documents add up to at most ``inline_max_bytes`` is
+extracted on the event loop instead. That blocks the loop briefly (about 1.5 ms for the 50 KB
+sample pair) and spares two thread switches per request, each of which waits for the GIL while
+the loop serves other requests.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "ExtractionResult",
     "FeatureExtractor",
     "extract_chunk",
+    "extract_wire_chunk",
 ]
 
 
@@ -108,21 +112,70 @@ def extract_chunk(
     return [_extract_one(request, limits) for request in requests]
 
 
+# A document as it crosses to a pool process: UTF-8 bytes plus whether it was a str. pickle
+# writes a str about six times slower than the same text as bytes (measured in
+# docs/benchmarks.md, section Gateway), and the pool's feeder thread holds the GIL while it
+# pickles. The process decodes the text back, so extract_features receives the same str.
+_WireDocument = tuple[bytes, bool] | None
+_WireRequest = tuple[_WireDocument, _WireDocument, date | None]
+
+
+def _to_wire_document(document: str | bytes | None) -> _WireDocument:
+    if document is None:
+        return None
+    if isinstance(document, str):
+        # surrogatepass keeps lone surrogates, so decoding restores the exact str.
+        return document.encode("utf-8", "surrogatepass"), True
+    return document, False
+
+
+def _from_wire_document(document: _WireDocument) -> str | bytes | None:
+    if document is None:
+        return None
+    data, is_text = document
+    return data.decode("utf-8", "surrogatepass") if is_text else data
+
+
+def extract_wire_chunk(
+    requests: Sequence[_WireRequest], limits: ParseLimits
+) -> list[ExtractionResult]:
+    """Decode rows sent to a pool process and extract them (module-level, so pickle finds it)."""
+    decoded = [
+        ExtractionRequest(_from_wire_document(mib), _from_wire_document(rx), as_of)
+        for mib, rx, as_of in requests
+    ]
+    return extract_chunk(decoded, limits)
+
+
+def _document_size(document: str | bytes | None) -> int:
+    # Characters, not UTF-8 bytes: exact for ASCII reports and close enough for a threshold.
+    return 0 if document is None else len(document)
+
+
 class FeatureExtractor:
-    """Runs ``extract_chunk`` on a pool owned by the app's lifespan.
+    """Runs ``extract_chunk`` on a pool owned by the app's lifespan, or inline when small.
 
     Args:
         kind: ``"thread"`` or ``"process"``.
         workers: Pool size; a request is split into at most this many chunks.
         limits: Parser limits passed to every extraction.
+        inline_max_bytes: Largest total size of a request's documents (characters of str,
+            bytes of bytes) extracted on the calling event loop. With 0, every request goes
+            to the pool.
     """
 
     def __init__(
-        self, kind: Literal["thread", "process"], workers: int, limits: ParseLimits
+        self,
+        kind: Literal["thread", "process"],
+        workers: int,
+        limits: ParseLimits,
+        *,
+        inline_max_bytes: int = 0,
     ) -> None:
         self.kind = kind
         self.workers = workers
         self.limits = limits
+        self.inline_max_bytes = inline_max_bytes
         self._executor: Executor
         if kind == "process":
             # forkserver: forking the serving process itself, which already runs threads, can
@@ -136,19 +189,41 @@ class FeatureExtractor:
             )
 
     async def extract(self, requests: Sequence[ExtractionRequest]) -> list[ExtractionResult]:
-        """Extract every row, in order, without blocking the event loop."""
+        """Extract every row, in order, blocking the loop only up to ``inline_max_bytes``."""
         if not requests:
             return []
+        if self.is_inline(requests):
+            return extract_chunk(requests, self.limits)
         loop = asyncio.get_running_loop()
         chunk_size = max(1, math.ceil(len(requests) / self.workers))
-        futures = [
-            loop.run_in_executor(
-                self._executor, extract_chunk, requests[start : start + chunk_size], self.limits
-            )
-            for start in range(0, len(requests), chunk_size)
+        chunks = [
+            requests[start : start + chunk_size] for start in range(0, len(requests), chunk_size)
         ]
-        chunks = await asyncio.gather(*futures)
-        return [result for chunk in chunks for result in chunk]
+        futures = [self._submit(loop, chunk) for chunk in chunks]
+        results = await asyncio.gather(*futures)
+        return [result for chunk in results for result in chunk]
+
+    def _submit(
+        self, loop: asyncio.AbstractEventLoop, chunk: Sequence[ExtractionRequest]
+    ) -> asyncio.Future[list[ExtractionResult]]:
+        if self.kind == "thread":
+            return loop.run_in_executor(self._executor, extract_chunk, chunk, self.limits)
+        wire = [
+            (_to_wire_document(row.mib_xml), _to_wire_document(row.rx_xml), row.as_of)
+            for row in chunk
+        ]
+        return loop.run_in_executor(self._executor, extract_wire_chunk, wire, self.limits)
+
+    def is_inline(self, requests: Sequence[ExtractionRequest]) -> bool:
+        """Return whether ``extract`` runs ``requests`` on the event loop instead of the pool."""
+        if self.inline_max_bytes <= 0:
+            return False
+        total = 0
+        for request in requests:
+            total += _document_size(request.mib_xml) + _document_size(request.rx_xml)
+            if total > self.inline_max_bytes:
+                return False
+        return True
 
     def warm_up(self) -> None:
         """Start the pool's workers now so the first request does not pay for it."""

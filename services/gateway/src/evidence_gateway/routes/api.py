@@ -6,13 +6,14 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
 
+from evidence_gateway.bodies import JSONBodyRoute
 from evidence_gateway.dependencies import PipelineDep, SettingsDep
 from evidence_gateway.errors import BatchTooLargeError, RowError
 from evidence_gateway.handlers import error_body
 from evidence_gateway.ids import new_prediction_id
 from evidence_gateway.pipeline import EvidenceRow, RowFailure
+from evidence_gateway.responses import FastJSONResponse
 from evidence_gateway.schemas import (
     BatchPredictionRequest,
     BatchPredictionResponse,
@@ -32,7 +33,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "The prediction could not be recorded; retry."},
 }
 
-router = APIRouter(prefix="/v1", tags=["predictions"], dependencies=[Depends(require_api_token)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["predictions"],
+    dependencies=[Depends(require_api_token)],
+    route_class=JSONBodyRoute,
+)
 
 
 def _row(item: EvidenceInput) -> EvidenceRow:
@@ -51,7 +57,7 @@ def _row(item: EvidenceInput) -> EvidenceRow:
     responses=_ERRORS,
     summary="Score one applicant",
 )
-async def predict(body: PredictionRequest, pipeline: PipelineDep) -> JSONResponse:
+async def predict(body: PredictionRequest, pipeline: PipelineDep) -> FastJSONResponse:
     """Score one applicant's MIB and Rx reports and queue the prediction for persistence.
 
     Risk levels: LOW below 0.30, MEDIUM from 0.30, HIGH from 0.70.
@@ -64,7 +70,7 @@ async def predict(body: PredictionRequest, pipeline: PipelineDep) -> JSONRespons
     structlog.contextvars.bind_contextvars(
         rows=1, model_version=outcome.model_version, prediction_ids=[outcome.prediction_id]
     )
-    return JSONResponse(outcome.as_dict())
+    return FastJSONResponse(outcome.as_dict())
 
 
 @router.post(
@@ -75,10 +81,8 @@ async def predict(body: PredictionRequest, pipeline: PipelineDep) -> JSONRespons
 )
 async def predict_batch(
     body: BatchPredictionRequest, pipeline: PipelineDep, settings: SettingsDep
-) -> JSONResponse:
+) -> FastJSONResponse:
     """Score each item; an item that cannot be parsed gets an error entry, the rest are scored."""
-    # NOTE: FastAPI decodes this body on the event loop. A batch near GATEWAY_MAX_BODY_BYTES
-    # (16 MB) stalls other requests for roughly 100 ms; /functions/predict decodes in a thread.
     if len(body.items) > settings.max_batch_rows:
         raise BatchTooLargeError(len(body.items), settings.max_batch_rows)
     rows = [_row(item) for item in body.items]
@@ -93,4 +97,4 @@ async def predict_batch(
         else:
             results.append(outcome.as_dict())
     structlog.contextvars.bind_contextvars(rows=len(rows), scored=len(rows) - failed, failed=failed)
-    return JSONResponse({"results": results, "scored": len(rows) - failed, "failed": failed})
+    return FastJSONResponse({"results": results, "scored": len(rows) - failed, "failed": failed})

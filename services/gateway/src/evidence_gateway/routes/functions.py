@@ -15,12 +15,13 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from evidence_gateway.bodies import openapi_json_body, parse_json_body
+from evidence_gateway.bodies import JSONBodyRoute, openapi_json_body, parse_json_body
 from evidence_gateway.dependencies import PipelineDep, ReadinessDep, SettingsDep
 from evidence_gateway.errors import BatchTooLargeError
 from evidence_gateway.handlers import error_body
 from evidence_gateway.ids import new_prediction_id, service_function_prediction_id
 from evidence_gateway.pipeline import EvidenceRow, RowFailure
+from evidence_gateway.responses import FastJSONResponse
 from evidence_gateway.schemas import (
     POLICY_NUMBER_MAX_LENGTH,
     ErrorBody,
@@ -39,7 +40,9 @@ _ARGUMENTS = ("policy_number", "mib_xml", "rx_xml")
 # because pydantic's JSON parser rejects the whole body.
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
-router = APIRouter(prefix="/functions", tags=["snowflake service functions"])
+router = APIRouter(
+    prefix="/functions", tags=["snowflake service functions"], route_class=JSONBodyRoute
+)
 
 
 class _EnvelopeError(ValueError):
@@ -179,7 +182,7 @@ async def predict_rows(
         else:
             output.append([number, outcome.as_dict()])
     structlog.contextvars.bind_contextvars(scored=len(numbers) - failed, failed=failed)
-    return JSONResponse({"data": output})
+    return FastJSONResponse({"data": output})
 
 
 @router.post(
