@@ -93,8 +93,7 @@ class LockstepForest:
             with np.errstate(over="ignore"):
                 values = values.astype(np.float32).astype(np.float64)
             if not np.isfinite(values).all():
-                # NOTE: the request parser lets values beyond ±3.4e38 through, so the server
-                # returns a 500 for them with such a model, as it did with scikit-learn.
+                # The server's request parser rejects such values with a 400 before this.
                 msg = "the matrix has NaN, infinity or a value beyond the float32 range"
                 raise ValueError(msg)
         probabilities: np.ndarray = self.loss.predict_proba(self.raw_predict(values))

@@ -9,8 +9,9 @@ The Snowflake inference server accepts four bodies (``RestInferencePayloadFormat
 
 A body is wide when element 1 of its first row is an object, and flat otherwise. Split and
 records may name ignored columns in a top-level ``"extra_columns"`` list. Values must be JSON
-numbers (booleans, strings and null are rejected) and finite. Error messages name the row (its
-0-based position in the request) and the column, never the value, because values are health data.
+numbers (booleans, strings and null are rejected), finite and within the float32 range, which
+tree models read. Error messages name the row (its 0-based position in the request) and the
+column, never the value, because values are health data.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _FEATURE_SET = frozenset(FEATURE_NAMES)
 _SHAPES = ("data", "dataframe_split", "dataframe_records")
 _ALLOWED_TOP_LEVEL = frozenset({*_SHAPES, "params", "extra_columns"})
 _NUMBER_TYPES = frozenset({int, float})
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class InvalidPayloadError(ValueError):
@@ -230,10 +232,16 @@ def _to_matrix(rows: list[Any], columns: Sequence[str]) -> np.ndarray:
         position, column = _first_overflow(rows, columns)
         msg = f"column {column} of row {position} is an integer too large for a float64"
         raise InvalidPayloadError(msg) from exc
-    finite = np.isfinite(matrix)
-    if not finite.all():
-        position, column_index = (int(i) for i in np.argwhere(~finite)[0])
-        msg = f"column {columns[column_index]} of row {position} must be finite, got NaN/Infinity"
+    # NaN fails the comparison, so one pass finds NaN, infinity and values beyond float32.
+    in_range = np.abs(matrix) <= _FLOAT32_MAX
+    if not in_range.all():
+        position, column_index = (int(i) for i in np.argwhere(~in_range)[0])
+        where = f"column {columns[column_index]} of row {position}"
+        if np.isfinite(matrix[position, column_index]):
+            # Tree models such as GradientBoostingClassifier read their input as float32.
+            msg = f"{where} is beyond the float32 range (+-3.4e38) that tree models accept"
+        else:
+            msg = f"{where} must be finite, got NaN/Infinity"
         raise InvalidPayloadError(msg)
     return matrix
 
