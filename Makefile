@@ -33,7 +33,7 @@ lint:
 	$(RUN) ruff check .
 
 typecheck:
-	$(RUN) mypy libs/features/src libs/synthetic/src services/model_client/src services/persistence/src services/gateway/src services/dashboard/src training/src
+	$(RUN) mypy libs/features/src libs/logging/src libs/synthetic/src services/model_client/src services/persistence/src services/gateway/src services/dashboard/src training/src
 
 contracts:
 	$(RUN) lint-imports

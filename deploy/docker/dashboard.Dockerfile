@@ -21,6 +21,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/features/pyproject.toml libs/features/
 COPY libs/synthetic/pyproject.toml libs/synthetic/
+COPY libs/logging/pyproject.toml libs/logging/
 COPY services/model_client/pyproject.toml services/model_client/
 COPY services/persistence/pyproject.toml services/persistence/
 COPY services/gateway/pyproject.toml services/gateway/
@@ -32,6 +33,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # Then the workspace packages it imports, installed as wheels (not editable), so the runtime
 # stage needs nothing but the virtual environment.
 COPY libs/features libs/features
+COPY libs/logging libs/logging
 COPY services/dashboard services/dashboard
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable --package evidence-dashboard

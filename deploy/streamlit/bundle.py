@@ -2,8 +2,9 @@
 
 Streamlit in Snowflake's warehouse runtime installs packages only from the Snowflake Anaconda
 channel, so the project's own packages travel as source files on the app's stage. This script
-writes ``lib/evidence_dashboard``, ``lib/evidence_features`` and, when the model artifact
-exists, ``model/metadata.json`` (the training histograms the drift panel compares against).
+writes ``lib/evidence_dashboard``, ``lib/evidence_features``, ``lib/evidence_logging`` and,
+when the model artifact exists, ``model/metadata.json`` (the training histograms the drift
+panel compares against).
 It uses only the standard library, so any Python 3.11 runs it.
 
 Usage: ``python3 deploy/streamlit/bundle.py [--artifact-dir var/model]``
@@ -20,6 +21,7 @@ REPO_ROOT = APP_DIR.parents[1]
 PACKAGES = {
     "evidence_dashboard": REPO_ROOT / "services" / "dashboard" / "src" / "evidence_dashboard",
     "evidence_features": REPO_ROOT / "libs" / "features" / "src" / "evidence_features",
+    "evidence_logging": REPO_ROOT / "libs" / "logging" / "src" / "evidence_logging",
 }
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "app.py", "cli.py")
 

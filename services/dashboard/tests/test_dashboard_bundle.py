@@ -21,7 +21,7 @@ CONDA_NAMES = {
     "snowflake": "snowflake-snowpark-python",
     "pydantic": "pydantic-settings",  # installed with pydantic-settings
 }
-FIRST_PARTY = {"evidence_dashboard", "evidence_features"}
+FIRST_PARTY = {"evidence_dashboard", "evidence_features", "evidence_logging"}
 
 
 def load_bundle_module() -> ModuleType:
@@ -44,8 +44,9 @@ def bundle_dir(tmp_path: Path, filled_store) -> Path:
 
 
 def test_bundle_writes_packages_and_metadata(bundle_dir: Path) -> None:
-    """The bundle contains both packages, the feature spec data and the model metadata."""
+    """The bundle contains the three packages, the feature spec data and the model metadata."""
     assert (bundle_dir / "lib" / "evidence_dashboard" / "page.py").is_file()
+    assert (bundle_dir / "lib" / "evidence_logging" / "__init__.py").is_file()
     assert (bundle_dir / "lib" / "evidence_features" / "data" / "feature_spec.toml").is_file()
     assert (bundle_dir / "model" / "metadata.json").is_file()
     assert not (bundle_dir / "lib" / "evidence_dashboard" / "cli.py").exists()
