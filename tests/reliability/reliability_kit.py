@@ -388,8 +388,8 @@ class FaultyModelServer:
         self._call(self._listen())
 
     def stop(self) -> None:
-        """Close everything and stop the loop thread."""
-        self._call(self._close())
+        """Close everything, end the connection tasks and stop the loop thread."""
+        self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5.0)
         self._loop.close()
@@ -410,6 +410,15 @@ class FaultyModelServer:
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()
+
+    async def _shutdown(self) -> None:
+        await self._close()
+        # A connection task still waiting for its client would otherwise be destroyed pending
+        # when the loop closes, and asyncio logs that as an error.
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
