@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import structlog.testing
 from evidence_gateway.config import Settings
 from evidence_gateway.ids import service_function_prediction_id
@@ -55,7 +56,7 @@ async def test_functions_row_numbers_not_positions(
 async def test_functions_batch_id_gives_deterministic_ids(
     gateway: Any, smoke_pair: tuple[str, str], make_settings: Callable[..., Settings]
 ) -> None:
-    """With the batch-id header, prediction ids derive from batch id and row number."""
+    """With the batch-id header, prediction ids derive from batch id, row number and content."""
     rows = [[0, "P-0", *smoke_pair], [1, "P-1", *smoke_pair]]
     headers = {BATCH_HEADER: "01b2c3d4-0000:1:1:0:0"}
 
@@ -64,8 +65,8 @@ async def test_functions_batch_id_gives_deterministic_ids(
 
     ids = [row[1]["prediction_id"] for row in first.json()["data"]]
     assert [
-        service_function_prediction_id("01b2c3d4-0000:1:1:0:0", 0),
-        service_function_prediction_id("01b2c3d4-0000:1:1:0:0", 1),
+        service_function_prediction_id("01b2c3d4-0000:1:1:0:0", 0, rows[0][1:]),
+        service_function_prediction_id("01b2c3d4-0000:1:1:0:0", 1, rows[1][1:]),
     ] == ids
     assert ids == [row[1]["prediction_id"] for row in replay.json()["data"]]
     scores = [row[1]["risk_score"] for row in first.json()["data"]]
@@ -215,3 +216,42 @@ async def test_functions_overlong_batch_id_logged(gateway: Any) -> None:
     assert len(ignored) == 1
     assert ignored[0]["header"] == BATCH_HEADER
     assert ignored[0]["length"] == 257
+
+
+async def test_functions_batch_id_reused_for_other_content(
+    gateway: Any, smoke_pair: tuple[str, str]
+) -> None:
+    """A batch id sent again with other rows gets new ids, so nothing acknowledged is replaced."""
+    headers = {BATCH_HEADER: "01b2c3d4-0000:1:1:0:7"}
+    first = await gateway.client.post(
+        "/functions/predict", json={"data": [[0, "P-FIRST", *smoke_pair]]}, headers=headers
+    )
+    second = await gateway.client.post(
+        "/functions/predict", json={"data": [[0, "P-SECOND", *smoke_pair]]}, headers=headers
+    )
+
+    first_id = first.json()["data"][0][1]["prediction_id"]
+    second_id = second.json()["data"][0][1]["prediction_id"]
+    assert first_id != second_id
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**30])
+async def test_functions_row_number_beyond_int64(
+    gateway: Any, smoke_pair: tuple[str, str], number: int
+) -> None:
+    """A row number outside the signed 64-bit range is a 400 naming it, and nothing is scored."""
+    response = await gateway.client.post(
+        "/functions/predict", json={"data": [[number, "P-0", *smoke_pair]]}
+    )
+
+    assert 400 == response.status_code
+    assert "data[0][0] is outside the signed 64-bit range" in response.text
+
+
+async def test_functions_row_number_int64_edges(gateway: Any, smoke_pair: tuple[str, str]) -> None:
+    """The extreme signed 64-bit row numbers are accepted and echoed."""
+    rows = [[2**63 - 1, "P-0", *smoke_pair], [-(2**63), "P-1", *smoke_pair]]
+    response = await gateway.client.post("/functions/predict", json={"data": rows})
+
+    assert 200 == response.status_code
+    assert [2**63 - 1, -(2**63)] == [row[0] for row in response.json()["data"]]

@@ -38,12 +38,14 @@ def test_classify_risk_out_of_range(score: float) -> None:
 
 
 def test_service_function_id_deterministic() -> None:
-    """The same batch id and row give the same id; another row or batch another id."""
-    first = service_function_prediction_id("q:1:1:0:0", 5)
+    """The same batch id, row and content give the same id; any other one another id."""
+    content = ["P-1", "<r/>", None]
+    first = service_function_prediction_id("q:1:1:0:0", 5, content)
 
-    assert first == service_function_prediction_id("q:1:1:0:0", 5)
-    assert first != service_function_prediction_id("q:1:1:0:0", 6)
-    assert first != service_function_prediction_id("q:1:1:0:1", 5)
+    assert first == service_function_prediction_id("q:1:1:0:0", 5, list(content))
+    assert first != service_function_prediction_id("q:1:1:0:0", 6, content)
+    assert first != service_function_prediction_id("q:1:1:0:1", 5, content)
+    assert first != service_function_prediction_id("q:1:1:0:0", 5, ["P-2", "<r/>", None])
     assert uuid.UUID(first).version == 5
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from collections.abc import Sequence
 
 __all__ = ["PREDICTION_ID_NAMESPACE", "new_prediction_id", "service_function_prediction_id"]
 
@@ -16,10 +19,16 @@ def new_prediction_id() -> str:
     return str(uuid.uuid4())
 
 
-def service_function_prediction_id(query_batch_id: str, row: int) -> str:
+def service_function_prediction_id(
+    query_batch_id: str, row: int, arguments: Sequence[object]
+) -> str:
     """Derive the prediction id of one service-function row.
 
     Snowflake keeps ``sf-external-function-query-batch-id`` stable across retries of a batch,
-    so a replayed batch maps each row to the same id and the sink's upsert writes it once.
+    so a replayed batch maps each row to the same id and the sink's upsert writes it once. The
+    row's arguments are part of the id, so a client that reuses a batch id for other content
+    gets new ids instead of overwriting predictions already acknowledged.
     """
-    return str(uuid.uuid5(PREDICTION_ID_NAMESPACE, f"{query_batch_id}:{row}"))
+    content = json.dumps(list(arguments), ensure_ascii=False, default=str)
+    digest = hashlib.sha256(content.encode("utf-8", errors="surrogatepass")).hexdigest()
+    return str(uuid.uuid5(PREDICTION_ID_NAMESPACE, f"{query_batch_id}:{row}:{digest}"))

@@ -49,11 +49,31 @@ class _EnvelopeError(ValueError):
     """The envelope itself is invalid, so no per-row response can be built."""
 
 
+# Snowflake sends row numbers as NUMBER values that fit a signed 64-bit integer, and the JSON
+# encoder of the response cannot write larger ones.
+_MIN_ROW_NUMBER = -(2**63)
+_MAX_ROW_NUMBER = 2**63 - 1
+
+
+def _is_row_number(value: object) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and _MIN_ROW_NUMBER <= value <= _MAX_ROW_NUMBER
+    )
+
+
 def _row_numbers(data: list[list[Any]]) -> list[int]:
     numbers: list[int] = []
     for position, raw in enumerate(data):
         if not raw or isinstance(raw[0], bool) or not isinstance(raw[0], int):
             msg = f"data[{position}] does not start with an integer row number"
+            raise _EnvelopeError(msg)
+        if not _MIN_ROW_NUMBER <= raw[0] <= _MAX_ROW_NUMBER:
+            msg = (
+                f"data[{position}][0] is outside the signed 64-bit range of Snowflake row "
+                "numbers; send the row's 0-based position"
+            )
             raise _EnvelopeError(msg)
         numbers.append(raw[0])
     if len(set(numbers)) != len(numbers):
@@ -163,7 +183,7 @@ async def predict_rows(
     parsed = [
         _parse_row(
             raw,
-            service_function_prediction_id(batch_id, number)
+            service_function_prediction_id(batch_id, number, raw[1:])
             if batch_id is not None
             else new_prediction_id(),
         )
@@ -200,7 +220,7 @@ async def health_rows(body: ServiceFunctionRequest, readiness: ReadinessDep) -> 
         "model_version": report.model_version,
     }
     output = [
-        [raw[0] if raw and isinstance(raw[0], int) else position, summary]
+        [raw[0] if raw and _is_row_number(raw[0]) else position, summary]
         for position, raw in enumerate(body.data)
     ]
     return JSONResponse({"data": output})
