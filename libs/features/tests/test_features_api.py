@@ -214,3 +214,32 @@ def test_generic_response_root_still_mib() -> None:
     vector = extract_features("<Response><ResponseData>CODE1</ResponseData></Response>", None)
 
     assert 1.0 == vector.as_dict()["MIB_TOTAL_RECORDS"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30", 30.0), ("30 EA", 30.0), ("1e9", 1e9), ("1000000001", None), ("1e39", None),
+     ("1e300", None), ("inf", None), ("nan", None), ("-5", None)],
+)  # fmt: skip
+def test_parse_number_bounds(text: str, expected: float | None) -> None:
+    """Numbers above 10**9, which no report field reaches, read as missing."""
+    from evidence_features._fields import parse_number
+
+    assert expected == parse_number(text)
+
+
+@pytest.mark.parametrize("count", ["1e39", "1e300", "99999999999999999999"])
+def test_huge_inquiry_count_stays_in_float32(count: str) -> None:
+    """An absurd MIB inquiry count reads as missing, so every value fits a float32 model."""
+    sample = REPO_ROOT / "data" / "samples" / "02-diabetic" / "mib.xml"
+    mib = sample.read_text(encoding="utf-8")
+    assert "<InquiryCount24M>1</InquiryCount24M>" in mib
+    huge = mib.replace(
+        "<InquiryCount24M>1</InquiryCount24M>", f"<InquiryCount24M>{count}</InquiryCount24M>"
+    )
+
+    values = extract_features(huge, None).values
+
+    assert float(np.abs(values).max()) < float(np.finfo(np.float32).max)
+    assert 0.0 == extract_features(huge, None).as_dict()["MIB_IAI_INQUIRIES_24M"]
+    assert 1.0 == extract_features(mib, None).as_dict()["MIB_IAI_INQUIRIES_24M"]

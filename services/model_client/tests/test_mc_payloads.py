@@ -85,6 +85,7 @@ def _flat_with(value: object, column: int = 3) -> bytes:
         (b'{"data": ' + b"[" * 5000 + b"NaN" + b"]" * 5000 + b"}", "nested too deeply"),
         (_flat_with(10**400), f"column {FEATURE_NAMES[3]} of row 0 is an integer too large"),
         (_flat_with(1e39), f"column {FEATURE_NAMES[3]} of row 0 is beyond the float32 range"),
+        (b'{"data": [[0, ' + b"9" * 4301 + b"]]}", "integer too long to convert"),
         (_flat_with(-1e39), f"column {FEATURE_NAMES[3]} of row 0 is beyond the float32 range"),
         (_body({"dataframe_records": [{"A": 1}]}), r"unknown columns \['A'\]"),
         (_body({"dataframe_records": [{FEATURE_NAMES[0]: 1}]}), "lacks columns"),

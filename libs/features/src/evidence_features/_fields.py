@@ -9,7 +9,6 @@ field occurs twice, the first occurrence in document order wins.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 
@@ -17,7 +16,7 @@ from lxml import etree
 
 from evidence_features._xml import local_name
 
-__all__ = ["collect_fields", "field_for_tag", "parse_number"]
+__all__ = ["MAX_NUMBER", "collect_fields", "field_for_tag", "parse_number"]
 
 _MAX_CACHED_TAGS = 4096
 _TAG_CACHE: dict[tuple[int, str], str | None] = {}
@@ -148,11 +147,16 @@ def _nested_field(
     return None
 
 
+# No count, quantity, days supply, dose, measurement or score in a report comes near this, and
+# sums and products of such values stay far inside the float32 range that tree models read.
+MAX_NUMBER = 1e9
+
+
 def parse_number(text: str | None) -> float | None:
     """Read the leading non-negative number of a text such as "30", "30.000" or "30 EA".
 
-    Returns None for a missing value, a negative number, NaN, infinity or text without a
-    leading number.
+    Returns None for a missing value, a negative number, NaN, infinity, a number above
+    `MAX_NUMBER` or text without a leading number.
     """
     if text is None:
         return None
@@ -161,9 +165,9 @@ def parse_number(text: str | None) -> float | None:
     except ValueError:
         pass
     else:
-        return value if value >= 0 and math.isfinite(value) else None
+        return value if 0 <= value <= MAX_NUMBER else None
     match = _NUMBER.match(text)
     if match is None:
         return None
     value = float(match.group(1))
-    return value if math.isfinite(value) else None
+    return value if value <= MAX_NUMBER else None

@@ -94,6 +94,10 @@ def _load_json(body: bytes) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         msg = f"request body is not valid JSON: {exc}"
         raise InvalidPayloadError(msg) from exc
+    except ValueError as exc:
+        # Python refuses to convert integers of more than 4,300 digits (sys.int_info).
+        msg = "request body has an integer too long to convert; send values as float64 numbers"
+        raise InvalidPayloadError(msg) from exc
     except RecursionError as exc:
         # orjson stops at 1024 levels of nesting, and the standard library overflows the stack.
         msg = "request body is nested too deeply for rows of numbers; send flat rows"
