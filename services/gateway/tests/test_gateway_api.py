@@ -88,6 +88,33 @@ async def test_predict_as_of_accepted(gateway: Any, smoke_pair: tuple[str, str])
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("as_of", "message"),
+    [
+        (0, "as_of must be a date string"),
+        (1_700_000_000, "as_of must be a date string"),
+        ("0001-01-01", "as_of 0001-01-01 is outside 1900-01-01 to 2100-12-31"),
+        ("9999-12-31", "as_of 9999-12-31 is outside 1900-01-01 to 2100-12-31"),
+    ],
+)
+async def test_predict_as_of_rejected(
+    gateway: Any, smoke_pair: tuple[str, str], as_of: object, message: str
+) -> None:
+    """A number or a date outside 1900-2100 as as_of gets 422 naming the field."""
+    response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair, as_of=as_of))
+
+    assert 422 == response.status_code
+    assert message in response.text
+    assert "as_of" in response.text
+
+
+async def test_predict_as_of_range_edges(gateway: Any, smoke_pair: tuple[str, str]) -> None:
+    """The first and last accepted dates both score."""
+    for as_of in ("1900-01-01", "2100-12-31"):
+        response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair, as_of=as_of))
+        assert 200 == response.status_code, as_of
+
+
 async def test_predict_malformed_rx_names_document(gateway: Any) -> None:
     """Broken Rx XML gets 422 naming the RX document, without echoing it."""
     applicant_text = "<IntelRXResponse><DrugFill>JANE-EXAMPLE-1970"

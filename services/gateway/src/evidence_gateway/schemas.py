@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evidence_gateway.risk import RiskLevel
+
+_EARLIEST_AS_OF = date(1900, 1, 1)
+_LATEST_AS_OF = date(2100, 12, 31)
 
 __all__ = [
     "BatchItemError",
@@ -66,8 +69,32 @@ class EvidenceInput(BaseModel):
     )
     as_of: date | None = Field(
         default=None,
-        description="Date the look-back windows end on; today (UTC) when omitted.",
+        description=(
+            "Date the look-back windows end on, as YYYY-MM-DD between 1900-01-01 and "
+            "2100-12-31; today (UTC) when omitted."
+        ),
     )
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _as_of_is_text(cls, value: object) -> object:
+        # pydantic would read a number as a Unix time, so 0 became 1970-01-01 and changed the
+        # score; only the ISO text form is accepted.
+        if value is not None and not isinstance(value, str | date):
+            msg = "as_of must be a date string such as 2026-01-15, not a number"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_in_range(cls, value: date | None) -> date | None:
+        if value is not None and not _EARLIEST_AS_OF <= value <= _LATEST_AS_OF:
+            msg = (
+                f"as_of {value.isoformat()} is outside 1900-01-01 to 2100-12-31; "
+                "send the date the evidence was ordered"
+            )
+            raise ValueError(msg)
+        return value
 
 
 class PredictionRequest(EvidenceInput):
