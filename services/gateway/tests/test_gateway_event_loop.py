@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_probe_prompt_during_large_batches(model_server_url: str, tmp_path: Path) -> None:
-    """The worst probe wait is a small fraction of a batch's duration.
+    """The second-worst probe wait is a small fraction of a batch's duration.
 
     If parsing ran on the event loop, a probe sent while a batch is extracted would wait for
     the whole extraction, so its latency would approach the batch duration.
@@ -52,4 +52,8 @@ def test_probe_prompt_during_large_batches(model_server_url: str, tmp_path: Path
 
     assert len(batch_seconds) == 3
     assert len(probe_seconds) >= 10
-    assert max(probe_seconds) < 0.5 * statistics.median(batch_seconds)
+    # The second-worst probe, so one scheduling outlier on a busy runner cannot fail the test.
+    # Extraction on the loop would block each of the three batches once, giving three probes
+    # about as long as an extraction.
+    second_worst = sorted(probe_seconds)[-2]
+    assert second_worst < 0.5 * statistics.median(batch_seconds)
