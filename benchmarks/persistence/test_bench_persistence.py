@@ -13,12 +13,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import structlog
-from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from evidence_persistence import PredictionQueue, PredictionRecord
 from evidence_persistence._consumer import QueueConsumer
 from evidence_persistence._queue import QUEUE_SCHEMA
@@ -29,6 +27,8 @@ from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.ddl import render_ddl
 from evidence_persistence.sinks.sqlite import SqliteSink
 from pytest_benchmark.fixture import BenchmarkFixture
+
+from .conftest import bench_record
 
 APPENDS = 3_000
 DRAIN_RECORDS = 20_000
@@ -42,20 +42,7 @@ MIN_DRAIN_FRACTION_OF_FLOOR = 0.2
 
 
 def _record(index: int) -> PredictionRecord:
-    return PredictionRecord(
-        prediction_id=f"bench-{index:08d}",
-        policy_number=f"POL{index:08d}",
-        features=tuple(float(index % 13) + c / 7 for c in range(len(FEATURE_NAMES))),
-        feature_spec_version=FEATURE_SPEC_VERSION,
-        risk_score=0.42,
-        risk_level="MEDIUM",
-        model_name="EVIDENCE_RISK_MODEL",
-        model_version="REGISTRY_V2",
-        source="API",
-        inference_ms=3.7,
-        created_at=datetime.now(UTC),
-        warnings=("unknown_drug",),
-    )
+    return bench_record(index, "bench")
 
 
 def _percentiles(samples_ns: list[int]) -> tuple[float, float]:

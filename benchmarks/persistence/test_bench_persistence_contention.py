@@ -21,14 +21,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from evidence_persistence import PredictionQueue, PredictionRecord
 from pytest_benchmark.fixture import BenchmarkFixture
+
+from .conftest import bench_record
 
 # The rate the gateway must sustain on 2 cores, in appends per second.
 APPEND_RATE = 500.0
@@ -47,20 +47,7 @@ WORKER_START_TIMEOUT_SECONDS = 60.0
 
 
 def _record(index: int) -> PredictionRecord:
-    return PredictionRecord(
-        prediction_id=f"contention-{index:09d}",
-        policy_number=f"POL{index:09d}",
-        features=tuple(float(index % 13) + c / 7 for c in range(len(FEATURE_NAMES))),
-        feature_spec_version=FEATURE_SPEC_VERSION,
-        risk_score=0.42,
-        risk_level="MEDIUM",
-        model_name="EVIDENCE_RISK_MODEL",
-        model_version="REGISTRY_V2",
-        source="API",
-        inference_ms=3.7,
-        created_at=datetime.now(UTC),
-        warnings=("unknown_drug",),
-    )
+    return bench_record(index, "contention")
 
 
 def _worker_environment(directory: Path) -> dict[str, str]:
