@@ -234,8 +234,8 @@ def test_drainer_survives_queue_unavailable(queue: PredictionQueue, tmp_path: Pa
 def test_drainer_dead_letters_rejected_row(queue: PredictionQueue, tmp_path: Path) -> None:
     """A row SQLite rejects on a constraint is dead-lettered, not retried as an outage."""
     store = SqliteSink(tmp_path / "store.sqlite3")
-    # A trigger stands in for any constraint the store's schema may gain: RAISE(ABORT) makes
-    # SQLite fail the statement with SQLITE_CONSTRAINT, which Python raises as IntegrityError.
+    # The trigger simulates a constraint the store's schema may gain. RAISE(ABORT) makes SQLite
+    # fail the statement with SQLITE_CONSTRAINT, which Python raises as IntegrityError.
     store.file.write(
         lambda c: c.execute(
             f"CREATE TRIGGER reject_one BEFORE INSERT ON {PREDICTIONS_TABLE} "

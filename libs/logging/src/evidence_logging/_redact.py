@@ -52,13 +52,13 @@ def redact_loggers(names: Iterable[str]) -> list[str]:
     if isinstance(names, str):
         msg = f"names={names!r} is one string; pass a collection of logger names"
         raise TypeError(msg)
-    wanted = set(names)
+    requested = set(names)
     existing = [
         name
         for name in list(logging.Logger.manager.loggerDict)
-        if any(name == prefix or name.startswith(prefix + ".") for prefix in wanted)
+        if any(name == prefix or name.startswith(prefix + ".") for prefix in requested)
     ]
-    targets = sorted(wanted.union(existing))
+    targets = sorted(requested.union(existing))
     for name in targets:
         logging.getLogger(name).addFilter(_EXCEPTION_TYPE_ONLY)
     return targets

@@ -78,8 +78,8 @@ class EvidenceInput(BaseModel):
     @field_validator("as_of", mode="before")
     @classmethod
     def _as_of_is_text(cls, value: object) -> object:
-        # pydantic would read a number as a Unix time, so 0 became 1970-01-01 and changed the
-        # score; only the ISO text form is accepted.
+        # pydantic reads a number as a Unix time, so 0 became 1970-01-01 and changed the score.
+        # Only the ISO text form is accepted.
         if value is not None and not isinstance(value, str | date):
             msg = "as_of must be a date string such as 2026-01-15, not a number"
             raise ValueError(msg)

@@ -73,7 +73,7 @@ def configure_logging(level: str = "INFO") -> None:
     Standard-library records (Snowpark, the Snowflake connector) keep their message template
     without its arguments, which may be values such as a SQL text or a row. The
     ``snowflake.connector`` loggers are the exception: their own filter fills the arguments in
-    before this handler sees the record, and the line is then cut to 200 characters.
+    before this handler receives the record, and the line is then cut to 200 characters.
     """
     evidence_logging.configure_logging(
         ALLOWED_KEYS,

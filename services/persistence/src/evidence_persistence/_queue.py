@@ -66,8 +66,8 @@ _COLUMN_COUNT = 6
 # appends' own checkpoints find little left to copy. Ten times SQLite's default makes them rarer.
 # NOTE: under steady traffic the WAL file still grows to about this size (40 MB with 4 KB
 # pages). The worker's checkpoints complete, but SQLite starts the WAL over only when a writer
-# begins after a complete checkpoint while no other connection reads the WAL, and that was
-# rarely the case in tests with a worker and appends at 500/s. The cause is not analysed further.
+# begins after a complete checkpoint while no other connection reads the WAL. In tests with a
+# worker and appends at 500/s that rarely happened. The cause is not analysed further.
 _PRODUCER_WAL_AUTOCHECKPOINT = 10_000
 # SQLITE_MAX_VARIABLE_NUMBER before SQLite 3.32, used when the connection cannot report its own.
 _DEFAULT_VARIABLE_LIMIT = 999
