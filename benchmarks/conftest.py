@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from evidence_persistence import PredictionRecord
 
 BenchMode = Literal["quick", "full"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -85,3 +88,24 @@ def record_result(request: pytest.FixtureRequest) -> Callable[[str, dict[str, An
         (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
     return record
+
+
+def bench_record(index: int, prefix: str) -> PredictionRecord:
+    """Return a prediction record with id ``{prefix}-{index}`` and made-up feature values.
+
+    The persistence and stack benchmarks share it, so their records stay alike.
+    """
+    return PredictionRecord(
+        prediction_id=f"{prefix}-{index:09d}",
+        policy_number=f"POL{index:09d}",
+        features=tuple(float(index % 13) + c / 7 for c in range(len(FEATURE_NAMES))),
+        feature_spec_version=FEATURE_SPEC_VERSION,
+        risk_score=0.42,
+        risk_level="MEDIUM",
+        model_name="EVIDENCE_RISK_MODEL",
+        model_version="REGISTRY_V2",
+        source="API",
+        inference_ms=3.7,
+        created_at=datetime.now(UTC),
+        warnings=("unknown_drug",),
+    )

@@ -28,7 +28,7 @@ import pytest
 from evidence_persistence import PredictionQueue, PredictionRecord
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from .conftest import bench_record
+from ..conftest import bench_record
 
 # The rate the gateway must sustain on 2 cores, in appends per second.
 APPEND_RATE = 500.0

@@ -12,14 +12,13 @@ import gc
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION, extract_features
+from evidence_features import extract_features
 from evidence_features._xml import _new_parser
 from evidence_model_client.client import ModelClient, RetryPolicy
 from evidence_model_client.protocol import encode_dataframe_split
@@ -28,6 +27,7 @@ from evidence_persistence._queue import QUEUE_SCHEMA
 from evidence_persistence._record import encode_record
 from lxml import etree
 
+from ..conftest import bench_record
 from .conftest import BenchStack
 from .loadgen import percentiles_ms
 
@@ -77,20 +77,7 @@ def _rounded_ms(seconds: list[float]) -> list[float]:
 
 
 def _record(index: int) -> PredictionRecord:
-    return PredictionRecord(
-        prediction_id=f"stage-{index:08d}",
-        policy_number=f"POL{index:08d}",
-        features=tuple(float(index % 13) + c / 7 for c in range(len(FEATURE_NAMES))),
-        feature_spec_version=FEATURE_SPEC_VERSION,
-        risk_score=0.42,
-        risk_level="MEDIUM",
-        model_name="EVIDENCE_RISK_MODEL",
-        model_version="REGISTRY_V2",
-        source="API",
-        inference_ms=3.7,
-        created_at=datetime.now(UTC),
-        warnings=("unknown_drug",),
-    )
+    return bench_record(index, "stage")
 
 
 def _stage_extract(body: dict[str, str], rounds: int) -> Any:
