@@ -12,11 +12,17 @@ records may name ignored columns in a top-level ``"extra_columns"`` list. Values
 numbers (booleans, strings and null are rejected), finite and within the float32 range, which
 tree models read. Error messages name the row (its 0-based position in the request) and the
 column, never the value, because values are health data.
+
+Each response row starts with a row id: element 0 of a flat or wide row, the matching entry of
+``dataframe_split.index`` (``0..n-1`` when the index is absent), or the 0-based position of a
+``dataframe_records`` row. Row ids must be JSON integers in the signed 64-bit range, the values
+of the integer index that pandas writes with ``to_json(orient="split")``, and must be unique.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -31,8 +37,11 @@ __all__ = ["InvalidPayloadError", "ParsedPayload", "parse_payload"]
 _FEATURE_SET = frozenset(FEATURE_NAMES)
 _SHAPES = ("data", "dataframe_split", "dataframe_records")
 _ALLOWED_TOP_LEVEL = frozenset({*_SHAPES, "params", "extra_columns"})
+_SPLIT_KEYS = frozenset({"index", "columns", "data"})
 _NUMBER_TYPES = frozenset({int, float})
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_ROW_ID_MIN = -(2**63)
+_ROW_ID_MAX = 2**63 - 1
 
 
 class InvalidPayloadError(ValueError):
@@ -47,7 +56,7 @@ class InvalidPayloadError(ValueError):
 class ParsedPayload:
     """Row ids to echo in the response, and the (n, 105) float64 matrix in spec order."""
 
-    row_ids: list[Any]
+    row_ids: list[int]
     matrix: np.ndarray
 
 
@@ -56,7 +65,7 @@ def parse_payload(body: bytes, *, max_rows: int) -> ParsedPayload:
 
     Raises:
         InvalidPayloadError: the body is not one of the accepted shapes, has the wrong columns,
-            too many rows, or a value that is not a finite number.
+            too many rows, an invalid or repeated row id, or a value that is not a finite number.
     """
     payload = _load_json(body)
     if not isinstance(payload, dict):
@@ -70,12 +79,16 @@ def parse_payload(body: bytes, *, max_rows: int) -> ParsedPayload:
     if unknown:
         msg = f"unknown top-level keys {unknown[:5]}; allowed are {sorted(_ALLOWED_TOP_LEVEL)}"
         raise InvalidPayloadError(msg)
-    if payload.get("params") not in (None, {}):
-        msg = "this model takes no inference parameters; remove the params object"
-        raise InvalidPayloadError(msg)
+    _check_params(payload.get("params"))
     extra = _extra_columns(payload.get("extra_columns"))
     shape = shapes[0]
     if shape == "data":
+        if extra:
+            msg = (
+                "extra_columns applies to dataframe_split and dataframe_records bodies only; "
+                "remove it or send the rows in one of those shapes"
+            )
+            raise InvalidPayloadError(msg)
         return _parse_data(payload["data"], max_rows)
     if shape == "dataframe_split":
         return _parse_split(payload["dataframe_split"], extra, max_rows)
@@ -106,15 +119,17 @@ def _load_json(body: bytes) -> Any:
 
 def _parse_data(rows: object, max_rows: int) -> ParsedPayload:
     rows = _row_list(rows, "data", max_rows)
-    row_ids: list[Any] = []
+    row_ids: list[int] = []
     for position, row in enumerate(rows):
         if not isinstance(row, list) or len(row) < 2:
             msg = f"data row {position} must be [row_id, values...] or [row_id, {{column: value}}]"
             raise InvalidPayloadError(msg)
-        if isinstance(row[0], bool) or not isinstance(row[0], int):
-            msg = f"data row {position} must start with an integer row id"
+        problem = _row_id_problem(row[0])
+        if problem is not None:
+            msg = f"data row {position} must start with an integer row id; {problem}"
             raise InvalidPayloadError(msg)
         row_ids.append(row[0])
+    _check_unique_row_ids(row_ids, "data")
     if isinstance(rows[0][1], dict):
         records = []
         for position, row in enumerate(rows):
@@ -138,31 +153,112 @@ def _parse_split(split: object, extra: frozenset[str], max_rows: int) -> ParsedP
     if not isinstance(split, dict):
         msg = 'dataframe_split must be an object with "columns" and "data"'
         raise InvalidPayloadError(msg)
+    # pandas.read_json(orient="split") rejects other keys too, so a misspelt "index" fails here.
+    unexpected = sorted(split.keys() - _SPLIT_KEYS)
+    if unexpected:
+        allowed = sorted(_SPLIT_KEYS)
+        msg = f"dataframe_split has unknown keys {unexpected[:5]}; allowed are {allowed}"
+        raise InvalidPayloadError(msg)
     columns = split.get("columns")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         msg = "dataframe_split.columns must be a list of column names"
         raise InvalidPayloadError(msg)
     _check_columns(columns, extra, "dataframe_split.columns")
     rows = _row_list(split.get("data"), "dataframe_split.data", max_rows)
-    index = split.get("index", list(range(len(rows))))
-    if not isinstance(index, list) or len(index) != len(rows):
-        msg = f"dataframe_split.index must be a list of {len(rows)} row ids, one per data row"
-        raise InvalidPayloadError(msg)
+    row_ids = _split_index(split, len(rows))
     for position, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(columns):
-            width = len(row) if isinstance(row, list) else "no"
+        if not isinstance(row, list):
+            kind = _json_kind(row)
             msg = (
-                f"dataframe_split.data row {position} has {width} values; "
+                f"dataframe_split.data row {position} must be a list of {len(columns)} values, "
+                f"one per column, got {kind}"
+            )
+            raise InvalidPayloadError(msg)
+        if len(row) != len(columns):
+            msg = (
+                f"dataframe_split.data row {position} has {len(row)} values; "
                 f"expected {len(columns)}, one per column"
             )
             raise InvalidPayloadError(msg)
     if tuple(columns) == FEATURE_NAMES:
-        return ParsedPayload(index, _to_matrix(rows, FEATURE_NAMES))
+        return ParsedPayload(row_ids, _to_matrix(rows, FEATURE_NAMES))
     # Reorder to spec order in Python so that ignored extra columns are never type-checked.
-    column_index = {name: index for index, name in enumerate(columns)}
-    order = [column_index[name] for name in FEATURE_NAMES]
+    column_position = {name: position for position, name in enumerate(columns)}
+    order = [column_position[name] for name in FEATURE_NAMES]
     reordered = [[row[i] for i in order] for row in rows]
-    return ParsedPayload(index, _to_matrix(reordered, FEATURE_NAMES))
+    return ParsedPayload(row_ids, _to_matrix(reordered, FEATURE_NAMES))
+
+
+def _split_index(split: dict[str, Any], n_rows: int) -> list[int]:
+    """Return the validated ``dataframe_split.index``, or ``0..n_rows-1`` when it is absent."""
+    if "index" not in split:
+        return list(range(n_rows))
+    index = split["index"]
+    if not isinstance(index, list):
+        msg = (
+            f"dataframe_split.index must be a list of {n_rows} integer row ids, one per data "
+            f"row, got {_json_kind(index)}; omit it to number the rows 0..{n_rows - 1}"
+        )
+        raise InvalidPayloadError(msg)
+    if len(index) != n_rows:
+        msg = (
+            f"dataframe_split.index has {len(index)} row ids for {n_rows} data rows; "
+            "send one row id per data row"
+        )
+        raise InvalidPayloadError(msg)
+    for position, row_id in enumerate(index):
+        problem = _row_id_problem(row_id)
+        if problem is not None:
+            msg = f"dataframe_split.index entry {position} must be an integer row id; {problem}"
+            raise InvalidPayloadError(msg)
+    _check_unique_row_ids(index, "dataframe_split.index")
+    return index
+
+
+def _row_id_problem(row_id: object) -> str | None:
+    """Describe why ``row_id`` cannot be a row id, or return None when it can.
+
+    The description names the JSON type only, because a string row id may be a policy number.
+    """
+    if type(row_id) is int:
+        if _ROW_ID_MIN <= row_id <= _ROW_ID_MAX:
+            return None
+        return "got an integer beyond the signed 64-bit range"
+    # orjson reads integers beyond the unsigned 64-bit range as floats.
+    if type(row_id) is float and row_id.is_integer() and abs(row_id) >= 2**63:
+        return "got a number beyond the signed 64-bit range"
+    return f"got {_json_kind(row_id)}"
+
+
+def _check_unique_row_ids(row_ids: list[int], where: str) -> None:
+    # pandas allows a repeated index, but the row id is the only link between a response row
+    # and its request row, so repeats are rejected.
+    if len(set(row_ids)) == len(row_ids):
+        return
+    counts = Counter(row_ids)
+    repeated = [row_id for row_id, count in counts.items() if count > 1]
+    msg = (
+        f"{where} contains repeated row ids {repeated[:5]} ({len(repeated)} in all); "
+        "give each row its own id"
+    )
+    raise InvalidPayloadError(msg)
+
+
+def _json_kind(value: object) -> str:
+    """Name the JSON type of a parsed value, for error messages that must not echo it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
 
 
 def _parse_records(records: object, extra: frozenset[str], max_rows: int) -> ParsedPayload:
@@ -193,11 +289,28 @@ def _row_list(rows: object, where: str, max_rows: int) -> list[Any]:
     return rows
 
 
+def _check_params(params: object) -> None:
+    if params is None or params == {}:
+        return
+    if not isinstance(params, dict):
+        msg = f"params must be a JSON object, got {_json_kind(params)}; omit it or send {{}}"
+        raise InvalidPayloadError(msg)
+    msg = f"this model takes no inference parameters, got {sorted(params)[:5]}; remove them"
+    raise InvalidPayloadError(msg)
+
+
 def _extra_columns(value: object) -> frozenset[str]:
     if value is None:
         return frozenset()
     if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
         msg = "extra_columns must be a list of column names"
+        raise InvalidPayloadError(msg)
+    features = [name for name in value if name in _FEATURE_SET]
+    if features:
+        msg = (
+            f"extra_columns names feature columns {features[:5]}; the model reads every feature, "
+            "so list only columns it should ignore"
+        )
         raise InvalidPayloadError(msg)
     return frozenset(value)
 
@@ -210,10 +323,12 @@ def _check_columns(columns: Sequence[str], extra: frozenset[str], where: str) ->
     present = set(columns)
     unknown = sorted(present - _FEATURE_SET - extra)
     if unknown:
-        msg = (
-            f"{where} has unknown columns {unknown[:5]} ({len(unknown)} in all); list ignored "
-            "columns in extra_columns"
-        )
+        if where.startswith("data "):
+            # Snowflake reads extra keys of a wide row as inference parameters.
+            hint = "remove them, because this model takes no inference parameters"
+        else:
+            hint = "list ignored columns in extra_columns"
+        msg = f"{where} has unknown columns {unknown[:5]} ({len(unknown)} in all); {hint}"
         raise InvalidPayloadError(msg)
     missing = [name for name in FEATURE_NAMES if name not in present]
     if missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import structlog
@@ -28,12 +28,15 @@ __all__ = [
     "BUILTIN_VERSION",
     "LOCKSTEP_MAX_ROWS",
     "BuiltinModel",
+    "Method",
     "ServedModel",
     "compile_checked_forest",
     "load_served_model",
 ]
 
 BUILTIN_VERSION = "BUILTIN"
+Method = Literal["predict", "predict_proba"]
+"""Model method behind an inference endpoint (``/predict``, ``/predict-proba``)."""
 # Batches up to this size go to the lockstep evaluator, larger ones to scikit-learn. Measured on
 # the benchmark machine (docs/benchmarks.md), the two cost the same at about 200-250 rows for
 # the default model (40 trees, depth 13) and at 400-500 rows for 300 trees of depth 7. Per row,
@@ -54,6 +57,11 @@ class BuiltinModel:
         """Return ``[[1 - s, s], ...]`` where ``s`` is the rule-based score of each row."""
         scores = rule_based_scores(matrix)
         return np.column_stack([1.0 - scores, scores])
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """Return the class with the higher probability, class 0 on a tie (``np.argmax``)."""
+        labels: np.ndarray = self.classes_[np.argmax(self.predict_proba(matrix), axis=1)]
+        return labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +85,27 @@ class ServedModel:
         probabilities: np.ndarray = np.asarray(self.model.predict_proba(matrix), dtype=np.float64)
         return probabilities
 
-    def uses_native_threads(self, n_rows: int) -> bool:
-        """Return whether scoring ``n_rows`` rows may start OpenMP or BLAS threads.
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """Return the class label of each row from the model's own ``predict``.
+
+        The label is not derived from ``predict_proba``: at a raw score of exactly 0 (both
+        probabilities 0.5) ``GradientBoostingClassifier.predict`` returns class 1 while
+        ``argmax`` returns class 0, and a tiny positive raw score rounds both probabilities to
+        0.5 for ``HistGradientBoostingClassifier``.
+        """
+        return np.asarray(self.model.predict(matrix))
+
+    def uses_native_threads(self, n_rows: int, method: Method = "predict_proba") -> bool:
+        """Return whether ``method`` on ``n_rows`` rows may start OpenMP or BLAS threads.
 
         The lockstep evaluator and the built-in function run single-threaded NumPy code, so the
         server skips the thread limit (about 8-15 µs) and the worker-thread hand-off for them.
+        ``predict`` always calls scikit-learn for a trained model.
         """
         if self.builtin:
             return False
+        if method == "predict":
+            return True
         return self.forest is None or n_rows > LOCKSTEP_MAX_ROWS
 
     def health(self) -> dict[str, Any]:

@@ -8,12 +8,13 @@ Endpoints (paths as the Snowflake inference service names them)::
                           deterministic built-in function is served because no artifact exists
 
 Request bodies are parsed by ``payloads.parse_payload`` and scored with one ``predict_proba``
-call per request. Small requests (body up to ``INLINE_MAX_BODY_BYTES``) to a model that the
-lockstep evaluator or the built-in function scores run on the event loop: parsing and scoring a
-few rows that way takes well under a millisecond, less than handing them to a worker thread and
-back. Other requests run in a worker thread, so the event loop stays free. There each
-scikit-learn call runs under ``ScoringThreads`` (``MODEL_SERVER_SCORING_THREADS`` OpenMP and BLAS
-threads, default 1).
+(or ``predict``) call per request. Small requests (body up to ``INLINE_MAX_BODY_BYTES``) run
+on the event loop when the lockstep evaluator or the built-in function scores them: parsing and
+scoring a few rows that way takes well under a millisecond, less than handing them to a worker
+thread and back. Other requests, including ``/predict`` on a trained model (which calls
+scikit-learn's own ``predict``), run in a worker thread, so the event loop stays free. There
+each scikit-learn call runs under ``ScoringThreads`` (``MODEL_SERVER_SCORING_THREADS`` OpenMP
+and BLAS threads, default 1).
 
 Start-up loads the model, then scores one row of the feature defaults through the parse, predict
 and encode steps of a request before uvicorn accepts connections. scikit-learn's first
@@ -40,14 +41,13 @@ from fastapi.responses import JSONResponse
 from evidence_model_client.config import ServerSettings, get_server_settings
 from evidence_model_client.payloads import InvalidPayloadError, ParsedPayload, parse_payload
 from evidence_model_client.protocol import encode_dataframe_split
-from evidence_model_client.served_model import ServedModel, load_served_model
+from evidence_model_client.served_model import Method, ServedModel, load_served_model
 from evidence_model_client.threads import ScoringThreads
 
 __all__ = ["create_app"]
 
 _log = structlog.get_logger("evidence_model_server")
 
-Outputs = Callable[[ServedModel, np.ndarray], list[dict[str, Any]]]
 
 # Bodies up to this size are parsed and scored on the event loop when no native threads are
 # involved. A one-row dataframe_split body is about 4.4 KB, so this covers about 14 rows, which
@@ -94,29 +94,30 @@ def create_app(
     @app.post("/predict-proba")
     async def predict_proba(request: Request) -> Response:
         """Return both class probabilities of each row."""
-        return await _handle(request, config, _proba_outputs)
+        return await _handle(request, config, "predict_proba")
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
         """Return the predicted class label of each row."""
-        return await _handle(request, config, _label_outputs)
+        return await _handle(request, config, "predict")
 
     return app
 
 
-async def _handle(request: Request, config: ServerSettings, outputs: Outputs) -> Response:
+async def _handle(request: Request, config: ServerSettings, method: Method) -> Response:
     started = time.perf_counter()
     path = request.url.path
+    too_large = f"request body exceeds {config.max_body_bytes} bytes"
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
-        return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
-    body = await request.body()
-    if len(body) > config.max_body_bytes:
-        return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
+        return _reject(path, too_large, 413)
+    body = await _read_body(request, config.max_body_bytes)
+    if body is None:
+        return _reject(path, too_large, 413)
     model: ServedModel = request.app.state.served
     threads: ScoringThreads = request.app.state.threads
     try:
-        content, rows = await _run_scoring(body, model, threads, outputs, config.max_rows)
+        content, rows = await _run_scoring(body, model, threads, method, config.max_rows)
     except InvalidPayloadError as exc:
         return _reject(path, str(exc), exc.status)
     _log.info(
@@ -129,48 +130,61 @@ async def _handle(request: Request, config: ServerSettings, outputs: Outputs) ->
     return Response(content=content, media_type="application/json")
 
 
+async def _read_body(request: Request, max_bytes: int) -> bytes | None:
+    """Read the request body, or return None as soon as it exceeds ``max_bytes``.
+
+    A chunked body carries no Content-Length, so the size is checked while reading and the
+    rest of an oversized body is never read into memory.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _warm_up(model: ServedModel, threads: ScoringThreads) -> float:
     """Score one row of feature defaults in a worker thread; return the time taken in ms."""
     defaults = np.array([[spec.default for spec in FEATURE_SPEC]], dtype=np.float64)
     body = encode_dataframe_split(defaults)
     started = time.perf_counter()
-    await anyio.to_thread.run_sync(_score, body, model, threads, _proba_outputs, 1)
+    await anyio.to_thread.run_sync(_score, body, model, threads, "predict_proba", 1)
     return (time.perf_counter() - started) * 1000
 
 
 async def _run_scoring(
-    body: bytes, model: ServedModel, threads: ScoringThreads, outputs: Outputs, max_rows: int
+    body: bytes, model: ServedModel, threads: ScoringThreads, method: Method, max_rows: int
 ) -> tuple[bytes, int]:
-    if len(body) > INLINE_MAX_BODY_BYTES or model.uses_native_threads(1):
-        return await anyio.to_thread.run_sync(_score, body, model, threads, outputs, max_rows)
+    if len(body) > INLINE_MAX_BODY_BYTES or model.uses_native_threads(1, method):
+        return await anyio.to_thread.run_sync(_score, body, model, threads, method, max_rows)
     parsed = parse_payload(body, max_rows=max_rows)
     # A small body may still hold more rows than the lockstep evaluator takes (short numbers).
-    if model.uses_native_threads(len(parsed.row_ids)):
-        return await anyio.to_thread.run_sync(_score_parsed, parsed, model, threads, outputs)
-    return _score_parsed(parsed, model, threads, outputs)
+    if model.uses_native_threads(len(parsed.row_ids), method):
+        return await anyio.to_thread.run_sync(_score_parsed, parsed, model, threads, method)
+    return _score_parsed(parsed, model, threads, method)
 
 
 def _score(
-    body: bytes, model: ServedModel, threads: ScoringThreads, outputs: Outputs, max_rows: int
+    body: bytes, model: ServedModel, threads: ScoringThreads, method: Method, max_rows: int
 ) -> tuple[bytes, int]:
-    return _score_parsed(parse_payload(body, max_rows=max_rows), model, threads, outputs)
+    return _score_parsed(parse_payload(body, max_rows=max_rows), model, threads, method)
 
 
 def _score_parsed(
-    parsed: ParsedPayload, model: ServedModel, threads: ScoringThreads, outputs: Outputs
+    parsed: ParsedPayload, model: ServedModel, threads: ScoringThreads, method: Method
 ) -> tuple[bytes, int]:
-    if model.uses_native_threads(len(parsed.row_ids)):
+    outputs = _OUTPUTS[method]
+    if model.uses_native_threads(len(parsed.row_ids), method):
         with threads.limit():
             results = outputs(model, parsed.matrix)
     else:
         results = outputs(model, parsed.matrix)
+    # parse_payload admits only row ids in the signed 64-bit range, which orjson can encode.
     rows = [[row_id, output] for row_id, output in zip(parsed.row_ids, results, strict=True)]
-    try:
-        return orjson.dumps({"data": rows}), len(rows)
-    except orjson.JSONEncodeError as exc:
-        # Python's json parser, the fallback for NaN tokens, accepts integers of any size.
-        msg = "row ids must be strings or integers within the signed 64-bit range"
-        raise InvalidPayloadError(msg) from exc
+    return orjson.dumps({"data": rows}), len(rows)
 
 
 def _proba_outputs(model: ServedModel, matrix: np.ndarray) -> list[dict[str, Any]]:
@@ -182,11 +196,13 @@ def _proba_outputs(model: ServedModel, matrix: np.ndarray) -> list[dict[str, Any
 
 
 def _label_outputs(model: ServedModel, matrix: np.ndarray) -> list[dict[str, Any]]:
-    # The label is the class with the highest probability, as scikit-learn's predict chooses it.
-    probabilities = model.predict_proba(matrix)
-    classes = np.asarray(getattr(model.model, "classes_", [0, 1]))
-    labels = classes[np.argmax(probabilities, axis=1)]
-    return [{"output_feature_0": int(label)} for label in labels.tolist()]
+    return [{"output_feature_0": int(label)} for label in model.predict(matrix).tolist()]
+
+
+_OUTPUTS: dict[Method, Callable[[ServedModel, np.ndarray], list[dict[str, Any]]]] = {
+    "predict_proba": _proba_outputs,
+    "predict": _label_outputs,
+}
 
 
 def _reject(path: str, message: str, status: int) -> JSONResponse:
