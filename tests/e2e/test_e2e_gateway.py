@@ -149,18 +149,16 @@ def test_json_api_4xx(stack: Stack) -> None:
     url = stack.gateway_url
     missing = httpx.post(f"{url}/v1/predict", json={"policy_number": "P-1", "mib_xml": "<r/>"})
     broken = _predict(url, "P-1", "<r/>", "<IntelRXResponse>")
-    wrong_type = httpx.post(f"{url}/v1/predict", content=b"[]")
+    wrong_type = httpx.post(
+        f"{url}/v1/predict", content=b"[]", headers={"content-type": "application/json"}
+    )
+    untyped = httpx.post(f"{url}/v1/predict", content=b"[]")
     unknown = httpx.get(f"{url}/v1/nothing")
     method = httpx.get(f"{url}/v1/predict")
 
-    assert [r.status_code for r in (missing, broken, wrong_type, unknown, method)] == [
-        422,
-        422,
-        422,
-        404,
-        405,
-    ]
-    for response in (missing, broken, wrong_type, unknown, method):
+    answers = (missing, broken, wrong_type, untyped, unknown, method)
+    assert [r.status_code for r in answers] == [422, 422, 422, 415, 404, 405]
+    for response in answers:
         assert {"type", "message", "document"} == set(response.json()["error"])
 
 

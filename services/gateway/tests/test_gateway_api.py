@@ -184,13 +184,14 @@ async def test_predict_missing_field_does_not_echo(gateway: Any) -> None:
 
 
 async def test_predict_xml_body_does_not_echo(gateway: Any) -> None:
-    """An XML body sent as the request gets 422 without the XML in the response."""
+    """An XML body sent as the request gets 415 without the XML in the response."""
     xml = "<MIBResponse><Name>Jane Example</Name></MIBResponse>"
     response = await gateway.client.post(
         "/v1/predict", content=xml, headers={"content-type": "application/xml"}
     )
 
-    assert response.status_code == 422
+    assert response.status_code == 415
+    assert response.json()["error"]["type"] == "unsupported_media_type"
     assert "Jane Example" not in response.text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -106,12 +107,69 @@ async def test_functions_empty_batch(gateway: Any) -> None:
     assert response.json() == {"data": []}
 
 
-async def test_functions_bad_row_number_400(gateway: Any) -> None:
-    """A row without an integer row number makes the envelope unusable: 400."""
-    for rows in ([["0", "P", None, None]], [[]], [[True, "P", None, None]]):
-        response = await gateway.client.post("/functions/predict", json={"data": rows})
-        assert response.status_code == 400, rows
-        assert response.json()["error"]["type"] == "invalid_envelope"
+NOT_ROW_NUMBERS = [True, False, 1.0, 0.0, "0", None, [0], {"row": 0}]
+
+
+@pytest.mark.parametrize("number", NOT_ROW_NUMBERS, ids=repr)
+@pytest.mark.parametrize("route", ["/functions/predict", "/functions/health"])
+async def test_functions_bad_row_number_400(gateway: Any, route: str, number: object) -> None:
+    """A row number that is not a JSON integer is a 400 naming the row, never echoed."""
+    rows = [[0, "P-0", None, None], [number, "P-1", None, None]]
+
+    response = await gateway.client.post(route, json={"data": rows})
+
+    assert 400 == response.status_code, response.text
+    error = response.json()["error"]
+    assert "invalid_envelope" == error["type"]
+    assert "data[1] does not start with an integer row number" == error["message"]
+
+
+@pytest.mark.parametrize("route", ["/functions/predict", "/functions/health"])
+async def test_functions_empty_row_400(gateway: Any, route: str) -> None:
+    """A row with no elements has no row number: 400."""
+    response = await gateway.client.post(route, json={"data": [[]]})
+
+    assert 400 == response.status_code, response.text
+    assert "invalid_envelope" == response.json()["error"]["type"]
+
+
+async def test_functions_bad_row_number_not_queued(
+    gateway: Any, smoke_pair: tuple[str, str], make_settings: Callable[..., Settings]
+) -> None:
+    """A predict batch rejected for a boolean row number scores and queues nothing."""
+    rows = [[0, "P-0", *smoke_pair], [True, "P-1", *smoke_pair]]
+
+    response = await gateway.client.post("/functions/predict", json={"data": rows})
+
+    assert 400 == response.status_code
+    assert 0 == PredictionQueue(make_settings().queue_path).depth()
+
+
+async def test_functions_health_duplicate_row_numbers_400(gateway: Any) -> None:
+    """FN_HEALTH rejects a repeated row number as FN_API_PREDICT does."""
+    response = await gateway.client.post("/functions/health", json={"data": [[3], [3]]})
+
+    assert 400 == response.status_code
+    assert "same row number twice" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1])
+async def test_functions_health_row_number_beyond_int64(gateway: Any, number: int) -> None:
+    """FN_HEALTH rejects a row number outside the signed 64-bit range with 400."""
+    response = await gateway.client.post("/functions/health", json={"data": [[number]]})
+
+    assert 400 == response.status_code
+    assert "data[0][0] is outside the signed 64-bit range" in response.text
+
+
+async def test_functions_health_echoes_row_numbers(gateway: Any) -> None:
+    """FN_HEALTH echoes the row numbers as sent, in input order."""
+    response = await gateway.client.post(
+        "/functions/health", json={"data": [[7], [2**63 - 1], [-1]]}
+    )
+
+    assert 200 == response.status_code
+    assert [7, 2**63 - 1, -1] == [row[0] for row in response.json()["data"]]
 
 
 async def test_functions_duplicate_row_numbers_400(gateway: Any) -> None:
@@ -255,3 +313,65 @@ async def test_functions_row_number_int64_edges(gateway: Any, smoke_pair: tuple[
 
     assert 200 == response.status_code
     assert [2**63 - 1, -(2**63)] == [row[0] for row in response.json()["data"]]
+
+
+def _with_lone_surrogate(rows: list[list[Any]]) -> bytes:
+    """Encode ``rows`` as a batch body, turning each LONE marker into a \\ud800 JSON escape."""
+    return json.dumps({"data": rows}).replace("LONE", "\\ud800").encode("ascii")
+
+
+async def test_functions_lone_surrogate_fails_own_row(
+    gateway: Any, smoke_pair: tuple[str, str], make_settings: Callable[..., Settings]
+) -> None:
+    """A lone surrogate fails only its row, naming the column; the other rows are scored."""
+    mib, rx = smoke_pair
+    rows = [
+        [0, "P-0", mib, rx],
+        [1, "P-1", mib, '<IntelRXResponse a="LONE"/>'],
+        [2, "P-2", "<MIBResponse>LONE</MIBResponse>", rx],
+        [3, "P-LONE", mib, rx],
+        [4, "P-4", mib, rx],
+    ]
+
+    with structlog.testing.capture_logs() as logs:
+        response = await gateway.client.post(
+            "/functions/predict",
+            content=_with_lone_surrogate(rows),
+            headers={"content-type": "application/json"},
+        )
+
+    assert 200 == response.status_code, response.text
+    data = response.json()["data"]
+    assert [0, 1, 2, 3, 4] == [row[0] for row in data]
+    values = [row[1] for row in data]
+    assert 0.0 <= values[0]["risk_score"] <= 1.0
+    assert 0.0 <= values[4]["risk_score"] <= 1.0
+    assert "invalid_document_encoding" == values[1]["error_type"]
+    assert "RX" == values[1]["document"]
+    assert values[1]["error"].startswith("rx_xml contains a lone UTF-16 surrogate")
+    assert "invalid_document_encoding" == values[2]["error_type"]
+    assert "MIB" == values[2]["document"]
+    assert values[2]["error"].startswith("mib_xml contains a lone UTF-16 surrogate")
+    assert "invalid_policy_number" == values[3]["error_type"]
+    assert values[3]["error"].startswith("policy_number contains a lone UTF-16 surrogate U+D800")
+    assert 2 == PredictionQueue(make_settings().queue_path).depth()
+    assert [] == [line for line in logs if line["log_level"] == "error"]
+
+
+async def test_functions_lone_surrogate_batch_id_rows(
+    gateway: Any, smoke_pair: tuple[str, str]
+) -> None:
+    """With a batch id, a lone-surrogate row still fails alone and the others get stable ids."""
+    mib, rx = smoke_pair
+    rows = [[0, "P-0", mib, rx], [1, "P-1", "LONE", rx]]
+    headers = {"content-type": "application/json", BATCH_HEADER: "01b2c3d4-0000:1:1:0:9"}
+
+    response = await gateway.client.post(
+        "/functions/predict", content=_with_lone_surrogate(rows), headers=headers
+    )
+
+    assert 200 == response.status_code, response.text
+    data = response.json()["data"]
+    expected_id = service_function_prediction_id("01b2c3d4-0000:1:1:0:9", 0, rows[0][1:])
+    assert expected_id == data[0][1]["prediction_id"]
+    assert "invalid_document_encoding" == data[1][1]["error_type"]

@@ -19,13 +19,19 @@ __all__ = ["BodySizeLimitMiddleware", "BodyTooLargeError"]
 
 
 class BodyTooLargeError(HTTPException):
-    """Raised from ``receive`` once the body passes the limit; handled as a JSON 413."""
+    """Raised once the body passes the limit, and handled as a JSON 413.
 
-    def __init__(self, max_body_bytes: int) -> None:
+    Args:
+        max_body_bytes: The limit, ``GATEWAY_MAX_BODY_BYTES``.
+        decompressed: The limit was passed while decompressing a gzip body, not while reading.
+    """
+
+    def __init__(self, max_body_bytes: int, *, decompressed: bool = False) -> None:
+        body = "decompressed request body" if decompressed else "request body"
         super().__init__(
             status_code=413,
             detail=(
-                f"request body is larger than GATEWAY_MAX_BODY_BYTES={max_body_bytes} bytes; "
+                f"{body} is larger than GATEWAY_MAX_BODY_BYTES={max_body_bytes} bytes; "
                 "send fewer or smaller documents"
             ),
         )

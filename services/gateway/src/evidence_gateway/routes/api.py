@@ -29,6 +29,10 @@ __all__ = ["router"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "The bearer token is missing or wrong."},
     413: {"model": ErrorBody, "description": "Body, document or batch larger than the limits."},
+    415: {
+        "model": ErrorBody,
+        "description": "Content-Type is not JSON, or Content-Encoding is not gzip or identity.",
+    },
     422: {"model": ErrorBody, "description": "Invalid body, or a document that cannot be parsed."},
     503: {"model": ErrorBody, "description": "The prediction could not be recorded; retry."},
 }

@@ -36,13 +36,18 @@ QUERY_ID_HEADER = "sf-external-function-current-query-id"
 _MAX_HEADER_ID_LENGTH = 256
 _ARGUMENTS = ("policy_number", "mib_xml", "rx_xml")
 # Control and format characters and line and paragraph separators: they can rewrite terminals
-# and log viewers or hide the difference between two ids. Lone surrogates never get this far,
-# because pydantic's JSON parser rejects the whole body.
+# and log viewers or hide the difference between two ids.
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 router = APIRouter(
     prefix="/functions", tags=["snowflake service functions"], route_class=JSONBodyRoute
 )
+
+
+_UNSUPPORTED_BODY: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "Content-Type is not JSON, or Content-Encoding is not gzip or identity.",
+}
 
 
 class _EnvelopeError(ValueError):
@@ -55,31 +60,44 @@ _MIN_ROW_NUMBER = -(2**63)
 _MAX_ROW_NUMBER = 2**63 - 1
 
 
-def _is_row_number(value: object) -> bool:
+def _out_of_range_message(position: int) -> str:
     return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and _MIN_ROW_NUMBER <= value <= _MAX_ROW_NUMBER
+        f"data[{position}][0] is outside the signed 64-bit range of Snowflake row numbers; "
+        "send the row's 0-based position"
     )
 
 
 def _row_numbers(data: list[list[Any]]) -> list[int]:
+    """Return each row's row number, checking that all are distinct signed 64-bit integers.
+
+    A JSON ``true`` or ``false`` decodes to a Python bool, which is an int subclass, so bools
+    are rejected by name. So are floats such as ``1.0``, strings and nulls.
+
+    Raises:
+        _EnvelopeError: a row has no integer row number, one outside the signed 64-bit range,
+            or one that an earlier row already has.
+    """
     numbers: list[int] = []
     for position, raw in enumerate(data):
-        if not raw or isinstance(raw[0], bool) or not isinstance(raw[0], int):
+        number = raw[0] if raw else None
+        if isinstance(number, float) and number.is_integer() and abs(number) >= 2**63:
+            # orjson (3.13) decodes an integer literal beyond 64 bits as a float, so such a row
+            # number arrives here as one. Rounding can make it exactly -2**63, hence ">=".
+            raise _EnvelopeError(_out_of_range_message(position))
+        if isinstance(number, bool) or not isinstance(number, int):
             msg = f"data[{position}] does not start with an integer row number"
             raise _EnvelopeError(msg)
-        if not _MIN_ROW_NUMBER <= raw[0] <= _MAX_ROW_NUMBER:
-            msg = (
-                f"data[{position}][0] is outside the signed 64-bit range of Snowflake row "
-                "numbers; send the row's 0-based position"
-            )
-            raise _EnvelopeError(msg)
-        numbers.append(raw[0])
+        if not _MIN_ROW_NUMBER <= number <= _MAX_ROW_NUMBER:
+            raise _EnvelopeError(_out_of_range_message(position))
+        numbers.append(number)
     if len(set(numbers)) != len(numbers):
         msg = "data holds the same row number twice; each row number must be unique in a batch"
         raise _EnvelopeError(msg)
     return numbers
+
+
+def _invalid_envelope(error: _EnvelopeError) -> JSONResponse:
+    return JSONResponse(error_body("invalid_envelope", str(error)), status_code=400)
 
 
 def _check_policy_number(value: str) -> RowFailure | None:
@@ -96,6 +114,14 @@ def _check_policy_number(value: str) -> RowFailure | None:
         )
     for index, character in enumerate(value):
         category = unicodedata.category(character)
+        if category == "Cs":
+            # A JSON escape such as "\\ud800" decodes to a lone surrogate, which cannot be
+            # stored as UTF-8 or sent back in the response.
+            return RowFailure(
+                "invalid_policy_number",
+                f"policy_number contains a lone UTF-16 surrogate U+{ord(character):04X} at "
+                f"index {index}; send the policy number as valid Unicode text",
+            )
         if category in _REJECTED_CATEGORIES:
             return RowFailure(
                 "invalid_policy_number",
@@ -155,6 +181,7 @@ def _header_id(request: Request, name: str) -> str | None:
     responses={
         400: {"model": ErrorBody, "description": "The envelope has no usable row numbers."},
         413: {"model": ErrorBody, "description": "More rows than GATEWAY_MAX_BATCH_ROWS."},
+        415: _UNSUPPORTED_BODY,
         503: {"model": ErrorBody, "description": "Not recorded; Snowflake retries the batch."},
     },
     summary="Score a service-function batch (FN_API_PREDICT)",
@@ -174,7 +201,7 @@ async def predict_rows(
     try:
         numbers = _row_numbers(body.data)
     except _EnvelopeError as exc:
-        return JSONResponse(error_body("invalid_envelope", str(exc)), status_code=400)
+        return _invalid_envelope(exc)
 
     batch_id = _header_id(request, QUERY_BATCH_ID_HEADER)
     structlog.contextvars.bind_contextvars(
@@ -208,10 +235,22 @@ async def predict_rows(
 @router.post(
     "/health",
     response_model=ServiceFunctionResponse,
+    responses={
+        400: {"model": ErrorBody, "description": "The envelope has no usable row numbers."},
+        415: _UNSUPPORTED_BODY,
+    },
     summary="Health as a service function (FN_HEALTH)",
 )
 async def health_rows(body: ServiceFunctionRequest, readiness: ReadinessDep) -> JSONResponse:
-    """Return the gateway's readiness summary for every row."""
+    """Return the gateway's readiness summary for every row.
+
+    Row numbers are checked as ``/functions/predict`` checks them, so a row number that is not
+    a JSON integer gets 400 instead of a response row under another number.
+    """
+    try:
+        numbers = _row_numbers(body.data)
+    except _EnvelopeError as exc:
+        return _invalid_envelope(exc)
     report = await readiness.check()
     summary = {
         "status": {"ready": "healthy", "degraded": "degraded"}.get(report.status, "unhealthy"),
@@ -219,8 +258,4 @@ async def health_rows(body: ServiceFunctionRequest, readiness: ReadinessDep) -> 
         "feature_spec_version": report.feature_spec_version,
         "model_version": report.model_version,
     }
-    output = [
-        [raw[0] if raw and _is_row_number(raw[0]) else position, summary]
-        for position, raw in enumerate(body.data)
-    ]
-    return JSONResponse({"data": output})
+    return JSONResponse({"data": [[number, summary] for number in numbers]})
