@@ -193,6 +193,21 @@ async def test_functions_over_row_limit_413(
     assert response.status_code == 413
 
 
+async def test_functions_health_over_row_limit_413(
+    gateway_factory: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """FN_HEALTH takes at most GATEWAY_MAX_BATCH_ROWS rows; 3 pass and 4 get 413."""
+    gw = await gateway_factory(make_settings(max_batch_rows=3))
+
+    at_limit = await gw.client.post("/functions/health", json={"data": [[0], [1], [2]]})
+    over = await gw.client.post("/functions/health", json={"data": [[0], [1], [2], [3]]})
+
+    assert 200 == at_limit.status_code
+    assert [0, 1, 2] == [row[0] for row in at_limit.json()["data"]]
+    assert 413 == over.status_code
+    assert "GATEWAY_MAX_BATCH_ROWS" in over.json()["error"]["message"]
+
+
 async def test_functions_health_answers_each_row(gateway: Any) -> None:
     """FN_HEALTH gets one healthy status object per row."""
     response = await gateway.client.post("/functions/health", json={"data": [[0], [1]]})

@@ -237,16 +237,23 @@ async def predict_rows(
     response_model=ServiceFunctionResponse,
     responses={
         400: {"model": ErrorBody, "description": "The envelope has no usable row numbers."},
+        413: {"model": ErrorBody, "description": "More rows than GATEWAY_MAX_BATCH_ROWS."},
         415: _UNSUPPORTED_BODY,
     },
     summary="Health as a service function (FN_HEALTH)",
 )
-async def health_rows(body: ServiceFunctionRequest, readiness: ReadinessDep) -> JSONResponse:
+async def health_rows(
+    body: ServiceFunctionRequest, readiness: ReadinessDep, settings: SettingsDep
+) -> JSONResponse:
     """Return the gateway's readiness summary for every row.
 
     Row numbers are checked as ``/functions/predict`` checks them, so a row number that is not
-    a JSON integer gets 400 instead of a response row under another number.
+    a JSON integer gets 400 instead of a response row under another number. The row limit
+    applies too: every row gets a copy of the summary, so a body of short rows would otherwise
+    ask for an answer about a hundred times its size.
     """
+    if len(body.data) > settings.max_batch_rows:
+        raise BatchTooLargeError(len(body.data), settings.max_batch_rows)
     try:
         numbers = _row_numbers(body.data)
     except _EnvelopeError as exc:
