@@ -223,7 +223,7 @@ def test_generic_response_root_still_mib() -> None:
 )  # fmt: skip
 def test_parse_number_bounds(text: str, expected: float | None) -> None:
     """Numbers above 10**9, which no report field reaches, read as missing."""
-    from evidence_features._fields import parse_number
+    from evidence_features._numbers import parse_number
 
     assert expected == parse_number(text)
 

@@ -11,7 +11,7 @@ from evidence_features import (
     EvidenceFeaturesError,
     extract_features,
 )
-from evidence_features._drugs import load_drug_catalog, parse_strength
+from evidence_features._drugs import load_drug_catalog, normalise_text, parse_strength
 
 CATALOG = load_drug_catalog()
 
@@ -207,3 +207,59 @@ def test_generated_reports_mostly_known() -> None:
         unknown += sum(w.count for w in vector.warnings if w.kind == "unknown_drug")
     assert fills > 1000
     assert unknown < 0.02 * fills
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ＭＥＴＦＯＲＭＩＮ",  # full-width letters
+        "ｍｅｔｆｏｒｍｉｎ　ＨＣＬ",  # full-width lower case and ideographic space
+        "METFORMIN\u200b",  # zero-width space
+        "MET\u200dFOR\u00adMIN",  # zero-width joiner and soft hyphen
+        "\ufeffMETFORMIN",  # byte-order mark inside the text
+        "METFORMIN\u00a0HCL",  # no-break space before the salt
+    ],
+)
+def test_unicode_name_variants_resolve(name: str) -> None:
+    """NFKC and dropping format characters map look-alike names to the plain generic."""
+    info = CATALOG.describe(name, None, None, None, None)
+
+    assert "METFORMIN" == info.key
+    assert not info.unknown
+    assert {"NONINSULIN_ANTIDIABETIC"} == set(info.classes)
+
+
+def test_unicode_brand_and_form_normalised() -> None:
+    """Brand names and dosage forms get the same normalisation as generic names."""
+    assert {"NONINSULIN_ANTIDIABETIC"} == classes_of(None, "ＧＬＵＣＯＰＨＡＧＥ")
+    assert {"OPIOID"} == classes_of("BUPRENORPHINE", None, "TRANSDERMAL\u200b ＰＡＴＣＨ")
+
+
+def test_format_characters_only_name_is_missing() -> None:
+    """A name made only of format characters names no drug, like an empty name."""
+    info = CATALOG.describe("\u200b\u200d", None, None, None, None)
+
+    assert info.key is None
+    assert not info.unknown
+
+
+def test_unicode_name_fill_not_unknown() -> None:
+    """A full-width generic name in a report raises no unknown_drug warning."""
+    document = (
+        "<IntelRXResponse><DrugFill><DrugGenericName>ＭＥＴＦＯＲＭＩＮ</DrugGenericName>"
+        "</DrugFill><DrugFill><DrugGenericName>LISINOPRIL\u200b</DrugGenericName></DrugFill>"
+        "</IntelRXResponse>"
+    )
+    vector = extract_features(None, document)
+
+    assert 1.0 == vector.as_dict()["RX_DRUG_NONINSULIN_ANTIDIABETIC"]
+    assert 1.0 == vector.as_dict()["RX_ANTIHYPERTENSIVE_CLASS_COUNT"]
+    assert 2.0 == vector.as_dict()["RX_UNIQUE_DRUGS"]
+    assert [] == [w for w in vector.warnings if w.kind == "unknown_drug"]
+
+
+def test_normalise_text_ascii_unchanged() -> None:
+    """ASCII text is returned as the same object, so ordinary names cost nothing extra."""
+    text = "LISINOPRIL 10 MG"
+
+    assert normalise_text(text) is text

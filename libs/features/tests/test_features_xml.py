@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import math
 import time
+from collections.abc import Callable
 
 import pytest
 from evidence_features import (
@@ -18,11 +19,13 @@ from evidence_features import (
     extract_features,
 )
 from evidence_features._xml import _HOSTILE_MARKERS
+from lxml import etree
 
 ONE_FILL = (
     b"<IntelRXResponse><DrugFill><DrugGenericName>METFORMIN</DrugGenericName>"
     b"</DrugFill></IntelRXResponse>"
 )
+METFORMIN_FILL = "<DrugFill><DrugGenericName>METFORMIN</DrugGenericName></DrugFill>"
 TWO_FILLS = (
     b"<IntelRXResponse><DrugFill><DrugGenericName>METFORMIN</DrugGenericName></DrugFill>"
     b"<DrugFill><DrugGenericName>LISINOPRIL</DrugGenericName></DrugFill></IntelRXResponse>"
@@ -43,19 +46,24 @@ def mib_values(document: bytes | str) -> dict[str, float]:
         (ONE_FILL, 1),
         (TWO_FILLS, 2),
         (b"<IntelRXResponse></IntelRXResponse>", 0),
-        (b"<IntelRXResponse><DrugFill/></IntelRXResponse>", 1),
+        (b"<IntelRXResponse><DrugFill/></IntelRXResponse>", 0),
     ],
 )
 def test_fill_count_zero_one_many(document: bytes, fills: int) -> None:
-    """One fill counts as one, two as two, none as zero (P-01)."""
+    """One fill counts as one, two as two, none and an empty fill element as zero."""
     assert fills == rx_values(document)["RX_TOTAL_FILLS"]
 
 
-def test_empty_fill_is_unknown_drug() -> None:
-    """A self-closing DrugFill counts as a fill with no drug and raises unknown_drug."""
+def test_empty_fill_warns_empty_record() -> None:
+    """A self-closing DrugFill is no fill: only empty_record, no unknown_drug or undated_record."""
     vector = extract_features(None, b"<IntelRXResponse><DrugFill/></IntelRXResponse>")
-    assert vector.as_dict()["RX_UNIQUE_DRUGS"] == 0.0
-    assert FeatureWarning("unknown_drug", "RX", 1) in vector.warnings
+
+    assert 0.0 == vector.as_dict()["RX_UNIQUE_DRUGS"]
+    assert 0.0 == vector.as_dict()["HAS_RX_EVIDENCE"]
+    assert (
+        FeatureWarning("empty_record", "RX", 1),
+        FeatureWarning("missing_document", "MIB", 1),
+    ) == vector.warnings
 
 
 def test_leaf_values_attribute_blank_and_unit() -> None:
@@ -230,7 +238,15 @@ def test_element_cap_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", [{"max_bytes": 0}, {"max_depth": -1}, {"max_elements": 1.5}, {"max_depth": 300}]
+    "field",
+    [
+        {"max_bytes": 0},
+        {"max_depth": -1},
+        {"max_elements": 1.5},
+        {"max_depth": 300},
+        {"max_attributes": 0},
+        {"max_attributes": True},
+    ],
 )
 def test_parse_limits_invalid_values(field: dict[str, object]) -> None:
     """ParseLimits rejects non-positive, non-int and over-256 depth values with ValueError."""
@@ -437,3 +453,138 @@ def test_depth_cap_shortest_document(depth: int, rejected: bool) -> None:
     else:
         vector = extract_features(None, document, limits=limits)
         assert FeatureWarning("unrecognized_document", "RX", 1) in vector.warnings
+
+
+@pytest.mark.parametrize(
+    ("fills", "empty", "counted"),
+    [
+        ("<DrugFill/>", 1, 0),
+        ("<DrugFill>  \n </DrugFill>", 1, 0),
+        ('<DrugFill id=" "/>', 1, 0),
+        ("<MedicationDispensed/>", 1, 0),
+        ('<DrugFill id="7"/>', 0, 1),
+        ("<DrugFill><DrugGenericName/></DrugFill>", 0, 1),
+        ("<DrugFill/><DrugFill/><DrugFill/>" + METFORMIN_FILL, 3, 1),
+    ],
+)
+def test_empty_fill_elements(fills: str, empty: int, counted: int) -> None:
+    """Fill elements without child, text or non-blank attribute are skipped and counted."""
+    vector = extract_features(None, f"<IntelRXResponse>{fills}</IntelRXResponse>")
+    expected_warning = [FeatureWarning("empty_record", "RX", empty)] if empty else []
+
+    assert counted == vector.as_dict()["RX_TOTAL_FILLS"]
+    assert expected_warning == [w for w in vector.warnings if w.kind == "empty_record"]
+
+
+@pytest.mark.parametrize(
+    ("records", "empty", "counted"),
+    [
+        ("<MIBRecord/>", 1, 0),
+        ("<MIBRecord> </MIBRecord>", 1, 0),
+        ('<MIBRecord ReplyType="HIT"/>', 0, 1),
+        ('<MIBRecord/><MIBRecord ReplyType="HIT"><Code>503D</Code></MIBRecord><MIBRecord/>', 2, 1),
+    ],
+)
+def test_empty_flat_mib_records(records: str, empty: int, counted: int) -> None:
+    """Empty MIBRecord elements are skipped like empty fills."""
+    vector = extract_features(f"<MIBResponse>{records}</MIBResponse>", None)
+    expected_warning = [FeatureWarning("empty_record", "MIB", empty)] if empty else []
+
+    assert counted == vector.as_dict()["MIB_TOTAL_RECORDS"]
+    assert expected_warning == [w for w in vector.warnings if w.kind == "empty_record"]
+
+
+@pytest.mark.parametrize(("forms", "counted"), [(0, 0), (1, 0), (3, 1)])
+def test_empty_acord_form_instances(forms: int, counted: int) -> None:
+    """Empty ACORD FormInstance elements are not records; a real one next to them still is."""
+    real = (
+        '<FormInstance id="F9"><SubmitDate>2024-01-01</SubmitDate><FormResponse>'
+        "<ResponseData>503D</ResponseData></FormResponse></FormInstance>"
+    )
+    body = "<FormInstance/>" * forms + (real if counted else "")
+    document = (
+        '<TXLife xmlns="http://ACORD.org/Standards/Life/2"><TXLifeResponse><OLifE>'
+        f"{body}</OLifE></TXLifeResponse></TXLife>"
+    )
+    vector = extract_features(document, None, as_of=None)
+    expected_warning = [FeatureWarning("empty_record", "MIB", forms)] if forms else []
+
+    assert counted == vector.as_dict()["MIB_TOTAL_RECORDS"]
+    assert 0.0 == vector.as_dict()["MIB_UNDATED_RECORDS"]
+    assert expected_warning == [w for w in vector.warnings if w.kind == "empty_record"]
+
+
+def attribute_document(count: int, *, names: str = "a{}", separator: str = "=") -> bytes:
+    attributes = " ".join(f'{names.format(index)}{separator}"x"' for index in range(count))
+    return (
+        f"<IntelRXResponse><DrugFill {attributes}><DrugGenericName>METFORMIN</DrugGenericName>"
+        "</DrugFill></IntelRXResponse>"
+    ).encode()
+
+
+@pytest.mark.parametrize(("count", "rejected"), [(256, False), (257, True)])
+def test_attribute_cap_boundary(count: int, rejected: bool) -> None:
+    """One element may carry 256 attributes by default; one more raises with limit "attributes"."""
+    document = attribute_document(count)
+    if rejected:
+        with pytest.raises(DocumentTooLargeError, match="more than 256 attributes") as caught:
+            extract_features(None, document)
+        assert "attributes" == caught.value.limit
+        assert "RX" == caught.value.document
+    else:
+        assert 1.0 == extract_features(None, document).as_dict()["RX_TOTAL_FILLS"]
+
+
+def test_attribute_cap_any_element() -> None:
+    """The cap covers every element, not only fills, and a custom ParseLimits value."""
+    attributes = " ".join(f'a{index}="x"' for index in range(5))
+    document = f"<MIBResponse><Extra {attributes}/></MIBResponse>"
+    with pytest.raises(DocumentTooLargeError, match="more than 4 attributes") as caught:
+        extract_features(document, None, limits=ParseLimits(max_attributes=4))
+    assert "MIB" == caught.value.document
+    assert "attributes" == caught.value.limit
+
+
+def test_attribute_cap_utf7_hidden_equals() -> None:
+    """UTF-7 can hide every "=" in base64, so the byte pre-check cannot skip the probe there."""
+    body = attribute_document(300, separator="+AD0-")
+    document = b'<?xml version="1.0" encoding="UTF-7"?>' + body
+    assert document.count(b"=") < 256
+    with pytest.raises(DocumentTooLargeError) as caught:
+        extract_features(None, document)
+    assert "attributes" == caught.value.limit
+
+
+def test_attribute_cap_ignores_namespace_declarations() -> None:
+    """Namespace declarations are not attributes, so 300 of them pass the default cap."""
+    declarations = " ".join(f'xmlns:p{index}="urn:p{index}"' for index in range(300))
+    document = ONE_FILL.replace(b"<DrugFill>", f"<DrugFill {declarations}>".encode())
+    assert 1.0 == rx_values(document)["RX_TOTAL_FILLS"]
+
+
+def test_many_attributes_read_in_linear_time() -> None:
+    """40,000 attributes on one fill, with the cap raised, extract at a small multiple of the parse.
+
+    Reading them with element.items() costs time quadratic in their count.
+    """
+    names = "a{}"
+    document = attribute_document(40_000, names=names).replace(
+        b'a39999="x"', b'DrugGenericName="LISINOPRIL"'
+    )
+    document = document.replace(b"<DrugGenericName>METFORMIN</DrugGenericName>", b"")
+    limits = ParseLimits(max_attributes=50_000)
+    parse_seconds = min(_seconds(lambda: etree.fromstring(document)) for _ in range(3))
+    extract_seconds = min(
+        _seconds(lambda: extract_features(None, document, limits=limits)) for _ in range(3)
+    )
+
+    values = extract_features(None, document, limits=limits).as_dict()
+    assert 1.0 == values["RX_TOTAL_FILLS"]
+    assert 1.0 == values["RX_UNIQUE_DRUGS"]
+    assert extract_seconds < 40 * parse_seconds
+
+
+def _seconds(function: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started

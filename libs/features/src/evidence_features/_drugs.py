@@ -4,7 +4,9 @@ The table is `data/drug_classes.toml`: generic names per class, ATC groups, clas
 brand aliases, CDC 2022 opioid MME factors and the special rules for buprenorphine, weight-loss
 GLP-1 brands, nasal corticosteroids, HIV nucleoside backbones and ribavirin.
 
-Normalising a name takes four steps. Upper-case it and split combination products on `-`, `/`,
+Normalising a name takes five steps. Apply Unicode NFKC, so full-width letters and no-break
+spaces read as their plain forms, and drop format characters such as zero-width spaces. Upper-case
+the name and split combination products on `-`, `/`,
 `+`, `,`, ` AND `, ` W/ ` and ` WITH `. Drop strength, dosage-form and placeholder words. Match
 the whole ingredient text against aliases and class members, then the text without salt and
 release suffixes, and finally each single word.
@@ -14,11 +16,20 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["DrugCatalog", "DrugInfo", "Strength", "load_drug_catalog", "parse_strength"]
+__all__ = [
+    "DrugCatalog",
+    "DrugInfo",
+    "Strength",
+    "load_drug_catalog",
+    "normalise_text",
+    "opioid_dose",
+    "parse_strength",
+]
 
 _SEPARATORS = re.compile(r"\s+W/\s*|\s+WITH\s+|\s+AND\s+|[-/+,;&]")
 _NUMERIC = re.compile(r"^[\d.#()]+")
@@ -76,6 +87,38 @@ def parse_strength(text: str) -> Strength | None:
         resolved.append(pending)
     resolved.reverse()
     return Strength(tuple(values), tuple(resolved))
+
+
+def opioid_dose(drug: DrugInfo, strength_text: str) -> tuple[float, str] | None:
+    """Return the strength value and unit of a fill's opioid ingredient.
+
+    The value is the number at the opioid's position in the label, or the only number of a
+    single-strength text. Returns None when the drug has no MME factor or the text has no
+    number for that position.
+    """
+    if drug.opioid_position < 0:
+        return None
+    strength = parse_strength(strength_text)
+    if strength is None:
+        return None
+    position = drug.opioid_position
+    if position >= len(strength.values):
+        if len(strength.values) != 1:
+            return None
+        position = 0
+    return strength.values[position], strength.units[position]
+
+
+def normalise_text(text: str) -> str:
+    """Apply Unicode NFKC to a drug text and drop its format characters (category Cf).
+
+    ASCII text is returned unchanged, because NFKC leaves it as it is and it has no format
+    characters.
+    """
+    if text.isascii():
+        return text
+    normalised = unicodedata.normalize("NFKC", text)
+    return "".join(char for char in normalised if unicodedata.category(char) != "Cf")
 
 
 class DrugCatalog:
@@ -162,9 +205,13 @@ class DrugCatalog:
         dosage_form: str | None,
         vendor_class: str | None,
     ) -> DrugInfo:
-        texts = [text.upper() for text in (generic, description, brand) if text and text.strip()]
+        texts: list[str] = []
+        for text in (generic, description, brand):
+            normalised = normalise_text(text).upper() if text else ""
+            if normalised.strip():
+                texts.append(normalised)
         words: set[str] = set()
-        for text in (*texts, dosage_form.upper() if dosage_form else ""):
+        for text in (*texts, normalise_text(dosage_form).upper() if dosage_form else ""):
             words.update(text.translate(_PUNCTUATION).replace("/", " ").split())
 
         ingredients: tuple[str, ...] = ()
@@ -236,7 +283,7 @@ class DrugCatalog:
         if words & self._nasal_forms:
             classes.discard("COPD_ASTHMA")
         if vendor_class:
-            class_id = "_".join(vendor_class.upper().split())
+            class_id = "_".join(normalise_text(vendor_class).upper().split())
             if class_id in self.class_severity:
                 classes.add(class_id)
 

@@ -164,6 +164,8 @@ def _compute_row(
         _count(warnings, "undated_record", "MIB", summary.undated)
         _count(warnings, "future_dated", "MIB", summary.future)
         _count(warnings, "unparseable_date", "MIB", summary.unparseable + mib.unparseable_dates)
+        _count(warnings, "implausible_value", "MIB", mib.implausible_values)
+        _count(warnings, "empty_record", "MIB", mib.empty_records)
         future += summary.future
         unparseable += summary.unparseable + mib.unparseable_dates
     if rx is not None:
@@ -172,6 +174,8 @@ def _compute_row(
         _count(warnings, "future_dated", "RX", rx_summary.future)
         _count(warnings, "unparseable_date", "RX", rx_summary.unparseable + rx.unparseable_dates)
         _count(warnings, "unknown_drug", "RX", rx_summary.unknown_drugs)
+        _count(warnings, "implausible_value", "RX", rx.implausible_values)
+        _count(warnings, "empty_record", "RX", rx.empty_records)
         future += rx_summary.future
         unparseable += rx_summary.unparseable + rx.unparseable_dates
         values[_I["META_RX_COVERAGE_DAYS"]] = rx_coverage_days(rx.eligibility, day)

@@ -9,14 +9,13 @@ field occurs twice, the first occurrence in document order wins.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from lxml import etree
 
-from evidence_features._xml import local_name
+from evidence_features._xml import attribute_values, local_name
 
-__all__ = ["MAX_NUMBER", "collect_fields", "field_for_tag", "parse_number"]
+__all__ = ["collect_fields", "field_for_tag", "is_empty_record"]
 
 _MAX_CACHED_TAGS = 4096
 _TAG_CACHE: dict[tuple[int, str], str | None] = {}
@@ -36,9 +35,6 @@ def field_for_tag(tag: str, names: Mapping[str, str]) -> str | None:
     return field
 
 
-_NUMBER = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)")
-
-
 def collect_fields(
     record: etree._Element,
     names: Mapping[str, str],
@@ -56,10 +52,13 @@ def collect_fields(
         Field name to stripped, non-empty text.
     """
     fields: dict[str, str] = {}
-    for key, value in record.items():
-        field = names.get(local_name(key))
-        if field is not None and field not in fields and value.strip():
-            fields[field] = value.strip()
+    # record.items() looks each value up by name in the element's attribute list, which is
+    # quadratic in the attribute count, so the values come from attribute_values in one pass.
+    if record.attrib:
+        for value in attribute_values(record):
+            field = names.get(local_name(value.attrname))
+            if field is not None and field not in fields and value.strip():
+                fields[field] = value.strip()
     # Direct children first, because most reports are flat. A child that maps to no field is
     # skipped without reading its text, unless it opens a block named in `nested`. A mapped
     # child without text carries its value in a `value` attribute or in its descendants.
@@ -147,27 +146,13 @@ def _nested_field(
     return None
 
 
-# No count, quantity, days supply, dose, measurement or score in a report comes near this, and
-# sums and products of such values stay far inside the float32 range that tree models read.
-MAX_NUMBER = 1e9
+def is_empty_record(record: etree._Element) -> bool:
+    """Return whether a record element carries no data at all.
 
-
-def parse_number(text: str | None) -> float | None:
-    """Read the leading non-negative number of a text such as "30", "30.000" or "30 EA".
-
-    Returns None for a missing value, a negative number, NaN, infinity, a number above
-    `MAX_NUMBER` or text without a leading number.
+    Such an element has no child element, no text and no attribute with a non-blank value, as
+    in `<DrugFill/>` or `<MIBRecord> </MIBRecord>`. The readers skip it rather than count a
+    record with every field missing.
     """
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        return value if 0 <= value <= MAX_NUMBER else None
-    match = _NUMBER.match(text)
-    if match is None:
-        return None
-    value = float(match.group(1))
-    return value if value <= MAX_NUMBER else None
+    if len(record) or (record.text is not None and record.text.strip()):
+        return False
+    return not (record.attrib and any(value.strip() for value in attribute_values(record)))

@@ -22,7 +22,15 @@ from functools import partial
 from lxml import etree
 
 from evidence_features._dates import UNPARSEABLE, parse_date, parse_date_text
-from evidence_features._fields import collect_fields, parse_number
+from evidence_features._fields import collect_fields, is_empty_record
+from evidence_features._numbers import (
+    BMI,
+    HEIGHT_IN,
+    INQUIRY_COUNT,
+    WEIGHT_LB,
+    NumberRange,
+    parse_number,
+)
 from evidence_features._records import MibRecord, MibReport
 from evidence_features._xml import local_name
 
@@ -30,7 +38,6 @@ __all__ = ["read_mib_report"]
 
 _HIT_TC = "1001"
 _TRY_TC = "1002"
-_BMI_MIN, _BMI_MAX = 10.0, 80.0
 
 _RECORD_FIELDS = {
     "ReplyType": "reply",
@@ -87,8 +94,8 @@ def read_mib_report(root: etree._Element) -> MibReport:
                 report.document_date = _count_date(report, element.text)
         elif name in ("RecordsFound", "TransResult"):
             report.recognised = True
-        elif report.iai_inquiries is None and (count := parse_number(element.text)) is not None:
-            report.iai_inquiries = int(count)
+        elif report.iai_inquiries is None:
+            _read_inquiry_count(element, report)
 
     if forms:
         report.recognised = True
@@ -97,15 +104,26 @@ def read_mib_report(root: etree._Element) -> MibReport:
     elif mib_records:
         report.recognised = True
         for element in mib_records:
-            _append_flat_record(element, report)
+            if is_empty_record(element):
+                report.empty_records += 1
+            else:
+                _append_flat_record(element, report)
     elif flat_codes := list(root.iter("{*}ResponseData")):
         report.recognised = True
         for element in flat_codes:
             code = (element.text or "").strip()
             if code:
                 report.records.append(MibRecord(None, None, (code,), None, None))
-        report.extra_bmi.extend(_document_bmi(root))
+        report.extra_bmi.extend(_document_bmi(root, report))
     return report
+
+
+def _read_inquiry_count(element: etree._Element, report: MibReport) -> None:
+    # The first readable count wins, and each unreadable or implausible one before it is counted.
+    text = (element.text or "").strip()
+    count = _read_number(text, INQUIRY_COUNT, report) if text else None
+    if count is not None:
+        report.iai_inquiries = int(count)
 
 
 def _count_date(report: MibReport, text: str | None) -> int | None:
@@ -161,6 +179,9 @@ def _append_acord_record(
     reply = replies.get(form.get("id") or "")
     if reply == "NFD":
         return
+    if is_empty_record(form):
+        report.empty_records += 1
+        return
     provider = form.get("ProviderPartyID")
     company = carriers.get(provider, provider) if provider else None
     date: int | None = None
@@ -179,7 +200,7 @@ def _append_acord_record(
         else:
             bmi_fields.setdefault(_BMI_FIELDS[name], text)
     company_key = company.upper() if company else None
-    bmi = _bmi(bmi_fields) if bmi_fields else None
+    bmi = _bmi(bmi_fields, report) if bmi_fields else None
     report.records.append(_new_record((date, company_key, tuple(codes), reply, bmi)))
 
 
@@ -221,23 +242,35 @@ def _append_flat_record(element: etree._Element, report: MibReport) -> None:
     )
     company = fields.get("company")
     report.records.append(
-        MibRecord(date, company.upper() if company else None, codes, reply, _bmi(fields))
+        MibRecord(date, company.upper() if company else None, codes, reply, _bmi(fields, report))
     )
 
 
-def _bmi(fields: dict[str, str]) -> float | None:
-    value = parse_number(fields.get("bmi"))
-    if value is None:
-        height = parse_number(fields.get("height"))
-        weight = parse_number(fields.get("weight"))
-        if height and weight:
-            value = 703.0 * weight / (height * height)
-    if value is None or not _BMI_MIN <= value <= _BMI_MAX:
+def _bmi(fields: dict[str, str], report: MibReport) -> float | None:
+    # A stated BMI wins, and height and weight are the fallback when it is missing or implausible.
+    value = _read_number(fields.get("bmi"), BMI, report)
+    if value is not None:
+        return value
+    height = _read_number(fields.get("height"), HEIGHT_IN, report)
+    weight = _read_number(fields.get("weight"), WEIGHT_LB, report)
+    if height is None or weight is None:
         return None
+    computed = 703.0 * weight / (height * height)
+    if not BMI.minimum <= computed <= BMI.maximum:
+        report.implausible_values += 1
+        return None
+    return computed
+
+
+def _read_number(text: str | None, domain: NumberRange, report: MibReport) -> float | None:
+    # Callers pass None or a non-empty text, so a text that reads as None is implausible.
+    value = parse_number(text, domain)
+    if value is None and text is not None:
+        report.implausible_values += 1
     return value
 
 
-def _document_bmi(root: etree._Element) -> list[float]:
+def _document_bmi(root: etree._Element, report: MibReport) -> list[float]:
     values: list[float] = []
     for build in root.iter("{*}Build"):
         fields: dict[str, str] = {}
@@ -245,12 +278,20 @@ def _document_bmi(root: etree._Element) -> list[float]:
             text = (element.text or "").strip()
             if text:
                 fields.setdefault(_BMI_FIELDS[local_name(element.tag)], text)
-        value = _bmi(fields)
+        value = _bmi(fields, report)
         if value is not None:
             values.append(value)
     if not values:
+        # Only BMI elements outside a Build block, because the loop above read those inside one.
         for element in root.iter("{*}BMI"):
-            value = _bmi({"bmi": (element.text or "").strip()})
+            text = (element.text or "").strip()
+            if not text or _inside_build(element):
+                continue
+            value = _bmi({"bmi": text}, report)
             if value is not None:
                 values.append(value)
     return values
+
+
+def _inside_build(element: etree._Element) -> bool:
+    return any(_local_name(ancestor.tag) == "Build" for ancestor in element.iterancestors())

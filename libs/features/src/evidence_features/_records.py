@@ -29,7 +29,8 @@ class MibReport:
     """All records of one MIB document plus document-level fields.
 
     `unparseable_dates` counts document-level date fields only; record dates are counted after
-    de-duplication by the feature code.
+    de-duplication by the feature code. `implausible_values` counts numeric values read as
+    missing, and `empty_records` counts record elements skipped because they carry no data.
     """
 
     records: list[MibRecord] = field(default_factory=list)
@@ -37,6 +38,8 @@ class MibReport:
     iai_inquiries: int | None = None
     extra_bmi: list[float] = field(default_factory=list)
     unparseable_dates: int = 0
+    implausible_values: int = 0
+    empty_records: int = 0
     recognised: bool = False
 
 
@@ -64,7 +67,8 @@ class RxReport:
 
     `eligibility` is None when the report has no eligibility block, else a list of
     `(begin, end)` ordinals where None means open-ended. `unparseable_dates` counts
-    document-level date fields only (report and eligibility dates).
+    document-level date fields only (report and eligibility dates). `implausible_values` and
+    `empty_records` count as in `MibReport`, over the fills before de-duplication.
     """
 
     fills: list[RxFill] = field(default_factory=list)
@@ -72,4 +76,6 @@ class RxReport:
     eligibility: list[tuple[int | None, int | None]] | None = None
     vendor_score: float | None = None
     unparseable_dates: int = 0
+    implausible_values: int = 0
+    empty_records: int = 0
     recognised: bool = False

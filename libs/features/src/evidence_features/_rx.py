@@ -15,8 +15,9 @@ from functools import lru_cache, partial
 from lxml import etree
 
 from evidence_features._dates import UNPARSEABLE, parse_date, parse_date_text
-from evidence_features._drugs import DrugCatalog
-from evidence_features._fields import collect_fields, parse_number
+from evidence_features._drugs import DrugCatalog, DrugInfo, opioid_dose
+from evidence_features._fields import collect_fields, is_empty_record
+from evidence_features._numbers import DAYS_SUPPLY, QUANTITY, STRENGTH, parse_number
 from evidence_features._records import RxFill, RxReport
 from evidence_features._xml import local_name
 
@@ -95,7 +96,9 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
         "RxHistoryResponse",
     )
     for element in fill_elements:
-        report.fills.append(_read_fill(element, catalog, report))
+        fill = _read_fill(element, catalog, report)
+        if fill is not None:
+            report.fills.append(fill)
 
     # One pass over the document-level tags. The first readable report date and the first
     # readable vendor score outside a fill win; every eligibility block counts.
@@ -188,8 +191,13 @@ def _normalised_key(text: str) -> str | None:
     return " ".join(text.upper().split()) or None
 
 
-def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) -> RxFill:
+def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) -> RxFill | None:
+    """Read one fill element. An element without any data is counted and gives None."""
     fields = collect_fields(element, _FILL_FIELDS, _NESTED_FIELDS)
+    # Only an element without any wanted field can be empty, so most fills skip the check.
+    if not fields and is_empty_record(element):
+        report.empty_records += 1
+        return None
     get = fields.get
     generic, brand, description = get("generic"), get("brand"), get("description")
     drug = catalog.describe(generic, brand, description, get("form"), get("vendor_class"))
@@ -197,6 +205,21 @@ def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) 
     if drug_key is None and (ndc := get("ndc")):
         drug_key = _ndc_key(ndc)
     strength = get("strength") or generic or description or brand
+    if (
+        drug.opioid_position >= 0
+        and strength is not None
+        and not _plausible_strength(drug, strength)
+    ):
+        report.implausible_values += 1
+        strength = None
+    quantity_text, days_text = get("quantity"), get("days")
+    quantity = _cached_quantity(quantity_text)
+    days = _cached_days_supply(days_text)
+    # collect_fields returns only non-empty texts, so a None here means the text was unusable.
+    if quantity is None and quantity_text is not None:
+        report.implausible_values += 1
+    if days is None and days_text is not None:
+        report.implausible_values += 1
     prescriber = get("prescriber_id") or get("prescriber_name")
     pharmacy = get("pharmacy_id") or get("pharmacy_name")
     specialty = get("specialty")
@@ -208,8 +231,8 @@ def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) 
             drug,
             drug_key,
             parse_date_text(date_text) if date_text is not None else None,
-            _cached_number(get("quantity")),
-            _cached_number(get("days")),
+            quantity,
+            days,
             strength,
             _normalised_key(prescriber) if prescriber else None,
             _normalised_key(pharmacy) if pharmacy else None,
@@ -219,5 +242,17 @@ def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) 
 
 
 @lru_cache(maxsize=4096)
-def _cached_number(text: str | None) -> float | None:
-    return parse_number(text)
+def _cached_quantity(text: str | None) -> float | None:
+    return parse_number(text, QUANTITY)
+
+
+@lru_cache(maxsize=4096)
+def _cached_days_supply(text: str | None) -> float | None:
+    return parse_number(text, DAYS_SUPPLY)
+
+
+def _plausible_strength(drug: DrugInfo, text: str) -> bool:
+    # Only an opioid's strength is ever read, for the MME. A text with no number for the
+    # opioid is not counted, because the MME skips such fills as the spec describes.
+    dose = opioid_dose(drug, text)
+    return dose is None or STRENGTH.minimum <= dose[0] <= STRENGTH.maximum

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from evidence_features._dates import UNPARSEABLE
-from evidence_features._drugs import DrugCatalog, parse_strength
+from evidence_features._drugs import DrugCatalog, opioid_dose
 from evidence_features._records import RxFill, RxReport
 from evidence_features._spec import FEATURE_NAMES
 from evidence_features._window import (
@@ -87,17 +87,12 @@ def deduplicate_fills(fills: list[RxFill]) -> list[RxFill]:
 
 def _daily_mme(fill: RxFill) -> float | None:
     drug = fill.drug
-    if drug.opioid_position < 0 or fill.strength_text is None:
+    if fill.strength_text is None:
         return None
-    strength = parse_strength(fill.strength_text)
-    if strength is None:
+    dose = opioid_dose(drug, fill.strength_text)
+    if dose is None:
         return None
-    position = drug.opioid_position
-    if position >= len(strength.values):
-        if len(strength.values) != 1:
-            return None
-        position = 0
-    value, unit = strength.values[position], strength.units[position]
+    value, unit = dose
     if unit in ("MCG/HR", "MCG/H"):
         # Patches: the factor is per mcg/h of patch strength (CDC 2022), independent of count.
         return (

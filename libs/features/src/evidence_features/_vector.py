@@ -15,8 +15,10 @@ __all__ = ["WARNING_KINDS", "FeatureVector", "FeatureWarning"]
 
 WARNING_KINDS = (
     "empty_document",
+    "empty_record",
     "encoding_recovered",
     "future_dated",
+    "implausible_value",
     "missing_document",
     "parse_error",
     "undated_record",
@@ -34,8 +36,10 @@ class FeatureWarning:
     Kinds (see `WARNING_KINDS`): `missing_document` (None was passed), `empty_document` (blank
     input, a bare XML declaration or an empty root such as `<r/>`), `unrecognized_document`
     (content, but no known report element), `encoding_recovered` (bytes re-read as
-    ISO-8859-1), `undated_record`, `unparseable_date`, `future_dated`, `unknown_drug` and, in
-    lenient batch mode only, `parse_error`.
+    ISO-8859-1), `undated_record`, `unparseable_date`, `future_dated`, `unknown_drug`,
+    `implausible_value` (a numeric field that is not a readable number or lies outside its
+    plausible range, read as missing), `empty_record` (a fill or MIB record element without
+    any data, not counted as a record) and, in lenient batch mode only, `parse_error`.
     """
 
     kind: str

@@ -6,10 +6,10 @@ of that every document passes these checks, in order:
 1. a byte cap;
 2. a scan for DOCTYPE and ENTITY declarations, in ASCII-compatible and UTF-16 encodings;
 3. the parse itself, from raw bytes so the declared encoding and any byte-order mark apply;
-4. caps on element count and depth.
+4. caps on element count, depth and attributes per element.
 
 libxml2 itself stops at a nesting depth of 256 when `huge_tree` is off; the configurable depth
-cap is checked after the parse with one XPath expression evaluated in C.
+and attribute caps are checked after the parse with XPath expressions evaluated in C.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from evidence_features.errors import (
     MalformedDocumentError,
 )
 
-__all__ = ["ParseLimits", "local_name", "parse_document"]
+__all__ = ["ParseLimits", "attribute_values", "local_name", "parse_document"]
 
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
@@ -62,14 +62,17 @@ class ParseLimits:
             report shapes stay under about 10 levels. libxml2 rejects anything deeper than 256
             regardless of this value.
         max_elements: Largest accepted number of elements in one document.
+        max_attributes: Largest accepted number of attributes on one element. The report shapes
+            the readers know carry fewer than 10. Namespace declarations do not count.
     """
 
     max_bytes: int = 2_000_000
     max_depth: int = 64
     max_elements: int = 200_000
+    max_attributes: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_depth", "max_elements"):
+        for name in ("max_bytes", "max_depth", "max_elements", "max_attributes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 msg = f"ParseLimits.{name} must be a positive int, got {value!r}"
@@ -100,7 +103,9 @@ class _ThreadState(threading.local):
         self.parser = _new_parser()
         self.latin1_parser = _new_parser("iso-8859-1")
         self.count = etree.XPath("count(//*)", regexp=False)
+        self.attributes = etree.XPath("@*", regexp=False)
         self.depth_probes: dict[int, etree.XPath] = {}
+        self.attribute_probes: dict[int, etree.XPath] = {}
 
     def depth_probe(self, max_depth: int) -> etree.XPath:
         probe = self.depth_probes.get(max_depth)
@@ -108,6 +113,14 @@ class _ThreadState(threading.local):
             # From the root (depth 1), max_depth child steps reach depth max_depth + 1.
             probe = etree.XPath("boolean(" + "/".join(["*"] * max_depth) + ")", regexp=False)
             self.depth_probes[max_depth] = probe
+        return probe
+
+    def attribute_probe(self, max_attributes: int) -> etree.XPath:
+        probe = self.attribute_probes.get(max_attributes)
+        if probe is None:
+            # True when some element has an attribute at position max_attributes + 1.
+            probe = etree.XPath(f"boolean(//@*[{max_attributes + 1}])", regexp=False)
+            self.attribute_probes[max_attributes] = probe
         return probe
 
 
@@ -119,6 +132,16 @@ def local_name(tag: str) -> str:
     if tag[0] == "{":
         return tag[tag.index("}") + 1 :]
     return tag
+
+
+def attribute_values(element: etree._Element) -> list[etree._ElementUnicodeResult]:
+    """Return the attribute values of `element` in document order, in time linear in their count.
+
+    Each value is an lxml string result whose `.attrname` is the `{namespace}name` of its
+    attribute. `element.items()` and `element.values()` cost time quadratic in the count.
+    """
+    values: list[etree._ElementUnicodeResult] = _STATE.attributes(element)
+    return values
 
 
 def _to_bytes(data: object, document: DocumentKind) -> bytes:
@@ -225,10 +248,12 @@ def parse_document(
             raise _syntax_error(document, retry_exc) from retry_exc
         recovered = True
 
-    if root.getroottree().docinfo.doctype:
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype:
         msg = f"{document} document declares a DOCTYPE; DTDs are rejected"
         raise HostileDocumentError(document, msg)
     _check_shape(root, document, limits, len(raw))
+    _check_attributes(root, document, limits, raw, docinfo.encoding)
     return root, recovered
 
 
@@ -273,3 +298,37 @@ def _check_shape(
             "the vendor probably returned an error page"
         )
         raise MalformedDocumentError(document, msg)
+
+
+# Encodings in which every "=" of the markup is the byte 0x3D: ASCII supersets and the UTF-16
+# and UTF-32 forms. UTF-7 may encode "=" in base64, so no byte count bounds it there.
+_EQUALS_IS_BYTE = re.compile(
+    r"(?:UTF-?(?:8|16|32)(?:LE|BE)?|UCS-?[24]|US-ASCII|ASCII|ISO-8859-\d+|LATIN-?1|"
+    r"(?:WINDOWS-|CP)125\d|SHIFT_JIS|EUC-\w+|GB\w*|BIG5)",
+    re.IGNORECASE,
+)
+
+
+def _check_attributes(
+    root: etree._Element,
+    document: DocumentKind,
+    limits: ParseLimits,
+    raw: bytes,
+    encoding: str | None,
+) -> None:
+    # Every attribute contains one "=", so in the encodings above a document with no more "="
+    # bytes than the cap cannot exceed it, and the tree walk is skipped. That holds for
+    # ordinary reports, which carry few attributes.
+    if (
+        raw.count(b"=") <= limits.max_attributes
+        and encoding is not None
+        and _EQUALS_IS_BYTE.fullmatch(encoding)
+    ):
+        return
+    if _STATE.attribute_probe(limits.max_attributes)(root):
+        msg = (
+            f"{document} document has an element with more than {limits.max_attributes:,} "
+            "attributes, over the per-element limit; raise ParseLimits.max_attributes only if "
+            "such reports are expected"
+        )
+        raise DocumentTooLargeError(document, msg, limit="attributes")

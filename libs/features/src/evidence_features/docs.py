@@ -13,6 +13,16 @@ from pathlib import Path
 from evidence_features._codemap import MIB_CATEGORIES, load_code_map
 from evidence_features._combined import RISK_SIGNALS
 from evidence_features._drugs import load_drug_catalog
+from evidence_features._numbers import (
+    BMI,
+    DAYS_SUPPLY,
+    HEIGHT_IN,
+    INQUIRY_COUNT,
+    QUANTITY,
+    STRENGTH,
+    WEIGHT_LB,
+    NumberRange,
+)
 from evidence_features._spec import FEATURE_SPEC, FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
 from evidence_features._vector import WARNING_KINDS
 
@@ -43,6 +53,13 @@ _CONVENTIONS = """\
   pharmacy) merge before every Rx feature except `RX_DUPLICATE_FILLS`; MIB records identical on
   (date, company, codes) merge before every MIB feature.
 - **Days supply** is clamped to [0, 365]; a missing value counts as 0.
+- **Numeric inputs** outside the ranges in the next section, and texts that are no readable
+  number (`NaN`, `Infinity`, `1,20`), read as missing and raise the `implausible_value`
+  warning. A comma is read only as a thousands separator between groups of three digits, so
+  `1,200` is 1200.
+- **Empty records.** A fill or MIB record element with no child element, no text and no
+  non-blank attribute (`<DrugFill/>`) is not counted as a record; it raises the
+  `empty_record` warning instead.
 - **Parse errors.** `extract_features` raises on malformed or hostile XML. Only
   `extract_batch(..., lenient=True)` (bulk training data) sets `META_*_PARSE_ERROR` to 1 and
   uses the defaults for that document.
@@ -50,6 +67,38 @@ _CONVENTIONS = """\
   shape) counts in `MIB_TOTAL_RECORDS` but in neither `MIB_HIT_COUNT` nor `MIB_TRY_COUNT`.
   NFD records are not counted.
 """
+
+
+_INPUT_RANGES: tuple[tuple[str, str, NumberRange], ...] = (
+    ("Rx `DaysSupply`", "days", DAYS_SUPPLY),
+    ("Rx `Quantity`", "units, mL or g", QUANTITY),
+    ("Rx strength of the opioid ingredient, for the MME", "mg, mcg or mcg/h per unit", STRENGTH),
+    ("MIB `BMI`, and the BMI computed from height and weight", "kg/m²", BMI),
+    ("MIB `HeightIn`", "inches", HEIGHT_IN),
+    ("MIB `WeightLb`", "pounds", WEIGHT_LB),
+    ("MIB insurance-activity inquiry count", "inquiries", INQUIRY_COUNT),
+)
+
+
+def _input_range_lines() -> list[str]:
+    max_factor = max(load_drug_catalog().mme_factors.values())
+    max_mme = STRENGTH.maximum * QUANTITY.maximum / DAYS_SUPPLY.minimum * max_factor
+    lines = [
+        "## Numeric input ranges",
+        "",
+        "Plausible values of each numeric input, bounds included. Days supplies from 366 to 999",
+        "are read and then clamped to 365 by the features. With these ranges",
+        f"`RX_OPIOID_MAX_DAILY_MME` is at most {STRENGTH.maximum:,.0f} × {QUANTITY.maximum:,.0f}"
+        f" ÷ {DAYS_SUPPLY.minimum:g} × {max_factor:g} = {max_mme:,.0f}, so every column stays",
+        "inside the float32 range.",
+        "",
+        "| input | unit | minimum | maximum |",
+        "|---|---|---|---|",
+    ]
+    for name, unit, domain in _INPUT_RANGES:
+        lines.append(f"| {name} | {unit} | {domain.minimum:g} | {domain.maximum:,.0f} |")
+    lines.append("")
+    return lines
 
 
 def _cell(text: str) -> str:
@@ -81,6 +130,7 @@ def render_feature_docs() -> str:
         f"- Warning kinds: {', '.join(f'`{kind}`' for kind in WARNING_KINDS)}",
         "",
         _CONVENTIONS,
+        *_input_range_lines(),
     ]
     position = 0
     for group, title in _GROUP_TITLES.items():

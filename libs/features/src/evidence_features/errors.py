@@ -11,7 +11,8 @@ instead.
           └── DocumentError               (.document is "MIB" or "RX")
                ├── MalformedDocumentError (not well-formed XML, truncated, an HTML page)
                ├── HostileDocumentError   (DOCTYPE, entity declarations)
-               └── DocumentTooLargeError  (.limit is "bytes", "depth" or "elements")
+               └── DocumentTooLargeError  (.limit is "bytes", "depth", "elements" or
+                                           "attributes")
 
 Messages name the document and the problem and never echo document content.
 """
@@ -68,7 +69,7 @@ class DocumentTooLargeError(DocumentError):
     Args:
         document: Which document failed, "MIB" or "RX".
         message: The limit, the measured value and what to do.
-        limit: The cap that was exceeded: "bytes", "depth" or "elements".
+        limit: The cap that was exceeded: "bytes", "depth", "elements" or "attributes".
     """
 
     def __init__(
@@ -76,7 +77,7 @@ class DocumentTooLargeError(DocumentError):
         document: DocumentKind,
         message: str,
         *,
-        limit: Literal["bytes", "depth", "elements"],
+        limit: Literal["bytes", "depth", "elements", "attributes"],
     ) -> None:
         super().__init__(document, message)
         self.limit = limit

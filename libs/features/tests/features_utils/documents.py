@@ -20,13 +20,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class MibRecordSpec:
-    """One MIB record to render."""
+    """One MIB record to render; the build fields are left out of the XML when None."""
 
     date: str | None
     company: str | None
     codes: tuple[str, ...]
     reply: str | None = "HIT"
-    bmi: float | None = None
+    bmi: float | str | None = None
+    height: str | None = None
+    weight: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,16 @@ def _tag(name: str, value: str | None) -> str:
     return "" if value is None else f"<{name}>{escape(value)}</{name}>"
 
 
+def _build_tags(record: MibRecordSpec) -> str:
+    bmi = None if record.bmi is None else str(record.bmi)
+    return _tag("BMI", bmi) + _tag("HeightIn", record.height) + _tag("WeightLb", record.weight)
+
+
 def acord_mib(
     records: list[MibRecordSpec],
     *,
     trans_date: str | None = "2024-03-16",
-    iai: int | None = None,
+    iai: int | str | None = None,
 ) -> bytes:
     """Render an ACORD TXLife 401 reply with one FormInstance and Relation per record."""
     parties, forms, relations = [], [], []
@@ -70,10 +77,10 @@ def acord_mib(
             f'<FormResponse id="FR{index}_{n}"><ResponseData>{code}</ResponseData></FormResponse>'
             for n, code in enumerate(record.codes)
         )
+        build_tags = _build_tags(record)
         build = (
-            f'<OLifEExtension VendorCode="SYNTH"><Build><BMI>{record.bmi}</BMI></Build>'
-            "</OLifEExtension>"
-            if record.bmi is not None
+            f'<OLifEExtension VendorCode="SYNTH"><Build>{build_tags}</Build></OLifEExtension>'
+            if build_tags
             else ""
         )
         forms.append(
@@ -87,8 +94,8 @@ def acord_mib(
                 f'<RelationRoleCode tc="{tc}">{record.reply.title()}</RelationRoleCode></Relation>'
             )
     iai_block = (
-        f'<OLifEExtension VendorCode="SYNTH"><InsuranceActivity><InquiryCount24M>{iai}'
-        "</InquiryCount24M></InsuranceActivity></OLifEExtension>"
+        '<OLifEExtension VendorCode="SYNTH"><InsuranceActivity>'
+        f"{_tag('InquiryCount24M', str(iai))}</InsuranceActivity></OLifEExtension>"
         if iai is not None
         else ""
     )
@@ -111,14 +118,14 @@ def acord_mib(
 
 
 def flat_mib(records: list[MibRecordSpec]) -> bytes:
-    """Render the flat `<MIBResponse><MIBRecord>` shape."""
+    """Render the flat `<MIBResponse><MIBRecord>` shape, build fields as record children."""
     body = []
     for record in records:
         reply = f' ReplyType="{record.reply}"' if record.reply else ""
         codes = "".join(f'<Code FieldId="C001">{code}</Code>' for code in record.codes)
         body.append(
             f"<MIBRecord{reply}>{_tag('Csy', record.company)}"
-            f"{_tag('DateReported', record.date)}{codes}</MIBRecord>"
+            f"{_tag('DateReported', record.date)}{codes}{_build_tags(record)}</MIBRecord>"
         )
     return ("<MIBResponse>" + "".join(body) + "</MIBResponse>").encode("utf-8")
 

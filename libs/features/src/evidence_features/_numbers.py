@@ -1,0 +1,92 @@
+"""Reading numbers from report text, and the plausible range of each numeric field.
+
+Every numeric field a reader takes from a report goes through `parse_number` with the
+`NumberRange` of that field. A value outside the range, or a present text without a readable
+number, is read as missing, and the reader counts it as an `implausible_value` warning. So no
+input value, however extreme, can push a feature beyond the bounds these ranges imply.
+
+NOTE: the ranges are this library's own judgement of plausible values, not limits taken from a
+vendor or NCPDP specification. Widen one if real reports carry values beyond it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+__all__ = [
+    "ANY_NUMBER",
+    "BMI",
+    "DAYS_SUPPLY",
+    "HEIGHT_IN",
+    "INQUIRY_COUNT",
+    "MAX_NUMBER",
+    "QUANTITY",
+    "STRENGTH",
+    "WEIGHT_LB",
+    "NumberRange",
+    "parse_number",
+]
+
+# No count, quantity, days supply, dose, measurement or score in a report comes near this, and
+# sums and products of such values stay far inside the float32 range that tree models read.
+MAX_NUMBER = 1e9
+
+
+class NumberRange(NamedTuple):
+    """Inclusive bounds of the plausible values of one numeric field."""
+
+    minimum: float
+    maximum: float
+
+
+ANY_NUMBER = NumberRange(0.0, MAX_NUMBER)
+"""Any non-negative number up to `MAX_NUMBER`, for fields without a narrower domain."""
+DAYS_SUPPLY = NumberRange(1.0, 999.0)
+"""Days supply of one fill: at least one day. The maximum 999 keeps three-digit supplies
+readable, and the features clamp them to 365, as the spec defines and the model was trained."""
+QUANTITY = NumberRange(0.0, 100_000.0)
+"""Dispensed quantity of one fill in units, mL or grams. Zero is a valid quantity that leaves
+the fill without an MME."""
+STRENGTH = NumberRange(0.0, 10_000.0)
+"""Strength of one ingredient per dispensed unit, in mg, mcg or mcg/h, as used for the MME."""
+BMI = NumberRange(10.0, 80.0)
+"""Body-mass index, as the MIB_*_BMI features document."""
+HEIGHT_IN = NumberRange(12.0, 120.0)
+"""Height in inches."""
+WEIGHT_LB = NumberRange(2.0, 1_500.0)
+"""Weight in pounds."""
+INQUIRY_COUNT = NumberRange(0.0, 1_000.0)
+"""Insurance-activity inquiries in 24 months."""
+
+_LEADING_NUMBER = re.compile(r"\s*(\d[\d,]*(?:\.\d*)?|\.\d+)")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+
+
+def parse_number(text: str | None, domain: NumberRange = ANY_NUMBER) -> float | None:
+    """Read the leading number of a text such as "30", "30.000", "30 EA" or "1,200".
+
+    A comma counts only as a thousands separator between groups of three digits ("1,200" is
+    1200). Any other comma inside the number ("1,20", "30,5") makes the text ambiguous.
+
+    Returns:
+        The number, or None for a missing value, text without a leading number, an ambiguous
+        comma, NaN, infinity and any number outside `domain`.
+    """
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        match = _LEADING_NUMBER.match(text)
+        if match is None:
+            return None
+        # A comma right after the number is punctuation ("30, EA"), not part of it.
+        digits = match.group(1).rstrip(",")
+        if "," in digits:
+            if _THOUSANDS.fullmatch(digits) is None:
+                return None
+            digits = digits.replace(",", "")
+        value = float(digits)
+    # NaN fails both comparisons, so it is rejected with the out-of-range values.
+    return value if domain.minimum <= value <= domain.maximum else None
