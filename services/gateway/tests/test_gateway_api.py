@@ -322,6 +322,24 @@ async def test_batch_scores_good_items_and_reports_bad(
     assert "risk_score" in results[2]
 
 
+async def test_batch_missing_key_rejects_whole_batch(
+    gateway: Any, smoke_pair: tuple[str, str], make_settings: Callable[..., Settings]
+) -> None:
+    """An item without rx_xml is a malformed request: 422 naming the item, nothing queued."""
+    items = [
+        {"policy_number": "M-0", "mib_xml": smoke_pair[0], "rx_xml": smoke_pair[1]},
+        {"policy_number": "M-1", "mib_xml": smoke_pair[0]},
+    ]
+
+    response = await gateway.client.post("/v1/predict/batch", json={"items": items})
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"]["type"] == "validation_error"
+    assert [["body", "items", 1, "rx_xml"]] == [issue["loc"] for issue in body["details"]]
+    assert PredictionQueue(make_settings().queue_path).depth() == 0
+
+
 async def test_batch_over_row_limit_413(
     gateway_factory: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:

@@ -275,22 +275,6 @@ async def test_functions_blank_policy_number_fails_row(gateway: Any) -> None:
     assert values[1]["policy_number"] == "P-1"
 
 
-async def test_functions_overlong_batch_id_logged(gateway: Any) -> None:
-    """A batch id over 256 characters is ignored with a warning naming the header."""
-    headers = {BATCH_HEADER: "b" * 257}
-
-    with structlog.testing.capture_logs() as logs:
-        response = await gateway.client.post(
-            "/functions/predict", json={"data": [[0, "P-0", None, None]]}, headers=headers
-        )
-
-    assert response.status_code == 200
-    ignored = [line for line in logs if line["event"] == "header ignored"]
-    assert len(ignored) == 1
-    assert ignored[0]["header"] == BATCH_HEADER
-    assert ignored[0]["length"] == 257
-
-
 async def test_functions_batch_id_reused_for_other_content(
     gateway: Any, smoke_pair: tuple[str, str]
 ) -> None:

@@ -153,11 +153,14 @@ class FaultyServer:
     ``model failed``), ``garbage`` (200 with a non-JSON body), ``wrong_rows`` (one row fewer),
     ``drop`` (closes the connection without a response), ``bad_probability`` (1.5 per row).
     ``GET /health`` returns ``health`` as JSON with status ``health_status`` in every mode.
+    With ``reject_value`` set, a ``/predict-proba`` body that contains that value gets 400
+    before the mode applies, as the real server rejects a value beyond the float32 range.
     """
 
     mode: str = "ok"
     delay: float = 0.0
     status: int = 500
+    reject_value: float | None = None
     health: dict[str, object] = field(
         default_factory=lambda: {"model_name": "FAKE", "model_version": "V9"}
     )
@@ -224,6 +227,10 @@ class FaultyServer:
             _write(writer, self.health_status, json.dumps(self.health).encode())
             await writer.drain()
             return True
+        if self.reject_value is not None and _contains_value(body, self.reject_value):
+            _write(writer, 400, b'{"detail": "column X of row 0 is beyond the float32 range"}')
+            await writer.drain()
+            return True
         mode = self.mode
         if mode == "hang":
             await asyncio.sleep(3600)
@@ -248,6 +255,11 @@ class FaultyServer:
             _write(writer, 200, json.dumps(answer).encode())
         await writer.drain()
         return True
+
+
+def _contains_value(body: bytes, value: float) -> bool:
+    rows = json.loads(body)["dataframe_split"]["data"]
+    return any(value in row for row in rows)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] | None:

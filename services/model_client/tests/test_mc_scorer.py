@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -173,13 +174,27 @@ async def test_scorer_latency_lands_in_finite_bucket(
     assert within == 1.0
 
 
-async def test_scorer_rejects_nan_matrix(faulty_server: FaultyServer) -> None:
-    """NaN input is a caller error (ValueError), not a fallback."""
-    matrix = np.zeros((1, len(FEATURE_NAMES)))
+async def test_scorer_nan_row_falls_back_alone(faulty_server: FaultyServer) -> None:
+    """A NaN row falls back with features_out_of_range; the other row goes to the model."""
+    matrix = np.zeros((2, len(FEATURE_NAMES)))
     matrix[0, 0] = np.nan
     scorer = _scorer(faulty_server.base_url, CollectorRegistry(), model_version="V2")
-    with pytest.raises(ValueError, match=f"feature {FEATURE_NAMES[0]} of row 0"):
-        await scorer.score(matrix)
+    scores = await scorer.score(matrix)
+    await scorer.aclose()
+    assert ["RULE_BASED", "REGISTRY_V2"] == [s.model_version for s in scores]
+    assert ["features_out_of_range", None] == [s.fallback_reason for s in scores]
+    body = json.loads(faulty_server.requests[-1][1])
+    assert 1 == len(body["dataframe_split"]["data"])
+
+
+@pytest.mark.parametrize("shape", [(0, len(FEATURE_NAMES)), (2, 3), (len(FEATURE_NAMES),)])
+async def test_scorer_rejects_wrong_shape(
+    faulty_server: FaultyServer, shape: tuple[int, ...]
+) -> None:
+    """A matrix of the wrong shape is a caller error (ValueError), not a fallback."""
+    scorer = _scorer(faulty_server.base_url, CollectorRegistry(), model_version="V2")
+    with pytest.raises(ValueError, match="expected a feature matrix of shape"):
+        await scorer.score(np.zeros(shape))
     await scorer.aclose()
 
 

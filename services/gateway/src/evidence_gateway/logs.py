@@ -23,7 +23,8 @@ ALLOWED_KEYS = frozenset(
         "model_version", "query_batch_id", "query_id", "prediction_ids", "source", "error_type",
         "error", "document", "exception_type", "queue_depth", "executor", "workers", "port",
         "host", "circuit_state", "feature_spec_version", "pid", "field_paths", "error_kind",
-        "builtin", "attempt", "served_hash", "expected_hash", "header", "length", "max_length",
+        "builtin", "attempt", "served_hash", "expected_hash", "query_batch_id_digest",
+        "query_batch_id_length", "query_id_digest", "query_id_length",
     }
 )  # fmt: skip
 filter_allowed_keys = evidence_logging.AllowedKeysFilter(ALLOWED_KEYS)

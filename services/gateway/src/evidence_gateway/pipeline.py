@@ -283,7 +283,13 @@ class ScoringPipeline:
         if len(scores) != matrix.shape[0]:
             msg = f"scorer returned {len(scores)} scores for {matrix.shape[0]} rows"
             raise RuntimeError(msg)
-        version = scores[0].model_version if scores else "none"
+        # Label the call by the model's version when any row reached the model, because rows
+        # beyond the model's input range fall back inside a call that the model still served.
+        versions = [score.model_version for score in scores]
+        version = next(
+            (score.model_version for score in scores if score.fallback_reason is None),
+            versions[0] if versions else "none",
+        )
         metrics.MODEL_CALL_SECONDS.labels(version).observe(time.perf_counter() - started)
         return scores
 

@@ -197,6 +197,8 @@ class ModelClient:
             ModelTimeoutError: the deadline passed.
             ModelOverloadedError: no pooled connection became free before the deadline.
             ModelUnavailableError: the service refused, dropped or failed the request.
+            ModelRequestRejectedError: the service rejected the request with a 4xx status
+                (not 408 or 429), for example a value beyond the float32 range.
             InvalidModelResponseError: the response is not a valid prediction for the batch.
         """
         if self._http.is_closed:
@@ -212,10 +214,12 @@ class ModelClient:
             probabilities = await self._call_within_deadline(body, values.shape[0], deadline)
         except ModelClientError as exc:
             outcome = exc.kind
-            if isinstance(exc, ModelOverloadedError):
-                self.breaker.record_ignored()
-            else:
+            # A local pool wait or a request the service rejected (4xx) gives no information
+            # about whether the service is down.
+            if exc.counts_as_outage:
                 self.breaker.record_failure()
+            else:
+                self.breaker.record_ignored()
             raise
         except BaseException:
             # Cancelled by the caller, so the outcome gives no information about the service.

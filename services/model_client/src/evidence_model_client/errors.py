@@ -7,8 +7,11 @@ Every error the package raises on purpose derives from one base::
     │   └── SpecHashMismatchError     the artifact was trained on another feature spec
     ├── ModelTimeoutError             the call did not finish within its deadline
     ├── ModelOverloadedError          no pooled connection became free in time (local overload)
-    ├── ModelUnavailableError         the service was unreachable or returned 5xx/4xx
+    ├── ModelUnavailableError         the service was unreachable or returned 5xx or another
+    │                                 4xx (401, 403, 404, 408, 429, ...)
     │   └── CircuitOpenError          the breaker is open, so no request was sent
+    ├── ModelRequestRejectedError     the service returned 400, 413, 415 or 422: it is up and
+    │                                 rejected this body (the circuit breaker does not count it)
     └── InvalidModelResponseError     the service returned 200 with an unusable body
 
 Calling the client with a bad feature matrix (wrong shape, NaN) is caller misuse and raises the
@@ -23,6 +26,7 @@ __all__ = [
     "InvalidModelResponseError",
     "ModelClientError",
     "ModelOverloadedError",
+    "ModelRequestRejectedError",
     "ModelTimeoutError",
     "ModelUnavailableError",
     "SpecHashMismatchError",
@@ -34,6 +38,8 @@ class ModelClientError(Exception):
 
     #: Short machine-readable name used as the fallback reason and in metrics labels.
     kind: str = "model_error"
+    #: Whether the circuit breaker counts this error as a failure of the service.
+    counts_as_outage: bool = True
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
@@ -63,12 +69,31 @@ class ModelOverloadedError(ModelClientError):
     """No pooled connection became free before the deadline; the service itself may be fine."""
 
     kind = "model_overloaded"
+    counts_as_outage = False
 
 
 class ModelUnavailableError(ModelClientError):
     """The model service refused the connection, dropped it, or returned an error status."""
 
     kind = "model_unavailable"
+
+
+class ModelRequestRejectedError(ModelClientError):
+    """The model service answered 400, 413, 415 or 422.
+
+    The service is up and rejected this request's body, for example a value beyond the float32
+    range (400) or a body over its size limit (413), so the circuit breaker does not count it.
+    A 401, 403 or 404 would fail every request alike (wrong token or URL), so those remain
+    ``ModelUnavailableError`` and open the circuit.
+    ``status`` is the HTTP status.
+    """
+
+    kind = "model_request_rejected"
+    counts_as_outage = False
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message, retryable=False)
+        self.status = status
 
 
 class CircuitOpenError(ModelUnavailableError):

@@ -13,14 +13,25 @@ from evidence_model_client.errors import (
     InvalidModelResponseError,
     ModelClientError,
     ModelOverloadedError,
+    ModelRequestRejectedError,
     ModelTimeoutError,
     ModelUnavailableError,
 )
 
-__all__ = ["HTTPX_ERROR_MAP", "RETRYABLE_STATUSES", "error_for_status", "translate_httpx_error"]
+__all__ = [
+    "HTTPX_ERROR_MAP",
+    "REJECTED_REQUEST_STATUSES",
+    "RETRYABLE_STATUSES",
+    "error_for_status",
+    "translate_httpx_error",
+]
 
 #: Statuses that a proxy or a restarting service returns and that a repeat may cure.
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
+#: Statuses that reject this request's body (bad values, too large, unsupported, unprocessable)
+#: while the service itself works. Other 4xx statuses, such as 401, 403 and 404 from a wrong
+#: token or URL, or 408 and 429, fail every request alike and so count as an outage.
+REJECTED_REQUEST_STATUSES = frozenset({400, 413, 415, 422})
 
 # (httpx class, our class, retryable). Order matters: subclasses before their bases.
 HTTPX_ERROR_MAP: tuple[tuple[type[Exception], type[ModelClientError], bool], ...] = (
@@ -75,8 +86,14 @@ def translate_httpx_error(exc: Exception) -> ModelClientError:
     raise TypeError(msg)
 
 
-def error_for_status(status: int, content: bytes) -> ModelUnavailableError:
-    """Return the error for a non-200 response, quoting up to 200 bytes of its body."""
+def error_for_status(status: int, content: bytes) -> ModelClientError:
+    """Return the error for a non-200 response, quoting up to 200 bytes of its body.
+
+    400, 413, 415 and 422 become ``ModelRequestRejectedError``: the service is up and rejected
+    this request's body. Every other status becomes ``ModelUnavailableError``.
+    """
     snippet = content[:200].decode("utf-8", errors="replace")
     msg = f"model service returned HTTP {status}: {snippet!r}"
+    if status in REJECTED_REQUEST_STATUSES:
+        return ModelRequestRejectedError(msg, status=status)
     return ModelUnavailableError(msg, retryable=status in RETRYABLE_STATUSES)

@@ -32,6 +32,8 @@ import numpy as np
 import orjson
 from evidence_features import FEATURE_NAMES
 
+from evidence_model_client.protocol import MAX_MODEL_INPUT
+
 __all__ = ["InvalidPayloadError", "ParsedPayload", "parse_payload"]
 
 _FEATURE_SET = frozenset(FEATURE_NAMES)
@@ -39,7 +41,6 @@ _SHAPES = ("data", "dataframe_split", "dataframe_records")
 _ALLOWED_TOP_LEVEL = frozenset({*_SHAPES, "params", "extra_columns"})
 _SPLIT_KEYS = frozenset({"index", "columns", "data"})
 _NUMBER_TYPES = frozenset({int, float})
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _ROW_ID_MIN = -(2**63)
 _ROW_ID_MAX = 2**63 - 1
 
@@ -352,7 +353,7 @@ def _to_matrix(rows: list[Any], columns: Sequence[str]) -> np.ndarray:
         msg = f"column {column} of row {position} is an integer too large for a float64"
         raise InvalidPayloadError(msg) from exc
     # NaN fails the comparison, so one pass finds NaN, infinity and values beyond float32.
-    in_range = np.abs(matrix) <= _FLOAT32_MAX
+    in_range = np.abs(matrix) <= MAX_MODEL_INPUT
     if not in_range.all():
         position, column_index = (int(i) for i in np.argwhere(~in_range)[0])
         where = f"column {columns[column_index]} of row {position}"

@@ -18,16 +18,49 @@ from evidence_features import FEATURE_NAMES
 from evidence_model_client.errors import InvalidModelResponseError
 
 __all__ = [
+    "MAX_MODEL_INPUT",
     "POSITIVE_OUTPUT",
     "PREDICT_PROBA_PATH",
+    "check_matrix_shape",
     "encode_dataframe_split",
     "parse_probabilities",
+    "rows_within_model_range",
     "validate_matrix",
 ]
 
 PREDICT_PROBA_PATH = "/predict-proba"
 POSITIVE_OUTPUT = "output_feature_1"
+#: Largest absolute feature value the model server accepts: the float32 maximum, about 3.4e38,
+#: because tree models such as GradientBoostingClassifier compare float32 copies of the inputs.
+MAX_MODEL_INPUT = float(np.finfo(np.float32).max)
 _COLUMNS = list(FEATURE_NAMES)
+
+
+def check_matrix_shape(matrix: np.ndarray) -> np.ndarray:
+    """Return the matrix as C-ordered float64 after checking that it is (n, 105) with n >= 1.
+
+    Raises:
+        ValueError: the matrix has another shape.
+    """
+    values = np.ascontiguousarray(matrix, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(FEATURE_NAMES) or values.shape[0] == 0:
+        msg = (
+            f"expected a feature matrix of shape (n, {len(FEATURE_NAMES)}) with n >= 1, "
+            f"got shape {values.shape}"
+        )
+        raise ValueError(msg)
+    return values
+
+
+def rows_within_model_range(values: np.ndarray) -> np.ndarray:
+    """Return one bool per row: True when every value is finite and within +-MAX_MODEL_INPUT.
+
+    The model server applies the same rule to each value and returns 400 for the whole request
+    when one value breaks it.
+    """
+    # NaN fails the comparison, so one pass finds NaN, infinity and values beyond float32.
+    result: np.ndarray = (np.abs(values) <= MAX_MODEL_INPUT).all(axis=1)
+    return result
 
 
 def validate_matrix(matrix: np.ndarray) -> np.ndarray:
@@ -37,13 +70,7 @@ def validate_matrix(matrix: np.ndarray) -> np.ndarray:
         ValueError: the matrix is not (n, 105) with n >= 1, or a value is NaN or infinite; the
             message names the first bad row and column.
     """
-    values = np.ascontiguousarray(matrix, dtype=np.float64)
-    if values.ndim != 2 or values.shape[1] != len(FEATURE_NAMES) or values.shape[0] == 0:
-        msg = (
-            f"expected a feature matrix of shape (n, {len(FEATURE_NAMES)}) with n >= 1, "
-            f"got shape {values.shape}"
-        )
-        raise ValueError(msg)
+    values = check_matrix_shape(matrix)
     finite = np.isfinite(values)
     if not finite.all():
         row, column = (int(i) for i in np.argwhere(~finite)[0])

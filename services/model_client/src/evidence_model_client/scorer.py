@@ -1,8 +1,9 @@
 """``RiskScorer``: the facade the gateway uses to turn feature rows into scores with reasons.
 
 It calls the model service through ``ModelClient`` and returns the rule-based fallback score
-whenever the model cannot be used: the call failed or timed out, the circuit is open, or the
-served model was trained on another feature spec. A fallback score carries
+whenever the model cannot be used: the call failed or timed out, the circuit is open, the
+served model was trained on another feature spec, or a row contains a value the model
+server rejects. A fallback score carries
 ``model_version="RULE_BASED"`` and the error kind in ``fallback_reason``.
 
 Model version: a model score is labelled ``REGISTRY_<VERSION>``. The version comes from
@@ -21,6 +22,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import httpx
 import numpy as np
@@ -35,13 +37,15 @@ from evidence_model_client.errors import (
     CircuitOpenError,
     ModelClientError,
     ModelOverloadedError,
+    ModelRequestRejectedError,
 )
 from evidence_model_client.fallback import rule_based_contributions, score_with_reasons
 from evidence_model_client.metrics import ModelMetrics
-from evidence_model_client.protocol import validate_matrix
+from evidence_model_client.protocol import check_matrix_shape, rows_within_model_range
 from evidence_model_client.reasons import Reason, ReasonProfile, top_reasons
 
 __all__ = [
+    "FEATURES_OUT_OF_RANGE",
     "RULE_BASED_VERSION",
     "SPEC_HASH_MISMATCH",
     "UNKNOWN_VERSION",
@@ -53,6 +57,10 @@ __all__ = [
 RULE_BASED_VERSION = "RULE_BASED"
 UNKNOWN_VERSION = "REGISTRY_UNKNOWN"
 SPEC_HASH_MISMATCH = "spec_hash_mismatch"
+#: Fallback reason of a row with NaN, infinity or a value beyond the float32 range.
+FEATURES_OUT_OF_RANGE = "features_out_of_range"
+#: Rejections that may come from some rows of the batch, so that its halves may succeed.
+_SPLITTABLE_STATUSES = frozenset({400, 413, 422})
 # Seconds before /health is requested again after a response without a version, which is what
 # a service without the local server's /health returns.
 _INFO_RETRY_SECONDS = 5.0
@@ -209,33 +217,104 @@ class RiskScorer:
     async def score(self, matrix: np.ndarray) -> list[Score]:
         """Score each row of a (n, 105) feature matrix, with the rules when the model fails.
 
-        Model failures (``ModelClientError``) never propagate; they set ``fallback_reason``.
+        Model failures (``ModelClientError``) never propagate. They set ``fallback_reason``. A
+        row with a value the model server rejects (NaN, infinity, beyond the float32 range)
+        falls back with ``features_out_of_range`` and the other rows go to the model. When the
+        service rejects a batch (400, 413 or 422), the halves are retried (see
+        ``_score_halves``), so one bad row does not send the whole batch to the fallback.
 
         Raises:
-            ValueError: the matrix has the wrong shape or contains NaN or infinity.
+            ValueError: the matrix is not (n, 105) with n >= 1.
         """
-        values = validate_matrix(matrix)
+        values = check_matrix_shape(matrix)
         if self._spec_mismatch():
             return self._fallback(values, SPEC_HASH_MISMATCH)
+        usable = rows_within_model_range(values)
+        if usable.all():
+            return await self._score_with_model(values)
+
+        rejected_rows = np.flatnonzero(~usable)
+        _log.warning(
+            "feature values outside the model's input range, using fallback",
+            error_kind=FEATURES_OUT_OF_RANGE,
+            rows=int(rejected_rows.size),
+        )
+        scores: list[Score | None] = [None] * len(values)
+        fallback = self._fallback(values[rejected_rows], FEATURES_OUT_OF_RANGE)
+        for index, score in zip(rejected_rows, fallback, strict=True):
+            scores[index] = score
+        usable_rows = np.flatnonzero(usable)
+        if usable_rows.size:
+            modelled = await self._score_with_model(values[usable_rows])
+            for index, score in zip(usable_rows, modelled, strict=True):
+                scores[index] = score
+        return [score for score in scores if score is not None]
+
+    async def _score_with_model(self, values: np.ndarray) -> list[Score]:
+        outcome = await self._call_model(values)
+        if _splittable(outcome, values):
+            _log.warning(
+                "model service rejected the batch, scoring its halves separately",
+                error_kind=outcome.kind,
+                status=outcome.status,
+                rows=len(values),
+            )
+            return await self._score_halves(values)
+        return await self._scores_from(values, outcome)
+
+    async def _score_halves(self, values: np.ndarray) -> list[Score]:
+        """Score both halves of a rejected batch, and split further the one still rejected.
+
+        One bad row among n costs at most 2 * ceil(log2(n)) extra calls and leaves only that
+        row to the fallback. When both halves are rejected, the cause is probably not one row
+        (several bad rows, or a service that rejects every request), so neither is split
+        further and both fall back. That bounds the extra calls for a rejection that does not
+        depend on the rows to two.
+        """
+        middle = len(values) // 2
+        halves = (values[:middle], values[middle:])
+        outcomes = await asyncio.gather(*(self._call_model(half) for half in halves))
+        both_rejected = all(isinstance(o, ModelRequestRejectedError) for o in outcomes)
+        scores: list[Score] = []
+        for half, outcome in zip(halves, outcomes, strict=True):
+            if not both_rejected and _splittable(outcome, half):
+                scores.extend(await self._score_halves(half))
+            else:
+                scores.extend(await self._scores_from(half, outcome))
+        return scores
+
+    async def _call_model(self, values: np.ndarray) -> np.ndarray | ModelClientError:
+        """Send one model call and return the probabilities or the error, after recording it."""
         try:
             probabilities = await self.client.predict_proba(values)
         except CircuitOpenError as exc:
-            # Not logged per call: the failure that opened the circuit was logged already. No
-            # request was sent, so the last observation of the service stays as it is.
-            return self._fallback(values, exc.kind)
+            # No request was sent, so the last observation of the service stays as it is.
+            return exc
         except ModelClientError as exc:
             self._last_error_kind = exc.kind
-            if not isinstance(exc, ModelOverloadedError):
+            if isinstance(exc, ModelRequestRejectedError):
+                self._observe(reachable=True)
+            elif not isinstance(exc, ModelOverloadedError):
                 # A local pool wait gives no information about the service itself.
                 self._observe(reachable=False)
-            _log.warning(
-                "model call failed, using fallback",
-                error_kind=exc.kind,
-                rows=len(values),
-                circuit_state=self.client.breaker.state.name.lower(),
-            )
-            return self._fallback(values, exc.kind)
+            return exc
         self._observe(reachable=True)
+        return probabilities
+
+    async def _scores_from(
+        self, values: np.ndarray, outcome: np.ndarray | ModelClientError
+    ) -> list[Score]:
+        if isinstance(outcome, ModelClientError):
+            if not isinstance(outcome, CircuitOpenError):
+                # Calls rejected by the open circuit are not logged one by one, because the
+                # failure that opened it was logged.
+                _log.warning(
+                    "model call failed, using fallback",
+                    error_kind=outcome.kind,
+                    rows=len(values),
+                    circuit_state=self.client.breaker.state.name.lower(),
+                )
+            return self._fallback(values, outcome.kind)
         if self._registry_version is None:
             # The service is up, so /health is cheap now. Checking here labels this very batch
             # and keeps it from being scored by a model trained on another spec.
@@ -246,7 +325,7 @@ class RiskScorer:
         reasons = self._model_reasons(values)
         return [
             Score(float(p), version, None, row_reasons)
-            for p, row_reasons in zip(probabilities, reasons, strict=True)
+            for p, row_reasons in zip(outcome, reasons, strict=True)
         ]
 
     def health(self) -> ScorerHealth:
@@ -353,6 +432,16 @@ class RiskScorer:
                     expected_hash=FEATURE_SPEC_HASH,
                 )
             self._spec_hash_ok = spec_hash_ok
+
+
+def _splittable(
+    outcome: np.ndarray | ModelClientError, values: np.ndarray
+) -> TypeGuard[ModelRequestRejectedError]:
+    return (
+        isinstance(outcome, ModelRequestRejectedError)
+        and outcome.status in _SPLITTABLE_STATUSES
+        and len(values) > 1
+    )
 
 
 def _load_profile(directory: Path | None) -> ReasonProfile | None:

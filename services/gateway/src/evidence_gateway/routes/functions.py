@@ -28,12 +28,15 @@ from evidence_gateway.schemas import (
     ServiceFunctionRequest,
     ServiceFunctionResponse,
 )
+from evidence_gateway.snowflake_headers import (
+    QUERY_BATCH_ID_HEADER,
+    QUERY_ID_HEADER,
+    header_value,
+    loggable_id,
+)
 
 __all__ = ["QUERY_BATCH_ID_HEADER", "QUERY_ID_HEADER", "router"]
 
-QUERY_BATCH_ID_HEADER = "sf-external-function-query-batch-id"
-QUERY_ID_HEADER = "sf-external-function-current-query-id"
-_MAX_HEADER_ID_LENGTH = 256
 _ARGUMENTS = ("policy_number", "mib_xml", "rx_xml")
 # Control and format characters and line and paragraph separators: they can rewrite terminals
 # and log viewers or hide the difference between two ids.
@@ -162,19 +165,6 @@ def _failure_value(failure: RowFailure) -> dict[str, Any]:
     return {"error": failure.message, "error_type": failure.kind, "document": failure.document}
 
 
-def _header_id(request: Request, name: str) -> str | None:
-    value = request.headers.get(name)
-    if not value:
-        return None
-    if len(value) > _MAX_HEADER_ID_LENGTH:
-        # Without the id, prediction ids turn random, so a retried batch would be stored twice.
-        structlog.get_logger(__name__).warning(
-            "header ignored", header=name, length=len(value), max_length=_MAX_HEADER_ID_LENGTH
-        )
-        return None
-    return value
-
-
 @router.post(
     "/predict",
     response_model=ServiceFunctionResponse,
@@ -203,9 +193,13 @@ async def predict_rows(
     except _EnvelopeError as exc:
         return _invalid_envelope(exc)
 
-    batch_id = _header_id(request, QUERY_BATCH_ID_HEADER)
+    # The whole value goes into the prediction ids, whatever its length, because a retried
+    # batch must map to the same ids. The id derivation hashes it, so length costs nothing.
+    batch_id = header_value(request, QUERY_BATCH_ID_HEADER)
     structlog.contextvars.bind_contextvars(
-        query_batch_id=batch_id, query_id=_header_id(request, QUERY_ID_HEADER), rows=len(numbers)
+        **loggable_id("query_batch_id", batch_id),
+        **loggable_id("query_id", header_value(request, QUERY_ID_HEADER)),
+        rows=len(numbers),
     )
     parsed = [
         _parse_row(
