@@ -37,7 +37,7 @@ def test_score_cli_in_process_json(model_server_url: str, tmp_path: Path) -> Non
 
     result = _run(
         ["--mib", str(SAMPLE / "mib.xml"), "--rx", str(SAMPLE / "rx.xml"), "--policy", "CLI-7",
-         "--in-process", "--json"],
+         "--in-process", "--create-queue", "--json"],
         env,
     )  # fmt: skip
 
@@ -57,10 +57,10 @@ def test_score_cli_needs_a_document(tmp_path: Path) -> None:
 
 
 def test_score_cli_gateway_unreachable(tmp_path: Path) -> None:
-    """An unreachable gateway gives exit status 2 and a message naming the URL."""
+    """An unreachable gateway gives exit status 4 and a message naming the URL."""
     url = f"http://127.0.0.1:{free_port()}"
 
     result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url, "--timeout", "2"], {})
 
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert url in result.stderr

@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from evidence_gateway.cli.stack import run
+import httpx
+import pytest
+from evidence_gateway.cli.stack import dashboard_status, describe_rejection, run
 from evidence_gateway.stack.layout import StackLayout
 from evidence_gateway.stack.samples import load_samples
 
@@ -57,3 +59,40 @@ def test_stack_default_ports() -> None:
     assert parameters["gateway_port"].default == 8000
     assert parameters["model_port"].default == 5000
     assert parameters["dashboard_port"].default == 8501
+
+
+@pytest.mark.parametrize(
+    ("requested", "installed", "expected"),
+    [
+        (False, False, "skipped (--no-dashboard)"),
+        (True, False, "not installed (skipped)"),
+        (True, True, "http://127.0.0.1:18501"),
+    ],
+)
+def test_dashboard_status_reason(requested: bool, installed: bool, expected: str) -> None:
+    """The URL table names why the dashboard is missing: the option or the package."""
+    layout = StackLayout(root=Path(), var_dir=Path("var"), dashboard_port=18501)
+
+    assert dashboard_status(layout, requested=requested, installed=installed) == expected
+
+
+def test_describe_rejection_queue_full() -> None:
+    """A 503 on the sample batch names the status, the error and the queue setting."""
+    response = httpx.Response(
+        503,
+        json={"error": {"type": "persistence_unavailable", "message": "queue full"}},
+    )
+
+    text = describe_rejection(response)
+
+    assert "POST /functions/predict returned HTTP 503 persistence_unavailable" in text
+    assert "(queue full)" in text
+    assert "GATEWAY_QUEUE_MAX_DEPTH" in text
+
+
+def test_describe_rejection_not_json() -> None:
+    """A body that is not JSON still gives the status."""
+    text = describe_rejection(httpx.Response(502, text="<html>bad gateway</html>"))
+
+    assert "returned HTTP 502 unknown error" in text
+    assert "GATEWAY_QUEUE_MAX_DEPTH" not in text

@@ -77,7 +77,7 @@ def test_cli_replay_one_then_all(queue_with_dead_letters: PredictionQueue) -> No
     """replay ID moves one record back; replay --all moves the rest."""
     queue = queue_with_dead_letters
     single = CliRunner().invoke(app, ["dead-letters", "replay", "pred-000001"])
-    assert single.stdout.strip() == "replayed 1 record(s)"
+    assert single.stdout.strip() == "replayed 1 record(s): pred-000001"
     assert (queue.depth(), queue.dead_letter_count()) == (2, 1)
     rest = CliRunner().invoke(app, ["dead-letters", "replay", "--all"])
     assert rest.stdout.strip() == "replayed 1 record(s)"
@@ -98,9 +98,9 @@ def test_cli_replay_needs_ids_or_all(
 def test_cli_status_unreadable_queue_exits_1(
     clean_settings: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """status on a queue path under a regular file exits 1 with the reason."""
+    """status on a queue path under a regular file exits 1 naming the path."""
     (tmp_path / "file").write_text("x")
     monkeypatch.setenv("PERSISTENCE_QUEUE_PATH", str(tmp_path / "file" / "queue.sqlite3"))
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 1
-    assert "cannot create the directory of the queue file" in result.stderr
+    assert f"no queue file at '{tmp_path}/file/queue.sqlite3'" in result.stderr

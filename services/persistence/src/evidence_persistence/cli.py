@@ -6,9 +6,11 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -50,6 +52,61 @@ def _consumer(settings: Settings, queue: PredictionQueue) -> QueueConsumer:
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
     )
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _missing_queue_message(path: Path) -> str:
+    message = f"no queue file at {str(path.resolve())!r}"
+    if not path.is_absolute():
+        message += (
+            f" (PERSISTENCE_QUEUE_PATH {str(path)!r} is relative to the current directory "
+            f"{str(Path.cwd())!r})"
+        )
+    return (
+        f"{message}; set PERSISTENCE_QUEUE_PATH to the queue file that the gateway and the "
+        "worker use, or run the command from the directory they run in"
+    )
+
+
+def _queue_tables(path: Path) -> set[str]:
+    """Return the table names of the SQLite file at ``path``, opened read-only."""
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    try:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {str(name) for (name,) in rows.fetchall()}
+    finally:
+        connection.close()
+
+
+def _existing_queue(settings: Settings) -> PredictionQueue:
+    """Open the configured queue for a command that must not create one.
+
+    Raises:
+        typer.Exit: the file is missing or is not a prediction queue; the message names the
+            path and the setting.
+    """
+    path = settings.queue_path
+    if not path.is_file():
+        raise _fail(_missing_queue_message(path))
+    try:
+        tables = _queue_tables(path)
+    except sqlite3.Error as exc:
+        msg = (
+            f"cannot read {str(path.resolve())!r} as an SQLite file ({exc}); check "
+            "PERSISTENCE_QUEUE_PATH"
+        )
+        raise _fail(msg) from exc
+    if not {"queue_items", "dead_letters"} <= tables:
+        msg = (
+            f"{str(path.resolve())!r} is not a prediction queue (it has no queue_items and "
+            "dead_letters tables); check PERSISTENCE_QUEUE_PATH"
+        )
+        raise _fail(msg)
+    return PredictionQueue.from_settings(settings)
 
 
 @app.command()
@@ -121,19 +178,21 @@ def worker(
 
 @app.command()
 def status() -> None:
-    """Print queue depth, oldest record age and dead-letter count as one JSON object."""
+    """Print queue depth, oldest record age and dead-letter count as one JSON object.
+
+    Exits with 1, creating nothing, when the file at PERSISTENCE_QUEUE_PATH does not exist.
+    """
     settings = get_settings()
-    queue = PredictionQueue.from_settings(settings)
+    queue = _existing_queue(settings)
     try:
         report = {
-            "queue_path": str(settings.queue_path),
+            "queue_path": str(settings.queue_path.resolve()),
             "depth": queue.depth(),
             "oldest_age_seconds": round(queue.oldest_age_seconds(), 3),
             "dead_letters": queue.dead_letter_count(),
         }
     except PersistenceError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise _fail(str(exc)) from exc
     typer.echo(json.dumps(report))
 
 
@@ -154,15 +213,15 @@ def list_dead_letters(
 ) -> None:
     """List dead letters, oldest failure first: prediction id, attempts, time and error type.
 
-    Only the error's type is printed unless ``--show-errors`` is given.
+    Only the error's type is printed unless ``--show-errors`` is given. Exits with 1, creating
+    nothing, when the file at PERSISTENCE_QUEUE_PATH does not exist.
     """
     settings = get_settings()
-    consumer = _consumer(settings, PredictionQueue.from_settings(settings))
+    consumer = _consumer(settings, _existing_queue(settings))
     try:
         letters = consumer.list_dead_letters(limit)
     except PersistenceError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise _fail(str(exc)) from exc
     for letter in letters:
         error = letter.error if show_errors else error_type_of(letter.error)
         failed_at = datetime.fromtimestamp(letter.failed_at, UTC).isoformat(timespec="seconds")
@@ -190,18 +249,33 @@ def replay_dead_letters(
     ] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
 ) -> None:
-    """Move dead letters back into the queue with their attempt count reset."""
+    """Move dead letters back into the queue with their attempt count reset.
+
+    Prints the number of records moved and the ids replayed. Exits with 1 when an id is not
+    among the dead letters (the others are still replayed), and with 2 on a usage error.
+    """
     if bool(prediction_ids) == replay_all:
-        typer.echo("error: pass prediction ids or --all, not both and not neither", err=True)
-        raise typer.Exit(2)
+        raise _fail("pass prediction ids or --all, not both and not neither", code=2)
     settings = get_settings()
-    consumer = _consumer(settings, PredictionQueue.from_settings(settings))
+    consumer = _consumer(settings, _existing_queue(settings))
     try:
-        moved = consumer.replay_dead_letters(None if replay_all else prediction_ids)
+        if replay_all:
+            typer.echo(f"replayed {consumer.replay_dead_letters(None)} record(s)")
+            return
+        replayed: list[str] = []
+        not_found: list[str] = []
+        moved = 0
+        # dict.fromkeys drops repeated ids and keeps the order they were given in.
+        for prediction_id in dict.fromkeys(prediction_ids or []):
+            count = consumer.replay_dead_letters([prediction_id])
+            moved += count
+            (replayed if count else not_found).append(prediction_id)
     except PersistenceError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(f"replayed {moved} record(s)")
+        raise _fail(str(exc)) from exc
+    summary = f"replayed {moved} record(s)"
+    typer.echo(f"{summary}: {' '.join(replayed)}" if replayed else summary)
+    if not_found:
+        raise _fail(f"not found among the dead letters: {' '.join(not_found)}")
 
 
 def main() -> None:

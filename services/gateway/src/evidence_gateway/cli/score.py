@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,30 +15,66 @@ import typer
 from rich.console import Console
 
 from evidence_gateway.cli.render import prediction_table
+from evidence_gateway.cli.xml_text import XmlDecodeError, decode_xml
+from evidence_gateway.config import Settings
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
+EXIT_REJECTED = 1
+EXIT_BAD_INPUT = 3
+EXIT_UNREACHABLE = 4
+EXIT_NO_QUEUE = 5
 
-def _read(path: Path | None) -> str | None:
+
+def _read(path: Path | None, option: str) -> str | None:
+    """Read an XML file as bytes and decode it as an XML parser would.
+
+    Raises:
+        typer.Exit: with ``EXIT_BAD_INPUT`` when the file cannot be read or decoded.
+    """
     if path is None:
         return None
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        msg = f"cannot read {str(path)!r} as UTF-8 text: {exc.__class__.__name__}"
-        raise typer.BadParameter(msg) from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        typer.echo(f"error: cannot read {option} {str(path)!r}: {exc.strerror}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    try:
+        return decode_xml(data)
+    except XmlDecodeError as exc:
+        typer.echo(f"error: cannot decode {option} {str(path)!r}: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
 
 
-async def _post_in_process(body: dict[str, Any], token: str | None) -> httpx.Response:
+def _check_queue(settings: Settings, create_queue: bool) -> None:
+    """Stop unless the in-process app would append to an existing queue file.
+
+    A queue file created by accident, such as ``var/queue.sqlite3`` under another working
+    directory, is drained by no worker, so its predictions never reach the tables.
+    """
+    path = settings.queue_path
+    if create_queue or path.is_file():
+        return
+    message = f"error: no queue file at {str(path.resolve())!r}"
+    if not path.is_absolute():
+        message += f" (GATEWAY_QUEUE_PATH {str(path)!r} is relative to the current directory)"
+    typer.echo(
+        f"{message}; set GATEWAY_QUEUE_PATH to the queue that the persistence worker drains, "
+        "run from the directory of the stack, or pass --create-queue to create it",
+        err=True,
+    )
+    raise typer.Exit(EXIT_NO_QUEUE)
+
+
+async def _post_in_process(
+    settings: Settings, body: dict[str, Any], token: str | None
+) -> httpx.Response:
     # Imported here so scoring against a remote gateway does not load the feature library.
     from evidence_gateway.app import create_app
-    from evidence_gateway.config import Settings
 
-    # The in-process app listens on no socket, so it runs in local mode: the bearer token is
-    # optional here, but still checked when GATEWAY_API_TOKEN is set.
-    gateway = create_app(Settings(local_mode=True))
+    gateway = create_app(settings)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with gateway.router.lifespan_context(gateway):
         transport = httpx.ASGITransport(app=gateway)
@@ -64,7 +102,15 @@ def score(
         str, typer.Option(help="Gateway base URL; ignored with --in-process.")
     ] = "http://127.0.0.1:8000",
     in_process: Annotated[
-        bool, typer.Option(help="Build the gateway in this process (GATEWAY_* settings apply).")
+        bool,
+        typer.Option(
+            help="Build the gateway in this process (GATEWAY_* and MODEL_CLIENT_* settings "
+            "apply); it appends to the queue file at GATEWAY_QUEUE_PATH."
+        ),
+    ] = False,
+    create_queue: Annotated[
+        bool,
+        typer.Option(help="With --in-process, create the queue file when it does not exist."),
     ] = False,
     token: Annotated[
         str | None, typer.Option(envvar="EVIDENCE_SCORE_TOKEN", help="Bearer token for /v1.")
@@ -72,7 +118,13 @@ def score(
     timeout: Annotated[float, typer.Option(help="HTTP timeout in seconds.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")] = False,
 ) -> None:
-    """Score one applicant and print the prediction; exits 1 when the gateway rejects it."""
+    """Score one applicant and print the prediction.
+
+    Files are read as bytes and decoded as an XML parser would: a byte order mark first, then
+    the encoding of the XML declaration, then UTF-8. Exit status: 0 scored, 1 rejected by the
+    gateway, 2 invalid options, 3 input file unreadable or not decodable, 4 gateway
+    unreachable, 5 no queue file for --in-process.
+    """
     if mib is None and rx is None:
         raise typer.BadParameter("pass --mib, --rx or both")
     if as_of is not None:
@@ -81,17 +133,29 @@ def score(
         except ValueError as exc:
             msg = f"--as-of {as_of!r} is not a YYYY-MM-DD date"
             raise typer.BadParameter(msg) from exc
-    body = {"policy_number": policy, "mib_xml": _read(mib), "rx_xml": _read(rx), "as_of": as_of}
+    body = {
+        "policy_number": policy,
+        "mib_xml": _read(mib, "--mib"),
+        "rx_xml": _read(rx, "--rx"),
+        "as_of": as_of,
+    }
     try:
         if in_process:
-            response = asyncio.run(_post_in_process(body, token))
+            # The in-process app listens on no socket, so it runs in local mode: the bearer
+            # token is optional here, but still checked when GATEWAY_API_TOKEN is set.
+            settings = Settings(local_mode=True)
+            _check_queue(settings, create_queue)
+            # The app logs to stdout, which must carry only the result (the JSON with --json).
+            with contextlib.redirect_stdout(sys.stderr):
+                response = asyncio.run(_post_in_process(settings, body, token))
         else:
             response = asyncio.run(_post_remote(url, body, token, timeout))
     except httpx.HTTPError as exc:
         typer.echo(
-            f"request to {url} failed: {exc.__class__.__name__}; is the gateway up?", err=True
+            f"error: request to {url} failed: {exc.__class__.__name__}; is the gateway up?",
+            err=True,
         )
-        raise typer.Exit(2) from exc
+        raise typer.Exit(EXIT_UNREACHABLE) from exc
     answer = response.json()
     console = Console()
     if as_json:
@@ -107,7 +171,7 @@ def score(
         error = answer.get("error", {})
         typer.echo(f"HTTP {response.status_code}: {error.get('message', answer)}", err=True)
     if response.status_code != 200:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REJECTED)
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
 """``evidence-stack``: bring up the local stack, score the bundled samples and keep serving.
 
-Steps: train a model into ``var/model`` when it has none. Start the model server, gateway,
-persistence worker and (when installed) dashboard through honcho and the ``Procfile``, and wait
-until they respond. Score ``data/samples`` through ``/v1/predict`` and ``/functions/predict``,
-check that the rows reached the SQLite store, print the URLs and serve until Ctrl-C.
+Steps: check that the stack's ports are free. Train a model into ``var/model`` when it has
+none. Start the model server, gateway, persistence worker and (when installed) dashboard from
+the ``Procfile`` under supervisord, and wait until they respond. Score ``data/samples`` through
+``/v1/predict`` and ``/functions/predict``, check that the rows reached the SQLite store, print
+the URLs and serve until Ctrl-C. A process that exits is restarted while the others keep
+serving.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -22,8 +25,8 @@ from rich.table import Table
 
 from evidence_gateway.cli.render import prediction_table
 from evidence_gateway.stack.layout import StackLayout
+from evidence_gateway.stack.ports import StackPort, check_ports_free, check_ports_owned
 from evidence_gateway.stack.processes import (
-    ProcessGroup,
     StackError,
     dashboard_available,
     has_model_artifact,
@@ -38,10 +41,13 @@ from evidence_gateway.stack.samples import (
     score_via_api,
     score_via_function,
 )
+from evidence_gateway.stack.supervision import START_RETRIES, ProcessEvent, Supervisor
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, help=__doc__)
+
+_POLL_SECONDS = 0.5
 
 
 def _model_answers(response: httpx.Response) -> bool:
@@ -49,28 +55,58 @@ def _model_answers(response: httpx.Response) -> bool:
     return bool(body.get("checks", {}).get("model", {}).get("ok"))
 
 
-def _bring_up(
-    console: Console, layout: StackLayout, *, with_dashboard: bool, timeout: float
-) -> ProcessGroup:
-    names = ["model", "gateway", "worker"] + (["dashboard"] if with_dashboard else [])
-    group = ProcessGroup(layout, names, layout.environment(dict(os.environ)))
+def _stack_ports(layout: StackLayout, *, with_dashboard: bool) -> list[StackPort]:
+    ports = [
+        StackPort("model server", layout.model_port, "--model-port or MODEL_SERVER_PORT"),
+        StackPort("gateway", layout.gateway_port, "--gateway-port or GATEWAY_PORT"),
+    ]
+    if with_dashboard:
+        ports.append(
+            StackPort("dashboard", layout.dashboard_port, "--dashboard-port or DASHBOARD_PORT")
+        )
+    return ports
+
+
+def _wait_for_services(layout: StackLayout, group: Supervisor, timeout: float) -> float:
+    model_port, gateway_port = _stack_ports(layout, with_dashboard=False)
+    waited = wait_until(
+        f"model server at {layout.model_url}/health",
+        lambda: http_ok(f"{layout.model_url}/health"),
+        timeout=timeout,
+        alive=group.alive,
+    )
+    # The ports were free before the start, but another program could have taken one since.
+    # Nothing but the readiness probes may reach a server that this stack did not start.
+    check_ports_owned([model_port], group.pids())
+    warm_up_model(layout.model_url)
+    waited += wait_until(
+        f"gateway at {layout.gateway_url}/health/ready",
+        lambda: http_ok(f"{layout.gateway_url}/health/ready", accept=_model_answers),
+        timeout=timeout,
+        alive=group.alive,
+    )
+    check_ports_owned([gateway_port], group.pids())
+    return waited
+
+
+def _bring_up(console: Console, layout: StackLayout, group: Supervisor, timeout: float) -> None:
     group.start()
-    with console.status("waiting for the model server and the gateway"):
-        waited = wait_until(
-            f"model server at {layout.model_url}/health",
-            lambda: http_ok(f"{layout.model_url}/health"),
-            timeout=timeout,
-            alive=group.alive,
-        )
-        warm_up_model(layout.model_url)
-        waited += wait_until(
-            f"gateway at {layout.gateway_url}/health/ready",
-            lambda: http_ok(f"{layout.gateway_url}/health/ready", accept=_model_answers),
-            timeout=timeout,
-            alive=group.alive,
-        )
-    console.print(f"started {', '.join(names)} in {waited:.1f} s (logs: {layout.log_path})")
-    return group
+    try:
+        with console.status("waiting for the model server and the gateway"):
+            waited = _wait_for_services(layout, group, timeout)
+    except StackError as exc:
+        if group.given_up:
+            names_down = ", ".join(sorted(group.given_up))
+            msg = (
+                f"{names_down} exited within seconds of each of {START_RETRIES + 1} starts; "
+                f"see {layout.process_log_dir}/<process>.log"
+            )
+            raise StackError(msg) from exc
+        raise
+    console.print(
+        f"started {', '.join(group.names)} in {waited:.1f} s "
+        f"(logs: {layout.log_path} and {layout.process_log_dir}/<process>.log)"
+    )
 
 
 def _score_samples(console: Console, layout: StackLayout, samples_dir: Path) -> bool:
@@ -78,10 +114,21 @@ def _score_samples(console: Console, layout: StackLayout, samples_dir: Path) -> 
     if not samples:
         console.print(f"[yellow]no samples in {samples_dir}; nothing scored[/]")
         return True
-    with httpx.Client(base_url=layout.gateway_url, timeout=30.0) as client:
-        api_answers = score_via_api(client, samples)
-        sql_answers = score_via_function(client, samples)
-    console.print(prediction_table("POST /v1/predict", [("API", a) for a in api_answers]))
+    try:
+        with httpx.Client(base_url=layout.gateway_url, timeout=30.0) as client:
+            api_answers = score_via_api(client, samples)
+            console.print(prediction_table("POST /v1/predict", [("API", a) for a in api_answers]))
+            sql_answers = score_via_function(client, samples)
+    except httpx.HTTPStatusError as exc:
+        console.print(f"[red]{describe_rejection(exc.response)}[/]")
+        return False
+    except (httpx.HTTPError, ValueError) as exc:
+        # ValueError: a response body that is not JSON.
+        console.print(
+            f"[red]scoring the samples failed: {exc.__class__.__name__} from "
+            f"{layout.gateway_url}[/] (see {layout.process_log_dir / 'gateway.log'})"
+        )
+        return False
     console.print(
         prediction_table(
             "POST /functions/predict (one service-function batch)",
@@ -101,18 +148,78 @@ def _score_samples(console: Console, layout: StackLayout, samples_dir: Path) -> 
     return counts.predictions_found == counts.predictions_expected
 
 
-def _urls(layout: StackLayout, with_dashboard: bool) -> Table:
+def describe_rejection(response: httpx.Response) -> str:
+    """Describe a non-200 response to the sample batch from its error type and message."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    kind = error.get("type", "unknown error") if isinstance(error, dict) else "unknown error"
+    message = error.get("message", "") if isinstance(error, dict) else ""
+    text = (
+        f"the gateway rejected the sample batch: POST /functions/predict returned "
+        f"HTTP {response.status_code} {kind}"
+    )
+    if message:
+        text += f" ({message})"
+    if response.status_code == 503:
+        text += (
+            "; the queue is full or not writable. Check GATEWAY_QUEUE_MAX_DEPTH, the disk and "
+            "the worker's log"
+        )
+    return text
+
+
+def dashboard_status(layout: StackLayout, *, requested: bool, installed: bool) -> str:
+    """Return the dashboard's URL, or why it was not started."""
+    if not requested:
+        return "skipped (--no-dashboard)"
+    if not installed:
+        return "not installed (skipped)"
+    return layout.dashboard_url
+
+
+def _urls(layout: StackLayout, dashboard: str) -> Table:
     table = Table(title="local stack", title_justify="left", show_header=False)
     table.add_row("API docs", f"{layout.gateway_url}/docs")
     table.add_row("metrics", f"{layout.gateway_url}/metrics")
     table.add_row("readiness", f"{layout.gateway_url}/health/ready")
     table.add_row("model server", f"{layout.model_url}/health")
-    table.add_row(
-        "dashboard", layout.dashboard_url if with_dashboard else "not installed (skipped)"
-    )
+    table.add_row("dashboard", dashboard)
     table.add_row("store", str(layout.store_path))
-    table.add_row("logs", str(layout.log_path))
+    table.add_row("logs", f"{layout.log_path}, {layout.process_log_dir}/<process>.log")
     return table
+
+
+def _report(console: Console, event: ProcessEvent, layout: StackLayout) -> None:
+    log = layout.process_log_dir / f"{event.process}.log"
+    if event.kind == "exited":
+        # supervisord calls every exit it did not ask for "not expected"; all are restarted.
+        text = event.text.replace("; not expected", "").replace("; expected", "")
+        console.print(f"[yellow]process exited: {text}; restarting it[/] (log: {log})")
+    elif event.kind == "spawned":
+        console.print(f"process started: {event.text}")
+    elif event.kind == "gave up":
+        console.print(
+            f"[red]{event.process} stays down: it exited within seconds of each of "
+            f"{START_RETRIES + 1} starts[/] (log: {log}). The other processes keep serving; "
+            "stop the stack with Ctrl-C and start it again once the cause is fixed."
+        )
+
+
+def _serve(console: Console, group: Supervisor, layout: StackLayout) -> None:
+    """Print the processes' exits and restarts until supervisord exits or a signal arrives."""
+    console.print("serving; press Ctrl-C to stop")
+    while True:
+        for event in group.events():
+            _report(console, event, layout)
+        status = group.wait(timeout=_POLL_SECONDS)
+        if status is not None:
+            console.print(
+                f"[red]supervisord exited with status {status}[/] (see {layout.log_path})"
+            )
+            raise typer.Exit(1)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -133,9 +240,16 @@ def run(
     samples: Annotated[
         Path | None, typer.Option(help="Sample evidence directory; default <root>/data/samples.")
     ] = None,
-    gateway_port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
-    model_port: Annotated[int, typer.Option(help="Local model server port.")] = 5000,
-    dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
+    gateway_port: Annotated[
+        int, typer.Option(min=1, max=65535, envvar="GATEWAY_PORT", help="Gateway port.")
+    ] = 8000,
+    model_port: Annotated[
+        int,
+        typer.Option(min=1, max=65535, envvar="MODEL_SERVER_PORT", help="Local model server port."),
+    ] = 5000,
+    dashboard_port: Annotated[
+        int, typer.Option(min=1, max=65535, envvar="DASHBOARD_PORT", help="Dashboard port.")
+    ] = 8501,
     gateway_workers: Annotated[int, typer.Option(min=1, help="Gateway uvicorn workers.")] = 1,
     dashboard: Annotated[
         bool, typer.Option(help="Start the dashboard when its package is installed.")
@@ -148,7 +262,12 @@ def run(
         float, typer.Option(help="Seconds to wait for each service to become ready.")
     ] = 90.0,
 ) -> None:
-    """Run the local stack (the ``make run`` target)."""
+    """Run the local stack (the ``make run`` target).
+
+    Each port option also reads the variable that the service itself reads (GATEWAY_PORT,
+    MODEL_SERVER_PORT, DASHBOARD_PORT); the option wins over the variable. Every process binds
+    127.0.0.1.
+    """
     # Wide enough for the result tables when the output is a log file or CI, not a terminal.
     console = Console(width=None if Console().is_terminal else 140)
     root = root.resolve()
@@ -160,15 +279,22 @@ def run(
         dashboard_port=dashboard_port,
         gateway_workers=gateway_workers,
     )
+    with_dashboard = dashboard and dashboard_available()
+    dashboard_note = dashboard_status(layout, requested=dashboard, installed=with_dashboard)
+    try:
+        check_ports_free(_stack_ports(layout, with_dashboard=with_dashboard), layout.host)
+    except StackError as exc:
+        console.print(f"[red]{exc}[/]")
+        console.print("nothing was started")
+        raise typer.Exit(1) from exc
     layout.var_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(layout.prometheus_dir, ignore_errors=True)
     layout.prometheus_dir.mkdir()
-    with_dashboard = dashboard and dashboard_available()
 
-    # A supervisor stops the stack with SIGTERM; handle it like Ctrl-C so honcho stops the
-    # processes instead of leaving them running.
+    # A supervisor of this program stops it with SIGTERM; handle it like Ctrl-C so
+    # supervisord stops the processes instead of leaving them running.
     signal.signal(signal.SIGTERM, _interrupt)
-    group: ProcessGroup | None = None
+    group: Supervisor | None = None
     try:
         if not has_model_artifact(layout.model_dir):
             with (
@@ -177,25 +303,28 @@ def run(
             ):
                 seconds = train_model(layout.model_dir, rows=train_rows, seed=seed, log=log)
             console.print(f"trained a model into {layout.model_dir} in {seconds:.1f} s")
-        group = _bring_up(console, layout, with_dashboard=with_dashboard, timeout=timeout)
+        names = ["model", "gateway", "worker"] + (["dashboard"] if with_dashboard else [])
+        group = Supervisor(layout, names, layout.environment(dict(os.environ)))
+        _bring_up(console, layout, group, timeout)
         stored = _score_samples(console, layout, samples or root / "data" / "samples")
-        console.print(_urls(layout, with_dashboard))
+        for event in group.events():
+            _report(console, event, layout)
+        console.print(_urls(layout, dashboard_note))
         if once:
             if not stored:
                 raise typer.Exit(1)
             return
-        console.print("serving; press Ctrl-C to stop")
-        status = group.wait()
-        console.print(f"[red]a process of the stack exited (honcho status {status}); stopping[/]")
-        raise typer.Exit(1)
+        _serve(console, group, layout)
     except StackError as exc:
-        console.print(f"[red]{exc}[/] (see {layout.log_path})")
+        console.print(f"[red]{exc}[/] (see {layout.log_path} and {layout.process_log_dir})")
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
         if group is not None:
+            started = time.perf_counter()
             group.stop()
+            console.print(f"stopped in {time.perf_counter() - started:.1f} s")
 
 
 def main() -> None:

@@ -57,8 +57,13 @@ class StackLayout:
 
     @property
     def log_path(self) -> Path:
-        """File receiving every process's output."""
+        """supervisord's log: process starts, exits and restarts, and training output."""
         return self.var_dir / "stack.log"
+
+    @property
+    def process_log_dir(self) -> Path:
+        """Directory of the processes' own output, one ``<name>.log`` per process."""
+        return self.var_dir / "logs"
 
     @property
     def gateway_url(self) -> str:

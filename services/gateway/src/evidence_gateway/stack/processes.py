@@ -1,26 +1,20 @@
-"""Start, watch and stop the stack's processes: honcho runs the Procfile, we wait on HTTP."""
+"""Train the stack's model, find its console scripts and wait for its processes over HTTP."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import httpx
-import psutil  # type: ignore[import-untyped]
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC
 
-from evidence_gateway.stack.layout import StackLayout
-
 __all__ = [
-    "ProcessGroup",
     "StackError",
     "dashboard_available",
     "has_model_artifact",
@@ -141,83 +135,3 @@ def warm_up_model(model_url: str) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
-
-
-class ProcessGroup:
-    """The Procfile's processes under one ``honcho start``, with output to a log file.
-
-    honcho runs in its own session so a Ctrl-C in the terminal reaches only this program,
-    which then stops honcho, and honcho stops the processes.
-    """
-
-    def __init__(self, layout: StackLayout, names: Sequence[str], env: dict[str, str]) -> None:
-        self.layout = layout
-        self.names = list(names)
-        self.env = env
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def start(self) -> None:
-        """Start honcho with the selected Procfile entries."""
-        procfile = self.layout.root / "Procfile"
-        if not procfile.is_file():
-            msg = f"no Procfile in {str(self.layout.root)!r}; run from the repository root"
-            raise StackError(msg)
-        command = [
-            sys.executable,
-            "-m",
-            "honcho",
-            "start",
-            "--procfile",
-            str(procfile),
-            "--app-root",
-            str(self.layout.root),
-            *self.names,
-        ]
-        self._log = self.layout.log_path.open("ab")
-        self._process = subprocess.Popen(  # noqa: S603 - fixed command: honcho and our Procfile
-            command,
-            cwd=self.layout.root,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        """Tell whether honcho still runs (it exits once any of its processes exits)."""
-        return self._process is not None and self._process.poll() is None
-
-    def wait(self) -> int:
-        """Block until honcho exits; return its exit status."""
-        if self._process is None:
-            return 0
-        return self._process.wait()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Ask honcho to stop its processes; kill the whole session if it does not in time."""
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_tree(process.pid)
-                process.wait(timeout=5.0)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def _kill_tree(pid: int) -> None:
-    # honcho starts each process in a session of its own, so a signal to honcho's group would
-    # miss them: collect the descendants first, then kill them and honcho.
-    try:
-        parent = psutil.Process(pid)
-        victims = [*parent.children(recursive=True), parent]
-    except psutil.NoSuchProcess:
-        return
-    for victim in victims:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            victim.kill()

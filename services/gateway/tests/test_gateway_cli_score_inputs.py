@@ -1,0 +1,172 @@
+"""``evidence-score`` input files: encodings, exit statuses, stdout and the queue file."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from evidence_features import extract_features
+from evidence_gateway.cli.xml_text import XmlDecodeError, decode_xml, detect_xml_encoding
+from evidence_gateway.testing import free_port, script_path
+
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "samples" / "02-diabetic"
+UTF8_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
+def sample_rx(declared: str) -> str:
+    """The sample Rx report with a non-ASCII last name and ``declared`` as its encoding."""
+    text = (SAMPLE / "rx.xml").read_text(encoding="utf-8")
+    assert text.startswith(UTF8_DECLARATION)
+    text = text.replace(UTF8_DECLARATION, f'<?xml version="1.0" encoding="{declared}"?>', 1)
+    return text.replace("<LastName>DIABETIC</LastName>", "<LastName>MÜLLER</LastName>", 1)
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "bom_length"),
+    [
+        (b"<r/>", "utf-8", 0),
+        (codecs.BOM_UTF8 + b"<r/>", "utf-8", 3),
+        (codecs.BOM_UTF16_LE + "<r/>".encode("utf-16-le"), "utf-16-le", 2),
+        (codecs.BOM_UTF16_BE + "<r/>".encode("utf-16-be"), "utf-16-be", 2),
+        ('<?xml version="1.0"?><r/>'.encode("utf-16-le"), "utf-16-le", 0),
+        (b"<?xml version='1.0' encoding='ISO-8859-1'?><r/>", "ISO-8859-1", 0),
+        (b'<?xml version="1.0" encoding = "windows-1252" ?><r/>', "windows-1252", 0),
+    ],
+)
+def test_detect_xml_encoding_cases(data: bytes, encoding: str, bom_length: int) -> None:
+    """A byte order mark decides first, then the zero bytes of UTF-16, then the declaration."""
+    assert detect_xml_encoding(data) == (encoding, bom_length)
+
+
+def test_decode_xml_latin1_declaration() -> None:
+    """An ISO-8859-1 file decodes to the same text as its UTF-8 form."""
+    text = sample_rx("ISO-8859-1")
+
+    assert decode_xml(text.encode("iso-8859-1")) == text
+
+
+def test_decode_xml_utf16_drops_bom() -> None:
+    """A UTF-16 file with a byte order mark decodes to the text without the mark."""
+    text = sample_rx("UTF-16")
+
+    assert decode_xml(codecs.BOM_UTF16_LE + text.encode("utf-16-le")) == text
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'<?xml version="1.0" encoding="NO-SUCH-CODEC"?><r/>', "unknown encoding 'NO-SUCH-CODEC'"),
+        (b"<r>caf\xe9</r>", "not valid utf-8 (first invalid byte at offset 6)"),
+    ],
+)
+def test_decode_xml_rejects_bad_bytes(data: bytes, message: str) -> None:
+    """An unknown declared encoding and invalid UTF-8 raise an error naming the problem."""
+    with pytest.raises(XmlDecodeError, match=re.escape(message)):
+        decode_xml(data)
+
+
+@pytest.mark.parametrize(
+    ("declared", "codec"), [("ISO-8859-1", "iso-8859-1"), ("UTF-16", "utf-16")]
+)
+def test_decoded_text_scores_like_bytes(declared: str, codec: str) -> None:
+    """The feature library reads the decoded str as it reads the file's bytes.
+
+    The gateway receives the str over JSON; a declaration that still names ISO-8859-1 must not
+    make the library decode the text a second time.
+    """
+    raw = sample_rx(declared).encode(codec)
+
+    from_bytes = extract_features(None, raw)
+    from_text = extract_features(None, decode_xml(raw))
+
+    np.testing.assert_array_equal(from_text.values, from_bytes.values)
+    assert from_text.warnings == from_bytes.warnings
+    assert from_bytes.values.any()
+
+
+def _run(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script_path("evidence-score"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        cwd=cwd,
+    )
+
+
+def test_score_cli_missing_file_exit_3(tmp_path: Path) -> None:
+    """A file that cannot be read gives exit status 3 and names the option and path."""
+    missing = tmp_path / "missing.xml"
+
+    result = _run(["--rx", str(missing), "--url", f"http://127.0.0.1:{free_port()}"], {})
+
+    assert result.returncode == 3
+    assert f"cannot read --rx '{missing}'" in result.stderr
+
+
+def test_score_cli_undecodable_file_exit_3(tmp_path: Path) -> None:
+    """A file that is not valid in its declared encoding gives exit status 3."""
+    path = tmp_path / "rx.xml"
+    path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?><r>caf\xe9</r>')
+
+    result = _run(["--rx", str(path), "--url", f"http://127.0.0.1:{free_port()}"], {})
+
+    assert result.returncode == 3
+    assert f"cannot decode --rx '{path}'" in result.stderr
+
+
+def test_score_cli_in_process_needs_queue(tmp_path: Path) -> None:
+    """--in-process without a queue file exits 5 from a foreign directory and creates none."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+
+    result = subprocess.run(
+        [script_path("evidence-score"), "--rx", str(SAMPLE / "rx.xml"), "--in-process"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 5
+    stderr = " ".join(result.stderr.split())
+    assert f"no queue file at '{tmp_path}/var/queue.sqlite3'" in stderr
+    assert "GATEWAY_QUEUE_PATH" in stderr
+    assert "--create-queue" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_score_cli_encodings_in_process(model_server_url: str, tmp_path: Path) -> None:
+    """UTF-8, ISO-8859-1 and UTF-16 files score alike; stdout holds only the JSON."""
+    env = {
+        "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+        "GATEWAY_LOG_LEVEL": "info",
+        "MODEL_CLIENT_BASE_URL": model_server_url,
+        "MODEL_CLIENT_DEADLINE_MS": "3000",
+        "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
+    }
+    files = {}
+    for declared, codec in [("UTF-8", "utf-8"), ("ISO-8859-1", "iso-8859-1"), ("UTF-16", "utf-16")]:
+        files[declared] = tmp_path / f"rx-{declared}.xml"
+        files[declared].write_bytes(sample_rx(declared).encode(codec))
+
+    scores = {}
+    for declared, path in files.items():
+        result = _run(["--rx", str(path), "--in-process", "--create-queue", "--json"], env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        body = json.loads(result.stdout)
+        assert '"event"' in result.stderr
+        scores[declared] = (body["risk_score"], body["warnings"])
+
+    assert scores["ISO-8859-1"] == scores["UTF-8"]
+    assert scores["UTF-16"] == scores["UTF-8"]

@@ -1,0 +1,222 @@
+"""supervisord configuration, its log events and the port checks of ``evidence-stack``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from evidence_gateway.stack.layout import StackLayout
+from evidence_gateway.stack.ports import StackPort, check_ports_free, check_ports_owned
+from evidence_gateway.stack.processes import StackError
+from evidence_gateway.stack.supervision import (
+    START_RETRIES,
+    START_SECONDS,
+    Supervisor,
+    parse_event,
+    read_procfile,
+    render_config,
+)
+from evidence_gateway.testing import free_port, script_path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A socket listening on a free port of 127.0.0.1, as another stack's server would."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "process", "text"),
+    [
+        (
+            "2026-12-05 01:28:56,387 WARN exited: model (terminated by SIGTERM; not expected)",
+            "exited",
+            "model",
+            "model (terminated by SIGTERM; not expected)",
+        ),
+        (
+            "2026-12-05 01:28:57,390 INFO spawned: 'gateway' with pid 25090",
+            "spawned",
+            "gateway",
+            "'gateway' with pid 25090",
+        ),
+        (
+            "2026-12-05 01:29:10,001 INFO gave up: worker entered FATAL state, too many start "
+            "retries too quickly",
+            "gave up",
+            "worker",
+            "worker entered FATAL state, too many start retries too quickly",
+        ),
+    ],
+)
+def test_parse_event_state_changes(line: str, kind: str, process: str, text: str) -> None:
+    """Lines about a process's state become events naming the process."""
+    event = parse_event(line)
+
+    assert event is not None
+    assert event.kind == kind
+    assert event.process == process
+    assert event.text == text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-12-05 01:28:48,359 INFO supervisord started with pid 25083",
+        "2026-12-05 01:30:52,347 WARN received SIGTERM indicating exit request",
+        '{"event": "model server stopped", "level": "info"}',
+        "",
+    ],
+)
+def test_parse_event_ignores_other_lines(line: str) -> None:
+    """supervisord's own messages and the services' JSON lines are no events."""
+    assert parse_event(line) is None
+
+
+def test_render_config_restarts_each_process(tmp_path: Path) -> None:
+    """Each selected Procfile process gets autorestart, the retry cap and its own log."""
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var%1")
+    commands = {"model": "evidence-model-server", "worker": "evidence-persistence worker"}
+
+    text = render_config(layout, commands, ["model", "worker"])
+
+    assert "nodaemon=true" in text
+    assert text.count("autorestart=true") == 2
+    assert f"startsecs={START_SECONDS}" in text
+    assert f"startretries={START_RETRIES}" in text
+    assert "command=evidence-persistence worker" in text
+    assert f"stdout_logfile={tmp_path}/var%%1/logs/worker.log" in text
+    assert text.count("stopasgroup=true") == 2
+
+
+def test_render_config_unknown_process(tmp_path: Path) -> None:
+    """A process name missing from the Procfile is reported by name."""
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var")
+
+    with pytest.raises(StackError, match="no process named dashboard"):
+        render_config(layout, {"model": "evidence-model-server"}, ["model", "dashboard"])
+
+
+def test_read_procfile_lists_stack_processes() -> None:
+    """The repository's Procfile defines the four processes the stack runs."""
+    commands = read_procfile(REPO_ROOT / "Procfile")
+
+    assert set(commands) == {"model", "gateway", "worker", "dashboard"}
+    assert commands["worker"] == "evidence-persistence worker"
+
+
+def test_read_procfile_missing(tmp_path: Path) -> None:
+    """A root without a Procfile raises an error naming the directory."""
+    with pytest.raises(StackError, match="no Procfile in"):
+        read_procfile(tmp_path / "Procfile")
+
+
+def test_check_ports_free_accepts_free_port() -> None:
+    """A free port passes."""
+    check_ports_free([StackPort("gateway", free_port(), "--gateway-port")])
+
+
+def test_check_ports_free_names_taken_port(listener: int) -> None:
+    """A listening port is reported with its role and the option that changes it."""
+    ports = [
+        StackPort("model server", free_port(), "--model-port"),
+        StackPort("gateway", listener, "--gateway-port or GATEWAY_PORT"),
+    ]
+
+    with pytest.raises(StackError) as caught:
+        check_ports_free(ports)
+
+    message = str(caught.value)
+    assert f"port {listener} of the gateway" in message
+    assert "already in use" in message
+    assert "--gateway-port or GATEWAY_PORT" in message
+    assert "model server" not in message
+
+
+def test_check_ports_free_same_port_twice() -> None:
+    """Two roles on one port are rejected before any bind."""
+    port = free_port()
+    ports = [StackPort("model server", port, "--model-port"), StackPort("gateway", port, "--g")]
+
+    with pytest.raises(StackError, match=f"port {port} is chosen for both"):
+        check_ports_free(ports)
+
+
+def test_check_ports_owned_rejects_foreign_listener(listener: int) -> None:
+    """A port served by a process outside the stack is reported; this test's pid is foreign."""
+    with pytest.raises(StackError, match="not by this stack"):
+        check_ports_owned([StackPort("gateway", listener, "--gateway-port")], own_pids={1})
+
+
+def _run_stack(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script_path("evidence-stack"), "--once", "--root", str(REPO_ROOT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_stack_taken_port_starts_nothing(listener: int, tmp_path: Path) -> None:
+    """With the gateway port taken the stack exits 1 before it creates var/ or starts anything."""
+    var_dir = tmp_path / "var"
+
+    result = _run_stack(
+        ["--var-dir", str(var_dir), "--gateway-port", str(listener),
+         "--model-port", str(free_port()), "--no-dashboard"]
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    output = " ".join(result.stdout.split())
+    assert f"port {listener} of the gateway on 127.0.0.1 is already in use" in output
+    assert "--gateway-port or GATEWAY_PORT" in output
+    assert "nothing was started" in output
+    assert not var_dir.exists()
+
+
+def test_stack_port_from_environment(listener: int, tmp_path: Path) -> None:
+    """MODEL_SERVER_PORT chooses the model server's port when --model-port is not given."""
+    env = {**os.environ, "MODEL_SERVER_PORT": str(listener), "GATEWAY_PORT": str(free_port())}
+
+    result = _run_stack(["--var-dir", str(tmp_path / "var"), "--no-dashboard"], env)
+
+    assert result.returncode == 1
+    output = " ".join(result.stdout.split())
+    assert f"port {listener} of the model server" in output
+    assert "--model-port or MODEL_SERVER_PORT" in output
+
+
+@pytest.mark.slow
+def test_supervisor_gives_up_failing_process(tmp_path: Path) -> None:
+    """A process that exits at once is retried, then left down and reported as given up."""
+    (tmp_path / "Procfile").write_text("crasher: python -c 'raise SystemExit(3)'\n")
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var")
+    layout.var_dir.mkdir()
+    supervisor = Supervisor(layout, ["crasher"], layout.environment(dict(os.environ)))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 40
+        while supervisor.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = supervisor.alive()
+    finally:
+        supervisor.stop()
+
+    assert not alive
+    assert supervisor.given_up == frozenset({"crasher"})
+    log = layout.log_path.read_text()
+    assert log.count("exited: crasher (exit status 3; not expected)") == START_RETRIES + 1
+    assert "gave up: crasher entered FATAL state" in log
