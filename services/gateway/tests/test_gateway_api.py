@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -444,6 +445,42 @@ async def test_unknown_route_404_json(gateway: Any) -> None:
     assert response.json()["error"]["type"] == "not_found"
 
 
+_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def _capture_merged_logs() -> Any:
+    """Capture log entries with the bound context variables, as the JSON renderer sees them."""
+    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
+
+
+@pytest.mark.parametrize(
+    "supplied",
+    ["0f8fad5b-d9cb-469f-a165-70867728950e", "4BF92F3577B34DA6", _TRACE_ID],
+)
+async def test_request_id_id_shaped_kept(gateway: Any, supplied: str) -> None:
+    """A UUID or 16 to 64 hex digits is kept as the request id and echoed."""
+    with _capture_merged_logs() as logs:
+        response = await gateway.client.get("/v1/nothing", headers={"x-request-id": supplied})
+
+    assert supplied == response.headers["x-request-id"]
+    assert [supplied] == [line["request_id"] for line in logs if "request_id" in line]
+
+
+@pytest.mark.parametrize(
+    "supplied", ["Jane.Doe", "req-500-test", "POL-0001", "abc", "0" * 65, "4bf92f35-77b3"]
+)
+async def test_request_id_free_text_replaced(gateway: Any, supplied: str) -> None:
+    """Any other value gets a new UUID in the log and the response; the text is not logged."""
+    with _capture_merged_logs() as logs:
+        response = await gateway.client.get("/v1/nothing", headers={"x-request-id": supplied})
+
+    echoed = response.headers["x-request-id"]
+    assert supplied != echoed
+    assert str(uuid.UUID(echoed)) == echoed
+    assert [echoed] == [line["request_id"] for line in logs if "request_id" in line]
+    assert [] == [line for line in logs if supplied in str(line)]
+
+
 async def test_unexpected_error_500_logs_request_id(gateway: Any) -> None:
     """A bug returns 500 without details, and its log line carries the request id."""
 
@@ -454,11 +491,11 @@ async def test_unexpected_error_500_logs_request_id(gateway: Any) -> None:
     transport = httpx.ASGITransport(app=gateway.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
         with structlog.testing.capture_logs() as logs:
-            response = await client.get("/test-broken", headers={"x-request-id": "req-500-test"})
+            response = await client.get("/test-broken", headers={"x-request-id": _TRACE_ID})
 
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "internal_error"
     failures = [line for line in logs if line["event"] == "request failed"]
     assert len(failures) == 1
-    assert failures[0]["request_id"] == "req-500-test"
+    assert failures[0]["request_id"] == _TRACE_ID
     assert failures[0]["exception_type"] == "RuntimeError"

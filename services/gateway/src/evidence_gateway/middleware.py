@@ -15,9 +15,14 @@ from evidence_gateway.metrics import REQUEST_SECONDS
 __all__ = ["RequestContextMiddleware"]
 
 _log = structlog.get_logger("evidence_gateway.request")
-# A client-supplied request id is reused only when it looks like an id, so the log line and
-# the response header cannot carry arbitrary text.
-_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+# A client-supplied request id is reused only when it has the shape of a generated id: a UUID
+# or 16 to 64 hex digits (a W3C trace id has 32). Looser patterns let text such as "Jane.Doe"
+# through, and the /functions routes take no token, so any caller could write it into the log.
+# Any other value is replaced by a new UUID, which the response header returns.
+_REQUEST_ID_PATTERN = re.compile(
+    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{16,64})$"
+)
 _QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics"})
 
 
