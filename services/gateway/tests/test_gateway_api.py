@@ -209,6 +209,36 @@ async def test_predict_truncated_json_rejected(gateway: Any) -> None:
     assert "Jane Example" not in response.text
 
 
+_KEY_CANARY_XML = "<IntelRXResponse><DrugGenericName>KEYCANARYDRUG</DrugGenericName>"
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "expected_loc"),
+    [
+        ("/v1/predict", _body(None, None, **{_KEY_CANARY_XML: 1}), ["body", "<unknown key>"]),
+        ("/v1/predict", _body(None, None, **{"Jane KEYCANARY": 1}), ["body", "<unknown key>"]),
+        (
+            "/v1/predict/batch",
+            {"items": [_body(None, None, **{"DOB KEYCANARY 1970-01-01": 1})]},
+            ["body", "items", 0, "<unknown key>"],
+        ),
+    ],
+)
+async def test_unknown_key_not_echoed_or_logged(
+    gateway: Any, route: str, body: dict[str, Any], expected_loc: list[Any]
+) -> None:
+    """An unknown key may hold health data, so 422 and its log line name it only as unknown."""
+    with structlog.testing.capture_logs() as logs:
+        response = await gateway.client.post(route, json=body)
+
+    assert 422 == response.status_code
+    assert [expected_loc] == [issue["loc"] for issue in response.json()["details"]]
+    assert "KEYCANARY" not in response.text
+    assert [] == [line for line in logs if "KEYCANARY" in str(line)]
+    rejected = [line for line in logs if line["event"] == "request rejected"]
+    assert [".".join(map(str, expected_loc))] == rejected[0]["field_paths"]
+
+
 async def test_predict_invalid_utf8_body_422(gateway: Any) -> None:
     """A body that is not UTF-8 gets the standard 422 body, not FastAPI's bare 400."""
     for route in ("/v1/predict", "/v1/predict/batch"):

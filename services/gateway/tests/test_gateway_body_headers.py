@@ -357,6 +357,28 @@ def test_decompress_gzip_multiple_members() -> None:
     assert b'{"a": 1}' == decompress_gzip(data, max_bytes=100)
 
 
+def test_decompress_gzip_member_limit() -> None:
+    """16 members decompress; a 17th, even an empty one, gets 400 naming the member count."""
+    sixteen = gzip.compress(b"[") + gzip.compress(b"") * 14 + gzip.compress(b"]")
+
+    assert b"[]" == decompress_gzip(sixteen, max_bytes=100)
+    with pytest.raises(HTTPException) as raised:
+        decompress_gzip(sixteen + gzip.compress(b""), max_bytes=100)
+    assert 400 == raised.value.status_code
+    assert "more than 16 gzip members" in str(raised.value.detail)
+
+
+def test_decompress_gzip_many_members_400() -> None:
+    """700,000 empty members (14 MB) get 400 after 16; reading them all took minutes."""
+    body = gzip.compress(b"") * 700_000
+
+    with pytest.raises(HTTPException) as raised:
+        decompress_gzip(body, max_bytes=16_000_000)
+
+    assert 400 == raised.value.status_code
+    assert "more than 16 gzip members" in str(raised.value.detail)
+
+
 def test_decompress_gzip_stops_at_limit() -> None:
     """A 100 MB bomb raises 413 after allocating little more than the 1 MB limit."""
     bomb = _gzip_bomb(100_000_000)

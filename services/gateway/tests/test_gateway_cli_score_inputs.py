@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import codecs
+import http.server
 import json
 import os
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +124,38 @@ def test_score_cli_undecodable_file_exit_3(tmp_path: Path) -> None:
 
     assert result.returncode == 3
     assert f"cannot decode --rx '{path}'" in result.stderr
+
+
+def test_score_cli_not_a_gateway_exit_4(tmp_path: Path) -> None:
+    """A server that answers HTML instead of the gateway's JSON gives exit 4, no traceback."""
+    path = tmp_path / "rx.xml"
+    path.write_bytes(b"<r/>")
+
+    class HtmlHandler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"<html><body>not the gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HtmlHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = _run(["--rx", str(path), "--url", url], {})
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert 4 == result.returncode
+    assert "without the gateway's JSON object" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_score_cli_in_process_needs_queue(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Every JSON API error body has the shape of ``schemas.ErrorBody``. Validation err
 
 from __future__ import annotations
 
+from functools import cache
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -17,6 +18,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evidence_gateway.errors import BatchTooLargeError, PersistenceUnavailableError, RowError
+from evidence_gateway.schemas import (
+    BatchPredictionRequest,
+    PredictionRequest,
+    ServiceFunctionRequest,
+)
 
 __all__ = ["error_body", "install_exception_handlers", "row_error_status"]
 
@@ -52,10 +58,37 @@ def row_error_status(kind: str) -> int:
     return _ROW_ERROR_STATUS.get(kind, 422)
 
 
+# Parts of an error location that may be shown: where the value came from and the request
+# models' own field names. An unknown key is the caller's text, which may hold a name or a
+# whole XML document, so it is replaced before it reaches the response or the log.
+_LOCATION_ROOTS = frozenset({"body", "query", "path", "header", "cookie"})
+_REQUEST_MODELS = (PredictionRequest, BatchPredictionRequest, ServiceFunctionRequest)
+UNKNOWN_KEY = "<unknown key>"
+
+
+@cache
+def _known_location_names() -> frozenset[str]:
+    names = set(_LOCATION_ROOTS)
+    for model in _REQUEST_MODELS:
+        for name, field in model.model_fields.items():
+            names.add(name)
+            if field.alias:
+                names.add(field.alias)
+    return frozenset(names)
+
+
+def _safe_location(loc: Any) -> list[int | str]:
+    known = _known_location_names()
+    return [
+        part if isinstance(part, int) else (part if str(part) in known else UNKNOWN_KEY)
+        for part in loc
+    ]
+
+
 def _validation_issues(exc: RequestValidationError) -> list[dict[str, Any]]:
     issues = []
     for error in exc.errors():
-        loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
+        loc = _safe_location(error.get("loc", ()))
         issues.append(
             {"type": str(error.get("type", "")), "loc": loc, "msg": str(error.get("msg"))}
         )

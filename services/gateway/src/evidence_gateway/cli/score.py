@@ -123,7 +123,7 @@ def score(
     Files are read as bytes and decoded as an XML parser would: a byte order mark first, then
     the encoding of the XML declaration, then UTF-8. Exit status: 0 scored, 1 rejected by the
     gateway, 2 invalid options, 3 input file unreadable or not decodable, 4 gateway
-    unreachable, 5 no queue file for --in-process.
+    unreachable or another server at --url, 5 no queue file for --in-process.
     """
     if mib is None and rx is None:
         raise typer.BadParameter("pass --mib, --rx or both")
@@ -156,7 +156,18 @@ def score(
             err=True,
         )
         raise typer.Exit(EXIT_UNREACHABLE) from exc
-    answer = response.json()
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        # Another server on that port (the dashboard, a proxy's HTML page) is not the gateway.
+        typer.echo(
+            f"error: {url} answered HTTP {response.status_code} without the gateway's JSON "
+            "object; check that --url points at the gateway",
+            err=True,
+        )
+        raise typer.Exit(EXIT_UNREACHABLE)
     console = Console()
     if as_json:
         console.print_json(json.dumps(answer))
