@@ -153,19 +153,25 @@ class FaultyServer:
     ``model failed``), ``garbage`` (200 with a non-JSON body), ``wrong_rows`` (one row fewer),
     ``drop`` (closes the connection without a response), ``bad_probability`` (1.5 per row).
     ``GET /health`` returns ``health`` as JSON with status ``health_status`` in every mode.
-    With ``reject_value`` set, a ``/predict-proba`` body that contains that value gets 400
-    before the mode applies, as the real server rejects a value beyond the float32 range.
+    With ``max_rows`` set, a ``/predict-proba`` body of more rows gets 413 before the mode
+    applies, as the real server's ``MODEL_SERVER_MAX_ROWS`` does. With ``reject_value`` set, a
+    body that contains that value then gets 400, as the real server rejects a value beyond the
+    float32 range. In ``slow`` mode the delay comes first, so rejected calls are slow too.
     """
 
     mode: str = "ok"
     delay: float = 0.0
     status: int = 500
+    max_rows: int | None = None
     reject_value: float | None = None
     health: dict[str, object] = field(
         default_factory=lambda: {"model_name": "FAKE", "model_version": "V9"}
     )
     health_status: int = 200
     requests: list[tuple[str, bytes]] = field(default_factory=list)
+    #: ``/predict-proba`` requests whose response is not sent yet, and the maximum of that count.
+    in_flight: int = 0
+    max_in_flight: int = 0
     port: int = 0
     _server: asyncio.Server | None = None
     _handlers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -179,6 +185,11 @@ class FaultyServer:
     def predict_calls(self) -> int:
         """Requests received on ``/predict-proba``."""
         return sum(1 for path, _ in self.requests if path == "/predict-proba")
+
+    @property
+    def predict_sizes(self) -> list[int]:
+        """Row count of each ``/predict-proba`` request, in the order of arrival."""
+        return [_row_count(body) for path, body in self.requests if path == "/predict-proba"]
 
     @property
     def health_calls(self) -> int:
@@ -227,23 +238,35 @@ class FaultyServer:
             _write(writer, self.health_status, json.dumps(self.health).encode())
             await writer.drain()
             return True
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer_predict(writer, body)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_predict(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        mode = self.mode
+        if mode == "slow":
+            await asyncio.sleep(self.delay)
+        if self.max_rows is not None and _row_count(body) > self.max_rows:
+            _write(writer, 413, b'{"detail": "too many rows"}')
+            await writer.drain()
+            return True
         if self.reject_value is not None and _contains_value(body, self.reject_value):
             _write(writer, 400, b'{"detail": "column X of row 0 is beyond the float32 range"}')
             await writer.drain()
             return True
-        mode = self.mode
         if mode == "hang":
             await asyncio.sleep(3600)
         if mode == "drop":
             return False
-        if mode == "slow":
-            await asyncio.sleep(self.delay)
         if mode == "status":
             _write(writer, self.status, b"model failed")
         elif mode == "garbage":
             _write(writer, 200, b"<html>not json</html>")
         else:
-            n_rows = len(json.loads(body)["dataframe_split"]["data"])
+            n_rows = _row_count(body)
             probability = 1.5 if mode == "bad_probability" else 0.25
             count = n_rows - 1 if mode == "wrong_rows" else n_rows
             answer = {
@@ -255,6 +278,10 @@ class FaultyServer:
             _write(writer, 200, json.dumps(answer).encode())
         await writer.drain()
         return True
+
+
+def _row_count(body: bytes) -> int:
+    return len(json.loads(body)["dataframe_split"]["data"])
 
 
 def _contains_value(body: bytes, value: float) -> bool:

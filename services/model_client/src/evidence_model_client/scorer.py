@@ -22,7 +22,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
 
 import httpx
 import numpy as np
@@ -43,6 +42,7 @@ from evidence_model_client.fallback import rule_based_contributions, score_with_
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.protocol import check_matrix_shape, rows_within_model_range
 from evidence_model_client.reasons import Reason, ReasonProfile, top_reasons
+from evidence_model_client.rejections import is_splittable, should_split_half
 
 __all__ = [
     "FEATURES_OUT_OF_RANGE",
@@ -59,8 +59,6 @@ UNKNOWN_VERSION = "REGISTRY_UNKNOWN"
 SPEC_HASH_MISMATCH = "spec_hash_mismatch"
 #: Fallback reason of a row with NaN, infinity or a value beyond the float32 range.
 FEATURES_OUT_OF_RANGE = "features_out_of_range"
-#: Rejections that may come from some rows of the batch, so that its halves may succeed.
-_SPLITTABLE_STATUSES = frozenset({400, 413, 422})
 # Seconds before /health is requested again after a response without a version, which is what
 # a service without the local server's /health returns.
 _INFO_RETRY_SECONDS = 5.0
@@ -220,8 +218,9 @@ class RiskScorer:
         Model failures (``ModelClientError``) never propagate. They set ``fallback_reason``. A
         row with a value the model server rejects (NaN, infinity, beyond the float32 range)
         falls back with ``features_out_of_range`` and the other rows go to the model. When the
-        service rejects a batch (400, 413 or 422), the halves are retried (see
-        ``_score_halves``), so one bad row does not send the whole batch to the fallback.
+        service rejects a batch (400, 413 or 422), its halves are scored separately (see
+        ``_score_halves``), so one bad row or a batch over the service's row limit does not
+        send the whole batch to the fallback.
 
         Raises:
             ValueError: the matrix is not (n, 105) with n >= 1.
@@ -252,36 +251,63 @@ class RiskScorer:
 
     async def _score_with_model(self, values: np.ndarray) -> list[Score]:
         outcome = await self._call_model(values)
-        if _splittable(outcome, values):
-            _log.warning(
-                "model service rejected the batch, scoring its halves separately",
-                error_kind=outcome.kind,
-                status=outcome.status,
-                rows=len(values),
-            )
-            return await self._score_halves(values)
-        return await self._scores_from(values, outcome)
+        if not is_splittable(outcome, values):
+            return await self._scores_from(values, outcome)
+
+        _log.warning(
+            "model service rejected the batch, scoring its halves separately",
+            error_kind=outcome.kind,
+            status=outcome.status,
+            rows=len(values),
+        )
+        started = time.perf_counter()
+        scores = await self._score_halves(values)
+        self._log_split(scores, duration_seconds=time.perf_counter() - started)
+        return scores
 
     async def _score_halves(self, values: np.ndarray) -> list[Score]:
-        """Score both halves of a rejected batch, and split further the one still rejected.
+        """Score both halves of a rejected batch, and split again the halves still rejected.
 
-        One bad row among n costs at most 2 * ceil(log2(n)) extra calls and leaves only that
-        row to the fallback. When both halves are rejected, the cause is probably not one row
-        (several bad rows, or a service that rejects every request), so neither is split
-        further and both fall back. That bounds the extra calls for a rejection that does not
-        depend on the rows to two.
+        ``rejections.should_split_half`` decides which halves are split: a half rejected with
+        413 always is, a half rejected with 400 or 422 only when the other half was not
+        rejected for its content as well. One bad row among n costs at most 2 * ceil(log2(n))
+        extra calls, a service that rejects the content of every call costs two, and a
+        service that returns 413 for every call costs 2n - 2.
+
+        Both halves go out at once, and so do the splits of both halves, so the calls of one
+        level of the split run concurrently. Each call has the client's full deadline, so a
+        split of n rows waits at most 1 + ceil(log2(n)) deadlines for model calls, the first
+        call included.
         """
         middle = len(values) // 2
         halves = (values[:middle], values[middle:])
         outcomes = await asyncio.gather(*(self._call_model(half) for half in halves))
-        both_rejected = all(isinstance(o, ModelRequestRejectedError) for o in outcomes)
-        scores: list[Score] = []
-        for half, outcome in zip(halves, outcomes, strict=True):
-            if not both_rejected and _splittable(outcome, half):
-                scores.extend(await self._score_halves(half))
+        parts = []
+        for half, outcome, sibling in zip(halves, outcomes, reversed(outcomes), strict=True):
+            if should_split_half(outcome, half, sibling):
+                parts.append(self._score_halves(half))
             else:
-                scores.extend(await self._scores_from(half, outcome))
-        return scores
+                parts.append(self._scores_from(half, outcome, log_failure=False))
+        first, second = await asyncio.gather(*parts)
+        return first + second
+
+    def _log_split(self, scores: list[Score], *, duration_seconds: float) -> None:
+        """Log the outcome of a split in one line, in place of one line per failed part.
+
+        A service that returns 413 for every call would otherwise log a line for each row.
+        """
+        kinds = sorted({s.fallback_reason for s in scores if s.fallback_reason is not None})
+        fallbacks = sum(1 for s in scores if s.fallback_reason is not None)
+        log = _log.warning if fallbacks else _log.info
+        log(
+            "rejected batch scored in parts",
+            rows=len(scores),
+            scored=len(scores) - fallbacks,
+            fallbacks=fallbacks,
+            error_kind=",".join(kinds) or None,
+            circuit_state=self.client.breaker.state.name.lower(),
+            duration_ms=round(duration_seconds * 1000, 3),
+        )
 
     async def _call_model(self, values: np.ndarray) -> np.ndarray | ModelClientError:
         """Send one model call and return the probabilities or the error, after recording it."""
@@ -302,12 +328,17 @@ class RiskScorer:
         return probabilities
 
     async def _scores_from(
-        self, values: np.ndarray, outcome: np.ndarray | ModelClientError
+        self,
+        values: np.ndarray,
+        outcome: np.ndarray | ModelClientError,
+        *,
+        log_failure: bool = True,
     ) -> list[Score]:
         if isinstance(outcome, ModelClientError):
-            if not isinstance(outcome, CircuitOpenError):
+            if log_failure and not isinstance(outcome, CircuitOpenError):
                 # Calls rejected by the open circuit are not logged one by one, because the
-                # failure that opened it was logged.
+                # failure that opened it was logged. The parts of a split are logged together
+                # by _log_split.
                 _log.warning(
                     "model call failed, using fallback",
                     error_kind=outcome.kind,
@@ -432,16 +463,6 @@ class RiskScorer:
                     expected_hash=FEATURE_SPEC_HASH,
                 )
             self._spec_hash_ok = spec_hash_ok
-
-
-def _splittable(
-    outcome: np.ndarray | ModelClientError, values: np.ndarray
-) -> TypeGuard[ModelRequestRejectedError]:
-    return (
-        isinstance(outcome, ModelRequestRejectedError)
-        and outcome.status in _SPLITTABLE_STATUSES
-        and len(values) > 1
-    )
 
 
 def _load_profile(directory: Path | None) -> ReasonProfile | None:
