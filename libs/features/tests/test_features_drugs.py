@@ -90,6 +90,12 @@ def test_combination_key_order_independent() -> None:
         ("10 MG/325 MG", (10.0, 325.0), ("MG", "MG")),
         ("25 MCG/HR", (25.0,), ("MCG/HR",)),
         ("HYDROCODONE-APAP 7.5-325 TABLET", (7.5, 325.0), ("", "")),
+        ("30 MG", (30.0,), ("MG",)),
+        ("0.5 MG", (0.5,), ("MG",)),
+        ("10MG/5ML", (10.0, 5.0), ("MG", "ML")),
+        ("10 MG, 325 MG", (10.0, 325.0), ("MG", "MG")),
+        ("30, MG", (30.0,), ("",)),
+        ("10000 MG", (10_000.0,), ("MG",)),
     ],
 )
 def test_parse_strength(text: str, values: tuple[float, ...], units: tuple[str, ...]) -> None:
@@ -98,6 +104,36 @@ def test_parse_strength(text: str, values: tuple[float, ...], units: tuple[str, 
     assert strength is not None
     assert values == strength.values
     assert units == strength.units
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "units"),
+    [
+        ("1,000 MG", (1000.0,), ("MG",)),
+        ("1,000.5 MG", (1000.5,), ("MG",)),
+        ("7.5-1,000 MG", (7.5, 1000.0), ("MG", "MG")),
+        ("1,00 MG", (None,), ("MG",)),
+        ("30,5 MG", (None,), ("MG",)),
+        ("0,500 MG", (None,), ("MG",)),
+        ("5-1,00 MG", (5.0, None), ("MG", "MG")),
+        ("1,000,000 MG", (None,), ("MG",)),
+        ("10001 MG", (None,), ("MG",)),
+    ],
+)
+def test_parse_strength_grouping_and_range(
+    text: str, values: tuple[float | None, ...], units: tuple[str, ...]
+) -> None:
+    """A comma groups thousands only, and ambiguous or out-of-range numbers are None in place."""
+    strength = parse_strength(text)
+    assert strength is not None
+    assert values == strength.values
+    assert units == strength.units
+
+
+@pytest.mark.parametrize("text", ["", "N/A", "MG", ", MG"])
+def test_parse_strength_without_number(text: str) -> None:
+    """A strength text without any digit gives None."""
+    assert parse_strength(text) is None
 
 
 def test_table_versions_recorded() -> None:

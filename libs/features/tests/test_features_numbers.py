@@ -64,6 +64,9 @@ def implausible_count(warnings: tuple[FeatureWarning, ...], document: str) -> in
         ("1,2000", None),
         ("12,34,567", None),
         ("1,,200", None),
+        ("0,500", None),
+        ("00,500", None),
+        ("999,999", 999999.0),
         ("30.000", 30.0),
         (" 30 ", 30.0),
         (".5", 0.5),
@@ -76,7 +79,10 @@ def implausible_count(warnings: tuple[FeatureWarning, ...], document: str) -> in
     ],
 )
 def test_parse_number_thousands_and_junk(text: str | None, expected: float | None) -> None:
-    """A comma reads only as a thousands separator between groups of three digits."""
+    """A comma reads only as a thousands separator between groups of three digits.
+
+    A first group starting with 0 ("0,500") is a decimal comma, so it is ambiguous as well.
+    """
     assert expected == parse_number(text)
 
 
@@ -156,6 +162,79 @@ def test_strength_range(strength: str, mme: float, warned: int) -> None:
 
     assert mme == values["RX_OPIOID_MAX_DAILY_MME"]
     assert warned == implausible_count(warnings, "RX")
+
+
+@pytest.mark.parametrize(
+    ("strength", "mme", "warned"),
+    [
+        # 1000 mg x 30 tablets / 30 days x 1.5 for oxycodone.
+        ("1,000 MG", 1500.0, 0),
+        ("1,000.0 MG", 1500.0, 0),
+        ("1000 MG", 1500.0, 0),
+        # A comma before a space separates two strengths, so 10 mg x 30 / 30 x 1.5.
+        ("10 MG, 325 MG", 15.0, 0),
+        ("1,00 MG", 0.0, 1),
+        ("30,5 MG", 0.0, 1),
+        ("0,500 MG", 0.0, 1),
+        ("10,001 MG", 0.0, 1),
+    ],
+)
+def test_strength_thousands_separator(strength: str, mme: float, warned: int) -> None:
+    """An opioid strength "1,000 MG" is 1000 mg; an ambiguous comma is missing and warned."""
+    values, warnings = rx_vector(oxycodone_fill(strength=strength, quantity="30", days="30"))
+
+    assert mme == values["RX_OPIOID_MAX_DAILY_MME"]
+    assert 1.0 == values["RX_DRUG_OPIOID"]
+    assert warned == implausible_count(warnings, "RX")
+
+
+def test_strength_separator_zero_one_many() -> None:
+    """Across fills only ambiguous strengths are warned, and the grouped one sets the maximum."""
+    plain = oxycodone_fill(strength="30 MG", quantity="30", days="30", fill_date="2024-03-01")
+    grouped = oxycodone_fill(strength="1,000 MG", quantity="30", days="30", fill_date="2024-02-01")
+    ambiguous = oxycodone_fill(strength="30,5 MG", quantity="30", days="30", fill_date="2024-01-01")
+    unclear = oxycodone_fill(strength="1,00 MG", quantity="30", days="30", fill_date="2023-12-01")
+
+    # 30 mg x 30 / 30 x 1.5 = 45, and 1000 mg x 30 / 30 x 1.5 = 1500.
+    only_plain, plain_warnings = rx_vector(plain)
+    with_grouped, grouped_warnings = rx_vector(plain, grouped)
+    with_all, all_warnings = rx_vector(plain, grouped, ambiguous, unclear)
+
+    assert 45.0 == only_plain["RX_OPIOID_MAX_DAILY_MME"]
+    assert 0 == implausible_count(plain_warnings, "RX")
+    assert 1500.0 == with_grouped["RX_OPIOID_MAX_DAILY_MME"]
+    assert 0 == implausible_count(grouped_warnings, "RX")
+    assert 1500.0 == with_all["RX_OPIOID_MAX_DAILY_MME"]
+    assert 4.0 == with_all["RX_TOTAL_FILLS"]
+    assert 2 == implausible_count(all_warnings, "RX")
+
+
+def test_strength_separator_in_label_fallback() -> None:
+    """Without DrugStrength the label's "1,000 MG" is read by the same grouping rule."""
+    fill = (
+        "<DrugFill><FillDate>2024-03-01</FillDate>"
+        "<DrugGenericName>OXYCODONE HCL 1,000 MG TABLET</DrugGenericName>"
+        "<Quantity>30</Quantity><DaysSupply>30</DaysSupply></DrugFill>"
+    )
+    values, warnings = rx_vector(fill)
+
+    assert 1500.0 == values["RX_OPIOID_MAX_DAILY_MME"]
+    assert 0 == implausible_count(warnings, "RX")
+
+
+def test_ambiguous_non_opioid_number_in_combination() -> None:
+    """In "5-1,00 MG" hydrocodone is 5 mg. The acetaminophen number is never read or warned."""
+    fill = (
+        "<DrugFill><FillDate>2024-03-01</FillDate>"
+        "<DrugGenericName>HYDROCODONE-ACETAMINOPHEN</DrugGenericName>"
+        "<DrugStrength>5-1,00 MG</DrugStrength><Quantity>60</Quantity>"
+        "<DaysSupply>30</DaysSupply></DrugFill>"
+    )
+    values, warnings = rx_vector(fill)
+
+    # 5 mg x 60 / 30 days x 1.0 for hydrocodone.
+    assert 10.0 == values["RX_OPIOID_MAX_DAILY_MME"]
+    assert 0 == implausible_count(warnings, "RX")
 
 
 def test_implausible_strength_in_label_fallback() -> None:

@@ -463,12 +463,13 @@ def test_depth_cap_shortest_document(depth: int, rejected: bool) -> None:
         ('<DrugFill id=" "/>', 1, 0),
         ("<MedicationDispensed/>", 1, 0),
         ('<DrugFill id="7"/>', 0, 1),
-        ("<DrugFill><DrugGenericName/></DrugFill>", 0, 1),
+        ("<DrugFill><DrugGenericName/></DrugFill>", 1, 0),
+        ("<DrugFill><DrugGenericName>METFORMIN</DrugGenericName></DrugFill>", 0, 1),
         ("<DrugFill/><DrugFill/><DrugFill/>" + METFORMIN_FILL, 3, 1),
     ],
 )
 def test_empty_fill_elements(fills: str, empty: int, counted: int) -> None:
-    """Fill elements without child, text or non-blank attribute are skipped and counted."""
+    """Fill elements without non-blank text or attribute in their subtree are skipped, counted."""
     vector = extract_features(None, f"<IntelRXResponse>{fills}</IntelRXResponse>")
     expected_warning = [FeatureWarning("empty_record", "RX", empty)] if empty else []
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from evidence_features._numbers import STRENGTH, parse_number
+
 __all__ = [
     "DrugCatalog",
     "DrugInfo",
@@ -34,7 +36,12 @@ __all__ = [
 _SEPARATORS = re.compile(r"\s+W/\s*|\s+WITH\s+|\s+AND\s+|[-/+,;&]")
 _NUMERIC = re.compile(r"^[\d.#()]+")
 _PUNCTUATION = str.maketrans({"(": " ", ")": " ", "[": " ", "]": " ", '"': " ", "*": " "})
-_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(MCG/HR|MCG/H|MG|MCG|ML|%)?")
+# A number may hold commas between digits ("1,000", but also "1,00" or "30,5"), so that
+# parse_number can apply the thousands-grouping rule to it. A comma followed by a space or a unit
+# ends the number ("10 MG, 325 MG").
+# NOTE: a number written without a leading zero (".5 MG") reads as 5, not 0.5 as parse_number
+# reads ".5", because "." after a letter can also end an abbreviation ("TAB.10MG").
+_STRENGTH = re.compile(r"(\d+(?:,\d+)*(?:\.\d+)?)\s*(MCG/HR|MCG/H|MG|MCG|ML|%)?")
 _MAX_CACHE = 65_536
 
 
@@ -59,23 +66,29 @@ class DrugInfo:
 
 @dataclass(frozen=True, slots=True)
 class Strength:
-    """Numbers of a strength text in label order, with the unit each one carries."""
+    """Numbers of a strength text in label order, with the unit each one carries.
 
-    values: tuple[float, ...]
+    A value is None where the text contains a number that is ambiguous ("1,00", "30,5") or outside
+    the `STRENGTH` range, so the other values keep their label positions.
+    """
+
+    values: tuple[float | None, ...]
     units: tuple[str, ...]
 
 
 @lru_cache(maxsize=4096)
 def parse_strength(text: str) -> Strength | None:
-    """Parse a strength such as "5-325 MG", "10 MG/325 MG" or "25 MCG/HR".
+    """Parse a strength such as "5-325 MG", "10 MG/325 MG", "25 MCG/HR" or "1,000 MG".
 
     A number without its own unit takes the next unit in the text ("5-325 MG" is 5 mg and
-    325 mg). Returns None when the text contains no number.
+    325 mg). Each number is read by `parse_number` with the `STRENGTH` range, so a comma counts
+    only as a thousands separator and an ambiguous or out-of-range number is None. Returns None
+    when the text contains no number.
     """
-    values: list[float] = []
+    values: list[float | None] = []
     units: list[str | None] = []
     for match in _STRENGTH.finditer(text.upper()):
-        values.append(float(match.group(1)))
+        values.append(parse_number(match.group(1), STRENGTH))
         units.append(match.group(2))
     if not values:
         return None
@@ -89,12 +102,13 @@ def parse_strength(text: str) -> Strength | None:
     return Strength(tuple(values), tuple(resolved))
 
 
-def opioid_dose(drug: DrugInfo, strength_text: str) -> tuple[float, str] | None:
+def opioid_dose(drug: DrugInfo, strength_text: str) -> tuple[float | None, str] | None:
     """Return the strength value and unit of a fill's opioid ingredient.
 
     The value is the number at the opioid's position in the label, or the only number of a
-    single-strength text. Returns None when the drug has no MME factor or the text has no
-    number for that position.
+    single-strength text. It is None when that number is ambiguous or outside the `STRENGTH`
+    range. Returns None when the drug has no MME factor or the text has no number for that
+    position.
     """
     if drug.opioid_position < 0:
         return None

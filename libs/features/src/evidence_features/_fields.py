@@ -15,7 +15,7 @@ from lxml import etree
 
 from evidence_features._xml import attribute_values, local_name
 
-__all__ = ["collect_fields", "field_for_tag", "is_empty_record"]
+__all__ = ["collect_fields", "field_for_tag"]
 
 _MAX_CACHED_TAGS = 4096
 _TAG_CACHE: dict[tuple[int, str], str | None] = {}
@@ -144,15 +144,3 @@ def _nested_field(
             return None
         ancestor = ancestor.getparent()
     return None
-
-
-def is_empty_record(record: etree._Element) -> bool:
-    """Return whether a record element carries no data at all.
-
-    Such an element has no child element, no text and no attribute with a non-blank value, as
-    in `<DrugFill/>` or `<MIBRecord> </MIBRecord>`. The readers skip it rather than count a
-    record with every field missing.
-    """
-    if len(record) or (record.text is not None and record.text.strip()):
-        return False
-    return not (record.attrib and any(value.strip() for value in attribute_values(record)))

@@ -22,7 +22,8 @@ from functools import partial
 from lxml import etree
 
 from evidence_features._dates import UNPARSEABLE, parse_date, parse_date_text
-from evidence_features._fields import collect_fields, is_empty_record
+from evidence_features._empty import EmptyRecords
+from evidence_features._fields import collect_fields
 from evidence_features._numbers import (
     BMI,
     HEIGHT_IN,
@@ -99,21 +100,23 @@ def read_mib_report(root: etree._Element) -> MibReport:
 
     if forms:
         report.recognised = True
+        empty = EmptyRecords(frozenset({"FormInstance"}))
         for form in forms:
-            _append_acord_record(form, carriers, replies, report)
+            _append_acord_record(form, carriers, replies, report, empty)
     elif mib_records:
         report.recognised = True
+        empty = EmptyRecords(frozenset({"MIBRecord"}))
         for element in mib_records:
-            if is_empty_record(element):
-                report.empty_records += 1
-            else:
-                _append_flat_record(element, report)
+            _append_flat_record(element, report, empty)
     elif flat_codes := list(root.iter("{*}ResponseData")):
         report.recognised = True
+        empty = EmptyRecords(frozenset({"ResponseData"}))
         for element in flat_codes:
             code = (element.text or "").strip()
             if code:
                 report.records.append(MibRecord(None, None, (code,), None, None))
+            elif empty.is_empty(element):
+                report.empty_records += 1
         report.extra_bmi.extend(_document_bmi(root, report))
     return report
 
@@ -175,12 +178,10 @@ def _append_acord_record(
     carriers: dict[str, str],
     replies: dict[str, str],
     report: MibReport,
+    empty: EmptyRecords,
 ) -> None:
     reply = replies.get(form.get("id") or "")
     if reply == "NFD":
-        return
-    if is_empty_record(form):
-        report.empty_records += 1
         return
     provider = form.get("ProviderPartyID")
     company = carriers.get(provider, provider) if provider else None
@@ -199,6 +200,12 @@ def _append_acord_record(
                 date = parse_date_text(text)
         else:
             bmi_fields.setdefault(_BMI_FIELDS[name], text)
+    # Only a form without any non-blank value read above can be empty, so most forms skip the
+    # check.
+    has_data = codes or bmi_fields or date is not None or (provider and provider.strip())
+    if not has_data and empty.is_empty(form):
+        report.empty_records += 1
+        return
     company_key = company.upper() if company else None
     bmi = _bmi(bmi_fields, report) if bmi_fields else None
     report.records.append(_new_record((date, company_key, tuple(codes), reply, bmi)))
@@ -229,17 +236,21 @@ _new_record: Callable[[tuple[object, ...]], MibRecord] = partial(tuple.__new__, 
 _FORM_TAGS = ("{*}SubmitDate", "{*}ResponseData", "{*}BMI", "{*}HeightIn", "{*}WeightLb")
 
 
-def _append_flat_record(element: etree._Element, report: MibReport) -> None:
+def _append_flat_record(element: etree._Element, report: MibReport, empty: EmptyRecords) -> None:
     fields = collect_fields(element, _RECORD_FIELDS, {})
     reply = _reply_type(None, fields.get("reply"))
     if reply == "NFD":
         return
-    date = parse_date(fields.get("date"))
     codes = tuple(
         text
         for code_element in element.iter(*_CODE_TAGS)
         if code_element is not element and (text := (code_element.text or "").strip())
     )
+    # Only a record without any field or code can be empty, so most records skip the check.
+    if not fields and not codes and empty.is_empty(element):
+        report.empty_records += 1
+        return
+    date = parse_date(fields.get("date"))
     company = fields.get("company")
     report.records.append(
         MibRecord(date, company.upper() if company else None, codes, reply, _bmi(fields, report))

@@ -60,14 +60,16 @@ INQUIRY_COUNT = NumberRange(0.0, 1_000.0)
 """Insurance-activity inquiries in 24 months."""
 
 _LEADING_NUMBER = re.compile(r"\s*(\d[\d,]*(?:\.\d*)?|\.\d+)")
-_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+# The first group has no leading zero, because "0,500" is a decimal comma, not 500.
+_THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:,\d{3})+(?:\.\d*)?")
 
 
 def parse_number(text: str | None, domain: NumberRange = ANY_NUMBER) -> float | None:
     """Read the leading number of a text such as "30", "30.000", "30 EA" or "1,200".
 
-    A comma counts only as a thousands separator between groups of three digits ("1,200" is
-    1200). Any other comma inside the number ("1,20", "30,5") makes the text ambiguous.
+    A comma counts only as a thousands separator between groups of three digits, after a first
+    group of one to three digits that does not start with 0 ("1,200" is 1200). Any other comma
+    inside the number ("1,20", "30,5", "0,500") makes the text ambiguous.
 
     Returns:
         The number, or None for a missing value, text without a leading number, an ambiguous

@@ -16,8 +16,9 @@ from lxml import etree
 
 from evidence_features._dates import UNPARSEABLE, parse_date, parse_date_text
 from evidence_features._drugs import DrugCatalog, DrugInfo, opioid_dose
-from evidence_features._fields import collect_fields, is_empty_record
-from evidence_features._numbers import DAYS_SUPPLY, QUANTITY, STRENGTH, parse_number
+from evidence_features._empty import EmptyRecords
+from evidence_features._fields import collect_fields
+from evidence_features._numbers import DAYS_SUPPLY, QUANTITY, parse_number
 from evidence_features._records import RxFill, RxReport
 from evidence_features._xml import local_name
 
@@ -80,6 +81,7 @@ _NESTED_FIELDS = {
 }
 _SCORE_TAGS = ("{*}RiskScore", "{*}Score", "{*}HighestRiskSeverity")
 _FILL_TAGS = ("{*}DrugFill", "{*}MedicationDispensed")
+_FILL_NAMES = frozenset({"DrugFill", "MedicationDispensed"})
 _DOCUMENT_DATE_TAGS = ("{*}ReportDate", "{*}OrderDate")
 _DOCUMENT_DATE_NAMES = ("ReportDate", "OrderDate")
 _DOCUMENT_TAGS = (*_DOCUMENT_DATE_TAGS, "{*}Eligibility", *_SCORE_TAGS)
@@ -95,8 +97,9 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
         "IntelRXResponse",
         "RxHistoryResponse",
     )
+    empty = EmptyRecords(_FILL_NAMES)
     for element in fill_elements:
-        fill = _read_fill(element, catalog, report)
+        fill = _read_fill(element, catalog, report, empty)
         if fill is not None:
             report.fills.append(fill)
 
@@ -191,11 +194,13 @@ def _normalised_key(text: str) -> str | None:
     return " ".join(text.upper().split()) or None
 
 
-def _read_fill(element: etree._Element, catalog: DrugCatalog, report: RxReport) -> RxFill | None:
+def _read_fill(
+    element: etree._Element, catalog: DrugCatalog, report: RxReport, empty: EmptyRecords
+) -> RxFill | None:
     """Read one fill element. An element without any data is counted and gives None."""
     fields = collect_fields(element, _FILL_FIELDS, _NESTED_FIELDS)
     # Only an element without any wanted field can be empty, so most fills skip the check.
-    if not fields and is_empty_record(element):
+    if not fields and empty.is_empty(element):
         report.empty_records += 1
         return None
     get = fields.get
@@ -253,6 +258,7 @@ def _cached_days_supply(text: str | None) -> float | None:
 
 def _plausible_strength(drug: DrugInfo, text: str) -> bool:
     # Only an opioid's strength is ever read, for the MME. A text with no number for the
-    # opioid is not counted, because the MME skips such fills as the spec describes.
+    # opioid is not counted, because the MME skips such fills as the spec describes. A number
+    # that is ambiguous or outside the STRENGTH range reads as None.
     dose = opioid_dose(drug, text)
-    return dose is None or STRENGTH.minimum <= dose[0] <= STRENGTH.maximum
+    return dose is None or dose[0] is not None

@@ -93,6 +93,10 @@ def _daily_mme(fill: RxFill) -> float | None:
     if dose is None:
         return None
     value, unit = dose
+    # The reader drops a strength whose opioid number is unreadable, so value is None only
+    # for fills built without the reader.
+    if value is None:
+        return None
     if unit in ("MCG/HR", "MCG/H"):
         # Patches: the factor is per mcg/h of patch strength (CDC 2022), independent of count.
         return (
