@@ -39,9 +39,9 @@ _PUNCTUATION = str.maketrans({"(": " ", ")": " ", "[": " ", "]": " ", '"': " ", 
 # A number may hold commas between digits ("1,000", but also "1,00" or "30,5"), so that
 # parse_number can apply the thousands-grouping rule to it. A comma followed by a space or a unit
 # ends the number ("10 MG, 325 MG").
-# NOTE: a number written without a leading zero (".5 MG") reads as 5, not 0.5 as parse_number
-# reads ".5", because "." after a letter can also end an abbreviation ("TAB.10MG").
-_STRENGTH = re.compile(r"(\d+(?:,\d+)*(?:\.\d+)?)\s*(MCG/HR|MCG/H|MG|MCG|ML|%)?")
+# A number may lack its leading zero (".5 MG" is 0.5 mg), unless the "." follows a letter,
+# where it ends an abbreviation ("TAB.10MG" is 10 mg).
+_STRENGTH = re.compile(r"((?<![A-Za-z])\.\d+|\d+(?:,\d+)*(?:\.\d+)?)\s*(MCG/HR|MCG/H|MG|MCG|ML|%)?")
 _MAX_CACHE = 65_536
 
 
