@@ -79,10 +79,15 @@ def _known_location_names() -> frozenset[str]:
 
 def _safe_location(loc: Any) -> list[int | str]:
     known = _known_location_names()
-    return [
-        part if isinstance(part, int) else (part if str(part) in known else UNKNOWN_KEY)
-        for part in loc
-    ]
+    safe: list[int | str] = []
+    for part in loc:
+        if isinstance(part, int):
+            safe.append(part)
+        elif str(part) in known:
+            safe.append(str(part))
+        else:
+            safe.append(UNKNOWN_KEY)
+    return safe
 
 
 def _validation_issues(exc: RequestValidationError) -> list[dict[str, Any]]:
