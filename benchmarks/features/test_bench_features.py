@@ -243,21 +243,25 @@ def test_bench_typical_pair_target_ratio(typical_pair: tuple[bytes, bytes]) -> N
     assert extract / raw_parse <= TARGET_RATIO_TO_RAW_PARSE
 
 
-def min_cpu_seconds(function: Callable[[], object], rounds: int) -> float:
-    """Return the least CPU time of one `function` call over `rounds` calls, after a warm-up.
+def min_cpu_seconds(functions: list[Callable[[], object]], rounds: int) -> list[float]:
+    """Return the least CPU time of one call of each function, calling them in turn.
 
     The minimum of the thread's CPU time is the estimate least disturbed by other processes,
-    which a growth ratio between two sizes needs more than a typical figure.
+    which a growth ratio between two sizes needs more than a typical figure. Each round calls
+    every function once, so a stretch of slow CPU (a busy VM host inflates the guest's CPU
+    times too) hits all of them alike instead of one whole series.
     """
-    for _ in range(5):
-        function()
-    best = math.inf
+    for function in functions:
+        for _ in range(5):
+            function()
+    best = [math.inf] * len(functions)
     gc.disable()
     try:
         for _ in range(rounds):
-            started = time.thread_time()
-            function()
-            best = min(best, time.thread_time() - started)
+            for index, function in enumerate(functions):
+                started = time.thread_time()
+                function()
+                best[index] = min(best[index], time.thread_time() - started)
     finally:
         gc.enable()
     return best
@@ -267,10 +271,15 @@ def test_bench_rx_growth_linear() -> None:
     """Going from 100 to 1,000 fills grows extraction no faster than it grows parsing."""
     small, large = make_rx(100), make_rx(1000)
     limits = ParseLimits()
-    small_extract = min_cpu_seconds(lambda: extract_features(None, small), rounds=60)
-    large_extract = min_cpu_seconds(lambda: extract_features(None, large), rounds=15)
-    small_parse = min_cpu_seconds(lambda: parse_document(small, "RX", limits), rounds=60)
-    large_parse = min_cpu_seconds(lambda: parse_document(large, "RX", limits), rounds=15)
+    small_extract, large_extract, small_parse, large_parse = min_cpu_seconds(
+        [
+            lambda: extract_features(None, small),
+            lambda: extract_features(None, large),
+            lambda: parse_document(small, "RX", limits),
+            lambda: parse_document(large, "RX", limits),
+        ],
+        rounds=20,
+    )
     extract_growth = large_extract / small_extract
     parse_growth = large_parse / small_parse
     print(
