@@ -29,7 +29,7 @@ def empty_warnings(warnings: tuple[FeatureWarning, ...]) -> list[FeatureWarning]
 
 
 def test_blank_children_fill_not_counted() -> None:
-    """A normal fill plus a fill of blank children: one fill and only the empty_record warning."""
+    """A normal fill and a fill of blank children count as one fill with only empty_record."""
     vector = extract_features(None, rx_document(METFORMIN + BLANK_CHILDREN), as_of=AS_OF)
 
     assert 1.0 == vector.as_dict()["RX_TOTAL_FILLS"]

@@ -102,7 +102,7 @@ def test_parse_number_days_supply_range(text: str, expected: float | None) -> No
      ("1e-300", 1e-300), ("-120", None)],
 )  # fmt: skip
 def test_parse_number_quantity_range(text: str, expected: float | None) -> None:
-    """Quantity is read within [0, 100,000]; zero stays a value, negatives are missing."""
+    """Quantity is read within [0, 100,000]. Zero stays a value and negatives are missing."""
     assert expected == parse_number(text, QUANTITY)
 
 
@@ -123,7 +123,7 @@ def test_mme_reference_fill() -> None:
 
 @pytest.mark.parametrize("days", ["1e-300", "0.0001", "0.5", "0", "-30", "1000", "1e309", "NaN"])
 def test_implausible_days_supply_is_missing(days: str) -> None:
-    """A days supply outside [1, 999] reads as missing: no MME, zero supply, one warning."""
+    """A days supply outside [1, 999] reads as missing, with no MME, zero supply and one warning."""
     values, warnings = rx_vector(oxycodone_fill(days=days))
 
     assert 0.0 == values["RX_OPIOID_MAX_DAILY_MME"]
@@ -138,7 +138,7 @@ def test_implausible_days_supply_is_missing(days: str) -> None:
     [("1", 5400.0, 1.0), ("999", 30 * 120 / 999 * 1.5, 365.0)],
 )
 def test_days_supply_range_bounds(days: str, mme: float, total_supply: float) -> None:
-    """Days supplies of 1 and 999 are read; 999 counts as 365 in the supply sums."""
+    """Days supplies of 1 and 999 are read, and 999 counts as 365 in the supply sums."""
     values, warnings = rx_vector(oxycodone_fill(days=days))
 
     assert mme == values["RX_OPIOID_MAX_DAILY_MME"]
@@ -157,7 +157,7 @@ def test_days_supply_range_bounds(days: str, mme: float, total_supply: float) ->
     ],
 )
 def test_strength_range(strength: str, mme: float, warned: int) -> None:
-    """An opioid strength above 10,000 per unit reads as missing; a text without one is skipped."""
+    """An opioid strength above 10,000 per unit reads as missing. A text without one is skipped."""
     values, warnings = rx_vector(oxycodone_fill(strength=strength))
 
     assert mme == values["RX_OPIOID_MAX_DAILY_MME"]
@@ -180,7 +180,7 @@ def test_strength_range(strength: str, mme: float, warned: int) -> None:
     ],
 )
 def test_strength_thousands_separator(strength: str, mme: float, warned: int) -> None:
-    """An opioid strength "1,000 MG" is 1000 mg; an ambiguous comma is missing and warned."""
+    """An opioid strength "1,000 MG" is 1000 mg. An ambiguous comma is missing and warned."""
     values, warnings = rx_vector(oxycodone_fill(strength=strength, quantity="30", days="30"))
 
     assert mme == values["RX_OPIOID_MAX_DAILY_MME"]
@@ -281,7 +281,7 @@ def test_non_opioid_strength_not_checked() -> None:
     ],
 )
 def test_quantity_range_and_separators(quantity: str, mme: float, warned: int) -> None:
-    """Quantity reads "1,200" as 1200; junk, NaN, inf, negatives and > 100,000 are missing."""
+    """Quantity reads "1,200" as 1200, and junk, NaN, inf, negatives and > 100,000 are missing."""
     values, warnings = rx_vector(oxycodone_fill(quantity=quantity))
 
     assert mme == values["RX_OPIOID_MAX_DAILY_MME"]
@@ -299,12 +299,14 @@ def test_quantity_as_attribute_thousands() -> None:
 def test_implausible_count_zero_one_many() -> None:
     """The warning counts every implausible value of the document, across fills."""
     clean = oxycodone_fill()
-    one = oxycodone_fill(quantity="NaN", fill_date="2024-02-01")
-    two = oxycodone_fill(quantity="-1", days="0", fill_date="2024-01-01")
+    nan_quantity = oxycodone_fill(quantity="NaN", fill_date="2024-02-01")
+    negative_quantity_zero_days = oxycodone_fill(quantity="-1", days="0", fill_date="2024-01-01")
 
     assert 0 == implausible_count(rx_vector(clean)[1], "RX")
-    assert 1 == implausible_count(rx_vector(clean, one)[1], "RX")
-    assert 3 == implausible_count(rx_vector(clean, one, two)[1], "RX")
+    assert 1 == implausible_count(rx_vector(clean, nan_quantity)[1], "RX")
+    assert 3 == implausible_count(
+        rx_vector(clean, nan_quantity, negative_quantity_zero_days)[1], "RX"
+    )
 
 
 def test_extreme_inputs_keep_vector_in_float32() -> None:

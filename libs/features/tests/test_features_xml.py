@@ -55,7 +55,10 @@ def test_fill_count_zero_one_many(document: bytes, fills: int) -> None:
 
 
 def test_empty_fill_warns_empty_record() -> None:
-    """A self-closing DrugFill is no fill: only empty_record, no unknown_drug or undated_record."""
+    """A self-closing DrugFill is no fill.
+
+    It raises only empty_record, and neither unknown_drug nor undated_record.
+    """
     vector = extract_features(None, b"<IntelRXResponse><DrugFill/></IntelRXResponse>")
 
     assert 0.0 == vector.as_dict()["RX_UNIQUE_DRUGS"]
@@ -497,7 +500,7 @@ def test_empty_flat_mib_records(records: str, empty: int, counted: int) -> None:
 
 @pytest.mark.parametrize(("forms", "counted"), [(0, 0), (1, 0), (3, 1)])
 def test_empty_acord_form_instances(forms: int, counted: int) -> None:
-    """Empty ACORD FormInstance elements are not records; a real one next to them still is."""
+    """Empty ACORD FormInstance elements are not records, but a real one next to them still is."""
     real = (
         '<FormInstance id="F9"><SubmitDate>2024-01-01</SubmitDate><FormResponse>'
         "<ResponseData>503D</ResponseData></FormResponse></FormInstance>"
@@ -525,7 +528,7 @@ def attribute_document(count: int, *, names: str = "a{}", separator: str = "=") 
 
 @pytest.mark.parametrize(("count", "rejected"), [(256, False), (257, True)])
 def test_attribute_cap_boundary(count: int, rejected: bool) -> None:
-    """One element may carry 256 attributes by default; one more raises with limit "attributes"."""
+    """One element may carry 256 attributes by default, and one more raises limit "attributes"."""
     document = attribute_document(count)
     if rejected:
         with pytest.raises(DocumentTooLargeError, match="more than 256 attributes") as caught:

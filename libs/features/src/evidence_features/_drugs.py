@@ -224,8 +224,9 @@ class DrugCatalog:
             normalised = normalise_text(text).upper() if text else ""
             if normalised.strip():
                 texts.append(normalised)
+        form_text = normalise_text(dosage_form).upper() if dosage_form else ""
         words: set[str] = set()
-        for text in (*texts, normalise_text(dosage_form).upper() if dosage_form else ""):
+        for text in (*texts, form_text):
             words.update(text.translate(_PUNCTUATION).replace("/", " ").split())
 
         ingredients: tuple[str, ...] = ()

@@ -252,9 +252,9 @@ def _append_flat_record(element: etree._Element, report: MibReport, empty: Empty
         return
     date = parse_date(fields.get("date"))
     company = fields.get("company")
-    report.records.append(
-        MibRecord(date, company.upper() if company else None, codes, reply, _bmi(fields, report))
-    )
+    company_key = company.upper() if company else None
+    bmi = _bmi(fields, report)
+    report.records.append(MibRecord(date, company_key, codes, reply, bmi))
 
 
 def _bmi(fields: dict[str, str], report: MibReport) -> float | None:
@@ -293,7 +293,7 @@ def _document_bmi(root: etree._Element, report: MibReport) -> list[float]:
         if value is not None:
             values.append(value)
     if not values:
-        # Only BMI elements outside a Build block, because the loop above read those inside one.
+        # Read only BMI elements outside a Build block, because the loop above read those inside.
         for element in root.iter("{*}BMI"):
             text = (element.text or "").strip()
             if not text or _inside_build(element):

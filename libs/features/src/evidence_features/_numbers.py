@@ -91,4 +91,6 @@ def parse_number(text: str | None, domain: NumberRange = ANY_NUMBER) -> float | 
             digits = digits.replace(",", "")
         value = float(digits)
     # NaN fails both comparisons, so it is rejected with the out-of-range values.
-    return value if domain.minimum <= value <= domain.maximum else None
+    if domain.minimum <= value <= domain.maximum:
+        return value
+    return None

@@ -197,9 +197,9 @@ def _normalised_key(text: str) -> str | None:
 def _read_fill(
     element: etree._Element, catalog: DrugCatalog, report: RxReport, empty: EmptyRecords
 ) -> RxFill | None:
-    """Read one fill element. An element without any data is counted and gives None."""
+    """Read one fill element. An element without any data is counted and returns None."""
     fields = collect_fields(element, _FILL_FIELDS, _NESTED_FIELDS)
-    # Only an element without any wanted field can be empty, so most fills skip the check.
+    # Only an element without any expected field can be empty, so most fills skip the check.
     if not fields and empty.is_empty(element):
         report.empty_records += 1
         return None

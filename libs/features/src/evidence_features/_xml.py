@@ -118,7 +118,7 @@ class _ThreadState(threading.local):
     def attribute_probe(self, max_attributes: int) -> etree.XPath:
         probe = self.attribute_probes.get(max_attributes)
         if probe is None:
-            # True when some element has an attribute at position max_attributes + 1.
+            # The probe is true when some element has an attribute at position max_attributes + 1.
             probe = etree.XPath(f"boolean(//@*[{max_attributes + 1}])", regexp=False)
             self.attribute_probes[max_attributes] = probe
         return probe
@@ -317,7 +317,7 @@ def _check_attributes(
     encoding: str | None,
 ) -> None:
     # Every attribute contains one "=", so in the encodings above a document with no more "="
-    # bytes than the cap cannot exceed it, and the tree walk is skipped. That holds for
+    # bytes than the cap cannot exceed it, and the tree walk is skipped. That is true for
     # ordinary reports, which carry few attributes.
     if (
         raw.count(b"=") <= limits.max_attributes
@@ -328,7 +328,7 @@ def _check_attributes(
     if _STATE.attribute_probe(limits.max_attributes)(root):
         msg = (
             f"{document} document has an element with more than {limits.max_attributes:,} "
-            "attributes, over the per-element limit; raise ParseLimits.max_attributes only if "
+            "attributes, over the per-element limit. Raise ParseLimits.max_attributes only if "
             "such reports are expected"
         )
         raise DocumentTooLargeError(document, msg, limit="attributes")

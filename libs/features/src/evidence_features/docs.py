@@ -53,14 +53,14 @@ _CONVENTIONS = """\
   pharmacy) merge before every Rx feature except `RX_DUPLICATE_FILLS`; MIB records identical on
   (date, company, codes) merge before every MIB feature.
 - **Days supply** is clamped to [0, 365]; a missing value counts as 0.
-- **Numeric inputs** outside the ranges in the next section, and texts that are no readable
+- **Numeric inputs** outside the ranges in the next section, and texts that are not a readable
   number (`NaN`, `Infinity`, `1,20`), read as missing and raise the `implausible_value`
   warning. A comma is read only as a thousands separator between groups of three digits after
   a first group without a leading zero, so `1,200` is 1200 and `0,500` is missing. The same
   rule reads each number of an opioid strength (`1,000 MG` is 1000 mg, `30,5 MG` is missing).
 - **Empty records.** A fill or MIB record element (any shape, including a bare
-  `<ResponseData>` code) whose whole subtree holds no non-blank text and no non-blank
-  attribute value is not counted as a record; it raises the `empty_record` warning instead.
+  `<ResponseData>` code) whose whole subtree contains no non-blank text and no non-blank
+  attribute value is not counted as a record, and it raises the `empty_record` warning instead.
   Examples are `<DrugFill/>` and `<DrugFill><DrugGenericName/><Quantity> </Quantity></DrugFill>`.
   Namespace declarations do not count as attributes.
 - **Parse errors.** `extract_features` raises on malformed or hostile XML. Only
