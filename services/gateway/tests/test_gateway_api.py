@@ -479,7 +479,7 @@ _TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 def _capture_merged_logs() -> Any:
-    """Capture log entries with the bound context variables, as the JSON renderer sees them."""
+    """Capture log entries with the bound context variables, as the JSON renderer receives them."""
     return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
 
 
@@ -500,7 +500,7 @@ async def test_request_id_id_shaped_kept(gateway: Any, supplied: str) -> None:
     "supplied", ["Jane.Doe", "req-500-test", "POL-0001", "abc", "0" * 65, "4bf92f35-77b3"]
 )
 async def test_request_id_free_text_replaced(gateway: Any, supplied: str) -> None:
-    """Any other value gets a new UUID in the log and the response; the text is not logged."""
+    """Any other value gets a new UUID in the log and the response, and is not logged."""
     with _capture_merged_logs() as logs:
         response = await gateway.client.get("/v1/nothing", headers={"x-request-id": supplied})
 

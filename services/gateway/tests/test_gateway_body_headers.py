@@ -358,7 +358,7 @@ def test_decompress_gzip_multiple_members() -> None:
 
 
 def test_decompress_gzip_member_limit() -> None:
-    """16 members decompress; a 17th, even an empty one, gets 400 naming the member count."""
+    """16 members decompress, but a 17th, even an empty one, gets 400 naming the count."""
     sixteen = gzip.compress(b"[") + gzip.compress(b"") * 14 + gzip.compress(b"]")
 
     assert b"[]" == decompress_gzip(sixteen, max_bytes=100)
@@ -369,7 +369,7 @@ def test_decompress_gzip_member_limit() -> None:
 
 
 def test_decompress_gzip_many_members_400() -> None:
-    """700,000 empty members (14 MB) get 400 after 16; reading them all took minutes."""
+    """700,000 empty members (14 MB) get 400 after 16, because reading all took minutes."""
     body = gzip.compress(b"") * 700_000
 
     with pytest.raises(HTTPException) as raised:

@@ -79,7 +79,7 @@ def test_decode_xml_rejects_bad_bytes(data: bytes, message: str) -> None:
 def test_decoded_text_scores_like_bytes(declared: str, codec: str) -> None:
     """The feature library reads the decoded str as it reads the file's bytes.
 
-    The gateway receives the str over JSON; a declaration that still names ISO-8859-1 must not
+    The gateway receives the str over JSON. A declaration that still names ISO-8859-1 must not
     make the library decode the text a second time.
     """
     raw = sample_rx(declared).encode(codec)
@@ -126,8 +126,8 @@ def test_score_cli_undecodable_file_exit_3(tmp_path: Path) -> None:
     assert f"cannot decode --rx '{path}'" in result.stderr
 
 
-def test_score_cli_not_a_gateway_exit_4(tmp_path: Path) -> None:
-    """A server that answers HTML instead of the gateway's JSON gives exit 4, no traceback."""
+def test_score_cli_non_gateway_server(tmp_path: Path) -> None:
+    """A server that responds with HTML instead of the gateway's JSON gives exit 4, no traceback."""
     path = tmp_path / "rx.xml"
     path.write_bytes(b"<r/>")
 
@@ -181,7 +181,7 @@ def test_score_cli_in_process_needs_queue(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_score_cli_encodings_in_process(model_server_url: str, tmp_path: Path) -> None:
-    """UTF-8, ISO-8859-1 and UTF-16 files score alike; stdout holds only the JSON."""
+    """UTF-8, ISO-8859-1 and UTF-16 files score alike, and stdout contains only the JSON."""
     env = {
         "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
         "GATEWAY_LOG_LEVEL": "info",

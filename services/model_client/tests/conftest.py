@@ -18,6 +18,9 @@ import numpy as np
 import pytest
 from evidence_features import FEATURE_NAMES
 from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, compute_feature_stats
+from evidence_model_client.config import ClientSettings
+from evidence_model_client.scorer import RiskScorer
+from prometheus_client import CollectorRegistry
 from sklearn.ensemble import GradientBoostingClassifier
 
 SERVER_BIN = Path(sys.executable).parent / "evidence-model-server"
@@ -325,3 +328,20 @@ async def faulty_server() -> AsyncIterator[FaultyServer]:
 def refused_url() -> str:
     """A URL on 127.0.0.1 where nothing listens, so connections are refused."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+# Value that FaultyServer(reject_value=REJECT_MARKER) rejects with 400 wherever it appears.
+REJECT_MARKER = 7777.5
+
+
+def make_scorer(base_url: str, registry: CollectorRegistry, **settings: object) -> RiskScorer:
+    """Build a RiskScorer for ``base_url`` with a 2 s deadline and a breaker that opens at 2."""
+    options: dict[str, object] = {
+        "base_url": base_url,
+        "deadline_ms": 2000,
+        "breaker_failure_threshold": 2,
+        "breaker_cooldown_seconds": 30,
+        "reason_profile_dir": None,
+        **settings,
+    }
+    return RiskScorer.from_settings(ClientSettings(**options), registry=registry)  # type: ignore[arg-type]

@@ -15,27 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from evidence_model_client.client import ModelClient
-from evidence_model_client.config import ClientSettings
-from evidence_model_client.scorer import RiskScorer
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from .conftest import FaultyServer, ServerProcess, make_training_data, start_server, stop_server
-
-# Marker value that the faulty server rejects with 400 wherever it appears.
-MARKER = 7777.5
-
-
-def _scorer(base_url: str, registry: CollectorRegistry, **settings: object) -> RiskScorer:
-    options: dict[str, object] = {
-        "base_url": base_url,
-        "deadline_ms": 2000,
-        "breaker_failure_threshold": 2,
-        "breaker_cooldown_seconds": 30,
-        "reason_profile_dir": None,
-        **settings,
-    }
-    return RiskScorer.from_settings(ClientSettings(**options), registry=registry)  # type: ignore[arg-type]
+from .conftest import (
+    REJECT_MARKER,
+    FaultyServer,
+    ServerProcess,
+    make_scorer,
+    make_training_data,
+    start_server,
+    stop_server,
+)
 
 
 def _rows(n_rows: int) -> np.ndarray:
@@ -71,7 +62,7 @@ async def test_split_413_real_server_scores_all(four_row_server: ServerProcess) 
     """20 rows against a 4-row limit: every row gets the model's score, in 15 calls."""
     matrix = _rows(20)
     registry = CollectorRegistry()
-    scorer = _scorer(four_row_server.base_url, registry)
+    scorer = make_scorer(four_row_server.base_url, registry)
     await scorer.start()
 
     scores = await scorer.score(matrix)
@@ -96,7 +87,7 @@ async def test_split_413_call_sequence(faulty_server: FaultyServer) -> None:
     """Both halves of every part over the limit are split again, down to parts that fit."""
     faulty_server.max_rows = 4
     registry = CollectorRegistry()
-    scorer = _scorer(faulty_server.base_url, registry, model_version="V9")
+    scorer = make_scorer(faulty_server.base_url, registry, model_version="V9")
 
     scores = await scorer.score(_rows(20))
     await scorer.aclose()
@@ -117,7 +108,7 @@ async def test_split_413_every_call_bounded(
     faulty_server.mode = "status"
     faulty_server.status = 413
     registry = CollectorRegistry()
-    scorer = _scorer(faulty_server.base_url, registry, model_version="V9")
+    scorer = make_scorer(faulty_server.base_url, registry, model_version="V9")
 
     scores = await scorer.score(_rows(n_rows))
     health = scorer.health()
@@ -135,7 +126,7 @@ async def test_split_logs_one_summary_line(faulty_server: FaultyServer) -> None:
     """A split logs its start and one summary, not a line per failed part."""
     faulty_server.mode = "status"
     faulty_server.status = 413
-    scorer = _scorer(faulty_server.base_url, CollectorRegistry(), model_version="V9")
+    scorer = make_scorer(faulty_server.base_url, CollectorRegistry(), model_version="V9")
 
     with capture_logs() as logs:
         await scorer.score(_rows(4))
@@ -157,11 +148,11 @@ async def test_split_logs_one_summary_line(faulty_server: FaultyServer) -> None:
 async def test_split_413_then_bad_row(faulty_server: FaultyServer) -> None:
     """Under a 4-row limit, one bad row among 16 is found and falls back alone."""
     faulty_server.max_rows = 4
-    faulty_server.reject_value = MARKER
+    faulty_server.reject_value = REJECT_MARKER
     matrix = _rows(16)
-    matrix[5, 7] = MARKER
+    matrix[5, 7] = REJECT_MARKER
     registry = CollectorRegistry()
-    scorer = _scorer(faulty_server.base_url, registry, model_version="V9")
+    scorer = make_scorer(faulty_server.base_url, registry, model_version="V9")
 
     scores = await scorer.score(matrix)
     await scorer.aclose()
@@ -178,10 +169,10 @@ async def test_split_413_then_bad_row(faulty_server: FaultyServer) -> None:
 async def test_split_bad_half_beside_413_half(faulty_server: FaultyServer) -> None:
     """A half rejected with 400 is split further when its sibling was only too large (413)."""
     faulty_server.max_rows = 4
-    faulty_server.reject_value = MARKER
+    faulty_server.reject_value = REJECT_MARKER
     matrix = _rows(9)
-    matrix[1, 3] = MARKER
-    scorer = _scorer(faulty_server.base_url, CollectorRegistry(), model_version="V9")
+    matrix[1, 3] = REJECT_MARKER
+    scorer = make_scorer(faulty_server.base_url, CollectorRegistry(), model_version="V9")
 
     scores = await scorer.score(matrix)
     await scorer.aclose()
@@ -195,11 +186,11 @@ async def test_split_bad_half_beside_413_half(faulty_server: FaultyServer) -> No
 
 async def test_split_400_both_halves_stop(faulty_server: FaultyServer) -> None:
     """Two bad rows in different halves still stop the split after three calls."""
-    faulty_server.reject_value = MARKER
+    faulty_server.reject_value = REJECT_MARKER
     matrix = _rows(8)
-    matrix[1, 3] = MARKER
-    matrix[6, 3] = MARKER
-    scorer = _scorer(faulty_server.base_url, CollectorRegistry(), model_version="V9")
+    matrix[1, 3] = REJECT_MARKER
+    matrix[6, 3] = REJECT_MARKER
+    scorer = make_scorer(faulty_server.base_url, CollectorRegistry(), model_version="V9")
 
     scores = await scorer.score(matrix)
     await scorer.aclose()
@@ -214,7 +205,7 @@ async def test_split_413_levels_concurrent(faulty_server: FaultyServer) -> None:
     faulty_server.delay = 0.2
     faulty_server.max_rows = 2
     deadline_seconds = 0.5
-    scorer = _scorer(
+    scorer = make_scorer(
         faulty_server.base_url,
         CollectorRegistry(),
         model_version="V9",

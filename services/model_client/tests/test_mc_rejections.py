@@ -10,7 +10,6 @@ from evidence_features import FEATURE_NAMES
 from evidence_model_client.artifact import ModelArtifact
 from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, CircuitState
 from evidence_model_client.client import ModelClient
-from evidence_model_client.config import ClientSettings
 from evidence_model_client.errors import (
     ModelClientError,
     ModelRequestRejectedError,
@@ -18,29 +17,14 @@ from evidence_model_client.errors import (
 )
 from evidence_model_client.fallback import rule_based_scores
 from evidence_model_client.protocol import MAX_MODEL_INPUT, rows_within_model_range
-from evidence_model_client.scorer import RiskScorer
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from .conftest import FaultyServer, ServerProcess, make_training_data
+from .conftest import REJECT_MARKER, FaultyServer, ServerProcess, make_scorer, make_training_data
 
 # A value the feature library once produced from a huge number in a report: finite as a
 # float64, far beyond the float32 range the model server accepts.
 HUGE = 1e300
-# Marker value that the faulty server rejects with 400 wherever it appears.
-MARKER = 7777.5
-
-
-def _scorer(base_url: str, registry: CollectorRegistry, **settings: object) -> RiskScorer:
-    options: dict[str, object] = {
-        "base_url": base_url,
-        "deadline_ms": 2000,
-        "breaker_failure_threshold": 2,
-        "breaker_cooldown_seconds": 30,
-        "reason_profile_dir": None,
-        **settings,
-    }
-    return RiskScorer.from_settings(ClientSettings(**options), registry=registry)  # type: ignore[arg-type]
 
 
 def _fallbacks(registry: CollectorRegistry, reason: str) -> float:
@@ -54,7 +38,7 @@ def _rows(n_rows: int) -> np.ndarray:
 
 
 def test_range_rule_matches_server_bounds() -> None:
-    """Rows pass up to the float32 maximum; NaN, infinity and anything beyond fail."""
+    """Rows pass up to the float32 maximum, but NaN, infinity and anything beyond fail."""
     matrix = np.zeros((7, len(FEATURE_NAMES)))
     matrix[1, 4] = MAX_MODEL_INPUT
     matrix[2, 4] = -MAX_MODEL_INPUT
@@ -105,7 +89,7 @@ async def test_client_real_server_400_not_counted(model_server: ServerProcess) -
 async def test_client_breaker_counts_outages_only(
     faulty_server: FaultyServer, status: int, error_type: type[ModelClientError], counted: int
 ) -> None:
-    """Only 400, 413, 415 and 422 leave the breaker alone; other statuses count as outages."""
+    """Only 400, 413, 415 and 422 leave the breaker alone. Other statuses count as outages."""
     faulty_server.mode = "status"
     faulty_server.status = status
     breaker = CircuitBreaker(BreakerPolicy(failure_threshold=10, cooldown_seconds=30))
@@ -118,10 +102,10 @@ async def test_client_breaker_counts_outages_only(
 
 
 @pytest.mark.slow
-async def test_scorer_out_of_range_row_falls_back_alone(
+async def test_scorer_out_of_range_row_alone(
     model_server: ServerProcess, artifact_dir: Path
 ) -> None:
-    """Only the rows the server would reject fall back; the rest get the real model's scores."""
+    """Only the rows the server would reject fall back. The rest get the real model's scores."""
     matrix = _rows(6)
     column = FEATURE_NAMES.index("RX_TOTAL_FILLS")
     matrix[1, column] = HUGE
@@ -129,7 +113,7 @@ async def test_scorer_out_of_range_row_falls_back_alone(
     matrix[4, column] = np.nan
     matrix[5, column] = MAX_MODEL_INPUT
     registry = CollectorRegistry()
-    scorer = _scorer(model_server.base_url, registry)
+    scorer = make_scorer(model_server.base_url, registry)
     await scorer.start()
 
     with capture_logs() as logs:
@@ -156,11 +140,11 @@ async def test_scorer_out_of_range_row_falls_back_alone(
     ]
 
 
-async def test_scorer_out_of_range_only_sends_nothing(faulty_server: FaultyServer) -> None:
+async def test_scorer_all_rows_out_of_range(faulty_server: FaultyServer) -> None:
     """A batch whose every row is out of range makes no model call."""
     matrix = np.zeros((2, len(FEATURE_NAMES)))
     matrix[:, 0] = [np.nan, -HUGE]
-    scorer = _scorer(faulty_server.base_url, CollectorRegistry(), model_version="V2")
+    scorer = make_scorer(faulty_server.base_url, CollectorRegistry(), model_version="V2")
 
     scores = await scorer.score(matrix)
     await scorer.aclose()
@@ -171,11 +155,11 @@ async def test_scorer_out_of_range_only_sends_nothing(faulty_server: FaultyServe
 
 async def test_scorer_bisects_rejected_batch(faulty_server: FaultyServer) -> None:
     """A batch rejected for one row is split until only that row falls back."""
-    faulty_server.reject_value = MARKER
+    faulty_server.reject_value = REJECT_MARKER
     matrix = _rows(8)
-    matrix[5, 7] = MARKER
+    matrix[5, 7] = REJECT_MARKER
     registry = CollectorRegistry()
-    scorer = _scorer(faulty_server.base_url, registry, model_version="V9")
+    scorer = make_scorer(faulty_server.base_url, registry, model_version="V9")
 
     scores = await scorer.score(matrix)
     await scorer.aclose()
@@ -196,7 +180,7 @@ async def test_scorer_rejection_of_every_call_bounded(faulty_server: FaultyServe
     faulty_server.mode = "status"
     faulty_server.status = 400
     registry = CollectorRegistry()
-    scorer = _scorer(faulty_server.base_url, registry, model_version="V9")
+    scorer = make_scorer(faulty_server.base_url, registry, model_version="V9")
 
     for _ in range(4):
         scores = await scorer.score(_rows(16))
@@ -212,10 +196,10 @@ async def test_scorer_rejection_of_every_call_bounded(faulty_server: FaultyServe
 
 async def test_scorer_one_rejected_row_no_split(faulty_server: FaultyServer) -> None:
     """A rejected single row falls back after one call."""
-    faulty_server.reject_value = MARKER
+    faulty_server.reject_value = REJECT_MARKER
     matrix = _rows(1)
-    matrix[0, 0] = MARKER
-    scorer = _scorer(faulty_server.base_url, CollectorRegistry(), model_version="V9")
+    matrix[0, 0] = REJECT_MARKER
+    scorer = make_scorer(faulty_server.base_url, CollectorRegistry(), model_version="V9")
 
     (score,) = await scorer.score(matrix)
     await scorer.aclose()

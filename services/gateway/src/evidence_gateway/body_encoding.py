@@ -31,7 +31,7 @@ __all__ = ["check_content_type", "decompress_gzip", "request_content_coding"]
 _GZIP_CODINGS = frozenset({"gzip", "x-gzip"})
 # zlib's window-bits value that reads exactly one gzip member: header, deflate data, trailer.
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
-# HTTP clients send one gzip member; gzip(1) joins a few when files are concatenated. zlib
+# HTTP clients send one gzip member, and gzip(1) joins a few when files are concatenated. zlib
 # copies the input left after each member, so a body of many tiny members costs time in the
 # square of their count (700,000 empty members in 14 MB took over 3 minutes).
 MAX_GZIP_MEMBERS = 16

@@ -79,7 +79,7 @@ class ModelUnavailableError(ModelClientError):
 
 
 class ModelRequestRejectedError(ModelClientError):
-    """The model service answered 400, 413, 415 or 422.
+    """Error for a 400, 413, 415 or 422 response from the model service.
 
     The service is up and rejected this request's body, for example a value beyond the float32
     range (400) or a body over its size limit (413), so the circuit breaker does not count it.

@@ -157,30 +157,30 @@ def score(
         )
         raise typer.Exit(EXIT_UNREACHABLE) from exc
     try:
-        answer = response.json()
+        response_body = response.json()
     except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
+        response_body = None
+    if not isinstance(response_body, dict):
         # Another server on that port (the dashboard, a proxy's HTML page) is not the gateway.
         typer.echo(
-            f"error: {url} answered HTTP {response.status_code} without the gateway's JSON "
+            f"error: {url} responded with HTTP {response.status_code} without the gateway's JSON "
             "object; check that --url points at the gateway",
             err=True,
         )
         raise typer.Exit(EXIT_UNREACHABLE)
     console = Console()
     if as_json:
-        console.print_json(json.dumps(answer))
+        console.print_json(json.dumps(response_body))
     elif response.status_code == 200:
-        console.print(prediction_table("prediction", [("API", answer)]))
-        for reason in answer.get("reasons", []):
+        console.print(prediction_table("prediction", [("API", response_body)]))
+        for reason in response_body.get("reasons", []):
             console.print(
                 f"  {reason['feature']:<40} value={reason['value']:<10g} "
                 f"contribution={reason['contribution']:+.4f}"
             )
     else:
-        error = answer.get("error", {})
-        typer.echo(f"HTTP {response.status_code}: {error.get('message', answer)}", err=True)
+        error = response_body.get("error", {})
+        typer.echo(f"HTTP {response.status_code}: {error.get('message', response_body)}", err=True)
     if response.status_code != 200:
         raise typer.Exit(EXIT_REJECTED)
 

@@ -244,7 +244,7 @@ async def health_rows(
     Row numbers are checked as ``/functions/predict`` checks them, so a row number that is not
     a JSON integer gets 400 instead of a response row under another number. The row limit
     applies too: every row gets a copy of the summary, so a body of short rows would otherwise
-    ask for an answer about a hundred times its size.
+    request a response about a hundred times its size.
     """
     if len(body.data) > settings.max_batch_rows:
         raise BatchTooLargeError(len(body.data), settings.max_batch_rows)

@@ -74,7 +74,7 @@ def check_ports_free(ports: Collection[StackPort], host: str = "127.0.0.1") -> N
 def listener_pids(port: int) -> set[int]:
     """Return the ids of the processes that listen on TCP ``port`` on any address.
 
-    On Linux, psutil sees the owner of another user's socket only when running as root. A
+    On Linux, psutil can read the owner of another user's socket only when running as root. A
     listener it may not inspect is left out.
     """
     pids = set()
