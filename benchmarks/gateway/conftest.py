@@ -28,6 +28,8 @@ class BenchStack:
     gateway_url: str
     echo_url: str
     directory: Path
+    model_url: str
+    artifact: Path
 
 
 def _artifact(tmp: Path) -> Path:
@@ -72,7 +74,9 @@ def bench_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchStack
         log_path=directory / "echo.log",
     ).start()  # fmt: skip
     try:
-        yield BenchStack(gateway_url, f"http://127.0.0.1:{echo_port}", directory)
+        yield BenchStack(
+            gateway_url, f"http://127.0.0.1:{echo_port}", directory, model_url, artifact
+        )
     finally:
         echo.stop()
         worker.stop()

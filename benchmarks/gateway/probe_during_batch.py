@@ -5,7 +5,7 @@ model server and, for each case, a gateway on free ports, and probes ``/health/l
 20 ms while clients send work. Two cases send service-function batches of large Rx reports from
 two clients, once with the thread pool and once with the process pool. Two cases send
 ``/v1/predict`` calls of the 50 KB sample from eight clients. One of them extracts on the event
-loop, the default for documents up to ``GATEWAY_INLINE_EXTRACTION_MAX_BYTES``, and the other
+loop, as the default ``GATEWAY_INLINE_EXTRACTION_MAX_BYTES`` of 64 KiB does, and the other
 sends every request to the thread pool.
 """
 
@@ -89,7 +89,8 @@ def main() -> None:
          {"GATEWAY_EXTRACTION_EXECUTOR": "thread"}),
         ("batch, process pool", "/functions/predict", batch, 2, batches,
          {"GATEWAY_EXTRACTION_EXECUTOR": "process"}),
-        ("singles, inline", "/v1/predict", single, 8, 60, {}),
+        ("singles, inline", "/v1/predict", single, 8, 60,
+         {"GATEWAY_INLINE_EXTRACTION_MAX_BYTES": "65536"}),
         ("singles, thread pool", "/v1/predict", single, 8, 60,
          {"GATEWAY_INLINE_EXTRACTION_MAX_BYTES": "0"}),
     ]  # fmt: skip

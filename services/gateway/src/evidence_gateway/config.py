@@ -65,9 +65,10 @@ class Settings(BaseSettings):
         default=4, ge=1, description="Threads or processes of the extraction pool."
     )
     inline_extraction_max_bytes: int = Field(
-        # About the size whose extraction costs what the hop to a pool thread costs, so a
-        # request extracted inline blocks the loop no longer than handing it off would.
-        default=8_192,
+        # A typical pair (50 KB) takes about 1 ms to extract. A pool thread would hold the GIL,
+        # and so keep the loop waiting, for most of that time, and the two hand-offs cost about
+        # 0.9 ms more CPU per request under load (docs/benchmarks.md, section Gateway).
+        default=65_536,
         ge=0,
         description=(
             "Largest total size of one request's documents, in characters, that is extracted "
