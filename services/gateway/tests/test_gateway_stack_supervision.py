@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 from evidence_gateway.stack.layout import StackLayout
 from evidence_gateway.stack.ports import StackPort, check_ports_free, check_ports_owned
@@ -94,7 +98,10 @@ def test_render_config_restarts_each_process(tmp_path: Path) -> None:
     assert text.count("autorestart=true") == 2
     assert f"startsecs={START_SECONDS}" in text
     assert f"startretries={START_RETRIES}" in text
-    assert "command=evidence-persistence worker" in text
+    pidfile = shlex.quote(f"{tmp_path}/var%%1/supervisord.pid")
+    guard = f"{shlex.quote(sys.executable)} -m evidence_gateway.stack.orphan_guard"
+    assert f"command={guard} --parent-pidfile {pidfile} -- evidence-persistence worker" in text
+    assert f"command={guard} --parent-pidfile {pidfile} -- evidence-model-server" in text
     assert f"stdout_logfile={tmp_path}/var%%1/logs/worker.log" in text
     assert text.count("stopasgroup=true") == 2
 
@@ -220,3 +227,40 @@ def test_supervisor_gives_up_failing_process(tmp_path: Path) -> None:
     log = layout.log_path.read_text()
     assert log.count("exited: crasher (exit status 3; not expected)") == START_RETRIES + 1
     assert "gave up: crasher entered FATAL state" in log
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux only")
+def test_supervisord_sigkill_stops_its_processes(tmp_path: Path) -> None:
+    """SIGKILL of supervisord itself: its processes get SIGTERM and exit, none is orphaned."""
+    sleep = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(120)'"
+    (tmp_path / "Procfile").write_text(f"first: {sleep}\nsecond: {sleep}\n")
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var")
+    layout.var_dir.mkdir()
+    supervisor = Supervisor(layout, ["first", "second"], layout.environment(dict(os.environ)))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(supervisor.pids()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pids = supervisor.pids()
+        supervisord = int((layout.var_dir / "supervisord.pid").read_text().strip())
+        os.kill(supervisord, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(psutil.pid_exists(pid) and _running(pid) for pid in pids):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        left = [pid for pid in pids if psutil.pid_exists(pid) and _running(pid)]
+    finally:
+        supervisor.stop()
+
+    assert len(pids) == 3
+    assert left == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

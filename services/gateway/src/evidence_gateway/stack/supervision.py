@@ -11,9 +11,9 @@ state and logs ``gave up``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,7 +25,9 @@ from typing import IO
 import psutil  # type: ignore[import-untyped]
 from honcho.environ import parse_procfile
 
+from evidence_gateway.stack import orphan_guard
 from evidence_gateway.stack.layout import StackLayout
+from evidence_gateway.stack.orphan_guard import set_parent_death_signal
 from evidence_gateway.stack.processes import StackError
 
 __all__ = [
@@ -46,7 +48,6 @@ START_RETRIES = 3
 STOP_WAIT_SECONDS = 10
 """Time between SIGTERM and SIGKILL when the stack stops a process."""
 
-_PR_SET_PDEATHSIG = 1
 # supervisord's log lines about process state, such as
 # "2026-12-05 01:40:02,113 INFO exited: model (terminated by SIGTERM; not expected)".
 _EVENT = re.compile(r"^\S+ \S+ \w+ (?P<kind>spawned|success|exited|gave up): (?P<text>.*)$")
@@ -95,6 +96,12 @@ def _quote(value: str) -> str:
     return value.replace("%", "%%")
 
 
+def _guarded(command: str, pidfile: Path) -> str:
+    # supervisord splits the command line itself, with shell-like quoting and no shell.
+    guard = [sys.executable, "-m", orphan_guard.__name__, "--parent-pidfile", str(pidfile)]
+    return f"{shlex.join(guard)} -- {command}"
+
+
 def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence[str]) -> str:
     """Render a supervisord configuration that runs ``names`` from ``commands`` in the foreground.
 
@@ -109,6 +116,7 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
     if missing:
         msg = f"the Procfile has no process named {', '.join(missing)}"
         raise StackError(msg)
+    pidfile = layout.var_dir / "supervisord.pid"
     lines = [
         "[supervisord]",
         "nodaemon=true",
@@ -116,7 +124,7 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
         # <var>/stack.log together with its start-up errors, so the file log is switched off.
         "logfile=/dev/null",
         "logfile_maxbytes=0",
-        f"pidfile={_quote(str(layout.var_dir / 'supervisord.pid'))}",
+        f"pidfile={_quote(str(pidfile))}",
         f"childlogdir={_quote(str(layout.process_log_dir))}",
         "loglevel=info",
     ]
@@ -128,7 +136,7 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
         log = _quote(str(layout.process_log_dir / f"{name}.log"))
         lines += [
             f"[program:{name}]",
-            f"command={_quote(commands[name])}",
+            f"command={_quote(_guarded(commands[name], pidfile))}",
             f"directory={_quote(str(layout.root))}",
             "autostart=true",
             "autorestart=true",
@@ -151,10 +159,8 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: the kernel sends SIGTERM to supervisord when
     # the process that started it dies, even by SIGKILL, and supervisord then stops the stack.
-    # NOTE: supervisord has no such option for its own children, so a SIGKILL of supervisord
-    # itself leaves the services running in their process groups.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    # supervisord's own children get the same guard from orphan_guard (see render_config).
+    set_parent_death_signal(signal.SIGTERM)
 
 
 class Supervisor:
@@ -200,7 +206,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent,
         )
 
     def alive(self) -> bool:
