@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from evidence_features import ParseLimits
+from evidence_gateway.config import Settings
 from evidence_gateway.extraction import (
+    ROW_OVERHEAD_BYTES,
     ExtractionRequest,
     ExtractionResult,
     FeatureExtractor,
@@ -88,14 +90,42 @@ def test_inline_threshold_zero_disables() -> None:
 
 def test_inline_threshold_counts_both_documents() -> None:
     """Both documents of every row count, and a total equal to the limit is still inline."""
-    extractor = FeatureExtractor("thread", 1, LIMITS, inline_max_bytes=10)
+    extractor = FeatureExtractor("thread", 1, LIMITS, inline_max_bytes=ROW_OVERHEAD_BYTES + 10)
     try:
         assert extractor.is_inline([ExtractionRequest(None, None, None)])
         assert extractor.is_inline([ExtractionRequest("a" * 4, b"b" * 6, None)])
         assert not extractor.is_inline([ExtractionRequest("a" * 5, b"b" * 6, None)])
+    finally:
+        extractor.shutdown()
+
+
+def test_inline_threshold_counts_each_row() -> None:
+    """Each row adds ROW_OVERHEAD_BYTES, so many rows without documents still leave the loop."""
+    bound = 3 * ROW_OVERHEAD_BYTES + 9
+    extractor = FeatureExtractor("thread", 1, LIMITS, inline_max_bytes=bound)
+    try:
         rows = [ExtractionRequest("a" * 3, None, None)] * 4
         assert not extractor.is_inline(rows)
         assert extractor.is_inline(rows[:3])
+        assert not extractor.is_inline([ExtractionRequest(None, None, None)] * 4)
+        assert not extractor.is_inline([ExtractionRequest(None, None, None)] * 1000)
+    finally:
+        extractor.shutdown()
+
+
+def test_default_bound_sample_inline() -> None:
+    """With the default bound the 52 KB sample pair runs inline and 100 empty rows do not."""
+    pair = ExtractionRequest(
+        (SAMPLE / "mib.xml").read_text(encoding="utf-8"),
+        (SAMPLE / "rx.xml").read_text(encoding="utf-8"),
+        None,
+    )
+    bound = Settings.model_fields["inline_extraction_max_bytes"].default
+    extractor = FeatureExtractor("thread", 1, LIMITS, inline_max_bytes=bound)
+    try:
+        assert extractor.is_inline([pair])
+        assert not extractor.is_inline([pair, pair])
+        assert not extractor.is_inline([ExtractionRequest(None, None, None)] * 100)
     finally:
         extractor.shutdown()
 

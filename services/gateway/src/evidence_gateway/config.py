@@ -71,8 +71,9 @@ class Settings(BaseSettings):
         default=65_536,
         ge=0,
         description=(
-            "Largest total size of one request's documents, in characters, that is extracted "
-            "on the event loop instead of the pool; 0 sends every request to the pool."
+            "Largest total size of one request's documents, in characters, plus 1 KiB per "
+            "row, that is extracted on the event loop instead of the pool; 0 sends every "
+            "request to the pool."
         ),
     )
 

@@ -33,6 +33,7 @@ from evidence_features import (
 )
 
 __all__ = [
+    "ROW_OVERHEAD_BYTES",
     "ExtractionRequest",
     "ExtractionResult",
     "FeatureExtractor",
@@ -148,6 +149,12 @@ def extract_wire_chunk(
     return extract_chunk(decoded, limits)
 
 
+# The fixed cost of one row, counted as document bytes of the same extraction time. A row
+# without documents takes about 20 us, and a typical report about 21 us per KB. Without this,
+# 1,000 empty rows of a batch would count as 0 bytes and hold the loop for 20 ms.
+ROW_OVERHEAD_BYTES = 1024
+
+
 def _document_size(document: str | bytes | None) -> int:
     # Characters, not UTF-8 bytes: exact for ASCII reports and close enough for a threshold.
     return 0 if document is None else len(document)
@@ -161,8 +168,8 @@ class FeatureExtractor:
         workers: Pool size; a request is split into at most this many chunks.
         limits: Parser limits passed to every extraction.
         inline_max_bytes: Largest total size of a request's documents (characters of str,
-            bytes of bytes) extracted on the calling event loop. With 0, every request goes
-            to the pool.
+            bytes of bytes), plus ``ROW_OVERHEAD_BYTES`` per row, extracted on the calling
+            event loop. With 0, every request goes to the pool.
     """
 
     def __init__(
@@ -221,6 +228,7 @@ class FeatureExtractor:
             return False
         total = 0
         for request in requests:
+            total += ROW_OVERHEAD_BYTES
             total += _document_size(request.mib_xml) + _document_size(request.rx_xml)
             if total > self.inline_max_bytes:
                 return False
