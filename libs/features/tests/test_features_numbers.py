@@ -76,6 +76,14 @@ def implausible_count(warnings: tuple[FeatureWarning, ...], document: str) -> in
         ("EA", None),
         ("", None),
         (None, None),
+        ("1_200", None),
+        ("1_200 EA", None),
+        ("\u0661\u0662", None),
+        ("\uff11\uff12", None),
+        ("1\u0662 EA", None),
+        ("\u00a030\u00a0", 30.0),
+        ("30 comprim\u00e9s", 30.0),
+        ("30MG", 30.0),
     ],
 )
 def test_parse_number_thousands_and_junk(text: str | None, expected: float | None) -> None:

@@ -59,9 +59,21 @@ WEIGHT_LB = NumberRange(2.0, 1_500.0)
 INQUIRY_COUNT = NumberRange(0.0, 1_000.0)
 """Insurance-activity inquiries in 24 months."""
 
-_LEADING_NUMBER = re.compile(r"\s*(\d[\d,]*(?:\.\d*)?|\.\d+)")
+# ASCII digits only: `\d` would also match the digits of other scripts, such as "١٢".
+_LEADING_NUMBER = re.compile(r"\s*([0-9][0-9,]*(?:\.[0-9]*)?|\.[0-9]+)")
 # The first group has no leading zero, because "0,500" is a decimal comma, not 500.
-_THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:,\d{3})+(?:\.\d*)?")
+_THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]*)?")
+
+
+def _plain_float(text: str) -> float | None:
+    # float() also reads Python's digit grouping ("1_200") and the digits of other scripts
+    # ("١٢"). Neither is a report number here, so those texts take the stricter path below.
+    if not text.isascii() or "_" in text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def parse_number(text: str | None, domain: NumberRange = ANY_NUMBER) -> float | None:
@@ -71,17 +83,22 @@ def parse_number(text: str | None, domain: NumberRange = ANY_NUMBER) -> float | 
     group of one to three digits that does not start with 0 ("1,200" is 1200). Any other comma
     inside the number ("1,20", "30,5", "0,500") makes the text ambiguous.
 
+    Only ASCII digits count, and Python's "1_200" grouping is not a number.
+
     Returns:
         The number, or None for a missing value, text without a leading number, an ambiguous
         comma, NaN, infinity and any number outside `domain`.
     """
     if text is None:
         return None
-    try:
-        value = float(text)
-    except ValueError:
+    value = _plain_float(text)
+    if value is None:
         match = _LEADING_NUMBER.match(text)
         if match is None:
+            return None
+        # "1_200" and "1٢" must not read as 1.
+        following = text[match.end() : match.end() + 1]
+        if following == "_" or following.isdigit():
             return None
         # A comma right after the number is punctuation ("30, EA"), not part of it.
         digits = match.group(1).rstrip(",")
