@@ -39,6 +39,9 @@ def sample_rx(declared: str) -> str:
         ('<?xml version="1.0"?><r/>'.encode("utf-16-le"), "utf-16-le", 0),
         (b"<?xml version='1.0' encoding='ISO-8859-1'?><r/>", "ISO-8859-1", 0),
         (b'<?xml version="1.0" encoding = "windows-1252" ?><r/>', "windows-1252", 0),
+        ('<?xml version="1.0" encoding="IBM037"?><r/>'.encode("cp037"), "IBM037", 0),
+        ('<?xml version="1.0" encoding="cp500"?><r/>'.encode("cp500"), "cp500", 0),
+        ('<?xml version="1.0" encoding="cp1026"?><r/>'.encode("cp1026"), "cp1026", 0),
     ],
 )
 def test_detect_xml_encoding_cases(data: bytes, encoding: str, bom_length: int) -> None:
@@ -51,6 +54,19 @@ def test_decode_xml_latin1_declaration() -> None:
     text = sample_rx("ISO-8859-1")
 
     assert decode_xml(text.encode("iso-8859-1")) == text
+
+
+def test_decode_xml_ebcdic_declaration() -> None:
+    """An EBCDIC (IBM037) file decodes to the same text as its UTF-8 form."""
+    text = sample_rx("IBM037")
+
+    assert decode_xml(text.encode("cp037")) == text
+
+
+def test_decode_xml_ebcdic_without_encoding() -> None:
+    """An EBCDIC declaration without an encoding raises an error naming what to add."""
+    with pytest.raises(XmlDecodeError, match='names no encoding; add encoding="IBM037"'):
+        decode_xml('<?xml version="1.0"?><r/>'.encode("cp037"))
 
 
 def test_decode_xml_utf16_drops_bom() -> None:
@@ -181,7 +197,7 @@ def test_score_cli_in_process_needs_queue(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_score_cli_encodings_in_process(model_server_url: str, tmp_path: Path) -> None:
-    """UTF-8, ISO-8859-1 and UTF-16 files score alike, and stdout contains only the JSON."""
+    """UTF-8, ISO-8859-1, UTF-16 and EBCDIC files score alike; stdout contains only the JSON."""
     env = {
         "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
         "GATEWAY_LOG_LEVEL": "info",
@@ -190,7 +206,10 @@ def test_score_cli_encodings_in_process(model_server_url: str, tmp_path: Path) -
         "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
     }
     files = {}
-    for declared, codec in [("UTF-8", "utf-8"), ("ISO-8859-1", "iso-8859-1"), ("UTF-16", "utf-16")]:
+    encodings = [
+        ("UTF-8", "utf-8"), ("ISO-8859-1", "iso-8859-1"), ("UTF-16", "utf-16"), ("IBM037", "cp037")
+    ]  # fmt: skip
+    for declared, codec in encodings:
         files[declared] = tmp_path / f"rx-{declared}.xml"
         files[declared].write_bytes(sample_rx(declared).encode(codec))
 
@@ -204,3 +223,4 @@ def test_score_cli_encodings_in_process(model_server_url: str, tmp_path: Path) -
 
     assert scores["ISO-8859-1"] == scores["UTF-8"]
     assert scores["UTF-16"] == scores["UTF-8"]
+    assert scores["IBM037"] == scores["UTF-8"]

@@ -28,6 +28,11 @@ _PREFIXES = (
     (b"\x00<\x00?", "utf-16-be"),
 )
 _DECLARED = re.compile(r"""^<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][\w.-]*)["']""")
+# "<?xm" in EBCDIC. Only the declaration names the code page. Its letters, digits and marks
+# have the same bytes in the EBCDIC code pages that Python ships, except the double quote in
+# cp1026 (Turkish), so reading it as cp037 and then as cp1026 finds the name.
+_EBCDIC_PREFIX = b"\x4c\x6f\xa7\x94"
+_EBCDIC_HEAD_CODECS = ("cp037", "cp1026")
 
 
 class XmlDecodeError(ValueError):
@@ -35,7 +40,11 @@ class XmlDecodeError(ValueError):
 
 
 def detect_xml_encoding(data: bytes) -> tuple[str, int]:
-    """Return the codec name of ``data`` and the length of its byte order mark."""
+    """Return the codec name of ``data`` and the length of its byte order mark.
+
+    Raises:
+        XmlDecodeError: an EBCDIC declaration names no encoding.
+    """
     for bom, name in _BOMS:
         # The mark decides; a declaration cannot override it.
         if data.startswith(bom):
@@ -43,6 +52,16 @@ def detect_xml_encoding(data: bytes) -> tuple[str, int]:
     for prefix, name in _PREFIXES:
         if data.startswith(prefix):
             return name, 0
+    if data.startswith(_EBCDIC_PREFIX):
+        names = (_declared_encoding(data[:200].decode(codec)) for codec in _EBCDIC_HEAD_CODECS)
+        declared = next((name for name in names if name is not None), None)
+        if declared is None:
+            msg = (
+                "the file starts with an XML declaration in EBCDIC but names no encoding; add "
+                'encoding="IBM037" (or its code page) to the declaration'
+            )
+            raise XmlDecodeError(msg)
+        return declared, 0
     declared = _declared_encoding(data[:200].decode("ascii", errors="replace"))
     return declared or "utf-8", 0
 
