@@ -49,9 +49,10 @@ TARGET_REQUESTS_PER_SECOND = 500.0
 TARGET_BATCH_MS = 50.0
 # Regression gates at about 1.5 times the medians of quick runs on the 2-core VM
 # (docs/benchmarks.md, section Gateway). With the 50 KB sample pair extracted on the event
-# loop, six runs measured 4.83 to 5.34 sequential and 2.76 to 3.40 with 8 clients.
+# loop, six quick runs measured 4.83 to 5.34 sequential and 2.76 to 3.40 with 8 clients, and
+# a full run 4.93 and 4.39, so the concurrent bound keeps more room.
 MAX_SEQUENTIAL_P50_RATIO = 8.0
-MAX_CONCURRENT_P50_RATIO = 5.0
+MAX_CONCURRENT_P50_RATIO = 6.0
 
 
 def _typical_body() -> dict[str, Any]:
