@@ -318,3 +318,40 @@ def test_bench_batch_throughput(typical_pair: tuple[bytes, bytes]) -> None:
         f"{loop_per_pair * 1e6:.0f} us; wall {min(wall_seconds) / len(pairs) * 1e6:.0f} us)"
     )
     assert batch_per_pair <= 1.25 * loop_per_pair
+
+
+def _one_fill(field: str, text: str) -> str:
+    # An opioid name, so that the strength is read for its MME, unless the case sets the name.
+    name = "" if field == "DrugGenericName" else "<DrugGenericName>OXYCODONE</DrugGenericName>"
+    return (
+        f"<IntelRXResponse><DrugFill><FillDate>2024-01-01</FillDate>{name}"
+        f"<{field}>{text}</{field}></DrugFill></IntelRXResponse>"
+    )
+
+
+# Field texts that made a pattern rescan a run from every position in it, or read one number
+# after another. Each repeats a unit, so its cost should grow with the repeat count.
+PATHOLOGICAL_FIELDS = {
+    "spaces inside a drug name": ("DrugGenericName", lambda n: "A" + " " * n + "B"),
+    "parentheses inside a drug name": ("DrugGenericName", lambda n: "A" + "(" * n + "B"),
+    "spaced words inside a drug name": ("DrugGenericName", lambda n: "A " * n),
+    "numbers in a strength": ("DrugStrength", lambda n: "1 " * n),
+    "spaces in a quantity": ("Quantity", lambda n: " " * n + "x"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PATHOLOGICAL_FIELDS))
+def test_bench_pathological_field_linear(case: str) -> None:
+    """A field 8 times longer costs at most about 8 times more: no step rescans the text."""
+    field, make_text = PATHOLOGICAL_FIELDS[case]
+    small, large = _one_fill(field, make_text(4_000)), _one_fill(field, make_text(32_000))
+    small_seconds, large_seconds = min_cpu_seconds(
+        [lambda: extract_features(None, small), lambda: extract_features(None, large)], rounds=5
+    )
+    growth = large_seconds / small_seconds
+    print(
+        f"\n{case}: {small_seconds * 1e3:.2f} ms, 8x longer {large_seconds * 1e3:.2f} ms "
+        f"(x{growth:.1f})"
+    )
+    # Linear work grows about 8x, and a quadratic step about 64x.
+    assert growth <= 20.0

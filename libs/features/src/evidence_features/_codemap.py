@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 
+from evidence_features._memo import MAX_KEY_CHARS
 from evidence_features.errors import CodeMapError
 
 __all__ = ["MIB_CATEGORIES", "CodeInfo", "CodeMap", "load_code_map"]
@@ -103,7 +104,7 @@ class CodeMap:
             for modifier in modifier_text:
                 severity = max(severity, self.modifiers.get(modifier, 0))
             info = CodeInfo(normalised, base, category, severity)
-        if len(self._cache) < 65_536:
+        if len(self._cache) < 65_536 and len(code) <= MAX_KEY_CHARS:
             self._cache[code] = info
         return info
 

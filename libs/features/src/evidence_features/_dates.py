@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from functools import lru_cache
 
-__all__ = ["UNPARSEABLE", "parse_date", "parse_date_text"]
+from evidence_features._memo import TextMemo
+
+__all__ = ["DATE_ORDINALS", "UNPARSEABLE", "parse_date", "parse_date_text"]
 
 UNPARSEABLE = 0
 """Ordinal returned for a date that is present but unknown or invalid; real ordinals are >= 1."""
@@ -56,9 +57,8 @@ def _ordinal(year: int, month: int, day: int) -> int:
         return UNPARSEABLE
 
 
-@lru_cache(maxsize=8192)
 def parse_date_text(text: str) -> int:
-    """Parse a stripped, non-empty date text; return its ordinal or `UNPARSEABLE` (cached)."""
+    """Parse a stripped, non-empty date text; return its ordinal or `UNPARSEABLE`."""
     if match := _ISO_PREFIX.fullmatch(text):
         year, month, day = match.groups()
         return _ordinal(int(year), int(month), int(day))
@@ -84,6 +84,10 @@ def parse_date_text(text: str) -> int:
     return UNPARSEABLE
 
 
+DATE_ORDINALS: TextMemo[str, int] = TextMemo(parse_date_text, 8192)
+"""Ordinals of stripped, non-empty date texts: ``DATE_ORDINALS[text]``, cached."""
+
+
 def parse_date(text: str | None) -> int | None:
     """Parse one date field.
 
@@ -99,4 +103,4 @@ def parse_date(text: str | None) -> int | None:
     stripped = text.strip()
     if not stripped:
         return None
-    return parse_date_text(stripped)
+    return DATE_ORDINALS[stripped]

@@ -14,6 +14,7 @@ release suffixes, and finally each single word.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 import unicodedata
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from evidence_features._memo import MAX_KEY_CHARS, TextMemo
 from evidence_features._numbers import STRENGTH, parse_number
 
 __all__ = [
@@ -43,6 +45,13 @@ _PUNCTUATION = str.maketrans({"(": " ", ")": " ", "[": " ", "]": " ", '"': " ", 
 # where it ends an abbreviation ("TAB.10MG" is 10 mg).
 _STRENGTH = re.compile(r"((?<![A-Za-z])\.\d+|\d+(?:,\d+)*(?:\.\d+)?)\s*(MCG/HR|MCG/H|MG|MCG|ML|%)?")
 _MAX_CACHE = 65_536
+# A label lists one number per ingredient, and combination products have at most a handful.
+# The cap bounds the work on a junk strength field: 30,000 numbers took 24 ms to read.
+_MAX_STRENGTH_NUMBERS = 32
+
+
+def _short_key(key: tuple[str | None, ...]) -> bool:
+    return sum(len(part) for part in key if part is not None) <= MAX_KEY_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +85,17 @@ class Strength:
     units: tuple[str, ...]
 
 
-@lru_cache(maxsize=4096)
 def parse_strength(text: str) -> Strength | None:
     """Parse a strength such as "5-325 MG", "10 MG/325 MG", "25 MCG/HR" or "1,000 MG".
 
     A number without its own unit takes the next unit in the text ("5-325 MG" is 5 mg and
     325 mg). Each number is read by `parse_number` with the `STRENGTH` range, so a comma counts
-    only as a thousands separator and an ambiguous or out-of-range number is None. Returns None
-    when the text contains no number.
+    only as a thousands separator and an ambiguous or out-of-range number is None. Only the
+    first 32 numbers are read. Returns None when the text contains no number.
     """
     values: list[float | None] = []
     units: list[str | None] = []
-    for match in _STRENGTH.finditer(text.upper()):
+    for match in itertools.islice(_STRENGTH.finditer(text.upper()), _MAX_STRENGTH_NUMBERS):
         values.append(parse_number(match.group(1), STRENGTH))
         units.append(match.group(2))
     if not values:
@@ -102,6 +110,9 @@ def parse_strength(text: str) -> Strength | None:
     return Strength(tuple(values), tuple(resolved))
 
 
+_STRENGTHS: TextMemo[str, Strength | None] = TextMemo(parse_strength, 4096)
+
+
 def opioid_dose(drug: DrugInfo, strength_text: str) -> tuple[float | None, str] | None:
     """Return the strength value and unit of a fill's opioid ingredient.
 
@@ -112,7 +123,7 @@ def opioid_dose(drug: DrugInfo, strength_text: str) -> tuple[float | None, str] 
     """
     if drug.opioid_position < 0:
         return None
-    strength = parse_strength(strength_text)
+    strength = _STRENGTHS[strength_text]
     if strength is None:
         return None
     position = drug.opioid_position
@@ -207,7 +218,7 @@ class DrugCatalog:
         info = self._cache.get(cache_key)
         if info is None:
             info = self._describe(generic, brand, description, dosage_form, vendor_class)
-            if len(self._cache) < _MAX_CACHE:
+            if len(self._cache) < _MAX_CACHE and _short_key(cache_key):
                 self._cache[cache_key] = info
         return info
 
@@ -245,7 +256,9 @@ class DrugCatalog:
         unknown = False
         if " ".join(text.split()) in self._placeholders:
             return (), False
-        for part in _SEPARATORS.split(text.translate(_PUNCTUATION)):
+        # Collapsing the whitespace first keeps the split linear: on a long run of spaces the
+        # pattern's leading \s+ would otherwise rescan the run from every position in it.
+        for part in _SEPARATORS.split(" ".join(text.translate(_PUNCTUATION).split())):
             tokens = [
                 token
                 for token in part.split()

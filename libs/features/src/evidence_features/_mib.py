@@ -21,7 +21,7 @@ from functools import partial
 
 from lxml import etree
 
-from evidence_features._dates import UNPARSEABLE, parse_date, parse_date_text
+from evidence_features._dates import DATE_ORDINALS, UNPARSEABLE, parse_date
 from evidence_features._empty import EmptyRecords
 from evidence_features._fields import collect_fields
 from evidence_features._numbers import (
@@ -197,7 +197,7 @@ def _append_acord_record(
             codes.append(text)
         elif name == "SubmitDate":
             if date is None:
-                date = parse_date_text(text)
+                date = DATE_ORDINALS[text]
         else:
             bmi_fields.setdefault(_BMI_FIELDS[name], text)
     # Only a form without any non-blank value read above can be empty, so most forms skip the

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache, partial
+from functools import partial
 
 from lxml import etree
 
-from evidence_features._dates import UNPARSEABLE, parse_date, parse_date_text
+from evidence_features._dates import DATE_ORDINALS, UNPARSEABLE, parse_date
 from evidence_features._drugs import DrugCatalog, DrugInfo, opioid_dose
 from evidence_features._empty import EmptyRecords
 from evidence_features._fields import collect_fields
+from evidence_features._memo import TextMemo
 from evidence_features._numbers import DAYS_SUPPLY, QUANTITY, parse_number
 from evidence_features._records import RxFill, RxReport
 from evidence_features._xml import local_name
@@ -189,9 +190,11 @@ def _ndc_key(text: str) -> str | None:
 _new_fill: Callable[[tuple[object, ...]], RxFill] = partial(tuple.__new__, RxFill)
 
 
-@lru_cache(maxsize=8192)
 def _normalised_key(text: str) -> str | None:
     return " ".join(text.upper().split()) or None
+
+
+_KEYS: TextMemo[str, str | None] = TextMemo(_normalised_key, 8192)
 
 
 def _read_fill(
@@ -218,8 +221,8 @@ def _read_fill(
         report.implausible_values += 1
         strength = None
     quantity_text, days_text = get("quantity"), get("days")
-    quantity = _cached_quantity(quantity_text)
-    days = _cached_days_supply(days_text)
+    quantity = _QUANTITIES[quantity_text]
+    days = _DAYS_SUPPLIES[days_text]
     # collect_fields returns only non-empty texts, so a None here means the text was unusable.
     if quantity is None and quantity_text is not None:
         report.implausible_values += 1
@@ -235,25 +238,23 @@ def _read_fill(
         (
             drug,
             drug_key,
-            parse_date_text(date_text) if date_text is not None else None,
+            DATE_ORDINALS[date_text] if date_text is not None else None,
             quantity,
             days,
             strength,
-            _normalised_key(prescriber) if prescriber else None,
-            _normalised_key(pharmacy) if pharmacy else None,
-            _normalised_key(specialty) if specialty else None,
+            _KEYS[prescriber] if prescriber else None,
+            _KEYS[pharmacy] if pharmacy else None,
+            _KEYS[specialty] if specialty else None,
         )
     )
 
 
-@lru_cache(maxsize=4096)
-def _cached_quantity(text: str | None) -> float | None:
-    return parse_number(text, QUANTITY)
-
-
-@lru_cache(maxsize=4096)
-def _cached_days_supply(text: str | None) -> float | None:
-    return parse_number(text, DAYS_SUPPLY)
+_QUANTITIES: TextMemo[str | None, float | None] = TextMemo(
+    partial(parse_number, domain=QUANTITY), 4096
+)
+_DAYS_SUPPLIES: TextMemo[str | None, float | None] = TextMemo(
+    partial(parse_number, domain=DAYS_SUPPLY), 4096
+)
 
 
 def _plausible_strength(drug: DrugInfo, text: str) -> bool:
