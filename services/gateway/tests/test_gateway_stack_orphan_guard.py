@@ -51,6 +51,26 @@ def test_guard_sets_sigterm_and_keeps_pid() -> None:
     assert int(death_signal) == 15
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux only")
+def test_guard_signal_option_sets_sigkill() -> None:
+    """--signal KILL makes SIGKILL (9) the command's parent-death signal."""
+    output = subprocess.run(
+        [*GUARD, "--signal", "KILL", sys.executable, "-c", REPORT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+
+    assert output.split()[1] == "9"
+
+
+def test_guard_rejects_unknown_signal(capsys: pytest.CaptureFixture[str]) -> None:
+    """A signal outside TERM, INT and KILL is an invalid argument: exit code 2."""
+    assert main(["--signal", "HUP", sys.executable, "-c", "pass"]) == 2
+    assert "invalid choice: 'HUP'" in capsys.readouterr().err
+
+
 def test_command_without_guard_has_no_death_signal() -> None:
     """The check above can fail: a plain child reports no parent-death signal (0)."""
     output = subprocess.run(

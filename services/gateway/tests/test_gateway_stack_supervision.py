@@ -100,10 +100,22 @@ def test_render_config_restarts_each_process(tmp_path: Path) -> None:
     assert f"startretries={START_RETRIES}" in text
     pidfile = shlex.quote(f"{tmp_path}/var%%1/supervisord.pid")
     guard = f"{shlex.quote(sys.executable)} -m evidence_gateway.stack.orphan_guard"
-    assert f"command={guard} --parent-pidfile {pidfile} -- evidence-persistence worker" in text
-    assert f"command={guard} --parent-pidfile {pidfile} -- evidence-model-server" in text
+    guard += f" --parent-pidfile {pidfile} --signal TERM --"
+    assert f"command={guard} evidence-persistence worker" in text
+    assert f"command={guard} evidence-model-server" in text
     assert f"stdout_logfile={tmp_path}/var%%1/logs/worker.log" in text
     assert text.count("stopasgroup=true") == 2
+
+
+def test_render_config_dashboard_gets_sigkill(tmp_path: Path) -> None:
+    """The dashboard's guard sends SIGKILL on supervisord's death, the others SIGTERM."""
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var")
+    commands = {"gateway": "evidence-gateway", "dashboard": "evidence-dashboard"}
+
+    text = render_config(layout, commands, ["gateway", "dashboard"])
+
+    assert "--signal KILL -- evidence-dashboard" in text
+    assert "--signal TERM -- evidence-gateway" in text
 
 
 def test_render_config_unknown_process(tmp_path: Path) -> None:
@@ -264,3 +276,38 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux only")
+def test_supervisord_sigkill_stops_dashboard(tmp_path: Path) -> None:
+    """The real dashboard (Streamlit) also exits when supervisord is killed, and frees its port."""
+    (tmp_path / "Procfile").write_text("dashboard: evidence-dashboard\n")
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var", dashboard_port=free_port())
+    layout.var_dir.mkdir()
+    supervisor = Supervisor(layout, ["dashboard"], layout.environment(dict(os.environ)))
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not _listening(layout.dashboard_port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        listening = _listening(layout.dashboard_port)
+        pids = supervisor.pids()
+        supervisord = int((layout.var_dir / "supervisord.pid").read_text().strip())
+        os.kill(supervisord, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [pid for pid in pids if _running(pid)]
+        port_free = not _listening(layout.dashboard_port)
+    finally:
+        supervisor.stop()
+
+    assert listening
+    assert left == []
+    assert port_free
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -1,9 +1,9 @@
-"""Run a command that receives SIGTERM when its parent process dies.
+"""Run a command that receives a signal, SIGTERM by default, when its parent process dies.
 
 supervisord has no setting for this. If supervisord is killed with SIGKILL, its children keep
 running and keep their ports, and the next ``make run`` finds the ports taken. The stack
 therefore starts each Procfile command as ``python -m evidence_gateway.stack.orphan_guard
---parent-pidfile FILE -- COMMAND [ARG ...]``. This module sets SIGTERM as the process's
+[--signal KILL] --parent-pidfile FILE -- COMMAND [ARG ...]``. This module sets the process's
 parent-death signal (``prctl(PR_SET_PDEATHSIG)``, Linux only) and then replaces itself with
 the command. The command keeps the PID that supervisord started, so supervisord's own signals
 reach it as before.
@@ -72,7 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="python -m evidence_gateway.stack.orphan_guard",
-        description="Run COMMAND so that it gets SIGTERM when its parent process dies.",
+        description="Run COMMAND so that it gets a signal when its parent process dies.",
+    )
+    parser.add_argument(
+        "--signal",
+        default="TERM",
+        choices=("TERM", "INT", "KILL"),
+        help="signal sent when the parent dies (default TERM)",
     )
     parser.add_argument(
         "--parent-pidfile",
@@ -95,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if program is None:
         print(f"orphan_guard: command not found: {args[0]!r}; check PATH", file=sys.stderr)
         return 127
-    set_parent_death_signal()
+    set_parent_death_signal(signal.Signals[f"SIG{options.signal}"])
     reason = _parent_gone(options.parent_pidfile)
     if reason is not None:
         print(f"orphan_guard: not starting {args[0]!r}: {reason}", file=sys.stderr)

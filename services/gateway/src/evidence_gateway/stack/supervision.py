@@ -96,9 +96,15 @@ def _quote(value: str) -> str:
     return value.replace("%", "%%")
 
 
-def _guarded(command: str, pidfile: Path) -> str:
+# Streamlit ignores SIGTERM once the pipe to supervisord has no reader, and a dashboard keeps
+# no state that a hard stop could lose, so it gets SIGKILL when supervisord dies.
+_PARENT_DEATH_SIGNALS = {"dashboard": "KILL"}
+
+
+def _guarded(name: str, command: str, pidfile: Path) -> str:
     # supervisord splits the command line itself, with shell-like quoting and no shell.
     guard = [sys.executable, "-m", orphan_guard.__name__, "--parent-pidfile", str(pidfile)]
+    guard += ["--signal", _PARENT_DEATH_SIGNALS.get(name, "TERM")]
     return f"{shlex.join(guard)} -- {command}"
 
 
@@ -136,7 +142,7 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
         log = _quote(str(layout.process_log_dir / f"{name}.log"))
         lines += [
             f"[program:{name}]",
-            f"command={_quote(_guarded(commands[name], pidfile))}",
+            f"command={_quote(_guarded(name, commands[name], pidfile))}",
             f"directory={_quote(str(layout.root))}",
             "autostart=true",
             "autorestart=true",
