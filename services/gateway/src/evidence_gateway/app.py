@@ -102,7 +102,11 @@ def create_app(
     app.state.settings = resolved
     install_exception_handlers(app)
     # The middleware added last runs first: the request id is bound before the size check.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=resolved.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=resolved.max_body_bytes,
+        body_timeout_seconds=resolved.body_timeout_seconds,
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(api.router)
     app.include_router(functions.router)

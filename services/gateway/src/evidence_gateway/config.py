@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest request body in bytes; larger bodies get 413 before being read.",
     )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Time from the start of a request until its whole body must have arrived; a "
+            "slower body gets 408 and the connection is closed."
+        ),
+    )
     max_document_bytes: int = Field(
         default=2_000_000,
         ge=1,

@@ -1,21 +1,30 @@
-"""Request body size limit, enforced before and while the body is read.
+"""Request body limits on size and on time, enforced before and while the body is read.
 
 Neither uvicorn nor FastAPI caps bodies by default, and ``await request.body()`` buffers all of
 it. This middleware returns 413 from the ``Content-Length`` header alone when it is over the
 limit, and otherwise counts bytes as the app receives them, so a chunked upload stops at the
 limit instead of being buffered whole. Starlette's own ``RequestBodyLimitMiddleware`` does
 the same counting but responds in plain text, which would break the JSON error contract.
+
+uvicorn 0.55 has no body timeout either (its timeouts cover keep-alive, shutdown and worker
+health), so a client that sends headers and then stalls would hold its connection, and a file
+descriptor, for ever. A body that has not fully arrived ``body_timeout_seconds`` after the
+request started gets 408, and the connection is closed.
+
+NOTE: a client that stalls in the middle of its headers is not covered, because this
+middleware runs only once uvicorn has parsed them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimitMiddleware", "BodyTooLargeError"]
+__all__ = ["BodyReadTimeoutError", "BodySizeLimitMiddleware", "BodyTooLargeError"]
 
 
 class BodyTooLargeError(HTTPException):
@@ -37,17 +46,40 @@ class BodyTooLargeError(HTTPException):
         )
 
 
+class BodyReadTimeoutError(HTTPException):
+    """Raised when the body has not fully arrived in time, and handled as a JSON 408.
+
+    Args:
+        timeout_seconds: The limit, ``GATEWAY_BODY_TIMEOUT_SECONDS``.
+    """
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__(
+            status_code=408,
+            detail=(
+                f"the request body did not arrive within GATEWAY_BODY_TIMEOUT_SECONDS="
+                f"{timeout_seconds:g} s; send the whole body without pausing"
+            ),
+            headers={"connection": "close"},
+        )
+
+
 class BodySizeLimitMiddleware:
-    """Reject request bodies larger than ``max_body_bytes`` with 413.
+    """Reject request bodies larger than ``max_body_bytes`` (413) or slower than a timeout (408).
 
     Args:
         app: The wrapped ASGI app.
         max_body_bytes: Largest accepted body in bytes.
+        body_timeout_seconds: Time from the start of the request until the body must be
+            complete.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, body_timeout_seconds: float = 30.0
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,19 +88,29 @@ class BodySizeLimitMiddleware:
 
         declared = _content_length(Headers(scope=scope))
         if declared is not None and declared > self.max_body_bytes:
-            await self._reject(send)
+            await _reject(send, BodyTooLargeError(self.max_body_bytes))
             return
 
         received = 0
         started = False
+        complete = False
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_seconds
 
         async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                # After the body, receive() only waits for the client to disconnect.
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError as exc:
+                raise BodyReadTimeoutError(self.body_timeout_seconds) from exc
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise BodyTooLargeError(self.max_body_bytes)
+                complete = not message.get("more_body", False)
             return message
 
         async def send_tracked(message: Message) -> None:
@@ -79,30 +121,39 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, receive_limited, send_tracked)
-        except BodyTooLargeError:
+        except (BodyTooLargeError, BodyReadTimeoutError) as error:
             # Reached only when the app read the body outside a FastAPI route; routes turn the
-            # error into a JSON 413 through the exception handlers.
+            # error into a JSON 413 or 408 through the exception handlers.
             if started:
                 raise
-            await self._reject(send)
+            await _reject(send, error)
 
-    async def _reject(self, send: Send) -> None:
-        error = BodyTooLargeError(self.max_body_bytes)
-        body = json.dumps(
-            {"error": {"type": "payload_too_large", "message": error.detail, "document": None}}
-        ).encode("utf-8")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode("ascii")),
-                    (b"connection", b"close"),
-                ],
+
+_ERROR_TYPES = {413: "payload_too_large", 408: "request_timeout"}
+
+
+async def _reject(send: Send, error: HTTPException) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "type": _ERROR_TYPES[error.status_code],
+                "message": error.detail,
+                "document": None,
             }
-        )
-        await send({"type": "http.response.body", "body": body})
+        }
+    ).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode("ascii")),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(headers: Headers) -> int | None:

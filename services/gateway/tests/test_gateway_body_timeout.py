@@ -1,0 +1,104 @@
+"""A request body that stalls gets 408 and its connection is closed, on every route."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from evidence_gateway.config import Settings
+from evidence_gateway.testing import free_port, start_gateway
+from pydantic import ValidationError
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT_SECONDS = 1.0
+ROUTES = ["/v1/predict", "/v1/predict/batch", "/functions/predict", "/functions/health"]
+
+
+@pytest.fixture(scope="module")
+def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real gateway with a 1 s body timeout; no model server, which these tests never reach."""
+    directory = tmp_path_factory.mktemp("body-timeout")
+    unused_model_url = f"http://127.0.0.1:{free_port()}"
+    gateway, url = start_gateway(
+        directory,
+        unused_model_url,
+        directory / "no-model",
+        GATEWAY_BODY_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
+    )
+    try:
+        yield url
+    finally:
+        gateway.stop()
+
+
+def _open(url: str, route: str, declared: int, first_part: bytes) -> socket.socket:
+    port = int(url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    )
+    sock.sendall(head.encode("ascii") + first_part)
+    return sock
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_stalled_body_gets_408_and_close(gateway_url: str, route: str) -> None:
+    """10 of 1,000 declared bytes, then nothing: a JSON 408 after about 1 s, then EOF."""
+    started = time.monotonic()
+    with _open(gateway_url, route, 1_000, b'{"policy_n') as sock:
+        raw = _read_until_closed(sock)
+    elapsed = time.monotonic() - started
+
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert b"connection: close" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] == "request_timeout"
+    assert "GATEWAY_BODY_TIMEOUT_SECONDS=1 s" in error["message"]
+    assert TIMEOUT_SECONDS <= elapsed < TIMEOUT_SECONDS + 5
+
+
+def test_slow_body_within_timeout_is_read(gateway_url: str) -> None:
+    """A body sent in two parts 0.3 s apart is read whole and scored as usual."""
+    body = json.dumps({"policy_number": "SLOW-1", "mib_xml": None, "rx_xml": None}).encode()
+    with _open(gateway_url, "/v1/predict", len(body), body[:10]) as sock:
+        time.sleep(0.3)
+        sock.sendall(body[10:])
+        raw = sock.recv(65536)
+
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert b'"policy_number":"SLOW-1"' in raw
+
+
+def test_stalled_bodies_leave_probes_answered(gateway_url: str) -> None:
+    """While 50 stalled requests wait, liveness returns 200; after the timeout all are closed."""
+    sockets = [_open(gateway_url, "/v1/predict", 1_000, b"{") for _ in range(50)]
+    try:
+        live = httpx.get(f"{gateway_url}/health/live", timeout=5)
+        time.sleep(TIMEOUT_SECONDS + 0.5)
+        statuses = [_read_until_closed(sock)[:12] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    assert live.status_code == 200
+    assert statuses == [b"HTTP/1.1 408"] * 50
+
+
+def test_timeout_setting_rejects_zero() -> None:
+    """GATEWAY_BODY_TIMEOUT_SECONDS must be positive."""
+    with pytest.raises(ValidationError, match="body_timeout_seconds"):
+        Settings(body_timeout_seconds=0)
