@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from evidence_features import extract_features
+import pytest
+from evidence_features import _drugs, _fields, _mib, extract_features
 from evidence_features._drugs import load_drug_catalog, parse_strength
 from evidence_features._memo import MAX_KEY_CHARS, TextMemo
 
@@ -81,3 +82,39 @@ def test_strength_reads_first_32_numbers() -> None:
     assert strength is not None
     assert strength.values == tuple(float(number) for number in range(1, 33))
     assert strength.units == ("",) * 32
+
+
+def test_long_namespaces_are_not_cached() -> None:
+    """Tags under a 1,000-character namespace leave no entry in either tag cache."""
+    namespace = "urn:" + "n" * 1_000
+    rx = (
+        f'<IntelRX xmlns="{namespace}"><IntelRXResponse><DrugFill>'
+        "<FillDate>2024-01-01</FillDate><DrugGenericName>METFORMIN</DrugGenericName>"
+        "</DrugFill></IntelRXResponse></IntelRX>"
+    )
+    mib = (
+        f'<TXLife xmlns="{namespace}"><TXLifeResponse><OLifE><FormInstance>'
+        "<SubmitDate>2021-08-20</SubmitDate><FormResponse><ResponseData>101</ResponseData>"
+        "</FormResponse></FormInstance></OLifE></TXLifeResponse></TXLife>"
+    )
+
+    vector = extract_features(mib, rx).as_dict()
+
+    assert vector["RX_TOTAL_FILLS"] == 1.0
+    assert vector["MIB_TOTAL_RECORDS"] == 1.0
+    assert not any(namespace in tag for _, tag in _fields._TAG_CACHE)
+    assert not any(namespace in tag for tag in _mib._LOCAL_NAMES)
+
+
+def test_full_catalog_cache_starts_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full drug cache is emptied before the next entry, so new names are cached again."""
+    catalog = load_drug_catalog()
+    monkeypatch.setattr(catalog, "_cache", {})
+    monkeypatch.setattr(_drugs, "_MAX_CACHE", 2)
+
+    catalog.describe("METFORMIN", None, None, None, None)
+    catalog.describe("LISINOPRIL", None, None, None, None)
+    assert len(catalog._cache) == 2
+    catalog.describe("ATORVASTATIN", None, None, None, None)
+
+    assert list(catalog._cache) == [("ATORVASTATIN", None, None, None, None)]

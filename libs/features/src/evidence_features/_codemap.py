@@ -104,7 +104,9 @@ class CodeMap:
             for modifier in modifier_text:
                 severity = max(severity, self.modifiers.get(modifier, 0))
             info = CodeInfo(normalised, base, category, severity)
-        if len(self._cache) < 65_536 and len(code) <= MAX_KEY_CHARS:
+        if len(code) <= MAX_KEY_CHARS:
+            if len(self._cache) >= 65_536:
+                self._cache.clear()
             self._cache[code] = info
         return info
 

@@ -218,7 +218,9 @@ class DrugCatalog:
         info = self._cache.get(cache_key)
         if info is None:
             info = self._describe(generic, brand, description, dosage_form, vendor_class)
-            if len(self._cache) < _MAX_CACHE and _short_key(cache_key):
+            if _short_key(cache_key):
+                if len(self._cache) >= _MAX_CACHE:
+                    self._cache.clear()
                 self._cache[cache_key] = info
         return info
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from lxml import etree
 
+from evidence_features._memo import MAX_KEY_CHARS
 from evidence_features._xml import attribute_values, local_name
 
 __all__ = ["collect_fields", "field_for_tag"]
@@ -30,7 +31,10 @@ def field_for_tag(tag: str, names: Mapping[str, str]) -> str | None:
     if key in _TAG_CACHE:
         return _TAG_CACHE[key]
     field = names.get(tag[tag.index("}") + 1 :])
-    if len(_TAG_CACHE) < _MAX_CACHED_TAGS:
+    # The namespace is the document's own text, so a long one is not kept (see _memo).
+    if len(tag) <= MAX_KEY_CHARS:
+        if len(_TAG_CACHE) >= _MAX_CACHED_TAGS:
+            _TAG_CACHE.clear()
         _TAG_CACHE[key] = field
     return field
 

@@ -24,6 +24,7 @@ from lxml import etree
 from evidence_features._dates import DATE_ORDINALS, UNPARSEABLE, parse_date
 from evidence_features._empty import EmptyRecords
 from evidence_features._fields import collect_fields
+from evidence_features._memo import MAX_KEY_CHARS
 from evidence_features._numbers import (
     BMI,
     HEIGHT_IN,
@@ -224,7 +225,9 @@ def _local_name(tag: object) -> str:
     name = _LOCAL_NAMES.get(tag)
     if name is None:
         name = local_name(tag)
-        if len(_LOCAL_NAMES) < _MAX_LOCAL_NAMES:
+        if len(tag) <= MAX_KEY_CHARS:
+            if len(_LOCAL_NAMES) >= _MAX_LOCAL_NAMES:
+                _LOCAL_NAMES.clear()
             _LOCAL_NAMES[tag] = name
     return name
 
