@@ -36,15 +36,41 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         gateway.stop()
 
 
-def _open(url: str, route: str, declared: int, first_part: bytes) -> socket.socket:
+def _open(
+    url: str,
+    route: str,
+    declared: int,
+    first_part: bytes,
+    content_type: str = "application/json",
+) -> socket.socket:
     port = int(url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     head = (
-        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {declared}\r\n\r\n"
     )
     sock.sendall(head.encode("ascii") + first_part)
     return sock
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """Read one response with a Content-Length: its head and its whole body."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {raw!r}"
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {len(body)} of {length} body bytes"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def _read_until_closed(sock: socket.socket) -> bytes:
@@ -71,13 +97,47 @@ def test_stalled_body_gets_408_and_close(gateway_url: str, route: str) -> None:
     assert TIMEOUT_SECONDS <= elapsed < TIMEOUT_SECONDS + 5
 
 
+@pytest.mark.parametrize(
+    ("route", "content_type", "status"),
+    [("/v1/nothing", "application/json", b"404"), ("/v1/predict", "text/plain", b"415")],
+)
+def test_unread_body_closes_connection(
+    gateway_url: str, route: str, content_type: str, status: bytes
+) -> None:
+    """A response sent before the body was read closes the connection at once.
+
+    Otherwise uvicorn would keep reading and discarding the rest, one byte at a time if the
+    client drips it, past any timeout.
+    """
+    started = time.monotonic()
+    with _open(gateway_url, route, 16_000_000, b"x", content_type) as sock:
+        raw = _read_until_closed(sock)
+    elapsed = time.monotonic() - started
+
+    assert raw.startswith(b"HTTP/1.1 " + status)
+    assert b"connection: close" in raw.lower()
+    assert elapsed < TIMEOUT_SECONDS
+
+
+def test_request_without_body_keeps_connection(gateway_url: str) -> None:
+    """Requests without a body keep the connection open for the next one."""
+    port = int(gateway_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            raw = _read_response(sock)
+
+            assert raw.startswith(b"HTTP/1.1 200 ")
+            assert b"connection: close" not in raw.lower()
+
+
 def test_slow_body_within_timeout_is_read(gateway_url: str) -> None:
     """A body sent in two parts 0.3 s apart is read whole and scored as usual."""
     body = json.dumps({"policy_number": "SLOW-1", "mib_xml": None, "rx_xml": None}).encode()
     with _open(gateway_url, "/v1/predict", len(body), body[:10]) as sock:
         time.sleep(0.3)
         sock.sendall(body[10:])
-        raw = sock.recv(65536)
+        raw = _read_response(sock)
 
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert b'"policy_number":"SLOW-1"' in raw

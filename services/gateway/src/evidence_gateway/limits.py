@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,14 +86,18 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
-        declared = _content_length(Headers(scope=scope))
+        headers = Headers(scope=scope)
+        declared = _content_length(headers)
         if declared is not None and declared > self.max_body_bytes:
             await _reject(send, BodyTooLargeError(self.max_body_bytes))
             return
 
         received = 0
         started = False
-        complete = False
+        # A request with no body is complete from the start. One that the app responds to
+        # without reading its body (404, 415) gets "connection: close", because uvicorn would
+        # otherwise read and discard the rest for as long as the client keeps sending it.
+        complete = not declared and "chunked" not in headers.get("transfer-encoding", "").lower()
         deadline = asyncio.get_running_loop().time() + self.body_timeout_seconds
 
         async def receive_limited() -> Message:
@@ -117,6 +121,8 @@ class BodySizeLimitMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if not complete:
+                    MutableHeaders(scope=message)["connection"] = "close"
             await send(message)
 
         try:
