@@ -29,7 +29,7 @@ class LeanLoadError(RuntimeError):
 
 @dataclass
 class LeanResult:
-    """What one run measured.
+    """Figures of one run.
 
     Attributes:
         latencies: Seconds from writing each request to the last byte of its response, in send order

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from evidence_gateway.testing import start_gateway
 from evidence_synthetic import generate_pairs
 
 from .conftest import REPO_ROOT, BenchStack
-from .lean_client import LeanResult, closed_loop
+from .lean_client import closed_loop
 
 pytestmark = pytest.mark.benchmark_gate
 
@@ -165,17 +166,6 @@ def concurrent(
     return result
 
 
-def _merged(results: list[LeanResult]) -> tuple[dict[int, int], dict[str, int]]:
-    statuses: dict[int, int] = {}
-    versions: dict[str, int] = {}
-    for result in results:
-        for status, count in result.statuses.items():
-            statuses[status] = statuses.get(status, 0) + count
-        for version, count in result.model_versions.items():
-            versions[version] = versions.get(version, 0) + count
-    return statuses, versions
-
-
 @pytest.fixture(scope="module")
 def throughput(
     bench_stack: BenchStack,
@@ -219,7 +209,8 @@ def throughput(
         ]  # fmt: skip
     finally:
         gateway.stop()
-    statuses, versions = _merged(rounds)
+    statuses = sum((result.statuses for result in rounds), Counter[int]())
+    versions = sum((result.model_versions for result in rounds), Counter[str]())
     gateway_rates = [round(result.requests_per_second, 1) for result in rounds]
     latencies = [latency for result in rounds for latency in result.latencies]
     result = {
@@ -230,8 +221,8 @@ def throughput(
         "gateway_rps_rounds": gateway_rates,
         "best_rps": max(gateway_rates),
         **_summary(latencies),
-        "statuses": statuses,
-        "model_versions": versions,
+        "statuses": dict(statuses),
+        "model_versions": dict(versions),
     }
     record_result("gateway_throughput", result)
     return result
