@@ -60,6 +60,7 @@ def create_app(
             resolved.extraction_workers,
             ParseLimits(max_bytes=resolved.max_document_bytes),
             inline_max_bytes=resolved.inline_extraction_max_bytes,
+            recycle_bytes=resolved.extraction_recycle_bytes,
         )
         extractor.warm_up()
         queue = PredictionQueue(resolved.queue_path, max_depth=resolved.queue_max_depth)

@@ -84,6 +84,19 @@ class Settings(BaseSettings):
             "request to the pool."
         ),
     )
+    extraction_recycle_bytes: int = Field(
+        # lxml interns every element, attribute and namespace name it parses in a dictionary
+        # that belongs to the parsing thread and lives as long as the thread. Documents with
+        # new names each time grow it without bound, so extraction threads are replaced after
+        # this much input, which frees their dictionaries.
+        default=64 * 1024 * 1024,
+        ge=1,
+        description=(
+            "Characters of documents an extraction thread or process parses before a fresh "
+            "one replaces it. Bounds the memory that documents with ever-new element names "
+            "can hold."
+        ),
+    )
 
     api_token: SecretStr | None = Field(
         default=None,

@@ -1,17 +1,22 @@
-"""Feature extraction in a thread or a process pool, or inline for small requests.
+"""Feature extraction in a thread or a process pool, or in one thread while the loop waits.
 
 Parsing XML and building the vector is CPU-bound. Run on the event loop it would stall every
 other request, health probes included, so a request hands its rows to a pool in chunks and
 awaits the result. A request whose documents add up to at most ``inline_max_bytes`` is
-extracted on the event loop instead. That blocks the loop briefly (about 1 ms for the 50 KB
-sample pair), but a pool thread would hold the GIL for most of that time and keep the loop
-waiting too. Inline extraction spares two thread switches per request, which under load cost
-nearly as much CPU as the extraction itself.
+extracted inline instead: the event loop blocks until a dedicated thread has extracted it. That
+blocks the loop briefly (about 1 ms for the 50 KB sample pair), but a pool thread would hold the
+GIL for most of that time and keep the loop waiting too. Inline extraction spares the asyncio
+hand-offs, which under load cost nearly as much CPU as the extraction itself.
+
+The inline thread exists because lxml's name dictionary belongs to the parsing thread and only
+grows until the thread ends. The event loop's thread lives as long as the process, so it never
+parses (``evidence_gateway.recycling``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import math
 import multiprocessing
 from collections.abc import Sequence
@@ -31,6 +36,8 @@ from evidence_features import (
     ParseLimits,
     extract_features,
 )
+
+from evidence_gateway.recycling import RecyclingExecutor
 
 __all__ = [
     "ROW_OVERHEAD_BYTES",
@@ -168,8 +175,11 @@ class FeatureExtractor:
         workers: Pool size; a request is split into at most this many chunks.
         limits: Parser limits passed to every extraction.
         inline_max_bytes: Largest total size of a request's documents (characters of str,
-            bytes of bytes), plus ``ROW_OVERHEAD_BYTES`` per row, extracted on the calling
-            event loop. With 0, every request goes to the pool.
+            bytes of bytes), plus ``ROW_OVERHEAD_BYTES`` per row, extracted inline while the
+            event loop waits. With 0, every request goes to the pool.
+        recycle_bytes: Size of documents, counted as for ``inline_max_bytes``, after which the
+            pool and the inline thread are each replaced by fresh ones, so that the XML name
+            dictionaries of their threads are freed.
     """
 
     def __init__(
@@ -179,69 +189,88 @@ class FeatureExtractor:
         limits: ParseLimits,
         *,
         inline_max_bytes: int = 0,
+        recycle_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.kind = kind
         self.workers = workers
         self.limits = limits
         self.inline_max_bytes = inline_max_bytes
-        self._executor: Executor
-        if kind == "process":
+        self._pool = RecyclingExecutor("pool", self._new_pool, recycle_bytes)
+        self._inline = RecyclingExecutor(
+            "inline",
+            lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence-inline"),
+            recycle_bytes,
+        )
+
+    def _new_pool(self) -> Executor:
+        if self.kind == "process":
             # forkserver: forking the serving process itself, which already runs threads, can
             # copy a held lock into the child and hang it.
-            self._executor = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
+            return ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
             )
-        else:
-            self._executor = ThreadPoolExecutor(
-                max_workers=workers, thread_name_prefix="evidence-extract"
-            )
+        return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="evidence-extract")
+
+    @property
+    def recycles(self) -> int:
+        """How many times the pool and the inline thread have been replaced, together."""
+        return self._pool.recycles + self._inline.recycles
 
     async def extract(self, requests: Sequence[ExtractionRequest]) -> list[ExtractionResult]:
         """Extract every row, in order, blocking the loop only up to ``inline_max_bytes``."""
         if not requests:
             return []
-        if self.is_inline(requests):
-            return extract_chunk(requests, self.limits)
+        size = _request_size(requests)
+        if self._fits_inline(size):
+            # Blocking on purpose: see the module docstring.
+            return self._inline.submit(size, extract_chunk, requests, self.limits).result()
         loop = asyncio.get_running_loop()
         chunk_size = max(1, math.ceil(len(requests) / self.workers))
         chunks = [
             requests[start : start + chunk_size] for start in range(0, len(requests), chunk_size)
         ]
-        futures = [self._submit(loop, chunk) for chunk in chunks]
+        futures = [
+            asyncio.wrap_future(self._submit(chunk, size * len(chunk) // len(requests)), loop=loop)
+            for chunk in chunks
+        ]
         results = await asyncio.gather(*futures)
         return [result for chunk in results for result in chunk]
 
     def _submit(
-        self, loop: asyncio.AbstractEventLoop, chunk: Sequence[ExtractionRequest]
-    ) -> asyncio.Future[list[ExtractionResult]]:
+        self, chunk: Sequence[ExtractionRequest], size: int
+    ) -> concurrent.futures.Future[list[ExtractionResult]]:
         if self.kind == "thread":
-            return loop.run_in_executor(self._executor, extract_chunk, chunk, self.limits)
+            return self._pool.submit(size, extract_chunk, chunk, self.limits)
         wire = [
             (_to_wire_document(row.mib_xml), _to_wire_document(row.rx_xml), row.as_of)
             for row in chunk
         ]
-        return loop.run_in_executor(self._executor, extract_wire_chunk, wire, self.limits)
+        return self._pool.submit(size, extract_wire_chunk, wire, self.limits)
 
     def is_inline(self, requests: Sequence[ExtractionRequest]) -> bool:
-        """Return whether ``extract`` runs ``requests`` on the event loop instead of the pool."""
-        if self.inline_max_bytes <= 0:
-            return False
-        total = 0
-        for request in requests:
-            total += ROW_OVERHEAD_BYTES
-            total += _document_size(request.mib_xml) + _document_size(request.rx_xml)
-            if total > self.inline_max_bytes:
-                return False
-        return True
+        """Return whether ``extract`` runs ``requests`` inline instead of on the pool."""
+        return self._fits_inline(_request_size(requests))
+
+    def _fits_inline(self, size: int) -> bool:
+        return self.inline_max_bytes > 0 and size <= self.inline_max_bytes
 
     def warm_up(self) -> None:
-        """Start the pool's workers now so the first request does not pay for it."""
-        futures = [
-            self._executor.submit(extract_chunk, [], self.limits) for _ in range(self.workers)
-        ]
+        """Start the pool's workers and the inline thread now, so the first request waits less."""
+        futures = [self._inline.submit(0, extract_chunk, [], self.limits)]
+        for _ in range(self.workers):
+            futures.append(self._pool.submit(0, extract_chunk, [], self.limits))
         for future in futures:
             future.result()
 
     def shutdown(self) -> None:
-        """Stop the pool; running chunks finish first."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the pool and the inline thread once their running chunks finish."""
+        self._pool.shutdown()
+        self._inline.shutdown()
+
+
+def _request_size(requests: Sequence[ExtractionRequest]) -> int:
+    total = 0
+    for request in requests:
+        total += ROW_OVERHEAD_BYTES
+        total += _document_size(request.mib_xml) + _document_size(request.rx_xml)
+    return total

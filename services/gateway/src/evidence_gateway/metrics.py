@@ -25,6 +25,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 __all__ = [
     "CIRCUIT_STATE",
     "CONTENT_TYPE_LATEST",
+    "EXTRACTION_RECYCLES",
     "EXTRACTION_SECONDS",
     "FALLBACKS",
     "FEATURE_WARNINGS",
@@ -68,6 +69,11 @@ EXTRACTION_SECONDS = Histogram(
     "Time to parse the documents and build feature vectors for one request.",
     ["source"],
     buckets=_FINE_BUCKETS,
+)
+EXTRACTION_RECYCLES = Counter(
+    "evidence_gateway_extraction_recycles",
+    "Extraction pools replaced by fresh ones to free the XML name dictionaries of their threads.",
+    ["pool"],
 )
 QUEUE_APPEND_SECONDS = Histogram(
     "evidence_gateway_queue_append_duration_seconds",
