@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -172,3 +173,29 @@ def test_process_pool_matches_direct(
 def test_process_pool_empty_request(process_extractor: FeatureExtractor) -> None:
     """No rows give no results without touching the pool."""
     assert asyncio.run(process_extractor.extract([])) == []
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_recycled_pool_matches_direct(
+    kind: Literal["thread", "process"], expected: list[ExtractionResult]
+) -> None:
+    """Rows extracted across pool replacements, inline and pooled, give the direct results."""
+    extractor = FeatureExtractor(
+        kind,
+        2,
+        LIMITS,
+        inline_max_bytes=8 * ROW_OVERHEAD_BYTES,
+        recycle_bytes=16 * ROW_OVERHEAD_BYTES,
+    )
+    try:
+        rounds = [asyncio.run(extractor.extract(_rows())) for _ in range(3)]
+        single_rows = [asyncio.run(extractor.extract([row])) for row in _rows()]
+        recycles = extractor.recycles
+    finally:
+        extractor.shutdown()
+
+    assert recycles >= 4
+    for results in [*rounds, [result for [result] in single_rows]]:
+        assert len(results) == len(expected)
+        for index, (got, want) in enumerate(zip(results, expected, strict=True)):
+            assert _same(got, want), index
