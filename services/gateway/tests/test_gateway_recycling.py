@@ -23,9 +23,7 @@ def _thread_pools(created: list[ThreadPoolExecutor]) -> RecyclingExecutor:
 
 
 def _recycles(pool: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "evidence_gateway_extraction_recycles_total", {"pool": pool}
-    )
+    value = REGISTRY.get_sample_value("evidence_gateway_extraction_recycles_total", {"pool": pool})
     return value or 0.0
 
 

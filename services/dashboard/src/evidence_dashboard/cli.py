@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from evidence_logging import exit_on_invalid_settings
+from pydantic import ValidationError
 
-from evidence_dashboard.config import get_settings
+from evidence_dashboard.config import Settings, get_settings
 
 __all__ = ["app", "build_command"]
 
@@ -46,8 +48,14 @@ def main(
         int | None, typer.Option(help="Port to bind; default DASHBOARD_PORT or 8501.")
     ] = None,
 ) -> None:
-    """Run the dashboard until interrupted; the settings come from DASHBOARD_* variables."""
-    settings = get_settings()
+    """Run the dashboard until interrupted; the settings come from DASHBOARD_* variables.
+
+    Exits with status 2, before Streamlit starts, when a DASHBOARD_* setting is invalid.
+    """
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        exit_on_invalid_settings([(exc, Settings)])
     command = build_command(host or settings.host, port or settings.port)
     # The Streamlit process replaces the CLI's own, so signals from a process manager reach it.
     os.execv(command[0], command)  # noqa: S606

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uvicorn
+from evidence_model_client.config import ClientSettings, get_client_settings
 
-from evidence_gateway.config import get_settings
+from evidence_gateway.config import Settings, get_settings
+from evidence_gateway.settings_check import check_settings
 
 __all__ = ["main"]
 
@@ -13,13 +15,24 @@ __all__ = ["main"]
 _KEEP_ALIVE_SECONDS = 15
 
 
+def load_settings() -> Settings:
+    """Read the ``GATEWAY_*`` settings, or exit with status 2 naming each invalid variable.
+
+    The ``MODEL_CLIENT_*`` settings are checked here as well because the app builds its scorer
+    only in the lifespan, where an invalid value would end uvicorn with a traceback.
+    """
+    check_settings({Settings: get_settings, ClientSettings: get_client_settings})
+    return get_settings()
+
+
 def main() -> None:
     """Serve ``create_app()`` on ``GATEWAY_HOST:GATEWAY_PORT`` with ``GATEWAY_WORKERS`` workers.
 
     Each worker builds its own app from the environment. With several workers, set
     ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory so ``/metrics`` covers all of them.
+    Exits with status 2, before binding the port, when a setting is invalid.
     """
-    settings = get_settings()
+    settings = load_settings()
     uvicorn.run(
         "evidence_gateway.app:create_app",
         factory=True,

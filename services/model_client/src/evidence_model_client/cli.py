@@ -8,6 +8,8 @@ from typing import Annotated
 import structlog
 import typer
 import uvicorn
+from evidence_logging import exit_on_invalid_settings
+from pydantic import ValidationError
 
 from evidence_model_client.config import ServerSettings, get_server_settings
 from evidence_model_client.errors import ArtifactError
@@ -27,7 +29,8 @@ def serve(
         typer.Option(help="Interface to bind (env MODEL_SERVER_HOST, default 127.0.0.1)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="TCP port (env MODEL_SERVER_PORT, default 5000).")
+        int | None,
+        typer.Option(min=0, max=65535, help="TCP port (env MODEL_SERVER_PORT, default 5000)."),
     ] = None,
     artifact_dir: Annotated[
         Path | None,
@@ -38,14 +41,20 @@ def serve(
 ) -> None:
     """Load the model artifact (or the built-in function if none exists) and serve it.
 
-    Exits with status 2 when the artifact is invalid or was trained on another feature spec.
+    Exits with status 2 when a ``MODEL_SERVER_*`` setting is invalid, or when the artifact is
+    invalid or was trained on another feature spec.
     """
+    try:
+        from_environment = get_server_settings()
+    except ValidationError as exc:
+        exit_on_invalid_settings([(exc, ServerSettings)])
     overrides = {
         key: value
         for key, value in {"host": host, "port": port, "artifact_dir": artifact_dir}.items()
         if value is not None
     }
-    settings = ServerSettings(**{**get_server_settings().model_dump(), **overrides})
+    # Only --port could fail this second validation, and typer has checked its range.
+    settings = ServerSettings(**{**from_environment.model_dump(), **overrides})
     configure_logging(settings.log_level)
     log = structlog.get_logger("evidence_model_server")
     try:

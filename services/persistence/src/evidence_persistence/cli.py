@@ -16,7 +16,9 @@ from typing import Annotated
 
 import structlog
 import typer
+from evidence_logging import exit_on_invalid_settings
 from prometheus_client import start_http_server
+from pydantic import ValidationError
 
 from evidence_persistence._consumer import QueueConsumer
 from evidence_persistence._logging import configure_logging, describe_error, error_type_of
@@ -52,6 +54,14 @@ def _consumer(settings: Settings, queue: PredictionQueue) -> QueueConsumer:
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
     )
+
+
+def _settings() -> Settings:
+    """Read the ``PERSISTENCE_*`` settings, or exit with status 2 naming each invalid variable."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        exit_on_invalid_settings([(exc, Settings)])
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -124,9 +134,10 @@ def worker(
 ) -> None:
     """Drain the queue into the configured sink until SIGTERM or SIGINT.
 
-    On a signal the worker finishes the batch in progress, then exits.
+    On a signal the worker finishes the batch in progress, then exits. Exits with 2 when a
+    PERSISTENCE_* setting is invalid or the sink's settings are incomplete.
     """
-    settings = get_settings()
+    settings = _settings()
     configure_logging(settings.log_level)
     queue = PredictionQueue.from_settings(settings)
     metrics = WorkerMetrics(queue)
@@ -182,7 +193,7 @@ def status() -> None:
 
     Exits with 1, creating nothing, when the file at PERSISTENCE_QUEUE_PATH does not exist.
     """
-    settings = get_settings()
+    settings = _settings()
     queue = _existing_queue(settings)
     try:
         report = {
@@ -216,7 +227,7 @@ def list_dead_letters(
     Only the error's type is printed unless ``--show-errors`` is given. Exits with 1, creating
     nothing, when the file at PERSISTENCE_QUEUE_PATH does not exist.
     """
-    settings = get_settings()
+    settings = _settings()
     consumer = _consumer(settings, _existing_queue(settings))
     try:
         letters = consumer.list_dead_letters(limit)
@@ -256,7 +267,7 @@ def replay_dead_letters(
     """
     if bool(prediction_ids) == replay_all:
         raise _fail("pass prediction ids or --all, not both and not neither", code=2)
-    settings = get_settings()
+    settings = _settings()
     consumer = _consumer(settings, _existing_queue(settings))
     try:
         if replay_all:

@@ -12,11 +12,13 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from evidence_model_client.config import ClientSettings, get_client_settings
 from rich.console import Console
 
 from evidence_gateway.cli.render import prediction_table
 from evidence_gateway.cli.xml_text import XmlDecodeError, decode_xml
 from evidence_gateway.config import Settings
+from evidence_gateway.settings_check import check_settings
 
 __all__ = ["app", "main"]
 
@@ -142,7 +144,11 @@ def score(
     try:
         if in_process:
             # The in-process app listens on no socket, so it runs in local mode: the bearer
-            # token is optional here, but still checked when GATEWAY_API_TOKEN is set.
+            # token is optional here, but still checked when GATEWAY_API_TOKEN is set. The
+            # scorer reads MODEL_CLIENT_* only in the app's lifespan, so those are checked now.
+            check_settings(
+                {Settings: lambda: Settings(local_mode=True), ClientSettings: get_client_settings}
+            )
             settings = Settings(local_mode=True)
             _check_queue(settings, create_queue)
             # The app logs to stdout, which must carry only the result (the JSON with --json).

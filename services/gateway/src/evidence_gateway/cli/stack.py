@@ -20,10 +20,14 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from evidence_model_client.config import ClientSettings, ServerSettings
+from evidence_persistence.config import Settings as PersistenceSettings
 from rich.console import Console
 from rich.table import Table
 
 from evidence_gateway.cli.render import prediction_table
+from evidence_gateway.config import Settings as GatewaySettings
+from evidence_gateway.settings_check import check_settings, environment_replaced
 from evidence_gateway.stack.layout import StackLayout
 from evidence_gateway.stack.ports import StackPort, check_ports_free, check_ports_owned
 from evidence_gateway.stack.processes import (
@@ -87,6 +91,27 @@ def _wait_for_services(layout: StackLayout, group: Supervisor, timeout: float) -
     )
     check_ports_owned([gateway_port], group.pids())
     return waited
+
+
+def _check_settings(environment: dict[str, str]) -> None:
+    """Exit with status 2 when a setting of the model server, gateway or worker is invalid.
+
+    Each process would otherwise exit on start, be restarted and given up on, and the cause
+    would show only in its log. The dashboard's ``DASHBOARD_*`` settings are not checked here,
+    because the gateway package does not import the dashboard: an invalid one shows in
+    ``var/logs/dashboard.log`` once the dashboard stays down.
+    """
+    # The stack has started no thread yet, so replacing os.environ affects nothing else.
+    with environment_replaced(environment):
+        check_settings(
+            {
+                ServerSettings: ServerSettings,
+                GatewaySettings: GatewaySettings,
+                ClientSettings: ClientSettings,
+                PersistenceSettings: PersistenceSettings,
+            },
+            environment,
+        )
 
 
 def _bring_up(console: Console, layout: StackLayout, group: Supervisor, timeout: float) -> None:
@@ -266,7 +291,8 @@ def run(
 
     Each port option also reads the variable that the service itself reads (GATEWAY_PORT,
     MODEL_SERVER_PORT, DASHBOARD_PORT); the option wins over the variable. Every process binds
-    127.0.0.1.
+    127.0.0.1. An invalid GATEWAY_*, MODEL_CLIENT_*, MODEL_SERVER_* or PERSISTENCE_* setting
+    exits with status 2 before anything starts.
     """
     # Wide enough for the result tables when the output is a log file or CI, not a terminal.
     console = Console(width=None if Console().is_terminal else 140)
@@ -279,6 +305,8 @@ def run(
         dashboard_port=dashboard_port,
         gateway_workers=gateway_workers,
     )
+    environment = layout.environment(dict(os.environ))
+    _check_settings(environment)
     with_dashboard = dashboard and dashboard_available()
     dashboard_note = dashboard_status(layout, requested=dashboard, installed=with_dashboard)
     try:
@@ -304,7 +332,7 @@ def run(
                 seconds = train_model(layout.model_dir, rows=train_rows, seed=seed, log=log)
             console.print(f"trained a model into {layout.model_dir} in {seconds:.1f} s")
         names = ["model", "gateway", "worker"] + (["dashboard"] if with_dashboard else [])
-        group = Supervisor(layout, names, layout.environment(dict(os.environ)))
+        group = Supervisor(layout, names, environment)
         _bring_up(console, layout, group, timeout)
         stored = _score_samples(console, layout, samples or root / "data" / "samples")
         for event in group.events():

@@ -1,0 +1,196 @@
+"""The gateway's console scripts with invalid settings: exit status 2 and one line per variable.
+
+Each script runs as a subprocess and must exit before it binds a port or starts a process.
+Ports are 0 or free ones, so a script that wrongly started would not take a real service's
+port, and ``subprocess.run`` kills it at the timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from evidence_gateway.testing import free_port, script_path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SAMPLE_RX = REPO_ROOT / "data" / "samples" / "01-clean" / "rx.xml"
+TOKEN = "tok-5d1e-GATEWAY-SECRET"  # noqa: S105 (a made-up token the output must not show)
+_SETTINGS_PREFIXES = (
+    "GATEWAY_",
+    "MODEL_CLIENT_",
+    "MODEL_SERVER_",
+    "PERSISTENCE_",
+    "DASHBOARD_",
+    "SNOWFLAKE_",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "EVIDENCE_SCORE_TOKEN",
+)
+
+
+def _run(
+    command: list[str], settings: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run a console script with ``settings`` in place of any settings of this environment."""
+    env = {
+        name: value for name, value in os.environ.items() if not name.startswith(_SETTINGS_PREFIXES)
+    }
+    env.update(settings)
+    return subprocess.run(
+        [script_path(command[0]), *command[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def _assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
+    assert 2 == result.returncode, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pydantic" not in result.stderr
+    assert TOKEN not in result.stderr
+    assert TOKEN not in result.stdout
+
+
+def test_gateway_one_invalid_setting(tmp_path: Path) -> None:
+    """evidence-gateway names the variable, its value, the reason and the fix."""
+    result = _run(
+        ["evidence-gateway"],
+        {"GATEWAY_LOCAL_MODE": "true", "GATEWAY_PORT": "0", "GATEWAY_BODY_TIMEOUT_SECONDS": "0"},
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert [
+        "error: invalid setting in the environment:",
+        "  GATEWAY_BODY_TIMEOUT_SECONDS='0': Input should be greater than 0",
+        "To fix: set GATEWAY_BODY_TIMEOUT_SECONDS to a valid value or unset it to use the default.",
+    ] == result.stderr.splitlines()
+    assert "" == result.stdout
+
+
+def test_gateway_several_invalid_settings(tmp_path: Path) -> None:
+    """Invalid GATEWAY_* and MODEL_CLIENT_* values are all listed, and the token is not shown."""
+    result = _run(
+        ["evidence-gateway"],
+        {
+            "GATEWAY_API_TOKEN": TOKEN,
+            "GATEWAY_PORT": "0",
+            "GATEWAY_WORKERS": "0",
+            "GATEWAY_LOG_LEVEL": "verbose",
+            "MODEL_CLIENT_DEADLINE_MS": "-5",
+        },
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert result.stderr.startswith("error: 3 invalid settings in the environment:\n")
+    assert "  GATEWAY_WORKERS='0': Input should be greater than or equal to 1" in result.stderr
+    assert "  GATEWAY_LOG_LEVEL='verbose': Input should be 'debug'" in result.stderr
+    assert "  MODEL_CLIENT_DEADLINE_MS='-5': Input should be greater than 0" in result.stderr
+    assert "To fix: set each variable shown with a value" in result.stderr
+
+
+def test_gateway_rule_across_settings(tmp_path: Path) -> None:
+    """A document limit above the body limit names both variables but not the token."""
+    result = _run(
+        ["evidence-gateway"],
+        {
+            "GATEWAY_API_TOKEN": TOKEN,
+            "GATEWAY_PORT": "0",
+            "GATEWAY_MAX_DOCUMENT_BYTES": "20000000",
+            "GATEWAY_MAX_BODY_BYTES": "1000000",
+        },
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert (
+        "  GATEWAY_MAX_DOCUMENT_BYTES=20000000 exceeds GATEWAY_MAX_BODY_BYTES=1000000; raise the "
+        "body limit or lower the document limit"
+    ) in result.stderr
+
+
+def test_gateway_token_missing(tmp_path: Path) -> None:
+    """Without a token and outside local mode, the message names the variable and the fix."""
+    result = _run(["evidence-gateway"], {"GATEWAY_PORT": "0"}, tmp_path)
+
+    _assert_clean_failure(result)
+    assert "  GATEWAY_API_TOKEN is not set; set it to the bearer token" in result.stderr
+
+
+def test_score_in_process_invalid_settings(tmp_path: Path) -> None:
+    """evidence-score --in-process lists invalid settings before it touches the queue file."""
+    result = _run(
+        ["evidence-score", "--rx", str(SAMPLE_RX), "--in-process", "--create-queue"],
+        {
+            "GATEWAY_API_TOKEN": TOKEN,
+            "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+            "GATEWAY_MAX_BATCH_ROWS": "0",
+            "MODEL_CLIENT_MAX_RETRIES": "9",
+        },
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert "  GATEWAY_MAX_BATCH_ROWS='0': Input should be greater than or equal to 1" in (
+        result.stderr
+    )
+    assert "  MODEL_CLIENT_MAX_RETRIES='9': Input should be less than or equal to 5" in (
+        result.stderr
+    )
+    assert not (tmp_path / "queue.sqlite3").exists()
+
+
+def test_score_in_process_one_invalid_setting(tmp_path: Path) -> None:
+    """One invalid MODEL_CLIENT_* value, which only the app's lifespan would read, is named."""
+    result = _run(
+        ["evidence-score", "--rx", str(SAMPLE_RX), "--in-process", "--create-queue"],
+        {
+            "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+            "MODEL_CLIENT_BASE_URL": "model-server:5000",
+        },
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert result.stderr.startswith("error: invalid setting in the environment:\n")
+    assert "  MODEL_CLIENT_BASE_URL='model-server:5000': " in result.stderr
+    assert "To fix: set MODEL_CLIENT_BASE_URL to a valid value" in result.stderr
+    assert "" == result.stdout
+
+
+def test_stack_invalid_settings_start_nothing(tmp_path: Path) -> None:
+    """evidence-stack lists the invalid settings of its processes and creates no var/."""
+    var_dir = tmp_path / "var"
+    result = _run(
+        [
+            "evidence-stack",
+            "--once",
+            "--root",
+            str(REPO_ROOT),
+            "--var-dir",
+            str(var_dir),
+            "--gateway-port",
+            str(free_port()),
+            "--model-port",
+            str(free_port()),
+            "--no-dashboard",
+        ],
+        {
+            "MODEL_CLIENT_AUTH_TOKEN": TOKEN,
+            "MODEL_SERVER_MAX_ROWS": "0",
+            "GATEWAY_BODY_TIMEOUT_SECONDS": "0",
+            "PERSISTENCE_LEASE_SECONDS": "never",
+        },
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert result.stderr.startswith("error: 3 invalid settings in the environment:\n")
+    assert "  MODEL_SERVER_MAX_ROWS='0': " in result.stderr
+    assert "  GATEWAY_BODY_TIMEOUT_SECONDS='0': " in result.stderr
+    assert "  PERSISTENCE_LEASE_SECONDS='never': " in result.stderr
+    assert not var_dir.exists()
