@@ -22,6 +22,7 @@ from evidence_gateway.pipeline import ScoringPipeline
 from evidence_gateway.readiness import ReadinessProbe
 from evidence_gateway.routes import api, functions, health
 from evidence_gateway.scoring import ScorerAdapter, build_scorer
+from evidence_gateway.worker_process import stop_with_parent_process
 
 __all__ = ["create_app"]
 
@@ -52,6 +53,8 @@ def create_app(
     """
     resolved = settings if settings is not None else get_settings()
     configure_logging(resolved.log_format, resolved.log_level)
+    # uvicorn calls this factory inside each worker process it spawns.
+    stop_with_parent_process()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
