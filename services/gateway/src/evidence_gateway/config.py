@@ -80,8 +80,9 @@ class Settings(BaseSettings):
         ge=0,
         description=(
             "Largest total size of one request's documents, in characters, plus 1 KiB per "
-            "row, that is extracted on the event loop instead of the pool; 0 sends every "
-            "request to the pool."
+            "row, that is extracted inline, with the event loop blocked until a dedicated "
+            "thread has extracted it, instead of on the pool; 0 sends every request to the "
+            "pool."
         ),
     )
     extraction_recycle_bytes: int = Field(
