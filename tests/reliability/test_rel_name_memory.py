@@ -7,13 +7,13 @@ and this test checks that the setting reaches the running process and bounds its
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from evidence_gateway.testing import ServerProcess, start_gateway
+from prometheus_client.parser import text_string_to_metric_families
 from reliability_kit import assert_logs_clean, rss_mb
 
 RECYCLE_BYTES = 4 * 2**20
@@ -52,12 +52,14 @@ def _novel_names_rx(index: int) -> str:
 
 
 def _recycles(metrics_text: str, pool: str) -> float:
-    match = re.search(
-        rf'^evidence_gateway_extraction_recycles_total\{{pool="{pool}"\}} (\S+)$',
-        metrics_text,
-        re.MULTILINE,
-    )
-    return float(match.group(1)) if match else 0.0
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == "evidence_gateway_extraction_recycles_total" and sample.labels == {
+                "pool": pool,
+                "reason": "input_bytes",
+            }:
+                return sample.value
+    return 0.0
 
 
 def test_new_names_memory_bounded(recycling_gateway: tuple[ServerProcess, str]) -> None:

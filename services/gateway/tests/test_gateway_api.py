@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import httpx
@@ -434,6 +438,62 @@ async def test_predict_queue_full_503(
     assert "risk_score" not in second.text
     assert second.headers["retry-after"] == "1"
     assert PredictionQueue(settings.queue_path).depth() == 1
+
+
+def _kill_pool_processes(gw: Any) -> None:
+    pool = gw.app.state.pipeline.extractor._pool.current
+    processes = list(pool._processes.values())
+    assert processes
+    for process in processes:
+        os.kill(process.pid, signal.SIGKILL)
+    for process in processes:
+        process.join(timeout=10)
+
+
+def _exiting_pool() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=os._exit,
+        initargs=(3,),
+    )
+
+
+async def test_predict_after_pool_crash(
+    gateway_factory: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    smoke_pair: tuple[str, str],
+) -> None:
+    """After the extraction processes die, the next request is scored on a fresh pool."""
+    settings = make_settings(extraction_executor="process", inline_extraction_max_bytes=0)
+    gw = await gateway_factory(settings)
+    _kill_pool_processes(gw)
+
+    response = await gw.client.post("/v1/predict", json=_body(*smoke_pair))
+
+    assert response.status_code == 200
+    assert response.json()["model_version"].startswith("REGISTRY_")
+    assert PredictionQueue(settings.queue_path).depth() == 1
+
+
+async def test_predict_pool_broken_twice_503(
+    gateway_factory: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    smoke_pair: tuple[str, str],
+) -> None:
+    """When the replacement pool dies too, the caller gets 503 and nothing is queued."""
+    settings = make_settings(extraction_executor="process", inline_extraction_max_bytes=0)
+    gw = await gateway_factory(settings)
+    gw.app.state.pipeline.extractor._pool._factory = _exiting_pool
+    _kill_pool_processes(gw)
+
+    response = await gw.client.post("/v1/predict", json=_body(*smoke_pair))
+
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "extraction_unavailable"
+    assert "retry the request" in response.json()["error"]["message"]
+    assert response.headers["retry-after"] == "1"
+    assert PredictionQueue(settings.queue_path).depth() == 0
 
 
 async def test_predict_appends_before_answer(

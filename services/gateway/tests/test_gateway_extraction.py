@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
 from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -12,6 +16,7 @@ import numpy as np
 import pytest
 from evidence_features import ParseLimits
 from evidence_gateway.config import Settings
+from evidence_gateway.errors import ExtractionUnavailableError
 from evidence_gateway.extraction import (
     ROW_OVERHEAD_BYTES,
     ExtractionRequest,
@@ -199,3 +204,59 @@ def test_recycled_pool_matches_direct(
         assert len(results) == len(expected)
         for index, (got, want) in enumerate(zip(results, expected, strict=True)):
             assert _same(got, want), index
+
+
+def _kill_pool_workers(extractor: FeatureExtractor) -> int:
+    """Kill every worker process of the extractor's current process pool with SIGKILL."""
+    pool = extractor._pool.current
+    assert isinstance(pool, ProcessPoolExecutor)
+    processes = list(pool._processes.values())
+    for process in processes:
+        os.kill(process.pid, signal.SIGKILL)
+    for process in processes:
+        process.join(timeout=10)
+    return len(processes)
+
+
+def test_process_pool_replaced_after_crash(expected: list[ExtractionResult]) -> None:
+    """Rows sent after the pool's processes were killed are extracted on a fresh pool."""
+    extractor = FeatureExtractor("process", 2, LIMITS)
+    try:
+        extractor.warm_up()
+        assert _kill_pool_workers(extractor) == 2
+        results = asyncio.run(extractor.extract(_rows()))
+        again = asyncio.run(extractor.extract(_rows()))
+        recycles = extractor.recycles
+    finally:
+        extractor.shutdown()
+
+    assert recycles == 1
+    for index, (got, want) in enumerate(zip(results, expected, strict=True)):
+        assert _same(got, want), index
+    for index, (got, want) in enumerate(zip(again, expected, strict=True)):
+        assert _same(got, want), index
+
+
+class _CrashingExtractor(FeatureExtractor):
+    """A process-pool extractor whose every worker process exits as soon as it starts."""
+
+    def _new_pool(self) -> Executor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=os._exit,
+            initargs=(3,),
+        )
+
+
+def test_process_pool_broken_twice_is_unavailable() -> None:
+    """A pool that breaks again after its replacement gives ExtractionUnavailableError."""
+    extractor = _CrashingExtractor("process", 2, LIMITS)
+    try:
+        with pytest.raises(ExtractionUnavailableError, match="failed twice"):
+            asyncio.run(extractor.extract(_rows()))
+        recycles = extractor.recycles
+    finally:
+        extractor.shutdown()
+
+    assert recycles == 2

@@ -22,8 +22,9 @@ def _thread_pools(created: list[ThreadPoolExecutor]) -> RecyclingExecutor:
     return RecyclingExecutor("test", factory, recycle_bytes=100)
 
 
-def _recycles(pool: str) -> float:
-    value = REGISTRY.get_sample_value("evidence_gateway_extraction_recycles_total", {"pool": pool})
+def _recycles(pool: str, reason: str = "input_bytes") -> float:
+    labels = {"pool": pool, "reason": reason}
+    value = REGISTRY.get_sample_value("evidence_gateway_extraction_recycles_total", labels)
     return value or 0.0
 
 
@@ -186,3 +187,23 @@ def test_recycling_bounds_name_memory(path: str, names: int, documents: int) -> 
     # The first figure shows that the input does grow memory, so the second can fail.
     assert growth_unbounded > 30
     assert growth_recycled < growth_unbounded / 2.5
+
+
+def test_replace_broken_once() -> None:
+    """Only the first report of a broken pool replaces it; a stale report changes nothing."""
+    created: list[ThreadPoolExecutor] = []
+    executor = _thread_pools(created)
+    before = _recycles("test", "broken")
+    try:
+        broken = executor.current
+        executor.replace_broken(broken)
+        replacement = executor.current
+        executor.replace_broken(broken)
+        assert executor.submit(1, lambda: "ran").result() == "ran"
+    finally:
+        executor.shutdown()
+
+    assert replacement is not broken
+    assert executor.current is replacement
+    assert executor.recycles == 1
+    assert _recycles("test", "broken") == before + 1

@@ -5,7 +5,8 @@ Tree::
     GatewayError
     ├── RowError                  one applicant's input cannot be scored (4xx, or an error row)
     ├── BatchTooLargeError        more rows than GATEWAY_MAX_BATCH_ROWS (413)
-    └── PersistenceUnavailableError  the queue append failed, nothing was recorded (503)
+    ├── PersistenceUnavailableError  the queue append failed, nothing was recorded (503)
+    └── ExtractionUnavailableError   the extraction pool crashed twice, nothing was scored (503)
 
 Status codes live in ``handlers.py``; these classes carry none.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "BatchTooLargeError",
+    "ExtractionUnavailableError",
     "GatewayError",
     "PersistenceUnavailableError",
     "RowError",
@@ -54,3 +56,11 @@ class BatchTooLargeError(GatewayError):
 
 class PersistenceUnavailableError(GatewayError):
     """The prediction could not be appended to the durable queue, so no score is returned."""
+
+
+class ExtractionUnavailableError(GatewayError):
+    """The extraction pool broke again after it was replaced, so the request was not scored.
+
+    A pool breaks when one of its worker processes dies, for example by the out-of-memory
+    killer. The gateway replaces a broken pool and retries the rows once.
+    """

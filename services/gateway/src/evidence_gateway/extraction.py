@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import math
 import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -37,6 +38,7 @@ from evidence_features import (
     extract_features,
 )
 
+from evidence_gateway.errors import ExtractionUnavailableError
 from evidence_gateway.recycling import RecyclingExecutor
 
 __all__ = [
@@ -229,12 +231,39 @@ class FeatureExtractor:
         chunks = [
             requests[start : start + chunk_size] for start in range(0, len(requests), chunk_size)
         ]
-        futures = [
-            asyncio.wrap_future(self._submit(chunk, size * len(chunk) // len(requests)), loop=loop)
-            for chunk in chunks
-        ]
-        results = await asyncio.gather(*futures)
+        results = await asyncio.gather(
+            *(
+                self._extract_pooled(loop, chunk, size * len(chunk) // len(requests))
+                for chunk in chunks
+            )
+        )
         return [result for chunk in results for result in chunk]
+
+    async def _extract_pooled(
+        self, loop: asyncio.AbstractEventLoop, chunk: Sequence[ExtractionRequest], size: int
+    ) -> list[ExtractionResult]:
+        # Extraction has no side effects, so a chunk whose pool broke (a worker process died)
+        # runs again once on a fresh pool.
+        with contextlib.suppress(BrokenExecutor):
+            return await self._run_chunk(loop, chunk, size)
+        try:
+            return await self._run_chunk(loop, chunk, size)
+        except BrokenExecutor as exc:
+            msg = (
+                "feature extraction failed twice because a worker of the extraction pool "
+                "died; nothing was scored or recorded, so retry the request"
+            )
+            raise ExtractionUnavailableError(msg) from exc
+
+    async def _run_chunk(
+        self, loop: asyncio.AbstractEventLoop, chunk: Sequence[ExtractionRequest], size: int
+    ) -> list[ExtractionResult]:
+        pool = self._pool.current
+        try:
+            return await asyncio.wrap_future(self._submit(chunk, size), loop=loop)
+        except BrokenExecutor:
+            self._pool.replace_broken(pool)
+            raise
 
     def _submit(
         self, chunk: Sequence[ExtractionRequest], size: int

@@ -17,7 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from evidence_gateway.errors import BatchTooLargeError, PersistenceUnavailableError, RowError
+from evidence_gateway.errors import (
+    BatchTooLargeError,
+    ExtractionUnavailableError,
+    PersistenceUnavailableError,
+    RowError,
+)
 from evidence_gateway.schemas import (
     BatchPredictionRequest,
     PredictionRequest,
@@ -182,6 +187,19 @@ async def _on_persistence_unavailable(request: Request, exc: Exception) -> JSONR
     )
 
 
+async def _on_extraction_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    _log.error(
+        "request failed",
+        error_type="extraction_unavailable",
+        request_id=request.scope.get("state", {}).get("request_id"),
+    )
+    return JSONResponse(
+        error_body("extraction_unavailable", str(exc)),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     _log.error(
         "request failed",
@@ -204,4 +222,5 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RowError, _on_row_error)
     app.add_exception_handler(BatchTooLargeError, _on_batch_too_large)
     app.add_exception_handler(PersistenceUnavailableError, _on_persistence_unavailable)
+    app.add_exception_handler(ExtractionUnavailableError, _on_extraction_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -72,8 +72,9 @@ EXTRACTION_SECONDS = Histogram(
 )
 EXTRACTION_RECYCLES = Counter(
     "evidence_gateway_extraction_recycles",
-    "Extraction pools replaced by fresh ones to free the XML name dictionaries of their threads.",
-    ["pool"],
+    "Extraction pools replaced by fresh ones: after their input limit, which frees the XML name "
+    "dictionaries of their threads, or because a worker process died.",
+    ["pool", "reason"],
 )
 QUEUE_APPEND_SECONDS = Histogram(
     "evidence_gateway_queue_append_duration_seconds",

@@ -1,4 +1,4 @@
-"""An executor that replaces its workers after they have parsed a set amount of input.
+"""An executor that replaces its pool after a set amount of input, or when the pool breaks.
 
 lxml interns every element name, attribute name, prefix and namespace URI it parses in a string
 dictionary that belongs to the parsing thread (lxml 6.2, `_ParserDictionaryContext` in
@@ -65,10 +65,18 @@ class RecyclingExecutor:
         future = self._executor.submit(function, *args, **kwargs)
         self._size += size
         if self._size >= self.recycle_bytes:
-            self._recycle()
+            self._recycle("input_bytes")
         return future
 
-    def _recycle(self) -> None:
+    def replace_broken(self, broken: Executor) -> None:
+        """Replace ``broken``, a pool that raised ``BrokenExecutor``, unless already replaced.
+
+        Several requests can fail on the same broken pool, and only the first one replaces it.
+        """
+        if broken is self._executor:
+            self._recycle("broken")
+
+    def _recycle(self, reason: str) -> None:
         retired, parsed = self._executor, self._size
         self._executor = self._factory()
         self._size = 0
@@ -76,8 +84,11 @@ class RecyclingExecutor:
         # wait=False: the retired pool still runs what it was given, so no accepted request is
         # dropped, and the event loop does not wait for it.
         retired.shutdown(wait=False)
-        metrics.EXTRACTION_RECYCLES.labels(pool=self.name).inc()
-        _log.info("extraction pool recycled", pool=self.name, parsed_bytes=parsed)
+        metrics.EXTRACTION_RECYCLES.labels(pool=self.name, reason=reason).inc()
+        if reason == "broken":
+            _log.warning("extraction pool broken and replaced", pool=self.name)
+        else:
+            _log.info("extraction pool recycled", pool=self.name, parsed_bytes=parsed)
 
     def shutdown(self) -> None:
         """Stop the current pool after its running work, cancelling work that has not started."""
