@@ -63,3 +63,40 @@ def test_launcher_several_invalid_settings(tmp_path: Path, unused_port: int) -> 
         result.stderr
     )
     assert "To fix: set each variable shown with a value" in result.stderr
+
+
+def test_check_settings_valid_exits_zero(tmp_path: Path, unused_port: int) -> None:
+    """--check-settings with valid settings exits 0 without starting Streamlit."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DASHBOARD_")}
+    env["DASHBOARD_PORT"] = str(unused_port)
+    result = subprocess.run(
+        [str(LAUNCHER), "--check-settings"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert 0 == result.returncode, result.stderr
+    assert "" == result.stdout
+    assert "" == result.stderr
+
+
+def test_check_settings_invalid_exits_two(tmp_path: Path, unused_port: int) -> None:
+    """--check-settings reports an invalid setting as the launcher does."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DASHBOARD_")}
+    env.update({"DASHBOARD_PORT": str(unused_port), "DASHBOARD_MAX_ROWS": "5"})
+    result = subprocess.run(
+        [str(LAUNCHER), "--check-settings"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert 2 == result.returncode, result.stderr
+    assert "  DASHBOARD_MAX_ROWS='5': Input should be greater than or equal to 100" in (
+        result.stderr
+    )

@@ -194,3 +194,33 @@ def test_stack_invalid_settings_start_nothing(tmp_path: Path) -> None:
     assert "  GATEWAY_BODY_TIMEOUT_SECONDS='0': " in result.stderr
     assert "  PERSISTENCE_LEASE_SECONDS='never': " in result.stderr
     assert not var_dir.exists()
+
+
+def test_stack_invalid_dashboard_setting(tmp_path: Path) -> None:
+    """evidence-stack checks DASHBOARD_* through the dashboard's command before it starts."""
+    var_dir = tmp_path / "var"
+    result = _run(
+        [
+            "evidence-stack",
+            "--once",
+            "--root",
+            str(REPO_ROOT),
+            "--var-dir",
+            str(var_dir),
+            "--gateway-port",
+            str(free_port()),
+            "--model-port",
+            str(free_port()),
+            "--dashboard-port",
+            str(free_port()),
+        ],
+        {"DASHBOARD_MAX_ROWS": "5"},
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert result.stderr.startswith("error: invalid setting in the environment:\n")
+    assert "  DASHBOARD_MAX_ROWS='5': Input should be greater than or equal to 100" in (
+        result.stderr
+    )
+    assert not var_dir.exists()

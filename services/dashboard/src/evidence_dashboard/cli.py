@@ -47,6 +47,13 @@ def main(
     port: Annotated[
         int | None, typer.Option(help="Port to bind; default DASHBOARD_PORT or 8501.")
     ] = None,
+    check_settings: Annotated[
+        bool,
+        typer.Option(
+            "--check-settings",
+            help="Only check the DASHBOARD_* settings: exit 0 if valid, 2 if not.",
+        ),
+    ] = False,
 ) -> None:
     """Run the dashboard until interrupted; the settings come from DASHBOARD_* variables.
 
@@ -56,6 +63,8 @@ def main(
         settings = get_settings()
     except ValidationError as exc:
         exit_on_invalid_settings([(exc, Settings)])
+    if check_settings:
+        return
     command = build_command(host or settings.host, port or settings.port)
     # The Streamlit process replaces the CLI's own, so signals from a process manager reach it.
     os.execv(command[0], command)  # noqa: S606

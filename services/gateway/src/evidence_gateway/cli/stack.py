@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -20,6 +21,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from evidence_logging import INVALID_SETTINGS_EXIT_STATUS
 from evidence_model_client.config import ClientSettings, ServerSettings
 from evidence_persistence.config import Settings as PersistenceSettings
 from rich.console import Console
@@ -33,6 +35,7 @@ from evidence_gateway.stack.ports import StackPort, check_ports_free, check_port
 from evidence_gateway.stack.processes import (
     StackError,
     dashboard_available,
+    dashboard_settings_problem,
     has_model_artifact,
     http_ok,
     train_model,
@@ -97,9 +100,9 @@ def _check_settings(environment: dict[str, str]) -> None:
     """Exit with status 2 when a setting of the model server, gateway or worker is invalid.
 
     Each process would otherwise exit on start, be restarted and given up on, and the cause
-    would show only in its log. The dashboard's ``DASHBOARD_*`` settings are not checked here,
-    because the gateway package does not import the dashboard: an invalid one shows in
-    ``var/logs/dashboard.log`` once the dashboard stays down.
+    would show only in its log. The dashboard's ``DASHBOARD_*`` settings are checked by its
+    own command (``dashboard_settings_problem``), because the gateway package does not import
+    the dashboard.
     """
     # The stack has started no thread yet, so replacing os.environ affects nothing else.
     with environment_replaced(environment):
@@ -308,6 +311,9 @@ def run(
     environment = layout.environment(dict(os.environ))
     _check_settings(environment)
     with_dashboard = dashboard and dashboard_available()
+    if with_dashboard and (problem := dashboard_settings_problem(environment)) is not None:
+        sys.stderr.write(problem)
+        raise SystemExit(INVALID_SETTINGS_EXIT_STATUS)
     dashboard_note = dashboard_status(layout, requested=dashboard, installed=with_dashboard)
     try:
         check_ports_free(_stack_ports(layout, with_dashboard=with_dashboard), layout.host)

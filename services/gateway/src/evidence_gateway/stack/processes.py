@@ -44,6 +44,26 @@ def dashboard_available() -> bool:
         return False
 
 
+def dashboard_settings_problem(environment: dict[str, str]) -> str | None:
+    """Check the ``DASHBOARD_*`` settings in ``environment`` with the dashboard's own command.
+
+    Returns:
+        None when they are valid, else the error that ``evidence-dashboard --check-settings``
+        wrote, which names each invalid variable.
+    """
+    result = subprocess.run(  # noqa: S603 - the installed console script, no shell
+        [_script("evidence-dashboard"), "--check-settings"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode == 0:
+        return None
+    return result.stderr or f"evidence-dashboard --check-settings exited with {result.returncode}\n"
+
+
 def _script(name: str) -> str:
     local = Path(sys.executable).parent / name
     if local.is_file():
