@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import structlog
 from evidence_persistence import (
     PredictionQueue,
     PredictionRecord,
@@ -181,6 +182,36 @@ def test_drainer_stop_event_ends_run(queue: PredictionQueue, tmp_path: Path) -> 
     stats = _drainer(queue, SqliteSink(tmp_path / "s.sqlite3")).run(stop)
     assert stats.batches == 0
     assert queue.depth() == 1
+
+
+def test_drainer_on_stop_before_last_line(queue: PredictionQueue, tmp_path: Path) -> None:
+    """on_stop runs once, in the draining thread, before "worker stopped" is logged."""
+    stop = threading.Event()
+    stop.set()
+    calls: list[str] = []
+
+    def on_stop() -> None:
+        calls.append(threading.current_thread().name)
+        structlog.get_logger("test").info("stop requested")
+
+    with capture_logs() as logs:
+        _drainer(queue, SqliteSink(tmp_path / "s.sqlite3")).run(stop, on_stop=on_stop)
+
+    events = [entry["event"] for entry in logs]
+    assert calls == [threading.current_thread().name]
+    assert events.index("stop requested") < events.index("worker stopped")
+
+
+def test_drainer_on_stop_not_called_when_empty(queue: PredictionQueue, tmp_path: Path) -> None:
+    """Leaving because the queue is empty (--once) is not a stop, so on_stop is not called."""
+    calls: list[int] = []
+    stop = threading.Event()
+
+    _drainer(queue, SqliteSink(tmp_path / "s.sqlite3")).run(
+        stop, exit_when_empty=True, on_stop=lambda: calls.append(1)
+    )
+
+    assert calls == []
 
 
 @pytest.mark.parametrize("outages", [1, 3])

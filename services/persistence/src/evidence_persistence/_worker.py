@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -85,13 +85,22 @@ class QueueDrainer:
         self._outages_in_a_row = 0
         self._next_checkpoint = 0.0
 
-    def run(self, stop: threading.Event, *, exit_when_empty: bool = False) -> DrainStats:
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        exit_when_empty: bool = False,
+        on_stop: Callable[[], None] | None = None,
+    ) -> DrainStats:
         """Drain batches until ``stop`` is set, checked between batches.
 
         Args:
             stop: Set it (from a signal handler, say) to finish the current batch and return.
             exit_when_empty: Also return once the queue is empty. Records claimed by a crashed
                 worker count as waiting, so this waits for their leases to expire.
+            on_stop: Called in this thread when ``stop`` ended the loop, before the last log
+                line. A signal handler must not log, because the signal can arrive while this
+                thread holds the log stream's lock, so the caller logs the signal here.
         """
         _log.info("worker started", owner=self.consumer.owner, batch_size=self.batch_size)
         while not stop.is_set():
@@ -116,6 +125,8 @@ class QueueDrainer:
                 if exit_when_empty and self.consumer.queue.depth() == 0:
                     break
                 stop.wait(self.poll_interval_seconds)
+        if stop.is_set() and on_stop is not None:
+            on_stop()
         _log.info(
             "worker stopped",
             owner=self.consumer.owner,

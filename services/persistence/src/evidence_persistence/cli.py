@@ -154,10 +154,16 @@ def worker(
         raise typer.Exit(2) from exc
 
     stop = threading.Event()
+    received: list[str] = []
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        _log.info("stop requested", signal=signal.Signals(signum).name)
+        # No logging here: the signal may interrupt this thread in the middle of writing a
+        # log line, and the stream's lock or buffer would then deadlock or raise.
+        received.append(signal.Signals(signum).name)
         stop.set()
+
+    def log_stop() -> None:
+        _log.info("stop requested", signal=received[0] if received else None)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -176,7 +182,7 @@ def worker(
         store_raw_evidence=settings.store_raw_evidence,
     )
     try:
-        drainer.run(stop, exit_when_empty=once)
+        drainer.run(stop, exit_when_empty=once, on_stop=log_stop)
     except Exception as exc:
         # Python would print the traceback with the exception's message, which may quote the
         # batch's records. The log line keeps the type and the code locations.
