@@ -374,3 +374,26 @@ async def test_functions_lone_surrogate_batch_id_rows(
     expected_id = service_function_prediction_id("01b2c3d4-0000:1:1:0:9", 0, rows[0][1:])
     assert expected_id == data[0][1]["prediction_id"]
     assert "invalid_document_encoding" == data[1][1]["error_type"]
+
+
+@pytest.mark.parametrize("with_batch_id", [False, True])
+@pytest.mark.parametrize("depth", [1, 10, 1_000])
+async def test_functions_nested_argument_fails_own_row(
+    gateway: Any, with_batch_id: bool, depth: int
+) -> None:
+    """An argument nested deep as a JSON array fails its row; the other row is still scored."""
+    nested = "[" * depth + "]" * depth
+    body = '{"data": [[0, "P-DEEP", ' + nested + ', null], [1, "P-OK", null, "<r/>"]]}'
+    headers = {"content-type": "application/json"}
+    if with_batch_id:
+        headers[BATCH_HEADER] = f"batch-nested-{depth}"
+
+    response = await gateway.client.post("/functions/predict", content=body, headers=headers)
+
+    assert response.status_code == 200, response.text
+    first, second = response.json()["data"]
+    assert first[0] == 0
+    assert first[1]["error_type"] == "invalid_arguments"
+    assert "mib_xml is a JSON list" in first[1]["error"]
+    assert second[0] == 1
+    assert 0.0 <= second[1]["risk_score"] <= 1.0

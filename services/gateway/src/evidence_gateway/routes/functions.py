@@ -9,6 +9,8 @@ own row, so one bad document never fails the SQL statement.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import structlog
@@ -134,7 +136,9 @@ def _check_policy_number(value: str) -> RowFailure | None:
     return None
 
 
-def _parse_row(raw: list[Any], prediction_id: str) -> EvidenceRow | RowFailure:
+def _parse_row(raw: list[Any], prediction_id: Callable[[], str]) -> EvidenceRow | RowFailure:
+    # The id is derived only once the arguments are known to be strings or nulls: hashing an
+    # argument nested 1,000 levels deep would raise RecursionError and fail the whole batch.
     if len(raw) != 1 + len(_ARGUMENTS):
         return RowFailure(
             "invalid_arguments",
@@ -157,7 +161,7 @@ def _parse_row(raw: list[Any], prediction_id: str) -> EvidenceRow | RowFailure:
         mib_xml=mib_xml,
         rx_xml=rx_xml,
         as_of=None,
-        prediction_id=prediction_id,
+        prediction_id=prediction_id(),
     )
 
 
@@ -204,9 +208,9 @@ async def predict_rows(
     parsed = [
         _parse_row(
             raw,
-            service_function_prediction_id(batch_id, number, raw[1:])
+            partial(service_function_prediction_id, batch_id, number, raw[1:])
             if batch_id is not None
-            else new_prediction_id(),
+            else new_prediction_id,
         )
         for number, raw in zip(numbers, body.data, strict=True)
     ]
