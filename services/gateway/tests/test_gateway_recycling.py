@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -9,6 +10,7 @@ import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 import pytest
+from evidence_gateway.logs import configure_logging
 from evidence_gateway.recycling import RecyclingExecutor
 from prometheus_client import REGISTRY
 
@@ -207,3 +209,19 @@ def test_replace_broken_once() -> None:
     assert executor.current is replacement
     assert executor.recycles == 1
     assert _recycles("test", "broken") == before + 1
+
+
+def test_recycle_log_keeps_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    """The gateway's log filter keeps the pool name and byte count of a recycle line."""
+    configure_logging("json", "info")
+    executor = RecyclingExecutor("test", lambda: ThreadPoolExecutor(max_workers=1), 10)
+    try:
+        executor.submit(25, lambda: None).result()
+    finally:
+        executor.shutdown()
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    [recycled] = [line for line in lines if line["event"] == "extraction pool recycled"]
+    assert recycled["pool"] == "test"
+    assert recycled["parsed_bytes"] == 25
+    assert "dropped_keys" not in recycled

@@ -24,7 +24,7 @@ ALLOWED_KEYS = frozenset(
         "error", "document", "exception_type", "queue_depth", "executor", "workers", "port",
         "host", "circuit_state", "feature_spec_version", "pid", "field_paths", "error_kind",
         "builtin", "attempt", "served_hash", "expected_hash", "query_batch_id_digest",
-        "query_batch_id_length", "query_id_digest", "query_id_length",
+        "query_batch_id_length", "query_id_digest", "query_id_length", "pool", "parsed_bytes",
     }
 )  # fmt: skip
 filter_allowed_keys = evidence_logging.AllowedKeysFilter(ALLOWED_KEYS)
