@@ -94,6 +94,27 @@ def test_server_rejects_bad_request(
     assert pattern in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"dataframe_records": [{"CANARY_COLUMN_4711": 1.0}]},
+        {"dataframe_split": {"columns": ["CANARY_COLUMN_4711"] * 2, "data": [[1, 2]]}},
+    ],
+)
+def test_server_log_omits_request_columns(
+    model_server: ServerProcess, payload: dict[str, object]
+) -> None:
+    """A rejected column name goes back to the caller but never into the server's log."""
+    response = httpx.post(f"{model_server.base_url}/predict-proba", json=payload)
+    httpx.get(f"{model_server.base_url}/health")  # a later line shows the log was written
+
+    assert response.status_code == 400
+    assert "CANARY_COLUMN_4711" in response.json()["detail"]
+    log = model_server.log_path.read_text()
+    assert "prediction request rejected" in log
+    assert "CANARY_COLUMN_4711" not in log
+
+
 def test_server_rejects_nan_token(model_server: ServerProcess) -> None:
     """A NaN token in the JSON body is a 400 naming the column, not a 500."""
     values = ["0"] * 105

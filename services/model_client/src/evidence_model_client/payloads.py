@@ -46,11 +46,16 @@ _ROW_ID_MAX = 2**63 - 1
 
 
 class InvalidPayloadError(ValueError):
-    """The request body cannot be scored; ``status`` is the HTTP status of the response."""
+    """The request body cannot be scored; ``status`` is the HTTP status of the response.
 
-    def __init__(self, message: str, *, status: int = 400) -> None:
+    ``log_message`` is the message without the caller's own text (column names it sent), for
+    the server log. It equals the message when the message quotes nothing from the request.
+    """
+
+    def __init__(self, message: str, *, status: int = 400, log_message: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.log_message = message if log_message is None else log_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +325,7 @@ def _check_columns(columns: Sequence[str], extra: frozenset[str], where: str) ->
     if len(set(columns)) != len(columns):
         duplicates = sorted({c for c in columns if columns.count(c) > 1})
         msg = f"{where} repeats columns {duplicates[:5]}"
-        raise InvalidPayloadError(msg)
+        raise InvalidPayloadError(msg, log_message=f"{where} repeats {len(duplicates)} columns")
     present = set(columns)
     unknown = sorted(present - _FEATURE_SET - extra)
     if unknown:
@@ -330,7 +335,7 @@ def _check_columns(columns: Sequence[str], extra: frozenset[str], where: str) ->
         else:
             hint = "list ignored columns in extra_columns"
         msg = f"{where} has unknown columns {unknown[:5]} ({len(unknown)} in all); {hint}"
-        raise InvalidPayloadError(msg)
+        raise InvalidPayloadError(msg, log_message=f"{where} has {len(unknown)} unknown columns")
     missing = [name for name in FEATURE_NAMES if name not in present]
     if missing:
         msg = f"{where} lacks columns {missing[:5]} ({len(missing)} of {len(FEATURE_NAMES)})"

@@ -119,7 +119,7 @@ async def _handle(request: Request, config: ServerSettings, method: Method) -> R
     try:
         content, rows = await _run_scoring(body, model, threads, method, config.max_rows)
     except InvalidPayloadError as exc:
-        return _reject(path, str(exc), exc.status)
+        return _reject(path, str(exc), exc.status, log_message=exc.log_message)
     _log.info(
         "prediction served",
         path=path,
@@ -205,6 +205,9 @@ _OUTPUTS: dict[Method, Callable[[ServedModel, np.ndarray], list[dict[str, Any]]]
 }
 
 
-def _reject(path: str, message: str, status: int) -> JSONResponse:
-    _log.info("prediction request rejected", path=path, status=status, error=message)
+def _reject(
+    path: str, message: str, status: int, *, log_message: str | None = None
+) -> JSONResponse:
+    error = message if log_message is None else log_message
+    _log.info("prediction request rejected", path=path, status=status, error=error)
     return JSONResponse({"detail": message}, status_code=status)
