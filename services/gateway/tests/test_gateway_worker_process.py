@@ -8,7 +8,9 @@ import signal
 import socket
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -74,3 +76,78 @@ def test_workers_stop_when_uvicorn_killed(model_server_url: str, tmp_path: Path)
 
     assert survivors == []
     assert _port_free(port)
+
+
+def _pool_processes(gateway_pid: int) -> list[psutil.Process]:
+    """The extraction pool's processes: children of multiprocessing's fork server."""
+    found = []
+    for child in psutil.Process(gateway_pid).children(recursive=True):
+        if child.ppid() != gateway_pid:
+            found.append(child)
+    return found
+
+
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "samples" / "02-diabetic"
+
+
+def _large_batch(rows: int) -> dict[str, object]:
+    """A service-function batch of ``rows`` copies of the 50 KB sample pair."""
+    mib = (SAMPLE / "mib.xml").read_text(encoding="utf-8")
+    rx = (SAMPLE / "rx.xml").read_text(encoding="utf-8")
+    return {"data": [[row, f"POOL-{row}", mib, rx] for row in range(rows)]}
+
+
+def _start_process_pool_gateway(model_server_url: str, tmp_path: Path) -> tuple[Any, str]:
+    return start_gateway(
+        tmp_path,
+        model_server_url,
+        tmp_path / "no-model",
+        GATEWAY_EXTRACTION_EXECUTOR="process",
+        GATEWAY_INLINE_EXTRACTION_MAX_BYTES="0",
+    )
+
+
+def test_pool_processes_stop_when_gateway_killed(model_server_url: str, tmp_path: Path) -> None:
+    """SIGKILL of a gateway with a process pool ends the pool's processes too."""
+    gateway, url = _start_process_pool_gateway(model_server_url, tmp_path)
+    pool: list[psutil.Process] = []
+    try:
+        assert httpx.post(f"{url}/functions/predict", json=_large_batch(8)).status_code == 200
+        pool = _pool_processes(gateway.pid)
+        assert len(pool) >= 1
+
+        psutil.Process(gateway.pid).send_signal(signal.SIGKILL)
+        survivors = _wait_gone(pool, timeout=20.0)
+    finally:
+        for process in pool:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        gateway.stop()
+
+    assert survivors == []
+
+
+def test_group_sigterm_finishes_pool_requests(model_server_url: str, tmp_path: Path) -> None:
+    """SIGTERM to the gateway and its pool processes at once still answers in-flight batches."""
+    gateway, url = _start_process_pool_gateway(model_server_url, tmp_path)
+    try:
+        assert httpx.post(f"{url}/functions/predict", json=_large_batch(8)).status_code == 200
+        pool = _pool_processes(gateway.pid)
+        # Six batches of 300 pairs take seconds to extract on 2 cores, so the signal below
+        # arrives while they are in the pool.
+        body = _large_batch(300)
+
+        with ThreadPoolExecutor(max_workers=6) as clients:
+            responses = [
+                clients.submit(httpx.post, f"{url}/functions/predict", json=body, timeout=120)
+                for _ in range(6)
+            ]
+            time.sleep(0.3)
+            # What a supervisor's stopasgroup does: the signal reaches every process.
+            for process in [psutil.Process(gateway.pid), *pool]:
+                process.send_signal(signal.SIGTERM)
+            statuses = [future.result().status_code for future in responses]
+    finally:
+        gateway.stop()
+
+    assert statuses == [200] * 6

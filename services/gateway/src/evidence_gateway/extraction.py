@@ -20,6 +20,10 @@ import concurrent.futures
 import contextlib
 import math
 import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
 from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +52,7 @@ __all__ = [
     "FeatureExtractor",
     "extract_chunk",
     "extract_wire_chunk",
+    "start_pool_process",
 ]
 
 
@@ -158,6 +163,30 @@ def extract_wire_chunk(
     return extract_chunk(decoded, limits)
 
 
+def start_pool_process() -> None:
+    """Prepare a process of the extraction pool as it starts (module-level, so pickle finds it).
+
+    The process ignores SIGTERM and SIGINT. A supervisor stopping the gateway signals its whole
+    process group, and a pool process that died then would turn the requests the gateway is
+    still finishing into errors. The gateway stops its pool itself once they are done. If the
+    gateway dies without doing so (SIGKILL, the out-of-memory killer), the pool processes,
+    children of multiprocessing's fork server, would wait for work for ever and are not in
+    the gateway's process group. So a thread ends this process once the gateway is gone.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gateway = multiprocessing.parent_process()
+    if gateway is not None:
+        threading.Thread(
+            target=_exit_with_gateway, args=(gateway.sentinel,), name="gateway-watch", daemon=True
+        ).start()
+
+
+def _exit_with_gateway(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
+
+
 # The fixed cost of one row, counted as document bytes of the same extraction time. A row
 # without documents takes about 20 us, and a typical report about 21 us per KB. Without this,
 # 1,000 empty rows of a batch would count as 0 bytes and hold the loop for 20 ms.
@@ -209,7 +238,9 @@ class FeatureExtractor:
             # forkserver: forking the serving process itself, which already runs threads, can
             # copy a held lock into the child and hang it.
             return ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=start_pool_process,
             )
         return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="evidence-extract")
 
