@@ -264,3 +264,26 @@ def test_compose_value_resolves_defaults(support: ModuleType) -> None:
     assert support.compose_value("a-${X:-}-b") == "a--b"
     assert support.compose_value(5000) == "5000"
     assert support.compose_value("http://gateway:8000") == "http://gateway:8000"
+
+
+@pytest.mark.parametrize("process", sorted(SERVICE_OF_PROCESS))
+def test_env_example_values_are_defaults(
+    compose: dict[str, Any],
+    process: str,
+    monkeypatch: pytest.MonkeyPatch,
+    support: ModuleType,
+) -> None:
+    """Every value in .env.example equals the code's default, except GATEWAY_LOCAL_MODE."""
+    example = read_env_file(_REPO / ".env.example")
+    base = _service_env(compose, process)
+    for settings_class in SETTINGS_OF_PROCESS[process]:
+        names = support.env_names(settings_class)
+        shown = {name: example[name] for name in names if name in example}
+        shown.pop("GATEWAY_LOCAL_MODE", None)
+        defaults = support.build_settings(settings_class, base, monkeypatch)
+        written = support.build_settings(settings_class, base | shown, monkeypatch)
+        for name in shown:
+            field = next(
+                key for key, info in settings_class.model_fields.items() if info is names[name]
+            )
+            assert getattr(written, field) == getattr(defaults, field), name
