@@ -48,3 +48,40 @@ def test_two_digit_year_pivot() -> None:
     """Two-digit years 00-68 are 2000s and 69-99 are 1900s."""
     assert date(2068, 1, 1).toordinal() == parse_date("01/01/68")
     assert date(1969, 1, 1).toordinal() == parse_date("01/01/69")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-16Z",
+        "2024-03-16+05:00",
+        "2024-03-16-05:00",
+        "2024-03-16+0530",
+        "2024-03-16 10:30",
+        "2024-03-16T10:30:15.123456Z",
+        "2024-03-16 00:00:00,0",
+        "2024-03-16T24:00:00",
+        "2024-03-16T23:59:60Z",
+    ],
+)
+def test_parse_xml_schema_dates_with_zone(text: str) -> None:
+    """xs:date with a zone and xs:dateTime forms give the date as written."""
+    assert date(2024, 3, 16).toordinal() == parse_date(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-16 junk",
+        "2024-03-16T25:00:00",
+        "2024-03-16T10:60:00",
+        "2024-03-16T10:30:61",
+        "2024-03-16T24:30:00",
+        "2024-03-16+15:00",
+        "2024-03-16T10",
+        "2024-03-16X",
+    ],
+)
+def test_parse_iso_date_trailing_junk_invalid(text: str) -> None:
+    """A date followed by text that is no valid time or zone is present but unparseable."""
+    assert parse_date(text) == UNPARSEABLE

@@ -1,7 +1,8 @@
 """Date parsing for every date format seen in MIB and Rx feeds.
 
 Dates become proleptic Gregorian ordinals (`date.toordinal()`), so window arithmetic is integer
-subtraction. Accepted forms: `YYYY-MM-DD`, ISO date-times (the date as written, offset ignored),
+subtraction. Accepted forms: `YYYY-MM-DD` and XML Schema dates and date-times with or without a
+zone (the date as written, zone ignored; a time or zone out of range makes the date invalid),
 `YYYYMMDD`, `MM/DD/YYYY` and `MM/DD/YY`, `DD-MON-YY` and `DD-MON-YYYY`, and the legacy MIB
 `DDMMYY` with a two-letter month such as `20AG21`. Two-digit years 00-68 mean 2000-2068 and 69-99
 mean 1969-1999, the pivot of C `strptime("%y")`.
@@ -34,7 +35,14 @@ _TWO_LETTER_MONTHS = {
         ("JA", "FB", "MR", "AP", "MY", "JU", "JL", "AG", "SP", "OC", "NV", "DC"), start=1
     )
 }
-_ISO_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?")
+# An XML Schema date or date-time: `YYYY-MM-DD`, then an optional time `hh:mm[:ss[.fff]]`
+# after `T` or a space, then an optional zone `Z`, `+hh:mm` or `+hhmm` (an `xs:date` may carry
+# a zone too). The groups after the day are checked for range in `_iso_ordinal`.
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d{1,9})?)?)?"
+    r"(?:Z|[+-](\d{2}):?(\d{2}))?"
+)
 _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})")
 _MONTH_NAME = re.compile(r"(\d{1,2})[- ]?([A-Z]{3})[- ]?(\d{2}|\d{4})")
@@ -57,11 +65,25 @@ def _ordinal(year: int, month: int, day: int) -> int:
         return UNPARSEABLE
 
 
+def _iso_ordinal(match: re.Match[str]) -> int:
+    year, month, day, hour, minute, second, zone_hours, zone_minutes = match.groups()
+    # 24:00 is midnight at the end of the day in ISO 8601, and :60 a leap second.
+    if hour is not None and not (
+        (int(hour) <= 23 or (hour == "24" and minute == "00" and second in (None, "00")))
+        and int(minute) <= 59
+        and (second is None or int(second) <= 60)
+    ):
+        return UNPARSEABLE
+    if zone_hours is not None and (int(zone_hours) > 14 or int(zone_minutes) > 59):
+        return UNPARSEABLE
+    # The date as written: a zone says where the day was, not a day to convert to.
+    return _ordinal(int(year), int(month), int(day))
+
+
 def parse_date_text(text: str) -> int:
     """Parse a stripped, non-empty date text; return its ordinal or `UNPARSEABLE`."""
-    if match := _ISO_PREFIX.fullmatch(text):
-        year, month, day = match.groups()
-        return _ordinal(int(year), int(month), int(day))
+    if match := _ISO.fullmatch(text):
+        return _iso_ordinal(match)
     if match := _COMPACT.fullmatch(text):
         year, month, day = match.groups()
         return _ordinal(int(year), int(month), int(day))
