@@ -11,6 +11,7 @@ import httpx
 import pytest
 from evidence_gateway.config import Settings
 from evidence_gateway.testing import free_port, start_gateway
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.slow
@@ -162,3 +163,34 @@ def test_timeout_setting_rejects_zero() -> None:
     """GATEWAY_BODY_TIMEOUT_SECONDS must be positive."""
     with pytest.raises(ValidationError, match="body_timeout_seconds"):
         Settings(body_timeout_seconds=0)
+
+
+def _status_counts(url: str, route: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for sample in family.samples:
+            if (
+                sample.name == "evidence_gateway_request_duration_seconds_count"
+                and sample.labels["route"] == route
+            ):
+                counts[sample.labels["status"]] = sample.value
+    return counts
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_client_abort_counts_as_499(gateway_url: str, route: str) -> None:
+    """A client that closes mid-body is counted as 499, not as a 422 or a 500."""
+    before = _status_counts(gateway_url, route)
+    sock = _open(gateway_url, route, 100_000, b'{"policy_number": "ABORT-1", "rx_xml": "<r')
+    time.sleep(0.2)
+    sock.close()
+
+    deadline = time.monotonic() + 10
+    after = _status_counts(gateway_url, route)
+    while after.get("499", 0) == before.get("499", 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = _status_counts(gateway_url, route)
+
+    assert after.get("499", 0) == before.get("499", 0) + 1
+    for status in ("422", "500"):
+        assert after.get(status, 0) == before.get(status, 0), status

@@ -14,8 +14,9 @@ from typing import Any, cast
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from evidence_gateway.errors import (
     BatchTooLargeError,
@@ -132,10 +133,23 @@ def _undecodable_body_message(cause: BaseException) -> str:
     return "the request body cannot be decoded as JSON; send a JSON object"
 
 
-async def _on_http_exception(request: Request, raised: Exception) -> JSONResponse:
+# nginx's code for a request whose client closed the connection before the response: no
+# response reaches anyone, but the request log and the latency metric need a status.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
+    _log.info("client disconnected", error_type="client_disconnected")
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+async def _on_http_exception(request: Request, raised: Exception) -> Response:
     exc = cast(StarletteHTTPException, raised)
     status = exc.status_code
     cause = exc.__cause__
+    if isinstance(cause, ClientDisconnect):
+        # FastAPI 0.165 turns a body read cut off by the client into a 400 parsing error.
+        return await _on_client_disconnect(request, cause)
     if status == 400 and cause is not None and not isinstance(cause, StarletteHTTPException):
         # FastAPI 0.165 raises a bare 400 "There was an error parsing the body" from the
         # decoding error when json.loads fails with anything but JSONDecodeError, such as
@@ -223,4 +237,5 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BatchTooLargeError, _on_batch_too_large)
     app.add_exception_handler(PersistenceUnavailableError, _on_persistence_unavailable)
     app.add_exception_handler(ExtractionUnavailableError, _on_extraction_unavailable)
+    app.add_exception_handler(ClientDisconnect, _on_client_disconnect)
     app.add_exception_handler(Exception, _on_unexpected)
