@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from evidence_gateway.metrics import render_metrics
 from evidence_gateway.testing import start_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -51,3 +56,48 @@ def test_metrics_sum_over_two_workers(model_server_url: str, tmp_path: Path) -> 
 
     assert scrapes == [10.0] * 6
     assert len(worker_files) >= 2
+
+
+_WORKER = (
+    "import sys, time\n"
+    "from evidence_gateway import metrics\n"
+    "metrics.CIRCUIT_STATE.set(2)\n"
+    "metrics.PREDICTIONS.labels('API', 'REGISTRY_V2').inc(3)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def _samples(text: str, name: str) -> list[float]:
+    return [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def test_killed_worker_gauge_dropped(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL leaves its counters but not its circuit state."""
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready"
+        alive = render_metrics(tmp_path).decode()
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        dead = render_metrics(tmp_path).decode()
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+        if worker.stdout is not None:
+            worker.stdout.close()
+
+    assert _samples(alive, "evidence_gateway_model_circuit_state") == [2.0]
+    assert _samples(dead, "evidence_gateway_model_circuit_state") == []
+    assert _samples(dead, "evidence_gateway_predictions_total") == [3.0]

@@ -9,6 +9,7 @@ the workers start, so ``render_metrics`` aggregates every worker's samples.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from prometheus_client import (
@@ -120,15 +121,48 @@ def circuit_state_value(state: str) -> float:
     return _CIRCUIT_VALUES.get(state.lower(), 2.0)
 
 
+# prometheus_client's file names for the gauges of live processes: gauge_livemax_1234.db.
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
 def render_metrics(multiprocess_dir: Path | None) -> bytes:
     """Render the exposition text, aggregated over workers when a multiprocess dir is set."""
     if multiprocess_dir is None:
         return generate_latest(REGISTRY)
+    _forget_dead_workers(multiprocess_dir)
     registry = CollectorRegistry()
     prometheus_multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
         registry, path=str(multiprocess_dir)
     )
     return generate_latest(registry)
+
+
+def _forget_dead_workers(multiprocess_dir: Path) -> None:
+    """Drop the live gauges of workers that died without ``mark_worker_dead``.
+
+    A worker killed with SIGKILL never runs its shutdown, and its circuit state would stay in
+    the aggregate for ever.
+    """
+    pids = {
+        int(match.group(1))
+        for path in multiprocess_dir.glob("gauge_live*.db")
+        if (match := _LIVE_GAUGE_FILE.fullmatch(path.name))
+    }
+    for pid in pids:
+        if not _process_exists(pid):
+            prometheus_multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                pid, path=str(multiprocess_dir)
+            )
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def mark_worker_dead(multiprocess_dir: Path | None) -> None:
