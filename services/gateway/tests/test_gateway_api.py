@@ -585,6 +585,7 @@ async def test_unexpected_error_500_logs_request_id(gateway: Any) -> None:
 
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "internal_error"
+    assert response.headers["connection"] == "close"
     failures = [line for line in logs if line["event"] == "request failed"]
     assert len(failures) == 1
     assert failures[0]["request_id"] == _TRACE_ID

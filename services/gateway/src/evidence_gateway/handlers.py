@@ -221,11 +221,14 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         exception_type=type(exc).__name__,
         request_id=request.scope.get("state", {}).get("request_id"),
     )
+    # Starlette re-raises the exception after this response and uvicorn then closes the
+    # connection, so a client must not reuse it for its next request.
     return JSONResponse(
         error_body(
             "internal_error", "the gateway failed unexpectedly; the request id is in the log"
         ),
         status_code=500,
+        headers={"connection": "close"},
     )
 
 
