@@ -151,6 +151,9 @@ def test_stack_restarts_stopped_model_server(running_stack: RunningStack) -> Non
     assert "process exited: model (terminated by SIGTERM); restarting it" in output
 
     processes = stack.process_tree()
+    # Twice, as a process-group SIGTERM arrives under `uv run`: once directly, once from uv.
+    stack.process.send_signal(signal.SIGTERM)
+    stack.wait_for_output("stopping", timeout=10)
     stack.process.send_signal(signal.SIGTERM)
 
     assert stack.process.wait(timeout=60) == 0

@@ -356,6 +356,10 @@ def run(
         console.print("stopping")
     finally:
         if group is not None:
+            # A second SIGTERM or Ctrl-C must not cut the stop short: `make run` under `uv run`
+            # gets a process-group SIGTERM twice, once from the sender and once from uv.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             started = time.perf_counter()
             group.stop()
             console.print(f"stopped in {time.perf_counter() - started:.1f} s")
