@@ -12,7 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -201,3 +201,9 @@ def unused_port() -> int:
 def app_path() -> Path:
     """Path of the Streamlit entry script."""
     return APP_PATH
+
+
+@pytest.fixture
+def drain_queue() -> Callable[[Path, Path], None]:
+    """``run_worker``, for test modules that cannot import conftest under importlib mode."""
+    return run_worker

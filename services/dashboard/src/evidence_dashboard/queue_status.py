@@ -4,10 +4,15 @@ The queue is a SQLite file that the gateway writes and the persistence worker dr
 are ``queue_items``, ``queue_depth`` and ``dead_letters``, and ``enqueued_at`` and ``failed_at``
 are Unix times in seconds. The dashboard opens it read-only and imports nothing from the
 persistence package.
+
+A dead letter's ``error`` text may quote the record's values (a policy number, a drug name), so
+only the exception type at its start leaves this module, as in ``evidence-persistence
+dead-letters list``.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -17,9 +22,28 @@ import pandas as pd
 
 from evidence_dashboard.errors import StoreUnavailableError
 
-__all__ = ["QueueStatus", "read_queue_status"]
+__all__ = ["UNKNOWN_ERROR_TYPE", "QueueStatus", "error_type_of", "read_queue_status"]
 
 _RECENT_DEAD_LETTERS = 20
+
+# The worker stores a dead letter's error as "Type: message". This pattern and the placeholder
+# below mirror error_type_of in evidence_persistence._logging, which this package does not import.
+_ERROR_TYPE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*): ")
+UNKNOWN_ERROR_TYPE = (
+    "(error type unknown; see evidence-persistence dead-letters list --show-errors)"
+)
+
+
+def error_type_of(error: object) -> str:
+    """Return the exception type that starts a stored error text ``"Type: message"``.
+
+    Any other text, or a value that is not a string, gives ``UNKNOWN_ERROR_TYPE``, because the
+    rest of the text may quote the record.
+    """
+    if not isinstance(error, str):
+        return UNKNOWN_ERROR_TYPE
+    match = _ERROR_TYPE.match(error)
+    return match.group(1) if match else UNKNOWN_ERROR_TYPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +54,7 @@ class QueueStatus:
     oldest_age_seconds: float
     dead_letters: int
     recent_dead_letters: pd.DataFrame
+    """Latest dead letters: ``prediction_id``, ``failed_at``, ``attempts`` and ``error_type``."""
 
 
 def read_queue_status(path: Path, *, now: float | None = None) -> QueueStatus:
@@ -67,6 +92,7 @@ def read_queue_status(path: Path, *, now: float | None = None) -> QueueStatus:
         msg = f"queue file {str(path)!r} cannot be read as a prediction queue: {exc}"
         raise StoreUnavailableError(msg) from exc
     recent["failed_at"] = pd.to_datetime(recent["failed_at"], unit="s", utc=True)
+    recent["error_type"] = [error_type_of(error) for error in recent.pop("error")]
     oldest_age = 0.0 if oldest is None else max(0.0, current - float(oldest[0]))
     return QueueStatus(
         depth=depth, oldest_age_seconds=oldest_age, dead_letters=dead, recent_dead_letters=recent

@@ -13,6 +13,8 @@ from evidence_dashboard.runtime import Runtime
 __all__ = ["format_age", "render_service_state"]
 
 _READY_LABELS = {"ready": "Ready", "degraded": "Degraded", "not_ready": "Not ready"}
+# Named, so that a column added to QueueStatus later is not shown without a decision.
+_DEAD_LETTER_COLUMNS = ["prediction_id", "failed_at", "attempts", "error_type"]
 
 
 def format_age(seconds: float) -> str:
@@ -75,5 +77,10 @@ def render_service_state(runtime: Runtime, stored: int | None) -> None:
             st.dataframe(pd.DataFrame(rows), hide_index=True)
     if queue is not None and queue.dead_letters:
         with st.expander(f"Latest dead letters ({queue.dead_letters:,} in total)"):
-            st.caption("Replay them with: evidence-persistence dead-letters replay")
-            st.dataframe(queue.recent_dead_letters, hide_index=True)
+            st.caption(
+                "Only the error type is shown, because the full message may quote the record's "
+                "values. Read the messages with evidence-persistence dead-letters list "
+                "--show-errors, and replay the records with evidence-persistence dead-letters "
+                "replay."
+            )
+            st.dataframe(queue.recent_dead_letters[_DEAD_LETTER_COLUMNS], hide_index=True)
