@@ -39,6 +39,7 @@ _TRAINING_OPTIONS = (
     "test_fraction",
     "jobs",
     "threads",
+    "max_parse_error_fraction",
 )
 
 # Imported while the feature workers run, so their cost overlaps the data work.
@@ -90,6 +91,16 @@ def train(
         int, typer.Option(min=1, help="OpenMP threads for fitting and scoring the model.")
     ] = 1,
     progress: Annotated[bool, typer.Option(help="Show progress bars on stderr.")] = True,
+    max_parse_error_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Largest share of pairs (0 to 1) that may have a MIB or Rx document that "
+            "failed to parse. Such a row gets only default features. Above this share, "
+            "evidence-train exits with 2 before training, and 1 accepts any share.",
+        ),
+    ] = 0.5,
 ) -> None:
     """Train, evaluate against the rule-based fallback and write the artifact with its report."""
     if ctx.invoked_subcommand is not None:
@@ -115,6 +126,7 @@ def train(
     started = time.perf_counter()
     try:
         training_set = _load(synthetic, data, seed=seed, jobs=jobs, progress=progress)
+        _check_parse_errors(training_set, max_parse_error_fraction)
     except EvidenceTrainingError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -225,6 +237,17 @@ def _load(
         return load_directory_set(data, jobs=jobs, progress=progress, preload=_TRAINER_MODULES)
     msg = "pass exactly one of --synthetic N (generated data) or --data DIR (labelled files)"
     raise typer.BadParameter(msg)
+
+
+def _check_parse_errors(training_set: TrainingSet, max_fraction: float) -> None:
+    from evidence_training.dataset import check_parse_errors
+
+    counts = check_parse_errors(training_set, max_fraction)
+    # Printed before training, so the counts are visible even if training fails later.
+    typer.echo(
+        f"documents that failed to parse (their features are the defaults): MIB {counts.mib}, "
+        f"Rx {counts.rx}, in {counts.pairs} of {counts.total_pairs} pairs"
+    )
 
 
 def _print_summary(

@@ -2,7 +2,9 @@
 
 Features come only from ``evidence_features.extract_batch`` in lenient mode, so one malformed
 document in a bulk set is recorded in ``META_MIB_PARSE_ERROR`` / ``META_RX_PARSE_ERROR`` instead of
-stopping the run, exactly as the library defines those columns.
+stopping the run, exactly as the library defines those columns. ``TrainingSet.parse_errors``
+counts those documents, and ``check_parse_errors`` rejects a set in which too many pairs have
+one, because their rows carry only default features.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from evidence_features import FEATURE_NAMES, extract_batch
+from evidence_features import FEATURE_NAMES, ParseLimits, extract_batch
 from evidence_synthetic import generate_pair
 
 from evidence_training.errors import DatasetError
@@ -25,7 +27,9 @@ __all__ = [
     "LABELS_FILE",
     "MIB_FILE",
     "RX_FILE",
+    "ParseErrorCounts",
     "TrainingSet",
+    "check_parse_errors",
     "load_directory_set",
     "make_synthetic_set",
 ]
@@ -35,8 +39,39 @@ MIB_FILE = "mib.xml"
 RX_FILE = "rx.xml"
 _LABEL_COLUMNS = ("policy_number", "label", "as_of")
 _CHUNK_ROWS = 500
+_MIB_PARSE_ERROR = FEATURE_NAMES.index("META_MIB_PARSE_ERROR")
+_RX_PARSE_ERROR = FEATURE_NAMES.index("META_RX_PARSE_ERROR")
+_EXAMPLE_POLICIES = 3
 
 Document = bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseErrorCounts:
+    """Documents of a training set that failed to parse, so their features are the defaults.
+
+    A missing document (no ``mib.xml``) is not a parse error.
+    """
+
+    mib: int
+    rx: int
+    pairs: int
+    """Pairs with at least one failed document."""
+    total_pairs: int
+
+    @property
+    def pair_fraction(self) -> float:
+        """Share of pairs with at least one failed document, 0.0 for an empty set."""
+        return self.pairs / self.total_pairs if self.total_pairs else 0.0
+
+    def to_json(self) -> dict[str, int]:
+        """Return the counts under the keys that report.json's training_summary uses."""
+        return {
+            "mib_parse_errors": self.mib,
+            "rx_parse_errors": self.rx,
+            "pairs_with_parse_errors": self.pairs,
+            "pairs": self.total_pairs,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +96,56 @@ class TrainingSet:
     def positive_rate(self) -> float:
         """Share of rows labelled 1."""
         return float(self.labels.mean()) if self.labels.size else 0.0
+
+    @property
+    def parse_errors(self) -> ParseErrorCounts:
+        """Counts of documents whose ``META_*_PARSE_ERROR`` column is 1."""
+        mib, rx = self._failed_rows()
+        return ParseErrorCounts(
+            mib=int(mib.sum()),
+            rx=int(rx.sum()),
+            pairs=int((mib | rx).sum()),
+            total_pairs=len(self.policy_numbers),
+        )
+
+    def policies_with_parse_errors(self, limit: int) -> list[str]:
+        """Return the first ``limit`` policy numbers, in row order, with a failed document."""
+        mib, rx = self._failed_rows()
+        rows = np.flatnonzero(mib | rx)[:limit]
+        return [self.policy_numbers[int(row)] for row in rows]
+
+    def _failed_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.matrix[:, _MIB_PARSE_ERROR] == 1.0, self.matrix[:, _RX_PARSE_ERROR] == 1.0
+
+
+def check_parse_errors(training_set: TrainingSet, max_fraction: float) -> ParseErrorCounts:
+    """Return the parse-error counts, or raise when too many pairs have a failed document.
+
+    Raises:
+        ValueError: ``max_fraction`` is outside [0, 1].
+        DatasetError: more than ``max_fraction`` of the pairs have a MIB or Rx document that
+            failed to parse. The message gives counts and up to three policy numbers, never
+            document contents.
+    """
+    if not 0.0 <= max_fraction <= 1.0:
+        msg = f"the maximum parse-error fraction must be in [0, 1], got {max_fraction!r}"
+        raise ValueError(msg)
+    counts = training_set.parse_errors
+    if counts.pair_fraction <= max_fraction:
+        return counts
+    examples = ", ".join(
+        repr(number) for number in training_set.policies_with_parse_errors(_EXAMPLE_POLICIES)
+    )
+    msg = (
+        f"{counts.pairs} of {counts.total_pairs} pairs ({counts.pair_fraction:.1%}) in "
+        f"{training_set.source} have a document that failed to parse (MIB: {counts.mib}, "
+        f"Rx: {counts.rx}; first policies: {examples}), more than the allowed "
+        f"{max_fraction:.1%}. Such a document is not well-formed XML or exceeds a ParseLimits "
+        f"cap (such as {ParseLimits().max_bytes:,} bytes), so its row would get only default "
+        "features. Fix or remove those documents, or raise --max-parse-error-fraction to "
+        "train anyway"
+    )
+    raise DatasetError(msg)
 
 
 def _chunk_bounds(total: int, jobs: int) -> list[tuple[int, int]]:
@@ -222,7 +307,9 @@ def _read_optional(path: Path) -> Document:
 
 def _read_labels(path: Path) -> list[_LabelRow]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig drops the byte-order mark that spreadsheet programs write. Without that, the
+        # first column would be named "\ufeffpolicy_number".
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         msg = f"labels file {str(path)!r} is missing; expected columns {','.join(_LABEL_COLUMNS)}"
         raise DatasetError(msg) from exc

@@ -208,6 +208,8 @@ def _training_summary(
         "fit_seconds": round(fit_seconds, 3),
         "sklearn_version": sklearn.__version__,
         "python_version": platform.python_version(),
+        # Counted over the whole set, before the hold-out split.
+        **training_set.parse_errors.to_json(),
     }
 
 
