@@ -131,6 +131,59 @@ def test_score_cli_missing_file_exit_3(tmp_path: Path) -> None:
     assert f"cannot read --rx '{missing}'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:99999", "(Port out of range 0-65535)"),
+        ("http://[::1", "(Invalid IPv6 URL)"),
+        ("http://127.0.0.1:-1", "(Port could not be cast to integer value as '-1')"),
+        ("ftp://127.0.0.1:8000", "(the scheme must be http or https)"),
+        ("127.0.0.1:8000", "(the scheme must be http or https)"),
+        ("http://", "(it names no host)"),
+        ("http://:8000", "(it names no host)"),
+        ("http://gate way:8000", "(it contains whitespace)"),
+        ("", "(the scheme must be http or https)"),
+    ],
+)
+def test_score_cli_invalid_url_exit_2(url: str, reason: str) -> None:
+    """An unusable --url gives exit status 2 and one line naming it, before any request."""
+    result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url], {})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: --url {url!r} is invalid {reason}; pass the gateway's base URL, such as "
+        "http://127.0.0.1:8000"
+    ]
+    assert result.stdout == ""
+
+
+def test_score_cli_invalid_url_in_process_ignored(tmp_path: Path) -> None:
+    """With --in-process the --url option is ignored, so an invalid one is not an error."""
+    result = _run(
+        ["--rx", str(tmp_path / "missing.xml"), "--in-process", "--url", "http://[::1"], {}
+    )
+
+    # The missing file is the first error found, so the URL was not checked.
+    assert result.returncode == 3
+    assert "--url" not in result.stderr
+
+
+def test_score_cli_valid_urls_accepted() -> None:
+    """Host names, IPv6 literals, https and a path prefix pass the check and reach the request."""
+    port = free_port()
+    urls = (
+        f"http://127.0.0.1:{port}",
+        f"https://127.0.0.1:{port}",
+        f"http://[::1]:{port}",
+        f"http://127.0.0.1:{port}/gw",
+    )
+    for url in urls:
+        result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url, "--timeout", "2"], {})
+
+        assert result.returncode == 4, (url, result.stderr)
+        assert f"request to {url} failed" in result.stderr
+
+
 def test_score_cli_undecodable_file_exit_3(tmp_path: Path) -> None:
     """A file that is not valid in its declared encoding gives exit status 3."""
     path = tmp_path / "rx.xml"

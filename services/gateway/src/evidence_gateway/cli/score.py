@@ -9,6 +9,7 @@ import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 import typer
@@ -25,6 +26,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(add_completion=False, help=__doc__)
 
 EXIT_REJECTED = 1
+EXIT_INVALID_OPTION = 2
 EXIT_BAD_INPUT = 3
 EXIT_UNREACHABLE = 4
 EXIT_NO_QUEUE = 5
@@ -48,6 +50,41 @@ def _read(path: Path | None, option: str) -> str | None:
     except XmlDecodeError as exc:
         typer.echo(f"error: cannot decode {option} {str(path)!r}: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
+
+
+def _url_problem(url: str) -> str | None:
+    """Return why ``url`` cannot be a gateway base URL, or None when it can."""
+    if any(character.isspace() for character in url):
+        return "it contains whitespace"
+    try:
+        parts = urlsplit(url)
+        # .port raises ValueError for a port outside 0-65535, which httpx would only reject
+        # with an OverflowError while connecting.
+        parts.port  # noqa: B018
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in {"http", "https"}:
+        return "the scheme must be http or https"
+    if not parts.hostname:
+        return "it names no host"
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return str(exc)
+    return None
+
+
+def _check_url(url: str) -> None:
+    """Stop with ``EXIT_INVALID_OPTION`` and one line on stderr unless ``url`` is usable."""
+    problem = _url_problem(url)
+    if problem is None:
+        return
+    typer.echo(
+        f"error: --url {url!r} is invalid ({problem}); pass the gateway's base URL, such as "
+        "http://127.0.0.1:8000",
+        err=True,
+    )
+    raise typer.Exit(EXIT_INVALID_OPTION)
 
 
 def _check_queue(settings: Settings, create_queue: bool) -> None:
@@ -135,6 +172,8 @@ def score(
         except ValueError as exc:
             msg = f"--as-of {as_of!r} is not a YYYY-MM-DD date"
             raise typer.BadParameter(msg) from exc
+    if not in_process:
+        _check_url(url)
     body = {
         "policy_number": policy,
         "mib_xml": _read(mib, "--mib"),
