@@ -194,3 +194,69 @@ def test_client_abort_counts_as_499(gateway_url: str, route: str) -> None:
     assert after.get("499", 0) == before.get("499", 0) + 1
     for status in ("422", "500"):
         assert after.get(status, 0) == before.get(status, 0), status
+
+
+@pytest.fixture(scope="module")
+def small_budget_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real gateway that holds at most 1 MB of request bodies at once."""
+    directory = tmp_path_factory.mktemp("inflight")
+    gateway, url = start_gateway(
+        directory,
+        f"http://127.0.0.1:{free_port()}",
+        directory / "no-model",
+        GATEWAY_MAX_INFLIGHT_BODY_BYTES="1000000",
+        GATEWAY_MAX_BODY_BYTES="1000000",
+        GATEWAY_MAX_DOCUMENT_BYTES="800000",
+    )
+    try:
+        yield url
+    finally:
+        gateway.stop()
+
+
+def _assert_busy(raw: bytes) -> None:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), head
+    assert b"retry-after: 1" in head.lower()
+    assert b"connection: close" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] == "server_busy"
+    assert "GATEWAY_MAX_INFLIGHT_BODY_BYTES=1000000" in error["message"]
+
+
+@pytest.mark.parametrize("route", ["/v1/predict", "/functions/predict"])
+def test_inflight_bodies_full_503(small_budget_url: str, route: str) -> None:
+    """While one request holds 990 KB of a 1 MB budget, 20 KB more get 503; then they fit.
+
+    The second requests are small enough that the gateway has read all they sent when it
+    closes the connection. Unread bytes would make the kernel reset it before the test reads
+    the response.
+    """
+    holder = _open(small_budget_url, route, 1_000_000, b'{"policy_number": "' + b"x" * 989_980)
+    try:
+        time.sleep(0.5)
+        with _open(small_budget_url, route, 20_000, b"") as declared:
+            _assert_busy(_read_until_closed(declared))
+        port = int(small_budget_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as chunked:
+            chunked.sendall(
+                f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                "\r\nTransfer-Encoding: chunked\r\n\r\n".encode("ascii")
+                + f"{20_000:x}\r\n".encode("ascii")
+                + b" " * 20_000
+                + b"\r\n"
+            )
+            _assert_busy(_read_until_closed(chunked))
+    finally:
+        holder.close()
+
+    time.sleep(0.5)
+    body: dict[str, object] = {
+        "policy_number": "AFTER-1",
+        "mib_xml": None,
+        "rx_xml": "<r/>" + " " * 600_000,
+    }
+    if route == "/functions/predict":
+        body = {"data": [[0, "AFTER-1", None, "<r/>" + " " * 600_000]]}
+    response = httpx.post(f"{small_budget_url}{route}", json=body, timeout=30)
+    assert response.status_code == 200, response.text

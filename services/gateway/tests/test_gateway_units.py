@@ -85,6 +85,16 @@ def test_settings_empty_token_counts_as_unset() -> None:
     assert Settings(api_token="", local_mode=True).api_token is None
 
 
+def test_settings_body_over_inflight_rejected() -> None:
+    """A body limit above the in-flight limit could never be met, so it is rejected."""
+    with pytest.raises(ValueError, match="GATEWAY_MAX_BODY_BYTES=2000 exceeds"):
+        Settings(max_document_bytes=10, max_body_bytes=2000, max_inflight_body_bytes=1999)
+    accepted = Settings(
+        max_document_bytes=10, max_body_bytes=2000, max_inflight_body_bytes=2000, local_mode=True
+    )
+    assert accepted.max_inflight_body_bytes == 2000
+
+
 def test_settings_document_over_body_rejected() -> None:
     """A document limit above the body limit is a configuration error naming both variables."""
     with pytest.raises(ValueError, match="GATEWAY_MAX_DOCUMENT_BYTES=10 exceeds"):

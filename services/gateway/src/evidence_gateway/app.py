@@ -110,6 +110,7 @@ def create_app(
         BodySizeLimitMiddleware,
         max_body_bytes=resolved.max_body_bytes,
         body_timeout_seconds=resolved.body_timeout_seconds,
+        max_inflight_body_bytes=resolved.max_inflight_body_bytes,
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(api.router)

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
             "slower body gets 408 and the connection is closed."
         ),
     )
+    max_inflight_body_bytes: int = Field(
+        # Room for 16 bodies of the largest size at once. Each body costs about three times its
+        # size while it is decoded and extracted, so this bounds that memory per worker.
+        default=256_000_000,
+        ge=1,
+        description=(
+            "Bytes of request bodies that one gateway worker holds at once, counted as they "
+            "arrive until each response is sent; a request that would pass it gets 503."
+        ),
+    )
     max_document_bytes: int = Field(
         default=2_000_000,
         ge=1,
@@ -129,6 +139,14 @@ class Settings(BaseSettings):
                 f"GATEWAY_MAX_DOCUMENT_BYTES={self.max_document_bytes} exceeds "
                 f"GATEWAY_MAX_BODY_BYTES={self.max_body_bytes}; raise the body limit or lower "
                 "the document limit"
+            )
+            raise ValueError(msg)
+        if self.max_body_bytes > self.max_inflight_body_bytes:
+            msg = (
+                f"GATEWAY_MAX_BODY_BYTES={self.max_body_bytes} exceeds "
+                f"GATEWAY_MAX_INFLIGHT_BODY_BYTES={self.max_inflight_body_bytes}, so the "
+                "largest body could never be accepted; raise the in-flight limit or lower the "
+                "body limit"
             )
             raise ValueError(msg)
         return self

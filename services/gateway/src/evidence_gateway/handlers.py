@@ -43,6 +43,7 @@ _STATUS_TYPES = {
     408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    503: "server_busy",
 }
 
 

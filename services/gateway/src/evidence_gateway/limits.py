@@ -11,6 +11,11 @@ health), so a client that sends headers and then stalls would hold its connectio
 descriptor, for ever. A body that has not fully arrived ``body_timeout_seconds`` after the
 request started gets 408, and the connection is closed.
 
+The bodies of all requests in progress together may not pass ``max_inflight_body_bytes``:
+bytes count as they arrive and stay counted until the response is sent, because the decoded
+JSON and the parsed documents live that long. A request that would pass the limit gets 503
+with ``Retry-After``, so a burst of large batches slows down instead of exhausting memory.
+
 NOTE: a client that stalls in the middle of its headers is not covered, because this
 middleware runs only once uvicorn has parsed them.
 """
@@ -24,7 +29,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyReadTimeoutError", "BodySizeLimitMiddleware", "BodyTooLargeError"]
+__all__ = [
+    "BodyReadTimeoutError",
+    "BodySizeLimitMiddleware",
+    "BodyTooLargeError",
+    "InflightBodiesFullError",
+]
 
 
 class BodyTooLargeError(HTTPException):
@@ -64,6 +74,25 @@ class BodyReadTimeoutError(HTTPException):
         )
 
 
+class InflightBodiesFullError(HTTPException):
+    """Raised when a body would pass the in-flight limit, and handled as a JSON 503.
+
+    Args:
+        max_inflight_body_bytes: The limit, ``GATEWAY_MAX_INFLIGHT_BODY_BYTES``.
+    """
+
+    def __init__(self, max_inflight_body_bytes: int) -> None:
+        super().__init__(
+            status_code=503,
+            detail=(
+                "the gateway is holding GATEWAY_MAX_INFLIGHT_BODY_BYTES="
+                f"{max_inflight_body_bytes} bytes of request bodies; retry after the "
+                "Retry-After delay or send smaller batches"
+            ),
+            headers={"connection": "close", "retry-after": "1"},
+        )
+
+
 class BodySizeLimitMiddleware:
     """Reject request bodies larger than ``max_body_bytes`` (413) or slower than a timeout (408).
 
@@ -72,14 +101,23 @@ class BodySizeLimitMiddleware:
         max_body_bytes: Largest accepted body in bytes.
         body_timeout_seconds: Time from the start of the request until the body must be
             complete.
+        max_inflight_body_bytes: Largest total of the bodies of the requests in progress;
+            ``None`` for no limit.
     """
 
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, body_timeout_seconds: float = 30.0
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        body_timeout_seconds: float = 30.0,
+        max_inflight_body_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_seconds = body_timeout_seconds
+        self.max_inflight_body_bytes = max_inflight_body_bytes
+        # One event loop runs every request of this worker, so a plain int needs no lock.
+        self.inflight_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,6 +128,9 @@ class BodySizeLimitMiddleware:
         declared = _content_length(headers)
         if declared is not None and declared > self.max_body_bytes:
             await _reject(send, BodyTooLargeError(self.max_body_bytes))
+            return
+        if declared is not None and self._over_inflight_limit(declared):
+            await _reject(send, self._inflight_error())
             return
 
         received = 0
@@ -111,9 +152,13 @@ class BodySizeLimitMiddleware:
             except TimeoutError as exc:
                 raise BodyReadTimeoutError(self.body_timeout_seconds) from exc
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                size = len(message.get("body", b""))
+                if received + size > self.max_body_bytes:
                     raise BodyTooLargeError(self.max_body_bytes)
+                if self._over_inflight_limit(size):
+                    raise self._inflight_error()
+                received += size
+                self.inflight_bytes += size
                 complete = not message.get("more_body", False)
             return message
 
@@ -127,18 +172,32 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, receive_limited, send_tracked)
-        except (BodyTooLargeError, BodyReadTimeoutError) as error:
+        except (BodyTooLargeError, BodyReadTimeoutError, InflightBodiesFullError) as error:
             # Reached only when the app read the body outside a FastAPI route; routes turn the
-            # error into a JSON 413 or 408 through the exception handlers.
+            # error into a JSON 413, 408 or 503 through the exception handlers.
             if started:
                 raise
             await _reject(send, error)
+        finally:
+            self.inflight_bytes -= received
+
+    def _over_inflight_limit(self, more: int) -> bool:
+        limit = self.max_inflight_body_bytes
+        return limit is not None and self.inflight_bytes + more > limit
+
+    def _inflight_error(self) -> InflightBodiesFullError:
+        return InflightBodiesFullError(self.max_inflight_body_bytes or 0)
 
 
-_ERROR_TYPES = {413: "payload_too_large", 408: "request_timeout"}
+_ERROR_TYPES = {413: "payload_too_large", 408: "request_timeout", 503: "server_busy"}
 
 
 async def _reject(send: Send, error: HTTPException) -> None:
+    extra_headers = [
+        (name.encode("ascii"), value.encode("ascii"))
+        for name, value in (error.headers or {}).items()
+        if name != "connection"
+    ]
     body = json.dumps(
         {
             "error": {
@@ -155,6 +214,7 @@ async def _reject(send: Send, error: HTTPException) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode("ascii")),
+                *extra_headers,
                 (b"connection", b"close"),
             ],
         }
