@@ -31,6 +31,27 @@ _MAX_ERROR_LENGTH = 2_000
 ROWS_PER_TRANSACTION = 100
 _log = structlog.get_logger("evidence_persistence.worker")
 
+# The scan follows seq (the rowid) and stops after LIMIT matches. An index on available_at would
+# make SQLite sort every waiting row instead.
+_CLAIM_SQL = (
+    "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, lease_owner = ? "
+    "WHERE seq IN (SELECT seq FROM queue_items WHERE available_at <= ? ORDER BY seq LIMIT ?) "
+    "RETURNING seq, prediction_id, attempts, enqueued_at"
+)
+_ROW_BYTES = (
+    "length(payload) + length(features) + ifnull(length(mib_xml), 0) + ifnull(length(rx_xml), 0)"
+)
+# The same scan, keeping each row whose predecessors hold fewer bytes than the budget, so the
+# first row is always kept. length() of a BLOB takes the size from the row header without
+# reading the XML (100 rows of 4 MB: 13 ms, against 270 ms to read them).
+_CLAIM_BYTES_SQL = (
+    "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, lease_owner = ? "  # noqa: S608
+    "WHERE seq IN (SELECT seq FROM (SELECT seq, sum(size) OVER (ORDER BY seq) - size AS before "
+    f"FROM (SELECT seq, {_ROW_BYTES} AS size FROM queue_items WHERE available_at <= ? "
+    "ORDER BY seq LIMIT ?)) WHERE before < ?) "
+    f"RETURNING seq, prediction_id, attempts, enqueued_at, {_ROW_BYTES}"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimedItem:
@@ -65,6 +86,9 @@ class QueueConsumer:
         owner: Identifier of this worker, stored with each claim for diagnosis.
         lease_seconds: Time after which an unfinished claim is delivered again.
         max_attempts: Claims after which a failing record moves to the dead-letter table.
+        max_batch_bytes: Stored bytes (payload, features and XML) after which a claim stops
+            taking records; ``None`` bounds claims by count only. The first record is always
+            taken, so a larger record still goes through on its own.
     """
 
     def __init__(
@@ -74,6 +98,7 @@ class QueueConsumer:
         owner: str,
         lease_seconds: float = 60.0,
         max_attempts: int = 5,
+        max_batch_bytes: int | None = None,
     ) -> None:
         if lease_seconds <= 0:
             msg = f"lease_seconds={lease_seconds!r} must be positive"
@@ -81,10 +106,14 @@ class QueueConsumer:
         if max_attempts < 1:
             msg = f"max_attempts={max_attempts!r} must be at least 1"
             raise ValueError(msg)
+        if max_batch_bytes is not None and max_batch_bytes < 1:
+            msg = f"max_batch_bytes={max_batch_bytes!r} must be at least 1, or None"
+            raise ValueError(msg)
         self.queue = queue
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        self.max_batch_bytes = max_batch_bytes
 
     def claim(self, limit: int) -> list[ClaimedItem]:
         """Claim up to ``limit`` available records, oldest first, and count one attempt each.
@@ -92,36 +121,46 @@ class QueueConsumer:
         Records whose lease expired after ``max_attempts`` claims (the worker kept crashing on
         them) move to the dead-letter table instead of being returned. The claim runs in
         transactions of at most ``ROWS_PER_TRANSACTION`` rows, each one complete on its own.
+        With ``max_batch_bytes`` set, the claim also stops once the records taken hold that
+        many stored bytes.
         """
         items: list[ClaimedItem] = []
+        budget = self.max_batch_bytes
         while len(items) < limit:
             requested = min(ROWS_PER_TRANSACTION, limit - len(items))
-            claimed, found = self._claim_chunk(requested)
+            claimed, found, size = self._claim_chunk(requested, budget)
             items.extend(claimed)
             if found < requested:
                 break
+            if budget is not None:
+                budget -= size
+                if budget <= 0:
+                    break
         items.sort(key=lambda item: item.seq)
         return items
 
-    def _claim_chunk(self, limit: int) -> tuple[list[ClaimedItem], int]:
-        """Claim up to ``limit`` records in one transaction, and count the rows that matched."""
+    def _claim_chunk(self, limit: int, budget: int | None) -> tuple[list[ClaimedItem], int, int]:
+        """Claim up to ``limit`` records in one transaction, within ``budget`` stored bytes.
+
+        Returns:
+            The claimed items, the number of rows claimed, and their stored bytes (0 without
+            a budget).
+        """
         now = time.time()
         exhausted: list[tuple[Any, ...]] = []
         matched = 0
+        size = 0
 
         def take(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            # The scan follows seq (the rowid) and stops after `limit` matches. An index on
-            # available_at would make SQLite sort every waiting row instead.
-            rows = connection.execute(
-                "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, "
-                "lease_owner = ? WHERE seq IN (SELECT seq FROM queue_items "
-                "WHERE available_at <= ? ORDER BY seq LIMIT ?) "
-                "RETURNING seq, prediction_id, attempts, enqueued_at",
-                (now + self.lease_seconds, self.owner, now, limit),
-            ).fetchall()
+            lease = (now + self.lease_seconds, self.owner)
+            if budget is None:
+                rows = connection.execute(_CLAIM_SQL, (*lease, now, limit)).fetchall()
+            else:
+                rows = connection.execute(_CLAIM_BYTES_SQL, (*lease, now, limit, budget)).fetchall()
             # A retried transaction starts over, so forget rows found by a rolled-back attempt.
-            nonlocal matched
+            nonlocal matched, size
             matched = len(rows)
+            size = sum(row[4] for row in rows) if budget is not None else 0
             exhausted[:] = [row for row in rows if row[2] > self.max_attempts]
             if exhausted:
                 error = (
@@ -145,8 +184,8 @@ class QueueConsumer:
             )
         # A row missing from the payloads left the queue after the claim, for example because
         # its lease expired and another worker completed it.
-        items = [_to_item(row, payloads[row[0]]) for row in rows if row[0] in payloads]
-        return items, matched
+        items = [_to_item(row[:4], payloads[row[0]]) for row in rows if row[0] in payloads]
+        return items, matched, size
 
     def _read_payloads(self, seqs: list[int]) -> dict[int, tuple[Any, ...]]:
         if not seqs:

@@ -224,6 +224,27 @@ class PredictionQueue:
         row = self.file.read(lambda c: c.execute("SELECT count(*) FROM dead_letters").fetchone())
         return int(row[0])
 
+    @property
+    def corruption(self) -> str | None:
+        """SQLite error name of damage this process met in the queue file, or ``None``.
+
+        Set by the first operation that failed with SQLITE_CORRUPT or SQLITE_NOTADB, or by an
+        :meth:`integrity_problems` call that found problems, and kept until the process
+        restarts. Reads of undamaged pages, such as :meth:`depth`, keep working meanwhile.
+        """
+        return self.file.corruption
+
+    def integrity_problems(self, limit: int = 10) -> list[str]:
+        """Run SQLite's ``PRAGMA quick_check`` on the queue file; return its problems.
+
+        An empty list means the file is intact. The check reads the whole file, so it is meant
+        for ``status`` and diagnosis, not for every scrape.
+
+        Raises:
+            QueueUnavailableError: The file cannot be opened or read at all.
+        """
+        return self.file.integrity_problems(limit)
+
     def check_writable(self) -> None:
         """Commit one write to the queue file, for readiness probes; the depth stays the same.
 

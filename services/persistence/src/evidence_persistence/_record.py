@@ -8,26 +8,33 @@ about ten times faster than writing them as JSON text and round-trips every valu
 from __future__ import annotations
 
 import json
-import math
 import sys
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from evidence_features import FEATURE_NAMES
-
+from evidence_persistence._validation import (
+    FEATURE_COUNT,
+    check_created_at,
+    check_document,
+    check_features,
+    check_inference_ms,
+    check_optional_text,
+    check_risk_score,
+    check_source,
+    check_text,
+    check_warnings,
+)
 from evidence_persistence.errors import RecordDecodeError
 
 __all__ = ["EncodedRecord", "PredictionRecord", "Source", "decode_record", "encode_record"]
 
 Source = Literal["API", "SQL"]
 
-FEATURE_COUNT = len(FEATURE_NAMES)
 MAX_ID_LENGTH = 128
 MAX_POLICY_NUMBER_LENGTH = 64
-_SOURCES = frozenset(("API", "SQL"))
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -77,48 +84,23 @@ class PredictionRecord:
     rx_xml: bytes | None = None
 
     def __post_init__(self) -> None:
-        _check_text("prediction_id", self.prediction_id, MAX_ID_LENGTH)
-        _check_text("policy_number", self.policy_number, MAX_POLICY_NUMBER_LENGTH)
-        features = tuple(map(float, self.features))
-        if len(features) != FEATURE_COUNT:
-            msg = (
-                f"features has {len(features)} values; expected {FEATURE_COUNT} "
-                "in FEATURE_NAMES order"
-            )
-            raise ValueError(msg)
-        if not all(map(math.isfinite, features)):
-            index = next(i for i, value in enumerate(features) if not math.isfinite(value))
-            msg = (
-                f"features[{index}] ({FEATURE_NAMES[index]}) is {features[index]!r}; every "
-                "feature must be a finite number because the tables store it as FLOAT and JSON"
-            )
-            raise ValueError(msg)
-        object.__setattr__(self, "features", features)
-
-        if not 0.0 <= self.risk_score <= 1.0:
-            msg = f"risk_score={self.risk_score!r} is outside [0, 1]"
-            raise ValueError(msg)
-        if not (self.inference_ms >= 0.0 and math.isfinite(self.inference_ms)):
-            msg = f"inference_ms={self.inference_ms!r} must be a finite number >= 0"
-            raise ValueError(msg)
-        if self.source not in _SOURCES:
-            msg = f"source={self.source!r} is invalid; use 'API' or 'SQL'"
-            raise ValueError(msg)
-
-        created_at: object = self.created_at
-        if not isinstance(created_at, datetime):
-            msg = f"created_at must be a datetime, got {type(created_at).__name__}"
-            raise TypeError(msg)
-        if self.created_at.utcoffset() is None:
-            msg = "created_at is a naive datetime; pass a timezone-aware UTC datetime"
-            raise ValueError(msg)
-        object.__setattr__(self, "created_at", self.created_at.astimezone(UTC))
-
-        object.__setattr__(self, "warnings", tuple(self.warnings))
-        for name in ("mib_xml", "rx_xml"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, value.encode("utf-8"))
+        check_text("prediction_id", self.prediction_id, MAX_ID_LENGTH)
+        check_text("policy_number", self.policy_number, MAX_POLICY_NUMBER_LENGTH)
+        check_text("feature_spec_version", self.feature_spec_version)
+        check_text("risk_level", self.risk_level)
+        check_text("model_name", self.model_name)
+        check_text("model_version", self.model_version)
+        check_source(self.source)
+        check_optional_text("fallback_reason", self.fallback_reason)
+        # These checks also return the stored form: floats, tuples, UTC and bytes.
+        set_field = object.__setattr__
+        set_field(self, "features", check_features(self.features))
+        set_field(self, "risk_score", check_risk_score(self.risk_score))
+        set_field(self, "inference_ms", check_inference_ms(self.inference_ms))
+        set_field(self, "created_at", check_created_at(self.created_at))
+        set_field(self, "warnings", check_warnings(self.warnings))
+        set_field(self, "mib_xml", check_document("mib_xml", self.mib_xml))
+        set_field(self, "rx_xml", check_document("rx_xml", self.rx_xml))
 
     @property
     def has_raw_evidence(self) -> bool:
@@ -135,15 +117,6 @@ class EncodedRecord:
     features: bytes
     mib_xml: bytes | None
     rx_xml: bytes | None
-
-
-def _check_text(name: str, value: object, max_length: int) -> None:
-    if not isinstance(value, str) or not value:
-        msg = f"{name}={value!r} must be a non-empty string"
-        raise ValueError(msg)
-    if len(value) > max_length:
-        msg = f"{name}={value[:40]!r}... has {len(value)} characters; the maximum is {max_length}"
-        raise ValueError(msg)
 
 
 def encode_record(record: PredictionRecord) -> EncodedRecord:
@@ -174,6 +147,22 @@ def encode_record(record: PredictionRecord) -> EncodedRecord:
     )
 
 
+# Payload keys of encode_record, with the field each one holds.
+_PAYLOAD_FIELDS = {
+    "p": "policy_number",
+    "v": "feature_spec_version",
+    "s": "risk_score",
+    "l": "risk_level",
+    "mn": "model_name",
+    "mv": "model_version",
+    "src": "source",
+    "ms": "inference_ms",
+    "t": "created_at",
+    "fr": "fallback_reason",
+    "w": "warnings",
+}
+
+
 def decode_record(
     prediction_id: str,
     payload: bytes,
@@ -181,49 +170,83 @@ def decode_record(
     mib_xml: bytes | None = None,
     rx_xml: bytes | None = None,
 ) -> PredictionRecord:
-    """Decode the queue's columns back into a record.
+    """Decode the queue's columns back into a record, checked like a new one.
 
-    The fields were validated when the record was built, so decoding checks only what the
-    storage could have broken (JSON, feature count, timestamp) and skips ``__post_init__``,
-    which would otherwise take a sixth of the worker's time.
+    A queue row can differ from what ``encode_record`` wrote: an older version may have queued
+    it, a tool may have edited the file, or the file may be damaged. The rebuilt record runs
+    the same checks as one built by a caller, so a bad row fails here instead of in the sink.
 
     Raises:
-        RecordDecodeError: The payload is not valid JSON, misses a field or has the wrong
-            number of feature values.
+        RecordDecodeError: The row cannot be decoded or a field is invalid. The message names
+            the field and the problem, never a value. Any exception from decoding, such as a
+            ``RecursionError`` on deeply nested JSON, is raised as this error.
     """
     try:
-        scalars: dict[str, Any] = json.loads(payload)
-        values = array("d")
-        values.frombytes(features)
-        if _BIG_ENDIAN:  # pragma: no cover - NOTE: see encode_record
-            values.byteswap()
-        if len(values) != FEATURE_COUNT:
-            msg = f"features has {len(values)} values; expected {FEATURE_COUNT}"
-            raise ValueError(msg)
-        fields = {
-            "prediction_id": prediction_id,
-            "policy_number": scalars["p"],
-            "features": tuple(values),
-            "feature_spec_version": scalars["v"],
-            "risk_score": scalars["s"],
-            "risk_level": scalars["l"],
-            "model_name": scalars["mn"],
-            "model_version": scalars["mv"],
-            "source": scalars["src"],
-            "inference_ms": scalars["ms"],
-            "created_at": datetime.fromisoformat(scalars["t"]),
-            "fallback_reason": scalars["fr"],
-            "warnings": tuple(scalars["w"]),
-            "mib_xml": mib_xml,
-            "rx_xml": rx_xml,
-        }
-    except (ValueError, TypeError, KeyError) as exc:
-        msg = f"queued record {prediction_id!r} cannot be decoded: {exc}"
-        raise RecordDecodeError(msg) from exc
-    record = object.__new__(PredictionRecord)
-    for name, value in fields.items():
-        object.__setattr__(record, name, value)
-    return record
+        fields = _decode_fields(payload, features)
+        return PredictionRecord(
+            prediction_id=prediction_id, mib_xml=mib_xml, rx_xml=rx_xml, **fields
+        )
+    except RecursionError:
+        problem = "RecursionError: the payload's JSON is nested too deeply"
+    except UnicodeDecodeError as exc:
+        # The codec's message quotes the offending bytes.
+        problem = f"UnicodeDecodeError: the payload is not valid UTF-8 (at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        # exc.msg describes the syntax error without quoting the document.
+        problem = f"JSONDecodeError: the payload is not valid JSON ({exc.msg} at byte {exc.pos})"
+    except (TypeError, ValueError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # one bad row must not stop the worker
+        problem = f"{type(exc).__name__} while decoding the row"
+    # The id is shortened because an over-long id is itself one of the faults reported here.
+    name = repr(prediction_id[:MAX_ID_LENGTH]) if isinstance(prediction_id, str) else "with an id"
+    msg = f"queued record {name} cannot be decoded: {problem}"
+    raise RecordDecodeError(msg)
+
+
+def _decode_fields(payload: bytes, features: object) -> dict[str, Any]:
+    """Return the constructor arguments held in a row's payload and features columns.
+
+    Raises:
+        TypeError: The payload is not a JSON object or a column has the wrong type.
+        ValueError: A field is missing, or the features are not 105 float64 values. The
+            message names the field, never its value.
+    """
+    scalars: object = json.loads(payload)
+    if not isinstance(scalars, dict):
+        msg = f"payload must be a JSON object, got {type(scalars).__name__}"
+        raise TypeError(msg)
+    if not isinstance(features, bytes):
+        msg = f"features column must hold bytes, got {type(features).__name__}"
+        raise TypeError(msg)
+    if len(features) != FEATURE_COUNT * 8:
+        msg = (
+            f"features column holds {len(features)} bytes; expected {FEATURE_COUNT} "
+            f"little-endian float64 values ({FEATURE_COUNT * 8} bytes)"
+        )
+        raise ValueError(msg)
+    values = array("d")
+    values.frombytes(features)
+    if _BIG_ENDIAN:  # pragma: no cover - NOTE: see encode_record
+        values.byteswap()
+    try:
+        fields = {name: scalars[key] for key, name in _PAYLOAD_FIELDS.items()}
+    except KeyError:
+        missing = [name for key, name in _PAYLOAD_FIELDS.items() if key not in scalars]
+        msg = f"payload lacks the fields {', '.join(missing)}"
+        raise ValueError(msg) from None
+    fields["features"] = values
+    created_at = fields["created_at"]
+    if not isinstance(created_at, str):
+        msg = f"created_at must be an ISO 8601 string, got {type(created_at).__name__}"
+        raise TypeError(msg)
+    try:
+        fields["created_at"] = datetime.fromisoformat(created_at)
+    except ValueError:
+        # fromisoformat's message quotes the text.
+        msg = "created_at is not an ISO 8601 timestamp"
+        raise ValueError(msg) from None
+    return fields
 
 
 def as_records(records: Iterable[PredictionRecord]) -> list[PredictionRecord]:

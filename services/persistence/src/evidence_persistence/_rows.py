@@ -129,14 +129,15 @@ def features_json(record: PredictionRecord) -> str:
             names the prediction and the feature.
     """
     if not all(map(math.isfinite, record.features)):
-        key, value = next(
-            (key, value)
+        key = next(
+            key
             for key, value in zip(_FEATURE_KEYS, record.features, strict=True)
             if not math.isfinite(value)
         )
         msg = (
-            f"prediction {record.prediction_id!r} has feature {key}={value!r}; the FEATURES "
-            "column stores finite numbers only, so fix the value before the record is queued"
+            f"feature {key} of prediction {record.prediction_id!r} is NaN or infinite; the "
+            "FEATURES column stores finite numbers only, so fix the value before the record "
+            "is queued"
         )
         raise ValueError(msg)
     return _FEATURES_TEMPLATE % record.features

@@ -34,13 +34,15 @@ from tenacity import (
 
 from evidence_persistence.errors import PersistenceError
 
-__all__ = ["SqliteFile", "is_lock_error"]
+__all__ = ["SqliteFile", "is_binding_error", "is_corruption_error", "is_lock_error"]
 
 T = TypeVar("T")
 
 # Primary SQLite result codes (the low byte of an extended code), from sqlite3.h.
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
 # Sleeps between tries while another connection holds the lock: 50 µs, doubling up to 1 ms.
 _FIRST_LOCK_POLL_SECONDS = 50e-6
 _MAX_LOCK_POLL_SECONDS = 1e-3
@@ -54,6 +56,34 @@ def is_lock_error(exc: BaseException) -> bool:
     if code is not None:
         return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(exc)
+
+
+def is_corruption_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is SQLite's SQLITE_CORRUPT or SQLITE_NOTADB: the file is damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.DatabaseError)
+        and code is not None
+        and code & 0xFF
+        in (
+            _SQLITE_CORRUPT,
+            _SQLITE_NOTADB,
+        )
+    )
+
+
+def is_binding_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is the ``sqlite3`` module rejecting one bound value's type.
+
+    CPython 3.11.7 raises ``ProgrammingError("Error binding parameter N: type 'dict' is not
+    supported")``, and older versions raise ``InterfaceError("Error binding parameter N -
+    probably unsupported type.")``. Both come from a value of the statement, not from the
+    connection. Other ``ProgrammingError`` cases, such as a closed connection or a wrong number
+    of parameters, fail every statement alike and are not matched.
+    """
+    if not isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return False
+    return str(exc).startswith("Error binding parameter")
 
 
 class SqliteFile:
@@ -74,8 +104,9 @@ class SqliteFile:
             two processes may both find the old version and run it one after the other.
         error_type: Exception class raised for SQLite errors (a ``PersistenceError``).
         data_error_type: Exception class raised instead of ``error_type`` when SQLite rejects
-            the data itself (``IntegrityError`` or ``DataError``, such as a failed constraint),
-            which a retry of the same rows cannot fix. None raises ``error_type`` for those too.
+            the data itself (``IntegrityError`` or ``DataError``, such as a failed constraint,
+            or a value whose type cannot be bound, see :func:`is_binding_error`), which a retry
+            of the same rows cannot fix. None raises ``error_type`` for those too.
         label: What the file is, for messages ("queue", "store").
         busy_timeout_ms: How long a statement waits for another connection's lock.
         lock_retries: Attempts of a transaction whose lock wait timed out.
@@ -113,6 +144,10 @@ class SqliteFile:
         self._synchronous = synchronous
         self._wal_autocheckpoint = int(wal_autocheckpoint)
         self._lock = threading.Lock()
+        self.corruption: str | None = None
+        """Error name of the first damage this process met in the file, such as
+        ``SQLITE_CORRUPT``, or ``None``. It stays set until the process restarts, because
+        reads of undamaged pages keep succeeding while the file is damaged."""
         self._connection: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._retrying = Retrying(
@@ -156,6 +191,30 @@ class SqliteFile:
         row = self.read(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
         return int(row[1]), int(row[2])
 
+    def integrity_problems(self, limit: int = 10) -> list[str]:
+        """Run ``PRAGMA quick_check`` and return up to ``limit`` problems; empty means intact.
+
+        The check reads every page, about 0.1 s for a 130 MB queue of 100,000 records with the
+        file in the page cache. A problem found also sets :attr:`corruption`. The messages
+        name pages, tables and row ids, never stored values.
+        """
+
+        def check(connection: sqlite3.Connection) -> list[str]:
+            try:
+                rows = connection.execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+            except sqlite3.DatabaseError as exc:
+                # Damage to the schema or to an interior page stops the check itself.
+                if not is_corruption_error(exc):
+                    raise
+                return [f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)}: {exc}"]
+            lines = [line for (text,) in rows for line in str(text).splitlines()]
+            return [line for line in lines if line != "ok" and not line.startswith("***")]
+
+        problems = self.read(check)
+        if problems and self.corruption is None:
+            self.corruption = "quick_check"
+        return problems
+
     def close(self) -> None:
         """Close this process's connection; the next call opens a new one."""
         with self._lock:
@@ -175,6 +234,8 @@ class SqliteFile:
                 result: T = self._retrying(self._attempt_until_timeout, work, immediate=immediate)
                 return result
             except sqlite3.Error as exc:
+                if is_corruption_error(exc) and self.corruption is None:
+                    self.corruption = getattr(exc, "sqlite_errorname", type(exc).__name__)
                 if not is_lock_error(exc):
                     # SQLite keeps a file it opened read-only read-only, even once the file
                     # is writable again. Reopening on the next call lets the process recover
@@ -280,20 +341,31 @@ class SqliteFile:
 
     def _translate(self, exc: sqlite3.Error) -> PersistenceError:
         name = getattr(exc, "sqlite_errorname", type(exc).__name__)
-        if self._data_error_type is not None and isinstance(
-            exc, sqlite3.IntegrityError | sqlite3.DataError
+        if self._data_error_type is not None and (
+            isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError) or is_binding_error(exc)
         ):
             msg = (
                 f"{self._label} file {str(self.path)!r} rejected a row with {name} ({exc}); "
                 "the same rows would fail again, so the batch is split to find the record"
             )
             return self._data_error_type(msg)
-        if is_lock_error(exc):
+        if is_corruption_error(exc):
+            advice = (
+                "the file is damaged; stop every process that uses it and recover it as "
+                "docs/persistence.md, section Corrupt SQLite file, describes"
+            )
+        elif is_lock_error(exc):
             advice = (
                 f"another process held the write lock for more than {self._busy_timeout_ms} ms "
                 f"in each of {self._lock_retries} attempts; retry later"
             )
-        else:
+        elif isinstance(exc, sqlite3.OperationalError):
             advice = "check that the file and its directory are writable and the disk has space"
+        else:
+            # ProgrammingError and the like come from how a connection was used, not the disk.
+            advice = (
+                "the connection is reopened on the next call; if the error repeats, report it "
+                "as a bug of evidence_persistence"
+            )
         msg = f"{self._label} file {str(self.path)!r} failed with {name} ({exc}); {advice}"
         return self._error_type(msg)

@@ -5,6 +5,11 @@ not the records' fault: the batch is released unchanged without using up an atte
 worker backs off exponentially. Any other exception may come from one bad record, so the batch is
 split in halves until each failing record is alone in its batch. Those records are retried later
 and move to the dead-letter table after ``max_attempts`` claims.
+
+A sink that rejects every record (a missing privilege, table or column, or a trigger) raises the
+second kind for each one. Splitting then costs about two failing transactions per record and
+dead-letters the whole queue. So a batch whose halves and one randomly drawn record all fail with
+the same exception type is released like an outage instead.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -30,6 +35,11 @@ _log = structlog.get_logger("evidence_persistence.worker")
 # draining them, the WAL gained about 1,200 pages in that time (appends, claims and deletes
 # together), far below the 10,000 pages at which an append runs a checkpoint itself.
 CHECKPOINT_INTERVAL_SECONDS = 0.5
+# Smallest batch on which a failure shared by both halves and a random record is taken as the
+# sink's fault. In smaller batches a few bad records of one kind would look the same, so their
+# records are isolated one by one. NOTE: a batch of at least this many records that all fail in
+# the same way for their own reasons, such as replayed dead letters, is held as an outage too.
+MIN_RECORDS_FOR_SINK_FAULT = 4
 
 
 @dataclass(slots=True)
@@ -44,13 +54,21 @@ class DrainStats:
 
 
 class _SinkUnavailable(Exception):  # noqa: N818 - internal control flow, never escapes
-    """Stops the bisection of a batch because the sink went away."""
+    """Signal that stops the bisection of a batch: the sink went away or rejects every record."""
 
-    def __init__(self, message: str, seqs: set[int], cause: BaseException) -> None:
+    def __init__(
+        self, message: str, seqs: set[int], cause: BaseException, *, rejects_all: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.cause = cause
         self.seqs = seqs
+        self.rejects_all = rejects_all
+
+    def including(self, groups: Iterable[Sequence[ClaimedItem]]) -> _SinkUnavailable:
+        """Return the same outage with the records of ``groups`` also to be released."""
+        seqs = self.seqs | {item.seq for group in groups for item in group}
+        return _SinkUnavailable(self.message, seqs, self.cause, rejects_all=self.rejects_all)
 
 
 class QueueDrainer:
@@ -161,7 +179,7 @@ class QueueDrainer:
             self._write(decoded)
             self._outages_in_a_row = 0
         except _SinkUnavailable as exc:
-            outcome = "sink_unavailable"
+            outcome = "sink_rejects_all" if exc.rejects_all else "sink_unavailable"
             self._outages_in_a_row += 1
             self.stats.sink_outages += 1
             pending = [item for item in decoded if item.seq in exc.seqs]
@@ -173,7 +191,9 @@ class QueueDrainer:
                 count_attempt=False,
             )
             _log.warning(
-                "sink unavailable, batch released",
+                "sink rejected every record, batch released"
+                if exc.rejects_all
+                else "sink unavailable, batch released",
                 records=len(pending),
                 retry_in_seconds=round(delay, 3),
                 outages_in_a_row=self._outages_in_a_row,
@@ -197,36 +217,126 @@ class QueueDrainer:
         return len(items)
 
     def _write(self, items: Sequence[ClaimedItem]) -> None:
-        """Write ``items``; split on failures that are not outages; raise ``_SinkUnavailable``."""
-        if not items:
+        """Write ``items`` and isolate failing records; raise ``_SinkUnavailable`` on an outage."""
+        error = self._attempt(items, also_release=())
+        if error is None:
             return
+        groups: list[tuple[Sequence[ClaimedItem], Exception | None]] = [(items, error)]
+        if len(items) >= MIN_RECORDS_FOR_SINK_FAULT:
+            groups = self._split_checking_sink(items, error)
+        self._isolate(groups)
+
+    def _attempt(
+        self,
+        items: Sequence[ClaimedItem],
+        *,
+        also_release: Iterable[tuple[Sequence[ClaimedItem], Exception | None]],
+    ) -> Exception | None:
+        """Write and complete ``items``; return the exception if the sink rejected them.
+
+        Raises:
+            _SinkUnavailable: The sink is unavailable. It names ``items`` and the groups in
+                ``also_release``, which are not written yet, as the records to release.
+        """
+        if not items:
+            return None
         records = [item.record for item in items if item.record is not None]
         try:
             result = self.sink.write_batch(records)
         except SinkUnavailableError as exc:
-            raise _SinkUnavailable(str(exc), {item.seq for item in items}, exc) from exc
-        except Exception as exc:
-            if len(items) == 1:
-                # The full message goes to the dead-letter table only, because it may quote
-                # the record's values.
-                self._fail(items[0], f"{type(exc).__name__}: {exc}", type(exc).__name__)
-                return
-            middle = len(items) // 2
-            _log.warning(
-                "batch write failed, splitting",
-                records=len(items),
-                error_type=type(exc).__name__,
-            )
-            first, second = items[:middle], items[middle:]
-            try:
-                self._write(first)
-            except _SinkUnavailable as outage:
-                seqs = outage.seqs | {item.seq for item in second}
-                raise _SinkUnavailable(outage.message, seqs, outage.cause) from outage
-            self._write(second)
-            return
+            outage = _SinkUnavailable(str(exc), {item.seq for item in items}, exc)
+            raise outage.including(group for group, _ in also_release) from exc
+        except Exception as exc:  # any other error may be one record's fault
+            return exc
         self.consumer.complete([item.seq for item in items])
         self._count(result, len(items))
+        return None
+
+    def _split_checking_sink(
+        self, items: Sequence[ClaimedItem], error: Exception
+    ) -> list[tuple[Sequence[ClaimedItem], Exception | None]]:
+        """Write both halves of a failed batch, and tell the sink's fault from the records'.
+
+        Returns:
+            The groups still to isolate, each with its error, or ``None`` when the group has
+            not been written on its own yet.
+
+        Raises:
+            _SinkUnavailable: Both halves and one record drawn at random failed with the
+                exception type of the whole batch, so the sink is taken to reject every record.
+        """
+        self._log_split(items, error)
+        middle = len(items) // 2
+        first, second = items[:middle], items[middle:]
+        first_error = self._attempt(first, also_release=[(second, None)])
+        later = [(first, first_error)] if first_error is not None else []
+        second_error = self._attempt(second, also_release=later)
+        failed = [
+            (half, half_error)
+            for half, half_error in ((first, first_error), (second, second_error))
+            if half_error is not None
+        ]
+        if not (
+            first_error is not None
+            and second_error is not None
+            and type(first_error) is type(error)
+            and type(second_error) is type(error)
+        ):
+            return list(failed)
+
+        # Two bad records of one kind, one in each half, also fail both halves. A record drawn
+        # at random is then most likely a good one, and the next claim draws again.
+        probe = items[random.randrange(len(items))]  # noqa: S311 - sampling, not a secret
+        others = [item for item in items if item.seq != probe.seq]
+        probe_error = self._attempt([probe], also_release=[(others, None)])
+        if probe_error is not None and type(probe_error) is type(error):
+            message = (
+                f"the sink rejected a batch of {len(items)} records, both its halves and one "
+                f"record of it with {type(error).__name__}, so it is taken to reject every "
+                "record, as with a missing privilege, table or column; the records stay queued "
+                f"until the sink accepts them: {type(error).__name__}: {error}"
+            )
+            seqs = {item.seq for item in items}
+            raise _SinkUnavailable(message, seqs, error, rejects_all=True)
+        # The half that held the probe has not failed without it, so it is written again.
+        remaining: list[tuple[Sequence[ClaimedItem], Exception | None]] = [
+            ([item for item in half if item.seq != probe.seq], None)
+            if probe in half
+            else (half, half_error)
+            for half, half_error in failed
+        ]
+        if probe_error is not None:
+            remaining.append(([probe], probe_error))
+        return [(group, group_error) for group, group_error in remaining if group]
+
+    def _isolate(self, groups: list[tuple[Sequence[ClaimedItem], Exception | None]]) -> None:
+        """Split failed groups in halves until each failing record is alone, and fail those.
+
+        A group whose error is ``None`` is written first, and split only if that fails.
+        """
+        pending = list(reversed(groups))
+        while pending:
+            group, error = pending.pop()
+            if error is None:
+                error = self._attempt(group, also_release=pending)
+                if error is None:
+                    continue
+            if len(group) == 1:
+                # The full message goes to the dead-letter table only, because it may quote
+                # the record's values.
+                self._fail(group[0], f"{type(error).__name__}: {error}", type(error).__name__)
+                continue
+            self._log_split(group, error)
+            middle = len(group) // 2
+            pending.append((group[middle:], None))
+            pending.append((group[:middle], None))
+
+    def _log_split(self, items: Sequence[ClaimedItem], error: Exception) -> None:
+        _log.warning(
+            "batch write failed, splitting",
+            records=len(items),
+            error_type=type(error).__name__,
+        )
 
     def _fail(self, item: ClaimedItem, error: str, error_type: str) -> None:
         dead = self.consumer.fail(item, error, delay_seconds=self._backoff_seconds(1))

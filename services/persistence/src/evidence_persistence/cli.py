@@ -53,6 +53,7 @@ def _consumer(settings: Settings, queue: PredictionQueue) -> QueueConsumer:
         owner=owner,
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
+        max_batch_bytes=settings.batch_max_bytes,
     )
 
 
@@ -119,6 +120,22 @@ def _existing_queue(settings: Settings) -> PredictionQueue:
     return PredictionQueue.from_settings(settings)
 
 
+def _start_metrics_server(metrics: WorkerMetrics, host: str, port: int) -> None:
+    """Serve the worker's metrics, or exit with status 2 naming the address and the fix."""
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        _log.error("metrics endpoint failed", host=host, port=port, **describe_error(exc))
+        reason = exc.strerror or type(exc).__name__
+        msg = (
+            f"cannot serve metrics on {host}:{port} ({reason}); choose a free port with "
+            "--metrics-port or PERSISTENCE_METRICS_PORT (0 picks any free port), or stop the "
+            "process that uses it"
+        )
+        raise _fail(msg, code=2) from None
+    _log.info("metrics endpoint started", host=host, port=server.server_port)
+
+
 @app.command()
 def worker(
     once: Annotated[
@@ -135,7 +152,8 @@ def worker(
     """Drain the queue into the configured sink until SIGTERM or SIGINT.
 
     On a signal the worker finishes the batch in progress, then exits. Exits with 2 when a
-    PERSISTENCE_* setting is invalid or the sink's settings are incomplete.
+    PERSISTENCE_* setting is invalid, the sink's settings are incomplete or the metrics port
+    cannot be bound.
     """
     settings = _settings()
     configure_logging(settings.log_level)
@@ -143,8 +161,7 @@ def worker(
     metrics = WorkerMetrics(queue)
     port = metrics_port if metrics_port is not None else settings.metrics_port
     if port is not None:
-        server, _ = start_http_server(port, addr=settings.metrics_host, registry=metrics.registry)
-        _log.info("metrics endpoint started", host=settings.metrics_host, port=server.server_port)
+        _start_metrics_server(metrics, settings.metrics_host, port)
     try:
         sink = open_sink(settings)
     except PersistenceError as exc:
@@ -195,22 +212,34 @@ def worker(
 
 @app.command()
 def status() -> None:
-    """Print queue depth, oldest record age and dead-letter count as one JSON object.
+    """Print queue depth, oldest record age, dead-letter count and integrity as one JSON object.
 
-    Exits with 1, creating nothing, when the file at PERSISTENCE_QUEUE_PATH does not exist.
+    ``integrity`` is ``"ok"`` or ``"corrupt"``, from SQLite's ``PRAGMA quick_check``, which
+    reads the whole file. Exits with 1 when the file is corrupt, and with 1, creating nothing,
+    when the file at PERSISTENCE_QUEUE_PATH does not exist.
     """
     settings = _settings()
     queue = _existing_queue(settings)
+    path = str(settings.queue_path.resolve())
     try:
+        problems = queue.integrity_problems()
         report = {
-            "queue_path": str(settings.queue_path.resolve()),
+            "queue_path": path,
             "depth": queue.depth(),
             "oldest_age_seconds": round(queue.oldest_age_seconds(), 3),
             "dead_letters": queue.dead_letter_count(),
+            "integrity": "corrupt" if problems else "ok",
         }
     except PersistenceError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(json.dumps(report))
+    if problems:
+        msg = (
+            f"queue file {path!r} is corrupt: PRAGMA quick_check found {len(problems)} "
+            f"problem(s), the first being {problems[0]!r}; stop the gateway and the worker, "
+            "then recover the file as docs/persistence.md, section Corrupt SQLite file, describes"
+        )
+        raise _fail(msg)
 
 
 @dead_letters_app.command("list")

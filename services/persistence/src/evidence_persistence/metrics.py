@@ -22,7 +22,8 @@ __all__ = ["QueueCollector", "WorkerMetrics"]
 class QueueCollector(Collector):
     """Export the state of one queue file; register it in any ``CollectorRegistry``.
 
-    Exports ``evidence_persistence_queue_up`` (1 when the file could be read),
+    Exports ``evidence_persistence_queue_up`` (1 when the file could be read and this process
+    has met no damage in it, see ``PredictionQueue.corruption``),
     ``evidence_persistence_queue_depth``, ``evidence_persistence_queue_oldest_age_seconds`` and
     ``evidence_persistence_dead_letters``.
     """
@@ -31,7 +32,11 @@ class QueueCollector(Collector):
         self.queue = queue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Read the queue and yield its gauges; a failed read yields only ``queue_up 0``."""
+        """Read the queue and yield its gauges; a failed read yields only ``queue_up 0``.
+
+        A damaged file can still return its depth, because the pages that hold the counter
+        may be intact. Then ``queue_up`` is 0 and the other gauges are still reported.
+        """
         try:
             depth = self.queue.depth()
             oldest = self.queue.oldest_age_seconds()
@@ -41,8 +46,9 @@ class QueueCollector(Collector):
                 "evidence_persistence_queue_up", "1 when the queue file was readable", value=0
             )
             return
+        up = 0 if self.queue.corruption else 1
         yield GaugeMetricFamily(
-            "evidence_persistence_queue_up", "1 when the queue file was readable", value=1
+            "evidence_persistence_queue_up", "1 when the queue file was readable", value=up
         )
         yield GaugeMetricFamily(
             "evidence_persistence_queue_depth", "Records waiting in the queue", value=depth
@@ -82,7 +88,7 @@ class WorkerMetrics:
         )
         self.batches = Counter(
             "evidence_persistence_batches",
-            "Batches processed, by outcome (written, sink_unavailable, failed)",
+            "Batches processed, by outcome (written, sink_unavailable, sink_rejects_all)",
             ["outcome"],
             registry=self.registry,
         )
