@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -136,6 +137,48 @@ def _start_metrics_server(metrics: WorkerMetrics, host: str, port: int) -> None:
     _log.info("metrics endpoint started", host=host, port=server.server_port)
 
 
+def _drain_until_signal(
+    drainer: QueueDrainer,
+    stop: threading.Event,
+    received: list[int],
+    *,
+    once: bool,
+    on_stop: Callable[[], None],
+) -> None:
+    """Run ``drainer`` in a thread; this thread turns SIGTERM or SIGINT into ``stop``.
+
+    A Python signal handler runs in the main thread between any two bytecodes, also in the
+    middle of ``threading.Event.set`` or of writing a log line. A handler that set the event
+    or logged could then wait for a lock this thread already holds, and the worker would
+    hang for ever (seen with repeated SIGTERM and SIGINT). So the handler only appends the
+    signal number to ``received``, which takes no lock, and the loop below sets the event.
+
+    Raises:
+        Exception: Whatever ``drainer.run`` raised, re-raised here.
+    """
+    failures: list[Exception] = []
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+
+    def drain() -> None:
+        try:
+            drainer.run(stop, exit_when_empty=once, on_stop=on_stop)
+        except Exception as exc:
+            failures.append(exc)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    thread = threading.Thread(target=drain, name="drain")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+        if received and not stop.is_set():
+            stop.set()
+    if failures:
+        raise failures[0]
+
+
 @app.command()
 def worker(
     once: Annotated[
@@ -171,19 +214,12 @@ def worker(
         raise typer.Exit(2) from exc
 
     stop = threading.Event()
-    received: list[str] = []
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        # No logging here: the signal may interrupt this thread in the middle of writing a
-        # log line, and the stream's lock or buffer would then deadlock or raise.
-        received.append(signal.Signals(signum).name)
-        stop.set()
+    received: list[int] = []
 
     def log_stop() -> None:
-        _log.info("stop requested", signal=received[0] if received else None)
+        signal_name = signal.Signals(received[0]).name if received else None
+        _log.info("stop requested", signal=signal_name)
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     drainer = QueueDrainer(
         _consumer(settings, queue),
         sink,
@@ -199,7 +235,7 @@ def worker(
         store_raw_evidence=settings.store_raw_evidence,
     )
     try:
-        drainer.run(stop, exit_when_empty=once, on_stop=log_stop)
+        _drain_until_signal(drainer, stop, received, once=once, on_stop=log_stop)
     except Exception as exc:
         # Python would print the traceback with the exception's message, which may quote the
         # batch's records. The log line keeps the type and the code locations.
