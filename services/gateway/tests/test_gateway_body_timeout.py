@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import time
@@ -260,3 +261,32 @@ def test_inflight_bodies_full_503(small_budget_url: str, route: str) -> None:
         body = {"data": [[0, "AFTER-1", None, "<r/>" + " " * 600_000]]}
     response = httpx.post(f"{small_budget_url}{route}", json=body, timeout=30)
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("route", ["/v1/predict", "/functions/predict"])
+def test_inflight_counts_gunzipped_bytes(small_budget_url: str, route: str) -> None:
+    """A 2 KB gzip body that inflates to 600 KB counts at 600 KB against the 1 MB budget."""
+    if route == "/functions/predict":
+        document: dict[str, object] = {"data": [[0, "GZ-1", None, "<r/>" + " " * 600_000]]}
+    else:
+        document = {"policy_number": "GZ-1", "mib_xml": None, "rx_xml": "<r/>" + " " * 600_000}
+    compressed = gzip.compress(json.dumps(document).encode())
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+    assert len(compressed) < 5_000
+
+    holder = _open(small_budget_url, route, 1_000_000, b'{"policy_number": "' + b"x" * 499_980)
+    try:
+        time.sleep(0.5)
+        busy = httpx.post(
+            f"{small_budget_url}{route}", content=compressed, headers=headers, timeout=30
+        )
+    finally:
+        holder.close()
+    time.sleep(0.5)
+    alone = httpx.post(
+        f"{small_budget_url}{route}", content=compressed, headers=headers, timeout=30
+    )
+
+    assert busy.status_code == 503, busy.text
+    assert busy.json()["error"]["type"] == "server_busy"
+    assert alone.status_code == 200, alone.text

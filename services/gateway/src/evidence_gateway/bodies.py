@@ -29,6 +29,7 @@ from evidence_gateway.body_encoding import (
     decompress_gzip,
     request_content_coding,
 )
+from evidence_gateway.limits import charge_decoded_body
 
 __all__ = [
     "THREAD_DECODE_MIN_BYTES",
@@ -77,6 +78,8 @@ class JSONBodyRequest(Request):
 
         Raises:
             BodyTooLargeError: the decompressed body is larger than GATEWAY_MAX_BODY_BYTES.
+            InflightBodiesFullError: the decompressed body would pass
+                GATEWAY_MAX_INFLIGHT_BODY_BYTES.
             HTTPException: 400 for invalid gzip data, 415 for an unsupported coding.
         """
         if not hasattr(self, "_decoded_body"):
@@ -88,6 +91,7 @@ class JSONBodyRequest(Request):
                 self._decoded_body = await asyncio.to_thread(
                     decompress_gzip, raw, max_bytes=max_bytes
                 )
+                charge_decoded_body(self.scope, len(self._decoded_body))
             else:
                 self._decoded_body = raw
         return self._decoded_body

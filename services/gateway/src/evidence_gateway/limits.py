@@ -34,7 +34,12 @@ __all__ = [
     "BodySizeLimitMiddleware",
     "BodyTooLargeError",
     "InflightBodiesFullError",
+    "charge_decoded_body",
 ]
+
+# Key in the request's scope["state"] of the function that counts bytes decoded from the body
+# (a gunzipped body) against the in-flight limit; uvicorn copies "state" for each request.
+_CHARGE_KEY = "evidence_gateway.charge_body_bytes"
 
 
 class BodyTooLargeError(HTTPException):
@@ -134,6 +139,7 @@ class BodySizeLimitMiddleware:
             return
 
         received = 0
+        charged = 0
         started = False
         # A request with no body is complete from the start. One that the app responds to
         # without reading its body (404, 415) gets "connection: close", because uvicorn would
@@ -162,6 +168,15 @@ class BodySizeLimitMiddleware:
                 complete = not message.get("more_body", False)
             return message
 
+        def charge(size: int) -> None:
+            nonlocal charged
+            if self._over_inflight_limit(size):
+                raise self._inflight_error()
+            charged += size
+            self.inflight_bytes += size
+
+        scope.setdefault("state", {})[_CHARGE_KEY] = charge
+
         async def send_tracked(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
@@ -179,7 +194,7 @@ class BodySizeLimitMiddleware:
                 raise
             await _reject(send, error)
         finally:
-            self.inflight_bytes -= received
+            self.inflight_bytes -= received + charged
 
     def _over_inflight_limit(self, more: int) -> bool:
         limit = self.max_inflight_body_bytes
@@ -187,6 +202,20 @@ class BodySizeLimitMiddleware:
 
     def _inflight_error(self) -> InflightBodiesFullError:
         return InflightBodiesFullError(self.max_inflight_body_bytes or 0)
+
+
+def charge_decoded_body(scope: Scope, size: int) -> None:
+    """Count ``size`` bytes decoded from the request's body against the in-flight limit.
+
+    A gzip body counts at its compressed size as it arrives, so the gunzipped copy, up to
+    ``GATEWAY_MAX_BODY_BYTES``, is counted here as well. Does nothing outside the middleware.
+
+    Raises:
+        InflightBodiesFullError: the bytes would pass ``GATEWAY_MAX_INFLIGHT_BODY_BYTES``.
+    """
+    charge = scope.get("state", {}).get(_CHARGE_KEY)
+    if charge is not None:
+        charge(size)
 
 
 _ERROR_TYPES = {413: "payload_too_large", 408: "request_timeout", 503: "server_busy"}
