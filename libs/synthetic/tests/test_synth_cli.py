@@ -208,8 +208,9 @@ def test_cli_force_keeps_foreign_entries(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.splitlines() == [
         f"error: --out {str(tmp_path)!r} contains 3 entries that evidence-synth does not write "
-        "(first: 'SYN-3-00000001', 'model', 'notes.txt'); --force deletes only labels.csv and "
-        "folders of mib.xml and rx.xml, so move those entries or choose another --out"
+        "(first: 'SYN-3-00000001', 'model', 'notes.txt'); --force deletes only a labels.csv "
+        "that starts with the header policy_number,label,as_of and SYN-<seed>-<index> folders "
+        "that contain only mib.xml and rx.xml, so move those entries or choose another --out"
     ]
     assert folder_names(tmp_path) == before
     assert policy_names(tmp_path) == [pair.policy_number for pair in generate_pairs(4, seed=3)]

@@ -7,6 +7,7 @@ identifiers are made up.
 
 from evidence_synthetic._mib_codes import MIB_CODE_CATEGORIES, MODIFIER_SEVERITY
 from evidence_synthetic._mib_xml import MIB_QUIRKS, MIB_SHAPES
+from evidence_synthetic._output import SymlinkInOutputError
 from evidence_synthetic._pairs import (
     DEFAULT_EDGE_RATE,
     EvidencePair,
@@ -30,6 +31,7 @@ __all__ = [
     "RX_SHAPES",
     "SMOKE_INPUTS",
     "EvidencePair",
+    "SymlinkInOutputError",
     "generate_mib_report",
     "generate_pair",
     "generate_pairs",

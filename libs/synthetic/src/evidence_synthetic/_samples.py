@@ -16,6 +16,7 @@ from evidence_synthetic._catalog import DRUGS
 from evidence_synthetic._fills import Fill, make_fill
 from evidence_synthetic._mib_records import Build, MibRecord
 from evidence_synthetic._mib_xml import MibReport, render_mib
+from evidence_synthetic._output import check_no_symlinks, make_folder, write_new_file
 from evidence_synthetic._parties import Pharmacy, Prescriber, make_npi
 from evidence_synthetic._rx_xml import RxReport, render_rx
 
@@ -333,23 +334,33 @@ def _readme(samples: list[Sample]) -> str:
 def write_samples(directory: str | Path) -> list[Path]:
     """Write the curated samples, the smoke inputs and a README into `directory`.
 
-    Returns the written files, sorted. Existing files with the same names are overwritten.
+    Returns the written files, sorted. Existing files with the same names are replaced by new
+    files, and other files stay. `directory` itself may be a symbolic link.
+
+    Raises:
+        SymlinkInOutputError: an OSError, when any folder or file this would write is a
+            symbolic link. It lists every such link, and nothing is written.
     """
     root = Path(directory)
     samples = build_samples()
-    written: list[Path] = []
-    for sample in samples:
-        folder = root / sample.name
-        folder.mkdir(parents=True, exist_ok=True)
-        for filename, content in (("mib.xml", sample.mib_xml), ("rx.xml", sample.rx_xml)):
-            (folder / filename).write_bytes(content)
-            written.append(folder / filename)
-    smoke = root / "smoke"
-    smoke.mkdir(parents=True, exist_ok=True)
-    for filename, content in SMOKE_INPUTS.items():
-        (smoke / filename).write_bytes(content)
-        written.append(smoke / filename)
+    contents: dict[str, dict[str, bytes]] = {
+        sample.name: {"mib.xml": sample.mib_xml, "rx.xml": sample.rx_xml} for sample in samples
+    }
+    contents["smoke"] = SMOKE_INPUTS
     readme = root / "README.md"
-    readme.write_text(_readme(samples), encoding="utf-8")
+
+    planned: list[Path] = []
+    for folder, files in contents.items():
+        planned += [root / folder, *(root / folder / filename for filename in files)]
+    check_no_symlinks([*planned, readme])
+
+    root.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for folder, files in contents.items():
+        make_folder(root / folder)
+        for filename, content in files.items():
+            write_new_file(root / folder / filename, content)
+            written.append(root / folder / filename)
+    write_new_file(readme, _readme(samples).encode("utf-8"))
     written.append(readme)
     return sorted(written)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
+from evidence_synthetic._output import SymlinkInOutputError
 from evidence_synthetic._pairs import DEFAULT_EDGE_RATE, iter_pairs
 from evidence_synthetic._samples import write_samples
-from evidence_synthetic._writer import write_pairs
+from evidence_synthetic._writer import LABELS_HEADER, write_pairs
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -20,7 +22,11 @@ app = typer.Typer(add_completion=False, help=__doc__)
 _PROGRESS_MIN_PAIRS = 1000
 EXIT_INVALID_OPTION = 2
 _LABELS_FILE = "labels.csv"
+_LABELS_FIRST_LINE = ",".join(LABELS_HEADER)
 _PAIR_FILES = frozenset({"mib.xml", "rx.xml"})
+# The folder names iter_pairs gives: SYN-<seed>-<index>, the index zero-padded to 8 digits and
+# longer past 99,999,999. --seed has no leading zeros and is never negative.
+_POLICY_FOLDER = re.compile(r"SYN-(?:0|[1-9][0-9]*)-[0-9]{8,}")
 _EXAMPLE_ENTRIES = 3
 
 
@@ -34,12 +40,14 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _is_pair_folder(entry: Path) -> bool:
-    """Return whether ``entry`` is a folder that write_pairs could have written.
+    """Return whether ``entry`` is a folder that an earlier evidence-synth run wrote.
 
-    Such a folder contains one or both of mib.xml and rx.xml as regular files and nothing
-    else. An empty folder does not count. Symbolic links never count, so ``--force`` does not
-    follow them.
+    Such a folder has a name of the form iter_pairs gives and contains one or both of mib.xml
+    and rx.xml as regular files and nothing else. An empty folder does not count. Symbolic
+    links never count, so ``--force`` does not follow them.
     """
+    if not _POLICY_FOLDER.fullmatch(entry.name):
+        return False
     if entry.is_symlink() or not entry.is_dir():
         return False
     children = list(entry.iterdir())
@@ -49,6 +57,19 @@ def _is_pair_folder(entry: Path) -> bool:
     )
 
 
+def _is_labels_file(entry: Path) -> bool:
+    """Return whether ``entry`` is a regular labels.csv that starts with write_pairs' header."""
+    if entry.name != _LABELS_FILE or entry.is_symlink() or not entry.is_file():
+        return False
+    try:
+        with entry.open("rb") as handle:
+            first_line = handle.readline(len(_LABELS_FIRST_LINE) + 2)
+    except OSError:
+        # An unreadable labels.csv cannot be shown to be ours, so it counts as foreign.
+        return False
+    return first_line.rstrip(b"\r\n") == _LABELS_FIRST_LINE.encode("ascii")
+
+
 def _remove_previous_pairs(out: Path, entries: list[Path]) -> int:
     """Delete labels.csv and the pair folders in ``out``, and return how many were deleted.
 
@@ -56,17 +77,15 @@ def _remove_previous_pairs(out: Path, entries: list[Path]) -> int:
     this command.
     """
     foreign = [
-        entry
-        for entry in entries
-        if not (entry.name == _LABELS_FILE and entry.is_file() and not entry.is_symlink())
-        and not _is_pair_folder(entry)
+        entry for entry in entries if not _is_labels_file(entry) and not _is_pair_folder(entry)
     ]
     if foreign:
         names = ", ".join(repr(entry.name) for entry in foreign[:_EXAMPLE_ENTRIES])
         msg = (
             f"--out {str(out)!r} contains {_entries(len(foreign))} that evidence-synth does not "
-            f"write (first: {names}); --force deletes only labels.csv and folders of mib.xml and "
-            "rx.xml, so move those entries or choose another --out"
+            f"write (first: {names}); --force deletes only a labels.csv that starts with the "
+            f"header {_LABELS_FIRST_LINE} and SYN-<seed>-<index> folders that contain only "
+            "mib.xml and rx.xml, so move those entries or choose another --out"
         )
         raise _fail(msg)
     for entry in entries:
@@ -123,7 +142,8 @@ def main(
         Path,
         typer.Option(
             help="Output folder, created when missing. For pairs it must be empty unless "
-            "--force is given. --samples overwrites its files in place."
+            "--force is given. --samples replaces its files in place. A symbolic link below "
+            "--out where a file or folder would be written stops the command."
         ),
     ],
     n: Annotated[int, typer.Option(min=0, help="Number of applicants to generate.")] = 1000,
@@ -147,15 +167,17 @@ def main(
         bool,
         typer.Option(
             "--force",
-            help="Delete labels.csv and the <policy> folders of mib.xml and rx.xml already in "
-            "--out before writing pairs. Anything else in --out stops the command.",
+            help="Delete the labels.csv and the SYN-<seed>-<index> folders of mib.xml and "
+            "rx.xml that an earlier run wrote to --out before writing pairs. Anything else in "
+            "--out stops the command and nothing is deleted.",
         ),
     ] = False,
 ) -> None:
     """Write DIR/<policy>/mib.xml, DIR/<policy>/rx.xml and DIR/labels.csv.
 
     Exit status: 0 written, 2 invalid options, including an --out that is a file, cannot be
-    created or written, or is a non-empty folder without --force.
+    created or written, is a non-empty folder without --force, or has a symbolic link where
+    a file or folder would be written.
     """
     if samples:
         # The sample files have fixed names, so rewriting them leaves nothing stale behind.
@@ -163,6 +185,8 @@ def main(
         _create_folder(out)
         try:
             written = write_samples(out)
+        except SymlinkInOutputError as exc:
+            raise _symlinks_found(out, exc) from exc
         except OSError as exc:
             raise _write_failed(exc) from exc
         typer.echo(f"wrote {len(written)} sample files to {out}")
@@ -181,6 +205,8 @@ def main(
     progress = tqdm(pairs, total=n, unit="pair", disable=n < _PROGRESS_MIN_PAIRS)
     try:
         count = write_pairs(progress, out)
+    except SymlinkInOutputError as exc:
+        raise _symlinks_found(out, exc) from exc
     except OSError as exc:
         raise _write_failed(exc) from exc
     typer.echo(f"wrote {count} pairs to {out} (labels in {out / _LABELS_FILE})")
@@ -188,6 +214,18 @@ def main(
 
 def _write_failed(exc: OSError) -> typer.Exit:
     msg = f"cannot write {str(exc.filename)!r}: {exc.strerror}; choose a writable --out folder"
+    return _fail(msg)
+
+
+def _symlinks_found(out: Path, exc: SymlinkInOutputError) -> typer.Exit:
+    names = ", ".join(repr(str(path.relative_to(out))) for path in exc.paths[:_EXAMPLE_ENTRIES])
+    count = len(exc.paths)
+    links = "1 symbolic link" if count == 1 else f"{count} symbolic links"
+    msg = (
+        f"--out {str(out)!r} contains {links} where evidence-synth writes (first: {names}); "
+        "it never writes through links, so replace the link with a regular file or folder, "
+        "or choose another --out"
+    )
     return _fail(msg)
 
 
