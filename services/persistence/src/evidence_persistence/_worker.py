@@ -6,10 +6,13 @@ worker backs off exponentially. Any other exception may come from one bad record
 split in halves until each failing record is alone in its batch. Those records are retried later
 and move to the dead-letter table after ``max_attempts`` claims.
 
-A sink that rejects every record (a missing privilege, table or column, or a trigger) raises the
-second kind for each one. Splitting then costs about two failing transactions per record and
-dead-letters the whole queue. So a batch whose halves and one randomly drawn record all fail with
-the same exception type is released like an outage instead.
+A sink that rejects every record (a missing privilege, table or column) raises the second kind
+for each one. Splitting then costs about two failing transactions per record and dead-letters the
+whole queue. So a batch whose halves and one randomly drawn record all fail with the same
+exception type is released like an outage instead, but only when that error is a sink fault (see
+``is_sink_fault``). An error that can come from the records' own values, such as a failed
+constraint, is always split down to single records, which reach the dead letters after
+``max_attempts``.
 """
 
 from __future__ import annotations
@@ -25,21 +28,78 @@ import structlog
 from evidence_persistence._consumer import ClaimedItem, QueueConsumer
 from evidence_persistence._logging import describe_error
 from evidence_persistence._sink import Sink, WriteResult
-from evidence_persistence.errors import QueueError, SinkUnavailableError
+from evidence_persistence.errors import (
+    QueueError,
+    SinkConfigurationError,
+    SinkUnavailableError,
+)
 from evidence_persistence.metrics import WorkerMetrics
 
-__all__ = ["DrainStats", "QueueDrainer"]
+__all__ = ["DrainStats", "QueueDrainer", "is_sink_fault"]
 
 _log = structlog.get_logger("evidence_persistence.worker")
 # Time between the worker's checkpoints of the queue file. With appends at 500/s and a worker
 # draining them, the WAL gained about 1,200 pages in that time (appends, claims and deletes
 # together), far below the 10,000 pages at which an append runs a checkpoint itself.
 CHECKPOINT_INTERVAL_SECONDS = 0.5
-# Smallest batch on which a failure shared by both halves and a random record is taken as the
-# sink's fault. In smaller batches a few bad records of one kind would look the same, so their
-# records are isolated one by one. NOTE: a batch of at least this many records that all fail in
-# the same way for their own reasons, such as replayed dead letters, is held as an outage too.
+# Smallest batch on which a sink fault shared by both halves and a random record is taken to
+# reject every record. In smaller batches a few records that fail alike would look the same, so
+# their records are isolated one by one.
 MIN_RECORDS_FOR_SINK_FAULT = 4
+# SQLSTATE classes of errors about the statement or the caller's rights, not the values. Class
+# 42 is "syntax error or access rule violation", such as 42S02 table not found or 42501
+# insufficient privilege. Class 28 is "invalid authorization specification".
+_SINK_FAULT_SQLSTATE_CLASSES = frozenset({"42", "28"})
+# Snowflake error numbers of a missing or unauthorized object (2003) and of insufficient
+# privileges (3001), as snowflake-ml-python 2.6.0 tests them in snowflake/ml/jobs/manager.py.
+# Number 2003 comes with SQLSTATE 02000 for a missing schema or service, outside the classes above.
+_SINK_FAULT_SNOWFLAKE_ERRNOS = frozenset({2003, 3001})
+
+
+def is_sink_fault(error: BaseException) -> bool:
+    """Tell whether ``error`` points at the sink, so it would fail every record alike.
+
+    True for a ``SinkConfigurationError``, which a sink may raise from ``write_batch`` to mark
+    such a fault (neither built-in sink does yet). True also for a database error whose SQLSTATE
+    or Snowflake error number names a missing object or privilege or an invalid statement: a
+    connector ``ProgrammingError``, or a Snowpark ``SnowparkSQLException`` wrapping one. False
+    for everything else, above all for errors that can come from the records' own values: the
+    ``SinkRecordError`` of a failed SQLite constraint or an unbindable value, and SQLSTATE class
+    22 (data exception) or 23 (integrity constraint violation). Only a sink fault can make the
+    worker hold a batch as rejected in full. Records that keep failing with any other error
+    reach the dead letters after ``max_attempts``.
+
+    NOTE: only the sink can tell a fault of its own from one of the records. A SQLite trigger
+    that rejects every row raises an ``IntegrityError`` like a failed CHECK, so the SQLite
+    sink's rejections always count as the records' fault. The Snowflake codes have not been
+    seen from a live account.
+    """
+    if isinstance(error, SinkConfigurationError):
+        return True
+    for cause in _error_chain(error):
+        sqlstate = getattr(cause, "sqlstate", None)
+        errno = getattr(cause, "errno", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _SINK_FAULT_SQLSTATE_CLASSES:
+            return True
+        if isinstance(errno, int) and errno in _SINK_FAULT_SNOWFLAKE_ERRNOS:
+            return True
+    return False
+
+
+def _error_chain(error: BaseException) -> list[BaseException]:
+    """Return ``error``, the connector error a Snowpark exception wraps, and their causes."""
+    chain: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        wrapped = getattr(current, "conn_error", None)
+        pending.append(current.__cause__)
+        if isinstance(wrapped, BaseException):
+            pending.append(wrapped)
+    return chain
 
 
 @dataclass(slots=True)
@@ -69,6 +129,11 @@ class _SinkUnavailable(Exception):  # noqa: N818 - internal control flow, never 
         """Return the same outage with the records of ``groups`` also to be released."""
         seqs = self.seqs | {item.seq for group in groups for item in group}
         return _SinkUnavailable(self.message, seqs, self.cause, rejects_all=self.rejects_all)
+
+
+def _same_sink_fault(candidate: Exception | None, error: Exception) -> bool:
+    """Tell whether ``candidate`` is a sink fault of the same exception type as ``error``."""
+    return candidate is not None and type(candidate) is type(error) and is_sink_fault(candidate)
 
 
 class QueueDrainer:
@@ -222,7 +287,7 @@ class QueueDrainer:
         if error is None:
             return
         groups: list[tuple[Sequence[ClaimedItem], Exception | None]] = [(items, error)]
-        if len(items) >= MIN_RECORDS_FOR_SINK_FAULT:
+        if len(items) >= MIN_RECORDS_FOR_SINK_FAULT and is_sink_fault(error):
             groups = self._split_checking_sink(items, error)
         self._isolate(groups)
 
@@ -255,15 +320,16 @@ class QueueDrainer:
     def _split_checking_sink(
         self, items: Sequence[ClaimedItem], error: Exception
     ) -> list[tuple[Sequence[ClaimedItem], Exception | None]]:
-        """Write both halves of a failed batch, and tell the sink's fault from the records'.
+        """Write both halves of a batch that failed with a sink fault, and probe one record.
 
         Returns:
             The groups still to isolate, each with its error, or ``None`` when the group has
             not been written on its own yet.
 
         Raises:
-            _SinkUnavailable: Both halves and one record drawn at random failed with the
-                exception type of the whole batch, so the sink is taken to reject every record.
+            _SinkUnavailable: Both halves and one record drawn at random failed with a sink
+                fault of the whole batch's exception type, so the sink is taken to reject
+                every record.
         """
         self._log_split(items, error)
         middle = len(items) // 2
@@ -276,20 +342,15 @@ class QueueDrainer:
             for half, half_error in ((first, first_error), (second, second_error))
             if half_error is not None
         ]
-        if not (
-            first_error is not None
-            and second_error is not None
-            and type(first_error) is type(error)
-            and type(second_error) is type(error)
-        ):
+        if not (_same_sink_fault(first_error, error) and _same_sink_fault(second_error, error)):
             return list(failed)
 
-        # Two bad records of one kind, one in each half, also fail both halves. A record drawn
-        # at random is then most likely a good one, and the next claim draws again.
+        # Two records that meet a sink fault, one in each half, also fail both halves. A record
+        # drawn at random is then most likely a good one, and the next claim draws again.
         probe = items[random.randrange(len(items))]  # noqa: S311 - sampling, not a secret
         others = [item for item in items if item.seq != probe.seq]
         probe_error = self._attempt([probe], also_release=[(others, None)])
-        if probe_error is not None and type(probe_error) is type(error):
+        if _same_sink_fault(probe_error, error):
             message = (
                 f"the sink rejected a batch of {len(items)} records, both its halves and one "
                 f"record of it with {type(error).__name__}, so it is taken to reject every "
