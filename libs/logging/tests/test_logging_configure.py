@@ -300,3 +300,19 @@ def test_configure_adopts_uvicorn_loggers(capsys: pytest.CaptureFixture[str]) ->
     assert "ValueError" == line["exception_type"]
     assert plain not in error_logger.handlers
     assert CANARY not in output.out + output.err
+
+
+@pytest.mark.parametrize("logger_name", ["httpx", "httpcore.connection"])
+def test_configure_quiets_http_client_info(
+    capsys: pytest.CaptureFixture[str], logger_name: str
+) -> None:
+    """httpx's request lines, which carry URLs with any credentials, stay out at INFO and DEBUG."""
+    configure_logging(KEYS, level="debug")
+    url = "http://svc:Pa55w0rd@127.0.0.1:5000/predict"
+
+    logging.getLogger(logger_name).info("HTTP Request: POST %s", url)
+    logging.getLogger(logger_name).warning("connection pool full")
+
+    output = capsys.readouterr()
+    assert "Pa55w0rd" not in output.out + output.err
+    assert [line["event"] for line in _json_lines(output.out)] == ["connection pool full"]

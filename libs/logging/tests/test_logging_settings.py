@@ -13,7 +13,14 @@ from evidence_logging import (
     describe_invalid_settings,
     exit_on_invalid_settings,
 )
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOKEN = "tok-3f9a-SECRET-77c1e0d2"  # noqa: S105 (a made-up token the output must not show)
@@ -39,6 +46,14 @@ class ExampleSettings(BaseSettings):
             msg = "EXAMPLE_MAX_ITEM_BYTES exceeds EXAMPLE_MAX_BODY_BYTES; lower the item limit"
             raise ValueError(msg)
         return self
+
+
+class UrlSettings(BaseSettings):
+    """A URL setting that is not a secret field."""
+
+    model_config = SettingsConfigDict(env_prefix="EXAMPLE_", extra="ignore")
+
+    base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:5000")
 
 
 class RequiredSettings(BaseSettings):
@@ -139,7 +154,7 @@ def test_model_rule_without_values(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_secret_quoted_by_validator_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A secret value that a validator's message quotes is replaced by the placeholder."""
+    """A message that quotes a secret value is replaced whole by the placeholder."""
     monkeypatch.setenv("EXAMPLE_TOKEN", TOKEN)
     monkeypatch.setenv("EXAMPLE_PORT", "x")
     with pytest.raises(ValidationError) as caught:
@@ -161,8 +176,40 @@ def test_secret_quoted_by_validator_scrubbed(monkeypatch: pytest.MonkeyPatch) ->
         [(quoting, ExampleSettings)], {"EXAMPLE_TOKEN": TOKEN, "EXAMPLE_PORT": "x"}
     )
 
-    assert f"port clashes with token {HIDDEN_VALUE}" in text
+    assert f"EXAMPLE_PORT='x': {HIDDEN_VALUE}" in text
+    assert "clashes" not in text
     assert TOKEN not in text
+
+
+@pytest.mark.parametrize("token", ["0", "ab"])
+def test_short_secret_not_revealed(monkeypatch: pytest.MonkeyPatch, token: str) -> None:
+    """A value containing a short secret is hidden whole, so no part of it shows the secret."""
+    monkeypatch.setenv("EXAMPLE_TOKEN", token)
+    value = f"70{token}00{token}"
+    monkeypatch.setenv("EXAMPLE_PORT", value)
+    with pytest.raises(ValidationError) as caught:
+        ExampleSettings()
+
+    text = describe_invalid_settings(
+        [(caught.value, ExampleSettings)], {"EXAMPLE_TOKEN": token, "EXAMPLE_PORT": value}
+    )
+
+    assert f"EXAMPLE_PORT={HIDDEN_VALUE}" in text
+    assert value not in text
+    assert "70" not in text
+
+
+def test_url_password_hidden() -> None:
+    """A password in a URL setting, which is not a secret field, is hidden in the message."""
+    url = "svc://user:Pa55w0rd@127.0.0.1:99999/"
+    with pytest.raises(ValidationError) as caught:
+        UrlSettings(base_url=url)
+
+    text = describe_invalid_settings([(caught.value, UrlSettings)], {"EXAMPLE_BASE_URL": url})
+
+    assert "Pa55w0rd" not in text
+    assert "user:" not in text
+    assert "svc://(hidden)@127.0.0.1:99999/" in text
 
 
 def test_missing_variable_named_unset(monkeypatch: pytest.MonkeyPatch) -> None:

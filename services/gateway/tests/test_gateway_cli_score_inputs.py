@@ -157,6 +157,21 @@ def test_score_cli_invalid_url_exit_2(url: str, reason: str) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("port", "status"),
+    [("99999", 2), (None, 4)],
+)
+def test_score_cli_url_password_hidden(port: str | None, status: int) -> None:
+    """A password in --url never reaches stderr, for an invalid or an unreachable URL."""
+    url = f"http://svc:Pa55w0rd-XYZ@127.0.0.1:{port or free_port()}"
+
+    result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url], {})
+
+    assert result.returncode == status
+    assert "Pa55w0rd-XYZ" not in result.stderr + result.stdout
+    assert "http://(hidden)@127.0.0.1:" in result.stderr
+
+
 def test_score_cli_invalid_url_in_process_ignored(tmp_path: Path) -> None:
     """With --in-process the --url option is ignored, so an invalid one is not an error."""
     result = _run(

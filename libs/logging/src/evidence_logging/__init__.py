@@ -19,6 +19,7 @@ from evidence_logging._settings import (
     SettingsFailure,
     describe_invalid_settings,
     exit_on_invalid_settings,
+    hide_url_credentials,
 )
 from evidence_logging._stdlib import keep_message_template, route_stdlib_logging
 from evidence_logging._streams import (
@@ -55,6 +56,7 @@ __all__ = [
     "describe_invalid_settings",
     "exception_frames",
     "exit_on_invalid_settings",
+    "hide_url_credentials",
     "keep_message_template",
     "redact_loggers",
     "resolve_level",

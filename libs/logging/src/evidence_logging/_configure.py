@@ -19,6 +19,9 @@ from evidence_logging._values import MAX_LIST_ITEMS, AllowedKeysFilter
 # uvicorn.access is left alone: the services log one summary line per request themselves, and
 # uvicorn's access_log=False turns it off by giving it no handler and no propagation.
 ADOPTED_LOGGERS = ("uvicorn", "uvicorn.error")
+# httpx and httpcore log every request at INFO with its full URL, and a URL may carry
+# credentials (http://user:password@host). Their warnings and errors still come through.
+QUIETED_LOGGERS = ("httpx", "httpcore")
 
 
 def resolve_level(level: int | str) -> int:
@@ -115,4 +118,6 @@ def configure_logging(
         for handler in list(adopted.handlers):
             adopted.removeHandler(handler)
         adopted.propagate = True
+    for name in QUIETED_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, stdlib_level_number))
     redact_loggers(extra_loggers)

@@ -13,6 +13,7 @@ services that call these functions pass in their own pydantic errors and setting
 from __future__ import annotations
 
 import os
+import re
 import sys
 import typing
 from collections.abc import Iterable, Mapping
@@ -30,6 +31,7 @@ __all__ = [
     "SettingsFailure",
     "describe_invalid_settings",
     "exit_on_invalid_settings",
+    "hide_url_credentials",
 ]
 
 INVALID_SETTINGS_EXIT_STATUS = 2
@@ -107,10 +109,24 @@ class _FieldTable:
         return self.secret.get(key.upper(), True)
 
     def scrub(self, text: str) -> str:
-        """Replace any secret value in ``text``, in case a validator quoted one in its message."""
-        for value in self.secret_values:
-            text = text.replace(value, HIDDEN_VALUE)
-        return text
+        """Hide ``text`` whole if it contains a secret value, and any password in a URL.
+
+        A validator may quote a secret in its message. Replacing only the secret inside the
+        text would show its length and position, and all of a short secret such as "0".
+        """
+        if any(value in text for value in self.secret_values):
+            return HIDDEN_VALUE
+        return hide_url_credentials(text)
+
+
+# The user-information part of a URL, "user:password@" after the scheme: settings such as a
+# base URL are not secret fields but may carry credentials.
+_URL_USERINFO = re.compile(r"(://)[^/@\s]*@")
+
+
+def hide_url_credentials(text: str) -> str:
+    """Return ``text`` with the ``user:password@`` part of every URL in it hidden."""
+    return _URL_USERINFO.sub(r"\1" + HIDDEN_VALUE + "@", text)
 
 
 def _show_value(value: object) -> str:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import typer
+from evidence_logging import hide_url_credentials
 from evidence_model_client.config import ClientSettings, get_client_settings
 from rich.console import Console
 
@@ -80,7 +81,8 @@ def _check_url(url: str) -> None:
     if problem is None:
         return
     typer.echo(
-        f"error: --url {url!r} is invalid ({problem}); pass the gateway's base URL, such as "
+        f"error: --url {hide_url_credentials(url)!r} is invalid "
+        f"({hide_url_credentials(problem)}); pass the gateway's base URL, such as "
         "http://127.0.0.1:8000",
         err=True,
     )
@@ -197,7 +199,8 @@ def score(
             response = asyncio.run(_post_remote(url, body, token, timeout))
     except httpx.HTTPError as exc:
         typer.echo(
-            f"error: request to {url} failed: {exc.__class__.__name__}; is the gateway up?",
+            f"error: request to {hide_url_credentials(url)} failed: {exc.__class__.__name__}; "
+            "is the gateway up?",
             err=True,
         )
         raise typer.Exit(EXIT_UNREACHABLE) from exc
@@ -208,7 +211,8 @@ def score(
     if not isinstance(response_body, dict):
         # Another server on that port (the dashboard, a proxy's HTML page) is not the gateway.
         typer.echo(
-            f"error: {url} responded with HTTP {response.status_code} without the gateway's JSON "
+            f"error: {hide_url_credentials(url)} responded with HTTP {response.status_code} "
+            "without the gateway's JSON "
             "object; check that --url points at the gateway",
             err=True,
         )
