@@ -60,8 +60,9 @@ def test_two_digit_year_pivot() -> None:
         "2024-03-16 10:30",
         "2024-03-16T10:30:15.123456Z",
         "2024-03-16 00:00:00,0",
-        "2024-03-16T24:00:00",
         "2024-03-16T23:59:60Z",
+        "2024-03-16+14:00",
+        "2024-03-16-1400",
     ],
 )
 def test_parse_xml_schema_dates_with_zone(text: str) -> None:
@@ -78,10 +79,41 @@ def test_parse_xml_schema_dates_with_zone(text: str) -> None:
         "2024-03-16T10:30:61",
         "2024-03-16T24:30:00",
         "2024-03-16+15:00",
+        "2024-03-16+14:01",
+        "2024-03-16-1459",
         "2024-03-16T10",
         "2024-03-16X",
     ],
 )
 def test_parse_iso_date_trailing_junk_invalid(text: str) -> None:
     """A date followed by text that is no valid time or zone is present but unparseable."""
+    assert parse_date(text) == UNPARSEABLE
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-16T24:00:00", date(2024, 3, 17)),
+        ("2021-12-31T24:00:00Z", date(2022, 1, 1)),
+        ("2024-02-28T24:00", date(2024, 2, 29)),
+    ],
+)
+def test_parse_end_of_day_is_next_day(text: str, expected: date) -> None:
+    """24:00 is the next day's midnight, so the date moves forward by one."""
+    assert expected.toordinal() == parse_date(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0662\u0660\u0662\u0661-\u0660\u0661-\u0660\u0661",
+        "\uff12\uff10\uff12\uff11-01-01",
+        "\uff12\uff10\uff12\uff11\uff10\uff11\uff10\uff11",
+        "\u0660\u0661/01/2021",
+        "\u0660\u0661-JAN-21",
+        "\u0662\u0660AG21",
+    ],
+)
+def test_parse_date_non_ascii_digits_invalid(text: str) -> None:
+    """Digits of other scripts (Arabic-Indic, fullwidth) make a date unparseable."""
     assert parse_date(text) == UNPARSEABLE

@@ -2,10 +2,12 @@
 
 Dates become proleptic Gregorian ordinals (`date.toordinal()`), so window arithmetic is integer
 subtraction. Accepted forms: `YYYY-MM-DD` and XML Schema dates and date-times with or without a
-zone (the date as written, zone ignored; a time or zone out of range makes the date invalid),
+zone (the date as written, zone ignored, and 24:00 as the next day's midnight; a time or zone
+out of range makes the date invalid),
 `YYYYMMDD`, `MM/DD/YYYY` and `MM/DD/YY`, `DD-MON-YY` and `DD-MON-YYYY`, and the legacy MIB
 `DDMMYY` with a two-letter month such as `20AG21`. Two-digit years 00-68 mean 2000-2068 and 69-99
-mean 1969-1999, the pivot of C `strptime("%y")`.
+mean 1969-1999, the pivot of C `strptime("%y")`. Only ASCII digits count: a date written with
+digits of another script is invalid rather than read as a number.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ _TWO_LETTER_MONTHS = {
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d{1,9})?)?)?"
-    r"(?:Z|[+-](\d{2}):?(\d{2}))?"
+    r"(?:Z|[+-](\d{2}):?(\d{2}))?",
+    re.ASCII,
 )
-_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
-_SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})")
-_MONTH_NAME = re.compile(r"(\d{1,2})[- ]?([A-Z]{3})[- ]?(\d{2}|\d{4})")
-_LEGACY_MIB = re.compile(r"(\d{2})([A-Z]{2})(\d{2})")
+_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII)
+_SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", re.ASCII)
+_MONTH_NAME = re.compile(r"(\d{1,2})[- ]?([A-Z]{3})[- ]?(\d{2}|\d{4})", re.ASCII)
+_LEGACY_MIB = re.compile(r"(\d{2})([A-Z]{2})(\d{2})", re.ASCII)
 
 
 def _full_year(text: str) -> int:
@@ -67,17 +70,23 @@ def _ordinal(year: int, month: int, day: int) -> int:
 
 def _iso_ordinal(match: re.Match[str]) -> int:
     year, month, day, hour, minute, second, zone_hours, zone_minutes = match.groups()
-    # 24:00 is midnight at the end of the day in ISO 8601, and :60 a leap second.
+    # 24:00 is midnight at the end of the day in ISO 8601 (the next day's 00:00), and :60 a
+    # leap second.
+    end_of_day = hour == "24" and minute == "00" and second in (None, "00")
     if hour is not None and not (
-        (int(hour) <= 23 or (hour == "24" and minute == "00" and second in (None, "00")))
+        (int(hour) <= 23 or end_of_day)
         and int(minute) <= 59
         and (second is None or int(second) <= 60)
     ):
         return UNPARSEABLE
-    if zone_hours is not None and (int(zone_hours) > 14 or int(zone_minutes) > 59):
+    # XML Schema allows zones from -14:00 to +14:00.
+    if zone_hours is not None and (
+        int(zone_minutes) > 59 or int(zone_hours) * 60 + int(zone_minutes) > 14 * 60
+    ):
         return UNPARSEABLE
     # The date as written: a zone says where the day was, not a day to convert to.
-    return _ordinal(int(year), int(month), int(day))
+    ordinal = _ordinal(int(year), int(month), int(day))
+    return ordinal + 1 if end_of_day and ordinal != UNPARSEABLE else ordinal
 
 
 def parse_date_text(text: str) -> int:
