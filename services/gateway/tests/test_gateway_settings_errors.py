@@ -224,3 +224,31 @@ def test_stack_invalid_dashboard_setting(tmp_path: Path) -> None:
         result.stderr
     )
     assert not var_dir.exists()
+
+
+def test_stack_lists_dashboard_with_others(tmp_path: Path) -> None:
+    """An invalid DASHBOARD_* setting is listed in the same run as the other processes' ones."""
+    var_dir = tmp_path / "var"
+    result = _run(
+        [
+            "evidence-stack",
+            "--once",
+            "--root",
+            str(REPO_ROOT),
+            "--var-dir",
+            str(var_dir),
+            "--gateway-port",
+            str(free_port()),
+            "--model-port",
+            str(free_port()),
+            "--dashboard-port",
+            str(free_port()),
+        ],
+        {"DASHBOARD_MAX_ROWS": "5", "PERSISTENCE_BATCH_SIZE": "0"},
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert "  PERSISTENCE_BATCH_SIZE='0': " in result.stderr
+    assert "  DASHBOARD_MAX_ROWS='5': " in result.stderr
+    assert not var_dir.exists()

@@ -309,10 +309,15 @@ def run(
         gateway_workers=gateway_workers,
     )
     environment = layout.environment(dict(os.environ))
-    _check_settings(environment)
     with_dashboard = dashboard and dashboard_available()
-    if with_dashboard and (problem := dashboard_settings_problem(environment)) is not None:
-        sys.stderr.write(problem)
+    # Both checks run before either exits, so one run lists every invalid setting.
+    problem = dashboard_settings_problem(environment) if with_dashboard else None
+    try:
+        _check_settings(environment)
+    finally:
+        if problem is not None:
+            sys.stderr.write(problem)
+    if problem is not None:
         raise SystemExit(INVALID_SETTINGS_EXIT_STATUS)
     dashboard_note = dashboard_status(layout, requested=dashboard, installed=with_dashboard)
     try:
