@@ -218,6 +218,24 @@ def test_stack_port_from_environment(listener: int, tmp_path: Path) -> None:
     assert "--model-port or MODEL_SERVER_PORT" in output
 
 
+def test_stack_worker_metrics_port_taken(listener: int, tmp_path: Path) -> None:
+    """A taken PERSISTENCE_METRICS_PORT stops the stack before it starts anything."""
+    env = {
+        **os.environ,
+        "PERSISTENCE_METRICS_PORT": str(listener),
+        "MODEL_SERVER_PORT": str(free_port()),
+        "GATEWAY_PORT": str(free_port()),
+    }
+
+    result = _run_stack(["--var-dir", str(tmp_path / "var"), "--no-dashboard"], env)
+
+    assert result.returncode == 1
+    output = " ".join(result.stdout.split())
+    assert f"port {listener} of the worker metrics" in output
+    assert "PERSISTENCE_METRICS_PORT" in output
+    assert "nothing was started" in output
+
+
 @pytest.mark.slow
 def test_supervisor_gives_up_failing_process(tmp_path: Path) -> None:
     """A process that exits at once is retried, then left down and reported as given up."""

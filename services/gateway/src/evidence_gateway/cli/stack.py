@@ -62,7 +62,9 @@ def _model_answers(response: httpx.Response) -> bool:
     return bool(body.get("checks", {}).get("model", {}).get("ok"))
 
 
-def _stack_ports(layout: StackLayout, *, with_dashboard: bool) -> list[StackPort]:
+def _stack_ports(
+    layout: StackLayout, *, with_dashboard: bool, worker_metrics_port: int | None = None
+) -> list[StackPort]:
     ports = [
         StackPort("model server", layout.model_port, "--model-port or MODEL_SERVER_PORT"),
         StackPort("gateway", layout.gateway_port, "--gateway-port or GATEWAY_PORT"),
@@ -71,7 +73,16 @@ def _stack_ports(layout: StackLayout, *, with_dashboard: bool) -> list[StackPort
         ports.append(
             StackPort("dashboard", layout.dashboard_port, "--dashboard-port or DASHBOARD_PORT")
         )
+    # Port 0 lets the worker pick any free port, so only a fixed one can be taken.
+    if worker_metrics_port:
+        ports.append(StackPort("worker metrics", worker_metrics_port, "PERSISTENCE_METRICS_PORT"))
     return ports
+
+
+def _worker_metrics_port(environment: dict[str, str]) -> int | None:
+    """Return the worker's PERSISTENCE_METRICS_PORT in ``environment``; checked valid before."""
+    with environment_replaced(environment):
+        return PersistenceSettings().metrics_port
 
 
 def _wait_for_services(layout: StackLayout, group: Supervisor, timeout: float) -> float:
@@ -321,7 +332,12 @@ def run(
         raise SystemExit(INVALID_SETTINGS_EXIT_STATUS)
     dashboard_note = dashboard_status(layout, requested=dashboard, installed=with_dashboard)
     try:
-        check_ports_free(_stack_ports(layout, with_dashboard=with_dashboard), layout.host)
+        ports = _stack_ports(
+            layout,
+            with_dashboard=with_dashboard,
+            worker_metrics_port=_worker_metrics_port(environment),
+        )
+        check_ports_free(ports, layout.host)
     except StackError as exc:
         console.print(f"[red]{exc}[/]")
         console.print("nothing was started")
