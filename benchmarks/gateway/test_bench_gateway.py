@@ -52,8 +52,8 @@ THROUGHPUT_CALLS_PER_CONNECTION = {"quick": 50, "full": 150}
 TARGET_P50_RATIO = 3.0
 TARGET_REQUESTS_PER_SECOND = 500.0
 # The 500 requests/s target holds for 2 cores as fast as the development VM's when the target
-# was first met: the echo app then answered 4,100 to 4,900 requests/s with the same client
-# (2026-12-05, 03:55 to 04:10 UTC). At 08:00 UTC the same VM answered 3,450 to 3,700, and
+# was first met: the echo app then served 4,100 to 4,900 requests/s with the same client
+# (2026-12-05, 03:55 to 04:10 UTC). At 08:00 UTC the same VM served 3,450 to 3,700, and
 # the gateway of that morning and of the evening before alike stayed near 400 to 500. So the
 # required rate scales down with the echo rate of the same run on a slower machine, and never
 # above 500 on a faster one.
@@ -61,7 +61,7 @@ REFERENCE_ECHO_REQUESTS_PER_SECOND = 4500.0
 
 
 def required_requests_per_second(echo_rps: float) -> float:
-    """Return the rate the gateway must reach on a machine whose echo app answered ``echo_rps``."""
+    """Return the rate the gateway must reach on a machine whose echo app served ``echo_rps``."""
     return TARGET_REQUESTS_PER_SECOND * min(1.0, echo_rps / REFERENCE_ECHO_REQUESTS_PER_SECOND)
 
 

@@ -278,11 +278,11 @@ def test_env_example_values_are_defaults(
     base = _service_env(compose, process)
     for settings_class in SETTINGS_OF_PROCESS[process]:
         names = support.env_names(settings_class)
-        shown = {name: example[name] for name in names if name in example}
-        shown.pop("GATEWAY_LOCAL_MODE", None)
+        written_values = {name: example[name] for name in names if name in example}
+        written_values.pop("GATEWAY_LOCAL_MODE", None)
         defaults = support.build_settings(settings_class, base, monkeypatch)
-        written = support.build_settings(settings_class, base | shown, monkeypatch)
-        for name in shown:
+        written = support.build_settings(settings_class, base | written_values, monkeypatch)
+        for name in written_values:
             field = next(
                 key for key, info in settings_class.model_fields.items() if info is names[name]
             )

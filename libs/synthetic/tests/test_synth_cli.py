@@ -196,7 +196,7 @@ def test_cli_force_replaces_previous_pairs(tmp_path: Path) -> None:
 
 
 def test_cli_force_keeps_foreign_entries(tmp_path: Path) -> None:
-    """--force deletes nothing when the folder holds anything the command does not write."""
+    """--force deletes nothing when the folder contains anything the command does not write."""
     assert invoke("--n", "4", "--seed", "3", "--out", str(tmp_path)).exit_code == 0
     (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
     (tmp_path / "SYN-3-00000001" / "review.txt").write_text("mine", encoding="utf-8")

@@ -459,14 +459,20 @@ def _exiting_pool() -> ProcessPoolExecutor:
     )
 
 
+@pytest.fixture
+async def pool_gateway(
+    gateway_factory: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> tuple[Any, Settings]:
+    """A gateway that extracts every request on a process pool, with its settings."""
+    settings = make_settings(extraction_executor="process", inline_extraction_max_bytes=0)
+    return await gateway_factory(settings), settings
+
+
 async def test_predict_after_pool_crash(
-    gateway_factory: Callable[..., Any],
-    make_settings: Callable[..., Settings],
-    smoke_pair: tuple[str, str],
+    pool_gateway: tuple[Any, Settings], smoke_pair: tuple[str, str]
 ) -> None:
     """After the extraction processes die, the next request is scored on a fresh pool."""
-    settings = make_settings(extraction_executor="process", inline_extraction_max_bytes=0)
-    gw = await gateway_factory(settings)
+    gw, settings = pool_gateway
     _kill_pool_processes(gw)
 
     response = await gw.client.post("/v1/predict", json=_body(*smoke_pair))
@@ -477,13 +483,10 @@ async def test_predict_after_pool_crash(
 
 
 async def test_predict_pool_broken_twice_503(
-    gateway_factory: Callable[..., Any],
-    make_settings: Callable[..., Settings],
-    smoke_pair: tuple[str, str],
+    pool_gateway: tuple[Any, Settings], smoke_pair: tuple[str, str]
 ) -> None:
     """When the replacement pool dies too, the caller gets 503 and nothing is queued."""
-    settings = make_settings(extraction_executor="process", inline_extraction_max_bytes=0)
-    gw = await gateway_factory(settings)
+    gw, settings = pool_gateway
     gw.app.state.pipeline.extractor._pool._factory = _exiting_pool
     _kill_pool_processes(gw)
 

@@ -199,7 +199,7 @@ def test_client_abort_counts_as_499(gateway_url: str, route: str) -> None:
 
 @pytest.fixture(scope="module")
 def small_budget_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real gateway that holds at most 1 MB of request bodies at once."""
+    """A real gateway that keeps at most 1 MB of request bodies in progress."""
     directory = tmp_path_factory.mktemp("inflight")
     gateway, url = start_gateway(
         directory,
@@ -227,7 +227,7 @@ def _assert_busy(raw: bytes) -> None:
 
 @pytest.mark.parametrize("route", ["/v1/predict", "/functions/predict"])
 def test_inflight_bodies_full_503(small_budget_url: str, route: str) -> None:
-    """While one request holds 990 KB of a 1 MB budget, 20 KB more get 503; then they fit.
+    """While one request uses 990 KB of a 1 MB budget, 20 KB more get 503; then they fit.
 
     The second requests are small enough that the gateway has read all they sent when it
     closes the connection. Unread bytes would make the kernel reset it before the test reads

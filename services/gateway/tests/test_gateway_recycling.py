@@ -58,7 +58,7 @@ def test_recycling_replaces_pool_at_limit() -> None:
     executor = _thread_pools(created)
     before = _recycles("test")
     try:
-        # Thread objects, not idents: a new thread may reuse the ident of one that ended.
+        # Thread objects, not idents, because a new thread may reuse an ended thread's ident.
         old_thread = executor.submit(60, threading.current_thread).result()
         crossing = executor.submit(40, threading.current_thread).result()
         new_thread = executor.submit(1, threading.current_thread).result()

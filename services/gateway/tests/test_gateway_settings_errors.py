@@ -46,6 +46,23 @@ def _run(
     )
 
 
+def _stack_command(var_dir: Path, *options: str) -> list[str]:
+    """``evidence-stack --once`` on free ports with its files under ``var_dir``."""
+    return [
+        "evidence-stack",
+        "--once",
+        "--root",
+        str(REPO_ROOT),
+        "--var-dir",
+        str(var_dir),
+        "--gateway-port",
+        str(free_port()),
+        "--model-port",
+        str(free_port()),
+        *options,
+    ]
+
+
 def _assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
     assert 2 == result.returncode, result.stderr
     assert "Traceback" not in result.stderr
@@ -166,19 +183,7 @@ def test_stack_invalid_settings_start_nothing(tmp_path: Path) -> None:
     """evidence-stack lists the invalid settings of its processes and creates no var/."""
     var_dir = tmp_path / "var"
     result = _run(
-        [
-            "evidence-stack",
-            "--once",
-            "--root",
-            str(REPO_ROOT),
-            "--var-dir",
-            str(var_dir),
-            "--gateway-port",
-            str(free_port()),
-            "--model-port",
-            str(free_port()),
-            "--no-dashboard",
-        ],
+        _stack_command(var_dir, "--no-dashboard"),
         {
             "MODEL_CLIENT_AUTH_TOKEN": TOKEN,
             "MODEL_SERVER_MAX_ROWS": "0",
@@ -200,20 +205,7 @@ def test_stack_invalid_dashboard_setting(tmp_path: Path) -> None:
     """evidence-stack checks DASHBOARD_* through the dashboard's command before it starts."""
     var_dir = tmp_path / "var"
     result = _run(
-        [
-            "evidence-stack",
-            "--once",
-            "--root",
-            str(REPO_ROOT),
-            "--var-dir",
-            str(var_dir),
-            "--gateway-port",
-            str(free_port()),
-            "--model-port",
-            str(free_port()),
-            "--dashboard-port",
-            str(free_port()),
-        ],
+        _stack_command(var_dir, "--dashboard-port", str(free_port())),
         {"DASHBOARD_MAX_ROWS": "5"},
         tmp_path,
     )
@@ -230,20 +222,7 @@ def test_stack_lists_dashboard_with_others(tmp_path: Path) -> None:
     """An invalid DASHBOARD_* setting is listed in the same run as the other processes' ones."""
     var_dir = tmp_path / "var"
     result = _run(
-        [
-            "evidence-stack",
-            "--once",
-            "--root",
-            str(REPO_ROOT),
-            "--var-dir",
-            str(var_dir),
-            "--gateway-port",
-            str(free_port()),
-            "--model-port",
-            str(free_port()),
-            "--dashboard-port",
-            str(free_port()),
-        ],
+        _stack_command(var_dir, "--dashboard-port", str(free_port())),
         {"DASHBOARD_MAX_ROWS": "5", "PERSISTENCE_BATCH_SIZE": "0"},
         tmp_path,
     )

@@ -317,9 +317,9 @@ def test_supervisord_sigkill_stops_dashboard(tmp_path: Path) -> None:
         while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
         left = [pid for pid in pids if _running(pid)]
-        # NOTE: once in a fresh-clone run the port still accepted connections for a moment
-        # after the dashboard's pid had ended; the cause was not found, so the port gets the
-        # same 15 s as the processes.
+        # NOTE: in one fresh-clone run the port still accepted connections for a moment after
+        # the dashboard's pid had ended. The cause was not found, so the port gets the same
+        # 15 s as the processes.
         while _listening(layout.dashboard_port) and time.monotonic() < deadline:
             time.sleep(0.1)
         port_free = not _listening(layout.dashboard_port)

@@ -128,7 +128,7 @@ def test_pool_processes_stop_when_gateway_killed(model_server_url: str, tmp_path
 
 
 def test_group_sigterm_finishes_pool_requests(model_server_url: str, tmp_path: Path) -> None:
-    """SIGTERM to the gateway and its pool processes at once still answers in-flight batches."""
+    """SIGTERM to the gateway and its pool processes at once still completes in-flight batches."""
     gateway, url = _start_process_pool_gateway(model_server_url, tmp_path)
     try:
         assert httpx.post(f"{url}/functions/predict", json=_large_batch(8)).status_code == 200

@@ -84,7 +84,7 @@ def _iso_ordinal(match: re.Match[str]) -> int:
         int(zone_minutes) > 59 or int(zone_hours) * 60 + int(zone_minutes) > 14 * 60
     ):
         return UNPARSEABLE
-    # The date as written: a zone says where the day was, not a day to convert to.
+    # The date as written: a zone names where the day was, not a day to convert to.
     ordinal = _ordinal(int(year), int(month), int(day))
     return ordinal + 1 if end_of_day and ordinal != UNPARSEABLE else ordinal
 

@@ -37,8 +37,8 @@ __all__ = [
     "charge_decoded_body",
 ]
 
-# Key in the request's scope["state"] of the function that counts bytes decoded from the body
-# (a gunzipped body) against the in-flight limit; uvicorn copies "state" for each request.
+# Key in the request's scope["state"] of the function that counts a gunzipped body against the
+# in-flight limit. uvicorn copies "state" for each request, so the function is per request.
 _CHARGE_KEY = "evidence_gateway.charge_body_bytes"
 
 
