@@ -7,6 +7,7 @@ import multiprocessing
 import signal
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,25 +129,38 @@ def test_pool_processes_stop_when_gateway_killed(model_server_url: str, tmp_path
 
 
 def test_group_sigterm_finishes_pool_requests(model_server_url: str, tmp_path: Path) -> None:
-    """SIGTERM to the gateway and its pool processes at once still completes in-flight batches."""
+    """SIGTERM to the gateway and all its children at once still completes in-flight batches.
+
+    Pool processes ignore SIGTERM, so the batches finish on them. Were they killed, the broken
+    pool's replacement and retry would still complete the batches, at the cost of a retry.
+    """
     gateway, url = _start_process_pool_gateway(model_server_url, tmp_path)
     try:
         assert httpx.post(f"{url}/functions/predict", json=_large_batch(8)).status_code == 200
-        pool = _pool_processes(gateway.pid)
+        assert _pool_processes(gateway.pid)
         # Six batches of 300 pairs take seconds to extract on 2 cores, so the signal below
         # arrives while they are in the pool.
         body = _large_batch(300)
 
+        # Each client connects before the signal: uvicorn refuses new connections once it
+        # stops, and that refusal is not what this test is about.
+        connected = threading.Barrier(7)
+
+        def post_batch() -> int:
+            with httpx.Client(base_url=url, timeout=120) as client:
+                client.get("/health/live").raise_for_status()
+                connected.wait(timeout=30)
+                return client.post("/functions/predict", json=body).status_code
+
         with ThreadPoolExecutor(max_workers=6) as clients:
-            responses = [
-                clients.submit(httpx.post, f"{url}/functions/predict", json=body, timeout=120)
-                for _ in range(6)
-            ]
-            time.sleep(0.3)
+            responses = [clients.submit(post_batch) for _ in range(6)]
+            connected.wait(timeout=30)
+            time.sleep(0.5)
             # What a supervisor's stopasgroup does: the signal reaches every process.
-            for process in [psutil.Process(gateway.pid), *pool]:
+            gateway_process = psutil.Process(gateway.pid)
+            for process in [gateway_process, *gateway_process.children(recursive=True)]:
                 process.send_signal(signal.SIGTERM)
-            statuses = [future.result().status_code for future in responses]
+            statuses = [future.result() for future in responses]
     finally:
         gateway.stop()
 
