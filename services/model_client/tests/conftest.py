@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from evidence_features import FEATURE_NAMES
 from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, compute_feature_stats
+from evidence_model_client.client import ModelClient
 from evidence_model_client.config import ClientSettings
 from evidence_model_client.scorer import RiskScorer
 from prometheus_client import CollectorRegistry
@@ -75,9 +76,18 @@ class ServerProcess:
 
 
 def start_server(
-    artifact_dir: Path, log_path: Path, *, port: int | None = None, **env: str
+    artifact_dir: Path,
+    log_path: Path,
+    *,
+    port: int | None = None,
+    keep_alive_seconds: int | None = None,
+    **env: str,
 ) -> ServerProcess:
-    """Start the real model server (on a free port by default); wait until ``/health`` responds."""
+    """Start the real model server (on a free port by default); wait until ``/health`` responds.
+
+    With ``keep_alive_seconds``, the server app runs under uvicorn's command line with that
+    keep-alive timeout, because ``evidence-model-server`` has no option for it.
+    """
     port = free_port() if port is None else port
     environment = {
         **os.environ,
@@ -86,10 +96,15 @@ def start_server(
         "MODEL_SERVER_HOST": "127.0.0.1",
         **env,
     }
+    command = [str(SERVER_BIN)]
+    if keep_alive_seconds is not None:
+        command = [
+            sys.executable, "-m", "uvicorn", "evidence_model_client.server:create_app",
+            "--factory", "--host", "127.0.0.1", "--port", str(port),
+            "--timeout-keep-alive", str(keep_alive_seconds), "--no-access-log",
+        ]  # fmt: skip
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(SERVER_BIN)], env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     # Start-up imports scikit-learn and FastAPI: about 2 s on an idle machine, but over 20 s
     # was seen while other suites loaded both cores.
@@ -154,8 +169,14 @@ class FaultyServer:
     Modes: ``ok`` (valid response, probability 0.25 per row), ``hang`` (never responds),
     ``slow`` (valid response after ``delay`` seconds), ``status`` (HTTP ``status``, body
     ``model failed``), ``garbage`` (200 with a non-JSON body), ``wrong_rows`` (one row fewer),
-    ``drop`` (closes the connection without a response), ``bad_probability`` (1.5 per row).
-    ``GET /health`` returns ``health`` as JSON with status ``health_status`` in every mode.
+    ``drop`` (closes the connection without a response), ``bad_probability`` (1.5 per row),
+    ``truncated`` (closes the connection after part of the body), ``malformed`` (a status line
+    that is not HTTP), ``bad_encoding`` (a body declared gzip that is not), ``redirect`` (302 to
+    ``redirect_to``). ``GET /health`` returns ``health`` as JSON with status ``health_status`` in
+    every mode, unless ``health_mode`` is ``drop``: then it closes the connection unanswered.
+    Every response carries ``response_headers`` too. The server records each request's path
+    and body in ``requests`` and its headers (names in lower case) in ``request_headers``. It
+    counts accepted connections in ``connections`` and those that ended in ``closed_connections``.
     With ``max_rows`` set, a ``/predict-proba`` body of more rows gets 413 before the mode
     applies, as the real server's ``MODEL_SERVER_MAX_ROWS`` does. With ``reject_value`` set, a
     body that contains that value then gets 400, as the real server rejects a value beyond the
@@ -171,7 +192,13 @@ class FaultyServer:
         default_factory=lambda: {"model_name": "FAKE", "model_version": "V9"}
     )
     health_status: int = 200
+    health_mode: str = "ok"
+    redirect_to: str = "http://127.0.0.1:1/predict-proba"
+    response_headers: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, bytes]] = field(default_factory=list)
+    request_headers: list[dict[str, str]] = field(default_factory=list)
+    connections: int = 0
+    closed_connections: int = 0
     #: ``/predict-proba`` requests whose response is not sent yet, and the maximum of that count.
     in_flight: int = 0
     max_in_flight: int = 0
@@ -217,13 +244,15 @@ class FaultyServer:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self.connections += 1
         try:
             while True:
                 request = await _read_request(reader)
                 if request is None:
                     break
-                method, path, body = request
+                method, path, headers, body = request
                 self.requests.append((path, body))
+                self.request_headers.append(headers)
                 if not await self._answer(writer, method, path, body):
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -232,13 +261,16 @@ class FaultyServer:
             # stop() cancels handlers on purpose; ending normally keeps asyncio from logging it.
             pass
         finally:
+            self.closed_connections += 1
             writer.close()
 
     async def _answer(
         self, writer: asyncio.StreamWriter, method: str, path: str, body: bytes
     ) -> bool:
         if method == "GET" and path == "/health":
-            _write(writer, self.health_status, json.dumps(self.health).encode())
+            if self.health_mode == "drop":
+                return False
+            self._write(writer, self.health_status, json.dumps(self.health).encode())
             await writer.drain()
             return True
         self.in_flight += 1
@@ -253,21 +285,27 @@ class FaultyServer:
         if mode == "slow":
             await asyncio.sleep(self.delay)
         if self.max_rows is not None and _row_count(body) > self.max_rows:
-            _write(writer, 413, b'{"detail": "too many rows"}')
+            self._write(writer, 413, b'{"detail": "too many rows"}')
             await writer.drain()
             return True
         if self.reject_value is not None and _contains_value(body, self.reject_value):
-            _write(writer, 400, b'{"detail": "column X of row 0 is beyond the float32 range"}')
+            self._write(writer, 400, b'{"detail": "column X of row 0 is beyond the float32 range"}')
             await writer.drain()
             return True
         if mode == "hang":
             await asyncio.sleep(3600)
         if mode == "drop":
             return False
+        if mode in _RAW_RESPONSES:
+            writer.write(_RAW_RESPONSES[mode])
+            await writer.drain()
+            return False
         if mode == "status":
-            _write(writer, self.status, b"model failed")
+            self._write(writer, self.status, b"model failed")
         elif mode == "garbage":
-            _write(writer, 200, b"<html>not json</html>")
+            self._write(writer, 200, b"<html>not json</html>")
+        elif mode == "redirect":
+            self._write(writer, 302, b"", {"Location": self.redirect_to})
         else:
             n_rows = _row_count(body)
             probability = 1.5 if mode == "bad_probability" else 0.25
@@ -278,9 +316,26 @@ class FaultyServer:
                     for i in range(count)
                 ]
             }
-            _write(writer, 200, json.dumps(answer).encode())
+            self._write(writer, 200, json.dumps(answer).encode())
         await writer.drain()
         return True
+
+    def _write(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        _write(writer, status, body, {**self.response_headers, **(headers or {})})
+
+
+# Responses of the modes that break HTTP. The server closes the connection after each.
+_RAW_RESPONSES = {
+    "truncated": b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"data": [',
+    "malformed": b"NOT HTTP AT ALL\r\n\r\n",
+    "bad_encoding": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+}
 
 
 def _row_count(body: bytes) -> int:
@@ -292,25 +347,29 @@ def _contains_value(body: bytes, value: float) -> bool:
     return any(value in row for row in rows)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] | None:
+async def _read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, dict[str, str], bytes] | None:
     head = await reader.readuntil(b"\r\n\r\n")
     if not head:
         return None
     lines = head.decode("latin-1").split("\r\n")
     method, path, _ = lines[0].split(" ", 2)
-    length = 0
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
+        if name:
+            headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
     body = await reader.readexactly(length) if length else b""
-    return method, path, body
+    return method, path, headers, body
 
 
-def _write(writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
+def _write(writer: asyncio.StreamWriter, status: int, body: bytes, headers: dict[str, str]) -> None:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     head = (
         f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
     )
     writer.write(head.encode() + body)
 
@@ -345,3 +404,16 @@ def make_scorer(base_url: str, registry: CollectorRegistry, **settings: object) 
         **settings,
     }
     return RiskScorer.from_settings(ClientSettings(**options), registry=registry)  # type: ignore[arg-type]
+
+
+# Deadline for client tests about something other than timing, so that a loaded machine cannot
+# turn their failure into a timeout.
+ROOMY = 1.0
+# Scheduling slack allowed beyond a deadline when other test suites load the machine.
+SLACK = 0.25
+
+
+def roomy_client(base_url: str, **kwargs: object) -> ModelClient:
+    """A ``ModelClient`` with the ``ROOMY`` deadline unless ``kwargs`` sets another."""
+    options: dict[str, object] = {"deadline_seconds": ROOMY, **kwargs}
+    return ModelClient(base_url, **options)  # type: ignore[arg-type]

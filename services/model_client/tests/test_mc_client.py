@@ -7,13 +7,12 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from evidence_features import FEATURE_NAMES
 from evidence_model_client.artifact import ModelArtifact
 from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, CircuitState
-from evidence_model_client.client import ModelClient, RetryPolicy
+from evidence_model_client.client import RetryPolicy
 from evidence_model_client.errors import (
     CircuitOpenError,
     InvalidModelResponseError,
@@ -21,21 +20,12 @@ from evidence_model_client.errors import (
     ModelTimeoutError,
     ModelUnavailableError,
 )
+from evidence_model_client.http_session import ConnectionLimits
 from structlog.testing import capture_logs
 
-from .conftest import FaultyServer, ServerProcess
+from .conftest import SLACK, FaultyServer, ServerProcess, roomy_client
 
 DEADLINE = 0.05
-# Scheduling slack allowed beyond the deadline when other test suites load the machine.
-SLACK = 0.25
-# Deadline for tests about something other than timing, so that a loaded machine cannot turn
-# their failure into a timeout.
-ROOMY = 1.0
-
-
-def _client(base_url: str, **kwargs: object) -> ModelClient:
-    options: dict[str, object] = {"deadline_seconds": ROOMY, **kwargs}
-    return ModelClient(base_url, **options)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
@@ -44,7 +34,7 @@ async def test_client_real_server_matches_model(
 ) -> None:
     """Probabilities from the real server equal the artifact model's positive column."""
     expected = ModelArtifact.load(artifact_dir).model.predict_proba(rows)[:, 1]
-    async with _client(model_server.base_url) as client:
+    async with roomy_client(model_server.base_url) as client:
         probabilities = await client.predict_proba(rows)
         info = await client.fetch_model_info()
     np.testing.assert_allclose(expected, probabilities, rtol=0, atol=1e-12)
@@ -55,7 +45,7 @@ async def test_client_real_server_matches_model(
 async def test_client_one_request_per_batch(faulty_server: FaultyServer) -> None:
     """A batch of 200 rows is one dataframe_split request with FEATURE_NAMES columns."""
     matrix = np.ones((200, len(FEATURE_NAMES)))
-    async with _client(faulty_server.base_url) as client:
+    async with roomy_client(faulty_server.base_url) as client:
         probabilities = await client.predict_proba(matrix)
     assert probabilities.tolist() == [0.25] * 200
     assert faulty_server.predict_calls == 1
@@ -66,15 +56,15 @@ async def test_client_one_request_per_batch(faulty_server: FaultyServer) -> None
 
 async def test_client_refused_connection(refused_url: str, rows: np.ndarray) -> None:
     """A refused connection raises ModelUnavailableError after the allowed retry."""
-    async with _client(refused_url) as client:
-        with pytest.raises(ModelUnavailableError, match="ConnectError"):
+    async with roomy_client(refused_url) as client:
+        with pytest.raises(ModelUnavailableError, match="ClientConnectorError"):
             await client.predict_proba(rows)
 
 
 async def test_client_hang_honours_deadline(faulty_server: FaultyServer, rows: np.ndarray) -> None:
     """A server that never responds costs the deadline, then ModelTimeoutError."""
     faulty_server.mode = "hang"
-    async with _client(faulty_server.base_url, deadline_seconds=DEADLINE) as client:
+    async with roomy_client(faulty_server.base_url, deadline_seconds=DEADLINE) as client:
         started = time.perf_counter()
         with pytest.raises(ModelTimeoutError, match="50 ms deadline"):
             await client.predict_proba(rows)
@@ -87,7 +77,7 @@ async def test_client_slow_within_deadline(faulty_server: FaultyServer, rows: np
     """A response slower than usual but inside the deadline is accepted."""
     faulty_server.mode = "slow"
     faulty_server.delay = 0.01
-    async with _client(faulty_server.base_url) as client:
+    async with roomy_client(faulty_server.base_url) as client:
         assert [0.25] * len(rows) == (await client.predict_proba(rows)).tolist()
 
 
@@ -95,7 +85,7 @@ async def test_client_slow_beyond_deadline(faulty_server: FaultyServer, rows: np
     """A response after the deadline is a timeout."""
     faulty_server.mode = "slow"
     faulty_server.delay = 0.2
-    async with _client(faulty_server.base_url, deadline_seconds=DEADLINE) as client:
+    async with roomy_client(faulty_server.base_url, deadline_seconds=DEADLINE) as client:
         with pytest.raises(ModelTimeoutError):
             await client.predict_proba(rows)
 
@@ -104,7 +94,7 @@ async def test_client_500_not_retried(faulty_server: FaultyServer, rows: np.ndar
     """HTTP 500 fails at once: one request, ModelUnavailableError quoting the status."""
     faulty_server.mode = "status"
     faulty_server.status = 500
-    async with _client(faulty_server.base_url) as client:
+    async with roomy_client(faulty_server.base_url) as client:
         with pytest.raises(ModelUnavailableError, match="HTTP 500: 'model failed'"):
             await client.predict_proba(rows)
     assert faulty_server.predict_calls == 1
@@ -114,7 +104,7 @@ async def test_client_503_retried_once(faulty_server: FaultyServer, rows: np.nda
     """HTTP 503 is retried once within the deadline: two requests."""
     faulty_server.mode = "status"
     faulty_server.status = 503
-    async with _client(faulty_server.base_url, retry=RetryPolicy(1, 0.0)) as client:
+    async with roomy_client(faulty_server.base_url, retry=RetryPolicy(1, 0.0)) as client:
         with pytest.raises(ModelUnavailableError, match="HTTP 503"):
             await client.predict_proba(rows)
     assert faulty_server.predict_calls == 2
@@ -126,7 +116,7 @@ async def test_client_retries_logged_by_attempt(
     """Each retry logs its attempt number: 1 for the first request, then 2, until they run out."""
     faulty_server.mode = "status"
     faulty_server.status = 503
-    async with _client(faulty_server.base_url, retry=RetryPolicy(3, 0.0)) as client:
+    async with roomy_client(faulty_server.base_url, retry=RetryPolicy(3, 0.0)) as client:
         with capture_logs() as logs, pytest.raises(ModelUnavailableError, match="HTTP 503"):
             await client.predict_proba(rows)
     retried = [entry for entry in logs if entry["event"] == "model call retried"]
@@ -140,8 +130,8 @@ async def test_client_dropped_connection_retried(
 ) -> None:
     """A connection closed without a response is retried, then reported as unavailable."""
     faulty_server.mode = "drop"
-    async with _client(faulty_server.base_url, retry=RetryPolicy(2, 0.0)) as client:
-        with pytest.raises(ModelUnavailableError, match="RemoteProtocolError"):
+    async with roomy_client(faulty_server.base_url, retry=RetryPolicy(2, 0.0)) as client:
+        with pytest.raises(ModelUnavailableError, match="ServerDisconnectedError"):
             await client.predict_proba(rows)
     assert faulty_server.predict_calls == 3
 
@@ -159,7 +149,7 @@ async def test_client_invalid_answers(
 ) -> None:
     """Garbage, a wrong row count or an impossible probability raise InvalidModelResponseError."""
     faulty_server.mode = mode
-    async with _client(faulty_server.base_url) as client:
+    async with roomy_client(faulty_server.base_url) as client:
         with pytest.raises(InvalidModelResponseError, match=pattern):
             await client.predict_proba(rows)
 
@@ -169,7 +159,7 @@ async def test_client_rejects_nan_before_sending(
 ) -> None:
     """A NaN in the matrix raises ValueError and sends nothing."""
     rows[1, 3] = np.nan
-    async with _client(faulty_server.base_url) as client:
+    async with roomy_client(faulty_server.base_url) as client:
         with pytest.raises(ValueError, match=f"feature {FEATURE_NAMES[3]} of row 1"):
             await client.predict_proba(rows)
     assert faulty_server.predict_calls == 0
@@ -181,7 +171,7 @@ async def test_client_breaker_opens_and_closes(
     """Failures open the circuit, open calls send nothing, a probe after cooldown closes it."""
     breaker = CircuitBreaker(BreakerPolicy(failure_threshold=2, cooldown_seconds=0.2))
     faulty_server.mode = "status"
-    async with _client(faulty_server.base_url, breaker=breaker) as client:
+    async with roomy_client(faulty_server.base_url, breaker=breaker) as client:
         for _ in range(2):
             with pytest.raises(ModelUnavailableError):
                 await client.predict_proba(rows)
@@ -206,7 +196,7 @@ async def test_client_flapping_server_probe_fails(
     """A probe that fails while the server flaps reopens the circuit for another cooldown."""
     breaker = CircuitBreaker(BreakerPolicy(failure_threshold=1, cooldown_seconds=0.1))
     faulty_server.mode = "garbage"
-    async with _client(faulty_server.base_url, breaker=breaker) as client:
+    async with roomy_client(faulty_server.base_url, breaker=breaker) as client:
         with pytest.raises(InvalidModelResponseError):
             await client.predict_proba(rows)
         await asyncio.sleep(0.1)
@@ -226,8 +216,8 @@ async def test_client_pool_overload_not_counted(
     faulty_server.mode = "slow"
     faulty_server.delay = 0.15
     breaker = CircuitBreaker(BreakerPolicy(failure_threshold=5))
-    limits = httpx.Limits(max_connections=1)
-    async with _client(faulty_server.base_url, limits=limits, breaker=breaker) as client:
+    limits = ConnectionLimits(max_connections=1)
+    async with roomy_client(faulty_server.base_url, limits=limits, breaker=breaker) as client:
         first = asyncio.create_task(client.predict_proba(rows, deadline_seconds=1.0))
         await asyncio.sleep(0.01)
         with pytest.raises(ModelOverloadedError, match="no free connection"):
@@ -241,7 +231,7 @@ async def test_client_closed_raises_runtime_error(
     faulty_server: FaultyServer, rows: np.ndarray
 ) -> None:
     """A call after aclose is a caller bug, and the message gives the fix."""
-    client = _client(faulty_server.base_url)
+    client = roomy_client(faulty_server.base_url)
     await client.predict_proba(rows)
     await client.aclose()
     with pytest.raises(RuntimeError, match="ModelClient is closed"):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import evidence_model_client
-import httpx
+import numpy as np
 import pytest
+from evidence_features import FEATURE_NAMES
 from evidence_model_client.cli import app
 from evidence_model_client.client import ModelClient
 from evidence_model_client.config import ClientSettings, ServerSettings
 from typer.testing import CliRunner
+
+from .conftest import FaultyServer
 
 
 def test_client_settings_read_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,23 +41,22 @@ def test_client_settings_reject_zero_deadline() -> None:
         ClientSettings(deadline_ms=0)
 
 
-async def test_client_from_settings_sends_token(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_client_from_settings_sends_token(
+    monkeypatch: pytest.MonkeyPatch, faulty_server: FaultyServer
+) -> None:
     """An auth token becomes the Snowflake Authorization header, and the URL loses its slash."""
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"model_version": "V2"})
-
     monkeypatch.setenv("MODEL_CLIENT_AUTH_TOKEN", "t0k")
-    monkeypatch.setenv("MODEL_CLIENT_BASE_URL", "http://model:5000/")
+    monkeypatch.setenv("MODEL_CLIENT_BASE_URL", faulty_server.base_url + "/")
+    faulty_server.health = {"model_version": "V2"}
     settings = ClientSettings()
-    client = ModelClient.from_settings(settings, transport=httpx.MockTransport(handler))
+    client = ModelClient.from_settings(settings)
     info = await client.fetch_model_info()
+    await client.predict_proba(np.zeros((1, len(FEATURE_NAMES))))
     await client.aclose()
     assert info.model_version == "V2"
-    assert seen[0].headers["Authorization"] == 'Snowflake Token="t0k"'
-    assert str(seen[0].url) == "http://model:5000/health"
+    assert [path for path, _ in faulty_server.requests] == ["/health", "/predict-proba"]
+    for headers in faulty_server.request_headers:
+        assert headers["authorization"] == 'Snowflake Token="t0k"'
 
 
 def test_package_all_complete() -> None:

@@ -38,6 +38,7 @@ from evidence_model_client.fallback import (
     rule_based_scores,
     score_with_reasons,
 )
+from evidence_model_client.http_session import ConnectionLimits
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.reasons import Reason, ReasonProfile
 from evidence_model_client.scorer import (
@@ -60,6 +61,7 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "ClientSettings",
+    "ConnectionLimits",
     "FallbackTerm",
     "FeatureStats",
     "InvalidModelResponseError",

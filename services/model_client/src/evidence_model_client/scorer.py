@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import structlog
 from evidence_features import FEATURE_SPEC_HASH
@@ -157,7 +156,6 @@ class RiskScorer:
         *,
         metrics: ModelMetrics | None = None,
         registry: CollectorRegistry | None = REGISTRY,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> RiskScorer:
         """Build the scorer and its client from ``MODEL_CLIENT_*`` settings.
 
@@ -167,12 +165,11 @@ class RiskScorer:
                 process, because prometheus-client rejects a second registration of the same
                 names on one registry. None creates new metrics on ``registry``.
             registry: Prometheus registry of new metrics; ignored when ``metrics`` is given.
-            transport: httpx transport, for tests.
         """
         settings = settings or get_client_settings()
         if metrics is None:
             metrics = ModelMetrics(registry)
-        client = ModelClient.from_settings(settings, metrics=metrics, transport=transport)
+        client = ModelClient.from_settings(settings, metrics=metrics)
         return cls(
             client,
             metrics=metrics,

@@ -1,0 +1,66 @@
+"""The aiohttp session that ``ModelClient`` sends its requests through, and its pool limits.
+
+The session sends no cookies, follows no redirects (each request passes
+``allow_redirects=False``), reads no proxy settings from the environment and starts no timers
+of its own: the caller's ``asyncio.timeout`` is the one deadline of a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+__all__ = ["ConnectionLimits", "open_session"]
+
+# No aiohttp timers: ModelClient wraps every call in asyncio.timeout, which covers the wait for
+# a connection, every attempt and the backoff. A second timer per request would only cost CPU.
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Size of the connection pool and how long an idle pooled connection may be reused.
+
+    Attributes:
+        max_connections: maximum open connections. Calls beyond this wait for a free one.
+        keepalive_expiry_seconds: idle time after which a pooled connection is closed instead
+            of reused. Keep it below the server's keep-alive timeout (5 s in uvicorn 0.55).
+    """
+
+    max_connections: int = 32
+    keepalive_expiry_seconds: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            msg = f"max_connections must be >= 1, got {self.max_connections!r}"
+            raise ValueError(msg)
+        if self.keepalive_expiry_seconds <= 0:
+            msg = f"keepalive_expiry_seconds must be > 0, got {self.keepalive_expiry_seconds!r}"
+            raise ValueError(msg)
+
+
+def open_session(limits: ConnectionLimits, headers: Mapping[str, str]) -> aiohttp.ClientSession:
+    """Create the pooled session that sends ``headers`` with every request.
+
+    Call it from a coroutine, because aiohttp binds the session to the running loop.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=limits.max_connections,
+        keepalive_timeout=limits.keepalive_expiry_seconds,
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        headers=dict(headers),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=_NO_TIMEOUT,
+        trust_env=False,
+        raise_for_status=False,
+    )
+    # aiohttp sends a GET again, once, when its connection fails before a response, and
+    # offers no public switch for that. The client's own retry policy decides instead, so
+    # that a readiness probe sends exactly one request. aiohttp's test client sets the same
+    # attribute.
+    session._retry_connection = False
+    return session
