@@ -15,6 +15,8 @@ from evidence_gateway.testing import free_port, start_gateway
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
+from .raw_http import read_response, read_until_closed
+
 pytestmark = pytest.mark.slow
 
 TIMEOUT_SECONDS = 1.0
@@ -55,39 +57,12 @@ def _open(
     return sock
 
 
-def _read_response(sock: socket.socket) -> bytes:
-    """Read one response with a Content-Length: its head and its whole body."""
-    raw = b""
-    while b"\r\n\r\n" not in raw:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed after {raw!r}"
-        raw += chunk
-    head, _, body = raw.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.lower().split(b"\r\n")
-        if line.startswith(b"content-length:")
-    )
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed after {len(body)} of {length} body bytes"
-        body += chunk
-    return head + b"\r\n\r\n" + body
-
-
-def _read_until_closed(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @pytest.mark.parametrize("route", ROUTES)
 def test_stalled_body_gets_408_and_close(gateway_url: str, route: str) -> None:
     """10 of 1,000 declared bytes, then nothing: a JSON 408 after about 1 s, then EOF."""
     started = time.monotonic()
     with _open(gateway_url, route, 1_000, b'{"policy_n') as sock:
-        raw = _read_until_closed(sock)
+        raw = read_until_closed(sock)
     elapsed = time.monotonic() - started
 
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -113,7 +88,7 @@ def test_unread_body_closes_connection(
     """
     started = time.monotonic()
     with _open(gateway_url, route, 16_000_000, b"x", content_type) as sock:
-        raw = _read_until_closed(sock)
+        raw = read_until_closed(sock)
     elapsed = time.monotonic() - started
 
     assert raw.startswith(b"HTTP/1.1 " + status)
@@ -127,7 +102,7 @@ def test_request_without_body_keeps_connection(gateway_url: str) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         for _ in range(2):
             sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            raw = _read_response(sock)
+            raw = read_response(sock)
 
             assert raw.startswith(b"HTTP/1.1 200 ")
             assert b"connection: close" not in raw.lower()
@@ -139,7 +114,7 @@ def test_slow_body_within_timeout_is_read(gateway_url: str) -> None:
     with _open(gateway_url, "/v1/predict", len(body), body[:10]) as sock:
         time.sleep(0.3)
         sock.sendall(body[10:])
-        raw = _read_response(sock)
+        raw = read_response(sock)
 
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert b'"policy_number":"SLOW-1"' in raw
@@ -151,7 +126,7 @@ def test_stalled_bodies_leave_probes_answered(gateway_url: str) -> None:
     try:
         live = httpx.get(f"{gateway_url}/health/live", timeout=5)
         time.sleep(TIMEOUT_SECONDS + 0.5)
-        statuses = [_read_until_closed(sock)[:12] for sock in sockets]
+        statuses = [read_until_closed(sock)[:12] for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
@@ -237,7 +212,7 @@ def test_inflight_bodies_full_503(small_budget_url: str, route: str) -> None:
     try:
         time.sleep(0.5)
         with _open(small_budget_url, route, 20_000, b"") as declared:
-            _assert_busy(_read_until_closed(declared))
+            _assert_busy(read_until_closed(declared))
         port = int(small_budget_url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as chunked:
             chunked.sendall(
@@ -247,7 +222,7 @@ def test_inflight_bodies_full_503(small_budget_url: str, route: str) -> None:
                 + b" " * 20_000
                 + b"\r\n"
             )
-            _assert_busy(_read_until_closed(chunked))
+            _assert_busy(read_until_closed(chunked))
     finally:
         holder.close()
 

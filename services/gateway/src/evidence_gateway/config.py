@@ -54,6 +54,17 @@ class Settings(BaseSettings):
             "slower body gets 408 and the connection is closed."
         ),
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        # A request head is a few hundred bytes, so a client that needs minutes for it has stalled.
+        le=300,
+        description=(
+            "Time from the start of a request, or from the connection for its first request, "
+            "until its headers must be complete; a slower client gets 408 and the connection "
+            "is closed."
+        ),
+    )
     max_inflight_body_bytes: int = Field(
         # Room for 16 bodies of the largest size at once. Each body costs about three times its
         # size while it is decoded and extracted, so this bounds that memory per worker.

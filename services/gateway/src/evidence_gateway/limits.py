@@ -16,8 +16,9 @@ bytes count as they arrive and stay counted until the response is sent, because 
 JSON and the parsed documents live that long. A request that would pass the limit gets 503
 with ``Retry-After``, so a burst of large batches slows down instead of exhausting memory.
 
-NOTE: a client that stalls in the middle of its headers is not covered, because this
-middleware runs only once uvicorn has parsed them.
+This middleware runs only once uvicorn has parsed the headers, so a client that stalls in the
+middle of them is handled by ``header_timeout.HeaderTimeoutProtocol`` instead, which sends
+408 after ``GATEWAY_HEADER_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations

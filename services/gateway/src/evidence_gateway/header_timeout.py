@@ -1,0 +1,167 @@
+"""A deadline for the request head, which uvicorn does not have (slowloris).
+
+uvicorn 0.55 times out only idle keep-alive connections, shutdown and worker health. A client
+that opens a connection, or starts a request, and then sends its headers slowly or not at all
+keeps the connection and a file descriptor open for as long as it likes. ``BodySizeLimitMiddleware``
+cannot help, because the app sees a request only once uvicorn has parsed its headers.
+
+``HeaderTimeoutProtocol`` is uvicorn's httptools protocol, which ``http="auto"`` picks when
+httptools is installed (``uvicorn[standard]`` installs it), with one timer per connection. The
+clock starts when the connection is made, and for each later request when its first bytes
+arrive. It stops when the request's headers are complete, so the body falls under
+``GATEWAY_BODY_TIMEOUT_SECONDS`` and the idle time between keep-alive requests under uvicorn's
+keep-alive timeout. A pipelined request that begins while an earlier response is still due
+starts its clock once that response is sent. When the clock reaches
+``GATEWAY_HEADER_TIMEOUT_SECONDS``, the gateway sends a JSON 408 and closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from evidence_gateway.config import get_settings
+from evidence_gateway.handlers import error_body
+
+__all__ = ["HEADER_TIMEOUTS", "HeaderTimeoutProtocol"]
+
+HEADER_TIMEOUTS = Counter(
+    "evidence_gateway_header_timeouts",
+    "Connections closed because a request's headers did not arrive within "
+    "GATEWAY_HEADER_TIMEOUT_SECONDS.",
+)
+
+_log = structlog.get_logger("evidence_gateway.header_timeout")
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for each request's headers.
+
+    Args:
+        config: uvicorn's configuration, as for the parent class.
+        server_state: uvicorn's state shared by all connections.
+        app_state: The lifespan state copied into each request's scope.
+        _loop: The event loop; ``None`` for the current one, as in the parent class.
+        header_timeout_seconds: The deadline; ``GATEWAY_HEADER_TIMEOUT_SECONDS`` when omitted.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        header_timeout_seconds: float | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        if header_timeout_seconds is None:
+            header_timeout_seconds = get_settings().header_timeout_seconds
+        self.header_timeout_seconds = header_timeout_seconds
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_clock_started = 0.0
+        self._header_bytes = 0
+        # A request line has begun and its headers are not complete yet.
+        self._head_pending = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_clock()
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes that arrive while no response is due start the next request, even when they
+        # are only the blank lines that a parser skips before a request line. Without this, a
+        # client could hold an idle connection by sending a CRLF now and then, because uvicorn
+        # stops its keep-alive timer on any data.
+        if self._between_requests():
+            self._start_header_clock()
+        super().data_received(data)
+        if self._header_timer is not None:
+            self._header_bytes += len(data)
+
+    def on_message_begin(self) -> None:
+        self._head_pending = True
+        if self._between_requests():
+            self._start_header_clock()
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._head_pending = False
+        self._stop_header_clock()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # A pipelined request that began while earlier responses were due gets its full
+        # period from now. Until now uvicorn may have stopped reading, or the 408 would have
+        # landed inside a response, so the clock did not run.
+        if self._head_pending and self._between_requests() and not self.transport.is_closing():
+            self._start_header_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+    def _between_requests(self) -> bool:
+        # ``cycle`` is the latest request whose headers are complete, so it is still due while
+        # any request before it is. uvicorn types it as never None, but it is None until the
+        # first request's headers are complete.
+        cycle: Any = self.cycle
+        return cycle is None or bool(cycle.response_complete)
+
+    def _start_header_clock(self) -> None:
+        if self._header_timer is not None:
+            return
+        self._header_clock_started = self.loop.time()
+        self._header_bytes = 0
+        self._header_timer = self.loop.call_later(
+            self.header_timeout_seconds, self._on_header_timeout
+        )
+
+    def _stop_header_clock(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _on_header_timeout(self) -> None:
+        # The clock runs only while no response is due, so nothing else is being written.
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+
+        request_id = str(uuid.uuid4())
+        elapsed = self.loop.time() - self._header_clock_started
+        HEADER_TIMEOUTS.inc()
+        _log.info(
+            "request headers timed out",
+            request_id=request_id,
+            bytes_in=self._header_bytes,
+            duration_ms=round(elapsed * 1000.0, 3),
+        )
+        self.transport.write(self._timeout_response(request_id))
+        self.transport.close()
+
+    def _timeout_response(self, request_id: str) -> bytes:
+        message = (
+            "the request headers did not arrive within GATEWAY_HEADER_TIMEOUT_SECONDS="
+            f"{self.header_timeout_seconds:g} s; send the whole request head without pausing"
+        )
+        body = json.dumps(error_body("request_timeout", message)).encode("utf-8")
+        head = [STATUS_LINE[408]]
+        headers = [
+            *self.server_state.default_headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"x-request-id", request_id.encode("ascii")),
+            (b"connection", b"close"),
+        ]
+        head.extend(name + b": " + value + b"\r\n" for name, value in headers)
+        return b"".join([*head, b"\r\n", body])

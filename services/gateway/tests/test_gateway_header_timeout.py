@@ -1,0 +1,291 @@
+"""Request headers that stall get 408 and their connection is closed (slowloris).
+
+Every test runs against a real ``evidence-gateway`` process with a 1 s header timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from evidence_gateway.testing import free_port, script_path, start_gateway
+from prometheus_client.parser import text_string_to_metric_families
+
+from .raw_http import read_response, read_until_closed
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT_SECONDS = 1.0
+# Time allowed on top of the timeout for the 408 and the close to arrive on a busy machine.
+MARGIN_SECONDS = 3.0
+PARTIAL_HEAD = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Ag"
+HEALTH_REQUEST = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real gateway with one worker and a 1 s header timeout."""
+    directory = tmp_path_factory.mktemp("header-timeout")
+    gateway, url = start_gateway(
+        directory,
+        f"http://127.0.0.1:{free_port()}",
+        directory / "no-model",
+        GATEWAY_HEADER_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
+    )
+    try:
+        yield url
+    finally:
+        gateway.stop()
+
+
+def _connect(url: str) -> socket.socket:
+    port = int(url.rsplit(":", 1)[1])
+    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_SECONDS + 10)
+
+
+def _assert_timeout_response(raw: bytes) -> None:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), raw[:200]
+    assert b"connection: close" in head.lower()
+    assert b"content-type: application/json" in head.lower()
+    assert b"x-request-id: " in head.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] == "request_timeout"
+    assert "GATEWAY_HEADER_TIMEOUT_SECONDS=1 s" in error["message"]
+    assert error["document"] is None
+
+
+def _header_timeouts(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", headers={"connection": "close"}, timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "evidence_gateway_header_timeouts_total"
+    )
+
+
+def test_stalled_headers_get_408_and_close(gateway_url: str) -> None:
+    """Half a request head, then nothing: a JSON 408 after 1 s and EOF, others served."""
+    before = _header_timeouts(gateway_url)
+    started = time.monotonic()
+    with _connect(gateway_url) as stalled:
+        stalled.sendall(PARTIAL_HEAD)
+        live = httpx.get(f"{gateway_url}/health/live", timeout=10)
+        live_seconds = time.monotonic() - started
+        raw = read_until_closed(stalled)
+    elapsed = time.monotonic() - started
+
+    assert live.status_code == 200
+    assert live_seconds < TIMEOUT_SECONDS
+    _assert_timeout_response(raw)
+    assert TIMEOUT_SECONDS - 0.05 <= elapsed < TIMEOUT_SECONDS + MARGIN_SECONDS
+    assert _header_timeouts(gateway_url) == before + 1
+
+
+def test_silent_connection_closed(gateway_url: str) -> None:
+    """A connection that sends no byte at all is closed after the timeout as well."""
+    started = time.monotonic()
+    with _connect(gateway_url) as silent:
+        raw = read_until_closed(silent)
+    elapsed = time.monotonic() - started
+
+    _assert_timeout_response(raw)
+    assert TIMEOUT_SECONDS - 0.05 <= elapsed < TIMEOUT_SECONDS + MARGIN_SECONDS
+
+
+def test_trickled_head_within_timeout_served(gateway_url: str) -> None:
+    """A request head sent in 10 parts over about 0.65 s, within the 1 s, is served."""
+    with _connect(gateway_url) as sock:
+        for start in range(0, len(HEALTH_REQUEST), 5):
+            if start:
+                time.sleep(0.07)
+            sock.sendall(HEALTH_REQUEST[start : start + 5])
+        raw = read_response(sock)
+
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" not in raw.lower()
+
+
+def test_head_trickled_past_timeout_closed(gateway_url: str) -> None:
+    """Bytes that keep arriving do not restart the clock: a 408 about 1 s after the start."""
+    header_lines = [f"X-Slow-{index}: 1\r\n".encode("ascii") for index in range(30)]
+    started = time.monotonic()
+    with _connect(gateway_url) as sock:
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        sock.settimeout(0.2)
+        raw = b""
+        for line in header_lines:
+            try:
+                sock.sendall(line)
+                raw += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if raw:
+                break
+        sock.settimeout(10)
+        raw += read_until_closed(sock)
+    elapsed = time.monotonic() - started
+
+    _assert_timeout_response(raw)
+    assert elapsed < TIMEOUT_SECONDS + MARGIN_SECONDS
+
+
+def test_keep_alive_request_after_pause_served(gateway_url: str) -> None:
+    """A second request 1.5 s after the first response, longer than the timeout, is served.
+
+    The idle time between keep-alive requests falls under uvicorn's keep-alive timeout.
+    """
+    with _connect(gateway_url) as sock:
+        sock.sendall(HEALTH_REQUEST)
+        first = read_response(sock)
+        time.sleep(TIMEOUT_SECONDS + 0.5)
+        sock.sendall(HEALTH_REQUEST)
+        second = read_response(sock)
+
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert second.startswith(b"HTTP/1.1 200 ")
+
+
+def test_keep_alive_request_stalled_closed(gateway_url: str) -> None:
+    """A second request on a kept-alive connection that stalls in its head gets 408."""
+    with _connect(gateway_url) as sock:
+        sock.sendall(HEALTH_REQUEST)
+        first = read_response(sock)
+        time.sleep(TIMEOUT_SECONDS + 0.5)
+        started = time.monotonic()
+        sock.sendall(PARTIAL_HEAD)
+        raw = read_until_closed(sock)
+    elapsed = time.monotonic() - started
+
+    assert first.startswith(b"HTTP/1.1 200 ")
+    _assert_timeout_response(raw)
+    assert TIMEOUT_SECONDS - 0.05 <= elapsed < TIMEOUT_SECONDS + MARGIN_SECONDS
+
+
+def test_blank_lines_do_not_hold_connection(gateway_url: str) -> None:
+    """CRLFs sent between requests, which HTTP parsers skip, still start the clock.
+
+    uvicorn stops its keep-alive timer on any data, so without the header clock these
+    bytes would hold the connection for ever.
+    """
+    with _connect(gateway_url) as sock:
+        sock.sendall(HEALTH_REQUEST)
+        first = read_response(sock)
+        started = time.monotonic()
+        sock.settimeout(0.2)
+        raw = b""
+        while not raw and time.monotonic() - started < TIMEOUT_SECONDS + MARGIN_SECONDS:
+            try:
+                sock.sendall(b"\r\n")
+                raw = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        sock.settimeout(10)
+        raw += read_until_closed(sock)
+    elapsed = time.monotonic() - started
+
+    assert first.startswith(b"HTTP/1.1 200 ")
+    _assert_timeout_response(raw)
+    assert elapsed < TIMEOUT_SECONDS + MARGIN_SECONDS
+
+
+def _assert_stalled_connections_closed(url: str, count: int) -> None:
+    before = _header_timeouts(url)
+    sockets = [_connect(url) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.sendall(PARTIAL_HEAD)
+        live = httpx.get(f"{url}/health/live", headers={"connection": "close"}, timeout=10)
+        started = time.monotonic()
+        responses = [read_until_closed(sock) for sock in sockets]
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    assert live.status_code == 200
+    for raw in responses:
+        _assert_timeout_response(raw)
+    assert elapsed < TIMEOUT_SECONDS + MARGIN_SECONDS
+    assert _header_timeouts(url) == before + count
+
+
+def test_many_stalled_connections_closed(gateway_url: str) -> None:
+    """50 stalled connections all get 408 and EOF, and liveness is served meanwhile."""
+    _assert_stalled_connections_closed(gateway_url, 50)
+
+
+def test_stalled_connections_two_workers(tmp_path: Path) -> None:
+    """With GATEWAY_WORKERS=2, each spawned worker applies the timeout too."""
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    gateway, url = start_gateway(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        tmp_path / "no-model",
+        GATEWAY_HEADER_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
+        GATEWAY_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    try:
+        _assert_stalled_connections_closed(url, 50)
+    finally:
+        gateway.stop()
+
+
+# Settings of the developer's shell would change what the gateway reads, so they are dropped.
+_SETTINGS_PREFIXES = ("GATEWAY_", "MODEL_CLIENT_", "PROMETHEUS_MULTIPROC_DIR")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("0", "Input should be greater than 0"),
+        ("-1", "Input should be greater than 0"),
+        ("301", "Input should be less than or equal to 300"),
+        ("soon", "Input should be a valid number, unable to parse string as a number"),
+    ],
+)
+def test_invalid_header_timeout_exits_2(tmp_path: Path, value: str, reason: str) -> None:
+    """An invalid GATEWAY_HEADER_TIMEOUT_SECONDS stops the gateway before it binds a port."""
+    env = {
+        name: setting
+        for name, setting in os.environ.items()
+        if not name.startswith(_SETTINGS_PREFIXES)
+    }
+    env.update(
+        {
+            "GATEWAY_LOCAL_MODE": "true",
+            "GATEWAY_PORT": "0",
+            "GATEWAY_HEADER_TIMEOUT_SECONDS": value,
+        }
+    )
+    result = subprocess.run(
+        [script_path("evidence-gateway")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: invalid setting in the environment:",
+        f"  GATEWAY_HEADER_TIMEOUT_SECONDS='{value}': {reason}",
+        "To fix: set GATEWAY_HEADER_TIMEOUT_SECONDS to a valid value or unset it to use the "
+        "default.",
+    ]
