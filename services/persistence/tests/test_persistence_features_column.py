@@ -363,6 +363,7 @@ from evidence_persistence._tables import TABLES  # noqa: E402
 from evidence_persistence.sinks.snowflake import SnowflakeSink, struct_type  # noqa: E402
 from snowflake.snowpark import Session  # noqa: E402
 from snowflake.snowpark.types import StringType, VariantType  # noqa: E402
+from snowflake_testkit import stage_with_dataframe  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -381,7 +382,7 @@ def snowflake_sink(session: Session) -> SnowflakeSink:
     for table in TABLES:
         empty = session.create_dataframe([], schema=struct_type(table))
         empty.write.save_as_table(table.snowflake_name(), mode="overwrite")
-    return SnowflakeSink(lambda: session)
+    return SnowflakeSink(lambda: session, stage_rows=stage_with_dataframe)
 
 
 def _snowflake_features(session: Session) -> dict[str, Any]:

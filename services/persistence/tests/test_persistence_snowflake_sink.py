@@ -1,7 +1,9 @@
 """Tests of the Snowflake sink's real merge code in Snowpark's local-testing session.
 
 The emulator enforces no primary keys and lets a MERGE with duplicate source keys pass, so each
-test asserts key uniqueness itself after the merges.
+test asserts key uniqueness itself after the merges. It cannot run SQL either, so the staging
+tables are filled through the DataFrame API here; ``test_persistence_snowflake_binds`` covers
+the bound staging that production uses.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from evidence_persistence.sinks.snowflake import (  # noqa: E402
 )
 from snowflake.connector.errors import OperationalError  # noqa: E402
 from snowflake.snowpark import Session  # noqa: E402
+from snowflake_testkit import stage_with_dataframe  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def sink(session: Session) -> SnowflakeSink:
     for table in TABLES:
         empty = session.create_dataframe([], schema=struct_type(table))
         empty.write.save_as_table(table.snowflake_name(), mode="overwrite")
-    return SnowflakeSink(lambda: session, store_raw_evidence=True)
+    return SnowflakeSink(lambda: session, store_raw_evidence=True, stage_rows=stage_with_dataframe)
 
 
 def _column(session: Session, table: str, *columns: str) -> list[tuple[Any, ...]]:

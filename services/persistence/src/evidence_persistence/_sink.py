@@ -58,8 +58,9 @@ def open_sink(settings: Settings) -> Sink:
         return SnowflakeSink(
             session_factory(settings),
             database=settings.snowflake_database,
+            schema=settings.snowflake_schema,
             store_raw_evidence=settings.store_raw_evidence,
-            create_tables=True,
+            create_tables=settings.snowflake_create_tables,
         )
     from evidence_persistence.sinks.sqlite import SqliteSink
 

@@ -60,7 +60,8 @@ def is_sink_fault(error: BaseException) -> bool:
     """Tell whether ``error`` points at the sink, so it would fail every record alike.
 
     True for a ``SinkConfigurationError``, which a sink may raise from ``write_batch`` to mark
-    such a fault (neither built-in sink does yet). True also for a database error whose SQLSTATE
+    such a fault (the Snowflake sink does when creating the tables fails or its connection
+    would put bound values into the SQL text). True also for a database error whose SQLSTATE
     or Snowflake error number names a missing object or privilege or an invalid statement: a
     connector ``ProgrammingError``, or a Snowpark ``SnowparkSQLException`` wrapping one. False
     for everything else, above all for errors that can come from the records' own values: the

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("PERSISTENCE_SNOWFLAKE_DATABASE", "SNOWFLAKE_DATABASE"),
     )
+    snowflake_schema: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PERSISTENCE_SNOWFLAKE_SCHEMA", "SNOWFLAKE_SCHEMA"),
+    )
+    """Current schema of the worker's session, which contains its temporary staging tables. The
+    role needs USAGE and CREATE TABLE on it."""
+    snowflake_create_tables: bool = False
+    """Run ``CREATE HYBRID TABLE IF NOT EXISTS`` once per session. Off by default, because the
+    deployment creates the tables and Snowflake checks CREATE TABLE on the schemas even when
+    the tables exist."""
     snowflake_private_key_file: Path | None = None
     """PEM private key of the key-pair user, used when no SPCS token file exists."""
     snowflake_private_key_passphrase: SecretStr | None = None

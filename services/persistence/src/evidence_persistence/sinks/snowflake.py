@@ -1,19 +1,23 @@
-"""Snowflake sink: MERGE each batch into the hybrid tables through Snowpark's DataFrame API.
+"""Snowflake sink: MERGE each batch into the hybrid tables, with every value bound.
 
-The DataFrame API (``create_dataframe`` plus ``Table.merge``) is used instead of SQL text so the
-same code runs in Snowpark's local-testing session, which cannot execute SQL. That emulator
-enforces no primary keys and merges duplicate source keys silently, whereas Snowflake rejects a
-MERGE in which two source rows match one target row. Batches are therefore de-duplicated by key
-before the merge (see ``build_rows``).
+Each table's rows are first loaded into a temporary staging table of the session with bind
+parameters (see ``snowflake_staging``), so no stored value appears in any SQL text. The MERGE
+is then built with Snowpark's ``Table.merge``, reading the staging table. The same merge code
+runs in Snowpark's local-testing session, which cannot execute SQL, when a test passes a
+staging function that fills the staging table through the DataFrame API. That emulator
+enforces no primary keys and merges duplicate source keys silently, whereas Snowflake rejects
+a MERGE in which two source rows match one target row. Batches are therefore de-duplicated by
+key before the merge (see ``build_rows``).
 
-``JSON`` columns such as ``MODEL_PREDICTIONS.FEATURES`` travel as JSON text in a string column of
-the source DataFrame and are converted with ``PARSE_JSON`` inside the MERGE. The SQLite sink
+``JSON`` columns such as ``MODEL_PREDICTIONS.FEATURES`` travel as JSON text in a string column
+of the staging table and are converted with ``PARSE_JSON`` inside the MERGE. The SQLite sink
 stores the same text, so both sinks write one encoding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from snowflake.snowpark import Column, DataFrame, Session, Table
@@ -42,6 +46,7 @@ from evidence_persistence._tables import Table as TableSpec
 from evidence_persistence.config import Settings
 from evidence_persistence.ddl import render_ddl
 from evidence_persistence.errors import SinkConfigurationError, SinkUnavailableError
+from evidence_persistence.sinks.snowflake_staging import BoundStaging, StageRows, stage_table_name
 
 __all__ = ["SnowflakeSink", "session_factory", "struct_type"]
 
@@ -102,9 +107,14 @@ class SnowflakeSink:
         session_factory: Creates a Snowpark session; called again after a connection failure.
         database: Database holding the ``FEATURE_STORE`` and ``ML_MODELS`` schemas; ``None``
             uses the session's current database.
+        schema: Schema of the temporary staging tables, in which the session's role needs
+            CREATE TABLE; ``None`` uses the session's current schema.
         store_raw_evidence: Write ``RAW_EVIDENCE`` rows for records that carry XML.
         create_tables: Run the ``CREATE HYBRID TABLE IF NOT EXISTS`` statements once per
-            session. Needs SQL, so it must be ``False`` in a local-testing session.
+            session. Snowflake checks CREATE TABLE on the schemas even when the tables exist,
+            so the role needs that privilege. Needs SQL, so it must be ``False`` in a
+            local-testing session.
+        stage_rows: Loads a table's rows into its staging table; the default binds every value.
 
     NOTE: the three MERGE statements are separate transactions. A failure between them leaves
     part of a batch written. The worker then retries the whole batch, and because every write
@@ -116,14 +126,19 @@ class SnowflakeSink:
         session_factory: Callable[[], Session],
         *,
         database: str | None = None,
+        schema: str | None = None,
         store_raw_evidence: bool = False,
         create_tables: bool = False,
+        stage_rows: StageRows | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._session: Session | None = None
         self.database = database
+        self.schema = schema
         self.store_raw_evidence = store_raw_evidence
         self._create_tables = create_tables
+        self._bound_staging = BoundStaging()
+        self._stage_rows: StageRows = stage_rows or self._bound_staging
 
     def write_batch(self, records: Sequence[PredictionRecord]) -> WriteResult:
         """Merge the records into the three tables.
@@ -131,8 +146,10 @@ class SnowflakeSink:
         Raises:
             SinkUnavailableError: Snowflake is unreachable or the login failed; the session is
                 dropped and rebuilt on the next call.
+            SinkConfigurationError: Creating the tables failed, or the session would write
+                bound values into the SQL text.
         """
-        rows = build_rows(records, store_raw_evidence=self.store_raw_evidence)
+        rows = build_rows(records, store_raw_evidence=self.store_raw_evidence, timestamp=_naive_utc)
         try:
             session = self._current_session()
             self._merge(session, ONLINE_FEATURES, rows.online_features, newer="UPDATED_AT")
@@ -150,6 +167,7 @@ class SnowflakeSink:
 
     def close(self) -> None:
         """Close the Snowpark session, if one is open."""
+        self._bound_staging.reset()
         if self._session is not None:
             session, self._session = self._session, None
             session.close()
@@ -157,18 +175,40 @@ class SnowflakeSink:
     def _current_session(self) -> Session:
         if self._session is None:
             session = self._session_factory()
-            if self._create_tables:
-                for statement in render_ddl("snowflake", database=self.database):
-                    session.sql(statement).collect()
+            # Until the set-up succeeds the session is not kept, so it must be closed here or
+            # every failed attempt would leave one open.
+            try:
+                if self._create_tables:
+                    self._create_hybrid_tables(session)
+            except BaseException:
+                session.close()
+                raise
             self._session = session
         return self._session
+
+    def _create_hybrid_tables(self, session: Session) -> None:
+        try:
+            for statement in render_ddl("snowflake", database=self.database):
+                session.sql(statement).collect()
+        except _connection_errors():
+            raise
+        except Exception as exc:
+            msg = (
+                f"creating the hybrid tables failed ({type(exc).__name__}: {exc}); create "
+                "them with deploy/sql/03_hybrid_tables.sql and set "
+                "PERSISTENCE_SNOWFLAKE_CREATE_TABLES=false, or grant the role CREATE TABLE "
+                "on the FEATURE_STORE and ML_MODELS schemas"
+            )
+            raise SinkConfigurationError(msg) from exc
 
     def _merge(
         self, session: Session, table: TableSpec, rows: list[Row], *, newer: str | None
     ) -> None:
         if not rows:
             return
-        source = session.create_dataframe(rows, schema=struct_type(table, json_as_text=True))
+        stage_name = stage_table_name(table, self.database, self.schema)
+        self._stage_rows(session, table, stage_name, rows)
+        source = session.table(stage_name)
         target: Table = session.table(table.snowflake_name(self.database))
         key = table.primary_key
         values = _source_values(table, source)
@@ -179,6 +219,12 @@ class SnowflakeSink:
             target[key] == source[key],
             [when_matched(condition).update(updates), when_not_matched().insert(values)],
         )
+
+
+def _naive_utc(value: datetime) -> datetime:
+    # The columns are TIMESTAMP_NTZ holding UTC. The connector binds a naive datetime as that
+    # wall-clock time, whatever the session's time zone.
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def session_factory(settings: Settings) -> Callable[[], Session]:
@@ -200,9 +246,14 @@ def session_factory(settings: Settings) -> Callable[[], Session]:
             "role": settings.snowflake_role,
             "warehouse": settings.snowflake_warehouse,
             "database": settings.snowflake_database,
+            "schema": settings.snowflake_schema,
         }.items()
         if value
     }
+    # Snowpark 1.56 already defaults to qmark. It is set here anyway, because under the
+    # connector's own default, pyformat, the staging INSERTs would carry their values in the
+    # SQL text.
+    base["paramstyle"] = "qmark"
     token_file = settings.snowflake_token_file
     if token_file.is_file():
 
