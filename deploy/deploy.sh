@@ -11,7 +11,7 @@
 #   register    log the trained artifact (var/model, or $model_artifact_dir) in the Model
 #               Registry and create RISK_MODEL_SVC with evidence-train; skipped when the
 #               service exists
-#   model       sql/06  wait for RISK_MODEL_SVC and read its DNS name
+#   model       sql/06  wait for RISK_MODEL_SVC and read its DNS name and port
 #   secret      sql/07  create the secret SPCS.GATEWAY_API_TOKEN (the /v1 bearer token) unless
 #               it exists; see "The /v1 token" below
 #   service     sql/08  let the service role read the secret, create INFERENCE_SERVICE and
@@ -164,7 +164,7 @@ step_register() {
 
 step_model() {
     run_sql_file sql/06_model_service.sql
-    local database service status_json dns
+    local database service status_json dns port
     database="$(setting database_name)"
     service="$(setting model_service)"
     status_json="$(query_json "SELECT c.value:status::STRING = 'READY' AS ok_ready
@@ -175,8 +175,11 @@ step_model() {
         exit 1
     }
     dns="$(model_service_rows | python3 "$DEPLOY_DIR/snow_json.py" dns-name)"
-    export model_service_dns="$dns"
-    log "model service host: $model_service_dns"
+    # The Model Registry names the endpoint `inference` and does not document its port.
+    port="$(query_json "SHOW ENDPOINTS IN SERVICE $database.ML_MODELS.$service" \
+        | python3 "$DEPLOY_DIR/snow_json.py" endpoint-port inference)"
+    export model_service_dns="$dns" model_service_port="$port"
+    log "model service host: $model_service_dns, port $model_service_port"
 }
 
 # Print the secrets named like the /v1 token secret as JSON rows, or [] when there is none.
@@ -270,7 +273,7 @@ step_secret() {
 }
 
 step_service() {
-    if [[ -z "${model_service_dns:-}" ]]; then
+    if [[ -z "${model_service_dns:-}" || -z "${model_service_port:-}" ]]; then
         step_model
     fi
     if [[ -z "$SECRET_READY" ]]; then
@@ -315,7 +318,7 @@ step_smoke() {
 step_rollout() {
     step_images
     step_spec
-    if [[ -z "${model_service_dns:-}" ]]; then
+    if [[ -z "${model_service_dns:-}" || -z "${model_service_port:-}" ]]; then
         step_model
     fi
     run_sql_file sql/ops/rollout_inference_service.sql

@@ -2,11 +2,14 @@
 
     snow sql --format json -f sql/11_smoke_test.sql | python3 snow_json.py ok-columns
     snow sql --format json -q "SHOW SERVICES ..." | python3 snow_json.py dns-name
+    snow sql --format json -q "SHOW ENDPOINTS ..." | python3 snow_json.py endpoint-port inference
 
 ``ok-columns`` exits 0 only when every column named ``OK_*`` in every row is true, and 1 otherwise,
 naming each failed check. ``dns-name`` prints the one ``dns_name`` in the rows and exits 1 unless
-there is exactly one. The input may be one JSON document or several in a row (one per statement),
-and rows may be nested in lists of any depth.
+there is exactly one. ``endpoint-port NAME`` prints the ``port`` of the one endpoint row whose
+``name`` is NAME (case-insensitive) and exits 1 unless there is exactly one with a port number.
+The input may be one JSON document or several in a row (one per statement), and rows may be
+nested in lists of any depth.
 """
 
 from __future__ import annotations
@@ -53,11 +56,25 @@ def check_ok_columns(documents: list[Any]) -> tuple[int, list[str]]:
     return checked, failures
 
 
+def endpoint_ports(documents: list[Any], name: str) -> list[str]:
+    """Return the ports of the endpoint rows named ``name``; an empty port is returned too."""
+    return [
+        str(row.get("port") or "")
+        for row in iter_rows(documents)
+        if str(row.get("name", "")).lower() == name.lower()
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command on the JSON read from stdin."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments not in (["ok-columns"], ["dns-name"]):
-        sys.stderr.write("usage: snow_json.py ok-columns | dns-name  (JSON on stdin)\n")
+    valid = arguments in (["ok-columns"], ["dns-name"]) or (
+        len(arguments) == 2 and arguments[0] == "endpoint-port"
+    )
+    if not valid:
+        sys.stderr.write(
+            "usage: snow_json.py ok-columns | dns-name | endpoint-port NAME  (JSON on stdin)\n"
+        )
         return 2
     try:
         documents = parse_documents(sys.stdin.read())
@@ -71,6 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"snow_json.py: expected one dns_name, found {names!r}\n")
             return 1
         sys.stdout.write(f"{names[0]}\n")
+        return 0
+
+    if arguments[0] == "endpoint-port":
+        ports = endpoint_ports(documents, arguments[1])
+        if len(ports) != 1 or not ports[0].isdigit():
+            sys.stderr.write(
+                f"snow_json.py: expected one port of endpoint {arguments[1]!r}, found {ports!r}\n"
+            )
+            return 1
+        sys.stdout.write(f"{ports[0]}\n")
         return 0
 
     checked, failures = check_ok_columns(documents)

@@ -1,4 +1,4 @@
--- Step 2: database, the four schemas and the warehouse. The warehouse starts suspended and
+-- Step 2: database, the five schemas and the warehouse. The warehouse starts suspended and
 -- suspends itself after 60 idle seconds, so it costs nothing until a query runs.
 USE ROLE <% ctx.env.admin_role %>;
 
@@ -20,3 +20,8 @@ CREATE SCHEMA IF NOT EXISTS <% ctx.env.database_name %>.ML_MODELS
   COMMENT = 'Model Registry, prediction log, services and service functions';
 CREATE SCHEMA IF NOT EXISTS <% ctx.env.database_name %>.STREAMLIT_APP
   COMMENT = 'Streamlit monitoring app';
+-- The worker's session loads each batch into temporary tables here with bind parameters
+-- before it merges them into the hybrid tables. A schema of its own keeps the CREATE TABLE
+-- grant that temporary tables need away from the schemas of the real tables.
+CREATE SCHEMA IF NOT EXISTS <% ctx.env.database_name %>.WORKER_STAGING
+  COMMENT = 'Temporary staging tables of the persistence worker; no permanent table';

@@ -17,6 +17,10 @@ GRANT READ ON STAGE <% ctx.env.database_name %>.SPCS.<% ctx.env.spec_stage %> TO
 GRANT SELECT, INSERT, UPDATE ON TABLE <% ctx.env.database_name %>.FEATURE_STORE.ONLINE_FEATURES TO ROLE <% ctx.env.service_role %>;
 GRANT SELECT, INSERT, UPDATE ON TABLE <% ctx.env.database_name %>.FEATURE_STORE.RAW_EVIDENCE TO ROLE <% ctx.env.service_role %>;
 GRANT SELECT, INSERT, UPDATE ON TABLE <% ctx.env.database_name %>.ML_MODELS.MODEL_PREDICTIONS TO ROLE <% ctx.env.service_role %>;
+-- The worker's current schema, where it creates its temporary staging tables.
+-- NOTE: the CREATE TABLE grant assumes that a temporary table needs it like a permanent one;
+-- this has not been checked against an account.
+GRANT USAGE, CREATE TABLE ON SCHEMA <% ctx.env.database_name %>.WORKER_STAGING TO ROLE <% ctx.env.service_role %>;
 
 -- Consumer role: the warehouse that runs the calling query. USAGE on the two functions is
 -- granted in step 9, once they exist.

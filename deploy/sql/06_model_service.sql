@@ -26,6 +26,10 @@ FROM TABLE(FLATTEN(INPUT => PARSE_JSON(SYSTEM$GET_SERVICE_STATUS(
 -- deploy.sh reads it from this result and passes it on as model_service_dns.
 SHOW SERVICES LIKE '<% ctx.env.model_service %>' IN SCHEMA <% ctx.env.database_name %>.ML_MODELS;
 
+-- The port of the endpoint named `inference` is the port the gateway must call. deploy.sh reads
+-- it from this result and passes it on as model_service_port.
+SHOW ENDPOINTS IN SERVICE <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.model_service %>;
+
 -- Service-to-service calls need endpoint usage: the gateway runs as the service role.
 GRANT SERVICE ROLE <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.model_service %>!ALL_ENDPOINTS_USAGE
   TO ROLE <% ctx.env.service_role %>;

@@ -25,7 +25,7 @@ CREATE SERVICE IF NOT EXISTS <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.in
   USING (
     gateway_image => '<% ctx.env.image_repository_path %>/evidence-gateway:<% ctx.env.image_tag %>',
     worker_image => '<% ctx.env.image_repository_path %>/evidence-worker:<% ctx.env.image_tag %>',
-    model_service_url => 'http://<% ctx.env.model_service_dns %>:5000',
+    model_service_url => 'http://<% ctx.env.model_service_dns %>:<% ctx.env.model_service_port %>',
     model_version => '<% ctx.env.model_version %>',
     database_name => '<% ctx.env.database_name %>',
     warehouse_name => '<% ctx.env.warehouse_name %>',

@@ -2,10 +2,15 @@
 -- as {"data": [[row, policy_number, mib_xml, rx_xml], ...]} to the gateway's endpoint `api`.
 --
 -- Batch settings:
---   MAX_BATCH_ROWS = 100      the gateway scores a batch with one model call; 100 rows of
---                             evidence stay well below its 1,000-row and 16 MB request limits.
---   MAX_BATCH_RETRIES = 3     retries on 404, 429 and 5xx; the gateway returns 429/503 when its
---                             queue is full, so a retry is the backpressure path.
+--   MAX_BATCH_ROWS = 25       the gateway scores a batch with one model call. A full batch of
+--                             maximum-size documents, 25 rows x 2 x 1,000,000 bytes x 1.25
+--                             for JSON escaping, is 62.5 MB and fits the 64 MB body limit
+--                             (GATEWAY_MAX_BODY_BYTES in spcs/inference_service.yaml). A
+--                             larger batch would get 413, which is not retried and fails the
+--                             query. Change the three values together.
+--   MAX_BATCH_RETRIES = 3     retries on 404, 429 and 5xx; the gateway returns 503 with
+--                             Retry-After when its queue is full, so a retry is the
+--                             backpressure path.
 --   ON_BATCH_FAILURE = ABORT  a batch that fails after the retries fails the query, rather than
 --                             returning NULL scores a caller could take for real ones. Bad rows
 --                             never fail a batch: each gets an {"error": ...} object in its row.
@@ -18,7 +23,7 @@ CREATE OR ALTER FUNCTION <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.predic
   RETURNS VARIANT
   SERVICE = <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.inference_service %>
   ENDPOINT = api
-  MAX_BATCH_ROWS = 100
+  MAX_BATCH_ROWS = 25
   MAX_BATCH_RETRIES = 3
   ON_BATCH_FAILURE = ABORT
   BATCH_TIMEOUT_SECS = 120

@@ -97,7 +97,7 @@ def test_function_batch_settings(
         assert 0 < int(properties["BATCH_TIMEOUT_SECS"]) <= 600, name
 
     predict = _properties(functions[snow_env["predict_function"]])
-    assert predict["MAX_BATCH_ROWS"] == "100"
+    assert predict["MAX_BATCH_ROWS"] == "25"
 
 
 def test_functions_call_the_gateway_service(

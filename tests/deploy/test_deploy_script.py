@@ -37,8 +37,8 @@ _FAKE_SNOW = (
 """
     + _DIGEST_SHELL_CODE
     + r"""
-printf '%s | token=%s | dns=%s\n' "$(printf '%s' "$*" | tr '\n' ' ')" "$token" \
-    "${model_service_dns:-}" >> "$FAKE_LOG"
+printf '%s | token=%s | port=%s | dns=%s\n' "$(printf '%s' "$*" | tr '\n' ' ')" "$token" \
+    "${model_service_port:-}" "${model_service_dns:-}" >> "$FAKE_LOG"
 # Render ctx.env.GATEWAY_API_TOKEN in a -f file as snow does: fail when the variable is unset,
 # and print the statement with the value, as Snowflake CLI releases that echo statements do.
 file=""
@@ -58,6 +58,7 @@ if [[ -n "$file" ]] && grep -qF "$placeholder" "$file"; then
 fi
 ready_default='[{"OK_READY": true}]'
 smoke_default='[[{"STATUS": "healthy", "OK_HEALTH": true}], [{"OK_ROW": true}]]'
+endpoints_default='[{"name": "inference", "port": "5123", "protocol": "HTTP"}]'
 secret_row='[{"name": "GATEWAY_API_TOKEN", "schema_name": "SPCS", "secret_type": "GENERIC_STRING"}]'
 args="$*"
 case "$args" in
@@ -66,6 +67,7 @@ case "$args" in
         if [[ -n "${FAKE_NO_MODEL:-}" ]]; then echo '[]'; else
         echo '[{"name": "RISK_MODEL_SVC", "status": "RUNNING",
         "dns_name": "risk-model-svc.ab12.svc.spcs.internal"}]'; fi ;;
+    *"SHOW ENDPOINTS IN SERVICE"*) echo "${FAKE_ENDPOINTS_JSON:-$endpoints_default}" ;;
     *"SHOW SECRETS LIKE"*)
         if [[ -n "${FAKE_SECRETS_FOUND:-}" ]]; then echo "$secret_row"; else echo '[]'; fi ;;
     *"ok_ready"*) echo "${FAKE_READY_JSON:-$ready_default}" ;;
@@ -255,6 +257,44 @@ def test_deploy_service_passes_model_dns(deploy_copy: Path, fake_bin: Path, tmp_
     assert result.returncode == 0, result.stderr
     assert create.endswith("dns=risk-model-svc.ab12.svc.spcs.internal")
     assert model_check.endswith("dns=")
+
+
+def test_deploy_service_passes_model_port(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """The model step reads the `inference` endpoint's port and exports it for the service."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "service", FAKE_SECRETS_FOUND="1")
+    create = next(call for call in calls if "08_inference_service.sql" in call)
+    model_check = next(call for call in calls if "06_model_service.sql" in call)
+    endpoints = [call for call in calls if "SHOW ENDPOINTS IN SERVICE" in call]
+
+    assert result.returncode == 0, result.stderr
+    assert " | port=5123 | " in create
+    assert " | port= | " in model_check
+    assert len(endpoints) == 1
+    assert "REALTIME_ML_PIPELINE.ML_MODELS.RISK_MODEL_SVC" in endpoints[0]
+
+
+@pytest.mark.parametrize(
+    "endpoints",
+    ["[]", '[{"name": "inference", "port": ""}]', '[{"name": "other", "port": "5000"}]'],
+)
+def test_deploy_service_needs_inference_port(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, endpoints: str
+) -> None:
+    """No `inference` endpoint with a port: the step fails before the service is created."""
+    result, calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "service",
+        FAKE_SECRETS_FOUND="1",
+        FAKE_ENDPOINTS_JSON=endpoints,
+    )
+
+    assert result.returncode != 0
+    assert "expected one port of endpoint 'inference'" in result.stderr
+    assert not [call for call in calls if "08_inference_service.sql" in call]
 
 
 def test_deploy_register_creates_model_service(

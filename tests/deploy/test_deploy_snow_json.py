@@ -1,4 +1,5 @@
-"""deploy/snow_json.py reads snow CLI JSON output: smoke-test checks and the model's DNS name."""
+"""deploy/snow_json.py reads snow CLI JSON output: smoke-test checks, the model's DNS name and
+its endpoint port."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _run(
     monkeypatch.setattr("sys.stdin", io.StringIO(text))
     monkeypatch.setattr("sys.stdout", stdout)
     monkeypatch.setattr("sys.stderr", stderr)
-    code = snow_json.main([command])
+    code = snow_json.main(command.split())
     return code, stdout.getvalue(), stderr.getvalue()
 
 
@@ -106,6 +107,41 @@ def test_dns_name_needs_exactly_one(
     assert code == 1
     assert stdout == ""
     assert "expected one dns_name" in stderr
+
+
+def test_endpoint_port_of_named_endpoint(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port of the endpoint named `inference` is printed, whatever its case or type."""
+    rows = [
+        {"name": "metrics", "port": "9090", "protocol": "HTTP"},
+        {"name": "INFERENCE", "port": 5123, "protocol": "HTTP", "is_public": "false"},
+    ]
+
+    code, stdout, _ = _run(snow_json, monkeypatch, "endpoint-port inference", json.dumps(rows))
+
+    assert code == 0
+    assert stdout == "5123\n"
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [{"name": "metrics", "port": "9090"}],
+        [{"name": "inference", "port": None, "port_range": "5000-5010"}],
+        [{"name": "inference", "port": "5000"}, {"name": "inference", "port": "5001"}],
+    ],
+)
+def test_endpoint_port_needs_exactly_one(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, rows: list[dict[str, object]]
+) -> None:
+    """No such endpoint, one without a port, or two: exit 1 with the ports found."""
+    code, stdout, stderr = _run(snow_json, monkeypatch, "endpoint-port inference", json.dumps(rows))
+
+    assert code == 1
+    assert stdout == ""
+    assert "expected one port of endpoint 'inference'" in stderr
 
 
 def test_unknown_command_prints_usage(snow_json: ModuleType) -> None:

@@ -276,8 +276,43 @@ def test_spec_gateway_settings(
 
     assert gateway.host == "0.0.0.0"  # noqa: S104 - a container must accept outside traffic
     assert endpoint.port == gateway.port
-    assert f"http://{snow_env['model_service_dns']}:5000/" == str(client.base_url)
+    model_url = f"http://{snow_env['model_service_dns']}:{snow_env['model_service_port']}/"
+    assert model_url == str(client.base_url)
     assert snow_env["model_version"] == client.model_version
+
+
+# JSON escaping of quotes and line breaks in ordinary XML, plus room for the envelope: the row
+# numbers, policy numbers, brackets and quotes of 25 rows.
+_ESCAPING_MARGIN = 1.25
+_ENVELOPE_BYTES = 64 * 1024
+
+
+def test_spec_full_function_batch_fits_body_limit(
+    service_spec: ServiceSpecification,
+    monkeypatch: pytest.MonkeyPatch,
+    support: ModuleType,
+    snow_env: dict[str, str],
+    rendered_sql: dict[str, str],
+) -> None:
+    """MAX_BATCH_ROWS rows of two maximum-size documents fit the gateway's body limit.
+
+    A larger body gets 413, which Snowflake does not retry, so the whole query would fail.
+    """
+    gateway = support.build_settings(
+        GatewaySettings, _runtime_env(_container(service_spec, "gateway")), monkeypatch
+    )
+    function = re.search(
+        rf"FUNCTION [\w.]+\.{snow_env['predict_function']}\(.*?MAX_BATCH_ROWS = (\d+)",
+        rendered_sql["09_service_functions.sql"],
+        re.DOTALL,
+    )
+    assert function is not None
+    max_batch_rows = int(function.group(1))
+    full_batch = max_batch_rows * 2 * gateway.max_document_bytes * _ESCAPING_MARGIN
+
+    assert max_batch_rows <= gateway.max_batch_rows
+    assert full_batch + _ENVELOPE_BYTES <= gateway.max_body_bytes
+    assert gateway.max_body_bytes <= gateway.max_inflight_body_bytes
 
 
 def test_spec_queue_shared_by_gateway_and_worker(
@@ -314,6 +349,34 @@ def test_spec_worker_writes_snowflake(
     assert worker.sink == "snowflake"
     assert snow_env["database_name"] == worker.snowflake_database
     assert snow_env["warehouse_name"] == worker.snowflake_warehouse
+
+
+def test_spec_worker_staging_schema_granted(
+    service_spec: ServiceSpecification,
+    monkeypatch: pytest.MonkeyPatch,
+    support: ModuleType,
+    snow_env: dict[str, str],
+    rendered_sql: dict[str, str],
+) -> None:
+    """The worker's staging schema exists and the service role may create tables only there.
+
+    The worker creates no hybrid table, because the role has no CREATE TABLE on their schemas.
+    """
+    env = _container(service_spec, "worker").env or {}
+    worker = support.build_settings(PersistenceSettings, env, monkeypatch)
+    database = snow_env["database_name"]
+    role = snow_env["service_role"]
+    schema = f"{database}.{worker.snowflake_schema}"
+    creates = re.findall(r"CREATE SCHEMA IF NOT EXISTS ([\w.]+)", rendered_sql["02_database.sql"])
+    create_grants = re.findall(
+        rf"GRANT ([\w ,]*CREATE TABLE[\w ,]*) ON SCHEMA ([\w.]+) TO ROLE {role};",
+        rendered_sql["05_grants.sql"],
+    )
+
+    assert worker.snowflake_schema == "WORKER_STAGING"
+    assert worker.snowflake_create_tables is False
+    assert schema in creates
+    assert create_grants == [("USAGE, CREATE TABLE", schema)]
 
 
 def test_spec_api_token_from_snowflake_secret(

@@ -80,7 +80,10 @@ _COMMAND_FORMS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
         re.compile(r"^CREATE OR REPLACE STREAMLIT \w+\.\w+\.\w+ FROM '@\w+\.\w+\.\w+'"),
         ("MAIN_FILE = '", "QUERY_WAREHOUSE = "),
     ),
-    "show": (re.compile(r"^SHOW (SERVICES|COMPUTE POOLS|VERSIONS IN MODEL) "), ()),
+    "show": (
+        re.compile(r"^SHOW (SERVICES|COMPUTE POOLS|VERSIONS IN MODEL|ENDPOINTS IN SERVICE) "),
+        (),
+    ),
     "drop": (
         re.compile(r"^DROP (STREAMLIT|SERVICE|COMPUTE POOL|ROLE) IF EXISTS [\w.]+$"),
         (),
