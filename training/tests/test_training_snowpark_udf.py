@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,8 @@ from evidence_training.snowpark_udf import (
     compute_feature_frame,
     register_feature_udtf,
 )
+
+_HYBRID_TABLES_SQL = Path(__file__).resolve().parents[2] / "deploy/sql/03_hybrid_tables.sql"
 
 _EDGE_ROWS = (
     ("E-MIB-ONLY", "<MIBResponse/>", None),
@@ -100,22 +104,69 @@ def local_session() -> Iterator[Any]:
     session.close()
 
 
-def test_feature_udtf_local_session_equals_extract_batch(
-    local_session: Any, raw_rows: pd.DataFrame
-) -> None:
-    """The registered UDTF over a RAW_EVIDENCE table returns the library's features exactly."""
-    session = local_session
-    session.create_dataframe(raw_rows).write.save_as_table(RAW_EVIDENCE_TABLE, mode="overwrite")
-    udtf = register_feature_udtf(session)
+def _deployed_raw_evidence_columns() -> list[tuple[str, str]]:
+    """Return (name, type) of each column of RAW_EVIDENCE in the deployment's DDL."""
+    text = _HYBRID_TABLES_SQL.read_text(encoding="utf-8")
+    block = re.search(r"\.FEATURE_STORE\.RAW_EVIDENCE \((.*?)\n\);", text, re.DOTALL)
+    assert block is not None
+    column = r"^\s+(?!PRIMARY KEY|INDEX )([A-Z_]+) ([A-Z_]+)"
+    return re.findall(column, block.group(1), re.MULTILINE)
 
+
+def _write_deployed_table(session: Any, raw_rows: pd.DataFrame) -> None:
+    """Save the rows as RAW_EVIDENCE with the deployed columns: CREATED_AT instead of AS_OF."""
+    from snowflake.snowpark.types import (
+        StringType,
+        StructField,
+        StructType,
+        TimestampTimeZone,
+        TimestampType,
+    )
+
+    types = {"VARCHAR": StringType(), "TIMESTAMP_NTZ": TimestampType(TimestampTimeZone.NTZ)}
+    columns = _deployed_raw_evidence_columns()
+    schema = StructType([StructField(name, types[kind]) for name, kind in columns])
+    # A time of day after noon checks that the UDTF gets the date of CREATED_AT.
+    created_at = [datetime.combine(as_of, time(13, 45)) for as_of in raw_rows["AS_OF"]]
+    values = {**raw_rows.drop(columns=["AS_OF"]).to_dict("list"), "CREATED_AT": created_at}
+    rows = list(zip(*(values[name] for name, _ in columns), strict=True))
+    session.create_dataframe(rows, schema=schema).write.save_as_table(
+        RAW_EVIDENCE_TABLE, mode="overwrite"
+    )
+
+
+def _collect_features(frame: Any, raw_rows: pd.DataFrame) -> np.ndarray:
     # collect() rather than to_pandas(): the emulator's to_pandas inserts 106 columns one by
     # one, and pandas warns about the fragmented frame, which fails under filterwarnings=error.
-    rows = build_feature_frame(session, udtf).collect()
-    result = pd.DataFrame([row.as_dict() for row in rows])
-
+    result = pd.DataFrame([row.as_dict() for row in frame.collect()])
     assert ["EVIDENCE_ID", *FEATURE_NAMES] == list(result.columns)
     result = result.set_index("EVIDENCE_ID").loc[list(raw_rows["EVIDENCE_ID"])]
-    np.testing.assert_array_equal(_expected(raw_rows), result[list(FEATURE_NAMES)].to_numpy())
+    return np.asarray(result[list(FEATURE_NAMES)].to_numpy())
+
+
+def test_deployed_raw_evidence_has_no_as_of() -> None:
+    """The deployed RAW_EVIDENCE dates rows by CREATED_AT and has no AS_OF column."""
+    names = [name for name, _ in _deployed_raw_evidence_columns()]
+
+    assert names == ["EVIDENCE_ID", "POLICY_NUMBER", "MIB_XML", "RX_XML", "CREATED_AT"]
+
+
+@pytest.mark.parametrize("as_of_column", [None, "CREATED_AT"])
+def test_feature_udtf_local_session_equals_extract_batch(
+    local_session: Any, raw_rows: pd.DataFrame, as_of_column: str | None
+) -> None:
+    """The UDTF over a table shaped like the deployed RAW_EVIDENCE returns the library's
+    features exactly, with the default as-of column and with the documented call."""
+    session = local_session
+    _write_deployed_table(session, raw_rows)
+    udtf = register_feature_udtf(session)
+
+    if as_of_column is None:
+        frame = build_feature_frame(session, udtf)
+    else:
+        frame = build_feature_frame(session, udtf, as_of_column=as_of_column, buckets=64)
+
+    np.testing.assert_array_equal(_expected(raw_rows), _collect_features(frame, raw_rows))
 
 
 def test_build_feature_frame_zero_buckets_raises(local_session: Any) -> None:

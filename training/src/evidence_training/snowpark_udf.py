@@ -144,7 +144,7 @@ def build_feature_frame(
     udtf: Any,
     *,
     table: str = RAW_EVIDENCE_TABLE,
-    as_of_column: str = "AS_OF",
+    as_of_column: str = "CREATED_AT",
     buckets: int = _DEFAULT_BUCKETS,
 ) -> Any:
     """Return a Snowpark DataFrame of ``EVIDENCE_ID`` plus 105 features over a raw evidence table.
@@ -154,7 +154,7 @@ def build_feature_frame(
         udtf: the function :func:`register_feature_udtf` returned.
         table: a table in the ``FEATURE_STORE.RAW_EVIDENCE`` layout.
         as_of_column: the column whose date is the evaluation date of each pair (a DATE, or a
-            TIMESTAMP cast to its date).
+            TIMESTAMP cast to its date). The default is the deployed table's ``CREATED_AT``.
         buckets: number of hash partitions. Each becomes one ``end_partition`` call, so more
             buckets spread the work over more warehouse threads and bound memory per call.
 
@@ -166,14 +166,17 @@ def build_feature_frame(
     if buckets < 1:
         msg = f"buckets must be at least 1, got {buckets}"
         raise ValueError(msg)
-    source = session.table(table)
-    bucket = F.abs(F.hash(F.col(ID_COLUMN))) % F.lit(buckets)
-    call = udtf(
+    # The as-of date is selected under the name AS_OF first. Snowpark's local-testing session
+    # (snowflake-snowpark-python 1.56) names the handler's input columns after the argument
+    # expressions, and the handler reads the names in INPUT_COLUMNS.
+    source = session.table(table).select(
         F.col(ID_COLUMN),
         F.col("MIB_XML"),
         F.col("RX_XML"),
-        F.to_date(F.col(as_of_column)),
+        F.to_date(F.col(as_of_column)).alias("AS_OF"),
     )
+    bucket = F.abs(F.hash(F.col(ID_COLUMN))) % F.lit(buckets)
+    call = udtf(*(F.col(column) for column in INPUT_COLUMNS))
     return source.select(call.over(partition_by=bucket))
 
 
