@@ -98,14 +98,44 @@ def _large_batch(rows: int) -> dict[str, object]:
     return {"data": [[row, f"POOL-{row}", mib, rx] for row in range(rows)]}
 
 
-def _start_process_pool_gateway(model_server_url: str, tmp_path: Path) -> tuple[Any, str]:
+def _start_process_pool_gateway(
+    model_server_url: str, tmp_path: Path, **env: str
+) -> tuple[Any, str]:
     return start_gateway(
         tmp_path,
         model_server_url,
         tmp_path / "no-model",
         GATEWAY_EXTRACTION_EXECUTOR="process",
         GATEWAY_INLINE_EXTRACTION_MAX_BYTES="0",
+        **env,
     )
+
+
+def _blocked_signals(pid: int) -> set[int]:
+    """Signal numbers that process ``pid`` blocks, from the SigBlk mask in /proc."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    mask = int(
+        next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16
+    )
+    return {number for number in range(1, 65) if mask & (1 << (number - 1))}
+
+
+def test_fork_server_and_pool_block_stop_signals(model_server_url: str, tmp_path: Path) -> None:
+    """The fork server and every pool process block SIGTERM and SIGINT; the gateway does not."""
+    gateway, url = _start_process_pool_gateway(model_server_url, tmp_path)
+    try:
+        assert httpx.post(f"{url}/functions/predict", json=_large_batch(8)).status_code == 200
+        pool = _pool_processes(gateway.pid)
+        fork_servers = {process.ppid() for process in pool}
+        blocked = {pid: _blocked_signals(pid) for pid in [*fork_servers, *(p.pid for p in pool)]}
+        gateway_blocked = _blocked_signals(gateway.pid)
+    finally:
+        gateway.stop()
+
+    assert len(pool) >= 1
+    assert len(fork_servers) == 1
+    assert all({signal.SIGTERM, signal.SIGINT} <= numbers for numbers in blocked.values()), blocked
+    assert not {signal.SIGTERM, signal.SIGINT} & gateway_blocked
 
 
 def test_pool_processes_stop_when_gateway_killed(model_server_url: str, tmp_path: Path) -> None:
@@ -131,10 +161,14 @@ def test_pool_processes_stop_when_gateway_killed(model_server_url: str, tmp_path
 def test_group_sigterm_finishes_pool_requests(model_server_url: str, tmp_path: Path) -> None:
     """SIGTERM to the gateway and all its children at once still completes in-flight batches.
 
-    Pool processes ignore SIGTERM, so the batches finish on them. Were they killed, the broken
-    pool's replacement and retry would still complete the batches, at the cost of a retry.
+    The fork server and the pool processes block SIGTERM, so the batches finish on them, and
+    the pools that replace recycled ones after the signal start as well.
     """
-    gateway, url = _start_process_pool_gateway(model_server_url, tmp_path)
+    # Each batch of 300 pairs is about 16 MB, so the pool is replaced by a fresh one, through
+    # the fork server, after the signal too.
+    gateway, url = _start_process_pool_gateway(
+        model_server_url, tmp_path, GATEWAY_EXTRACTION_RECYCLE_BYTES="20000000"
+    )
     try:
         assert httpx.post(f"{url}/functions/predict", json=_large_batch(8)).status_code == 200
         assert _pool_processes(gateway.pid)

@@ -21,6 +21,8 @@ import contextlib
 import math
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
 import signal
 import threading
@@ -52,6 +54,7 @@ __all__ = [
     "FeatureExtractor",
     "extract_chunk",
     "extract_wire_chunk",
+    "start_forkserver",
     "start_pool_process",
 ]
 
@@ -163,12 +166,37 @@ def extract_wire_chunk(
     return extract_chunk(decoded, limits)
 
 
+# Signals a supervisor sends to the whole process group when it stops the gateway.
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def start_forkserver() -> None:
+    """Start multiprocessing's fork server, unless it runs, with SIGTERM and SIGINT blocked.
+
+    A supervisor that stops the gateway signals the whole process group, the fork server
+    included. A killed fork server breaks every pool started after it, such as the one that
+    replaces a recycled pool while the last requests finish. A blocked signal stays blocked
+    across fork and exec, so the fork server and every pool process it forks ignore the stop
+    signals from their first instruction; the gateway stops them itself. A stop signal that
+    reaches this thread meanwhile stays pending until the mask is restored.
+    """
+    # The resource tracker must run first: starting it unblocks both signals again
+    # (multiprocessing/resource_tracker.py in Python 3.11), which would undo the mask below.
+    multiprocessing.resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def start_pool_process() -> None:
     """Prepare a process of the extraction pool as it starts (module-level, so pickle finds it).
 
-    The process ignores SIGTERM and SIGINT. A supervisor stopping the gateway signals its whole
-    process group, and a pool process that died then would turn the requests the gateway is
-    still finishing into errors. The gateway stops its pool itself once they are done. If the
+    The process ignores SIGTERM and SIGINT, which its fork server already blocks (see
+    ``start_forkserver``). A supervisor stopping the gateway signals its whole process
+    group, and a pool process that died then would turn the requests the gateway is still
+    finishing into errors. The gateway stops its pool itself once they are done. If the
     gateway dies without doing so (SIGKILL, the out-of-memory killer), the pool processes,
     children of multiprocessing's fork server, would wait for work for ever and are not in
     the gateway's process group. So a thread ends this process once the gateway is gone.
@@ -237,6 +265,7 @@ class FeatureExtractor:
         if self.kind == "process":
             # forkserver: forking the serving process itself, which already runs threads, can
             # copy a held lock into the child and hang it.
+            start_forkserver()
             return ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("forkserver"),
