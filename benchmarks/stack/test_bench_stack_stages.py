@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import numpy as np
 import pytest
@@ -114,12 +115,21 @@ def _stage_model_call(bench: BenchStack, body: dict[str, str], rounds: int) -> A
     matrix = extract_features(body["mib_xml"], body["rx_xml"]).values.reshape(1, -1)
     payload = encode_dataframe_split(matrix)
     loop = asyncio.new_event_loop()
-    bare = httpx.AsyncClient(base_url=bench.stack.model_url)
     client = ModelClient(bench.stack.model_url, deadline_seconds=1.0, retry=RetryPolicy(0))
+    url = f"{bench.stack.model_url}/predict-proba"
+    headers = {"Content-Type": "application/json"}
+
+    async def open_bare() -> aiohttp.ClientSession:
+        # aiohttp binds a session to the loop running when it is created.
+        return aiohttp.ClientSession()
+
+    bare = loop.run_until_complete(open_bare())
 
     async def bare_call() -> None:
-        response = await bare.post("/predict-proba", content=payload)
-        response.raise_for_status()
+        # The floor is the library ModelClient sends with, without its checks and breaker.
+        async with bare.post(url, data=payload, headers=headers) as response:
+            response.raise_for_status()
+            await response.read()
 
     try:
         floor, subject = _paired(
@@ -128,10 +138,10 @@ def _stage_model_call(bench: BenchStack, body: dict[str, str], rounds: int) -> A
             rounds,
         )
     finally:
-        loop.run_until_complete(bare.aclose())
+        loop.run_until_complete(bare.close())
         loop.run_until_complete(client.aclose())
         loop.close()
-    return _pair_result("bare httpx POST /predict-proba", floor, "ModelClient.predict_proba",
+    return _pair_result("bare aiohttp POST /predict-proba", floor, "ModelClient.predict_proba",
                         subject)  # fmt: skip
 
 
