@@ -172,7 +172,9 @@ class FaultyServer:
     ``drop`` (closes the connection without a response), ``bad_probability`` (1.5 per row),
     ``truncated`` (closes the connection after part of the body), ``malformed`` (a status line
     that is not HTTP), ``bad_encoding`` (a body declared gzip that is not), ``redirect`` (302 to
-    ``redirect_to``). ``GET /health`` returns ``health`` as JSON with status ``health_status`` in
+    ``redirect_to``), ``padded`` (a valid answer after ``padding`` bytes of JSON whitespace)
+    and ``padded_chunked`` (the same with chunked transfer encoding, so no length is declared).
+    ``GET /health`` returns ``health`` as JSON with status ``health_status`` in
     every mode, unless ``health_mode`` is ``drop``: then it closes the connection unanswered.
     Every response carries ``response_headers`` too. The server records each request's path
     and body in ``requests`` and its headers (names in lower case) in ``request_headers``. It
@@ -194,6 +196,7 @@ class FaultyServer:
     health_status: int = 200
     health_mode: str = "ok"
     redirect_to: str = "http://127.0.0.1:1/predict-proba"
+    padding: int = 0
     response_headers: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, bytes]] = field(default_factory=list)
     request_headers: list[dict[str, str]] = field(default_factory=list)
@@ -316,7 +319,12 @@ class FaultyServer:
                     for i in range(count)
                 ]
             }
-            self._write(writer, 200, json.dumps(answer).encode())
+            payload = json.dumps(answer).encode()
+            if mode == "padded_chunked":
+                _write_chunked(writer, b" " * self.padding + payload)
+            else:
+                padding = b" " * self.padding if mode == "padded" else b""
+                self._write(writer, 200, padding + payload)
         await writer.drain()
         return True
 
@@ -372,6 +380,16 @@ def _write(writer: asyncio.StreamWriter, status: int, body: bytes, headers: dict
         f"Content-Length: {len(body)}\r\n{extra}\r\n"
     )
     writer.write(head.encode() + body)
+
+
+def _write_chunked(writer: asyncio.StreamWriter, body: bytes, chunk_size: int = 65536) -> None:
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    for start in range(0, len(body), chunk_size):
+        chunk = body[start : start + chunk_size]
+        writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+    writer.write(b"0\r\n\r\n")
 
 
 @pytest.fixture

@@ -116,6 +116,39 @@ async def test_http_broken_responses(
     assert faulty_server.predict_calls == calls
 
 
+# The five rows of ``rows`` may answer with at most 64 KiB + 5 x 4 KiB = 86,016 bytes (client.py),
+# so 60,000 bytes of padding pass.
+@pytest.mark.parametrize("mode", ["padded", "padded_chunked"])
+@pytest.mark.parametrize(("padding", "accepted"), [(0, True), (60_000, True), (2_000_000, False)])
+async def test_http_response_body_bounded(
+    faulty_server: FaultyServer, rows: np.ndarray, mode: str, padding: int, accepted: bool
+) -> None:
+    """A body far beyond a prediction's size fails as invalid, with or without a length."""
+    faulty_server.mode = mode
+    faulty_server.padding = padding
+    async with roomy_client(faulty_server.base_url, retry=RetryPolicy(0)) as client:
+        if accepted:
+            probabilities = await client.predict_proba(rows)
+        else:
+            with pytest.raises(InvalidModelResponseError, match="over the 86016 bytes"):
+                await client.predict_proba(rows)
+    if accepted:
+        np.testing.assert_array_equal(probabilities, np.full(rows.shape[0], 0.25))
+    assert faulty_server.predict_calls == 1
+
+
+async def test_http_health_body_bounded(faulty_server: FaultyServer) -> None:
+    """An oversized /health body is an invalid response, and the probe still reports a reply."""
+    faulty_server.health = {"model_version": "V9", "padding": "x" * 100_000}
+    async with roomy_client(faulty_server.base_url) as client:
+        probe = await client.probe_health(timeout_seconds=ROOMY)
+        with pytest.raises(InvalidModelResponseError, match="over the 65536 bytes"):
+            await client.fetch_model_info(timeout_seconds=ROOMY)
+    assert probe.reachable is True
+    assert probe.info is None
+    assert probe.error_kind is None
+
+
 async def test_http_malformed_response_opens_circuit(
     faulty_server: FaultyServer, rows: np.ndarray
 ) -> None:

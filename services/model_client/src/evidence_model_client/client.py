@@ -31,7 +31,7 @@ from evidence_model_client.errors import (
     ModelOverloadedError,
     ModelTimeoutError,
 )
-from evidence_model_client.http_session import ConnectionLimits, open_session
+from evidence_model_client.http_session import ConnectionLimits, open_session, read_body
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.protocol import (
     PREDICT_PROBA_PATH,
@@ -43,6 +43,13 @@ from evidence_model_client.protocol import (
 __all__ = ["HEALTH_PATH", "HealthProbe", "ModelClient", "RetryPolicy", "ServedModelInfo"]
 
 HEALTH_PATH = "/health"
+# Largest response bodies read. A prediction row is about 100 bytes of JSON, and the local
+# server's /health body about 300 bytes, so real services stay far below these. A misdirected
+# or broken service cannot fill the gateway's memory within a call's deadline.
+_MAX_RESPONSE_BASE_BYTES = 64 * 1024
+_MAX_RESPONSE_BYTES_PER_ROW = 4 * 1024
+# An error body is quoted only in part (error_for_status), so no more of it is read.
+_ERROR_BODY_BYTES = 200
 _log = structlog.get_logger("evidence_model_client")
 
 
@@ -277,6 +284,9 @@ class ModelClient:
         except aiohttp.ClientError as exc:
             kind = translate_aiohttp_error(exc).kind
             return HealthProbe(reachable=False, info=None, error_kind=kind)
+        except InvalidModelResponseError:
+            # The body was too large to read, but the service did respond.
+            return HealthProbe(reachable=True, info=None, error_kind=None)
         if status >= 500:
             kind = error_for_status(status, content).kind
             return HealthProbe(reachable=False, info=None, error_kind=kind)
@@ -318,7 +328,7 @@ class ModelClient:
 
     async def _get_health(self, session: aiohttp.ClientSession) -> tuple[int, bytes]:
         async with session.get(self._health_url, allow_redirects=False) as response:
-            return response.status, await response.read()
+            return response.status, await read_body(response, _MAX_RESPONSE_BASE_BYTES)
 
     async def _call_within_deadline(
         self, session: aiohttp.ClientSession, body: bytes, n_rows: int, deadline: float
@@ -376,11 +386,13 @@ class ModelClient:
                 self._predict_url, data=body, allow_redirects=False
             ) as response:
                 status = response.status
-                content = await response.read()
+                if status != 200:
+                    prefix = await response.content.read(_ERROR_BODY_BYTES)
+                    raise error_for_status(status, prefix)
+                limit = _MAX_RESPONSE_BASE_BYTES + n_rows * _MAX_RESPONSE_BYTES_PER_ROW
+                content = await read_body(response, limit)
         except aiohttp.ClientError as exc:
             raise translate_aiohttp_error(exc) from exc
-        if status != 200:
-            raise error_for_status(status, content)
         return parse_probabilities(content, n_rows)
 
 

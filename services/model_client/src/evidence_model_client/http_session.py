@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
-__all__ = ["ConnectionLimits", "open_session"]
+from evidence_model_client.errors import InvalidModelResponseError
+
+__all__ = ["ConnectionLimits", "open_session", "read_body"]
 
 # No aiohttp timers: ModelClient wraps every call in asyncio.timeout, which covers the wait for
 # a connection, every attempt and the backoff. A second timer per request would only cost CPU.
@@ -64,3 +66,37 @@ def open_session(limits: ConnectionLimits, headers: Mapping[str, str]) -> aiohtt
     # attribute.
     session._retry_connection = False
     return session
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read the whole body of ``response``, or raise once it is larger than ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit fails before any byte is read. Without one,
+    the body is read in chunks and fails at the chunk that passes the limit, so a broken or
+    hostile service cannot make the client hold an unbounded body in memory.
+
+    Raises:
+        InvalidModelResponseError: the body is larger than ``limit``.
+    """
+    declared = response.content_length
+    if declared is not None and declared <= limit:
+        return await response.read()
+    if declared is not None:
+        raise _too_large(declared, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> InvalidModelResponseError:
+    msg = (
+        f"model service response body has at least {size} bytes, over the {limit} bytes "
+        "expected at most for this request; check that MODEL_CLIENT_BASE_URL points at the "
+        "model service"
+    )
+    return InvalidModelResponseError(msg)
