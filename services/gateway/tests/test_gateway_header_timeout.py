@@ -1,6 +1,7 @@
-"""Request headers that stall get 408 and their connection is closed (slowloris).
+"""Request heads that stall get 408, and heads that are too large 431 (slowloris, memory).
 
-Every test runs against a real ``evidence-gateway`` process with a 1 s header timeout.
+Every test runs against a real ``evidence-gateway`` process, with a 1 s header timeout or a
+4 KiB head limit.
 """
 
 from __future__ import annotations
@@ -250,28 +251,37 @@ _SETTINGS_PREFIXES = ("GATEWAY_", "MODEL_CLIENT_", "PROMETHEUS_MULTIPROC_DIR")
 
 
 @pytest.mark.parametrize(
-    ("value", "reason"),
+    ("name", "value", "reason"),
     [
-        ("0", "Input should be greater than 0"),
-        ("-1", "Input should be greater than 0"),
-        ("301", "Input should be less than or equal to 300"),
-        ("soon", "Input should be a valid number, unable to parse string as a number"),
+        ("GATEWAY_HEADER_TIMEOUT_SECONDS", "0", "Input should be greater than 0"),
+        ("GATEWAY_HEADER_TIMEOUT_SECONDS", "-1", "Input should be greater than 0"),
+        ("GATEWAY_HEADER_TIMEOUT_SECONDS", "301", "Input should be less than or equal to 300"),
+        (
+            "GATEWAY_HEADER_TIMEOUT_SECONDS",
+            "soon",
+            "Input should be a valid number, unable to parse string as a number",
+        ),
+        ("GATEWAY_MAX_HEADER_BYTES", "1023", "Input should be greater than or equal to 1024"),
+        (
+            "GATEWAY_MAX_HEADER_BYTES",
+            "16777217",
+            "Input should be less than or equal to 16777216",
+        ),
+        (
+            "GATEWAY_MAX_HEADER_BYTES",
+            "64k",
+            "Input should be a valid integer, unable to parse string as an integer",
+        ),
     ],
 )
-def test_invalid_header_timeout_exits_2(tmp_path: Path, value: str, reason: str) -> None:
-    """An invalid GATEWAY_HEADER_TIMEOUT_SECONDS stops the gateway before it binds a port."""
+def test_invalid_head_setting_exits_2(tmp_path: Path, name: str, value: str, reason: str) -> None:
+    """An invalid head timeout or head limit stops the gateway before it binds a port."""
     env = {
-        name: setting
-        for name, setting in os.environ.items()
-        if not name.startswith(_SETTINGS_PREFIXES)
+        variable: setting
+        for variable, setting in os.environ.items()
+        if not variable.startswith(_SETTINGS_PREFIXES)
     }
-    env.update(
-        {
-            "GATEWAY_LOCAL_MODE": "true",
-            "GATEWAY_PORT": "0",
-            "GATEWAY_HEADER_TIMEOUT_SECONDS": value,
-        }
-    )
+    env.update({"GATEWAY_LOCAL_MODE": "true", "GATEWAY_PORT": "0", name: value})
     result = subprocess.run(
         [script_path("evidence-gateway")],
         capture_output=True,
@@ -285,7 +295,129 @@ def test_invalid_header_timeout_exits_2(tmp_path: Path, value: str, reason: str)
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
         "error: invalid setting in the environment:",
-        f"  GATEWAY_HEADER_TIMEOUT_SECONDS='{value}': {reason}",
-        "To fix: set GATEWAY_HEADER_TIMEOUT_SECONDS to a valid value or unset it to use the "
-        "default.",
+        f"  {name}='{value}': {reason}",
+        f"To fix: set {name} to a valid value or unset it to use the default.",
     ]
+
+
+# --- head size ---------------------------------------------------------------------------------
+
+MAX_HEAD_BYTES = 4096
+
+
+@pytest.fixture(scope="module")
+def small_head_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real gateway with one worker and a 4 KiB head limit."""
+    directory = tmp_path_factory.mktemp("head-size")
+    gateway, url = start_gateway(
+        directory,
+        f"http://127.0.0.1:{free_port()}",
+        directory / "no-model",
+        GATEWAY_MAX_HEADER_BYTES=str(MAX_HEAD_BYTES),
+    )
+    try:
+        yield url
+    finally:
+        gateway.stop()
+
+
+def _head_with_padding(padding: int, *, header: str = "X-Padding") -> bytes:
+    return (
+        f"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n{header}: {'a' * padding}\r\n\r\n"
+    ).encode("ascii")
+
+
+def _assert_head_too_large(raw: bytes) -> None:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), raw[:200]
+    assert b"connection: close" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] == "headers_too_large"
+    assert f"GATEWAY_MAX_HEADER_BYTES={MAX_HEAD_BYTES}" in error["message"]
+
+
+def test_head_below_limit_served(small_head_url: str) -> None:
+    """A head just under the limit is served."""
+    with _connect(small_head_url) as sock:
+        sock.sendall(_head_with_padding(MAX_HEAD_BYTES - 200))
+        raw = read_response(sock)
+    assert raw.startswith(b"HTTP/1.1 200 "), raw[:200]
+
+
+@pytest.mark.parametrize("headers", [1, 40])
+def test_head_over_limit_in_one_write(small_head_url: str, headers: int) -> None:
+    """One long header, or many short ones, over the limit in one write get 431 and a close."""
+    lines = "".join(
+        f"X-Padding-{i}: {'a' * (2 * MAX_HEAD_BYTES // headers)}\r\n" for i in range(headers)
+    )
+    request = f"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n{lines}\r\n".encode("ascii")
+    with _connect(small_head_url) as sock:
+        sock.sendall(request)
+        raw = read_until_closed(sock)
+    _assert_head_too_large(raw)
+
+
+def test_endless_header_line_cut_off(small_head_url: str) -> None:
+    """A header line that never ends is cut off at about the limit, not buffered for ever."""
+    sent = 0
+    with _connect(small_head_url) as sock:
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: ")
+        try:
+            for _ in range(1_000):
+                sock.sendall(b"a" * 1024)
+                sent += 1024
+                time.sleep(0.001)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        raw = read_until_closed(sock)
+    _assert_head_too_large(raw)
+    assert sent < 1_000 * 1024
+
+
+def test_large_body_does_not_count_as_head(small_head_url: str) -> None:
+    """A small head with a body far over the head limit, in one write, is read as a body."""
+    body = b"x" * (64 * MAX_HEAD_BYTES)
+    request = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")
+        + body
+    )
+    with _connect(small_head_url) as sock:
+        sock.sendall(request)
+        raw = read_response(sock)
+    assert raw.startswith(b"HTTP/1.1 422 "), raw[:200]
+
+
+def test_pipelined_request_after_large_body_served(small_head_url: str) -> None:
+    """A request pipelined behind a large body in the same write is served, not cut off."""
+    body = b"x" * (64 * MAX_HEAD_BYTES)
+    first = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")
+        + body
+    )
+    with _connect(small_head_url) as sock:
+        sock.sendall(first + HEALTH_REQUEST)
+        answers = [read_response(sock), read_response(sock)]
+    assert answers[0].startswith(b"HTTP/1.1 422 "), answers[0][:200]
+    assert answers[1].startswith(b"HTTP/1.1 200 "), answers[1][:200]
+
+
+def test_oversized_heads_counted(small_head_url: str) -> None:
+    """Each rejected head adds one to evidence_gateway_oversized_heads_total."""
+
+    def counted() -> float:
+        text = httpx.get(f"{small_head_url}/metrics").text
+        for family in text_string_to_metric_families(text):
+            if family.name == "evidence_gateway_oversized_heads":
+                return sum(
+                    sample.value for sample in family.samples if sample.name.endswith("_total")
+                )
+        return 0.0
+
+    before = counted()
+    for _ in range(3):
+        with _connect(small_head_url) as sock:
+            sock.sendall(_head_with_padding(2 * MAX_HEAD_BYTES))
+            _assert_head_too_large(read_until_closed(sock))
+    assert counted() == before + 3

@@ -17,6 +17,8 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 TIMEOUT_SECONDS = 0.2
+# The gateway's default head limit; these tests are about the clock.
+MAX_HEADER_BYTES = 65_536
 SLOW = b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 FAST = b"GET /fast HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 PARTIAL_HEAD = b"GET /fast HTTP/1.1\r\nHo"
@@ -51,7 +53,13 @@ async def server() -> AsyncIterator[Server]:
     protocols: list[HeaderTimeoutProtocol] = []
 
     def create_protocol() -> HeaderTimeoutProtocol:
-        protocol = HeaderTimeoutProtocol(config, state, {}, header_timeout_seconds=TIMEOUT_SECONDS)
+        protocol = HeaderTimeoutProtocol(
+            config,
+            state,
+            {},
+            header_timeout_seconds=TIMEOUT_SECONDS,
+            max_header_bytes=MAX_HEADER_BYTES,
+        )
         protocols.append(protocol)
         return protocol
 

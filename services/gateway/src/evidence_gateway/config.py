@@ -65,6 +65,17 @@ class Settings(BaseSettings):
             "is closed."
         ),
     )
+    max_header_bytes: int = Field(
+        # Real request heads are well under 8 KiB; Snowflake's service-function headers are a
+        # few hundred bytes. Without a bound, uvicorn's httptools protocol buffers any size.
+        default=65_536,
+        ge=1_024,
+        le=16 * 1024 * 1024,
+        description=(
+            "Largest request head (request line and headers) in bytes; a larger one gets 431 "
+            "and the connection is closed."
+        ),
+    )
     max_inflight_body_bytes: int = Field(
         # Room for 16 bodies of the largest size at once. Each body costs about three times its
         # size while it is decoded and extracted, so this bounds that memory per worker.

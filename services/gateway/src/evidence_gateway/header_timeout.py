@@ -13,6 +13,12 @@ arrive. It stops when the request's headers are complete, so the body falls unde
 keep-alive timeout. A pipelined request that begins while an earlier response is still due
 starts its clock once that response is sent. When the clock reaches
 ``GATEWAY_HEADER_TIMEOUT_SECONDS``, the gateway sends a JSON 408 and closes the connection.
+
+httptools buffers a request head of any size too, so the same class bounds it: a head larger
+than ``GATEWAY_MAX_HEADER_BYTES`` gets a JSON 431 and the connection is closed. The request line
+and headers count as httptools hands them over, and so do whole reads that arrive while a head
+is incomplete. That bounds what one connection can make the gateway buffer to the limit plus
+one read (256 KiB in uvloop), even for one endless header line.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from uvicorn.server import ServerState
 from evidence_gateway.config import get_settings
 from evidence_gateway.handlers import error_body
 
-__all__ = ["HEADER_TIMEOUTS", "HeaderTimeoutProtocol"]
+__all__ = ["HEADER_TIMEOUTS", "OVERSIZED_HEADS", "HeaderTimeoutProtocol"]
 
 HEADER_TIMEOUTS = Counter(
     "evidence_gateway_header_timeouts",
@@ -39,7 +45,19 @@ HEADER_TIMEOUTS = Counter(
     "GATEWAY_HEADER_TIMEOUT_SECONDS.",
 )
 
+OVERSIZED_HEADS = Counter(
+    "evidence_gateway_oversized_heads",
+    "Connections closed because a request head was larger than GATEWAY_MAX_HEADER_BYTES.",
+)
+
 _log = structlog.get_logger("evidence_gateway.header_timeout")
+
+# Bytes that a header line adds besides its name and value: ": " and CRLF.
+_HEADER_LINE_OVERHEAD = 4
+
+
+class _HeadTooLargeError(Exception):
+    """Raised in a parser callback to stop httptools at a head over the size limit."""
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -51,6 +69,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         app_state: The lifespan state copied into each request's scope.
         _loop: The event loop; ``None`` for the current one, as in the parent class.
         header_timeout_seconds: The deadline; ``GATEWAY_HEADER_TIMEOUT_SECONDS`` when omitted.
+        max_header_bytes: The largest head; ``GATEWAY_MAX_HEADER_BYTES`` when omitted.
     """
 
     def __init__(
@@ -61,11 +80,25 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
         header_timeout_seconds: float | None = None,
+        max_header_bytes: int | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        if header_timeout_seconds is None:
-            header_timeout_seconds = get_settings().header_timeout_seconds
+        if header_timeout_seconds is None or max_header_bytes is None:
+            settings = get_settings()
+            if header_timeout_seconds is None:
+                header_timeout_seconds = settings.header_timeout_seconds
+            if max_header_bytes is None:
+                max_header_bytes = settings.max_header_bytes
         self.header_timeout_seconds = header_timeout_seconds
+        self.max_header_bytes = max_header_bytes
+        # Two measures of the current head, each bounded by the limit: its request line and
+        # headers as httptools hands them over, and the reads that arrived while it was
+        # incomplete (see data_received). Adding them up would count bytes twice.
+        self._head_size = 0
+        self._head_read_bytes = 0
+        self._head_too_large = False
+        # Requests whose head has begun on this connection.
+        self._heads_begun = 0
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_clock_started = 0.0
         self._header_bytes = 0
@@ -83,15 +116,45 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         # stops its keep-alive timer on any data.
         if self._between_requests():
             self._start_header_clock()
+        head_was_pending = self._head_pending
+        heads_begun = self._heads_begun
         super().data_received(data)
         if self._header_timer is not None:
             self._header_bytes += len(data)
+        # A head that was incomplete before this read, and still is after it with no other
+        # request begun in between, received every byte of the read. httptools hands over a
+        # header only once its value is complete, so this count is what bounds the buffering
+        # of one endless header line.
+        if head_was_pending and self._head_pending and self._heads_begun == heads_begun:
+            self._head_read_bytes += len(data)
+            if self._head_read_bytes > self.max_header_bytes and not self.transport.is_closing():
+                self._head_too_large = True
+                self._reject_oversized_head()
 
     def on_message_begin(self) -> None:
         self._head_pending = True
+        self._heads_begun += 1
+        self._head_size = 0
+        self._head_read_bytes = 0
         if self._between_requests():
             self._start_header_clock()
         super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + _HEADER_LINE_OVERHEAD)
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn responds to every parser error with a plain 400, including the one that
+        # _count_head raises on purpose to stop the parser.
+        if self._head_too_large:
+            self._reject_oversized_head()
+        else:
+            super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         self._head_pending = False
@@ -149,13 +212,42 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self.transport.write(self._timeout_response(request_id))
         self.transport.close()
 
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.max_header_bytes:
+            self._head_too_large = True
+            raise _HeadTooLargeError
+
+    def _reject_oversized_head(self) -> None:
+        self._stop_header_clock()
+        request_id = str(uuid.uuid4())
+        OVERSIZED_HEADS.inc()
+        _log.info(
+            "request head too large",
+            request_id=request_id,
+            bytes_in=max(self._head_size, self._head_read_bytes),
+        )
+        # Behind a pipelined request whose response is still due, a 431 would land inside that
+        # response, so the connection is only closed.
+        if self._between_requests():
+            message = (
+                f"the request head is larger than GATEWAY_MAX_HEADER_BYTES="
+                f"{self.max_header_bytes} bytes; send fewer or shorter headers"
+            )
+            response = self._error_response(431, "headers_too_large", message, request_id)
+            self.transport.write(response)
+        self.transport.close()
+
     def _timeout_response(self, request_id: str) -> bytes:
         message = (
             "the request headers did not arrive within GATEWAY_HEADER_TIMEOUT_SECONDS="
             f"{self.header_timeout_seconds:g} s; send the whole request head without pausing"
         )
-        body = json.dumps(error_body("request_timeout", message)).encode("utf-8")
-        head = [STATUS_LINE[408]]
+        return self._error_response(408, "request_timeout", message, request_id)
+
+    def _error_response(self, status: int, kind: str, message: str, request_id: str) -> bytes:
+        body = json.dumps(error_body(kind, message)).encode("utf-8")
+        head = [STATUS_LINE[status]]
         headers = [
             *self.server_state.default_headers,
             (b"content-type", b"application/json"),
