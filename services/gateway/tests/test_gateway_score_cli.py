@@ -64,3 +64,29 @@ def test_score_cli_gateway_unreachable(tmp_path: Path) -> None:
 
     assert result.returncode == 4
     assert url in result.stderr
+
+
+def test_score_cli_details_fit_80_columns(tmp_path: Path) -> None:
+    """At 80 columns the fallback reason and each warning still print, on lines of their own."""
+    cardiac = SAMPLE.parent / "03-cardiac"
+    env = {
+        "COLUMNS": "80",
+        "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+        "GATEWAY_LOG_LEVEL": "error",
+        # Nothing listens there, so the rule-based fallback scores the pair.
+        "MODEL_CLIENT_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
+    }
+
+    result = _run(
+        ["--mib", str(cardiac / "mib.xml"), "--rx", str(cardiac / "rx.xml"), "--in-process",
+         "--create-queue"],
+        env,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "fallback_reason: model_unavailable" in lines
+    assert "warning: MIB undated_record ×1" in lines
+    assert "warning: MIB unparseable_date ×1" in lines
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80

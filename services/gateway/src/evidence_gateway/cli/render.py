@@ -12,8 +12,15 @@ __all__ = ["prediction_table"]
 _LEVEL_STYLES = {"LOW": "green", "MEDIUM": "yellow", "HIGH": "bold red"}
 
 
-def prediction_table(title: str, rows: Iterable[tuple[str, dict[str, Any]]]) -> Table:
-    """Build a table of ``(path, response)`` pairs; a response is a prediction or an error."""
+def prediction_table(
+    title: str, rows: Iterable[tuple[str, dict[str, Any]]], *, details_column: bool = True
+) -> Table:
+    """Build a table of ``(path, response)`` pairs; a response is a prediction or an error.
+
+    Without ``details_column`` the table leaves out the warnings and errors, which the caller
+    then prints on lines of their own (``prediction_details``), so that they stay readable in
+    an 80-column terminal.
+    """
     table = Table(title=title, title_justify="left")
     table.add_column("path", no_wrap=True)
     table.add_column("policy", no_wrap=True)
@@ -21,24 +28,40 @@ def prediction_table(title: str, rows: Iterable[tuple[str, dict[str, Any]]]) -> 
     table.add_column("risk_level", no_wrap=True)
     table.add_column("model_version", no_wrap=True)
     table.add_column("inference_ms", justify="right", no_wrap=True)
-    table.add_column("warnings / error")
+    if details_column:
+        table.add_column("warnings / error")
     for path, answer in rows:
         error = answer.get("error")
         if error is not None:
             message = error.get("message") if isinstance(error, dict) else str(error)
-            table.add_row(path, str(answer.get("policy_number", "")), "", "", "", "", message)
+            cells = [path, str(answer.get("policy_number", "")), "", "", "", ""]
+            table.add_row(*cells, *([message] if details_column else []))
             continue
         level = str(answer["risk_level"])
-        warnings = ", ".join(
-            f"{w['document']}:{w['kind']}×{w['count']}" for w in answer.get("warnings", [])
-        )
-        table.add_row(
+        cells = [
             path,
             str(answer["policy_number"]),
             f"{answer['risk_score']:.4f}",
             f"[{_LEVEL_STYLES.get(level, '')}]{level}[/]",
             str(answer["model_version"]),
             f"{answer['inference_ms']:.1f}",
-            warnings,
-        )
+        ]
+        table.add_row(*cells, *([_warnings_text(answer)] if details_column else []))
     return table
+
+
+def prediction_details(answer: dict[str, Any]) -> list[str]:
+    """Return the fallback reason and the warnings of one prediction, one line each."""
+    lines = []
+    if answer.get("fallback_reason"):
+        lines.append(f"fallback_reason: {answer['fallback_reason']}")
+    lines.extend(
+        f"warning: {w['document']} {w['kind']} ×{w['count']}" for w in answer.get("warnings", [])
+    )
+    return lines
+
+
+def _warnings_text(answer: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{w['document']}:{w['kind']}×{w['count']}" for w in answer.get("warnings", [])
+    )

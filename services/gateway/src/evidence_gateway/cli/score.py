@@ -17,7 +17,7 @@ from evidence_logging import hide_url_credentials
 from evidence_model_client.config import ClientSettings, get_client_settings
 from rich.console import Console
 
-from evidence_gateway.cli.render import prediction_table
+from evidence_gateway.cli.render import prediction_details, prediction_table
 from evidence_gateway.cli.xml_text import XmlDecodeError, decode_xml
 from evidence_gateway.config import Settings
 from evidence_gateway.settings_check import check_settings
@@ -221,7 +221,11 @@ def score(
     if as_json:
         console.print_json(json.dumps(response_body))
     elif response.status_code == 200:
-        console.print(prediction_table("prediction", [("API", response_body)]))
+        console.print(
+            prediction_table("prediction", [("API", response_body)], details_column=False)
+        )
+        for line in prediction_details(response_body):
+            console.print(f"  {line}", highlight=False)
         for reason in response_body.get("reasons", []):
             console.print(
                 f"  {reason['feature']:<40} value={reason['value']:<10g} "
