@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,9 +174,11 @@ class FaultyServer:
     ``model failed``), ``garbage`` (200 with a non-JSON body), ``wrong_rows`` (one row fewer),
     ``drop`` (closes the connection without a response), ``bad_probability`` (1.5 per row),
     ``truncated`` (closes the connection after part of the body), ``malformed`` (a status line
-    that is not HTTP), ``bad_encoding`` (a body declared gzip that is not), ``redirect`` (302 to
-    ``redirect_to``), ``padded`` (a valid answer after ``padding`` bytes of JSON whitespace)
-    and ``padded_chunked`` (the same with chunked transfer encoding, so no length is declared).
+    that is not HTTP), ``bad_encoding`` (a body declared gzip that is not), ``gzip_bomb`` (200
+    with a valid gzip body of ``GZIP_BOMB_MIB`` MiB of zeros, see ``gzip_bomb``), ``redirect``
+    (302 to ``redirect_to``), ``padded`` (a valid answer after ``padding`` bytes of JSON
+    whitespace) and ``padded_chunked`` (the same with chunked transfer encoding, so no length
+    is declared).
     ``GET /health`` returns ``health`` as JSON with status ``health_status`` in
     every mode, unless ``health_mode`` is ``drop``: then it closes the connection unanswered.
     Every response carries ``response_headers`` too. The server records each request's path
@@ -305,6 +310,8 @@ class FaultyServer:
             return False
         if mode == "status":
             self._write(writer, self.status, b"model failed")
+        elif mode == "gzip_bomb":
+            self._write(writer, 200, gzip_bomb(GZIP_BOMB_MIB), {"Content-Encoding": "gzip"})
         elif mode == "garbage":
             self._write(writer, 200, b"<html>not json</html>")
         elif mode == "redirect":
@@ -344,6 +351,32 @@ _RAW_RESPONSES = {
     "malformed": b"NOT HTTP AT ALL\r\n\r\n",
     "bad_encoding": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
 }
+
+
+# Decompressed size of the gzip_bomb mode's body. Its compressed size is about 1 KiB per MiB,
+# so 200 MiB (about 207 KB compressed) fits under the body limit of a 50-row call.
+GZIP_BOMB_MIB = 200
+
+
+@functools.cache
+def gzip_bomb(mebibytes: int) -> bytes:
+    """Return a valid gzip stream of ``mebibytes`` MiB of zeros, about 1 KiB per MiB.
+
+    One MiB of zeros is compressed once and its deflate output repeated: a full flush after it
+    aligns the output to a byte and clears the history, so every MiB compresses to the same
+    bytes. Building 200 MiB this way took about 50 ms on the development VM, most of it for
+    the CRC, where compressing the 200 MiB took about 0.5 s.
+    """
+    zeros = bytes(1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    segment = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    final_block = compressor.flush(zlib.Z_FINISH)
+    crc = 0
+    for _ in range(mebibytes):
+        crc = zlib.crc32(zeros, crc)
+    size = (mebibytes << 20) & 0xFFFFFFFF
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # gzip magic, deflate, no name
+    return header + segment * mebibytes + final_block + struct.pack("<II", crc, size)
 
 
 def _row_count(body: bytes) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 
@@ -225,6 +226,57 @@ async def test_client_pool_overload_not_counted(
         await first
     assert breaker.consecutive_failures == 0
     assert faulty_server.predict_calls == 1
+
+
+async def test_client_late_connection_not_counted(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """A burst's calls that got a connection too late to finish are overload, not failures.
+
+    Two connections, four calls and a server that responds after 0.6 s: the last two calls get
+    a connection after 0.6 s of their 1 s deadline and time out 0.4 s later.
+    """
+    faulty_server.mode = "slow"
+    faulty_server.delay = 0.6
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=2))
+    limits = ConnectionLimits(max_connections=2)
+    async with roomy_client(
+        faulty_server.base_url, deadline_seconds=1.0, limits=limits, breaker=breaker
+    ) as client:
+        outcomes = await asyncio.gather(
+            *(client.predict_proba(rows) for _ in range(4)), return_exceptions=True
+        )
+    answered = [outcome for outcome in outcomes if isinstance(outcome, np.ndarray)]
+    overloaded = [outcome for outcome in outcomes if isinstance(outcome, ModelOverloadedError)]
+    assert len(answered) == 2
+    assert len(overloaded) == 2
+    for error in overloaded:
+        assert re.search(
+            r"waited \d+ ms of its 1000 ms deadline for a pooled connection", str(error)
+        )
+    assert breaker.state == CircuitState.CLOSED
+    assert breaker.consecutive_failures == 0
+    assert faulty_server.predict_calls == 4
+
+
+async def test_client_timeout_with_free_connection_counted(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """Concurrent calls that got a connection at once and timed out count as failures."""
+    faulty_server.mode = "slow"
+    faulty_server.delay = 2.0
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=2))
+    limits = ConnectionLimits(max_connections=2)
+    async with roomy_client(
+        faulty_server.base_url, deadline_seconds=0.3, limits=limits, breaker=breaker
+    ) as client:
+        outcomes = await asyncio.gather(
+            *(client.predict_proba(rows) for _ in range(2)), return_exceptions=True
+        )
+    for outcome in outcomes:
+        assert type(outcome) is ModelTimeoutError
+    assert breaker.state == CircuitState.OPEN
+    assert faulty_server.predict_calls == 2
 
 
 async def test_client_closed_raises_runtime_error(

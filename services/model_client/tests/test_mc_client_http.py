@@ -96,7 +96,7 @@ async def test_http_zero_rows_not_sent(faulty_server: FaultyServer) -> None:
         ("drop", ModelUnavailableError, "ServerDisconnectedError", 2),
         ("truncated", ModelUnavailableError, "ClientPayloadError", 2),
         ("malformed", ModelUnavailableError, "ClientResponseError", 2),
-        ("bad_encoding", InvalidModelResponseError, "ClientPayloadError", 1),
+        ("bad_encoding", InvalidModelResponseError, "Content-Encoding 'gzip'", 1),
     ],
 )
 async def test_http_broken_responses(
@@ -107,7 +107,7 @@ async def test_http_broken_responses(
     pattern: str,
     calls: int,
 ) -> None:
-    """Dropped, cut and malformed responses are retried outages, but an undecodable body is not."""
+    """Dropped, cut and malformed responses are retried outages, but a compressed body is not."""
     faulty_server.mode = mode
     async with roomy_client(faulty_server.base_url, retry=RetryPolicy(1, 0.0)) as client:
         with pytest.raises(ModelClientError, match=pattern) as raised:
@@ -135,6 +135,46 @@ async def test_http_response_body_bounded(
     if accepted:
         np.testing.assert_array_equal(probabilities, np.full(rows.shape[0], 0.25))
     assert faulty_server.predict_calls == 1
+
+
+async def test_http_gzip_bomb_rejected_unread(faulty_server: FaultyServer) -> None:
+    """A gzip body of 200 MiB of zeros fails as invalid at once, without being decompressed."""
+    faulty_server.mode = "gzip_bomb"
+    # The response to 50 rows may have 64 KiB + 50 x 4 KiB = 270,336 bytes, more than the bomb's
+    # 207 KB, so only its encoding can reject it before it is read.
+    matrix, _ = make_training_data(n_rows=50, seed=5)
+    deadline = 0.5
+    async with roomy_client(
+        faulty_server.base_url, deadline_seconds=deadline, retry=RetryPolicy(0)
+    ) as client:
+        started = time.perf_counter()
+        with pytest.raises(InvalidModelResponseError, match="Content-Encoding 'gzip'") as raised:
+            await client.predict_proba(matrix)
+        elapsed = time.perf_counter() - started
+    assert raised.value.kind == "invalid_response"
+    assert elapsed < deadline / 2
+    assert faulty_server.predict_calls == 1
+
+
+async def test_http_compressed_health_reported(faulty_server: FaultyServer) -> None:
+    """A compressed /health body is an invalid response, but the service counts as reachable."""
+    faulty_server.response_headers = {"Content-Encoding": "gzip"}
+    async with roomy_client(faulty_server.base_url) as client:
+        probe = await client.probe_health(timeout_seconds=ROOMY)
+        with pytest.raises(InvalidModelResponseError, match="Content-Encoding 'gzip'"):
+            await client.fetch_model_info(timeout_seconds=ROOMY)
+    assert probe.reachable is True
+    assert probe.info is None
+
+
+async def test_http_compressed_health_503_unreachable(faulty_server: FaultyServer) -> None:
+    """A 503 from /health with a compressed body still reports the service as unreachable."""
+    faulty_server.response_headers = {"Content-Encoding": "gzip"}
+    faulty_server.health_status = 503
+    async with roomy_client(faulty_server.base_url) as client:
+        probe = await client.probe_health(timeout_seconds=ROOMY)
+    assert probe.reachable is False
+    assert probe.error_kind == ModelUnavailableError.kind
 
 
 async def test_http_health_body_bounded(faulty_server: FaultyServer) -> None:
@@ -195,6 +235,16 @@ async def test_http_cookies_not_sent(faulty_server: FaultyServer, rows: np.ndarr
     assert len(faulty_server.request_headers) == 3
     for headers in faulty_server.request_headers:
         assert "cookie" not in headers
+
+
+async def test_http_accept_encoding_identity(faulty_server: FaultyServer, rows: np.ndarray) -> None:
+    """Every request has Accept-Encoding: identity, even when the caller's headers set gzip."""
+    async with roomy_client(faulty_server.base_url, headers={"accept-encoding": "gzip"}) as client:
+        await client.predict_proba(rows)
+        await client.probe_health(timeout_seconds=ROOMY)
+    assert len(faulty_server.request_headers) == 2
+    for headers in faulty_server.request_headers:
+        assert headers.get("accept-encoding") == "identity"
 
 
 async def test_http_proxy_environment_ignored(

@@ -25,10 +25,10 @@ from tenacity.wait import wait_fixed
 from evidence_model_client.aiohttp_errors import error_for_status, translate_aiohttp_error
 from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, CircuitState
 from evidence_model_client.config import ClientSettings
+from evidence_model_client.deadline_errors import error_for_deadline
 from evidence_model_client.errors import (
     InvalidModelResponseError,
     ModelClientError,
-    ModelOverloadedError,
     ModelTimeoutError,
 )
 from evidence_model_client.http_session import ConnectionLimits, open_session, read_body
@@ -140,9 +140,10 @@ class ModelClient:
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._predict_url = self.base_url + PREDICT_PROBA_PATH
         self._health_url = self.base_url + HEALTH_PATH
-        # NOTE: calls wait for a connection on this semaphore, not in aiohttp's connector, so
-        # that a wait that outlasts the deadline raises ModelOverloadedError, which the
-        # breaker ignores, rather than ModelTimeoutError.
+        # Calls wait for a connection on this semaphore, not in aiohttp's connector, so that
+        # the client knows how long each call waited. A wait that outlasts the deadline, or
+        # leaves the request too little of it, raises ModelOverloadedError, which the breaker
+        # ignores, rather than ModelTimeoutError (deadline_errors.py).
         self._slots = asyncio.Semaphore(self._limits.max_connections)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -204,11 +205,15 @@ class ModelClient:
             RuntimeError: the client was closed with ``aclose()``.
             CircuitOpenError: the circuit is open; no request was sent.
             ModelTimeoutError: the deadline passed.
-            ModelOverloadedError: no pooled connection became free before the deadline.
-            ModelUnavailableError: the service refused, dropped or failed the request.
-            ModelRequestRejectedError: the service rejected the request with a 4xx status
-                (not 408 or 429), for example a value beyond the float32 range.
-            InvalidModelResponseError: the response is not a valid prediction for the batch.
+            ModelOverloadedError: no pooled connection became free before the deadline, or
+                one became free with less than half the deadline left and the request then
+                timed out.
+            ModelUnavailableError: the service refused or dropped the request, or returned a
+                3xx, a 5xx or a 4xx other than those below (such as 401, 404, 408 or 429).
+            ModelRequestRejectedError: the service returned 400, 413, 415 or 422, rejecting
+                this request's body, for example for a value beyond the float32 range.
+            InvalidModelResponseError: the 200 response is compressed or is not a valid
+                prediction for the batch.
         """
         session = self._open_session()
         values = validate_matrix(matrix)
@@ -285,7 +290,7 @@ class ModelClient:
             kind = translate_aiohttp_error(exc).kind
             return HealthProbe(reachable=False, info=None, error_kind=kind)
         except InvalidModelResponseError:
-            # The body was too large to read, but the service did respond.
+            # The body was compressed or too large to read, but the service did respond.
             return HealthProbe(reachable=True, info=None, error_kind=None)
         if status >= 500:
             kind = error_for_status(status, content).kind
@@ -328,29 +333,29 @@ class ModelClient:
 
     async def _get_health(self, session: aiohttp.ClientSession) -> tuple[int, bytes]:
         async with session.get(self._health_url, allow_redirects=False) as response:
+            # Only a 200 body is parsed, so only its encoding and size are checked. A 503 with
+            # a compressed body must still report the service as unreachable.
+            if response.status != 200:
+                return response.status, await response.content.read(_ERROR_BODY_BYTES)
             return response.status, await read_body(response, _MAX_RESPONSE_BASE_BYTES)
 
     async def _call_within_deadline(
         self, session: aiohttp.ClientSession, body: bytes, n_rows: int, deadline: float
     ) -> np.ndarray:
-        acquired = False
+        # None until the call has acquired one of the pool's slots.
+        pool_wait: float | None = None
         wait_started = time.perf_counter()
         try:
             async with asyncio.timeout(deadline):
                 await self._slots.acquire()
-                acquired = True
+                pool_wait = time.perf_counter() - wait_started
                 if self._metrics is not None:
-                    self._metrics.pool_wait.observe(time.perf_counter() - wait_started)
+                    self._metrics.pool_wait.observe(pool_wait)
                 return await self._send_with_retries(session, body, n_rows)
         except TimeoutError as exc:
-            deadline_ms = deadline * 1000
-            if not acquired:
-                msg = f"no free connection to the model service within {deadline_ms:.0f} ms"
-                raise ModelOverloadedError(msg) from exc
-            msg = f"model call exceeded its {deadline_ms:.0f} ms deadline"
-            raise ModelTimeoutError(msg) from exc
+            raise error_for_deadline(deadline, pool_wait) from exc
         finally:
-            if acquired:
+            if pool_wait is not None:
                 self._slots.release()
 
     async def _send_with_retries(

@@ -6,13 +6,15 @@ Every error the package raises on purpose derives from one base::
     ├── ArtifactError                 the model artifact directory is missing or invalid
     │   └── SpecHashMismatchError     the artifact was trained on another feature spec
     ├── ModelTimeoutError             the call did not finish within its deadline
-    ├── ModelOverloadedError          no pooled connection became free in time (local overload)
+    ├── ModelOverloadedError          no pooled connection became free in time, or one became
+    │                                 free too late for the request (local overload)
     ├── ModelUnavailableError         the service was unreachable or returned 5xx or another
     │                                 4xx (401, 403, 404, 408, 429, ...)
     │   └── CircuitOpenError          the breaker is open, so no request was sent
     ├── ModelRequestRejectedError     the service returned 400, 413, 415 or 422: it is up and
     │                                 rejected this body (the circuit breaker does not count it)
-    └── InvalidModelResponseError     the service returned 200 with an unusable body
+    └── InvalidModelResponseError     the service returned 200 with an unusable or compressed
+                                      body
 
 Calling the client with a bad feature matrix (wrong shape, NaN) is caller misuse and raises the
 built-in ``ValueError`` instead.
@@ -66,7 +68,12 @@ class ModelTimeoutError(ModelClientError):
 
 
 class ModelOverloadedError(ModelClientError):
-    """No pooled connection became free before the deadline; the service itself may be fine."""
+    """Local overload: the call got no pooled connection in time, and the service may be fine.
+
+    Raised when the deadline passed during the wait for a pooled connection, or when the wait
+    left the request less than half the deadline and the request then timed out
+    (``deadline_errors.error_for_deadline``). The circuit breaker does not count it.
+    """
 
     kind = "model_overloaded"
     counts_as_outage = False

@@ -1,0 +1,31 @@
+"""Tests of the error chosen for a model call whose deadline passed."""
+
+from __future__ import annotations
+
+import pytest
+from evidence_model_client.deadline_errors import error_for_deadline
+from evidence_model_client.errors import (
+    ModelClientError,
+    ModelOverloadedError,
+    ModelTimeoutError,
+)
+
+
+@pytest.mark.parametrize(
+    ("pool_wait", "expected", "pattern"),
+    [
+        (None, ModelOverloadedError, "no free connection to the model service within 100 ms"),
+        (0.0, ModelTimeoutError, "exceeded its 100 ms deadline"),
+        (0.049, ModelTimeoutError, "exceeded its 100 ms deadline"),
+        (0.051, ModelOverloadedError, "waited 51 ms of its 100 ms deadline"),
+        (0.09, ModelOverloadedError, "request timed out after the remaining 10 ms"),
+    ],
+)
+def test_deadline_error_by_pool_wait(
+    pool_wait: float | None, expected: type[ModelClientError], pattern: str
+) -> None:
+    """A wait that left the request less than half the deadline makes the timeout overload."""
+    error = error_for_deadline(0.1, pool_wait)
+    assert type(error) is expected
+    assert pattern in str(error)
+    assert error.counts_as_outage is (expected is ModelTimeoutError)
