@@ -13,10 +13,11 @@ import pytest
 from evidence_features import FEATURE_NAMES
 from evidence_model_client.artifact import ModelArtifact
 from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, CircuitState
-from evidence_model_client.client import RetryPolicy
+from evidence_model_client.client import ModelClient, RetryPolicy
 from evidence_model_client.errors import (
     CircuitOpenError,
     InvalidModelResponseError,
+    ModelClientError,
     ModelOverloadedError,
     ModelTimeoutError,
     ModelUnavailableError,
@@ -257,6 +258,51 @@ async def test_client_late_connection_not_counted(
     assert breaker.state == CircuitState.CLOSED
     assert breaker.consecutive_failures == 0
     assert faulty_server.predict_calls == 4
+
+
+async def test_client_hung_service_opens_circuit_under_full_pool(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """A service that stops answering opens the circuit even while every call queues for the pool.
+
+    Twelve callers share two connections and keep calling throughout. Once the service hangs,
+    each call gets its connection only when an earlier call's deadline ends, and by then has
+    waited over half its own (the semaphore serves the longest waiter first).
+    """
+    faulty_server.mode = "slow"
+    faulty_server.delay = 0.02
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=3, cooldown_seconds=30))
+    limits = ConnectionLimits(max_connections=2)
+    kinds: list[str] = []
+    busy_states: list[CircuitState] = []
+
+    async def caller(client: ModelClient, until: float) -> None:
+        while time.monotonic() < until and breaker.state != CircuitState.OPEN:
+            try:
+                await client.predict_proba(rows)
+                kinds.append("ok")
+            except ModelClientError as exc:
+                kinds.append(exc.kind)
+
+    async def hang_after(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        busy_states.append(breaker.state)
+        faulty_server.mode = "hang"
+
+    async with roomy_client(
+        faulty_server.base_url,
+        deadline_seconds=0.2,
+        limits=limits,
+        breaker=breaker,
+        retry=RetryPolicy(0),
+    ) as client:
+        until = time.monotonic() + 4.0
+        await asyncio.gather(hang_after(1.0), *(caller(client, until) for _ in range(12)))
+
+    assert busy_states == [CircuitState.CLOSED]
+    assert "ok" in kinds
+    assert "model_timeout" in kinds
+    assert breaker.state == CircuitState.OPEN
 
 
 async def test_client_timeout_with_free_connection_counted(

@@ -25,7 +25,25 @@ def test_deadline_error_by_pool_wait(
     pool_wait: float | None, expected: type[ModelClientError], pattern: str
 ) -> None:
     """A wait that left the request less than half the deadline makes the timeout overload."""
-    error = error_for_deadline(0.1, pool_wait)
+    error = error_for_deadline(0.1, pool_wait, since_success_seconds=0.02)
     assert type(error) is expected
     assert pattern in str(error)
     assert error.counts_as_outage is (expected is ModelTimeoutError)
+
+
+@pytest.mark.parametrize(
+    ("since_success", "expected"),
+    [
+        (None, ModelTimeoutError),
+        (0.0, ModelOverloadedError),
+        (0.1, ModelOverloadedError),
+        (0.101, ModelTimeoutError),
+        (30.0, ModelTimeoutError),
+    ],
+)
+def test_deadline_error_by_last_success(
+    since_success: float | None, expected: type[ModelClientError]
+) -> None:
+    """A long pool wait is overload only while some call succeeded within the last deadline."""
+    error = error_for_deadline(0.1, 0.09, since_success_seconds=since_success)
+    assert type(error) is expected

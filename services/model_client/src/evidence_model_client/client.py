@@ -146,6 +146,10 @@ class ModelClient:
         # ignores, rather than ModelTimeoutError (deadline_errors.py).
         self._slots = asyncio.Semaphore(self._limits.max_connections)
         self._session: aiohttp.ClientSession | None = None
+        # When the last successful call ended (time.monotonic), for error_for_deadline. It
+        # starts at creation, so a service that never answers opens the circuit after one
+        # deadline, as one that stops answering does.
+        self._last_success: float | None = time.monotonic()
         self._closed = False
         if _loop_is_running():
             self._session = open_session(self._limits, self._headers)
@@ -242,6 +246,7 @@ class ModelClient:
             raise
         else:
             self.breaker.record_success()
+            self._last_success = time.monotonic()
         finally:
             if self._metrics is not None:
                 elapsed = time.perf_counter() - started
@@ -353,7 +358,10 @@ class ModelClient:
                     self._metrics.pool_wait.observe(pool_wait)
                 return await self._send_with_retries(session, body, n_rows)
         except TimeoutError as exc:
-            raise error_for_deadline(deadline, pool_wait) from exc
+            since_success = (
+                None if self._last_success is None else time.monotonic() - self._last_success
+            )
+            raise error_for_deadline(deadline, pool_wait, since_success) from exc
         finally:
             if pool_wait is not None:
                 self._slots.release()
