@@ -403,6 +403,23 @@ def test_pipelined_request_after_large_body_served(small_head_url: str) -> None:
     assert answers[1].startswith(b"HTTP/1.1 200 "), answers[1][:200]
 
 
+def test_chunked_trailers_do_not_count_as_head(small_head_url: str) -> None:
+    """Trailers after a chunked body are not head bytes, though httptools reports them alike."""
+    head_padding = "h" * (MAX_HEAD_BYTES - 1024)
+    trailer = b"X-Trailer: " + b"t" * (MAX_HEAD_BYTES // 2) + b"\r\n"
+    request = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Transfer-Encoding: chunked\r\nX-Padding: {head_padding}\r\n\r\n".encode("ascii")
+        + b"5\r\nhello\r\n0\r\n"
+        + trailer
+        + b"\r\n"
+    )
+    with _connect(small_head_url) as sock:
+        sock.sendall(request)
+        raw = read_response(sock)
+    assert raw.startswith(b"HTTP/1.1 422 "), raw[:200]
+
+
 def test_oversized_heads_counted(small_head_url: str) -> None:
     """Each rejected head adds one to evidence_gateway_oversized_heads_total."""
 

@@ -17,8 +17,10 @@ starts its clock once that response is sent. When the clock reaches
 httptools buffers a request head of any size too, so the same class bounds it: a head larger
 than ``GATEWAY_MAX_HEADER_BYTES`` gets a JSON 431 and the connection is closed. The request line
 and headers count as httptools hands them over, and so do whole reads that arrive while a head
-is incomplete. That bounds what one connection can make the gateway buffer to the limit plus
-one read (256 KiB in uvloop), even for one endless header line.
+is incomplete. A read is checked only after httptools has parsed it, because it may complete
+the head and carry body bytes, and the read in which a head begins is not counted. So one
+connection can make the gateway buffer at most the limit plus two reads (uvloop reads up to
+256 KiB at a time), even for one endless header line.
 """
 
 from __future__ import annotations
@@ -145,7 +147,10 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + _HEADER_LINE_OVERHEAD)
+        # httptools hands over a chunked body's trailers here too. They are not part of the
+        # head, and the body's own limits cover them.
+        if self._head_pending:
+            self._count_head(len(name) + len(value) + _HEADER_LINE_OVERHEAD)
         super().on_header(name, value)
 
     def send_400_response(self, msg: str) -> None:
