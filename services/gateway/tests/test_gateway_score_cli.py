@@ -80,7 +80,7 @@ def test_score_cli_details_fit_80_columns(tmp_path: Path) -> None:
 
     result = _run(
         ["--mib", str(cardiac / "mib.xml"), "--rx", str(cardiac / "rx.xml"), "--in-process",
-         "--create-queue"],
+         "--create-queue", "--policy", "POLICY-2026-0000012345"],
         env,
     )  # fmt: skip
 
@@ -90,3 +90,27 @@ def test_score_cli_details_fit_80_columns(tmp_path: Path) -> None:
     assert "warning: MIB undated_record ×1" in lines
     assert "warning: MIB unparseable_date ×1" in lines
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    # The policy number wraps rather than being cut short, and no header is cut either.
+    assert "…" not in result.stdout
+    table = "".join(result.stdout.split("│"))
+    assert "POLICY-2026-" in table
+    assert "0000012345" in table
+
+
+def test_score_cli_prints_error_details(tmp_path: Path) -> None:
+    """A 422 prints each invalid field and its problem to stderr, not only the summary."""
+    env = {
+        "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+        "GATEWAY_LOG_LEVEL": "error",
+        "MODEL_CLIENT_BASE_URL": f"http://127.0.0.1:{free_port()}",
+    }
+
+    result = _run(
+        ["--rx", str(SAMPLE / "rx.xml"), "--in-process", "--create-queue", "--policy", "P 1"],
+        env,
+    )
+
+    assert result.returncode == 1
+    assert "HTTP 422: the request body is invalid in 1 place(s); see details" in result.stderr
+    assert "  body.policy_number: String should match pattern" in result.stderr
+    assert result.stdout == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["prediction_table"]
@@ -23,7 +24,8 @@ def prediction_table(
     """
     table = Table(title=title, title_justify="left")
     table.add_column("path", no_wrap=True)
-    table.add_column("policy", no_wrap=True)
+    # A long policy number wraps instead of being cut short: it identifies the case.
+    table.add_column("policy", overflow="fold")
     table.add_column("risk_score", justify="right", no_wrap=True)
     table.add_column("risk_level", no_wrap=True)
     table.add_column("model_version", no_wrap=True)
@@ -34,24 +36,29 @@ def prediction_table(
         error = answer.get("error")
         if error is not None:
             message = error.get("message") if isinstance(error, dict) else str(error)
-            cells = [path, str(answer.get("policy_number", "")), "", "", "", ""]
-            table.add_row(*cells, *([message] if details_column else []))
+            cells = [escape(path), escape(str(answer.get("policy_number", ""))), "", "", "", ""]
+            table.add_row(*cells, *([escape(str(message))] if details_column else []))
             continue
+        # Values from the response are escaped, so that brackets in them print as they are
+        # instead of being read as Rich markup.
         level = str(answer["risk_level"])
         cells = [
-            path,
-            str(answer["policy_number"]),
+            escape(path),
+            escape(str(answer["policy_number"])),
             f"{answer['risk_score']:.4f}",
-            f"[{_LEVEL_STYLES.get(level, '')}]{level}[/]",
-            str(answer["model_version"]),
+            f"[{_LEVEL_STYLES.get(level, '')}]{escape(level)}[/]",
+            escape(str(answer["model_version"])),
             f"{answer['inference_ms']:.1f}",
         ]
-        table.add_row(*cells, *([_warnings_text(answer)] if details_column else []))
+        table.add_row(*cells, *([escape(_warnings_text(answer))] if details_column else []))
     return table
 
 
 def prediction_details(answer: dict[str, Any]) -> list[str]:
-    """Return the fallback reason and the warnings of one prediction, one line each."""
+    """Return the fallback reason and the warnings of one prediction, one line each.
+
+    The lines are plain text: print them with Rich markup off.
+    """
     lines = []
     if answer.get("fallback_reason"):
         lines.append(f"fallback_reason: {answer['fallback_reason']}")

@@ -225,17 +225,34 @@ def score(
             prediction_table("prediction", [("API", response_body)], details_column=False)
         )
         for line in prediction_details(response_body):
-            console.print(f"  {line}", highlight=False)
+            console.print(f"  {line}", highlight=False, markup=False)
         for reason in response_body.get("reasons", []):
             console.print(
                 f"  {reason['feature']:<40} value={reason['value']:<10g} "
-                f"contribution={reason['contribution']:+.4f}"
+                f"contribution={reason['contribution']:+.4f}",
+                highlight=False,
+                markup=False,
             )
     else:
         error = response_body.get("error", {})
         typer.echo(f"HTTP {response.status_code}: {error.get('message', response_body)}", err=True)
+        for line in _detail_lines(response_body.get("details")):
+            typer.echo(f"  {line}", err=True)
     if response.status_code != 200:
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _detail_lines(details: object) -> list[str]:
+    """Return one line per entry of a validation error's ``details``: where, then what."""
+    if not isinstance(details, list):
+        return []
+    lines = []
+    for detail in details:
+        if not isinstance(detail, dict):
+            continue
+        location = ".".join(str(part) for part in detail.get("loc", []))
+        lines.append(f"{location}: {detail.get('msg', '')}")
+    return lines
 
 
 def main() -> None:
