@@ -420,6 +420,79 @@ def test_chunked_trailers_do_not_count_as_head(small_head_url: str) -> None:
     assert raw.startswith(b"HTTP/1.1 422 "), raw[:200]
 
 
+def _chunked_request(path: str, body: bytes, *, head: bytes = b"") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n".encode("ascii")
+        + head
+        + b"\r\n"
+        + f"{len(body):x}\r\n".encode("ascii")
+        + body
+        + b"\r\n0\r\n"
+    )
+
+
+@pytest.mark.parametrize("shape", ["many_lines", "one_endless_line"])
+def test_oversized_trailers_close_connection(small_head_url: str, shape: str) -> None:
+    """Trailers past the head limit, as many lines or one that never ends, close the connection."""
+    if shape == "many_lines":
+        trailers = b"X-Trailer: " + b"t" * 500 + b"\r\n"
+        stream = [trailers] * 400
+    else:
+        stream = [b"X-Trailer: "] + [b"t" * 1024] * 400
+    sent = 0
+    with _connect(small_head_url) as sock:
+        sock.sendall(_chunked_request("/v1/predict", b"{}"))
+        try:
+            for part in stream:
+                sock.sendall(part)
+                sent += len(part)
+                time.sleep(0.001)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            raw = read_until_closed(sock)
+        except ConnectionResetError:
+            raw = b""
+    assert not raw.startswith(b"HTTP/1.1 2"), raw[:200]
+    assert sent < sum(len(part) for part in stream)
+
+
+def test_trailers_never_become_headers(small_head_url: str) -> None:
+    """A trailer named like the batch-id header does not set the batch id of the request."""
+    body = json.dumps({"data": [[0, "P-1", None, "<r/>"]]}).encode("ascii")
+    batch_id = b"01b2c3d4-0000-0000-0000-000000000000:1:1:0:0"
+    trailer = b"sf-external-function-query-batch-id: " + batch_id + b"\r\n"
+    ids = []
+    for _ in range(2):
+        with _connect(small_head_url) as sock:
+            sock.sendall(_chunked_request("/functions/predict", body) + trailer + b"\r\n")
+            raw = read_response(sock)
+        assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
+        row = json.loads(raw.partition(b"\r\n\r\n")[2])["data"][0][1]
+        ids.append(row["prediction_id"])
+    # With the batch id, both requests would get the same derived id.
+    assert ids[0] != ids[1]
+
+
+def test_pipelined_posts_with_bodies_served(small_head_url: str) -> None:
+    """Two pipelined POSTs with large bodies in one write are both answered, none cut off."""
+
+    def post(size: int) -> bytes:
+        body = b"x" * size
+        return (
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")
+            + body
+        )
+
+    with _connect(small_head_url) as sock:
+        sock.sendall(post(48 * MAX_HEAD_BYTES) + post(24 * MAX_HEAD_BYTES))
+        answers = [read_response(sock), read_response(sock)]
+    assert answers[0].startswith(b"HTTP/1.1 422 "), answers[0][:200]
+    assert answers[1].startswith(b"HTTP/1.1 422 "), answers[1][:200]
+
+
 def test_oversized_heads_counted(small_head_url: str) -> None:
     """Each rejected head adds one to evidence_gateway_oversized_heads_total."""
 

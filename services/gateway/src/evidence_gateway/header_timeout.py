@@ -39,7 +39,7 @@ from uvicorn.server import ServerState
 from evidence_gateway.config import get_settings
 from evidence_gateway.handlers import error_body
 
-__all__ = ["HEADER_TIMEOUTS", "OVERSIZED_HEADS", "HeaderTimeoutProtocol"]
+__all__ = ["HEADER_TIMEOUTS", "OVERSIZED_HEADS", "OVERSIZED_TRAILERS", "HeaderTimeoutProtocol"]
 
 HEADER_TIMEOUTS = Counter(
     "evidence_gateway_header_timeouts",
@@ -50,6 +50,12 @@ HEADER_TIMEOUTS = Counter(
 OVERSIZED_HEADS = Counter(
     "evidence_gateway_oversized_heads",
     "Connections closed because a request head was larger than GATEWAY_MAX_HEADER_BYTES.",
+)
+
+OVERSIZED_TRAILERS = Counter(
+    "evidence_gateway_oversized_trailers",
+    "Connections closed because a chunked body's trailers, or its chunk framing, passed "
+    "GATEWAY_MAX_HEADER_BYTES.",
 )
 
 _log = structlog.get_logger("evidence_gateway.header_timeout")
@@ -101,6 +107,13 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._head_too_large = False
         # Requests whose head has begun on this connection.
         self._heads_begun = 0
+        # Between a request's complete head and the end of its body: body bytes handed to the
+        # app, and the other bytes of that phase (chunk framing and trailers), each bounded.
+        self._in_body_phase = False
+        self._body_bytes = 0
+        self._framing_bytes = 0
+        self._trailer_bytes = 0
+        self._trailers_too_large = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_clock_started = 0.0
         self._header_bytes = 0
@@ -120,7 +133,22 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self._start_header_clock()
         head_was_pending = self._head_pending
         heads_begun = self._heads_begun
+        in_body_phase = self._in_body_phase
+        body_bytes = self._body_bytes
         super().data_received(data)
+        # A read that began and ended inside one request's body phase carried body bytes and
+        # otherwise only chunk framing and trailers, which httptools buffers while a trailer
+        # line is incomplete. Those other bytes are bounded like a head.
+        same_request = self._heads_begun == heads_begun
+        if (
+            in_body_phase
+            and self._in_body_phase
+            and same_request
+            and not self.transport.is_closing()
+        ):
+            self._framing_bytes += len(data) - (self._body_bytes - body_bytes)
+            if self._framing_bytes > self.max_header_bytes:
+                self._reject_oversized_trailers()
         if self._header_timer is not None:
             self._header_bytes += len(data)
         # A head that was incomplete before this read, and still is after it with no other
@@ -147,23 +175,43 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # httptools hands over a chunked body's trailers here too. They are not part of the
-        # head, and the body's own limits cover them.
         if self._head_pending:
             self._count_head(len(name) + len(value) + _HEADER_LINE_OVERHEAD)
-        super().on_header(name, value)
+            super().on_header(name, value)
+            return
+        # httptools hands over a chunked body's trailers here too. uvicorn would append them
+        # to the request's headers after the app has read those, so a trailer could pose as a
+        # header such as the service-function batch id. They are counted and dropped.
+        self._trailer_bytes += len(name) + len(value) + _HEADER_LINE_OVERHEAD
+        if self._trailer_bytes > self.max_header_bytes:
+            self._trailers_too_large = True
+            raise _HeadTooLargeError
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body_phase = False
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn responds to every parser error with a plain 400, including the one that
         # _count_head raises on purpose to stop the parser.
         if self._head_too_large:
             self._reject_oversized_head()
+        elif self._trailers_too_large:
+            self._reject_oversized_trailers()
         else:
             super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         self._head_pending = False
         self._stop_header_clock()
+        self._in_body_phase = True
+        self._body_bytes = 0
+        self._framing_bytes = 0
+        self._trailer_bytes = 0
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -241,6 +289,17 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             )
             response = self._error_response(431, "headers_too_large", message, request_id)
             self.transport.write(response)
+        self.transport.close()
+
+    def _reject_oversized_trailers(self) -> None:
+        # The request is under way and its response may be too, so there is no status to send:
+        # the connection is closed.
+        OVERSIZED_TRAILERS.inc()
+        _log.info(
+            "request trailers too large",
+            request_id=str(uuid.uuid4()),
+            bytes_in=max(self._framing_bytes, self._trailer_bytes),
+        )
         self.transport.close()
 
     def _timeout_response(self, request_id: str) -> bytes:
