@@ -181,6 +181,7 @@ class FaultyServer:
     is declared).
     ``GET /health`` returns ``health`` as JSON with status ``health_status`` in
     every mode, unless ``health_mode`` is ``drop``: then it closes the connection unanswered.
+    It sends each ``/health`` response after ``health_delay`` seconds.
     Every response carries ``response_headers`` too. The server records each request's path
     and body in ``requests`` and its headers (names in lower case) in ``request_headers``. It
     counts accepted connections in ``connections`` and those that ended in ``closed_connections``.
@@ -200,6 +201,7 @@ class FaultyServer:
     )
     health_status: int = 200
     health_mode: str = "ok"
+    health_delay: float = 0.0
     redirect_to: str = "http://127.0.0.1:1/predict-proba"
     padding: int = 0
     response_headers: dict[str, str] = field(default_factory=dict)
@@ -276,6 +278,7 @@ class FaultyServer:
         self, writer: asyncio.StreamWriter, method: str, path: str, body: bytes
     ) -> bool:
         if method == "GET" and path == "/health":
+            await asyncio.sleep(self.health_delay)
             if self.health_mode == "drop":
                 return False
             self._write(writer, self.health_status, json.dumps(self.health).encode())

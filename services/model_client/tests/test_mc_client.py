@@ -23,6 +23,8 @@ from evidence_model_client.errors import (
     ModelUnavailableError,
 )
 from evidence_model_client.http_session import ConnectionLimits
+from evidence_model_client.metrics import ModelMetrics
+from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from .conftest import SLACK, FaultyServer, ServerProcess, roomy_client
@@ -227,6 +229,33 @@ async def test_client_pool_overload_not_counted(
         await first
     assert breaker.consecutive_failures == 0
     assert faulty_server.predict_calls == 1
+
+
+async def test_client_pool_wait_recorded_at_deadline(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """A call that got no connection before its deadline records its whole wait."""
+    faulty_server.mode = "slow"
+    faulty_server.delay = 0.3
+    registry = CollectorRegistry()
+    metrics = ModelMetrics(registry)
+    limits = ConnectionLimits(max_connections=1)
+    async with roomy_client(faulty_server.base_url, limits=limits, metrics=metrics) as client:
+        first = asyncio.create_task(client.predict_proba(rows))
+        await asyncio.sleep(0.01)
+        with pytest.raises(ModelOverloadedError, match="no free connection"):
+            await client.predict_proba(rows, deadline_seconds=DEADLINE)
+        await first
+
+    count = registry.get_sample_value("evidence_model_pool_wait_seconds_count")
+    total = registry.get_sample_value("evidence_model_pool_wait_seconds_sum")
+    short_waits = registry.get_sample_value(
+        "evidence_model_pool_wait_seconds_bucket", {"le": "0.025"}
+    )
+    assert count == 2
+    assert short_waits == 1
+    assert total is not None
+    assert total + 0.005 >= DEADLINE
 
 
 async def test_client_late_connection_not_counted(

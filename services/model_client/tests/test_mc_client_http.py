@@ -7,6 +7,7 @@ log shows what reached the wire: paths, bodies, headers and connections.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from evidence_model_client.errors import (
     ModelTimeoutError,
     ModelUnavailableError,
 )
-from evidence_model_client.http_session import ConnectionLimits
+from evidence_model_client.http_session import HEALTH_CONNECTIONS, ConnectionLimits
 
 from .conftest import (
     ROOMY,
@@ -298,6 +299,51 @@ async def test_http_max_connections_setting(faulty_server: FaultyServer, rows: n
     assert faulty_server.connections == 2
 
 
+async def test_http_probe_answers_with_pool_full(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """GET /health gets a connection of its own while slow model calls hold all the others."""
+    faulty_server.mode = "slow"
+    faulty_server.delay = 0.4
+    limits = ConnectionLimits(max_connections=2)
+    async with roomy_client(faulty_server.base_url, deadline_seconds=3.0, limits=limits) as client:
+        calls = [asyncio.create_task(client.predict_proba(rows)) for _ in range(4)]
+        for _ in range(100):
+            if faulty_server.in_flight == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert faulty_server.in_flight == 2
+        probe = await client.probe_health(timeout_seconds=0.3)
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert probe.reachable is True
+    assert probe.error_kind is None
+    for outcome in outcomes:
+        assert isinstance(outcome, np.ndarray)
+    assert faulty_server.max_in_flight == 2
+
+
+async def test_http_probes_leave_model_connections(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """Concurrent slow GET /health requests never take the connection a model call needs."""
+    faulty_server.health_delay = 0.5
+    limits = ConnectionLimits(max_connections=1)
+    async with roomy_client(faulty_server.base_url, limits=limits) as client:
+        probes = [
+            asyncio.create_task(client.probe_health(timeout_seconds=2.0))
+            for _ in range(HEALTH_CONNECTIONS + 2)
+        ]
+        await asyncio.sleep(0.05)
+        probabilities = await client.predict_proba(rows, deadline_seconds=0.3)
+        results = await asyncio.gather(*probes)
+
+    assert probabilities.shape == (len(rows),)
+    for probe in results:
+        assert probe.reachable is True
+    assert faulty_server.health_calls == HEALTH_CONNECTIONS + 2
+
+
 # --- deadline, stale connections, life cycle --------------------------------------------------
 
 
@@ -348,6 +394,42 @@ def test_http_client_built_outside_loop(model_server: ServerProcess, rows: np.nd
             return await client.predict_proba(rows)
 
     assert asyncio.run(use()).shape == (len(rows),)
+
+
+# The session stays open on the first loop, which asyncio.run closes, so it cannot be closed
+# any more, and aiohttp reports that when the session is collected.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_http_client_reused_on_new_loop(refused_url: str, rows: np.ndarray) -> None:
+    """A client used in a second asyncio.run raises an error that names the fix."""
+    client = roomy_client(refused_url)
+    with pytest.raises(ModelUnavailableError):
+        asyncio.run(client.predict_proba(rows))
+    with pytest.raises(RuntimeError, match="one ModelClient per event loop"):
+        asyncio.run(client.predict_proba(rows))
+    del client
+    gc.collect()
+
+
+async def test_http_client_rejects_other_loop(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """Every call from a loop other than the client's raises, and the client stays usable."""
+    pattern = "belongs to the event loop it was first used on"
+    async with roomy_client(faulty_server.base_url) as client:
+        await client.predict_proba(rows)
+        with pytest.raises(RuntimeError, match=pattern):
+            await asyncio.to_thread(asyncio.run, client.predict_proba(rows))
+        with pytest.raises(RuntimeError, match=pattern):
+            await asyncio.to_thread(asyncio.run, client.probe_health())
+        with pytest.raises(RuntimeError, match=pattern):
+            await asyncio.to_thread(asyncio.run, client.fetch_model_info())
+        with pytest.raises(RuntimeError, match=pattern):
+            await asyncio.to_thread(asyncio.run, client.aclose())
+        probabilities = await client.predict_proba(rows)
+
+    assert probabilities.shape == (len(rows),)
+    assert faulty_server.predict_calls == 2
+    assert faulty_server.health_calls == 0
 
 
 async def test_http_aclose_closes_connections(

@@ -31,7 +31,12 @@ from evidence_model_client.errors import (
     ModelClientError,
     ModelTimeoutError,
 )
-from evidence_model_client.http_session import ConnectionLimits, open_session, read_body
+from evidence_model_client.http_session import (
+    HEALTH_CONNECTIONS,
+    ConnectionLimits,
+    open_session,
+    read_body,
+)
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.protocol import (
     PREDICT_PROBA_PATH,
@@ -109,12 +114,13 @@ class ModelClient:
         retry: retries for idempotent failures, inside the deadline.
         breaker: circuit breaker; default ``CircuitBreaker(BreakerPolicy())``.
         limits: connection pool size and keep-alive expiry; at most ``max_connections`` calls
-            run at once.
+            run at once. ``GET /health`` requests use ``HEALTH_CONNECTIONS`` more connections.
         headers: extra request headers (such as ``Authorization``).
         metrics: where to record latency, pool wait and circuit state; None records nothing.
 
     The ``aiohttp.ClientSession`` is created here when a loop is running, else on first use,
-    because aiohttp binds it to the running loop. The client then belongs to that loop.
+    because aiohttp binds it to the running loop. The client then belongs to that loop, and a
+    call from another loop raises ``RuntimeError``.
     """
 
     def __init__(
@@ -145,14 +151,20 @@ class ModelClient:
         # leaves the request too little of it, raises ModelOverloadedError, which the breaker
         # ignores, rather than ModelTimeoutError (deadline_errors.py).
         self._slots = asyncio.Semaphore(self._limits.max_connections)
+        # GET /health requests take one of the connector's HEALTH_CONNECTIONS extra connections
+        # here, so that they never take one that a model call holding a slot waits for.
+        self._health_slots = asyncio.Semaphore(HEALTH_CONNECTIONS)
         self._session: aiohttp.ClientSession | None = None
+        # The loop the session was opened on. aiohttp binds the session and its connections
+        # to it, so they fail on any other loop, and for ever once that loop is closed.
+        self._loop: asyncio.AbstractEventLoop | None = None
         # When the last successful call ended (time.monotonic), for error_for_deadline. It
         # starts at creation, so a service that never answers opens the circuit after one
         # deadline, as one that stops answering does.
         self._last_success: float | None = time.monotonic()
         self._closed = False
         if _loop_is_running():
-            self._session = open_session(self._limits, self._headers)
+            self._open_session()
         if metrics is not None:
             metrics.circuit_state.set(self.breaker.state.value)
 
@@ -309,7 +321,14 @@ class ModelClient:
         return HealthProbe(reachable=True, info=info, error_kind=None)
 
     async def aclose(self) -> None:
-        """Close the pooled connections; later calls raise ``RuntimeError``."""
+        """Close the pooled connections; later calls raise ``RuntimeError``.
+
+        Raises:
+            RuntimeError: called on another event loop than the one the client belongs to.
+                The client stays open, so close it on its own loop.
+        """
+        if self._session is not None:
+            self._check_loop()
         self._closed = True
         session, self._session = self._session, None
         if session is not None:
@@ -334,10 +353,25 @@ class ModelClient:
             raise RuntimeError(msg)
         if self._session is None:
             self._session = open_session(self._limits, self._headers)
+            self._loop = asyncio.get_running_loop()
+            return self._session
+        self._check_loop()
         return self._session
 
+    def _check_loop(self) -> None:
+        if asyncio.get_running_loop() is not self._loop:
+            msg = (
+                "ModelClient belongs to the event loop it was first used on, and this call "
+                "runs on another loop; create one ModelClient per event loop (for example "
+                "one per asyncio.run or per FastAPI lifespan)"
+            )
+            raise RuntimeError(msg)
+
     async def _get_health(self, session: aiohttp.ClientSession) -> tuple[int, bytes]:
-        async with session.get(self._health_url, allow_redirects=False) as response:
+        async with (
+            self._health_slots,
+            session.get(self._health_url, allow_redirects=False) as response,
+        ):
             # Only a 200 body is parsed, so only its encoding and size are checked. A 503 with
             # a compressed body must still report the service as unreachable.
             if response.status != 200:
@@ -358,6 +392,10 @@ class ModelClient:
                     self._metrics.pool_wait.observe(pool_wait)
                 return await self._send_with_retries(session, body, n_rows)
         except TimeoutError as exc:
+            if pool_wait is None and self._metrics is not None:
+                # The deadline passed before a slot was free. These are the longest waits, so
+                # leaving them out would hide a pool that is too small.
+                self._metrics.pool_wait.observe(time.perf_counter() - wait_started)
             since_success = (
                 None if self._last_success is None else time.monotonic() - self._last_success
             )

@@ -14,6 +14,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "MAX_DEADLINE_MS",
     "ClientSettings",
     "ServerSettings",
     "get_client_settings",
@@ -21,6 +22,9 @@ __all__ = [
 ]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+
+# Largest MODEL_CLIENT_DEADLINE_MS accepted. The latency buckets in metrics.py reach beyond it.
+MAX_DEADLINE_MS = 60_000
 
 
 class ClientSettings(BaseSettings):
@@ -31,7 +35,7 @@ class ClientSettings(BaseSettings):
     base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:5000")
     """Model service root; ``/predict-proba`` is appended. In SPCS, the service's ``dns_name``."""
 
-    deadline_ms: float = Field(default=50.0, gt=0, le=60_000)
+    deadline_ms: float = Field(default=50.0, gt=0, le=MAX_DEADLINE_MS)
     """Total time budget of one model call in milliseconds, retries and pool wait included."""
 
     max_retries: int = Field(default=1, ge=0, le=5)

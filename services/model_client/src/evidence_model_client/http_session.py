@@ -18,7 +18,12 @@ import aiohttp
 
 from evidence_model_client.errors import InvalidModelResponseError
 
-__all__ = ["ConnectionLimits", "open_session", "read_body"]
+__all__ = ["HEALTH_CONNECTIONS", "ConnectionLimits", "open_session", "read_body"]
+
+# Connections the connector allows beyond max_connections, for GET /health. Model calls hold
+# at most max_connections (ModelClient's semaphore), so a readiness probe never waits behind
+# slow model calls in a full pool. ModelClient runs at most this many /health requests at once.
+HEALTH_CONNECTIONS = 2
 
 # The one Content-Encoding that read_body accepts, and the one Accept-Encoding the session sends.
 _IDENTITY_ENCODING = "identity"
@@ -32,7 +37,9 @@ class ConnectionLimits:
     """Size of the connection pool and how long an idle pooled connection may be reused.
 
     Attributes:
-        max_connections: maximum open connections. Calls beyond this wait for a free one.
+        max_connections: maximum connections that model calls hold at once. Calls beyond
+            this wait for a free one. ``GET /health`` requests have ``HEALTH_CONNECTIONS``
+            more of their own.
         keepalive_expiry_seconds: idle time after which a pooled connection is closed instead
             of reused. Keep it below the server's keep-alive timeout (5 s in uvicorn 0.55).
     """
@@ -57,7 +64,7 @@ def open_session(limits: ConnectionLimits, headers: Mapping[str, str]) -> aiohtt
     the session to the running loop.
     """
     connector = aiohttp.TCPConnector(
-        limit=limits.max_connections,
+        limit=limits.max_connections + HEALTH_CONNECTIONS,
         keepalive_timeout=limits.keepalive_expiry_seconds,
     )
     session_headers = {

@@ -1,7 +1,10 @@
 """Prometheus metrics of the model client and scorer.
 
-Latencies are observed in seconds (``perf_counter`` differences) with buckets from 0.5 ms to 2.5 s,
-because a healthy local call takes about a millisecond and the default deadline is 50 ms.
+Latencies are observed in seconds (``perf_counter`` differences) with buckets from 0.5 ms to
+120 s. The fine buckets below 100 ms are there because a healthy local call takes about a
+millisecond and the default deadline is 50 ms. The coarse ones reach beyond the largest
+deadline that ``MODEL_CLIENT_DEADLINE_MS`` accepts (60 s), so that slow calls and calls that
+time out land in a finite bucket.
 Pass the gateway's registry so the metrics appear on its ``/metrics``. In multiprocess mode
 (``PROMETHEUS_MULTIPROC_DIR``) the circuit-state gauge is exported per live process.
 """
@@ -27,6 +30,13 @@ LATENCY_BUCKETS_SECONDS = (
     0.5,
     1.0,
     2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    # A call that times out at the largest deadline (60 s) is observed a little after it,
+    # because the timeout ends the call on a later turn of the event loop.
+    120.0,
 )
 
 

@@ -221,6 +221,8 @@ class RiskScorer:
 
         Raises:
             ValueError: the matrix is not (n, 105) with n >= 1.
+            RuntimeError: the client is closed, or this call runs on another event loop than
+                the one the scorer was first used on. Create one scorer per event loop.
         """
         values = check_matrix_shape(matrix)
         if self._spec_mismatch():
