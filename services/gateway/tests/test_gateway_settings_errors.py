@@ -130,6 +130,21 @@ def test_gateway_rule_across_settings(tmp_path: Path) -> None:
     ) in result.stderr
 
 
+def test_gateway_workers_need_metrics_dir(tmp_path: Path) -> None:
+    """Several workers without PROMETHEUS_MULTIPROC_DIR stop before the port is bound."""
+    result = _run(
+        ["evidence-gateway"],
+        {"GATEWAY_API_TOKEN": TOKEN, "GATEWAY_PORT": "0", "GATEWAY_WORKERS": "2"},
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert (
+        "  GATEWAY_WORKERS=2 needs PROMETHEUS_MULTIPROC_DIR, or /metrics shows one worker at a "
+        "time; set it to an empty directory that the workers share, or set GATEWAY_WORKERS=1"
+    ) in result.stderr
+
+
 def test_gateway_token_missing(tmp_path: Path) -> None:
     """Without a token and outside local mode, the message names the variable and the fix."""
     result = _run(["evidence-gateway"], {"GATEWAY_PORT": "0"}, tmp_path)

@@ -173,6 +173,19 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return self
 
+    @model_validator(mode="after")
+    def _check_metrics_dir_for_workers(self) -> Settings:
+        # Without the shared directory each worker keeps its own registry, and a scrape reads
+        # whichever worker answers, so counters seem to reset between scrapes.
+        if self.workers > 1 and self.prometheus_multiproc_dir is None:
+            msg = (
+                f"GATEWAY_WORKERS={self.workers} needs PROMETHEUS_MULTIPROC_DIR, or /metrics "
+                "shows one worker at a time; set it to an empty directory that the workers "
+                "share, or set GATEWAY_WORKERS=1"
+            )
+            raise ValueError(msg)
+        return self
+
     @field_validator("api_token", mode="after")
     @classmethod
     def _empty_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
