@@ -125,6 +125,46 @@ def test_small_batch_isolated_per_record(tmp_path: Path, records: int) -> None:
     assert sink.calls == 2 * records - 1
 
 
+class MisconfiguredSink:
+    """Raise ``SinkConfigurationError`` for every batch, as a sink whose set-up failed does."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def write_batch(self, records: Sequence[PredictionRecord]) -> WriteResult:
+        self.calls += 1
+        raise SinkConfigurationError("creating the staging table failed: insufficient privileges")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("records", [1, 3, 40])
+def test_misconfigured_sink_holds_any_batch(tmp_path: Path, records: int) -> None:
+    """A sink configuration error holds the batch queued at once, even below four records."""
+    queue = PredictionQueue(tmp_path / "queue.sqlite3")
+    queue.append_many(build_record(i) for i in range(records))
+    sink = MisconfiguredSink()
+    drainer = _drainer(queue, sink, batch_size=records, max_attempts=2)
+
+    for _ in range(3):
+        queue.file.write(lambda c: c.execute("UPDATE queue_items SET available_at = 0"))
+        assert drainer.drain_once() == records
+
+    assert sink.calls == 3
+    assert queue.depth() == records
+    assert queue.dead_letter_count() == 0
+    assert _attempts(queue) == [0] * records
+    metrics = drainer.metrics
+    assert metrics is not None
+    samples = {
+        sample.labels["outcome"]: sample.value
+        for sample in metrics.batches.collect()[0].samples
+        if sample.name.endswith("_total")
+    }
+    assert samples == {"sink_rejects_all": 3.0}
+
+
 def test_sink_fault_cleared_then_drained(tmp_path: Path) -> None:
     """Once the sink accepts rows again, the held batch is written in full."""
     queue = PredictionQueue(tmp_path / "queue.sqlite3")

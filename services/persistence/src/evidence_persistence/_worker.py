@@ -312,6 +312,16 @@ class QueueDrainer:
         except SinkUnavailableError as exc:
             outage = _SinkUnavailable(str(exc), {item.seq for item in items}, exc)
             raise outage.including(group for group, _ in also_release) from exc
+        except SinkConfigurationError as exc:
+            # The sink itself says its set-up is wrong (such as a missing privilege or table),
+            # which no record can cause, so the batch waits whatever its size.
+            message = (
+                f"the sink is misconfigured, so every record stays queued until it is fixed: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            seqs = {item.seq for item in items}
+            outage = _SinkUnavailable(message, seqs, exc, rejects_all=True)
+            raise outage.including(group for group, _ in also_release) from exc
         except Exception as exc:  # any other error may be one record's fault
             return exc
         self.consumer.complete([item.seq for item in items])
