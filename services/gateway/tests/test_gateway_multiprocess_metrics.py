@@ -61,7 +61,7 @@ def test_metrics_sum_over_two_workers(model_server_url: str, tmp_path: Path) -> 
 _WORKER = (
     "import sys, time\n"
     "from evidence_gateway import metrics\n"
-    "metrics.CIRCUIT_STATE.set(2)\n"
+    "metrics.QUEUE_DEPTH.set(7)\n"
     "metrics.PREDICTIONS.labels('API', 'REGISTRY_V2').inc(3)\n"
     "print('ready', flush=True)\n"
     "time.sleep(60)\n"
@@ -78,7 +78,7 @@ def _samples(text: str, name: str) -> list[float]:
 
 
 def test_killed_worker_gauge_dropped(tmp_path: Path) -> None:
-    """A worker killed with SIGKILL leaves its counters but not its circuit state."""
+    """A worker killed with SIGKILL leaves its counters but not its live gauges."""
     worker = subprocess.Popen(
         [sys.executable, "-c", _WORKER],
         env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
@@ -98,6 +98,6 @@ def test_killed_worker_gauge_dropped(tmp_path: Path) -> None:
         if worker.stdout is not None:
             worker.stdout.close()
 
-    assert _samples(alive, "evidence_gateway_model_circuit_state") == [2.0]
-    assert _samples(dead, "evidence_gateway_model_circuit_state") == []
+    assert _samples(alive, "evidence_gateway_queue_depth") == [7.0]
+    assert _samples(dead, "evidence_gateway_queue_depth") == []
     assert _samples(dead, "evidence_gateway_predictions_total") == [3.0]

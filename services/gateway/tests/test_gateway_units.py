@@ -152,3 +152,11 @@ def test_stdlib_exception_logged_as_json(capsys: pytest.CaptureFixture[str]) -> 
     assert line["level"] == "error"
     assert canary not in output.out
     assert canary not in output.err
+
+
+def test_latency_buckets_cover_largest_model_deadline() -> None:
+    """A request or model call cut off at the largest allowed deadline lands in a finite bucket."""
+    from evidence_gateway import metrics
+    from evidence_model_client.config import MAX_DEADLINE_MS
+
+    assert max(metrics._LATENCY_BUCKETS) > MAX_DEADLINE_MS / 1000

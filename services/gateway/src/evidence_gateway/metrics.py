@@ -24,7 +24,6 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prometheus_multiprocess
 
 __all__ = [
-    "CIRCUIT_STATE",
     "CONTENT_TYPE_LATEST",
     "EXTRACTION_RECYCLES",
     "EXTRACTION_SECONDS",
@@ -42,10 +41,11 @@ __all__ = [
 ]
 
 # Request and model latencies: a scored request takes 1-20 ms locally and up to the model
-# deadline (seconds) when the model is slow.
+# deadline when the model is slow. MODEL_CLIENT_DEADLINE_MS allows 60 s, and a call cut off
+# there is measured a little later, so the largest finite bucket is 120 s.
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
-    0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 )  # fmt: skip
 # Parsing and local SQLite appends: tens of microseconds to a few hundred milliseconds.
 _FINE_BUCKETS = (
@@ -101,11 +101,6 @@ ROW_ERRORS = Counter(
     "evidence_gateway_row_errors",
     "Rows or requests that could not be scored, by error type.",
     ["source", "type"],
-)
-CIRCUIT_STATE = Gauge(
-    "evidence_gateway_model_circuit_state",
-    "Circuit breaker of the model client: 0 closed, 1 half-open, 2 open.",
-    multiprocess_mode="livemax",
 )
 QUEUE_DEPTH = Gauge(
     "evidence_gateway_queue_depth",
