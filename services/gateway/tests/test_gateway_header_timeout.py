@@ -458,6 +458,20 @@ def test_oversized_trailers_close_connection(small_head_url: str, shape: str) ->
     assert sent < sum(len(part) for part in stream)
 
 
+def test_small_chunks_served(small_head_url: str) -> None:
+    """A large body in many small chunks is read whole: its framing is not a trailer."""
+    chunk = b"x" * 128
+    framed = b"".join(f"{len(chunk):x}\r\n".encode("ascii") + chunk + b"\r\n" for _ in range(4096))
+    request = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
+    )
+    with _connect(small_head_url) as sock:
+        sock.sendall(request)
+        raw = read_response(sock)
+    assert raw.startswith(b"HTTP/1.1 422 "), raw[:200]
+
+
 def test_trailers_never_become_headers(small_head_url: str) -> None:
     """A trailer named like the batch-id header does not set the batch id of the request."""
     body = json.dumps({"data": [[0, "P-1", None, "<r/>"]]}).encode("ascii")

@@ -138,7 +138,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().data_received(data)
         # A read that began and ended inside one request's body phase carried body bytes and
         # otherwise only chunk framing and trailers, which httptools buffers while a trailer
-        # line is incomplete. Those other bytes are bounded like a head.
+        # line is incomplete. Those other bytes are bounded like a head, or by an eighth of
+        # the body when that is more.
         same_request = self._heads_begun == heads_begun
         if (
             in_body_phase
@@ -147,7 +148,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             and not self.transport.is_closing()
         ):
             self._framing_bytes += len(data) - (self._body_bytes - body_bytes)
-            if self._framing_bytes > self.max_header_bytes:
+            # A chunk's framing is a size line and two line ends, so a client that sends
+            # chunks of 64 bytes or more stays below an eighth of its body however large it is.
+            if self._framing_bytes > max(self.max_header_bytes, self._body_bytes // 8):
                 self._reject_oversized_trailers()
         if self._header_timer is not None:
             self._header_bytes += len(data)
