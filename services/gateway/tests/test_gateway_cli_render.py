@@ -60,5 +60,5 @@ def test_render_details_column_optional() -> None:
 
 
 def test_render_details_empty_without_fallback_or_warnings() -> None:
-    """A model answer without warnings has no detail lines."""
+    """A model response without warnings has no detail lines."""
     assert prediction_details(_answer()) == []

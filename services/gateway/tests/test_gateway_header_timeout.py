@@ -30,20 +30,26 @@ PARTIAL_HEAD = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Ag"
 HEALTH_REQUEST = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
-@pytest.fixture(scope="module")
-def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real gateway with one worker and a 1 s header timeout."""
-    directory = tmp_path_factory.mktemp("header-timeout")
+def _serve_gateway(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **env: str
+) -> Iterator[str]:
+    """Run a real one-worker gateway with ``env`` and no model service, and yield its URL."""
+    directory = tmp_path_factory.mktemp(name)
     gateway, url = start_gateway(
-        directory,
-        f"http://127.0.0.1:{free_port()}",
-        directory / "no-model",
-        GATEWAY_HEADER_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
+        directory, f"http://127.0.0.1:{free_port()}", directory / "no-model", **env
     )
     try:
         yield url
     finally:
         gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real gateway with one worker and a 1 s header timeout."""
+    yield from _serve_gateway(
+        tmp_path_factory, "header-timeout", GATEWAY_HEADER_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS)
+    )
 
 
 def _connect(url: str) -> socket.socket:
@@ -308,17 +314,9 @@ MAX_HEAD_BYTES = 4096
 @pytest.fixture(scope="module")
 def small_head_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real gateway with one worker and a 4 KiB head limit."""
-    directory = tmp_path_factory.mktemp("head-size")
-    gateway, url = start_gateway(
-        directory,
-        f"http://127.0.0.1:{free_port()}",
-        directory / "no-model",
-        GATEWAY_MAX_HEADER_BYTES=str(MAX_HEAD_BYTES),
+    yield from _serve_gateway(
+        tmp_path_factory, "head-size", GATEWAY_MAX_HEADER_BYTES=str(MAX_HEAD_BYTES)
     )
-    try:
-        yield url
-    finally:
-        gateway.stop()
 
 
 def _head_with_padding(padding: int, *, header: str = "X-Padding") -> bytes:

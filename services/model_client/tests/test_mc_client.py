@@ -292,7 +292,7 @@ async def test_client_late_connection_not_counted(
 async def test_client_hung_service_opens_circuit_under_full_pool(
     faulty_server: FaultyServer, rows: np.ndarray
 ) -> None:
-    """A service that stops answering opens the circuit even while every call queues for the pool.
+    """A service that stops responding opens the circuit even while every call queues for the pool.
 
     Twelve callers share two connections and keep calling throughout. Once the service hangs,
     each call gets its connection only when an earlier call's deadline ends, and by then has

@@ -117,7 +117,7 @@ async def test_http_broken_responses(
     assert faulty_server.predict_calls == calls
 
 
-# The five rows of ``rows`` may answer with at most 64 KiB + 5 x 4 KiB = 86,016 bytes (client.py),
+# The five rows of ``rows`` may respond with at most 64 KiB + 5 x 4 KiB = 86,016 bytes (client.py),
 # so 60,000 bytes of padding pass.
 @pytest.mark.parametrize("mode", ["padded", "padded_chunked"])
 @pytest.mark.parametrize(("padding", "accepted"), [(0, True), (60_000, True), (2_000_000, False)])

@@ -74,6 +74,17 @@ def _drainer(
     )
 
 
+def _batch_outcomes(drainer: QueueDrainer) -> dict[str, float]:
+    """Return the drainer's batch count per outcome label."""
+    metrics = drainer.metrics
+    assert metrics is not None
+    return {
+        sample.labels["outcome"]: sample.value
+        for sample in metrics.batches.collect()[0].samples
+        if sample.name.endswith("_total")
+    }
+
+
 def _attempts(queue: PredictionQueue) -> list[int]:
     rows = queue.file.read(
         lambda c: c.execute("SELECT attempts FROM queue_items ORDER BY seq").fetchall()
@@ -100,13 +111,7 @@ def test_sink_rejecting_all_holds_batch(tmp_path: Path, records: int) -> None:
     assert [(entry["records"], entry["error_type"]) for entry in released] == [
         (records, "SnowparkSQLException")
     ]
-    metrics = drainer.metrics
-    assert metrics is not None
-    samples = {
-        sample.labels["outcome"]: sample.value
-        for sample in metrics.batches.collect()[0].samples
-        if sample.name.endswith("_total")
-    }
+    samples = _batch_outcomes(drainer)
     assert samples == {"sink_rejects_all": 1.0}
 
 
@@ -141,7 +146,7 @@ class MisconfiguredSink:
 
 @pytest.mark.parametrize("records", [1, 3, 40])
 def test_misconfigured_sink_holds_any_batch(tmp_path: Path, records: int) -> None:
-    """A sink configuration error holds the batch queued at once, even below four records."""
+    """A sink configuration error keeps the batch queued at once, even below four records."""
     queue = PredictionQueue(tmp_path / "queue.sqlite3")
     queue.append_many(build_record(i) for i in range(records))
     sink = MisconfiguredSink()
@@ -155,13 +160,7 @@ def test_misconfigured_sink_holds_any_batch(tmp_path: Path, records: int) -> Non
     assert queue.depth() == records
     assert queue.dead_letter_count() == 0
     assert _attempts(queue) == [0] * records
-    metrics = drainer.metrics
-    assert metrics is not None
-    samples = {
-        sample.labels["outcome"]: sample.value
-        for sample in metrics.batches.collect()[0].samples
-        if sample.name.endswith("_total")
-    }
+    samples = _batch_outcomes(drainer)
     assert samples == {"sink_rejects_all": 3.0}
 
 

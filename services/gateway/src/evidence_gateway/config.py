@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_metrics_dir_for_workers(self) -> Settings:
         # Without the shared directory each worker keeps its own registry, and a scrape reads
-        # whichever worker answers, so counters seem to reset between scrapes.
+        # whichever worker responds, so counters seem to reset between scrapes.
         if self.workers > 1 and self.prometheus_multiproc_dir is None:
             msg = (
                 f"GATEWAY_WORKERS={self.workers} needs PROMETHEUS_MULTIPROC_DIR, or /metrics "

@@ -177,7 +177,7 @@ def start_forkserver() -> None:
     included. A killed fork server breaks every pool started after it, such as the one that
     replaces a recycled pool while the last requests finish. A blocked signal stays blocked
     across fork and exec, so the fork server and every pool process it forks ignore the stop
-    signals from their first instruction; the gateway stops them itself. A stop signal that
+    signals from their first instruction. The gateway stops them itself. A stop signal that
     reaches this thread meanwhile stays pending until the mask is restored.
     """
     # The resource tracker must run first: starting it unblocks both signals again

@@ -3,7 +3,7 @@
 uvicorn 0.55 times out only idle keep-alive connections, shutdown and worker health. A client
 that opens a connection, or starts a request, and then sends its headers slowly or not at all
 keeps the connection and a file descriptor open for as long as it likes. ``BodySizeLimitMiddleware``
-cannot help, because the app sees a request only once uvicorn has parsed its headers.
+cannot help, because the app receives a request only once uvicorn has parsed its headers.
 
 ``HeaderTimeoutProtocol`` is uvicorn's httptools protocol, which ``http="auto"`` picks when
 httptools is installed (``uvicorn[standard]`` installs it), with one timer per connection. The

@@ -159,7 +159,7 @@ class ModelClient:
         # to it, so they fail on any other loop, and for ever once that loop is closed.
         self._loop: asyncio.AbstractEventLoop | None = None
         # When the last successful call ended (time.monotonic), for error_for_deadline. It
-        # starts at creation, so a service that never answers opens the circuit after one
+        # starts at creation, so a service that never responds opens the circuit after one
         # deadline, as one that stops answering does.
         self._last_success: float | None = time.monotonic()
         self._closed = False

@@ -11,8 +11,8 @@ the request and still timed out raises ``ModelTimeoutError``, which the breaker 
 A long pool wait alone does not tell a busy service from a hung one. Once a hung service has
 filled the pool, every later call gets its connection only when an earlier call's deadline
 runs out, so each of them has waited more than half its deadline. A timeout therefore counts
-as overload only while the service is still answering, that is when some call succeeded
-within the last deadline. A service that answers nothing for a whole deadline opens the
+as overload only while the service is still responding, that is when some call succeeded
+within the last deadline. A service that responds to nothing for a whole deadline opens the
 circuit however full the pool is.
 """
 

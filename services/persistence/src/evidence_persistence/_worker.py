@@ -313,8 +313,8 @@ class QueueDrainer:
             outage = _SinkUnavailable(str(exc), {item.seq for item in items}, exc)
             raise outage.including(group for group, _ in also_release) from exc
         except SinkConfigurationError as exc:
-            # The sink itself says its set-up is wrong (such as a missing privilege or table),
-            # which no record can cause, so the batch waits whatever its size.
+            # The sink itself reports that its set-up is wrong (such as a missing privilege or
+            # table), which no record can cause, so the batch waits whatever its size.
             message = (
                 f"the sink is misconfigured, so every record stays queued until it is fixed: "
                 f"{type(exc).__name__}: {exc}"
