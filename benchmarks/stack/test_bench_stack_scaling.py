@@ -29,7 +29,7 @@ from .loadgen import percentiles_ms
 BATCH_BOUND_MS = 50.0
 # Batch scoring adds JSON decoding, the model call, the fallback check and the queue append to
 # the extraction of each row. In the runs recorded in docs/benchmarks.md it cost 1.13 to 1.31x
-# the in-process extraction (median 1.16), so past 1.75x something other than extraction got
+# the in-process extraction (median 1.16), so past 2x something other than extraction got
 # expensive.
 # On 2026-12-05 at 11:50 UTC the VM measured 1.65 to 1.77 with this code and 1.67 to 1.75
 # with the code of the morning (commit f3b9db8), so the bound went back to 2.
