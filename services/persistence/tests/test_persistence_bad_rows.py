@@ -18,6 +18,7 @@ from evidence_persistence import (
 from evidence_persistence._consumer import QueueConsumer
 from evidence_persistence._record import encode_record
 from evidence_persistence._worker import QueueDrainer
+from evidence_persistence.metrics import WorkerMetrics
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import (
     PREDICTIONS_TABLE,
@@ -89,13 +90,25 @@ def test_corrupt_row_dead_lettered_alone(
     sink.file.read(lambda _: None)  # creates the tables, which a batch of none would not
     consumer = QueueConsumer(queue, owner="test", lease_seconds=30, max_attempts=3)
     drainer = QueueDrainer(
-        consumer, sink, batch_size=50, poll_interval_seconds=0.001, retry_backoff_max_seconds=0.01
+        consumer,
+        sink,
+        batch_size=50,
+        poll_interval_seconds=0.001,
+        retry_backoff_max_seconds=0.01,
+        metrics=WorkerMetrics(queue),
     )
 
     _drain_with_deadline(drainer)
 
     assert queue.depth() == 0
     assert drainer.stats.sink_outages == 0
+    assert drainer.metrics is not None
+    outcomes = {
+        sample.labels["outcome"]: sample.value
+        for sample in drainer.metrics.batches.collect()[0].samples
+        if sample.name.endswith("_total")
+    }
+    assert outcomes == ({"partly_written": 1.0} if valid else {"none_written": 1.0})
     assert drainer.stats.records_persisted == valid
     letters = consumer.list_dead_letters()
     assert [letter.prediction_id for letter in letters] == ["bad"]

@@ -128,6 +128,8 @@ def test_small_batch_isolated_per_record(tmp_path: Path, records: int) -> None:
     assert queue.depth() == 0
     assert queue.dead_letter_count() == records
     assert sink.calls == 2 * records - 1
+    # Every record went to the dead letters, so no batch counts as written.
+    assert _batch_outcomes(drainer) == {"none_written": 1.0}
 
 
 class MisconfiguredSink:

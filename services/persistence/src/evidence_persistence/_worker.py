@@ -234,6 +234,7 @@ class QueueDrainer:
             return 0
 
         started = time.perf_counter()
+        persisted_before = self.stats.records_persisted
         undecodable = [item for item in items if item.record is None]
         for item in undecodable:
             error = f"RecordDecodeError: {item.decode_error or 'payload cannot be decoded'}"
@@ -267,6 +268,10 @@ class QueueDrainer:
             )
 
         duration = time.perf_counter() - started
+        persisted = self.stats.records_persisted - persisted_before
+        if outcome == "written" and persisted < len(items):
+            # The other records failed one by one: to dead letters, or released for a retry.
+            outcome = "partly_written" if persisted else "none_written"
         self.stats.batches += 1
         if self.metrics is not None:
             self.metrics.batches.labels(outcome).inc()
@@ -276,6 +281,7 @@ class QueueDrainer:
             "batch processed",
             outcome=outcome,
             claimed=len(items),
+            persisted=persisted,
             first_seq=items[0].seq,
             last_seq=items[-1].seq,
             duration_ms=round(duration * 1000, 2),

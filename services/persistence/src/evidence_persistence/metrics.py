@@ -88,7 +88,8 @@ class WorkerMetrics:
         )
         self.batches = Counter(
             "evidence_persistence_batches",
-            "Batches processed, by outcome (written, sink_unavailable, sink_rejects_all)",
+            "Batches processed, by outcome (written, partly_written, none_written, "
+            "sink_unavailable, sink_rejects_all)",
             ["outcome"],
             registry=self.registry,
         )
