@@ -512,3 +512,29 @@ def test_oversized_heads_counted(small_head_url: str) -> None:
             sock.sendall(_head_with_padding(2 * MAX_HEAD_BYTES))
             _assert_head_too_large(read_until_closed(sock))
     assert counted() == before + 3
+
+
+def test_rejected_head_logs_only_gateway_line(tmp_path: Path) -> None:
+    """A 431 logs only the gateway's line; a malformed request still gets uvicorn's warning."""
+    gateway, url = start_gateway(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        tmp_path / "no-model",
+        GATEWAY_MAX_HEADER_BYTES=str(MAX_HEAD_BYTES),
+    )
+    try:
+        with _connect(url) as sock:
+            sock.sendall(_head_with_padding(2 * MAX_HEAD_BYTES))
+            _assert_head_too_large(read_until_closed(sock))
+        log_after_431 = gateway.log_path.read_text(errors="replace")
+        with _connect(url) as sock:
+            sock.sendall(b"NOT A REQUEST LINE\r\n\r\n")
+            raw = read_until_closed(sock)
+    finally:
+        gateway.stop()
+
+    assert raw.startswith(b"HTTP/1.1 400 "), raw[:200]
+    assert log_after_431.count('"request head too large"') == 1
+    assert "Invalid HTTP request received." not in log_after_431
+    log = gateway.log_path.read_text(errors="replace")
+    assert log.count("Invalid HTTP request received.") == 1

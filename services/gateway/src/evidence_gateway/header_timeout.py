@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from prometheus_client import Counter
@@ -59,6 +60,30 @@ OVERSIZED_TRAILERS = Counter(
 )
 
 _log = structlog.get_logger("evidence_gateway.header_timeout")
+
+class _LimitAwareLogger(logging.LoggerAdapter[logging.Logger]):
+    """uvicorn's logger for one connection, without its parser warning after our own rejection.
+
+    A head or trailer over the limit stops httptools with an error on purpose. uvicorn then logs
+    "Invalid HTTP request received." before it calls ``send_400_response``, which sends a 431 or
+    closes the connection and logs a line of its own. The uvicorn line would name a valid
+    request invalid, so it is dropped for that connection only.
+    """
+
+    def __init__(self, logger: logging.Logger, protocol: HeaderTimeoutProtocol) -> None:
+        super().__init__(logger, {})
+        self._protocol = protocol
+
+    @property
+    def level(self) -> int:
+        # uvicorn reads ``logger.level`` to decide whether to log at its TRACE level.
+        return self.logger.level
+
+    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self._protocol.rejected_by_limit:
+            return
+        super().warning(msg, *args, **kwargs)
+
 
 # Bytes that a header line adds besides its name and value: ": " and CRLF.
 _HEADER_LINE_OVERHEAD = 4
@@ -91,6 +116,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         max_header_bytes: int | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        # The adapter has every logger method and attribute that uvicorn's protocol uses.
+        self.logger = cast(logging.Logger, _LimitAwareLogger(self.logger, self))
         if header_timeout_seconds is None or max_header_bytes is None:
             settings = get_settings()
             if header_timeout_seconds is None:
@@ -197,6 +224,11 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._in_body_phase = False
         super().on_message_complete()
+
+    @property
+    def rejected_by_limit(self) -> bool:
+        """Whether this connection's head or trailers passed the limit and were rejected."""
+        return self._head_too_large or self._trailers_too_large
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn responds to every parser error with a plain 400, including the one that
