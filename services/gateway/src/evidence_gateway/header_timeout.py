@@ -61,6 +61,7 @@ OVERSIZED_TRAILERS = Counter(
 
 _log = structlog.get_logger("evidence_gateway.header_timeout")
 
+
 class _LimitAwareLogger(logging.LoggerAdapter[logging.Logger]):
     """uvicorn's logger for one connection, without its parser warning after our own rejection.
 
