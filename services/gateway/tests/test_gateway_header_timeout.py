@@ -278,10 +278,14 @@ _SETTINGS_PREFIXES = ("GATEWAY_", "MODEL_CLIENT_", "PROMETHEUS_MULTIPROC_DIR")
             "64k",
             "Input should be a valid integer, unable to parse string as an integer",
         ),
+        ("GATEWAY_WRITE_TIMEOUT_SECONDS", "0", "Input should be greater than 0"),
+        ("GATEWAY_WRITE_TIMEOUT_SECONDS", "3601", "Input should be less than or equal to 3600"),
     ],
 )
-def test_invalid_head_setting_exits_2(tmp_path: Path, name: str, value: str, reason: str) -> None:
-    """An invalid head timeout or head limit stops the gateway before it binds a port."""
+def test_invalid_connection_setting_exits_2(
+    tmp_path: Path, name: str, value: str, reason: str
+) -> None:
+    """An invalid head timeout, head limit or write timeout stops the gateway before it binds."""
     env = {
         variable: setting
         for variable, setting in os.environ.items()

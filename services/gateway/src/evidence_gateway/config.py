@@ -65,6 +65,15 @@ class Settings(BaseSettings):
             "is closed."
         ),
     )
+    write_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest time a client may take no byte of a response the gateway has buffered for "
+            "it; past it the connection is aborted and the buffer freed."
+        ),
+    )
     max_header_bytes: int = Field(
         # Real request heads are well under 8 KiB; Snowflake's service-function headers are a
         # few hundred bytes. Without a bound, uvicorn's httptools protocol buffers any size.

@@ -13,10 +13,11 @@ __all__ = ["main"]
 # Above httpx's default keep-alive expiry (5 s) so a client never reuses a socket the server
 # is closing at the same moment.
 _KEEP_ALIVE_SECONDS = 15
-# uvicorn's httptools protocol with GATEWAY_HEADER_TIMEOUT_SECONDS added. An import string, not
-# the class, so that workers spawned for GATEWAY_WORKERS > 1 load it too, and so that this
-# supervising process does not import the app's modules and metrics.
-_HTTP_PROTOCOL = "evidence_gateway.header_timeout:HeaderTimeoutProtocol"
+# uvicorn's httptools protocol with the GATEWAY_HEADER_TIMEOUT_SECONDS, GATEWAY_MAX_HEADER_BYTES
+# and GATEWAY_WRITE_TIMEOUT_SECONDS bounds added. An import string, not the class, so that
+# workers spawned for GATEWAY_WORKERS > 1 load it too, and so that this supervising process
+# does not import the app's modules and metrics.
+_HTTP_PROTOCOL = "evidence_gateway.write_timeout:WriteTimeoutProtocol"
 
 
 def load_settings() -> Settings:
