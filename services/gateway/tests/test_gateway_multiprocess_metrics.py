@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from evidence_gateway.metrics import render_metrics
-from evidence_gateway.testing import start_gateway
+from evidence_gateway.testing import script_path, start_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,9 @@ def test_metrics_sum_over_two_workers(model_server_url: str, tmp_path: Path) -> 
 _WORKER = (
     "import sys, time\n"
     "from evidence_gateway import metrics\n"
-    "metrics.QUEUE_DEPTH.set(7)\n"
+    "from evidence_model_client.metrics import ModelMetrics\n"
+    "from prometheus_client import REGISTRY\n"
+    "ModelMetrics(REGISTRY).circuit_state.set(2)\n"
     "metrics.PREDICTIONS.labels('API', 'REGISTRY_V2').inc(3)\n"
     "print('ready', flush=True)\n"
     "time.sleep(60)\n"
@@ -98,6 +100,61 @@ def test_killed_worker_gauge_dropped(tmp_path: Path) -> None:
         if worker.stdout is not None:
             worker.stdout.close()
 
-    assert _samples(alive, "evidence_gateway_queue_depth") == [7.0]
-    assert _samples(dead, "evidence_gateway_queue_depth") == []
+    assert _samples(alive, "evidence_model_circuit_state") == [2.0]
+    assert _samples(dead, "evidence_model_circuit_state") == []
     assert _samples(dead, "evidence_gateway_predictions_total") == [3.0]
+
+
+def _queue_depths(url: str, scrapes: int) -> list[float]:
+    depths = []
+    with httpx.Client(base_url=url) as client:  # one kept-alive connection, as Prometheus uses
+        for _ in range(scrapes):
+            depths.extend(_samples(client.get("/metrics").text, "evidence_gateway_queue_depth"))
+    return depths
+
+
+def test_queue_depth_current_over_two_workers(model_server_url: str, tmp_path: Path) -> None:
+    """Every scrape reads the queue depth of that moment, whichever worker serves it."""
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    gateway, url = start_gateway(
+        tmp_path,
+        model_server_url,
+        tmp_path / "no-model",
+        GATEWAY_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    try:
+        for index in range(5):
+            httpx.post(
+                f"{url}/v1/predict",
+                json={"policy_number": f"QD-{index}", "mib_xml": None, "rx_xml": "<r/>"},
+                headers={"connection": "close"},
+            ).raise_for_status()
+        # New connections, so that both workers serve scrapes and keep their own state.
+        before = [
+            value
+            for _ in range(6)
+            for value in _samples(
+                httpx.get(f"{url}/metrics", headers={"connection": "close"}).text,
+                "evidence_gateway_queue_depth",
+            )
+        ]
+        drained = subprocess.run(
+            [script_path("evidence-persistence"), "worker", "--once"],
+            env={
+                **os.environ,
+                "PERSISTENCE_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+                "PERSISTENCE_STORE_PATH": str(tmp_path / "store.sqlite3"),
+            },
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        after = _queue_depths(url, 6)
+    finally:
+        gateway.stop()
+
+    assert drained.returncode == 0, drained.stdout[-2000:]
+    assert before == [5.0] * 6
+    assert after == [0.0] * 6

@@ -17,11 +17,12 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -32,7 +33,6 @@ __all__ = [
     "MODEL_CALL_SECONDS",
     "PREDICTIONS",
     "QUEUE_APPEND_SECONDS",
-    "QUEUE_DEPTH",
     "REQUEST_SECONDS",
     "ROW_ERRORS",
     "circuit_state_value",
@@ -102,11 +102,6 @@ ROW_ERRORS = Counter(
     "Rows or requests that could not be scored, by error type.",
     ["source", "type"],
 )
-QUEUE_DEPTH = Gauge(
-    "evidence_gateway_queue_depth",
-    "Predictions waiting in the durable queue, read at scrape time.",
-    multiprocess_mode="livemax",
-)
 
 _CIRCUIT_VALUES = {"closed": 0.0, "half-open": 1.0, "half_open": 1.0, "open": 2.0}
 
@@ -120,12 +115,40 @@ def circuit_state_value(state: str) -> float:
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
 
-def render_metrics(multiprocess_dir: Path | None) -> bytes:
-    """Render the exposition text, aggregated over workers when a multiprocess dir is set."""
-    if multiprocess_dir is None:
-        return generate_latest(REGISTRY)
-    _forget_dead_workers(multiprocess_dir)
+class _QueueDepth(Collector):
+    """``evidence_gateway_queue_depth`` as read by the scrape that renders it.
+
+    Not a ``Gauge``: with several workers, each would keep the depth it read at its own last
+    scrape, and any aggregate over workers would show a stale value.
+    """
+
+    def __init__(self, depth: float) -> None:
+        self.depth = depth
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "evidence_gateway_queue_depth",
+                "Predictions waiting in the durable queue, read at scrape time; NaN when the "
+                "queue file could not be read.",
+                value=self.depth,
+            )
+        ]
+
+
+def render_metrics(multiprocess_dir: Path | None, *, queue_depth: float | None = None) -> bytes:
+    """Render the exposition text, aggregated over workers when a multiprocess dir is set.
+
+    Args:
+        multiprocess_dir: ``PROMETHEUS_MULTIPROC_DIR``, or None for this process alone.
+        queue_depth: The queue depth this scrape read, exported as it is; None leaves it out.
+    """
     registry = CollectorRegistry()
+    if queue_depth is not None:
+        registry.register(_QueueDepth(queue_depth))
+    if multiprocess_dir is None:
+        return generate_latest(REGISTRY) + generate_latest(registry)
+    _forget_dead_workers(multiprocess_dir)
     prometheus_multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
         registry, path=str(multiprocess_dir)
     )

@@ -49,9 +49,9 @@ async def ready(readiness: ReadinessDep) -> JSONResponse:
 async def render(readiness: ReadinessDep, settings: SettingsDep) -> Response:
     """Return the Prometheus text exposition, aggregated over workers in multiprocess mode."""
     try:
-        metrics.QUEUE_DEPTH.set(await asyncio.to_thread(readiness.queue.depth))
+        depth = float(await asyncio.to_thread(readiness.queue.depth))
     except PersistenceError:
         # A scrape must not fail because the queue file is busy or missing.
-        metrics.QUEUE_DEPTH.set(float("nan"))
-    body = metrics.render_metrics(settings.prometheus_multiproc_dir)
+        depth = float("nan")
+    body = metrics.render_metrics(settings.prometheus_multiproc_dir, queue_depth=depth)
     return Response(content=body, media_type=metrics.CONTENT_TYPE_LATEST)
