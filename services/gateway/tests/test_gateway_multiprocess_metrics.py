@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from evidence_gateway.metrics import render_metrics
-from evidence_gateway.testing import script_path, start_gateway
+from evidence_gateway.testing import ServerProcess, script_path, start_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.slow
@@ -26,26 +26,36 @@ def _predictions_total(text: str) -> float:
     return total
 
 
-def test_metrics_sum_over_two_workers(model_server_url: str, tmp_path: Path) -> None:
-    """Ten predictions spread over two workers read as 10 on every scrape."""
+def _two_worker_gateway(model_server_url: str, tmp_path: Path) -> tuple[ServerProcess, str]:
+    """Start a real gateway with two workers sharing ``tmp_path/prometheus``."""
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    gateway, url = start_gateway(
+    return start_gateway(
         tmp_path,
         model_server_url,
         tmp_path / "no-model",
         GATEWAY_WORKERS="2",
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
+
+
+def _predict(url: str, count: int) -> None:
+    for index in range(count):
+        # A new connection per request lets the kernel hand requests to either worker.
+        response = httpx.post(
+            f"{url}/v1/predict",
+            json={"policy_number": f"MP-{index}", "mib_xml": None, "rx_xml": "<r/>"},
+            headers={"connection": "close"},
+        )
+        assert response.status_code == 200
+
+
+def test_metrics_sum_over_two_workers(model_server_url: str, tmp_path: Path) -> None:
+    """Ten predictions spread over two workers read as 10 on every scrape."""
+    metrics_dir = tmp_path / "prometheus"
+    gateway, url = _two_worker_gateway(model_server_url, tmp_path)
     try:
-        for index in range(10):
-            # A new connection per request lets the kernel hand requests to either worker.
-            response = httpx.post(
-                f"{url}/v1/predict",
-                json={"policy_number": f"MP-{index}", "mib_xml": None, "rx_xml": "<r/>"},
-                headers={"connection": "close"},
-            )
-            assert response.status_code == 200
+        _predict(url, 10)
         scrapes = [
             _predictions_total(httpx.get(f"{url}/metrics", headers={"connection": "close"}).text)
             for _ in range(6)
@@ -115,22 +125,9 @@ def _queue_depths(url: str, scrapes: int) -> list[float]:
 
 def test_queue_depth_current_over_two_workers(model_server_url: str, tmp_path: Path) -> None:
     """Every scrape reads the queue depth of that moment, whichever worker serves it."""
-    metrics_dir = tmp_path / "prometheus"
-    metrics_dir.mkdir()
-    gateway, url = start_gateway(
-        tmp_path,
-        model_server_url,
-        tmp_path / "no-model",
-        GATEWAY_WORKERS="2",
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-    )
+    gateway, url = _two_worker_gateway(model_server_url, tmp_path)
     try:
-        for index in range(5):
-            httpx.post(
-                f"{url}/v1/predict",
-                json={"policy_number": f"QD-{index}", "mib_xml": None, "rx_xml": "<r/>"},
-                headers={"connection": "close"},
-            ).raise_for_status()
+        _predict(url, 5)
         # New connections, so that both workers serve scrapes and keep their own state.
         before = [
             value
