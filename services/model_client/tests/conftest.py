@@ -15,11 +15,12 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from evidence_features import FEATURE_NAMES
+from evidence_features import FEATURE_NAMES, FEATURE_SPEC_HASH
 from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, compute_feature_stats
 from evidence_model_client.client import ModelClient
 from evidence_model_client.config import ClientSettings
@@ -40,21 +41,28 @@ def make_training_data(n_rows: int = 400, seed: int = 7) -> tuple[np.ndarray, np
     return matrix, labels
 
 
-def train_artifact(directory: Path, *, spec_hash: str | None = None) -> ModelArtifact:
-    """Train a tiny gradient-boosted model on random data and save it as an artifact."""
+def train_artifact(
+    directory: Path, *, spec_hash: str | None = None, model: Any = None
+) -> ModelArtifact:
+    """Train a tiny gradient-boosted model on random data and save it as an artifact.
+
+    ``model`` is an unfitted classifier to use instead of the default
+    ``GradientBoostingClassifier``. A model without ``feature_importances_`` gets zeros.
+    """
     matrix, labels = make_training_data()
-    model = GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0)
+    if model is None:
+        model = GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0)
     model.fit(matrix, labels)
-    extra = {} if spec_hash is None else {"feature_spec_hash": spec_hash}
+    importances = getattr(model, "feature_importances_", np.zeros(len(FEATURE_NAMES)))
     metadata = ArtifactMetadata(
         model_version="V2",
         metrics={"roc_auc": 0.9},
         feature_stats=compute_feature_stats(matrix),
         feature_importances=dict(
-            zip(FEATURE_NAMES, (float(v) for v in model.feature_importances_), strict=True)
+            zip(FEATURE_NAMES, (float(v) for v in importances), strict=True)
         ),
         training_summary={"rows": int(labels.size), "positive_rate": float(labels.mean())},
-        **extra,
+        feature_spec_hash=FEATURE_SPEC_HASH if spec_hash is None else spec_hash,
     )
     artifact = ModelArtifact(model=model, metadata=metadata)
     artifact.save(directory)

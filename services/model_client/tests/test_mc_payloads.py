@@ -78,9 +78,12 @@ def _flat_with(value: object, column: int = 3) -> bytes:
         (_body({"data": []}), "non-empty list"),
         (_body({"data": [[0, 1.0, 2.0]]}), "row 0 has 2 feature values; expected 105"),
         (_body({"data": [["a", *MATRIX[0].tolist()]]}), "integer row id"),
-        (_flat_with("1.5"), f"column {FEATURE_NAMES[3]} of row 0 must be a number, got str"),
-        (_flat_with(None), f"column {FEATURE_NAMES[3]} of row 0 must be a number, got null"),
-        (_flat_with(True), "must be a number, got bool"),
+        (
+            _flat_with("1.5"),
+            f"column {FEATURE_NAMES[3]} of row 0 must be a number or null, got str",
+        ),
+        (_flat_with(True), "must be a number or null, got bool"),
+        (_flat_with([None]), "must be a number or null, got list"),
         (b'{"data": [[0' + b", 0" * 50 + b", NaN" + b", 0" * 54 + b"]]}", "must be finite"),
         (b'{"data": ' + b"[" * 5000 + b"NaN" + b"]" * 5000 + b"}", "nested too deeply"),
         (_flat_with(10**400), f"column {FEATURE_NAMES[3]} of row 0 is an integer too large"),
@@ -96,6 +99,17 @@ def _flat_with(value: object, column: int = 3) -> bytes:
         (
             _body({"dataframe_split": {"columns": [*FEATURE_NAMES, "MIB_HIT_COUNT"], "data": []}}),
             "repeats columns",
+        ),
+        (
+            _body(
+                {
+                    "data": [
+                        [0, *MATRIX[0].tolist()],
+                        [1, dict(zip(FEATURE_NAMES, MATRIX[1].tolist(), strict=True))],
+                    ]
+                }
+            ),
+            r"data row 1 is \[row_id, \{column: value\}\] but row 0 is \[row_id, values...\]",
         ),
     ],
 )
@@ -119,3 +133,54 @@ def test_payload_error_never_echoes_value() -> None:
     with pytest.raises(InvalidPayloadError) as info:
         parse_payload(_flat_with("SECRET-DRUG-NAME"), max_rows=10)
     assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize("shape", list(_all_shapes()))
+def test_payload_null_becomes_nan(shape: str) -> None:
+    """A null (SQL NULL) in any shape is a missing value: NaN at its place, nothing else."""
+    body = _all_shapes()[shape]
+    payload = json.loads(body)
+    if shape == "flat":
+        payload["data"][1][1 + 4] = None
+    elif shape == "wide":
+        payload["data"][1][1][FEATURE_NAMES[4]] = None
+    elif shape == "records":
+        payload["dataframe_records"][1][FEATURE_NAMES[4]] = None
+    else:
+        split = payload["dataframe_split"]
+        split["data"][1][split["columns"].index(FEATURE_NAMES[4])] = None
+    expected = MATRIX.copy()
+    expected[1, 4] = np.nan
+
+    parsed = parse_payload(_body(payload), max_rows=10)
+
+    np.testing.assert_array_equal(expected, parsed.matrix)
+    assert np.isnan(parsed.matrix).sum() == 1
+
+
+def test_payload_nulls_everywhere() -> None:
+    """A row of nulls only parses to a row of NaN; the other row keeps its values."""
+    body = _body({"data": [[0, *([None] * N)], [1, *MATRIX[1].tolist()]]})
+    parsed = parse_payload(body, max_rows=10)
+    assert np.isnan(parsed.matrix[0]).all()
+    np.testing.assert_array_equal(MATRIX[1], parsed.matrix[1])
+
+
+def test_payload_nan_token_beside_null_rejected() -> None:
+    """A NaN token stays an error when a null elsewhere is accepted."""
+    values = ["0"] * N
+    values[2] = "null"
+    values[9] = "NaN"
+    body = ('{"data": [[0, ' + ", ".join(values) + "]]}").encode()
+    with pytest.raises(InvalidPayloadError, match=f"column {FEATURE_NAMES[9]} of row 0 must be"):
+        parse_payload(body, max_rows=10)
+
+
+def test_payload_many_repeated_columns_rejected() -> None:
+    """200,000 repeated column names get the repeat error.
+
+    A count per column took 3 s for 20,000 names, so this count would outlast the test timeout.
+    """
+    body = _body({"dataframe_split": {"columns": ["X"] * 200_000, "data": [[0]]}})
+    with pytest.raises(InvalidPayloadError, match=r"repeats columns \['X'\]"):
+        parse_payload(body, max_rows=10)

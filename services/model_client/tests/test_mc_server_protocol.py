@@ -105,7 +105,10 @@ def test_server_mixed_flat_wide_is_400(model_server: ServerProcess) -> None:
     wide_response = httpx.post(f"{model_server.base_url}/predict-proba", json=wide_first)
 
     assert flat_response.status_code == 400
-    assert "data row 1 has 1 feature values; expected 105" in flat_response.json()["detail"]
+    assert flat_response.json()["detail"] == (
+        "data row 1 is [row_id, {column: value}] but row 0 is [row_id, values...]; "
+        "send every row in the same shape"
+    )
     assert wide_response.status_code == 400
     assert (
         "data row 1 must be [row_id, {column: value}] like row 0"

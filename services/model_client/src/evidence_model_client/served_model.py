@@ -77,6 +77,9 @@ class ServedModel:
     builtin: bool
     forest: LockstepForest | None = None
     """Lockstep evaluator of ``model``, None when the model type is not supported."""
+    accepts_missing: bool = True
+    """Whether the model scores NaN (a null input) itself, as HistGradientBoostingClassifier
+    does. GradientBoostingClassifier raises on NaN instead."""
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Return the (n, 2) class probabilities in ``classes_`` order ([0, 1])."""
@@ -170,7 +173,16 @@ def load_served_model(settings: ServerSettings) -> ServedModel:
         created_at=metadata.created_at.isoformat(),
         builtin=False,
         forest=compile_checked_forest(artifact.model),
+        accepts_missing=model_accepts_missing(artifact.model),
     )
+
+
+def model_accepts_missing(model: Any) -> bool:
+    """Return whether scikit-learn's tags say ``model`` takes NaN inputs (``allow_nan``)."""
+    tags = getattr(model, "__sklearn_tags__", None)
+    if tags is None:
+        return False
+    return bool(tags().input_tags.allow_nan)
 
 
 def compile_checked_forest(model: Any) -> LockstepForest | None:

@@ -34,7 +34,7 @@ import anyio.to_thread
 import numpy as np
 import orjson
 import structlog
-from evidence_features import FEATURE_SPEC
+from evidence_features import FEATURE_NAMES, FEATURE_SPEC
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -176,6 +176,8 @@ def _score(
 def _score_parsed(
     parsed: ParsedPayload, model: ServedModel, threads: ScoringThreads, method: Method
 ) -> tuple[bytes, int]:
+    if not model.accepts_missing:
+        _reject_missing(parsed.matrix, type(model.model).__name__)
     outputs = _OUTPUTS[method]
     if model.uses_native_threads(len(parsed.row_ids), method):
         with threads.limit():
@@ -185,6 +187,22 @@ def _score_parsed(
     # parse_payload admits only row ids in the signed 64-bit range, which orjson can encode.
     rows = [[row_id, output] for row_id, output in zip(parsed.row_ids, results, strict=True)]
     return orjson.dumps({"data": rows}), len(rows)
+
+
+def _reject_missing(matrix: np.ndarray, model_type: str) -> None:
+    """Raise a 400 naming the first null input, for a model that cannot score NaN.
+
+    The request parser turned each null into NaN and let no other NaN through.
+    """
+    missing = np.isnan(matrix)
+    if not missing.any():
+        return
+    position, column = (int(i) for i in np.argwhere(missing)[0])
+    msg = (
+        f"column {FEATURE_NAMES[column]} of row {position} is null, and the served model "
+        f"({model_type}) cannot score missing values; send a number"
+    )
+    raise InvalidPayloadError(msg)
 
 
 def _proba_outputs(model: ServedModel, matrix: np.ndarray) -> list[dict[str, Any]]:
