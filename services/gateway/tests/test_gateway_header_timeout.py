@@ -538,6 +538,7 @@ def test_rejected_head_logs_only_gateway_line(tmp_path: Path) -> None:
         gateway.stop()
 
     assert raw.startswith(b"HTTP/1.1 400 "), raw[:200]
+    assert json.loads(raw.partition(b"\r\n\r\n")[2])["error"]["type"] == "invalid_http_request"
     assert log_after_431.count('"request head too large"') == 1
     assert "Invalid HTTP request received." not in log_after_431
     log = gateway.log_path.read_text(errors="replace")

@@ -1,4 +1,4 @@
-"""``HeaderTimeoutProtocol`` with pipelined requests and closed connections, in-process.
+"""``HeaderTimeoutProtocol`` with pipelined requests, malformed ones and closed connections.
 
 A small ASGI app whose ``/slow`` route waits for an event lets a test hold a response while
 the next pipelined request arrives, which the gateway's own routes cannot do on demand.
@@ -7,11 +7,12 @@ the next pipelined request arrives, which the gateway's own routes cannot do on 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from evidence_gateway.header_timeout import HeaderTimeoutProtocol
+from evidence_gateway.header_timeout import MAX_PIPELINED_REQUESTS, HeaderTimeoutProtocol
 from prometheus_client import REGISTRY
 from uvicorn.config import Config
 from uvicorn.server import ServerState
@@ -171,3 +172,76 @@ async def test_timer_cancelled_when_headers_complete(server: Server) -> None:
     assert armed
     assert response.startswith(b"HTTP/1.1 200 ")
     assert server.protocols[0]._header_timer is None
+
+
+def _long_pipelines() -> float:
+    return REGISTRY.get_sample_value("evidence_gateway_long_pipelines_total") or 0.0
+
+
+async def test_pipeline_at_limit_served(server: Server) -> None:
+    """MAX_PIPELINED_REQUESTS requests queued behind a held response all get responses."""
+    before = _long_pipelines()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(SLOW + FAST * MAX_PIPELINED_REQUESTS)
+    await asyncio.sleep(0.1)
+    server.release_slow.set()
+    raw = b""
+    while raw.count(b"HTTP/1.1 200 ") < MAX_PIPELINED_REQUESTS + 1:
+        chunk = await asyncio.wait_for(reader.read(65_536), timeout=5)
+        assert chunk, raw[-200:]
+        raw += chunk
+    writer.close()
+
+    assert len(_split_responses(raw)) == MAX_PIPELINED_REQUESTS + 1
+    assert _long_pipelines() == before
+
+
+@pytest.mark.parametrize("extra", [1, 5_000])
+async def test_pipeline_past_limit_closed(server: Server, extra: int) -> None:
+    """One request more than the limit, or thousands, close the connection at once."""
+    before = _long_pipelines()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(SLOW + FAST * (MAX_PIPELINED_REQUESTS + extra))
+
+    try:
+        raw = await _read_until_closed(reader)
+    except ConnectionResetError:
+        # Closing with requests still unread in the socket makes the kernel send a reset.
+        raw = b""
+    writer.close()
+
+    assert raw == b""
+    assert _long_pipelines() == before + 1
+    assert len(server.protocols[0].pipeline) <= MAX_PIPELINED_REQUESTS
+
+
+async def test_malformed_request_gets_json_400(server: Server) -> None:
+    """A request uvicorn cannot parse gets the gateway's JSON error, then the connection closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /fast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"
+    )
+    raw = await _read_until_closed(reader)
+    writer.close()
+
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), raw[:200]
+    assert b"content-type: application/json" in head.lower()
+    assert b"connection: close" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] == "invalid_http_request"
+    assert error["message"].endswith("send a well-formed request")
+
+
+async def test_malformed_request_behind_due_response_closed(server: Server) -> None:
+    """A malformed request behind a response still due closes the connection with no 400.
+
+    A 400 written then would land inside the earlier response.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(SLOW + b"NOT A REQUEST LINE\r\n\r\n")
+
+    raw = await _read_until_closed(reader)
+    writer.close()
+
+    assert b"400" not in raw

@@ -1,4 +1,4 @@
-"""A deadline for the request head, which uvicorn does not have (slowloris).
+"""Bounds that uvicorn lacks on what one connection sends: head time and size, trailers, pipelines.
 
 uvicorn 0.55 times out only idle keep-alive connections, shutdown and worker health. A client
 that opens a connection, or starts a request, and then sends its headers slowly or not at all
@@ -19,8 +19,14 @@ than ``GATEWAY_MAX_HEADER_BYTES`` gets a JSON 431 and the connection is closed. 
 and headers count as httptools hands them over, and so do whole reads that arrive while a head
 is incomplete. A read is checked only after httptools has parsed it, because it may complete
 the head and carry body bytes, and the read in which a head begins is not counted. So one
-connection can make the gateway buffer at most the limit plus two reads (uvloop reads up to
-256 KiB at a time), even for one endless header line.
+head can make the gateway buffer at most the limit plus two reads (uvloop reads up to 256 KiB
+at a time), even for one endless header line.
+
+uvicorn queues every request that a client pipelines behind one whose response is still due,
+and each response lets in another read: tiny requests sent without pause grew a worker by
+1.6 GB over one connection. At most ``MAX_PIPELINED_REQUESTS`` wait per connection; beyond
+them the connection is closed. A request that uvicorn's parser rejects as malformed gets a
+JSON 400 in the gateway's error shape instead of uvicorn's plain text.
 """
 
 from __future__ import annotations
@@ -40,7 +46,14 @@ from uvicorn.server import ServerState
 from evidence_gateway.config import get_settings
 from evidence_gateway.handlers import error_body
 
-__all__ = ["HEADER_TIMEOUTS", "OVERSIZED_HEADS", "OVERSIZED_TRAILERS", "HeaderTimeoutProtocol"]
+__all__ = [
+    "HEADER_TIMEOUTS",
+    "LONG_PIPELINES",
+    "MAX_PIPELINED_REQUESTS",
+    "OVERSIZED_HEADS",
+    "OVERSIZED_TRAILERS",
+    "HeaderTimeoutProtocol",
+]
 
 HEADER_TIMEOUTS = Counter(
     "evidence_gateway_header_timeouts",
@@ -52,6 +65,15 @@ OVERSIZED_HEADS = Counter(
     "evidence_gateway_oversized_heads",
     "Connections closed because a request head was larger than GATEWAY_MAX_HEADER_BYTES.",
 )
+
+LONG_PIPELINES = Counter(
+    "evidence_gateway_long_pipelines",
+    "Connections closed because more than MAX_PIPELINED_REQUESTS requests were pipelined "
+    "behind a response still due.",
+)
+
+# Requests queued behind a response still due. Clients that pipeline send a few at a time.
+MAX_PIPELINED_REQUESTS = 32
 
 OVERSIZED_TRAILERS = Counter(
     "evidence_gateway_oversized_trailers",
@@ -94,6 +116,10 @@ class _HeadTooLargeError(Exception):
     """Raised in a parser callback to stop httptools at a head over the size limit."""
 
 
+class _PipelineTooLongError(Exception):
+    """Raised in a parser callback to stop httptools at one pipelined request too many."""
+
+
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline for each request's headers.
 
@@ -133,6 +159,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._head_size = 0
         self._head_read_bytes = 0
         self._head_too_large = False
+        self._pipeline_too_long = False
         # Requests whose head has begun on this connection.
         self._heads_begun = 0
         # Between a request's complete head and the end of its body: body bytes handed to the
@@ -228,20 +255,30 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     @property
     def rejected_by_limit(self) -> bool:
-        """Whether this connection's head or trailers passed the limit and were rejected."""
-        return self._head_too_large or self._trailers_too_large
+        """Whether this connection passed a head, trailer or pipeline limit and was rejected."""
+        return self._head_too_large or self._trailers_too_large or self._pipeline_too_long
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn responds to every parser error with a plain 400, including the one that
-        # _count_head raises on purpose to stop the parser.
+        # uvicorn calls this for every parser error, including the ones that the limits raise
+        # on purpose to stop the parser.
         if self._head_too_large:
             self._reject_oversized_head()
         elif self._trailers_too_large:
             self._reject_oversized_trailers()
+        elif self._pipeline_too_long:
+            self._reject_long_pipeline()
         else:
-            super().send_400_response(msg)
+            self._reject_malformed_request()
 
     def on_headers_complete(self) -> None:
+        cycle: Any = self.cycle
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and len(self.pipeline) >= MAX_PIPELINED_REQUESTS
+        ):
+            self._pipeline_too_long = True
+            raise _PipelineTooLongError
         self._head_pending = False
         self._stop_header_clock()
         self._in_body_phase = True
@@ -325,6 +362,25 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             )
             response = self._error_response(431, "headers_too_large", message, request_id)
             self.transport.write(response)
+        self.transport.close()
+
+    def _reject_long_pipeline(self) -> None:
+        # Responses are still due on this connection, so there is no place for a status.
+        LONG_PIPELINES.inc()
+        _log.info("too many pipelined requests", queued=len(self.pipeline))
+        self.transport.close()
+
+    def _reject_malformed_request(self) -> None:
+        # A response written while an earlier one is still due would land inside it.
+        if self._between_requests():
+            request_id = str(uuid.uuid4())
+            message = (
+                "the request is not valid HTTP/1.1 (request line, header syntax or message "
+                "framing); send a well-formed request"
+            )
+            self.transport.write(
+                self._error_response(400, "invalid_http_request", message, request_id)
+            )
         self.transport.close()
 
     def _reject_oversized_trailers(self) -> None:
