@@ -92,11 +92,32 @@ def test_breaker_ignored_outcome_frees_probe() -> None:
     breaker = _breaker(clock)
     _fail(breaker, 3)
     clock.now += 10.0
-    breaker.before_call()
-    breaker.record_ignored()
-    breaker.before_call()
+    probe = breaker.before_call()
+    breaker.record_ignored(probe)
+    second = breaker.before_call()
     breaker.record_success()
+    assert probe
+    assert second
     assert breaker.state == CircuitState.CLOSED
+
+
+def test_breaker_earlier_call_keeps_probe_slot() -> None:
+    """A call admitted while closed that ends ignored during a probe lets no second probe out."""
+    clock = _Clock()
+    breaker = _breaker(clock)
+    early = breaker.before_call()
+    _fail(breaker, 3)
+    clock.now += 10.0
+    probe = breaker.before_call()
+
+    breaker.record_ignored(early)
+
+    assert not early
+    assert probe
+    with pytest.raises(CircuitOpenError, match="circuit open"):
+        breaker.before_call()
+    breaker.record_success()
+    assert not breaker.before_call()
 
 
 @pytest.mark.parametrize(("threshold", "cooldown"), [(0, 1.0), (1, 0.0)])

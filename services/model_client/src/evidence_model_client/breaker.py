@@ -56,8 +56,9 @@ class CircuitBreaker:
     """Track consecutive failures and decide whether the next call may go out.
 
     Usage: call ``before_call()`` (raises ``CircuitOpenError`` when the call must not be sent),
-    then exactly one of ``record_success()`` or ``record_failure()``, or ``record_ignored()`` for
-    an outcome that gives no information about the service (such as local pool overload).
+    then exactly one of ``record_success()`` or ``record_failure()``, or
+    ``record_ignored(probe)`` for an outcome that gives no information about the service (such
+    as local pool overload), passing on what ``before_call()`` returned.
     """
 
     def __init__(
@@ -87,19 +88,22 @@ class CircuitBreaker:
         """Failures recorded since the last success."""
         return self._failures
 
-    def before_call(self) -> None:
+    def before_call(self) -> bool:
         """Admit a call or reject it.
+
+        Returns:
+            True when the call is the half-open probe, False for a call of a closed circuit.
 
         Raises:
             CircuitOpenError: the circuit is open, or a half-open probe is already in flight.
         """
         if self._state is CircuitState.CLOSED:
-            return
+            return False
         if self._state is CircuitState.OPEN and self._cooldown_elapsed():
             self._set_state(CircuitState.HALF_OPEN)
         if self._state is CircuitState.HALF_OPEN and not self._probe_in_flight:
             self._probe_in_flight = True
-            return
+            return True
         remaining = max(0.0, self._opened_at + self.policy.cooldown_seconds - self._clock())
         msg = (
             f"circuit open after {self._failures} consecutive model failures; "
@@ -121,9 +125,16 @@ class CircuitBreaker:
             self._opened_at = self._clock()
             self._set_state(CircuitState.OPEN)
 
-    def record_ignored(self) -> None:
-        """End a call whose outcome neither opens nor closes the circuit."""
-        self._probe_in_flight = False
+    def record_ignored(self, probe: bool) -> None:
+        """End a call whose outcome neither opens nor closes the circuit.
+
+        Args:
+            probe: What ``before_call()`` returned for the call. Only the probe frees the
+                half-open slot: a call admitted while the circuit was still closed may end
+                during a probe, and freeing the slot then would let a second probe out.
+        """
+        if probe:
+            self._probe_in_flight = False
 
     def _cooldown_elapsed(self) -> bool:
         return self._clock() - self._opened_at >= self.policy.cooldown_seconds

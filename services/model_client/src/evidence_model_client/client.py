@@ -233,7 +233,7 @@ class ModelClient:
         """
         session = self._open_session()
         values = validate_matrix(matrix)
-        self.breaker.before_call()
+        probe = self.breaker.before_call()
         body = encode_dataframe_split(values)
         deadline = self.deadline_seconds if deadline_seconds is None else deadline_seconds
         started = time.perf_counter()
@@ -249,12 +249,12 @@ class ModelClient:
             if exc.counts_as_outage:
                 self.breaker.record_failure()
             else:
-                self.breaker.record_ignored()
+                self.breaker.record_ignored(probe)
             raise
         except BaseException:
             # Cancelled by the caller, so the outcome gives no information about the service.
             outcome = "cancelled"
-            self.breaker.record_ignored()
+            self.breaker.record_ignored(probe)
             raise
         else:
             self.breaker.record_success()
