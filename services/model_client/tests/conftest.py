@@ -58,9 +58,7 @@ def train_artifact(
         model_version="V2",
         metrics={"roc_auc": 0.9},
         feature_stats=compute_feature_stats(matrix),
-        feature_importances=dict(
-            zip(FEATURE_NAMES, (float(v) for v in importances), strict=True)
-        ),
+        feature_importances=dict(zip(FEATURE_NAMES, (float(v) for v in importances), strict=True)),
         training_summary={"rows": int(labels.size), "positive_rate": float(labels.mean())},
         feature_spec_hash=FEATURE_SPEC_HASH if spec_hash is None else spec_hash,
     )

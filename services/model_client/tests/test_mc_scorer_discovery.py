@@ -12,6 +12,7 @@ from evidence_model_client.config import ClientSettings
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.scorer import RiskScorer
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from .conftest import FaultyServer, free_port, start_server, stop_server
 
@@ -82,6 +83,25 @@ async def test_discovery_health_without_version_throttled(
     assert {None} == {s.fallback_reason for batch in batches for s in batch}
     assert faulty_server.predict_calls == 3
     assert faulty_server.health_calls == 1
+
+
+async def test_discovery_hanging_health_throttled(
+    faulty_server: FaultyServer, rows: np.ndarray
+) -> None:
+    """A /health that never answers costs one deadline and one warning per interval."""
+    faulty_server.health_delay = 30.0
+    scorer = _scorer(faulty_server.base_url, deadline_ms=200)
+    with capture_logs() as logs:
+        batches = [await scorer.score(rows) for _ in range(3)]
+    await scorer.aclose()
+
+    assert {"REGISTRY_UNKNOWN"} == {s.model_version for batch in batches for s in batch}
+    assert {None} == {s.fallback_reason for batch in batches for s in batch}
+    # Only the first call waited its deadline for /health; the next ones did not ask again.
+    assert faulty_server.health_calls == 1
+    assert faulty_server.predict_calls == 3
+    warnings = [entry for entry in logs if entry["event"].startswith("served model info")]
+    assert len(warnings) == 1
 
 
 async def test_discovery_configured_version_probe_keeps_it(faulty_server: FaultyServer) -> None:

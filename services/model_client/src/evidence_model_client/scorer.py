@@ -416,8 +416,12 @@ class RiskScorer:
                     )
                     self._record_probe(probe)
         except TimeoutError:
-            # Another caller's health request held the lock past this call's deadline.
-            _log.warning("served model info not read within the deadline")
+            # This call's own /health request, or another caller's that held the lock, took the
+            # whole deadline. Back off as for a reply without a version, so that later calls do
+            # not each wait a deadline and log again.
+            if not self._version_recently_missing():
+                _log.warning("served model info not read within the deadline")
+            self._version_missing_at = time.monotonic()
 
     def _version_recently_missing(self) -> bool:
         missing_at = self._version_missing_at
