@@ -100,17 +100,35 @@ async def test_predict_as_of_accepted(gateway: Any, smoke_pair: tuple[str, str])
         (1_700_000_000, "as_of must be a date string"),
         ("0001-01-01", "as_of 0001-01-01 is outside 1900-01-01 to 2100-12-31"),
         ("9999-12-31", "as_of 9999-12-31 is outside 1900-01-01 to 2100-12-31"),
+        ("2026-01-01T00:00:00+05:00", "as_of must be a date as YYYY-MM-DD"),
+        ("2026-01-01 00:00", "as_of must be a date as YYYY-MM-DD"),
+        ("2026-1-1", "as_of must be a date as YYYY-MM-DD"),
+        ("", "as_of must be a date as YYYY-MM-DD"),
+        ("2026-02-30", "as_of"),
     ],
 )
 async def test_predict_as_of_rejected(
     gateway: Any, smoke_pair: tuple[str, str], as_of: object, message: str
 ) -> None:
-    """A number or a date outside 1900-2100 as as_of gets 422 naming the field."""
+    """A number, a date-time, another date form or a date outside 1900-2100 gets 422."""
     response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair, as_of=as_of))
 
     assert 422 == response.status_code
     assert message in response.text
     assert "as_of" in response.text
+
+
+@pytest.mark.parametrize("value", ["yes", "on", 1, "1", "true", None])
+async def test_predict_include_features_strict(
+    gateway: Any, smoke_pair: tuple[str, str], value: object
+) -> None:
+    """include_features takes only JSON true or false, not text or numbers that look like them."""
+    response = await gateway.client.post(
+        "/v1/predict", json=_body(*smoke_pair, include_features=value)
+    )
+
+    assert 422 == response.status_code
+    assert "include_features" in response.text
 
 
 async def test_predict_as_of_range_edges(gateway: Any, smoke_pair: tuple[str, str]) -> None:

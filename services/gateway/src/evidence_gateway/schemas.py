@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from evidence_gateway.risk import RiskLevel
 
 _EARLIEST_AS_OF = date(1900, 1, 1)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _LATEST_AS_OF = date(2100, 12, 31)
 
 __all__ = [
@@ -71,17 +73,24 @@ class EvidenceInput(BaseModel):
         default=None,
         description=(
             "Date the look-back windows end on, as YYYY-MM-DD between 1900-01-01 and "
-            "2100-12-31; today (UTC) when omitted."
+            "2100-12-31. When omitted: the reports' own date (MIB TransExeDate, Rx ReportDate "
+            "or OrderDate), else the latest evidence date in either report, else today (UTC)."
         ),
     )
 
     @field_validator("as_of", mode="before")
     @classmethod
     def _as_of_is_text(cls, value: object) -> object:
-        # pydantic reads a number as a Unix time, so 0 became 1970-01-01 and changed the score.
-        # Only the ISO text form is accepted.
-        if value is not None and not isinstance(value, str | date):
+        # pydantic reads a number as a Unix time, so 0 became 1970-01-01 and changed the score,
+        # and it reads a date-time at midnight as its date, whatever the time zone. Only the
+        # ISO date form is accepted.
+        if value is None or isinstance(value, date):
+            return value
+        if not isinstance(value, str):
             msg = "as_of must be a date string such as 2026-01-15, not a number"
+            raise ValueError(msg)
+        if not _ISO_DATE.fullmatch(value):
+            msg = "as_of must be a date as YYYY-MM-DD, such as 2026-01-15, without a time"
             raise ValueError(msg)
         return value
 
@@ -114,7 +123,7 @@ class PredictionRequest(EvidenceInput):
         },
     )
 
-    include_features: bool = Field(
+    include_features: StrictBool = Field(
         default=False, description="Return the 105 feature values with the prediction."
     )
 
@@ -144,7 +153,7 @@ class BatchPredictionRequest(BaseModel):
     items: list[EvidenceInput] = Field(
         min_length=1, description="Applicants to score, at most GATEWAY_MAX_BATCH_ROWS."
     )
-    include_features: bool = Field(
+    include_features: StrictBool = Field(
         default=False, description="Return the 105 feature values with each prediction."
     )
 
