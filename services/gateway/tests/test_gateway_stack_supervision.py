@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import shlex
 import signal
@@ -26,6 +27,7 @@ from evidence_gateway.stack.supervision import (
     render_config,
 )
 from evidence_gateway.testing import free_port, script_path
+from supervisor.datatypes import dict_of_key_value_pairs  # type: ignore[import-untyped]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -116,6 +118,25 @@ def test_render_config_dashboard_gets_sigkill(tmp_path: Path) -> None:
 
     assert "--signal KILL -- evidence-dashboard" in text
     assert "--signal TERM -- evidence-gateway" in text
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_render_config_metrics_dir_gateway_only(tmp_path: Path, workers: int) -> None:
+    """With several gateway workers only the gateway gets PROMETHEUS_MULTIPROC_DIR."""
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / 'va"r%1\\x', gateway_workers=workers)
+    commands = {"gateway": "evidence-gateway", "worker": "evidence-persistence worker"}
+    parser = configparser.ConfigParser()
+
+    parser.read_string(render_config(layout, commands, ["gateway", "worker"]))
+
+    gateway = parser["program:gateway"]
+    assert "environment" not in parser["program:worker"]
+    if workers == 1:
+        assert "environment" not in gateway
+    else:
+        assert dict_of_key_value_pairs(gateway["environment"]) == {
+            "PROMETHEUS_MULTIPROC_DIR": str(layout.prometheus_dir)
+        }
 
 
 def test_render_config_unknown_process(tmp_path: Path) -> None:

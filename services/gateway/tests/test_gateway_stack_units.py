@@ -34,12 +34,22 @@ def test_layout_environment_wires_processes(tmp_path: Path) -> None:
 
 
 def test_layout_several_workers_share_metrics(tmp_path: Path) -> None:
-    """With two gateway workers the metrics directory is set."""
+    """With two gateway workers the gateway alone gets the metrics directory."""
     layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var", gateway_workers=2)
 
-    env = layout.environment({})
+    env = layout.environment({"PROMETHEUS_MULTIPROC_DIR": "/elsewhere"})
 
-    assert env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "var" / "prometheus")
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
+    assert layout.gateway_environment() == {
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "var" / "prometheus")
+    }
+
+
+def test_layout_one_worker_no_metrics_dir(tmp_path: Path) -> None:
+    """One gateway worker needs no metrics directory."""
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var", gateway_workers=1)
+
+    assert layout.gateway_environment() == {}
 
 
 def test_load_samples_smoke_first() -> None:

@@ -324,7 +324,7 @@ def run(
     # Both checks run before either exits, so one run lists every invalid setting.
     problem = dashboard_settings_problem(environment) if with_dashboard else None
     try:
-        _check_settings(environment)
+        _check_settings({**environment, **layout.gateway_environment()})
     finally:
         if problem is not None:
             sys.stderr.write(problem)

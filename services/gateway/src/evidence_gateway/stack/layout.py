@@ -120,8 +120,18 @@ class StackLayout:
         # One OpenMP thread per process: sklearn's default thread team makes a 1-row
         # prediction slow and erratic on a busy two-core machine.
         env.setdefault("OMP_NUM_THREADS", "1")
-        if self.gateway_workers > 1:
-            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.prometheus_dir)
-        else:
-            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # Only the gateway gets it (gateway_environment): the worker and the model server
+        # would write their own metrics into the directory, and the gateway's /metrics would
+        # then show them as well.
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         return env
+
+    def gateway_environment(self) -> dict[str, str]:
+        """Return the variables the gateway gets on top of ``environment``.
+
+        With several workers that is ``PROMETHEUS_MULTIPROC_DIR``, so that ``/metrics`` sums
+        every worker's samples.
+        """
+        if self.gateway_workers > 1:
+            return {"PROMETHEUS_MULTIPROC_DIR": str(self.prometheus_dir)}
+        return {}

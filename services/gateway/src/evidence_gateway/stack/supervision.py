@@ -91,6 +91,19 @@ def read_procfile(path: Path) -> dict[str, str]:
     return {name: str(command) for name, command in procfile.processes.items()}
 
 
+def _environment_line(variables: dict[str, str]) -> str:
+    # supervisord splits KEY="value" pairs with a non-POSIX shlex, which knows no escapes, so
+    # a value is quoted with a quote character that it does not contain.
+    pairs = []
+    for key, value in variables.items():
+        quote = next((mark for mark in "\"'" if mark not in value), None)
+        if quote is None:
+            msg = f"{key} cannot be passed to supervisord: its value contains both quote marks"
+            raise StackError(msg)
+        pairs.append(f"{key}={quote}{_quote(value)}{quote}")
+    return ",".join(pairs)
+
+
 def _quote(value: str) -> str:
     # supervisord reads its file with ConfigParser interpolation, where "%" starts a reference.
     return value.replace("%", "%%")
@@ -140,9 +153,15 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
     lines.append("")
     for name in names:
         log = _quote(str(layout.process_log_dir / f"{name}.log"))
+        extra_environment = layout.gateway_environment() if name == "gateway" else {}
         lines += [
             f"[program:{name}]",
             f"command={_quote(_guarded(name, commands[name], pidfile))}",
+            *(
+                [f"environment={_environment_line(extra_environment)}"]
+                if extra_environment
+                else []
+            ),
             f"directory={_quote(str(layout.root))}",
             "autostart=true",
             "autorestart=true",
