@@ -112,7 +112,10 @@ def create_app(
         body_timeout_seconds=resolved.body_timeout_seconds,
         max_inflight_body_bytes=resolved.max_inflight_body_bytes,
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware,
+        routes=[*api.router.routes, *functions.router.routes, *health.router.routes],
+    )
     app.include_router(api.router)
     app.include_router(functions.router)
     app.include_router(health.router)

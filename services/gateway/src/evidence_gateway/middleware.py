@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evidence_gateway.metrics import REQUEST_SECONDS
@@ -34,8 +36,10 @@ class RequestContextMiddleware:
     logged at debug level only.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
+        # The app's routes, to label requests that a middleware rejects before routing.
+        self.routes = tuple(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,8 +68,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_request_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            route_path = getattr(route, "path", None) or "unmatched"
+            route_path = _route_path(scope, self.routes)
             REQUEST_SECONDS.labels(scope["method"], route_path, str(status)).observe(elapsed)
             log = _log.debug if route_path in _QUIET_ROUTES else _log.info
             log(
@@ -77,6 +80,23 @@ class RequestContextMiddleware:
                 bytes_in=_content_length(headers),
             )
             structlog.contextvars.clear_contextvars()
+
+
+def _route_path(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """Return the path template of the request's route, or ``unmatched`` when it has none.
+
+    A request that a middleware rejects before routing (413 from the body limit, 415, 408)
+    has no route in its scope yet. It is matched against ``routes`` here, so that its status
+    counts under its route and not with the 404s of unknown paths.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return str(path)
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"
 
 
 def _content_length(headers: Headers) -> int | None:
