@@ -27,6 +27,10 @@ from evidence_gateway.security import require_api_token
 __all__ = ["router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "Content-Encoding is gzip, but the body is not valid gzip data.",
+    },
     401: {"model": ErrorBody, "description": "The bearer token is missing or wrong."},
     413: {"model": ErrorBody, "description": "Body, document or batch larger than the limits."},
     415: {

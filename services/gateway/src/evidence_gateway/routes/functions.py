@@ -53,6 +53,17 @@ _UNSUPPORTED_BODY: dict[str, Any] = {
     "model": ErrorBody,
     "description": "Content-Type is not JSON, or Content-Encoding is not gzip or identity.",
 }
+_BAD_ENVELOPE: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": (
+        "The envelope has no usable row numbers, or the body is declared gzip but is not "
+        "valid gzip data."
+    ),
+}
+_INVALID_BODY: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": 'The body is not JSON, or not an object with a "data" list of rows.',
+}
 
 
 class _EnvelopeError(ValueError):
@@ -173,9 +184,10 @@ def _failure_value(failure: RowFailure) -> dict[str, Any]:
     "/predict",
     response_model=ServiceFunctionResponse,
     responses={
-        400: {"model": ErrorBody, "description": "The envelope has no usable row numbers."},
+        400: _BAD_ENVELOPE,
         413: {"model": ErrorBody, "description": "More rows than GATEWAY_MAX_BATCH_ROWS."},
         415: _UNSUPPORTED_BODY,
+        422: _INVALID_BODY,
         503: {"model": ErrorBody, "description": "Not recorded; Snowflake retries the batch."},
     },
     summary="Score a service-function batch (FN_API_PREDICT)",
@@ -234,9 +246,10 @@ async def predict_rows(
     "/health",
     response_model=ServiceFunctionResponse,
     responses={
-        400: {"model": ErrorBody, "description": "The envelope has no usable row numbers."},
+        400: _BAD_ENVELOPE,
         413: {"model": ErrorBody, "description": "More rows than GATEWAY_MAX_BATCH_ROWS."},
         415: _UNSUPPORTED_BODY,
+        422: _INVALID_BODY,
     },
     summary="Health as a service function (FN_HEALTH)",
 )
