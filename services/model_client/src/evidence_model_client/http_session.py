@@ -71,6 +71,10 @@ def open_session(limits: ConnectionLimits, headers: Mapping[str, str]) -> aiohtt
         name: value for name, value in headers.items() if name.lower() != "accept-encoding"
     }
     session_headers["Accept-Encoding"] = _IDENTITY_ENCODING
+    # NOTE: aiohttp 3.14 reads interim 1xx responses in a loop that does not yield while more
+    # are already buffered, and sets no limit on their number. A service that streams
+    # "100 Continue" without end held the event loop for over a second per call, past the
+    # deadline, in an outside review. The Snowflake inference server is not such a service.
     session = aiohttp.ClientSession(
         connector=connector,
         headers=session_headers,
