@@ -112,6 +112,21 @@ def test_run_training_single_class_raises(small_set: TrainingSet, tmp_path: Path
         run_training(one_class, tmp_path, TrainingOptions(progress=False))
 
 
+@pytest.mark.parametrize("below", ["", "model", "a/b/model"])
+def test_run_training_out_file_raises(small_set: TrainingSet, tmp_path: Path, below: str) -> None:
+    """An out_dir that is, or lies below, a regular file raises TrainingError before the fit."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("kept\n", encoding="utf-8")
+    out = blocker / below if below else blocker
+
+    with pytest.raises(TrainingError, match="cannot create the artifact directory") as raised:
+        run_training(small_set, out, TrainingOptions(progress=False))
+
+    assert str(out) in str(raised.value)
+    assert isinstance(raised.value.__cause__, OSError)
+    assert blocker.read_text(encoding="utf-8") == "kept\n"
+
+
 def test_load_directory_set_equals_synthetic_set(tmp_path: Path) -> None:
     """Pairs written to a labelled directory load into the same matrix as generated in memory."""
     pairs = generate_pairs(60, seed=8)
@@ -155,6 +170,39 @@ def test_cli_trains_synthetic_artifact(tmp_path: Path) -> None:
     assert "ROC AUC model" in result.output
     assert "rule-based fallback" in result.output
     assert ModelArtifact.load(tmp_path).metadata.model_version == "V2"
+
+
+def test_cli_max_seed_reuses_out(tmp_path: Path) -> None:
+    """Seed 2**32 - 1 trains, and an existing --out keeps other files but replaces the report.
+
+    It pins the documented reuse of an existing directory, which the --out check must keep.
+    """
+    runner = CliRunner(env={"COLUMNS": "200"})
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept\n", encoding="utf-8")
+    (out / "report.json").write_text("{}\n", encoding="utf-8")
+
+    result = runner.invoke(
+        app,
+        [
+            "--synthetic",
+            "300",
+            "--seed",
+            str(2**32 - 1),
+            "--out",
+            str(out),
+            "--jobs",
+            "1",
+            "--no-progress",
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "kept\n"
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["training_summary"]["seed"] == 2**32 - 1
+    assert ModelArtifact.load(out).metadata.training_summary["seed"] == 2**32 - 1
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,7 +11,7 @@ import typer
 
 from evidence_training.errors import EvidenceTrainingError
 from evidence_training.models import ModelKind
-from evidence_training.options import TrainingOptions
+from evidence_training.options import MAX_SEED, TrainingOptions, seed_range_error
 
 # scikit-learn, matplotlib, pandas and the model client package take several CPU seconds to
 # import, so the commands import them when they run. Then `--help` and argument errors stay fast,
@@ -46,6 +47,14 @@ _TRAINING_OPTIONS = (
 _TRAINER_MODULES = ("evidence_training.pipeline", "evidence_training.plots")
 
 
+def _check_seed(seed: int) -> int:
+    # typer's own range check names neither the value nor the range, so the message is built here.
+    message = seed_range_error(seed)
+    if message is not None:
+        raise typer.BadParameter(message)
+    return seed
+
+
 @app.callback(invoke_without_command=True)
 def train(
     ctx: typer.Context,
@@ -62,10 +71,18 @@ def train(
         ),
     ] = None,
     seed: Annotated[
-        int, typer.Option(help="Seed of the synthetic data, the hold-out split and the model.")
+        int,
+        typer.Option(
+            callback=_check_seed,
+            help=f"Seed of the synthetic data, the hold-out split and the model, 0 to {MAX_SEED}.",
+        ),
     ] = 0,
     out: Annotated[
-        Path, typer.Option(help="Artifact directory to write (created if missing).")
+        Path,
+        typer.Option(
+            help="Artifact directory to write (created if missing). Files of an earlier run in "
+            "it are replaced, and other files are kept."
+        ),
     ] = Path("var/model"),
     version: Annotated[
         str, typer.Option(help="Model version recorded in the artifact, e.g. V2.")
@@ -123,6 +140,9 @@ def train(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--version") from exc
+    # Checked here and not in an option callback, because callbacks also run for `register`,
+    # which ignores --out.
+    _check_out_directory(out)
     started = time.perf_counter()
     try:
         training_set = _load(synthetic, data, seed=seed, jobs=jobs, progress=progress)
@@ -211,6 +231,56 @@ def register(
     )
     if result.service_name is not None:
         typer.echo(f"inference service: {result.service_name}")
+
+
+def _check_out_directory(out: Path) -> None:
+    """Reject an ``--out`` path that the run could not create or write, before any data work.
+
+    An existing directory is accepted, also when it is not empty: the run then replaces its
+    artifact, report and plot files and keeps every other file.
+    """
+    if out.is_dir():
+        _check_writable(out, out)
+        return
+    if _occupied(out):
+        msg = (
+            f"{str(out)!r} {_describe_non_directory(out)}; pass a directory path, which is "
+            "created if missing"
+        )
+        raise typer.BadParameter(msg, param_hint="'--out'")
+    for parent in out.parents:
+        if parent.is_dir():
+            _check_writable(out, parent)
+            return
+        if _occupied(parent):
+            msg = (
+                f"cannot create directory {str(out)!r} because {str(parent)!r} "
+                f"{_describe_non_directory(parent)}; pass a path whose existing parts are all "
+                "directories"
+            )
+            raise typer.BadParameter(msg, param_hint="'--out'")
+
+
+def _occupied(path: Path) -> bool:
+    # exists() follows symbolic links, so a link to a missing target needs is_symlink().
+    return path.exists() or path.is_symlink()
+
+
+def _describe_non_directory(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return "is a symbolic link to a path that does not exist"
+    return "exists and is not a directory"
+
+
+def _check_writable(out: Path, directory: Path) -> None:
+    # NOTE: os.access reports every directory as writable for root, except on a read-only file
+    # system, so a root run can still fail late when it writes the artifact.
+    if not os.access(directory, os.W_OK | os.X_OK):
+        msg = (
+            f"cannot write to directory {str(directory)!r} for {str(out)!r}: permission "
+            "denied; pass a directory you can write to"
+        )
+        raise typer.BadParameter(msg, param_hint="'--out'")
 
 
 def _given_on_command_line(ctx: typer.Context, name: str) -> bool:

@@ -74,7 +74,8 @@ def run_training(
     ``metadata.json`` (through ``ModelArtifact``) and ``report.json``.
 
     Raises:
-        TrainingError: a class has fewer than 5 rows or ``test_fraction`` is outside (0, 0.5].
+        TrainingError: a class has fewer than 5 rows, ``test_fraction`` is outside (0, 0.5]
+            or ``out_dir`` cannot be created as a directory.
         ArtifactError: the artifact fails its own validation (from ``evidence_model_client``).
     """
     _check_trainable(training_set, options)
@@ -86,7 +87,7 @@ def run_training(
 
 
 def _run(training_set: TrainingSet, out: Path, options: TrainingOptions) -> TrainingResult:
-    out.mkdir(parents=True, exist_ok=True)
+    _make_out_directory(out)
     steps = tqdm(total=5, desc="training", unit="step", disable=not options.progress)
 
     x_train, x_test, y_train, y_test = train_test_split(
@@ -165,6 +166,19 @@ def _run(training_set: TrainingSet, out: Path, options: TrainingOptions) -> Trai
         test_rows=len(y_test),
         report_path=report_path,
     )
+
+
+def _make_out_directory(out: Path) -> None:
+    # Created before the fit, so a path that cannot be a directory fails in seconds, not after
+    # the whole run. evidence-train checks the path before it builds the data as well.
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = (
+            f"cannot create the artifact directory {str(out)!r}: {exc.strerror or exc}; pass a "
+            "directory path whose existing parts are all directories you can write to"
+        )
+        raise TrainingError(msg) from exc
 
 
 def _importances_in_thread(

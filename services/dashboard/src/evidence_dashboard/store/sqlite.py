@@ -25,6 +25,22 @@ __all__ = ["SqliteStore"]
 _BUSY_TIMEOUT_SECONDS = 5.0
 
 
+def _sqlite_error_in_chain(error: BaseException) -> sqlite3.Error | None:
+    """Return the first sqlite3 error among ``error``'s causes and contexts, or None.
+
+    pandas 2.3 raises its DatabaseError ``from`` the sqlite3 error, or from the error of the
+    rollback that failed after it, whose own context is then the sqlite3 error.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, sqlite3.Error):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class SqliteStore:
     """Read-only panel queries on the SQLite store file.
 
@@ -61,10 +77,27 @@ class SqliteStore:
         try:
             yield connection
         except sqlite3.Error as exc:
-            msg = f"query on store file {str(self.path)!r} failed: {exc}"
-            raise StoreUnavailableError(msg) from exc
+            raise self._query_failed(exc) from exc
+        except pd.errors.DatabaseError as exc:
+            # pandas' read_sql_query wraps the sqlite3 error in a message that quotes the whole
+            # SQL text. The store error is built from the wrapped error and chained from it, so
+            # neither the page nor a logged traceback shows that text.
+            cause = _sqlite_error_in_chain(exc)
+            if cause is not None:
+                raise self._query_failed(cause) from cause
+            wrapped = exc.__cause__
+            msg = (
+                f"query on store file {str(self.path)!r} failed with "
+                f"{type(wrapped or exc).__name__}; check that the file is a store written by "
+                "the persistence worker"
+            )
+            raise StoreUnavailableError(msg) from wrapped
         finally:
             connection.close()
+
+    def _query_failed(self, error: sqlite3.Error) -> StoreUnavailableError:
+        msg = f"query on store file {str(self.path)!r} failed: {error}"
+        return StoreUnavailableError(msg)
 
     def _has_table(self, connection: sqlite3.Connection, table: str) -> bool:
         row = connection.execute(
