@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import codecs
-import http.server
 import json
 import os
 import re
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,8 @@ import pytest
 from evidence_features import extract_features
 from evidence_gateway.cli.xml_text import XmlDecodeError, decode_xml, detect_xml_encoding
 from evidence_gateway.testing import free_port, script_path
+
+from .score_cli_kit import run_score_cli, serve_fixed_response
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "samples" / "02-diabetic"
 UTF8_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -108,24 +108,11 @@ def test_decoded_text_scores_like_bytes(declared: str, codec: str) -> None:
     assert from_bytes.values.any()
 
 
-def _run(
-    args: list[str], env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [script_path("evidence-score"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-        cwd=cwd,
-    )
-
-
 def test_score_cli_missing_file_exit_3(tmp_path: Path) -> None:
     """A file that cannot be read gives exit status 3 and names the option and path."""
     missing = tmp_path / "missing.xml"
 
-    result = _run(["--rx", str(missing), "--url", f"http://127.0.0.1:{free_port()}"], {})
+    result = run_score_cli(["--rx", str(missing), "--url", f"http://127.0.0.1:{free_port()}"], {})
 
     assert result.returncode == 3
     assert f"cannot read --rx '{missing}'" in result.stderr
@@ -147,7 +134,7 @@ def test_score_cli_missing_file_exit_3(tmp_path: Path) -> None:
 )
 def test_score_cli_invalid_url_exit_2(url: str, reason: str) -> None:
     """An unusable --url gives exit status 2 and one line naming it, before any request."""
-    result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url], {})
+    result = run_score_cli(["--rx", str(SAMPLE / "rx.xml"), "--url", url], {})
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
@@ -165,7 +152,7 @@ def test_score_cli_url_password_hidden(port: str | None, status: int) -> None:
     """A password in --url never reaches stderr, for an invalid or an unreachable URL."""
     url = f"http://svc:Pa55w0rd-XYZ@127.0.0.1:{port or free_port()}"
 
-    result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url], {})
+    result = run_score_cli(["--rx", str(SAMPLE / "rx.xml"), "--url", url], {})
 
     assert result.returncode == status
     assert "Pa55w0rd-XYZ" not in result.stderr + result.stdout
@@ -174,7 +161,7 @@ def test_score_cli_url_password_hidden(port: str | None, status: int) -> None:
 
 def test_score_cli_invalid_url_in_process_ignored(tmp_path: Path) -> None:
     """With --in-process the --url option is ignored, so an invalid one is not an error."""
-    result = _run(
+    result = run_score_cli(
         ["--rx", str(tmp_path / "missing.xml"), "--in-process", "--url", "http://[::1"], {}
     )
 
@@ -193,7 +180,7 @@ def test_score_cli_valid_urls_accepted() -> None:
         f"http://127.0.0.1:{port}/gw",
     )
     for url in urls:
-        result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url, "--timeout", "2"], {})
+        result = run_score_cli(["--rx", str(SAMPLE / "rx.xml"), "--url", url, "--timeout", "2"], {})
 
         assert result.returncode == 4, (url, result.stderr)
         assert f"request to {url} failed" in result.stderr
@@ -204,42 +191,116 @@ def test_score_cli_undecodable_file_exit_3(tmp_path: Path) -> None:
     path = tmp_path / "rx.xml"
     path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?><r>caf\xe9</r>')
 
-    result = _run(["--rx", str(path), "--url", f"http://127.0.0.1:{free_port()}"], {})
+    result = run_score_cli(["--rx", str(path), "--url", f"http://127.0.0.1:{free_port()}"], {})
 
     assert result.returncode == 3
     assert f"cannot decode --rx '{path}'" in result.stderr
 
 
-def test_score_cli_non_gateway_server(tmp_path: Path) -> None:
-    """A server that responds with HTML instead of the gateway's JSON gives exit 4, no traceback."""
+PREDICTION = {
+    "policy_number": "CLI-0001",
+    "prediction_id": "p-1",
+    "risk_score": 0.5,
+    "risk_level": "MEDIUM",
+    "model_version": "RULE_BASED",
+    "feature_spec_version": "1",
+    "reasons": [],
+    "warnings": [],
+    "inference_ms": 1.0,
+}
+NOT_JSON = "with a body that is not a JSON object"
+NOT_FOUND = "(the gateway always has that route)"
+ALL_FIELDS = (
+    "feature_spec_version, inference_ms, model_version, policy_number, prediction_id, reasons, "
+    "risk_level, risk_score, warnings"
+)
+
+
+def not_a_prediction(fields: str) -> str:
+    """The problem named for a JSON object that lacks or breaks the prediction ``fields``."""
+    return f"with a JSON object that is not a prediction (missing or invalid: {fields})"
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "problem"),
+    [
+        (200, "text/html", b"<html><body>not the gateway</body></html>", NOT_JSON),
+        (200, "application/json", b"[1, 2]", NOT_JSON),
+        (200, "application/json", b"{}", not_a_prediction(ALL_FIELDS)),
+        (200, "application/json", b'{"foo": 1}', not_a_prediction(ALL_FIELDS)),
+        (
+            200,
+            "application/json",
+            json.dumps({**PREDICTION, "risk_level": None}).encode(),
+            not_a_prediction("risk_level"),
+        ),
+        (
+            200,
+            "application/json",
+            json.dumps(
+                {**PREDICTION, "risk_score": "high", "reasons": [{"feature": "x"}]}
+            ).encode(),
+            not_a_prediction("reasons.0.contribution, reasons.0.value, risk_score"),
+        ),
+        (404, "application/json", b'{"detail": "Not Found"}', NOT_FOUND),
+        (404, "text/html", b"<html>Not Found</html>", NOT_FOUND),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_score_cli_non_gateway_server(
+    tmp_path: Path, status: int, content_type: str, body: bytes, problem: str, as_json: bool
+) -> None:
+    """A response that the gateway would not send exits 4 with one line, also with --json."""
     path = tmp_path / "rx.xml"
     path.write_bytes(b"<r/>")
 
-    class HtmlHandler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = b"<html><body>not the gateway</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    with serve_fixed_response(status, content_type, body) as url:
+        result = run_score_cli(
+            ["--rx", str(path), "--url", url, *(["--json"] if as_json else [])], {}
+        )
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {url} is not the gateway: POST /v1/predict returned HTTP {status} {problem}; "
+        "check that --url points at the gateway, such as http://127.0.0.1:8000"
+    ]
+    assert result.stdout == ""
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HtmlHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        result = _run(["--rx", str(path), "--url", url], {})
-    finally:
-        server.shutdown()
-        server.server_close()
 
-    assert 4 == result.returncode
-    assert "without the gateway's JSON object" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_score_cli_prediction_shape_checked(tmp_path: Path) -> None:
+    """A 200 with every prediction field prints; the same without risk_score exits 4."""
+    path = tmp_path / "rx.xml"
+    path.write_bytes(b"<r/>")
+    # Fields the CLI does not know are allowed, so a newer gateway still works.
+    prediction = {**PREDICTION, "fallback_reason": None, "extra_field": 1}
+    partial = {key: value for key, value in prediction.items() if key != "risk_score"}
+
+    with serve_fixed_response(200, "application/json", json.dumps(prediction).encode()) as url:
+        printed = run_score_cli(["--rx", str(path), "--url", url, "--json"], {})
+    with serve_fixed_response(200, "application/json", json.dumps(partial).encode()) as url:
+        rejected = run_score_cli(["--rx", str(path), "--url", url, "--json"], {})
+
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout) == prediction
+    assert rejected.returncode == 4, rejected.stderr
+    assert not_a_prediction("risk_score") in rejected.stderr
+    assert rejected.stdout == ""
+
+
+@pytest.mark.slow
+def test_score_cli_model_server_url(model_server_url: str, tmp_path: Path) -> None:
+    """--url at the model server, which has no /v1/predict, exits 4 as not the gateway."""
+    path = tmp_path / "rx.xml"
+    path.write_bytes(b"<r/>")
+
+    result = run_score_cli(["--rx", str(path), "--url", model_server_url], {})
+
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {model_server_url} is not the gateway: POST /v1/predict returned HTTP 404 "
+        "(the gateway always has that route); check that --url points at the gateway, such as "
+        "http://127.0.0.1:8000"
+    ]
 
 
 def test_score_cli_in_process_needs_queue(tmp_path: Path) -> None:
@@ -283,7 +344,7 @@ def test_score_cli_encodings_in_process(model_server_url: str, tmp_path: Path) -
 
     scores = {}
     for declared, path in files.items():
-        result = _run(["--rx", str(path), "--in-process", "--create-queue", "--json"], env)
+        result = run_score_cli(["--rx", str(path), "--in-process", "--create-queue", "--json"], env)
         assert result.returncode == 0, result.stderr[-2000:]
         body = json.loads(result.stdout)
         assert '"event"' in result.stderr

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from evidence_gateway.testing import free_port, script_path
+from evidence_gateway.testing import free_port
+
+from .score_cli_kit import run_score_cli
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "samples" / "02-diabetic"
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [script_path("evidence-score"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
 
 
 def test_score_cli_in_process_json(model_server_url: str, tmp_path: Path) -> None:
@@ -35,7 +25,7 @@ def test_score_cli_in_process_json(model_server_url: str, tmp_path: Path) -> Non
         "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
     }
 
-    result = _run(
+    result = run_score_cli(
         ["--mib", str(SAMPLE / "mib.xml"), "--rx", str(SAMPLE / "rx.xml"), "--policy", "CLI-7",
          "--in-process", "--create-queue", "--json"],
         env,
@@ -50,7 +40,7 @@ def test_score_cli_in_process_json(model_server_url: str, tmp_path: Path) -> Non
 
 def test_score_cli_needs_a_document(tmp_path: Path) -> None:
     """Without --mib and --rx the command exits with a usage error."""
-    result = _run(["--in-process"], {"GATEWAY_QUEUE_PATH": str(tmp_path / "q.sqlite3")})
+    result = run_score_cli(["--in-process"], {"GATEWAY_QUEUE_PATH": str(tmp_path / "q.sqlite3")})
 
     assert result.returncode == 2
     assert "pass --mib, --rx or both" in result.stderr
@@ -60,7 +50,7 @@ def test_score_cli_gateway_unreachable(tmp_path: Path) -> None:
     """An unreachable gateway gives exit status 4 and a message naming the URL."""
     url = f"http://127.0.0.1:{free_port()}"
 
-    result = _run(["--rx", str(SAMPLE / "rx.xml"), "--url", url, "--timeout", "2"], {})
+    result = run_score_cli(["--rx", str(SAMPLE / "rx.xml"), "--url", url, "--timeout", "2"], {})
 
     assert result.returncode == 4
     assert url in result.stderr
@@ -78,7 +68,7 @@ def test_score_cli_details_fit_80_columns(tmp_path: Path) -> None:
         "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
     }
 
-    result = _run(
+    result = run_score_cli(
         ["--mib", str(cardiac / "mib.xml"), "--rx", str(cardiac / "rx.xml"), "--in-process",
          "--create-queue", "--policy", "POLICY-2026-0000012345"],
         env,
@@ -105,7 +95,7 @@ def test_score_cli_prints_error_details(tmp_path: Path) -> None:
         "MODEL_CLIENT_BASE_URL": f"http://127.0.0.1:{free_port()}",
     }
 
-    result = _run(
+    result = run_score_cli(
         ["--rx", str(SAMPLE / "rx.xml"), "--in-process", "--create-queue", "--policy", "P 1"],
         env,
     )

@@ -8,18 +8,20 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
 import typer
 from evidence_logging import hide_url_credentials
 from evidence_model_client.config import ClientSettings, get_client_settings
+from pydantic import ValidationError
 from rich.console import Console
 
 from evidence_gateway.cli.render import prediction_details, prediction_table
 from evidence_gateway.cli.xml_text import XmlDecodeError, decode_xml
 from evidence_gateway.config import Settings
+from evidence_gateway.schemas import PredictionResponse
 from evidence_gateway.settings_check import check_settings
 
 __all__ = ["app", "main"]
@@ -33,24 +35,74 @@ EXIT_UNREACHABLE = 4
 EXIT_NO_QUEUE = 5
 
 
-def _read(path: Path | None, option: str) -> str | None:
+# The bytes a document within the UTF-8 limit can take on disk: UTF-32 takes 4 bytes for a
+# character that UTF-8 stores in 1, plus a 4-byte byte order mark. Reading stops there, so a
+# huge file or /dev/zero costs at most this much memory.
+# NOTE: a rarer codec that can take more per character, such as UTF-7, may hit this bound with
+# a text that is within the limit.
+_MAX_BYTES_PER_UTF8_BYTE = 4
+_MAX_BOM_BYTES = 4
+
+
+def _read(path: Path | None, option: str, max_document_bytes: int, limit_name: str) -> str | None:
     """Read an XML file as bytes and decode it as an XML parser would.
 
+    ``max_document_bytes`` is the gateway's limit on the document as UTF-8 text, the size
+    the gateway checks; ``limit_name`` is its value and source, for the error message.
+
     Raises:
-        typer.Exit: with ``EXIT_BAD_INPUT`` when the file cannot be read or decoded.
+        typer.Exit: with ``EXIT_BAD_INPUT`` when the file cannot be read or decoded, or is
+            over the limit.
     """
     if path is None:
         return None
+    max_file_bytes = max_document_bytes * _MAX_BYTES_PER_UTF8_BYTE + _MAX_BOM_BYTES
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(max_file_bytes + 1)
     except OSError as exc:
         typer.echo(f"error: cannot read {option} {str(path)!r}: {exc.strerror}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
+    if len(data) > max_file_bytes:
+        _reject_large_file(
+            f"{option} {str(path)!r} has more than {max_file_bytes} bytes, more than a UTF-32 "
+            f"file needs for the gateway's limit of {limit_name} of UTF-8 text per document"
+        )
     try:
-        return decode_xml(data)
+        text = decode_xml(data)
     except XmlDecodeError as exc:
         typer.echo(f"error: cannot decode {option} {str(path)!r}: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
+    # surrogatepass: a lone surrogate (possible with codecs such as unicode_escape) still gets
+    # a size here, and the gateway then rejects it with its own message.
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > max_document_bytes:
+        _reject_large_file(
+            f"{option} {str(path)!r} is {size} bytes as UTF-8 text, over the gateway's limit "
+            f"of {limit_name} per document"
+        )
+    return text
+
+
+def _reject_large_file(problem: str) -> NoReturn:
+    typer.echo(f"error: {problem}; send a smaller report", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _document_limit(settings: Settings | None) -> tuple[int, str]:
+    """Return the per-document limit in UTF-8 bytes and its description for messages.
+
+    ``settings`` are those of the in-process gateway, or None for a gateway at --url.
+    """
+    if settings is not None:
+        limit = settings.max_document_bytes
+        return limit, f"{limit} bytes (GATEWAY_MAX_DOCUMENT_BYTES)"
+    # The remote gateway's limit is unknown, so the CLI assumes the default. Two documents of
+    # that size stay under the default GATEWAY_MAX_BODY_BYTES (16 MB). A gateway rejects a
+    # larger body by closing the connection while the CLI is still sending, which loses its 413.
+    # NOTE: a remote gateway with a raised GATEWAY_MAX_DOCUMENT_BYTES still gets at most this.
+    default = Settings.model_fields["max_document_bytes"].default
+    return default, f"{default} bytes (the default GATEWAY_MAX_DOCUMENT_BYTES)"
 
 
 def _url_problem(url: str) -> str | None:
@@ -162,9 +214,11 @@ def score(
     """Score one applicant and print the prediction.
 
     Files are read as bytes and decoded as an XML parser would: a byte order mark first, then
-    the encoding of the XML declaration, then UTF-8. Exit status: 0 scored, 1 rejected by the
-    gateway, 2 invalid options, 3 input file unreadable or not decodable, 4 gateway
-    unreachable or another server at --url, 5 no queue file for --in-process.
+    the encoding of the XML declaration, then UTF-8. The text of each may be at most the
+    gateway's document limit as UTF-8. Exit status: 0 scored, 1 rejected by the gateway or a
+    proxy (413 included), 2 invalid options, 3 input file unreadable, not decodable or over
+    the limit, 4 gateway unreachable or another server at --url, 5 no queue file for
+    --in-process.
     """
     if mib is None and rx is None:
         raise typer.BadParameter("pass --mib, --rx or both")
@@ -174,23 +228,26 @@ def score(
         except ValueError as exc:
             msg = f"--as-of {as_of!r} is not a YYYY-MM-DD date"
             raise typer.BadParameter(msg) from exc
-    if not in_process:
+    settings: Settings | None = None
+    if in_process:
+        # The in-process app listens on no socket, so it runs in local mode: the bearer
+        # token is optional here, but still checked when GATEWAY_API_TOKEN is set. The
+        # scorer reads MODEL_CLIENT_* only in the app's lifespan, so those are checked now.
+        check_settings(
+            {Settings: lambda: Settings(local_mode=True), ClientSettings: get_client_settings}
+        )
+        settings = Settings(local_mode=True)
+    else:
         _check_url(url)
+    max_document_bytes, limit_name = _document_limit(settings)
     body = {
         "policy_number": policy,
-        "mib_xml": _read(mib, "--mib"),
-        "rx_xml": _read(rx, "--rx"),
+        "mib_xml": _read(mib, "--mib", max_document_bytes, limit_name),
+        "rx_xml": _read(rx, "--rx", max_document_bytes, limit_name),
         "as_of": as_of,
     }
     try:
-        if in_process:
-            # The in-process app listens on no socket, so it runs in local mode: the bearer
-            # token is optional here, but still checked when GATEWAY_API_TOKEN is set. The
-            # scorer reads MODEL_CLIENT_* only in the app's lifespan, so those are checked now.
-            check_settings(
-                {Settings: lambda: Settings(local_mode=True), ClientSettings: get_client_settings}
-            )
-            settings = Settings(local_mode=True)
+        if settings is not None:
             _check_queue(settings, create_queue)
             # The app logs to stdout, which must carry only the result (the JSON with --json).
             with contextlib.redirect_stdout(sys.stderr):
@@ -204,42 +261,92 @@ def score(
             err=True,
         )
         raise typer.Exit(EXIT_UNREACHABLE) from exc
+    _print_response(response, url, as_json)
+
+
+def _print_response(response: httpx.Response, url: str, as_json: bool) -> None:
+    """Print a prediction to stdout or an error to stderr, then exit unless it is a prediction.
+
+    Raises:
+        typer.Exit: ``EXIT_REJECTED`` for an error response of the gateway, ``EXIT_UNREACHABLE``
+            for a response that the gateway would not send.
+    """
     try:
         response_body = response.json()
     except ValueError:
         response_body = None
-    if not isinstance(response_body, dict):
-        # Another server on that port (the dashboard, a proxy's HTML page) is not the gateway.
+    if response.status_code == 413:
+        # The gateway or a proxy in front of it rejected the body as too large. A proxy may
+        # respond with HTML, so this status is a rejection even without the gateway's JSON.
+        _print_rejection(response, response_body)
+        raise typer.Exit(EXIT_REJECTED)
+    problem = _not_gateway_problem(response.status_code, response_body)
+    if problem is not None:
+        # Another server on that port (the model server, the dashboard, a proxy's HTML page).
         typer.echo(
-            f"error: {hide_url_credentials(url)} responded with HTTP {response.status_code} "
-            "without the gateway's JSON "
-            "object; check that --url points at the gateway",
+            f"error: {hide_url_credentials(url)} is not the gateway: POST /v1/predict returned "
+            f"HTTP {response.status_code} {problem}; check that --url points at the "
+            "gateway, such as http://127.0.0.1:8000",
             err=True,
         )
         raise typer.Exit(EXIT_UNREACHABLE)
+    assert isinstance(response_body, dict)  # checked by _not_gateway_problem
+    if response.status_code != 200:
+        _print_rejection(response, response_body)
+        raise typer.Exit(EXIT_REJECTED)
     console = Console()
     if as_json:
         console.print_json(json.dumps(response_body))
-    elif response.status_code == 200:
+        return
+    console.print(prediction_table("prediction", [("API", response_body)], details_column=False))
+    for line in prediction_details(response_body):
+        console.print(f"  {line}", highlight=False, markup=False)
+    for reason in response_body.get("reasons", []):
         console.print(
-            prediction_table("prediction", [("API", response_body)], details_column=False)
+            f"  {reason['feature']:<40} value={reason['value']:<10g} "
+            f"contribution={reason['contribution']:+.4f}",
+            highlight=False,
+            markup=False,
         )
-        for line in prediction_details(response_body):
-            console.print(f"  {line}", highlight=False, markup=False)
-        for reason in response_body.get("reasons", []):
-            console.print(
-                f"  {reason['feature']:<40} value={reason['value']:<10g} "
-                f"contribution={reason['contribution']:+.4f}",
-                highlight=False,
-                markup=False,
-            )
+
+
+def _not_gateway_problem(status_code: int, response_body: object) -> str | None:
+    """Return what shows that the response is not the gateway's, or None when it could be."""
+    if status_code == 404:
+        # The gateway always has the route, so a 404 comes from another server or a wrong
+        # path prefix in --url.
+        return "(the gateway always has that route)"
+    if not isinstance(response_body, dict):
+        return "with a body that is not a JSON object"
+    if status_code != 200:
+        return None
+    try:
+        PredictionResponse.model_validate(response_body)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
+        return (
+            f"with a JSON object that is not a prediction (missing or invalid: {', '.join(fields)})"
+        )
+    return None
+
+
+def _print_rejection(response: httpx.Response, response_body: object) -> None:
+    """Print the status and the gateway's error message, with the invalid fields of a 422."""
+    error = response_body.get("error") if isinstance(response_body, dict) else None
+    if isinstance(error, dict) and "message" in error:
+        message = str(error["message"])
+    elif isinstance(response_body, dict):
+        message = json.dumps(response_body)
     else:
-        error = response_body.get("error", {})
-        typer.echo(f"HTTP {response.status_code}: {error.get('message', response_body)}", err=True)
-        for line in _detail_lines(response_body.get("details")):
-            typer.echo(f"  {line}", err=True)
-    if response.status_code != 200:
-        raise typer.Exit(EXIT_REJECTED)
+        # Only a 413 gets here without a JSON object: _not_gateway_problem catches the rest.
+        message = (
+            f"{response.reason_phrase}, from a server that is not the gateway, such as a proxy "
+            "in front of it; send smaller files or raise that server's body size limit"
+        )
+    typer.echo(f"HTTP {response.status_code}: {message}", err=True)
+    details = response_body.get("details") if isinstance(response_body, dict) else None
+    for line in _detail_lines(details):
+        typer.echo(f"  {line}", err=True)
 
 
 def _detail_lines(details: object) -> list[str]:
