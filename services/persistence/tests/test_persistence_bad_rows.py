@@ -152,6 +152,11 @@ def test_worker_once_exits_after_corrupt_row(tmp_path: Path) -> None:
     ]
     stored = stored_values(tmp_path / "store.sqlite3", PREDICTIONS_TABLE, "PREDICTION_ID")
     assert [f"pred-{i:06d}" for i in range(10)] == sorted(stored)
+    batches = [event for event in events if event["event"] == "batch processed"]
+    assert sum(event["persisted"] for event in batches) == 10
+    assert sum(event["claimed"] for event in batches) == 11
+    assert {event["outcome"] for event in batches} <= {"written", "partly_written"}
+    assert all("dropped_keys" not in event for event in batches)
 
 
 def test_sink_binding_error_is_record_error(tmp_path: Path) -> None:

@@ -262,6 +262,45 @@ def test_drainer_survives_queue_unavailable(queue: PredictionQueue, tmp_path: Pa
     assert errors[0]["log_level"] == "error"
 
 
+class _RecordingStop(threading.Event):
+    """A stop event that records each wait and is set after ``waits`` of them."""
+
+    def __init__(self, waits: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self._limit = waits
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(float(timeout or 0.0))
+        if len(self.waits) >= self._limit:
+            self.set()
+        return self.is_set()
+
+
+def test_drainer_polls_normally_after_queue_recovers(
+    queue: PredictionQueue, tmp_path: Path
+) -> None:
+    """Once the queue answers again an idle worker polls at its interval, not at its back-off."""
+    consumer = FlakyConsumer(queue, failures=3)
+    drainer = QueueDrainer(
+        consumer,
+        SqliteSink(tmp_path / "store.sqlite3"),
+        poll_interval_seconds=0.001,
+        retry_backoff_max_seconds=5.0,
+    )
+    stop = _RecordingStop(waits=6)
+
+    with capture_logs() as logs:
+        drainer.run(stop)
+
+    # Three back-offs that double from the poll interval, with jitter of up to 20 %.
+    for wait, base in zip(stop.waits[:3], (0.001, 0.002, 0.004), strict=True):
+        assert base * 0.8 <= wait <= base * 1.2
+    assert stop.waits[3:] == [0.001, 0.001, 0.001]
+    recovered = [entry for entry in logs if entry["event"] == "queue available again"]
+    assert [entry["outages_in_a_row"] for entry in recovered] == [3]
+
+
 def test_drainer_dead_letters_rejected_row(queue: PredictionQueue, tmp_path: Path) -> None:
     """A row SQLite rejects on a constraint is dead-lettered, not retried as an outage."""
     store = SqliteSink(tmp_path / "store.sqlite3")

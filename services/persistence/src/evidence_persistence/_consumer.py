@@ -123,7 +123,16 @@ class QueueConsumer:
         transactions of at most ``ROWS_PER_TRANSACTION`` rows, each one complete on its own.
         With ``max_batch_bytes`` set, the claim also stops once the records taken hold that
         many stored bytes.
+
+        Raises:
+            QueueUnavailableError: The queue file cannot be read or written, including by a
+                new connection (see ``PredictionQueue.check_header``).
         """
+        # This process's connection would go on claiming from its page cache after the file's
+        # header was overwritten, while the gateway and every new process fail on the file.
+        # Checking through a new connection first keeps the worker from consuming a queue that
+        # no producer can reach, and makes it log the damage on every back-off cycle.
+        self.queue.check_header()
         items: list[ClaimedItem] = []
         budget = self.max_batch_bytes
         while len(items) < limit:

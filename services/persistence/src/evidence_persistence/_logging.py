@@ -31,7 +31,7 @@ __all__ = [
 ALLOWED_KEYS = frozenset(
     {
         "event", "level", "timestamp", "logger", "owner", "batch_size", "batches", "records",
-        "dead_lettered", "outcome", "claimed", "first_seq", "last_seq", "duration_ms",
+        "dead_lettered", "outcome", "claimed", "persisted", "first_seq", "last_seq", "duration_ms",
         "retry_in_seconds", "outages_in_a_row", "prediction_id", "seq", "attempts",
         "error_type", "error_code", "exception_type", "frames", "signal", "host", "port",
         "queue_path", "sink", "store_raw_evidence", "dropped_keys",

@@ -245,6 +245,19 @@ class PredictionQueue:
         """
         return self.file.integrity_problems(limit)
 
+    def check_header(self) -> None:
+        """Read the queue file's header through a new connection, as a new process would.
+
+        This process's own connection keeps serving an overwritten header from its page cache,
+        so only a new connection finds that damage (see ``SqliteFile.check_header``). It costs
+        a new connection and one read of page 1, about 35 µs with the file in the page cache.
+
+        Raises:
+            QueueUnavailableError: A new connection cannot open or read the file. Damage
+                (SQLITE_NOTADB, SQLITE_CORRUPT) also sets :attr:`corruption`.
+        """
+        self.file.check_header()
+
     def check_writable(self) -> None:
         """Commit one write to the queue file, for readiness probes; the depth stays the same.
 

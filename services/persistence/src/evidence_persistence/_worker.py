@@ -187,22 +187,32 @@ class QueueDrainer:
                 thread holds the log stream's lock, so the caller logs the signal here.
         """
         _log.info("worker started", owner=self.consumer.owner, batch_size=self.batch_size)
+        # Counted apart from the sink's outages: once the queue answers again the worker polls
+        # at its usual interval, while a sink that still fails keeps its own back-off.
+        queue_outages = 0
         while not stop.is_set():
             try:
                 claimed = self.drain_once()
                 self._checkpoint_when_due()
             except QueueError as exc:
-                # The queue file is locked beyond all retries or unwritable. Records stay in it,
-                # so waiting and trying again loses nothing.
-                self._outages_in_a_row += 1
+                # The queue file is locked beyond all retries, unwritable or damaged. Records stay
+                # in it, so waiting and trying again loses nothing.
+                queue_outages += 1
                 _log.error(
                     "queue unavailable",
                     owner=self.consumer.owner,
-                    outages_in_a_row=self._outages_in_a_row,
+                    outages_in_a_row=queue_outages,
                     **describe_error(exc),
                 )
-                stop.wait(self._backoff_seconds())
+                stop.wait(self._backoff_seconds(queue_outages))
                 continue
+            if queue_outages:
+                _log.info(
+                    "queue available again",
+                    owner=self.consumer.owner,
+                    outages_in_a_row=queue_outages,
+                )
+                queue_outages = 0
             if self._outages_in_a_row:
                 stop.wait(self._backoff_seconds())
             elif claimed == 0:
@@ -275,7 +285,7 @@ class QueueDrainer:
         self.stats.batches += 1
         if self.metrics is not None:
             self.metrics.batches.labels(outcome).inc()
-            if outcome == "written":
+            if outcome in ("written", "partly_written"):
                 self.metrics.batch_duration.observe(duration)
         _log.info(
             "batch processed",
