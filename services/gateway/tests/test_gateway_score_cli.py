@@ -46,6 +46,18 @@ def test_score_cli_needs_a_document(tmp_path: Path) -> None:
     assert "pass --mib, --rx or both" in result.stderr
 
 
+def test_score_cli_url_with_in_process_rejected(tmp_path: Path) -> None:
+    """--url beside --in-process is a usage error, not silently ignored."""
+    options = ["--rx", str(SAMPLE / "rx.xml"), "--in-process", "--create-queue"]
+    env = {"GATEWAY_QUEUE_PATH": str(tmp_path / "q.sqlite3")}
+
+    both = run_score_cli([*options, "--url", "http://127.0.0.1:8000"], env)
+
+    assert both.returncode == 2
+    assert "--url and --in-process exclude each other" in both.stderr
+    assert not (tmp_path / "q.sqlite3").exists()
+
+
 def test_score_cli_gateway_unreachable(tmp_path: Path) -> None:
     """An unreachable gateway gives exit status 4 and a message naming the URL."""
     url = f"http://127.0.0.1:{free_port()}"

@@ -227,3 +227,34 @@ async def test_app_lifespan_refuses_spec_hash_mismatch(tmp_path: Path) -> None:
     with pytest.raises(SpecHashMismatchError):
         async with app.router.lifespan_context(app):
             pass
+
+
+_CANARY_KEY = "CANARY_NAME_1970-01-01"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": [[0, *([0.0] * len(FEATURE_NAMES))]], "params": {_CANARY_KEY: 1}},
+        {"data": [[0, *([0.0] * len(FEATURE_NAMES))]], _CANARY_KEY: 1},
+        {
+            "dataframe_split": {
+                "columns": list(FEATURE_NAMES),
+                "data": [[0.0] * len(FEATURE_NAMES)],
+                _CANARY_KEY: 1,
+            }
+        },
+        {
+            "dataframe_records": [
+                {**dict.fromkeys(FEATURE_NAMES, 0.0), _CANARY_KEY: 1},
+            ]
+        },
+    ],
+)
+def test_server_logs_no_caller_keys(model_server: ServerProcess, body: dict[str, object]) -> None:
+    """A rejected key is named to the caller, and only counted in the server's log."""
+    response = httpx.post(f"{model_server.base_url}/predict-proba", json=body)
+
+    assert response.status_code == 400
+    assert _CANARY_KEY in response.json()["detail"]
+    assert _CANARY_KEY not in model_server.log_path.read_text()

@@ -35,7 +35,6 @@ __all__ = [
     "QUEUE_APPEND_SECONDS",
     "REQUEST_SECONDS",
     "ROW_ERRORS",
-    "circuit_state_value",
     "mark_worker_dead",
     "render_metrics",
 ]
@@ -102,14 +101,6 @@ ROW_ERRORS = Counter(
     "Rows or requests that could not be scored, by error type.",
     ["source", "type"],
 )
-
-_CIRCUIT_VALUES = {"closed": 0.0, "half-open": 1.0, "half_open": 1.0, "open": 2.0}
-
-
-def circuit_state_value(state: str) -> float:
-    """Map a breaker state name to the gauge value; unknown names count as open."""
-    return _CIRCUIT_VALUES.get(state.lower(), 2.0)
-
 
 # prometheus_client's file names for the gauges of live processes: gauge_livemax_1234.db.
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")

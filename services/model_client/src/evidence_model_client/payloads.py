@@ -90,7 +90,8 @@ def parse_payload(body: bytes, *, max_rows: int) -> ParsedPayload:
     unknown = sorted(set(payload) - _ALLOWED_TOP_LEVEL)
     if unknown:
         msg = f"unknown top-level keys {unknown[:5]}; allowed are {sorted(_ALLOWED_TOP_LEVEL)}"
-        raise InvalidPayloadError(msg)
+        # The keys are the caller's text, so the log gets only their count.
+        raise InvalidPayloadError(msg, log_message=f"{len(unknown)} unknown top-level keys")
     _check_params(payload.get("params"))
     extra = _extra_columns(payload.get("extra_columns"))
     shape = shapes[0]
@@ -176,7 +177,9 @@ def _parse_split(split: object, extra: frozenset[str], max_rows: int) -> ParsedP
     if unexpected:
         allowed = sorted(_SPLIT_KEYS)
         msg = f"dataframe_split has unknown keys {unexpected[:5]}; allowed are {allowed}"
-        raise InvalidPayloadError(msg)
+        raise InvalidPayloadError(
+            msg, log_message=f"dataframe_split has {len(unexpected)} unknown keys"
+        )
     columns = split.get("columns")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         msg = "dataframe_split.columns must be a list of column names"
@@ -314,7 +317,7 @@ def _check_params(params: object) -> None:
         msg = f"params must be a JSON object, got {_json_kind(params)}; omit it or send {{}}"
         raise InvalidPayloadError(msg)
     msg = f"this model takes no inference parameters, got {sorted(params)[:5]}; remove them"
-    raise InvalidPayloadError(msg)
+    raise InvalidPayloadError(msg, log_message=f"{len(params)} inference parameters")
 
 
 def _extra_columns(value: object) -> frozenset[str]:

@@ -185,14 +185,19 @@ async def _post_remote(
 
 @app.command()
 def score(
+    ctx: typer.Context,
     mib: Annotated[Path | None, typer.Option(help="MIB report XML file.")] = None,
     rx: Annotated[Path | None, typer.Option(help="Rx report XML file.")] = None,
     policy: Annotated[str, typer.Option(help="Policy number sent with the request.")] = "CLI-0001",
     as_of: Annotated[
-        str | None, typer.Option(help="Look-back end date, YYYY-MM-DD; default today.")
+        str | None,
+        typer.Option(
+            help="Look-back end date, YYYY-MM-DD; by default the reports' own date, as the "
+            "gateway decides it."
+        ),
     ] = None,
     url: Annotated[
-        str, typer.Option(help="Gateway base URL; ignored with --in-process.")
+        str, typer.Option(help="Gateway base URL; not with --in-process.")
     ] = "http://127.0.0.1:8000",
     in_process: Annotated[
         bool,
@@ -222,6 +227,11 @@ def score(
     """
     if mib is None and rx is None:
         raise typer.BadParameter("pass --mib, --rx or both")
+    # typer bundles its own copy of click, so the source is compared by name.
+    url_source = ctx.get_parameter_source("url")
+    if in_process and url_source is not None and url_source.name != "DEFAULT":
+        msg = "--url and --in-process exclude each other; pass one of them"
+        raise typer.BadParameter(msg, param_hint="'--url'")
     if as_of is not None:
         try:
             date.fromisoformat(as_of)

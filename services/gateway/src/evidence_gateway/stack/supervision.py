@@ -157,11 +157,7 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
         lines += [
             f"[program:{name}]",
             f"command={_quote(_guarded(name, commands[name], pidfile))}",
-            *(
-                [f"environment={_environment_line(extra_environment)}"]
-                if extra_environment
-                else []
-            ),
+            *([f"environment={_environment_line(extra_environment)}"] if extra_environment else []),
             f"directory={_quote(str(layout.root))}",
             "autostart=true",
             "autorestart=true",
