@@ -160,6 +160,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._head_read_bytes = 0
         self._head_too_large = False
         self._pipeline_too_long = False
+        self._pipeline_rejected = False
         # Requests whose head has begun on this connection.
         self._heads_begun = 0
         # Between a request's complete head and the end of its body: body bytes handed to the
@@ -365,10 +366,21 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _reject_long_pipeline(self) -> None:
-        # Responses are still due on this connection, so there is no place for a status.
+        # The requests already queued are served, and the connection closes after the last of
+        # them: closing now would lose responses of requests that still run, and may have
+        # stored a prediction, so a client that retried would store it twice. The parser has
+        # failed, so every later byte on this connection is read and dropped unparsed.
+        if self._pipeline_rejected:
+            return
+        self._pipeline_rejected = True
         LONG_PIPELINES.inc()
         _log.info("too many pipelined requests", queued=len(self.pipeline))
-        self.transport.close()
+        cycle: Any = self.cycle
+        cycle.keep_alive = False
+        # The rejected head never completes; without this its dropped bytes would count
+        # against the head limit, whose 431 path closes the connection at once.
+        self._head_pending = False
+        self._in_body_phase = False
 
     def _reject_malformed_request(self) -> None:
         # A response written while an earlier one is still due would land inside it.
