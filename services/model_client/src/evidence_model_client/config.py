@@ -95,7 +95,8 @@ class ServerSettings(BaseSettings):
     """Interface to bind; ``0.0.0.0`` only inside a container."""
 
     port: int = Field(default=5000, ge=0, le=65535)
-    """TCP port; 5000 matches the Snowflake inference service."""
+    """TCP port. The local default; in SPCS the deployment reads the inference endpoint's port
+    from ``SHOW ENDPOINTS IN SERVICE``."""
 
     artifact_dir: Path = Path("var/model")
     """Directory holding ``model.joblib`` and ``metadata.json``."""

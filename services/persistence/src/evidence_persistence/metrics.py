@@ -1,8 +1,9 @@
 """Prometheus metrics of the queue and the worker.
 
 ``QueueCollector`` reads depth, oldest age and dead-letter count from the queue file at scrape
-time, so any process that opens the queue (the gateway for its ``/metrics``, the worker for its
-own port) reports the same numbers. ``WorkerMetrics`` contains the worker's counters.
+time, so the numbers are those of the file, whichever process has it open. The worker's metrics
+port exports them; the gateway exports only its own queue depth. ``WorkerMetrics`` contains the
+worker's counters and registers the collector.
 """
 
 from __future__ import annotations
