@@ -1,9 +1,10 @@
-"""``WriteTimeoutProtocol`` against clients that stop reading, in-process.
+"""``WriteTimeoutProtocol`` against clients that stop reading and clients that read slowly.
 
-Linux grows a loopback socket's send buffer to several MiB, which would hide the gateway's own
-buffer. The server here shrinks the send buffer of each connection, and the client its receive
-buffer. A response of a few hundred KiB then stays in asyncio's buffer, as it would for a
-remote client on a slow link or under kernel memory pressure.
+Two set-ups. With small socket buffers on both ends, a response of 1 MB stays in asyncio's
+buffer, as it would for a remote client on a slow link or under kernel memory pressure. There
+a client that stops reading must be cut off. With the kernel's default buffers, Linux grows the
+server's send buffer to several MiB, and a steady reader drains it while asyncio's buffer does
+not shrink. There a slow reader must keep its connection.
 """
 
 from __future__ import annotations
@@ -14,18 +15,26 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from evidence_gateway.write_timeout import WriteTimeoutProtocol
+from evidence_gateway.write_timeout import WriteTimeoutProtocol, bytes_acknowledged
 from prometheus_client import REGISTRY
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 TIMEOUT_SECONDS = 0.3
 BODY_BYTES = 1_000_000
+# Larger than the 4 MiB that Linux lets a send buffer grow to (net.ipv4.tcp_wmem).
+LARGE_BODY_BYTES = 8_000_000
 SMALL_BUFFER_BYTES = 4096
 READ_CHUNK_BYTES = 32_768
 SINGLE = b"GET /single HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 STREAMED = b"GET /streamed HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 SMALL = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+LARGE = b"GET /large HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+# Over the two 4 KiB socket buffers and under asyncio's 64 KiB high-water mark: the response
+# ends with a tail in asyncio's buffer and writing never paused.
+MEDIUM = b"GET /medium HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+MEDIUM_BODY_BYTES = 30_000
+_SIZES = {"/small": 2, "/medium": MEDIUM_BODY_BYTES, "/large": LARGE_BODY_BYTES}
 
 
 @dataclass
@@ -46,17 +55,15 @@ class _SmallSendBuffer(WriteTimeoutProtocol):
         super().connection_made(transport)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    """Serve one body of ``BODY_BYTES`` at ``/single``, the same in 20 parts at ``/streamed``."""
-    finished: list[str] = []
-    connected = asyncio.Event()
-    responded = asyncio.Event()
+async def _serve(protocol_class: type[WriteTimeoutProtocol]) -> AsyncIterator[Server]:
+    """Serve ``BODY_BYTES`` at ``/single``, the same in 20 parts at ``/streamed``, 2 bytes at
+    ``/small`` and ``LARGE_BODY_BYTES`` at ``/large``."""
+    server = Server(port=0)
 
     async def app(scope: dict[str, object], receive: object, send: object) -> None:
         assert callable(send)
         path = str(scope["path"])
-        size = 2 if path == "/small" else BODY_BYTES
+        size = _SIZES.get(path, BODY_BYTES)
         await send(
             {
                 "type": "http.response.start",
@@ -72,16 +79,15 @@ async def server() -> AsyncIterator[Server]:
                 )
         else:
             await send({"type": "http.response.body", "body": b"x" * size})
-        finished.append(path)
-        responded.set()
+        server.app_finished.append(path)
+        server.responded.set()
 
     config = Config(app=app, log_config=None, lifespan="off", timeout_keep_alive=30)
     config.load()
     state = ServerState()
-    protocols: list[WriteTimeoutProtocol] = []
 
     def create_protocol() -> WriteTimeoutProtocol:
-        protocol = _SmallSendBuffer(
+        protocol = protocol_class(
             config,
             state,
             {},
@@ -89,38 +95,55 @@ async def server() -> AsyncIterator[Server]:
             max_header_bytes=65_536,
             write_timeout_seconds=TIMEOUT_SECONDS,
         )
-        protocols.append(protocol)
-        connected.set()
+        server.protocols.append(protocol)
+        server.connected.set()
         return protocol
 
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(create_protocol, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
+    server.port = listener.sockets[0].getsockname()[1]
     try:
-        yield Server(port, protocols, finished, connected, responded)
+        yield server
     finally:
         listener.close()
-        for protocol in protocols:
+        for protocol in server.protocols:
             protocol.transport.abort()
         await listener.wait_closed()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """A server whose connections have a 4 KiB send buffer."""
+    async for running in _serve(_SmallSendBuffer):
+        yield running
+
+
+@pytest.fixture
+async def default_server() -> AsyncIterator[Server]:
+    """A server whose connections keep the kernel's default buffers."""
+    async for running in _serve(WriteTimeoutProtocol):
+        yield running
 
 
 def _write_timeouts() -> float:
     return REGISTRY.get_sample_value("evidence_gateway_write_timeouts_total") or 0.0
 
 
-async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _connect(
+    port: int, *, small_buffer: bool = True
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER_BYTES)
+    if small_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER_BYTES)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
     return await asyncio.open_connection(sock=sock, limit=READ_CHUNK_BYTES)
 
 
-async def _read_slowly(reader: asyncio.StreamReader, pause: float) -> int:
-    """Read until the server closes, pausing ``pause`` seconds after each chunk."""
+async def _read_slowly(reader: asyncio.StreamReader, pause: float, expected: int) -> int:
+    """Read until ``expected`` bytes or the end, pausing ``pause`` seconds after each chunk."""
     received = 0
-    while True:
+    while received < expected:
         try:
             chunk = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout=10)
         except ConnectionResetError:
@@ -128,18 +151,30 @@ async def _read_slowly(reader: asyncio.StreamReader, pause: float) -> int:
         if not chunk:
             return received
         received += len(chunk)
-        if received >= BODY_BYTES:
-            return received
         await asyncio.sleep(pause)
+    return received
 
 
-async def _wait_until_closed(protocol: WriteTimeoutProtocol, seconds: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
-        if protocol.transport.is_closing():
-            return True
+async def _wait_until_closed(server: Server, seconds: float) -> bool:
+    await asyncio.wait_for(server.connected.wait(), timeout=5)
+    transport = server.protocols[0].transport
+    for _ in range(int(seconds / 0.02)):
+        if transport.is_closing():
+            break
         await asyncio.sleep(0.02)
-    return protocol.transport.is_closing()
+    return transport.is_closing()
+
+
+async def test_bytes_acknowledged_counts(default_server: Server) -> None:
+    """The kernel's count of acknowledged bytes grows by what the client received."""
+    reader, writer = await _connect(default_server.port, small_buffer=False)
+    writer.write(SMALL)
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\nxx"), timeout=5)
+    acked = bytes_acknowledged(default_server.protocols[0].transport)
+    writer.close()
+
+    assert acked is not None
+    assert acked > 2
 
 
 @pytest.mark.parametrize("request_line", [SINGLE, STREAMED])
@@ -149,19 +184,14 @@ async def test_client_never_reading_aborted(server: Server, request_line: bytes)
     reader, writer = await _connect(server.port)
     writer.write(request_line)
 
-    closed = await _wait_until_closed_soon(server)
-    received = await _read_slowly(reader, pause=0.0)
+    closed = await _wait_until_closed(server, TIMEOUT_SECONDS * 10)
+    received = await _read_slowly(reader, pause=0.0, expected=BODY_BYTES)
     writer.close()
 
     assert closed
     assert received < BODY_BYTES
     assert _write_timeouts() == before + 1
     assert server.protocols[0].transport.get_write_buffer_size() == 0
-
-
-async def _wait_until_closed_soon(server: Server) -> bool:
-    await asyncio.wait_for(server.connected.wait(), timeout=5)
-    return await _wait_until_closed(server.protocols[0], TIMEOUT_SECONDS * 10)
 
 
 @pytest.mark.parametrize("request_line", [SINGLE, STREAMED])
@@ -175,7 +205,7 @@ async def test_slow_steady_reader_served(server: Server, request_line: bytes) ->
     writer.write(request_line)
     started = asyncio.get_running_loop().time()
 
-    received = await _read_slowly(reader, pause=TIMEOUT_SECONDS / 6)
+    received = await _read_slowly(reader, pause=TIMEOUT_SECONDS / 6, expected=BODY_BYTES)
     elapsed = asyncio.get_running_loop().time() - started
     writer.close()
 
@@ -185,6 +215,44 @@ async def test_slow_steady_reader_served(server: Server, request_line: bytes) ->
     assert server.app_finished == [request_line.split()[1].decode()]
 
 
+async def test_steady_reader_behind_kernel_buffer_served(default_server: Server) -> None:
+    """A steady reader keeps its connection while it drains the kernel's large send buffer.
+
+    asyncio's buffer does not shrink while the client reads what the kernel holds, which took
+    several timeouts here; only the acknowledged bytes show the progress.
+    """
+    before = _write_timeouts()
+    reader, writer = await _connect(default_server.port)
+    writer.write(LARGE)
+
+    received = await _read_slowly(reader, pause=0.01, expected=LARGE_BODY_BYTES)
+    writer.close()
+
+    assert received >= LARGE_BODY_BYTES
+    assert _write_timeouts() == before
+
+
+async def test_keep_alive_reader_served(server: Server) -> None:
+    """A response's small tail, then a large response on the same connection, reach a reader.
+
+    The first response ends with a tail in asyncio's buffer, which starts the timer. The
+    second one is written while that timer runs, so the tail's size must not judge it.
+    """
+    before = _write_timeouts()
+    reader, writer = await _connect(server.port)
+    writer.write(MEDIUM)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    await asyncio.wait_for(reader.readexactly(MEDIUM_BODY_BYTES), timeout=5)
+    writer.write(SINGLE)
+
+    received = await _read_slowly(reader, pause=TIMEOUT_SECONDS / 6, expected=BODY_BYTES)
+    writer.close()
+
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert received >= BODY_BYTES
+    assert _write_timeouts() == before
+
+
 async def test_reader_that_stops_aborted(server: Server) -> None:
     """A client that reads part of a response and then stops is aborted as well."""
     before = _write_timeouts()
@@ -192,7 +260,7 @@ async def test_reader_that_stops_aborted(server: Server) -> None:
     writer.write(SINGLE)
     first = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout=5)
 
-    closed = await _wait_until_closed_soon(server)
+    closed = await _wait_until_closed(server, TIMEOUT_SECONDS * 10)
     writer.close()
 
     assert first

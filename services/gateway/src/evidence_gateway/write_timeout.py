@@ -6,17 +6,22 @@ A client that sends a request and never reads the response therefore holds that 
 file descriptor for as long as it keeps the connection open, and closing the transport does
 not help, because ``close()`` waits for the buffer to drain.
 
-``WriteTimeoutProtocol`` watches the write buffer whenever the client is the one holding it
-up: while asyncio has paused writing (the buffer is over its high-water mark) and once a
-response is complete with bytes still buffered. If ``GATEWAY_WRITE_TIMEOUT_SECONDS`` pass
-without the client taking a single byte, the connection is aborted and its buffer freed. A
-client that keeps reading, however slowly, keeps its connection, as with nginx's
-``send_timeout``.
+``WriteTimeoutProtocol`` watches a connection while asyncio holds bytes of a response for it.
+Progress is the count of bytes the client's TCP stack has acknowledged, which the kernel
+reports in ``TCP_INFO`` (``tcpi_bytes_acked``, Linux 4.1 and later). The size of asyncio's
+buffer cannot serve: the kernel's own send buffer, several MiB on Linux, sits between it and
+the client, so a client that reads steadily can leave asyncio's buffer unchanged for seconds.
+If ``GATEWAY_WRITE_TIMEOUT_SECONDS`` pass without a single byte acknowledged, the connection
+is aborted and its buffer freed. A client that keeps reading, however slowly, keeps its
+connection, as with nginx's ``send_timeout``. Where the kernel does not report the count, no
+connection is aborted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from typing import Any
 
 import structlog
@@ -36,6 +41,30 @@ WRITE_TIMEOUTS = Counter(
 )
 
 _log = structlog.get_logger("evidence_gateway.write_timeout")
+
+# Offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info: 8 one-byte fields, 24 u32
+# fields, then pacing_rate and max_pacing_rate (u64). The struct only grows at its end.
+_BYTES_ACKED_OFFSET = 120
+_TCP_INFO_BYTES = 256
+
+
+def bytes_acknowledged(transport: asyncio.BaseTransport) -> int | None:
+    """Return the bytes the peer has acknowledged on ``transport``'s TCP socket, or None.
+
+    None when the transport has no TCP socket or the kernel does not report the count.
+    """
+    sock = transport.get_extra_info("socket")
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if sock is None or tcp_info is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, _TCP_INFO_BYTES)
+    except OSError:
+        return None
+    if len(info) < _BYTES_ACKED_OFFSET + 8:
+        return None
+    acked: int = struct.unpack_from("=Q", info, _BYTES_ACKED_OFFSET)[0]
+    return acked
 
 
 class WriteTimeoutProtocol(HeaderTimeoutProtocol):
@@ -75,20 +104,13 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
             write_timeout_seconds = get_settings().write_timeout_seconds
         self.write_timeout_seconds = write_timeout_seconds
         self._write_timer: asyncio.TimerHandle | None = None
-        # Buffered bytes when the timer was armed. While it runs no new bytes are added (see
-        # _watch_writes), so a smaller buffer at the next check means the client read some.
-        self._watched_bytes = 0
+        # Bytes the client had acknowledged when the timer started; more at the next check
+        # means it read some. The count only grows, whatever the app writes meanwhile.
+        self._watched_acked = 0
 
     def pause_writing(self) -> None:
         super().pause_writing()
         self._watch_writes()
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        # The app may write again now, which would make the buffer sizes incomparable. A
-        # finished response writes nothing more, so its tail stays watched.
-        if not self._response_complete():
-            self._stop_watching()
 
     def on_response_complete(self) -> None:
         # Before the parent, which returns early when the transport is already closing, as it
@@ -100,22 +122,20 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
         self._stop_watching()
         super().connection_lost(exc)
 
-    def _response_complete(self) -> bool:
-        return self.cycle is not None and self.cycle.response_complete
-
     def _watch_writes(self) -> None:
-        """Start the timer if bytes wait for the client and no timer runs yet.
+        """Start the timer if asyncio holds bytes for the client and no timer runs yet.
 
-        Called when writing is paused, so that uvicorn lets the app write no more until the
-        buffer drains, and when a response is complete. In neither state is anything added to
-        the buffer.
+        Called when writing is paused and when a response is complete: until then the app
+        is writing and the client has had no time to fall behind.
         """
         if self._write_timer is not None or self.transport is None:
             return
-        pending = self.transport.get_write_buffer_size()
-        if pending == 0:
+        if self.transport.get_write_buffer_size() == 0:
             return
-        self._watched_bytes = pending
+        acked = bytes_acknowledged(self.transport)
+        if acked is None:
+            return
+        self._watched_acked = acked
         self._write_timer = self.loop.call_later(
             self.write_timeout_seconds, self._check_write_progress
         )
@@ -130,7 +150,8 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
         pending = self.transport.get_write_buffer_size()
         if pending == 0:
             return
-        if pending < self._watched_bytes:
+        acked = bytes_acknowledged(self.transport)
+        if acked is None or acked > self._watched_acked:
             self._watch_writes()
             return
         WRITE_TIMEOUTS.inc()
