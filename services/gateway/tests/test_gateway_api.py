@@ -96,8 +96,10 @@ async def test_predict_as_of_accepted(gateway: Any, smoke_pair: tuple[str, str])
 @pytest.mark.parametrize(
     ("as_of", "message"),
     [
-        (0, "as_of must be a date string"),
-        (1_700_000_000, "as_of must be a date string"),
+        (0, "as_of must be a date string such as 2026-01-15, not a number"),
+        (1_700_000_000, "as_of must be a date string such as 2026-01-15, not a number"),
+        (True, "as_of must be a date string such as 2026-01-15, not a boolean"),
+        (["2026-01-15"], "as_of must be a date string such as 2026-01-15, not a list"),
         ("0001-01-01", "as_of 0001-01-01 is outside 1900-01-01 to 2100-12-31"),
         ("9999-12-31", "as_of 9999-12-31 is outside 1900-01-01 to 2100-12-31"),
         ("2026-01-01T00:00:00+05:00", "as_of must be a date as YYYY-MM-DD"),

@@ -80,3 +80,22 @@ async def test_routed_request_keeps_route(small_body_gateway: InProcessGateway) 
     assert response.status_code == 200
     summaries = [entry for entry in logs if entry["event"] == "request completed"]
     assert [entry["route"] for entry in summaries] == ["/v1/predict"]
+
+
+async def test_client_error_on_quiet_route_logged_at_info(
+    small_body_gateway: InProcessGateway,
+) -> None:
+    """A 413 on /metrics is logged at info, while a plain scrape stays below info."""
+    with capture_logs() as logs:
+        rejected = await small_body_gateway.client.post(
+            "/metrics",
+            content=b"{" + b" " * MAX_BODY_BYTES + b"}",
+            headers={"content-type": "application/json"},
+        )
+        scraped = await small_body_gateway.client.get("/metrics")
+
+    # The tests' log level drops debug lines, so the scrape leaves no line at all.
+    summaries = [entry for entry in logs if entry["event"] == "request completed"]
+    assert [(entry["status"], entry["log_level"]) for entry in summaries] == [(413, "info")]
+    assert rejected.status_code == 413
+    assert scraped.status_code == 200

@@ -70,7 +70,11 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route_path = _route_path(scope, self.routes)
             REQUEST_SECONDS.labels(scope["method"], route_path, str(status)).observe(elapsed)
-            log = _log.debug if route_path in _QUIET_ROUTES else _log.info
+            # Probes and scrapes log at debug, except a client error such as a 413, which
+            # says that something other than a probe is calling. A 503 of a failing readiness
+            # probe stays at debug, as probes repeat every few seconds.
+            quiet = route_path in _QUIET_ROUTES and not 400 <= status < 500
+            log = _log.debug if quiet else _log.info
             log(
                 "request completed",
                 method=scope["method"],

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from evidence_gateway.risk import RiskLevel
 
 _EARLIEST_AS_OF = date(1900, 1, 1)
+_JSON_KINDS = {bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _LATEST_AS_OF = date(2100, 12, 31)
 
@@ -87,7 +88,8 @@ class EvidenceInput(BaseModel):
         if value is None or isinstance(value, date):
             return value
         if not isinstance(value, str):
-            msg = "as_of must be a date string such as 2026-01-15, not a number"
+            kind = _JSON_KINDS.get(type(value), type(value).__name__)
+            msg = f"as_of must be a date string such as 2026-01-15, not a {kind}"
             raise ValueError(msg)
         if not _ISO_DATE.fullmatch(value):
             msg = "as_of must be a date as YYYY-MM-DD, such as 2026-01-15, without a time"
