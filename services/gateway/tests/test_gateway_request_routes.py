@@ -87,7 +87,9 @@ async def test_client_error_on_quiet_route_logged_at_info(
 ) -> None:
     """A 413 on /metrics is logged at info, while a plain scrape stays below info."""
     with capture_logs() as logs:
-        rejected = await small_body_gateway.client.post(
+        # A GET, so that the route matches; the body is over the limit.
+        rejected = await small_body_gateway.client.request(
+            "GET",
             "/metrics",
             content=b"{" + b" " * MAX_BODY_BYTES + b"}",
             headers={"content-type": "application/json"},
