@@ -159,15 +159,15 @@ def test_score_cli_url_password_hidden(port: str | None, status: int) -> None:
     assert "http://(hidden)@127.0.0.1:" in result.stderr
 
 
-def test_score_cli_invalid_url_in_process_ignored(tmp_path: Path) -> None:
-    """With --in-process the --url option is ignored, so an invalid one is not an error."""
+def test_score_cli_invalid_url_in_process_rejected(tmp_path: Path) -> None:
+    """--url beside --in-process is a usage error before the files or the URL are checked."""
     result = run_score_cli(
         ["--rx", str(tmp_path / "missing.xml"), "--in-process", "--url", "http://[::1"], {}
     )
 
-    # The missing file is the first error found, so the URL was not checked.
-    assert result.returncode == 3
-    assert "--url" not in result.stderr
+    assert result.returncode == 2
+    assert "--url and --in-process exclude each other" in result.stderr
+    assert "missing.xml" not in result.stderr
 
 
 def test_score_cli_valid_urls_accepted() -> None:
