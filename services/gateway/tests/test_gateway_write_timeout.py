@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+import uvloop
 from evidence_gateway.write_timeout import WriteTimeoutProtocol, bytes_acknowledged
 from prometheus_client import REGISTRY
 from uvicorn.config import Config
@@ -284,3 +285,94 @@ async def test_small_unread_response_kept(server: Server) -> None:
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert answer.endswith(b"\r\n\r\nxx")
     assert _write_timeouts() == before
+
+
+async def _read_to_end(reader: asyncio.StreamReader) -> None:
+    while await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout=5):
+        pass
+
+
+async def test_abort_resets_connection(server: Server) -> None:
+    """The abort is a reset: the client's next read fails instead of finding a clean end.
+
+    A plain close would leave the kernel's send buffer queued for the client until it read it.
+    """
+    reader, writer = await _connect(server.port)
+    writer.write(SINGLE)
+    closed = await _wait_until_closed(server, TIMEOUT_SECONDS * 10)
+    await asyncio.sleep(0.05)
+
+    with pytest.raises(ConnectionResetError):
+        await _read_to_end(reader)
+    writer.close()
+
+    assert closed
+
+
+def test_pipelined_abort_under_uvloop_quiet() -> None:
+    """Aborting while pipelined requests wait leaves no request writing to the closed transport.
+
+    uvicorn marks only the newest parsed request as disconnected; under uvloop the running one
+    raised RuntimeError on its next write.
+    """
+    errors: list[BaseException] = []
+
+    async def scenario() -> bool:
+        async def app(scope: dict[str, object], receive: object, send: object) -> None:
+            assert callable(send)
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", str(BODY_BYTES).encode())],
+                    }
+                )
+                part = BODY_BYTES // 20
+                for index in range(20):
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": b"x" * part,
+                            "more_body": index < 19,
+                        }
+                    )
+            except BaseException as exc:
+                errors.append(exc)
+                raise
+
+        config = Config(app=app, log_config=None, lifespan="off", timeout_keep_alive=30)
+        config.load()
+        protocols: list[WriteTimeoutProtocol] = []
+
+        def create_protocol() -> WriteTimeoutProtocol:
+            protocol = _SmallSendBuffer(
+                config,
+                ServerState(),
+                {},
+                header_timeout_seconds=10.0,
+                max_header_bytes=65_536,
+                write_timeout_seconds=TIMEOUT_SECONDS,
+            )
+            protocols.append(protocol)
+            return protocol
+
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(create_protocol, "127.0.0.1", 0)
+        _, writer = await _connect(listener.sockets[0].getsockname()[1])
+        writer.write(STREAMED * 3)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if protocols and protocols[0].transport.is_closing():
+                break
+        await asyncio.sleep(0.2)
+        closed = bool(protocols) and protocols[0].transport.is_closing()
+        writer.close()
+        listener.close()
+        await listener.wait_closed()
+        return closed
+
+    closed = uvloop.run(scenario())
+
+    assert closed
+    assert errors == []

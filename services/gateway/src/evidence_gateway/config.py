@@ -70,8 +70,8 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description=(
-            "Longest time a client may take no byte of a response the gateway has buffered for "
-            "it; past it the connection is aborted and the buffer freed."
+            "Longest time the client's TCP stack may acknowledge no byte while the gateway "
+            "holds response bytes for it; past it the connection is reset and its buffers freed."
         ),
     )
     max_header_bytes: int = Field(

@@ -375,6 +375,14 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._pipeline_rejected = True
         LONG_PIPELINES.inc()
         _log.info("too many pipelined requests", queued=len(self.pipeline))
+        self._serve_due_then_close()
+
+    def _serve_due_then_close(self) -> None:
+        """Let the requests already parsed finish, and close after the last response.
+
+        NOTE: bytes the client sends after that last response make Linux answer the close
+        with a reset, which can discard responses the client has not read yet.
+        """
         cycle: Any = self.cycle
         cycle.keep_alive = False
         # The rejected head never completes; without this its dropped bytes would count
@@ -383,7 +391,6 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._in_body_phase = False
 
     def _reject_malformed_request(self) -> None:
-        # A response written while an earlier one is still due would land inside it.
         if self._between_requests():
             request_id = str(uuid.uuid4())
             message = (
@@ -393,7 +400,12 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.write(
                 self._error_response(400, "invalid_http_request", message, request_id)
             )
-        self.transport.close()
+            self.transport.close()
+            return
+        # A 400 written now would land inside a response still due. The requests before the
+        # malformed one are served, as after a pipeline that is too long, and the connection
+        # closes after the last of them.
+        self._serve_due_then_close()
 
     def _reject_oversized_trailers(self) -> None:
         # The request is under way and its response may be too, so there is no status to send:

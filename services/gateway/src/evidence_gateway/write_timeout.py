@@ -12,14 +12,16 @@ reports in ``TCP_INFO`` (``tcpi_bytes_acked``, Linux 4.1 and later). The size of
 buffer cannot serve: the kernel's own send buffer, several MiB on Linux, sits between it and
 the client, so a client that reads steadily can leave asyncio's buffer unchanged for seconds.
 If ``GATEWAY_WRITE_TIMEOUT_SECONDS`` pass without a single byte acknowledged, the connection
-is aborted and its buffer freed. A client that keeps reading, however slowly, keeps its
-connection, as with nginx's ``send_timeout``. Where the kernel does not report the count, no
-connection is aborted.
+is reset, which frees asyncio's buffer and the kernel's. As with nginx's ``send_timeout``, a
+client keeps its connection while it acknowledges anything within each timeout; one whose
+receive buffer is full acknowledges again only after reading about one segment, so a very
+slow reader is cut off. Where the kernel does not report the count, no connection is aborted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from typing import Any
@@ -107,6 +109,7 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
         # Bytes the client had acknowledged when the timer started; more at the next check
         # means it read some. The count only grows, whatever the app writes meanwhile.
         self._watched_acked = 0
+        self._running_cycle: Any = None
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -121,6 +124,13 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_watching()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        # uvicorn marks only the newest parsed request as disconnected when the connection is
+        # lost. With requests pipelined, the one that runs is older, so it is remembered here
+        # to be marked too before an abort.
+        self._running_cycle = cycle
+        super()._start_asgi_task(cycle, app)
 
     def _watch_writes(self) -> None:
         """Start the timer if asyncio holds bytes for the client and no timer runs yet.
@@ -160,5 +170,21 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
             pending_bytes=pending,
             write_timeout_seconds=self.write_timeout_seconds,
         )
-        # close() would wait for the client to read the buffer; abort() drops it.
+        self._abort()
+
+    def _abort(self) -> None:
+        """Drop the connection with a reset, freeing asyncio's and the kernel's buffers."""
+        # Every request still running or waiting stops writing: a write to the aborted
+        # transport raises under uvloop.
+        waiting = [cycle for cycle, _ in self.pipeline]
+        for cycle in (self._running_cycle, self.cycle, *waiting):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+        # close() would wait for the client to read the buffer, and a plain abort() still
+        # leaves the kernel's send buffer queued for the client; a zero linger time makes
+        # the close a reset, which drops both.
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
