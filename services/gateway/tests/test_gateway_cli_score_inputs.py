@@ -287,6 +287,37 @@ def test_score_cli_prediction_shape_checked(tmp_path: Path) -> None:
     assert rejected.stdout == ""
 
 
+def test_score_cli_text_number_not_a_prediction(tmp_path: Path) -> None:
+    """A reason value sent as text is not a prediction: exit 4, not a traceback."""
+    path = tmp_path / "rx.xml"
+    path.write_bytes(b"<r/>")
+    reason = {"feature": "RX_TOTAL_FILLS", "value": "0.5", "contribution": 0.1}
+    answer = {**PREDICTION, "reasons": [reason]}
+
+    with serve_fixed_response(200, "application/json", json.dumps(answer).encode()) as url:
+        result = run_score_cli(["--rx", str(path), "--url", url], {})
+
+    assert result.returncode == 4, result.stderr
+    assert not_a_prediction("reasons.0.value") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_score_cli_odd_error_details_printed(tmp_path: Path) -> None:
+    """A 422 whose detail locations are not lists still prints its lines and exits 1."""
+    path = tmp_path / "rx.xml"
+    path.write_bytes(b"<r/>")
+    answer = {
+        "error": {"type": "validation_error", "message": "invalid"},
+        "details": [{"loc": 7, "msg": "bad"}, {"loc": ["body", "rx_xml"], "msg": "worse"}],
+    }
+
+    with serve_fixed_response(422, "application/json", json.dumps(answer).encode()) as url:
+        result = run_score_cli(["--rx", str(path), "--url", url], {})
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == ["HTTP 422: invalid", "  7: bad", "  body.rx_xml: worse"]
+
+
 @pytest.mark.slow
 def test_score_cli_model_server_url(model_server_url: str, tmp_path: Path) -> None:
     """--url at the model server, which has no /v1/predict, exits 4 as not the gateway."""

@@ -258,3 +258,15 @@ def test_server_logs_no_caller_keys(model_server: ServerProcess, body: dict[str,
     assert response.status_code == 400
     assert _CANARY_KEY in response.json()["detail"]
     assert _CANARY_KEY not in model_server.log_path.read_text()
+
+
+def test_server_logs_no_repeated_row_ids(model_server: ServerProcess) -> None:
+    """Repeated row ids are named to the caller, and only counted in the server's log."""
+    row = [0.0] * len(FEATURE_NAMES)
+    body = {"data": [[987654321, *row], [987654321, *row]]}
+
+    response = httpx.post(f"{model_server.base_url}/predict-proba", json=body)
+
+    assert response.status_code == 400
+    assert "987654321" in response.json()["detail"]
+    assert "987654321" not in model_server.log_path.read_text()

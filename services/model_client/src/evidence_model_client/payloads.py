@@ -262,7 +262,8 @@ def _check_unique_row_ids(row_ids: list[int], where: str) -> None:
         f"{where} contains repeated row ids {repeated[:5]} ({len(repeated)} in all); "
         "give each row its own id"
     )
-    raise InvalidPayloadError(msg)
+    # The ids are the caller's values, so the log gets only their count.
+    raise InvalidPayloadError(msg, log_message=f"{where} repeats {len(repeated)} row ids")
 
 
 def _json_kind(value: object) -> str:

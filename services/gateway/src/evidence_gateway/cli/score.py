@@ -331,7 +331,9 @@ def _not_gateway_problem(status_code: int, response_body: object) -> str | None:
     if status_code != 200:
         return None
     try:
-        PredictionResponse.model_validate(response_body)
+        # Strict, so that a number sent as text fails here instead of in the printing; JSON
+        # mode, in which strict still reads enum values and dates from their JSON text.
+        PredictionResponse.model_validate_json(json.dumps(response_body), strict=True)
     except ValidationError as exc:
         fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
         return (
@@ -367,7 +369,8 @@ def _detail_lines(details: object) -> list[str]:
     for detail in details:
         if not isinstance(detail, dict):
             continue
-        location = ".".join(str(part) for part in detail.get("loc", []))
+        loc = detail.get("loc", [])
+        location = ".".join(str(part) for part in loc) if isinstance(loc, list) else str(loc)
         lines.append(f"{location}: {detail.get('msg', '')}")
     return lines
 
