@@ -380,8 +380,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def _serve_due_then_close(self) -> None:
         """Let the requests already parsed finish, and close after the last response.
 
-        NOTE: bytes the client sends after that last response make Linux answer the close
-        with a reset, which can discard responses the client has not read yet.
+        NOTE: bytes the client sends after that last response make Linux reset the
+        connection at the close, which can discard responses the client has not read yet.
         """
         cycle: Any = self.cycle
         cycle.keep_alive = False

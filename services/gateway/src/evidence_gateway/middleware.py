@@ -71,7 +71,7 @@ class RequestContextMiddleware:
             route_path = _route_path(scope, self.routes)
             REQUEST_SECONDS.labels(scope["method"], route_path, str(status)).observe(elapsed)
             # Probes and scrapes log at debug, except a client error such as a 413, which
-            # says that something other than a probe is calling. A 503 of a failing readiness
+            # shows that something other than a probe is calling. A 503 of a failing readiness
             # probe stays at debug, as probes repeat every few seconds.
             quiet = route_path in _QUIET_ROUTES and not 400 <= status < 500
             log = _log.debug if quiet else _log.info

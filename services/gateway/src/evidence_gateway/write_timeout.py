@@ -79,8 +79,8 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
         _loop: The event loop; ``None`` for the current one, as in the parent class.
         header_timeout_seconds: Passed to ``HeaderTimeoutProtocol``.
         max_header_bytes: Passed to ``HeaderTimeoutProtocol``.
-        write_timeout_seconds: Longest wait for the client to take any byte of a buffered
-            response; ``GATEWAY_WRITE_TIMEOUT_SECONDS`` when omitted.
+        write_timeout_seconds: Seconds the client may acknowledge no byte while bytes wait for
+            it; ``GATEWAY_WRITE_TIMEOUT_SECONDS`` when omitted.
     """
 
     def __init__(
@@ -180,9 +180,9 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
         for cycle in (self._running_cycle, self.cycle, *waiting):
             if cycle is not None and not cycle.response_complete:
                 cycle.disconnected = True
-        # close() would wait for the client to read the buffer, and a plain abort() still
-        # leaves the kernel's send buffer queued for the client; a zero linger time makes
-        # the close a reset, which drops both.
+        # close() would wait for the client to read the buffer. A plain abort() still leaves
+        # the kernel's send buffer queued for the client. A zero linger time makes the close a
+        # reset, which drops both.
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
