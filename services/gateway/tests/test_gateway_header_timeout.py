@@ -543,3 +543,20 @@ def test_rejected_head_logs_only_gateway_line(tmp_path: Path) -> None:
     assert "Invalid HTTP request received." not in log_after_431
     log = gateway.log_path.read_text(errors="replace")
     assert log.count("Invalid HTTP request received.") == 1
+
+
+def test_malformed_chunk_in_own_body_closes_at_once(gateway_url: str) -> None:
+    """Broken chunk framing in the body being read closes the connection, not after 30 s.
+
+    No earlier response is due, and the request can never receive the rest of its body.
+    """
+    with _connect(gateway_url) as sock:
+        sock.settimeout(5)
+        sock.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5\r\n{"a":\r\nZZZ\r\n'
+        )
+        raw = read_until_closed(sock)
+
+    assert b" 408 " not in raw

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -375,4 +376,67 @@ def test_pipelined_abort_under_uvloop_quiet() -> None:
     closed = uvloop.run(scenario())
 
     assert closed
+    assert errors == []
+
+
+def test_client_reset_with_pipeline_under_uvloop_quiet() -> None:
+    """A client that resets a connection with requests pipelined leaves no request writing.
+
+    uvicorn marks only the newest parsed request as disconnected; under uvloop the running one
+    raised RuntimeError on its next write, whoever ended the connection.
+    """
+    errors: list[BaseException] = []
+
+    async def scenario() -> None:
+        async def app(scope: dict[str, object], receive: object, send: object) -> None:
+            assert callable(send)
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", str(BODY_BYTES).encode())],
+                    }
+                )
+                part = BODY_BYTES // 20
+                for index in range(20):
+                    await asyncio.sleep(0.01)
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": b"x" * part,
+                            "more_body": index < 19,
+                        }
+                    )
+            except BaseException as exc:
+                errors.append(exc)
+                raise
+
+        config = Config(app=app, log_config=None, lifespan="off", timeout_keep_alive=30)
+        config.load()
+
+        def create_protocol() -> WriteTimeoutProtocol:
+            return WriteTimeoutProtocol(
+                config,
+                ServerState(),
+                {},
+                header_timeout_seconds=10.0,
+                max_header_bytes=65_536,
+                write_timeout_seconds=30.0,
+            )
+
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(create_protocol, "127.0.0.1", 0)
+        reader, writer = await _connect(listener.sockets[0].getsockname()[1])
+        writer.write(STREAMED * 2)
+        await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout=5)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+        await asyncio.sleep(0.5)
+        listener.close()
+        await listener.wait_closed()
+
+    uvloop.run(scenario())
+
     assert errors == []

@@ -402,6 +402,11 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             )
             self.transport.close()
             return
+        if self._in_body_phase and not self.pipeline:
+            # The malformed bytes are the framing of the body that the running request still
+            # reads, so no earlier response is due, and that request can never finish.
+            self.transport.close()
+            return
         # A 400 written now would land inside a response still due. The requests before the
         # malformed one are served, as after a pipeline that is too long, and the connection
         # closes after the last of them.

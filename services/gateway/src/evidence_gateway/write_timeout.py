@@ -123,14 +123,26 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_watching()
+        self._disconnect_requests()
         super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         # uvicorn marks only the newest parsed request as disconnected when the connection is
         # lost. With requests pipelined, the one that runs is older, so it is remembered here
-        # to be marked too before an abort.
+        # to be marked too.
         self._running_cycle = cycle
         super()._start_asgi_task(cycle, app)
+
+    def _disconnect_requests(self) -> None:
+        """Mark every request still running or waiting as disconnected, so it stops writing.
+
+        A write to a closed transport raises under uvloop, which uvicorn logs as "Exception in
+        ASGI application", whether the client or the gateway ended the connection.
+        """
+        waiting = [cycle for cycle, _ in self.pipeline]
+        for cycle in (self._running_cycle, self.cycle, *waiting):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
 
     def _watch_writes(self) -> None:
         """Start the timer if asyncio holds bytes for the client and no timer runs yet.
@@ -174,12 +186,7 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
 
     def _abort(self) -> None:
         """Drop the connection with a reset, freeing asyncio's and the kernel's buffers."""
-        # Every request still running or waiting stops writing: a write to the aborted
-        # transport raises under uvloop.
-        waiting = [cycle for cycle, _ in self.pipeline]
-        for cycle in (self._running_cycle, self.cycle, *waiting):
-            if cycle is not None and not cycle.response_complete:
-                cycle.disconnected = True
+        self._disconnect_requests()
         # close() would wait for the client to read the buffer. A plain abort() still leaves
         # the kernel's send buffer queued for the client. A zero linger time makes the close a
         # reset, which drops both.
