@@ -261,7 +261,7 @@ async def test_malformed_request_behind_due_response_closed(server: Server) -> N
     """A malformed request behind a response still due gets no 400; the due one is served.
 
     A 400 written then would land inside the earlier response, and dropping that response
-    would lose the answer to a request that has already run. The connection closes after it.
+    would lose the response to a request that has already run. The connection closes after it.
     """
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(SLOW + b"NOT A REQUEST LINE\r\n\r\n")

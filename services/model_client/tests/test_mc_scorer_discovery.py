@@ -88,7 +88,7 @@ async def test_discovery_health_without_version_throttled(
 async def test_discovery_hanging_health_throttled(
     faulty_server: FaultyServer, rows: np.ndarray
 ) -> None:
-    """A /health that never answers costs one deadline and one warning per interval."""
+    """A /health that never responds costs one deadline and one warning per interval."""
     faulty_server.health_delay = 30.0
     scorer = _scorer(faulty_server.base_url, deadline_ms=200)
     with capture_logs() as logs:

@@ -55,7 +55,7 @@ def _with_nulls(n_rows: int) -> np.ndarray:
 
 
 def _json_rows(matrix: np.ndarray) -> list[list[float | None]]:
-    """The rows as JSON values, with null where the matrix holds NaN."""
+    """Return the rows as JSON values, with null where the matrix contains NaN."""
     return [[None if np.isnan(v) else float(v) for v in row] for row in matrix]
 
 

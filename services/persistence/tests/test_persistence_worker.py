@@ -280,7 +280,7 @@ class _RecordingStop(threading.Event):
 def test_drainer_polls_normally_after_queue_recovers(
     queue: PredictionQueue, tmp_path: Path
 ) -> None:
-    """Once the queue answers again an idle worker polls at its interval, not at its back-off."""
+    """Once the queue is readable again an idle worker polls at its interval, not its back-off."""
     consumer = FlakyConsumer(queue, failures=3)
     drainer = QueueDrainer(
         consumer,

@@ -2,7 +2,7 @@
 
 uvicorn 0.55 has no write timeout. It hands a whole response body to the transport in one
 write, and asyncio keeps what the socket does not take in memory until the client reads it.
-A client that sends a request and never reads the response therefore holds that memory and a
+A client that sends a request and never reads the response therefore keeps that memory and a
 file descriptor for as long as it keeps the connection open, and closing the transport does
 not help, because ``close()`` waits for the buffer to drain.
 
@@ -38,7 +38,7 @@ __all__ = ["WRITE_TIMEOUTS", "WriteTimeoutProtocol"]
 
 WRITE_TIMEOUTS = Counter(
     "evidence_gateway_write_timeouts",
-    "Connections aborted because the client took no byte of a buffered response within "
+    "Connections reset because the client acknowledged no byte of a buffered response within "
     "GATEWAY_WRITE_TIMEOUT_SECONDS.",
 )
 
@@ -145,7 +145,7 @@ class WriteTimeoutProtocol(HeaderTimeoutProtocol):
                 cycle.disconnected = True
 
     def _watch_writes(self) -> None:
-        """Start the timer if asyncio holds bytes for the client and no timer runs yet.
+        """Start the timer if asyncio's buffer contains bytes for the client and none runs yet.
 
         Called when writing is paused and when a response is complete: until then the app
         is writing and the client has had no time to fall behind.

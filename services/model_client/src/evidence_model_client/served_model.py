@@ -178,7 +178,7 @@ def load_served_model(settings: ServerSettings) -> ServedModel:
 
 
 def model_accepts_missing(model: Any) -> bool:
-    """Return whether scikit-learn's tags say ``model`` takes NaN inputs (``allow_nan``)."""
+    """Return whether scikit-learn's tags mark ``model`` as taking NaN inputs (``allow_nan``)."""
     tags = getattr(model, "__sklearn_tags__", None)
     if tags is None:
         return False

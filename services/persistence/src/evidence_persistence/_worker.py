@@ -187,7 +187,7 @@ class QueueDrainer:
                 thread holds the log stream's lock, so the caller logs the signal here.
         """
         _log.info("worker started", owner=self.consumer.owner, batch_size=self.batch_size)
-        # Counted apart from the sink's outages: once the queue answers again the worker polls
+        # Counted apart from the sink's outages: once the queue is readable again the worker polls
         # at its usual interval, while a sink that still fails keeps its own back-off.
         queue_outages = 0
         while not stop.is_set():

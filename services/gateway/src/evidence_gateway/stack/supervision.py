@@ -92,7 +92,7 @@ def read_procfile(path: Path) -> dict[str, str]:
 
 
 def _environment_line(variables: dict[str, str]) -> str:
-    # supervisord splits KEY="value" pairs with a non-POSIX shlex, which knows no escapes, so
+    # supervisord splits KEY="value" pairs with a non-POSIX shlex, which has no escape character, so
     # a value is quoted with a quote character that it does not contain.
     pairs = []
     for key, value in variables.items():
