@@ -34,8 +34,22 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _running(process: psutil.Process) -> bool:
+    # A worker that exited after its parent was killed belongs to init, which may reap it
+    # later: until then it is a zombie, which has stopped but which psutil counts as running.
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    """Return the processes still running after ``timeout`` seconds, polling every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    alive = [process for process in processes if _running(process)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [process for process in alive if _running(process)]
     return alive
 
 

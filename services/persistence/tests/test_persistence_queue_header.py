@@ -165,7 +165,15 @@ def test_worker_logs_overwritten_header(tmp_path: Path) -> None:
         outages = [event["outages_in_a_row"] for event in failures]
         assert outages == list(range(1, len(outages) + 1))
 
-        _wait_for(lambda: _persisted(_events(log)) == 40, 60, "the 10 held records")
+        # The worker logs the recovery after the batch that the first claim of it processes.
+        _wait_for(
+            lambda: (
+                _persisted(_events(log)) == 40
+                and bool(_named(_events(log), "queue available again"))
+            ),
+            60,
+            "the 10 held records and the recovery line",
+        )
         after = _events(log)[damaged_at + len(during) :]
         assert len(_named(after, "queue available again")) == 1
         # Damage marks the process until it restarts, as for damaged pages.
