@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from evidence_gateway.testing import free_port, script_path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -151,6 +152,41 @@ def test_gateway_token_missing(tmp_path: Path) -> None:
 
     _assert_clean_failure(result)
     assert "  GATEWAY_API_TOKEN is not set; set it to the bearer token" in result.stderr
+
+
+def test_gateway_help_needs_no_settings(tmp_path: Path) -> None:
+    """--help prints the usage and the settings it reads, even where no setting is valid."""
+    result = _run(["evidence-gateway", "--help"], {"GATEWAY_PORT": "-1"}, tmp_path)
+
+    assert 0 == result.returncode, result.stderr
+    assert "Usage: evidence-gateway [OPTIONS]" in result.stdout
+    for name in ("GATEWAY_PORT", "GATEWAY_API_TOKEN", "PROMETHEUS_MULTIPROC_DIR"):
+        assert name in result.stdout
+    assert "invalid setting" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (["--port", "8000"], "No such option: --port"),
+        (["serve"], "Got unexpected extra argument"),
+        (["extra", "words"], "Got unexpected extra argument"),
+    ],
+)
+def test_gateway_rejects_arguments(tmp_path: Path, arguments: list[str], reason: str) -> None:
+    """An argument gets a usage error with status 2 rather than a server that ignores it."""
+    # The environment is valid, so a gateway that ignored the arguments would serve on port 0
+    # until _run's timeout and fail the test.
+    result = _run(
+        ["evidence-gateway", *arguments],
+        {"GATEWAY_LOCAL_MODE": "true", "GATEWAY_PORT": "0"},
+        tmp_path,
+    )
+
+    assert 2 == result.returncode, result.stderr
+    assert reason in result.stderr
+    assert "Try 'evidence-gateway --help' for help." in result.stderr
+    assert "" == result.stdout
 
 
 def test_score_in_process_invalid_settings(tmp_path: Path) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import typer
 import uvicorn
 from evidence_model_client.config import ClientSettings, get_client_settings
 
 from evidence_gateway.config import Settings, get_settings
 from evidence_gateway.settings_check import check_settings
 
-__all__ = ["main"]
+__all__ = ["app", "main"]
 
 # Above httpx's default keep-alive expiry (5 s) so a client never reuses a socket the server
 # is closing at the same moment.
@@ -30,12 +31,18 @@ def load_settings() -> Settings:
     return get_settings()
 
 
-def main() -> None:
-    """Serve ``create_app()`` on ``GATEWAY_HOST:GATEWAY_PORT`` with ``GATEWAY_WORKERS`` workers.
+app = typer.Typer(add_completion=False)
 
-    Each worker builds its own app from the environment. With several workers, set
-    ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory so ``/metrics`` covers all of them.
-    Exits with status 2, before binding the port, when a setting is invalid.
+
+@app.command()
+def serve() -> None:
+    """Serve the gateway app under uvicorn, with every setting read from the environment.
+
+    The settings are the GATEWAY_* and MODEL_CLIENT_* variables of docs/gateway.md, such as
+    GATEWAY_HOST, GATEWAY_PORT, GATEWAY_WORKERS and GATEWAY_API_TOKEN. Each worker builds its
+    own app from them. With several workers, set PROMETHEUS_MULTIPROC_DIR to an empty folder so
+    that /metrics covers all of them. Exits with status 2, before binding the port, when a
+    setting is invalid.
     """
     settings = load_settings()
     uvicorn.run(
@@ -49,3 +56,9 @@ def main() -> None:
         timeout_keep_alive=_KEEP_ALIVE_SECONDS,
         http=_HTTP_PROTOCOL,
     )
+
+
+def main() -> None:
+    """Run ``evidence-gateway``, which accepts no argument except ``--help``."""
+    # typer parses the arguments, so --help prints the usage instead of starting a server.
+    app()
