@@ -175,9 +175,9 @@ def main(
 ) -> None:
     """Write DIR/<policy>/mib.xml, DIR/<policy>/rx.xml and DIR/labels.csv.
 
-    Exit status: 0 written, 2 invalid options, including an --out that is a file, cannot be
-    created or written, is a non-empty folder without --force, or has a symbolic link where
-    a file or folder would be written.
+    Exit status: 0 written, 2 invalid options, including an --out that is a
+    file, cannot be created or written, is a non-empty folder without --force,
+    or has a symbolic link where a file or folder would be written.
     """
     if samples:
         # The sample files have fixed names, so rewriting them leaves nothing stale behind.

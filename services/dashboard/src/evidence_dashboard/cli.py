@@ -57,7 +57,8 @@ def main(
 ) -> None:
     """Run the dashboard until interrupted; the settings come from DASHBOARD_* variables.
 
-    Exits with status 2, before Streamlit starts, when a DASHBOARD_* setting is invalid.
+    Exits with status 2, before Streamlit starts, when a DASHBOARD_* setting
+    is invalid.
     """
     try:
         settings = get_settings()

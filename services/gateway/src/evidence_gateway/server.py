@@ -38,10 +38,11 @@ app = typer.Typer(add_completion=False)
 def serve() -> None:
     """Serve the gateway app under uvicorn, with every setting read from the environment.
 
-    The settings are the GATEWAY_* and MODEL_CLIENT_* variables of docs/gateway.md, such as
-    GATEWAY_HOST, GATEWAY_PORT, GATEWAY_WORKERS and GATEWAY_API_TOKEN. Each worker builds its
-    own app from them. With several workers, set PROMETHEUS_MULTIPROC_DIR to an empty folder so
-    that /metrics covers all of them. Exits with status 2, before binding the port, when a
+    The settings are the GATEWAY_* and MODEL_CLIENT_* variables of
+    docs/gateway.md, such as GATEWAY_HOST, GATEWAY_PORT, GATEWAY_WORKERS and
+    GATEWAY_API_TOKEN. Each worker builds its own app from them. With several
+    workers, set PROMETHEUS_MULTIPROC_DIR to an empty folder so that /metrics
+    covers all of them. Exits with status 2, before binding the port, when a
     setting is invalid.
     """
     settings = load_settings()

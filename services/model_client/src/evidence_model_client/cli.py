@@ -41,8 +41,8 @@ def serve(
 ) -> None:
     """Load the model artifact (or the built-in function if none exists) and serve it.
 
-    Exits with status 2 when a ``MODEL_SERVER_*`` setting is invalid, or when the artifact is
-    invalid or was trained on another feature spec.
+    Exits with status 2 when a MODEL_SERVER_* setting is invalid, or when the
+    artifact is invalid or was trained on another feature spec.
     """
     try:
         from_environment = get_server_settings()

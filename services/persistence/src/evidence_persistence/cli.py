@@ -194,9 +194,9 @@ def worker(
 ) -> None:
     """Drain the queue into the configured sink until SIGTERM or SIGINT.
 
-    On a signal the worker finishes the batch in progress, then exits. Exits with 2 when a
-    PERSISTENCE_* setting is invalid, the sink's settings are incomplete or the metrics port
-    cannot be bound.
+    On a signal the worker finishes the batch in progress, then exits. Exits
+    with 2 when a PERSISTENCE_* setting is invalid, the sink's settings are
+    incomplete or the metrics port cannot be bound.
     """
     settings = _settings()
     configure_logging(settings.log_level)
@@ -250,9 +250,10 @@ def worker(
 def status() -> None:
     """Print queue depth, oldest record age, dead-letter count and integrity as one JSON object.
 
-    ``integrity`` is ``"ok"`` or ``"corrupt"``, from SQLite's ``PRAGMA quick_check``, which
-    reads the whole file. Exits with 1 when the file is corrupt, and with 1, creating nothing,
-    when the file at PERSISTENCE_QUEUE_PATH does not exist.
+    The integrity field is "ok" or "corrupt", from SQLite's PRAGMA
+    quick_check, which reads the whole file. Exits with 1 when the file is
+    corrupt, and with 1, creating nothing, when the file at
+    PERSISTENCE_QUEUE_PATH does not exist.
     """
     settings = _settings()
     queue = _existing_queue(settings)
@@ -295,8 +296,9 @@ def list_dead_letters(
 ) -> None:
     """List dead letters, oldest failure first: prediction id, attempts, time and error type.
 
-    Only the error's type is printed unless ``--show-errors`` is given. Exits with 1, creating
-    nothing, when the file at PERSISTENCE_QUEUE_PATH does not exist.
+    Only the error's type is printed unless --show-errors is given. Exits with
+    1, creating nothing, when the file at PERSISTENCE_QUEUE_PATH does not
+    exist.
     """
     settings = _settings()
     consumer = _consumer(settings, _existing_queue(settings))
@@ -333,8 +335,9 @@ def replay_dead_letters(
 ) -> None:
     """Move dead letters back into the queue with their attempt count reset.
 
-    Prints the number of records moved and the ids replayed. Exits with 1 when an id is not
-    among the dead letters (the others are still replayed), and with 2 on a usage error.
+    Prints the number of records moved and the ids replayed. Exits with 1 when
+    an id is not among the dead letters (the others are still replayed), and
+    with 2 on a usage error.
     """
     if bool(prediction_ids) == replay_all:
         raise _fail("pass prediction ids or --all, not both and not neither", code=2)

@@ -218,11 +218,12 @@ def score(
 ) -> None:
     """Score one applicant and print the prediction.
 
-    Files are read as bytes and decoded as an XML parser would: a byte order mark first, then
-    the encoding of the XML declaration, then UTF-8. The text of each may be at most the
-    gateway's document limit as UTF-8. Exit status: 0 scored, 1 rejected by the gateway or a
-    proxy (413 included), 2 invalid options, 3 input file unreadable, not decodable or over
-    the limit, 4 gateway unreachable or another server at --url, 5 no queue file for
+    Files are read as bytes and decoded as an XML parser would: a byte order
+    mark first, then the encoding of the XML declaration, then UTF-8. The text
+    of each may be at most the gateway's document limit as UTF-8. Exit status:
+    0 scored, 1 rejected by the gateway or a proxy (413 included), 2 invalid
+    options, 3 input file unreadable, not decodable or over the limit, 4
+    gateway unreachable or another server at --url, 5 no queue file for
     --in-process.
     """
     if mib is None and rx is None:

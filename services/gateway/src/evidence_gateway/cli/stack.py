@@ -301,12 +301,13 @@ def run(
         float, typer.Option(help="Seconds to wait for each service to become ready.")
     ] = 90.0,
 ) -> None:
-    """Run the local stack (the ``make run`` target).
+    """Run the local stack, which is what make run starts.
 
-    Each port option also reads the variable that the service itself reads (GATEWAY_PORT,
-    MODEL_SERVER_PORT, DASHBOARD_PORT); the option wins over the variable. Every process binds
-    127.0.0.1. An invalid GATEWAY_*, MODEL_CLIENT_*, MODEL_SERVER_* or PERSISTENCE_* setting
-    exits with status 2 before anything starts.
+    Each port option also reads the variable that the service itself reads
+    (GATEWAY_PORT, MODEL_SERVER_PORT, DASHBOARD_PORT); the option wins over
+    the variable. Every process binds 127.0.0.1. An invalid GATEWAY_*,
+    MODEL_CLIENT_*, MODEL_SERVER_* or PERSISTENCE_* setting exits with status
+    2 before anything starts.
     """
     # Wide enough for the result tables when the output is a log file or CI, not a terminal.
     console = Console(width=None if Console().is_terminal else 140)
