@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -188,21 +190,30 @@ def test_group_sigterm_finishes_pool_requests(model_server_url: str, tmp_path: P
         assert _pool_processes(gateway.pid)
         # Six batches of 300 pairs take seconds to extract on 2 cores, so the signal below
         # arrives while they are in the pool.
-        body = _large_batch(300)
+        payload = json.dumps(_large_batch(300)).encode()
+        headers = {"content-type": "application/json", "content-length": str(len(payload))}
 
-        # Each client connects before the signal: uvicorn refuses new connections once it
-        # stops, and that refusal is not what this test is about.
-        connected = threading.Barrier(7)
+        # uvicorn closes idle connections when it stops and refuses new ones, and neither is
+        # what this test is about. So each client passes the barrier only once the first half
+        # of its body is in the socket, when the gateway has read the request's headers.
+        # Waiting after connecting instead let a client on a loaded machine reach the barrier
+        # but send its request after the signal, into a closed connection.
+        in_flight = threading.Barrier(7)
+
+        def body_halves() -> Iterator[bytes]:
+            half = len(payload) // 2
+            yield payload[:half]
+            in_flight.wait(timeout=60)
+            yield payload[half:]
 
         def post_batch() -> int:
             with httpx.Client(base_url=url, timeout=120) as client:
-                client.get("/health/live").raise_for_status()
-                connected.wait(timeout=30)
-                return client.post("/functions/predict", json=body).status_code
+                response = client.post("/functions/predict", content=body_halves(), headers=headers)
+                return response.status_code
 
         with ThreadPoolExecutor(max_workers=6) as clients:
             responses = [clients.submit(post_batch) for _ in range(6)]
-            connected.wait(timeout=30)
+            in_flight.wait(timeout=60)
             time.sleep(0.5)
             # What a supervisor's stopasgroup does: the signal reaches every process.
             gateway_process = psutil.Process(gateway.pid)
