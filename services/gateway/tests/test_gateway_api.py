@@ -100,8 +100,8 @@ async def test_predict_as_of_accepted(gateway: Any, smoke_pair: tuple[str, str])
         (1_700_000_000, "as_of must be a date string such as 2026-01-15, not a number"),
         (True, "as_of must be a date string such as 2026-01-15, not a boolean"),
         (["2026-01-15"], "as_of must be a date string such as 2026-01-15, not a list"),
-        ("0001-01-01", "as_of 0001-01-01 is outside 1900-01-01 to 2100-12-31"),
-        ("9999-12-31", "as_of 9999-12-31 is outside 1900-01-01 to 2100-12-31"),
+        ("0001-01-01", "as_of is outside 1900-01-01 to 2100-12-31"),
+        ("9999-12-31", "as_of is outside 1900-01-01 to 2100-12-31"),
         ("2026-01-01T00:00:00+05:00", "as_of must be a date as YYYY-MM-DD"),
         ("2026-01-01 00:00", "as_of must be a date as YYYY-MM-DD"),
         ("2026-1-1", "as_of must be a date as YYYY-MM-DD"),
@@ -118,6 +118,9 @@ async def test_predict_as_of_rejected(
     assert 422 == response.status_code
     assert message in response.text
     assert "as_of" in response.text
+    # Validation errors never contain the submitted value.
+    if isinstance(as_of, str) and as_of:
+        assert as_of not in response.text
 
 
 @pytest.mark.parametrize("value", ["yes", "on", 1, "1", "true", None])

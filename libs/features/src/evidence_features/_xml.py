@@ -232,9 +232,12 @@ def parse_document(
     # for it skips the four slower substring searches for most documents.
     for marker in _HOSTILE_MARKERS if b"!" in raw else ():
         if marker in raw:
+            # The scan runs before the parse, so it cannot tell a declaration from the same
+            # text in a comment or CDATA section, and the message covers both.
             msg = (
-                f"{document} document contains a DOCTYPE or ENTITY declaration; "
-                "DTDs and entities are rejected, so send the report without them"
+                f"{document} document contains the text <!DOCTYPE or <!ENTITY. DTDs and "
+                "entities are rejected, and so is that text inside a comment or CDATA section, "
+                "so send the report without them"
             )
             raise HostileDocumentError(document, msg)
 
