@@ -101,8 +101,7 @@ class EvidenceInput(BaseModel):
     def _as_of_in_range(cls, value: date | None) -> date | None:
         if value is not None and not _EARLIEST_AS_OF <= value <= _LATEST_AS_OF:
             msg = (
-                "as_of is outside 1900-01-01 to 2100-12-31; "
-                "send the date the evidence was ordered"
+                "as_of is outside 1900-01-01 to 2100-12-31; send the date the evidence was ordered"
             )
             raise ValueError(msg)
         return value
