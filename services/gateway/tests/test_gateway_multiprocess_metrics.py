@@ -155,3 +155,34 @@ def test_queue_depth_current_over_two_workers(model_server_url: str, tmp_path: P
     assert drained.returncode == 0, drained.stdout[-2000:]
     assert before == [5.0] * 6
     assert after == [0.0] * 6
+
+
+def test_restart_starts_counters_at_zero(model_server_url: str, tmp_path: Path) -> None:
+    """A gateway restarted on the same directory does not report its previous run's counts."""
+    metrics_dir = tmp_path / "prometheus"
+    gateway, url = _two_worker_gateway(model_server_url, tmp_path)
+    try:
+        _predict(url, 4)
+        before_stop = _predictions_total(httpx.get(f"{url}/metrics").text)
+    finally:
+        gateway.stop()
+    (metrics_dir / "notes.txt").write_text("kept", encoding="utf-8")
+
+    gateway, url = start_gateway(
+        tmp_path,
+        model_server_url,
+        tmp_path / "no-model",
+        GATEWAY_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    try:
+        after_restart = _predictions_total(httpx.get(f"{url}/metrics").text)
+        _predict(url, 1)
+        after_one_more = _predictions_total(httpx.get(f"{url}/metrics").text)
+    finally:
+        gateway.stop()
+
+    assert 4.0 == before_stop
+    assert 0.0 == after_restart
+    assert 1.0 == after_one_more
+    assert "kept" == (metrics_dir / "notes.txt").read_text(encoding="utf-8")

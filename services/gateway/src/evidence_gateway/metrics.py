@@ -2,8 +2,9 @@
 
 Durations are observed in seconds with explicit buckets that cover millisecond-scale responses.
 The client library's default buckets start at 5 ms and would hide most of the distribution.
-With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before
-the workers start, so ``render_metrics`` aggregates every worker's samples.
+With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` to a directory that the workers
+share, so ``render_metrics`` aggregates every worker's samples. ``evidence-gateway`` deletes
+the files of earlier runs from it before the workers start (``server.clear_metrics_files``).
 """
 
 from __future__ import annotations

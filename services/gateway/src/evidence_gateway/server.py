@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import typer
 import uvicorn
 from evidence_model_client.config import ClientSettings, get_client_settings
@@ -9,7 +12,7 @@ from evidence_model_client.config import ClientSettings, get_client_settings
 from evidence_gateway.config import Settings, get_settings
 from evidence_gateway.settings_check import check_settings
 
-__all__ = ["app", "main"]
+__all__ = ["app", "clear_metrics_files", "main"]
 
 # Above httpx's default keep-alive expiry (5 s) so a client never reuses a socket the server
 # is closing at the same moment.
@@ -19,6 +22,9 @@ _KEEP_ALIVE_SECONDS = 15
 # workers spawned for GATEWAY_WORKERS > 1 load it too, and so that this supervising process
 # does not import the app's modules and metrics.
 _HTTP_PROTOCOL = "evidence_gateway.write_timeout:WriteTimeoutProtocol"
+# The files prometheus-client writes per process into PROMETHEUS_MULTIPROC_DIR, such as
+# counter_1234.db and gauge_livesum_1234.db.
+_METRICS_FILE = re.compile(r"(?:counter|gauge|histogram|summary)_[a-z_]*\d+\.db")
 
 
 def load_settings() -> Settings:
@@ -41,11 +47,14 @@ def serve() -> None:
     The settings are the GATEWAY_* and MODEL_CLIENT_* variables of
     docs/gateway.md, such as GATEWAY_HOST, GATEWAY_PORT, GATEWAY_WORKERS and
     GATEWAY_API_TOKEN. Each worker builds its own app from them. With several
-    workers, set PROMETHEUS_MULTIPROC_DIR to an empty folder so that /metrics
-    covers all of them. Exits with status 2, before binding the port, when a
-    setting is invalid.
+    workers, set PROMETHEUS_MULTIPROC_DIR to a folder that only this gateway
+    uses, so that /metrics covers all of them; the metrics files of earlier
+    runs are deleted from it at start. Exits with status 2, before binding the
+    port, when a setting is invalid.
     """
     settings = load_settings()
+    if settings.prometheus_multiproc_dir is not None:
+        clear_metrics_files(settings.prometheus_multiproc_dir)
     uvicorn.run(
         "evidence_gateway.app:create_app",
         factory=True,
@@ -57,6 +66,22 @@ def serve() -> None:
         timeout_keep_alive=_KEEP_ALIVE_SECONDS,
         http=_HTTP_PROTOCOL,
     )
+
+
+def clear_metrics_files(directory: Path) -> int:
+    """Delete the metrics files of earlier gateway processes from ``directory``.
+
+    prometheus-client adds up the files of every process that ever wrote to the directory, so
+    without this a restarted gateway would report the counters of its previous run. Only
+    prometheus-client's own file names are deleted. Returns how many files were deleted.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    deleted = 0
+    for path in directory.iterdir():
+        if _METRICS_FILE.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
 
 
 def main() -> None:
