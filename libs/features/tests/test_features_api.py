@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import evidence_features
@@ -137,6 +137,78 @@ def test_as_of_latest_evidence_fallback() -> None:
     vector = extract_features(None, rx)
     assert date(2023, 2, 1) == vector.as_of
     assert vector.as_dict()["RX_DAYS_SINCE_LAST_FILL"] == 0.0
+
+
+def _rx_report(report_date: str | None, *fill_dates: str) -> bytes:
+    head = f"<ReportDate>{report_date}</ReportDate>" if report_date else ""
+    fills = "".join(
+        f"<DrugFill><FillDate>{day}</FillDate><DrugGenericName>LISINOPRIL</DrugGenericName>"
+        "<DaysSupply>30</DaysSupply></DrugFill>"
+        for day in fill_dates
+    )
+    return f"<IntelRXResponse>{head}{fills}</IntelRXResponse>".encode()
+
+
+def _mib_report(trans_exe_date: str) -> bytes:
+    return (
+        "<TXLife><TXLifeResponse><TransExeDate>"
+        f"{trans_exe_date}</TransExeDate></TXLifeResponse></TXLife>"
+    ).encode()
+
+
+@pytest.mark.parametrize("report_date", ["9999-12-31", "2090-01-01", "2199-06-30"])
+def test_as_of_skips_future_report_date(report_date: str) -> None:
+    """A report date after tomorrow is not the as-of date, and it raises a warning."""
+    vector = extract_features(None, _rx_report(report_date, "2024-03-01", "2023-06-10"))
+    features = vector.as_dict()
+
+    assert date(2024, 3, 1) == vector.as_of
+    assert FeatureWarning("future_document_date", "RX", 1) in vector.warnings
+    assert 2.0 == features["RX_FILLS_LAST_12M"]
+    assert 0.0 == features["RX_DAYS_SINCE_LAST_FILL"]
+    assert 0.0 == features["META_FUTURE_DATED_RECORDS"]
+
+
+def test_as_of_future_mib_date_keeps_rx_date() -> None:
+    """A wrong MIB date does not move the Rx windows: the Rx report date is used."""
+    rx = _rx_report("2024-03-16", "2024-03-01")
+    vector = extract_features(_mib_report("2099-01-01"), rx)
+
+    assert date(2024, 3, 16) == vector.as_of
+    assert FeatureWarning("future_document_date", "MIB", 1) in vector.warnings
+    assert 1.0 == vector.as_dict()["RX_FILLS_LAST_12M"]
+
+
+def test_as_of_tomorrow_still_used() -> None:
+    """A report date of tomorrow in UTC, a time-zone shift, is still the as-of date."""
+    tomorrow = date.fromordinal(datetime.now(UTC).date().toordinal() + 1)
+    vector = extract_features(None, _rx_report(tomorrow.isoformat(), "2024-03-01"))
+
+    assert tomorrow == vector.as_of
+    assert all(warning.kind != "future_document_date" for warning in vector.warnings)
+
+
+def test_as_of_skips_future_fill_date() -> None:
+    """Without report dates, a fill dated in a later century is future-dated, not the as-of date."""
+    vector = extract_features(None, _rx_report(None, "2024-03-01", "2124-03-01"))
+    features = vector.as_dict()
+
+    assert date(2024, 3, 1) == vector.as_of
+    assert 1.0 == features["META_FUTURE_DATED_RECORDS"]
+    assert 2.0 == features["RX_TOTAL_FILLS"]
+    assert 1.0 == features["RX_FILLS_LAST_12M"]
+    assert FeatureWarning("future_dated", "RX", 1) in vector.warnings
+
+
+def test_as_of_only_future_dates_is_today() -> None:
+    """When every date is in a later century, today in UTC is the as-of date."""
+    before = datetime.now(UTC).date()
+    vector = extract_features(None, _rx_report("2150-01-01", "2150-01-01"))
+    after = datetime.now(UTC).date()
+
+    assert before <= vector.as_of <= after
+    assert 1.0 == vector.as_dict()["META_FUTURE_DATED_RECORDS"]
+    assert FeatureWarning("future_document_date", "RX", 1) in vector.warnings
 
 
 def test_code_map_object_and_path(tmp_path: Path) -> None:

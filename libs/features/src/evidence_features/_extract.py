@@ -59,25 +59,44 @@ def _as_ordinal(as_of: object) -> int | None:
     raise TypeError(msg)
 
 
-def _latest_evidence(mib: MibReport | None, rx: RxReport | None) -> int | None:
+def _latest_evidence(mib: MibReport | None, rx: RxReport | None, latest_allowed: int) -> int | None:
     days = [record.date for record in (mib.records if mib else ()) if record.date]
     days += [fill.date for fill in (rx.fills if rx else ()) if fill.date]
-    return max(days) if days else None
+    plausible = [day for day in days if day <= latest_allowed]
+    return max(plausible) if plausible else None
 
 
-def _resolve_as_of(explicit: int | None, mib: MibReport | None, rx: RxReport | None) -> int:
+def _resolve_as_of(
+    explicit: int | None,
+    mib: MibReport | None,
+    rx: RxReport | None,
+    warnings: _WarningCounts,
+) -> int:
     # Explicit argument, then the document dates, then the latest evidence date, then today.
     if explicit is not None:
         return explicit
-    document_dates = [
-        report.document_date for report in (mib, rx) if report and report.document_date
-    ]
+    # A date after tomorrow in UTC is taken for a typo (a wrong year or century). As the as-of
+    # date it would move every record out of the look-back windows. One day of slack covers
+    # time zones ahead of UTC. Such a document date raises a warning, and such a record is
+    # future-dated.
+    # NOTE: so a document dated a few days ahead gets another as-of date once that day has
+    # passed. Callers that need the same vector on every run, as training does, pass as_of.
+    today = datetime.now(UTC).date().toordinal()
+    latest_allowed = today + 1
+    document_dates: list[int] = []
+    for document, report in (("MIB", mib), ("RX", rx)):
+        if report is None or not report.document_date:
+            continue
+        if report.document_date > latest_allowed:
+            warnings[("future_document_date", document)] = 1  # type: ignore[index]
+        else:
+            document_dates.append(report.document_date)
     if document_dates:
         return max(document_dates)
-    latest = _latest_evidence(mib, rx)
+    latest = _latest_evidence(mib, rx, latest_allowed)
     if latest is not None:
         return latest
-    return datetime.now(UTC).date().toordinal()
+    return today
 
 
 # Root elements that identify one report type beyond doubt. `Response` is left out because the
@@ -155,7 +174,7 @@ def _compute_row(
     for report, document in ((mib, "MIB"), (rx, "RX")):
         if report is not None and not report.recognised:
             warnings[("unrecognized_document", document)] = 1  # type: ignore[index]
-    day = _resolve_as_of(as_of, mib, rx)
+    day = _resolve_as_of(as_of, mib, rx, warnings)
 
     values = list(_DEFAULTS)
     future = unparseable = 0

@@ -18,6 +18,7 @@ WARNING_KINDS = (
     "empty_record",
     "encoding_recovered",
     "future_dated",
+    "future_document_date",
     "implausible_value",
     "missing_document",
     "parse_error",
@@ -36,7 +37,8 @@ class FeatureWarning:
     Kinds (see `WARNING_KINDS`): `missing_document` (None was passed), `empty_document` (blank
     input, a bare XML declaration or an empty root such as `<r/>`), `unrecognized_document`
     (content, but no known report element), `encoding_recovered` (bytes re-read as
-    ISO-8859-1), `undated_record`, `unparseable_date`, `future_dated`, `unknown_drug`,
+    ISO-8859-1), `undated_record`, `unparseable_date`, `future_dated`, `future_document_date`
+    (a document date after tomorrow in UTC, not used as the as-of date), `unknown_drug`,
     `implausible_value` (a numeric field that is not a readable number or lies outside its
     plausible range, read as missing), `empty_record` (a fill or MIB record element without
     any data, not counted as a record) and, in lenient batch mode only, `parse_error`.

@@ -42,7 +42,9 @@ _CONVENTIONS = """\
   infinite: every column has the default shown, used when its document is missing or empty.
 - **As-of date.** The first available of: the `as_of` argument; the latest document date (MIB
   `TransExeDate`, Rx `ReportDate` or `OrderDate`); the latest evidence date in either document;
-  today in UTC. Training passes `as_of` for point-in-time correctness.
+  today in UTC. Training passes `as_of` for point-in-time correctness. A document or evidence
+  date after tomorrow in UTC is taken for a typo and never becomes the as-of date: such a
+  document date raises the `future_document_date` warning, and such a record is future-dated.
 - **Windows** count back from the as-of date: 6M = 183, 12M = 365, 24M = 730, 60M = 1826 days,
   with the as-of day included. A date up to one day after the as-of date counts as the as-of
   date (time-zone shifts); later dates are future-dated: counted in
