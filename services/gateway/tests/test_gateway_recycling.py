@@ -10,6 +10,8 @@ import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 import pytest
+import structlog
+from evidence_gateway import recycling
 from evidence_gateway.logs import configure_logging
 from evidence_gateway.recycling import RecyclingExecutor
 from prometheus_client import REGISTRY
@@ -211,9 +213,15 @@ def test_replace_broken_once() -> None:
     assert _recycles("test", "broken") == before + 1
 
 
-def test_recycle_log_keeps_fields(capsys: pytest.CaptureFixture[str]) -> None:
+def test_recycle_log_keeps_fields(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The gateway's log filter keeps the pool name and byte count of a recycle line."""
     configure_logging("json", "info")
+    # Another package's configure_logging caches each logger on first use. Under pytest-xdist
+    # such a test can run first in this process and cache the module's logger with its own
+    # level, which then drops this info line. A new proxy takes the set-up above.
+    monkeypatch.setattr(recycling, "_log", structlog.get_logger("evidence_gateway.recycling"))
     executor = RecyclingExecutor("test", lambda: ThreadPoolExecutor(max_workers=1), 10)
     try:
         executor.submit(25, lambda: None).result()
