@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -39,8 +40,8 @@ def _two_worker_gateway(model_server_url: str, tmp_path: Path) -> tuple[ServerPr
     )
 
 
-def _predict(url: str, count: int) -> None:
-    for index in range(count):
+def _predict(url: str, count: int, first: int = 0) -> None:
+    for index in range(first, first + count):
         # A new connection per request lets the kernel hand requests to either worker.
         response = httpx.post(
             f"{url}/v1/predict",
@@ -51,21 +52,29 @@ def _predict(url: str, count: int) -> None:
 
 
 def test_metrics_sum_over_two_workers(model_server_url: str, tmp_path: Path) -> None:
-    """Ten predictions spread over two workers read as 10 on every scrape."""
+    """Predictions spread over two workers read as their total on every scrape."""
     metrics_dir = tmp_path / "prometheus"
     gateway, url = _two_worker_gateway(model_server_url, tmp_path)
     try:
-        _predict(url, 10)
+        # The gateway counts as ready once one worker answers. The other may still be starting,
+        # or the kernel may hand a whole batch to one worker, so batches go on until both have
+        # written metrics, for at most the 60 s that ServerProcess gives a start.
+        deadline = time.monotonic() + 60.0
+        sent = 0
+        worker_files: set[str] = set()
+        while time.monotonic() < deadline and len(worker_files) < 2:
+            _predict(url, 10, first=sent)
+            sent += 10
+            worker_files = {path.name.split("_")[-1] for path in metrics_dir.glob("*.db")}
         scrapes = [
             _predictions_total(httpx.get(f"{url}/metrics", headers={"connection": "close"}).text)
             for _ in range(6)
         ]
-        worker_files = {path.name.split("_")[-1] for path in metrics_dir.glob("*.db")}
     finally:
         gateway.stop()
 
-    assert scrapes == [10.0] * 6
     assert len(worker_files) >= 2
+    assert scrapes == [float(sent)] * 6
 
 
 _WORKER = (
