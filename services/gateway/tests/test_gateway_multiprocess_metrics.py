@@ -30,7 +30,7 @@ def _predictions_total(text: str) -> float:
 def _two_worker_gateway(model_server_url: str, tmp_path: Path) -> tuple[ServerProcess, str]:
     """Start a real gateway with two workers sharing ``tmp_path/prometheus``."""
     metrics_dir = tmp_path / "prometheus"
-    metrics_dir.mkdir()
+    metrics_dir.mkdir(exist_ok=True)
     return start_gateway(
         tmp_path,
         model_server_url,
@@ -56,9 +56,9 @@ def test_metrics_sum_over_two_workers(model_server_url: str, tmp_path: Path) -> 
     metrics_dir = tmp_path / "prometheus"
     gateway, url = _two_worker_gateway(model_server_url, tmp_path)
     try:
-        # The gateway counts as ready once one worker answers. The other may still be starting,
-        # or the kernel may hand a whole batch to one worker, so batches go on until both have
-        # written metrics, for at most the 60 s that ServerProcess gives a start.
+        # The gateway is ready once one worker responds. The other may still be starting, or the
+        # kernel may hand a whole batch to one worker. So batches continue until both workers
+        # have written metrics, for at most the 60 s that ServerProcess allows a start.
         deadline = time.monotonic() + 60.0
         sent = 0
         worker_files: set[str] = set()
@@ -177,13 +177,7 @@ def test_restart_starts_counters_at_zero(model_server_url: str, tmp_path: Path) 
         gateway.stop()
     (metrics_dir / "notes.txt").write_text("kept", encoding="utf-8")
 
-    gateway, url = start_gateway(
-        tmp_path,
-        model_server_url,
-        tmp_path / "no-model",
-        GATEWAY_WORKERS="2",
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-    )
+    gateway, url = _two_worker_gateway(model_server_url, tmp_path)
     try:
         after_restart = _predictions_total(httpx.get(f"{url}/metrics").text)
         _predict(url, 1)

@@ -48,7 +48,7 @@ def serve() -> None:
     docs/gateway.md, such as GATEWAY_HOST, GATEWAY_PORT, GATEWAY_WORKERS and
     GATEWAY_API_TOKEN. Each worker builds its own app from them. With several
     workers, set PROMETHEUS_MULTIPROC_DIR to a folder that only this gateway
-    uses, so that /metrics covers all of them; the metrics files of earlier
+    uses, so that /metrics covers all of them. The metrics files of earlier
     runs are deleted from it at start. Exits with status 2, before binding the
     port, when a setting is invalid.
     """
