@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 from evidence_features import extract_features
 from evidence_synthetic import generate_pairs, generate_rx_report

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
 from evidence_gateway.testing import ServerProcess, free_port, script_path
 from evidence_persistence import PredictionRecord

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 from evidence_persistence import PredictionQueue
 from reliability_kit import (

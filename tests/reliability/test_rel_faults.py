@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 from evidence_persistence import PredictionQueue
 from reliability_kit import (

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 from evidence_gateway.testing import free_port, script_path
 

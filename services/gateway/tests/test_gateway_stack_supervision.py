@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 from evidence_gateway.stack.layout import StackLayout
 from evidence_gateway.stack.ports import StackPort, check_ports_free, check_ports_owned

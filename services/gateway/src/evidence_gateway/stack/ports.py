@@ -7,7 +7,7 @@ import socket
 from collections.abc import Collection
 from dataclasses import dataclass
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from evidence_gateway.stack.processes import StackError
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 from honcho.environ import parse_procfile
 
 from evidence_gateway.stack import orphan_guard
