@@ -26,6 +26,7 @@ from evidence_features._vector import FeatureVector
 from evidence_features._xml import _new_parser, parse_document
 from evidence_features.errors import DocumentKind
 from lxml import etree
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from .conftest import AS_OF, make_rx
 
@@ -186,7 +187,7 @@ MAX_RATIO_TO_RAW_PARSE = 8.0
 TARGET_RATIO_TO_RAW_PARSE = 2.0
 
 
-def test_bench_typical_pair(benchmark, typical_pair: tuple[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
+def test_bench_typical_pair(benchmark: BenchmarkFixture, typical_pair: tuple[bytes, bytes]) -> None:
     """Extracting a typical pair stays within a fixed multiple of parsing it with lxml."""
     mib, rx = typical_pair
     parser = _new_parser()
@@ -331,7 +332,7 @@ def _one_fill(field: str, text: str) -> str:
 
 # Field texts that made a pattern rescan a run from every position in it, or read one number
 # after another. Each repeats a unit, so its cost should grow with the repeat count.
-PATHOLOGICAL_FIELDS = {
+PATHOLOGICAL_FIELDS: dict[str, tuple[str, Callable[[int], str]]] = {
     "spaces inside a drug name": ("DrugGenericName", lambda n: "A" + " " * n + "B"),
     "parentheses inside a drug name": ("DrugGenericName", lambda n: "A" + "(" * n + "B"),
     "spaced words inside a drug name": ("DrugGenericName", lambda n: "A " * n),

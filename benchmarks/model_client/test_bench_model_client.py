@@ -213,6 +213,7 @@ def test_bench_server_rows_per_second(
             response.raise_for_status()
 
         benchmark.pedantic(call, rounds=200 if batch == 1 else 60, warmup_rounds=10)
+    assert benchmark.stats is not None, "pytest-benchmark recorded no stats"
     rows_per_second = batch / benchmark.stats.stats.median
     benchmark.extra_info["rows_per_second_at_median"] = round(rows_per_second)
     benchmark.extra_info["rows_per_second_at_min"] = round(batch / benchmark.stats.stats.min)
@@ -411,6 +412,7 @@ def test_bench_fallback_circuit_open_one_row(
     )
     loop.run_until_complete(scorer.aclose())
     assert scores[0].fallback_reason == "circuit_open"
+    assert benchmark.stats is not None, "pytest-benchmark recorded no stats"
     median_ms = benchmark.stats.stats.median * 1000
     benchmark.extra_info["median_ms"] = round(median_ms, 4)
     assert median_ms < 1.0

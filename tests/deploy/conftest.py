@@ -46,7 +46,7 @@ def render_snow_template(text: str, env: dict[str, str]) -> str:
     return SNOW_VARIABLE.sub(lambda match: env[match.group(1)], text)
 
 
-def split_statements(sql: str) -> list[exp.Expression]:
+def split_statements(sql: str) -> list[exp.Expr]:
     """Parse a rendered script with sqlglot's Snowflake dialect, dropping comment-only pieces."""
     return [
         statement
@@ -55,7 +55,7 @@ def split_statements(sql: str) -> list[exp.Expression]:
     ]
 
 
-def statement_text(statement: exp.Expression) -> str:
+def statement_text(statement: exp.Expr) -> str:
     """Return the SQL of a statement on one line, without comments, for pattern checks."""
     text = statement.sql(dialect="snowflake", comments=False)
     return " ".join(text.split())

@@ -32,7 +32,8 @@ def _properties(function: exp.Create) -> dict[str, str]:
 def _returns(function: exp.Create) -> str:
     returns = function.find(exp.ReturnsProperty)
     assert returns is not None
-    return returns.this.sql(dialect="snowflake")
+    sql: str = returns.this.sql(dialect="snowflake")
+    return sql
 
 
 def test_functions_defined(functions: dict[str, exp.Create], snow_env: dict[str, str]) -> None:

@@ -88,7 +88,7 @@ class LocalContainers:
             return str(self.root / value.removeprefix(_VOLUME).lstrip("/"))
         if key.endswith("_URL"):
             parts = urlsplit(value)
-            if parts.hostname in self.compose["services"]:
+            if parts.hostname is not None and parts.hostname in self.compose["services"]:
                 port = self.port(parts.hostname, str(parts.port))
                 return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
         return value
@@ -155,7 +155,7 @@ def containers(tmp_path: Path, support: ModuleType) -> Iterator[LocalContainers]
 
 def test_remap_moves_addresses_ports_and_paths(tmp_path: Path, support: ModuleType) -> None:
     """Bind addresses, ports, volume paths and service URLs all move to local equivalents."""
-    compose = {"services": {"risk-model-svc": {}, "gateway": {}}}
+    compose: dict[str, Any] = {"services": {"risk-model-svc": {}, "gateway": {}}}
     group = LocalContainers(compose, tmp_path)
 
     assert group.remap("gateway", "GATEWAY_HOST", "0.0.0.0") == "127.0.0.1"  # noqa: S104

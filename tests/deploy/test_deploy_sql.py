@@ -230,7 +230,8 @@ def test_sql_files_set_their_role(rendered_sql: dict[str, str], support: ModuleT
         first = support.split_statements(text)[0]
 
         assert isinstance(first, exp.Use), name
-        assert (first.args.get("kind").this if first.args.get("kind") else "") == "ROLE", name
+        kind = first.args.get("kind")
+        assert (kind.this if kind else "") == "ROLE", name
 
 
 def test_sql_account_step_only_uses_accountadmin(

@@ -128,7 +128,7 @@ def test_security_local_mode_allows_no_token(monkeypatch: pytest.MonkeyPatch) ->
     settings = Settings()
 
     assert settings.api_token is None
-    assert settings.local_mode is True  # type: ignore[attr-defined]
+    assert settings.local_mode is True
 
 
 def _stored_rows(store: Path, policies: list[str], timeout: float = 30.0) -> list[tuple[str, str]]:

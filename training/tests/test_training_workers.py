@@ -79,4 +79,4 @@ def test_package_lazy_names_resolve() -> None:
     for name in evidence_training.__all__:
         assert getattr(evidence_training, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
-        _ = evidence_training.missing  # type: ignore[attr-defined]
+        _ = evidence_training.missing

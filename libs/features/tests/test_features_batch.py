@@ -46,7 +46,8 @@ def _single_or_lenient(mib: bytes, rx: bytes, as_of: date) -> np.ndarray:
         return extract_features(mib, rx, as_of=as_of).values
     except (MalformedDocumentError, HostileDocumentError):
         # Generated edge cases include broken documents; the lenient row is the reference then.
-        return extract_batch([(mib, rx)], as_of=as_of, lenient=True)[0]
+        row: np.ndarray = extract_batch([(mib, rx)], as_of=as_of, lenient=True)[0]
+        return row
 
 
 def test_batch_frame_columns_and_dtype() -> None:

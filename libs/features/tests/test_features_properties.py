@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, timedelta
+from random import Random
 
 import numpy as np
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC, DocumentError, extract_features
@@ -53,19 +54,20 @@ records = st.builds(
 def _vector(mib_records: list[MibRecordSpec], rx_fills: list[FillSpec]) -> list[float]:
     mib = acord_mib(mib_records) if mib_records else None
     rx = intelrx(rx_fills, eligibility=[("2020-01-01", "2024-01-01")])
-    return extract_features(mib, rx, as_of=AS_OF).values.tolist()
+    values: list[float] = extract_features(mib, rx, as_of=AS_OF).values.tolist()
+    return values
 
 
 @_SETTINGS
 @given(st.lists(records, max_size=6), st.lists(fills, max_size=12), st.randoms())
 def test_record_order_does_not_change_vector(
-    mib_records: list[MibRecordSpec], rx_fills: list[FillSpec], random: object
+    mib_records: list[MibRecordSpec], rx_fills: list[FillSpec], random: Random
 ) -> None:
     """Shuffling MIB records and Rx fills leaves every feature unchanged."""
     shuffled_records = list(mib_records)
     shuffled_fills = list(rx_fills)
-    random.shuffle(shuffled_records)  # type: ignore[attr-defined]
-    random.shuffle(shuffled_fills)  # type: ignore[attr-defined]
+    random.shuffle(shuffled_records)
+    random.shuffle(shuffled_fills)
     assert _vector(mib_records, rx_fills) == _vector(shuffled_records, shuffled_fills)
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import evidence_synthetic.cli as cli_module
 import pytest
-from click.testing import Result
 from evidence_synthetic import generate_pairs
 from evidence_synthetic.cli import app
 from lxml import etree
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 
 def test_cli_writes_pairs_and_labels(tmp_path: Path) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import evidence_synthetic.cli as cli_module
 import pytest
-from click.testing import Result
 from evidence_synthetic import generate_pairs, write_pairs, write_samples
 from evidence_synthetic.cli import app
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 VICTIM_TEXT = "precious"
 

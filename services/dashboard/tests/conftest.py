@@ -7,6 +7,7 @@ compare what the dashboard shows with figures computed from ``StoreFixture.recor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -157,19 +158,12 @@ def filled_store(tmp_path_factory: pytest.TempPathFactory) -> StoreFixture:
     waiting = make_records(now, np.random.default_rng(8))[:QUEUED_COUNT]
     queue = PredictionQueue(queue_path, max_depth=10_000)
     queue.append_many(
-        [
-            PredictionRecord(**{**_as_kwargs(r), "prediction_id": f"waiting-{i}"})
-            for i, r in enumerate(waiting)
-        ]
+        [dataclasses.replace(r, prediction_id=f"waiting-{i}") for i, r in enumerate(waiting)]
     )
     queue.close()
     artifact_dir = root / "model"
     write_artifact(artifact_dir, rng)
     return StoreFixture(store_path, queue_path, artifact_dir, tuple(records), now)
-
-
-def _as_kwargs(record: PredictionRecord) -> dict[str, object]:
-    return {name: getattr(record, name) for name in PredictionRecord.__dataclass_fields__}
 
 
 @pytest.fixture

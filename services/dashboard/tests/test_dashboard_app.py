@@ -10,7 +10,7 @@ import math
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ import pytest
 from evidence_dashboard.config import get_settings
 from evidence_persistence.ddl import render_ddl
 from streamlit.testing.v1 import AppTest
+
+if TYPE_CHECKING:
+    from .conftest import StoreFixture
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +79,7 @@ def chart_with_fields(at: AppTest, *fields: str) -> pd.DataFrame:
     raise AssertionError(f"no chart with columns {fields!r}")
 
 
-def test_page_renders_every_panel(dashboard_env, app_path) -> None:
+def test_page_renders_every_panel(dashboard_env: StoreFixture, app_path: Path) -> None:
     """With a filled store every section renders its charts and no exception is raised."""
     at = run_app(app_path)
 
@@ -98,7 +101,7 @@ def test_page_renders_every_panel(dashboard_env, app_path) -> None:
         assert len(data) > 0, f"chart without data: {spec.get('mark') or spec.get('layer')}"
 
 
-def test_service_state_matches_queue_and_store(dashboard_env, app_path) -> None:
+def test_service_state_matches_queue_and_store(dashboard_env: StoreFixture, app_path: Path) -> None:
     """Queue depth, dead letters and stored rows match what the fixture left behind."""
     at = run_app(app_path)
     connection = sqlite3.connect(dashboard_env.store_path)
@@ -113,7 +116,7 @@ def test_service_state_matches_queue_and_store(dashboard_env, app_path) -> None:
     assert metric_value(at, "Dead letters") == "1"
 
 
-def test_unreachable_gateway_shows_message(dashboard_env, app_path) -> None:
+def test_unreachable_gateway_shows_message(dashboard_env: StoreFixture, app_path: Path) -> None:
     """A gateway address with nothing listening is reported as unreachable, not as a crash."""
     at = run_app(app_path)
 
@@ -121,7 +124,7 @@ def test_unreachable_gateway_shows_message(dashboard_env, app_path) -> None:
     assert any("Gateway unreachable at http://127.0.0.1:" in e.value for e in at.error)
 
 
-def test_latency_percentiles_match_records(dashboard_env, app_path) -> None:
+def test_latency_percentiles_match_records(dashboard_env: StoreFixture, app_path: Path) -> None:
     """p50/p95/p99 per source equal numpy's percentiles of the records' inference_ms."""
     at = run_app(app_path)
     table = dataframe_with(at, "p95").set_index("source")
@@ -136,7 +139,7 @@ def test_latency_percentiles_match_records(dashboard_env, app_path) -> None:
     assert np.percentile(all_values, 99) == pytest.approx(table.loc["ALL", "p99"])
 
 
-def test_last_hour_window_excludes_older_rows(dashboard_env, app_path) -> None:
+def test_last_hour_window_excludes_older_rows(dashboard_env: StoreFixture, app_path: Path) -> None:
     """The one-hour window counts only records created in the last hour."""
     at = run_app(app_path, window="Last hour")
     table = dataframe_with(at, "p95").set_index("source")
@@ -147,7 +150,7 @@ def test_last_hour_window_excludes_older_rows(dashboard_env, app_path) -> None:
     assert len([r for r in recent if r.source == "SQL"]) == table.loc["SQL", "predictions"]
 
 
-def test_model_panel_matches_records(dashboard_env, app_path) -> None:
+def test_model_panel_matches_records(dashboard_env: StoreFixture, app_path: Path) -> None:
     """Fallback share, version counts and mean score match the records."""
     at = run_app(app_path)
     records = dashboard_env.records
@@ -167,7 +170,7 @@ def test_model_panel_matches_records(dashboard_env, app_path) -> None:
         assert sum(r.risk_level == level for r in records) == levels[level]
 
 
-def test_drift_ranks_shifted_feature_first(dashboard_env, app_path) -> None:
+def test_drift_ranks_shifted_feature_first(dashboard_env: StoreFixture, app_path: Path) -> None:
     """The feature moved outside its training range ranks first with the hand-computed PSI."""
     at = run_app(app_path)
     drift = dataframe_with(at, "psi")
@@ -187,7 +190,7 @@ def test_drift_ranks_shifted_feature_first(dashboard_env, app_path) -> None:
     assert len(dashboard_env.records) == drift.loc[0, "rows"]
 
 
-def test_warnings_chart_counts_kinds(dashboard_env, app_path) -> None:
+def test_warnings_chart_counts_kinds(dashboard_env: StoreFixture, app_path: Path) -> None:
     """The warnings chart counts each kind once per prediction, as the records carry them."""
     at = run_app(app_path)
     data = chart_with_fields(at, "kind", "predictions")
@@ -198,7 +201,7 @@ def test_warnings_chart_counts_kinds(dashboard_env, app_path) -> None:
     assert sum("undated_record" in r.warnings for r in records) == counted["undated_record"]
 
 
-def test_lookup_finds_known_policy(dashboard_env, app_path) -> None:
+def test_lookup_finds_known_policy(dashboard_env: StoreFixture, app_path: Path) -> None:
     """Looking up a policy scored three times lists its three predictions and its features."""
     at = run_app(app_path)
     at.text_input(key="lookup_policy").input("P-DASH-0007").run()
@@ -214,7 +217,7 @@ def test_lookup_finds_known_policy(dashboard_env, app_path) -> None:
     assert expected[0].features[1] == pytest.approx(features.loc["MIB_HIT_COUNT", "value"])
 
 
-def test_lookup_unknown_policy_says_so(dashboard_env, app_path) -> None:
+def test_lookup_unknown_policy_says_so(dashboard_env: StoreFixture, app_path: Path) -> None:
     """An unknown policy number gets a plain 'nothing stored' message."""
     at = run_app(app_path)
     at.text_input(key="lookup_policy").input("P-NOT-THERE").run()
@@ -224,7 +227,9 @@ def test_lookup_unknown_policy_says_so(dashboard_env, app_path) -> None:
     )
 
 
-def test_empty_store_says_no_predictions(monkeypatch, tmp_path, app_path, unused_port) -> None:
+def test_empty_store_says_no_predictions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, app_path: Path, unused_port: int
+) -> None:
     """A store with the tables but no rows shows the 'no predictions yet' message."""
     store_path = tmp_path / "store.sqlite3"
     connection = sqlite3.connect(store_path)
@@ -249,7 +254,9 @@ def test_empty_store_says_no_predictions(monkeypatch, tmp_path, app_path, unused
     assert chart_specs(at) == []
 
 
-def test_missing_store_file_names_the_path(monkeypatch, tmp_path, app_path, unused_port) -> None:
+def test_missing_store_file_names_the_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, app_path: Path, unused_port: int
+) -> None:
     """A store path that does not exist is reported with the path and the setting to change."""
     monkeypatch.setenv("DASHBOARD_STORE_PATH", str(tmp_path / "absent.sqlite3"))
     monkeypatch.setenv("DASHBOARD_QUEUE_PATH", str(tmp_path / "absent-queue.sqlite3"))

@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from .conftest import StoreFixture
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEPLOY_DIR = REPO_ROOT / "deploy" / "streamlit"
@@ -35,7 +39,7 @@ def load_bundle_module() -> ModuleType:
 
 
 @pytest.fixture
-def bundle_dir(tmp_path: Path, filled_store) -> Path:
+def bundle_dir(tmp_path: Path, filled_store: StoreFixture) -> Path:
     """A copy of the app folder with the bundle written into it."""
     for name in ("streamlit_app.py", "environment.yml"):
         (tmp_path / name).write_bytes((DEPLOY_DIR / name).read_bytes())

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from evidence_dashboard.config import get_settings
@@ -19,6 +20,9 @@ from evidence_dashboard.errors import StoreUnavailableError
 from evidence_dashboard.store import schema
 from evidence_dashboard.store.sqlite import SqliteStore
 from streamlit.testing.v1 import AppTest
+
+if TYPE_CHECKING:
+    from .conftest import StoreFixture
 
 FEATURES = schema.sqlite_table(schema.FEATURES_TABLE)
 PREDICTIONS = schema.sqlite_table(schema.PREDICTIONS_TABLE)
@@ -69,7 +73,7 @@ def assert_clean_store_error(error: StoreUnavailableError, path: Path) -> None:
     ids=["features", "predictions", "both"],
 )
 def test_lookup_corrupt_tables_raise_store_error(
-    filled_store, tmp_path: Path, tables: tuple[str, ...]
+    filled_store: StoreFixture, tmp_path: Path, tables: tuple[str, ...]
 ) -> None:
     """A damaged features table, predictions table or both give SQLite's message, not SQL."""
     path = corrupt_copy(filled_store.store_path, tmp_path / "store.sqlite3", tables)
@@ -91,7 +95,9 @@ PANEL_QUERIES: dict[str, Callable[[SqliteStore], object]] = {
 
 
 @pytest.mark.parametrize("query", list(PANEL_QUERIES), ids=list(PANEL_QUERIES))
-def test_panel_queries_match_count_error(filled_store, tmp_path: Path, query: str) -> None:
+def test_panel_queries_match_count_error(
+    filled_store: StoreFixture, tmp_path: Path, query: str
+) -> None:
     """Every panel query on a damaged store raises the message that count_predictions raises."""
     path = corrupt_copy(
         filled_store.store_path, tmp_path / "store.sqlite3", (FEATURES, PREDICTIONS)
@@ -109,7 +115,11 @@ def test_panel_queries_match_count_error(filled_store, tmp_path: Path, query: st
 
 @pytest.mark.slow
 def test_page_lookup_shows_monitor_error(
-    monkeypatch, filled_store, tmp_path: Path, app_path: Path, unused_port: int
+    monkeypatch: pytest.MonkeyPatch,
+    filled_store: StoreFixture,
+    tmp_path: Path,
+    app_path: Path,
+    unused_port: int,
 ) -> None:
     """On the page, the lookup tab shows the Monitor tab's store error and no SQL text."""
     path = corrupt_copy(

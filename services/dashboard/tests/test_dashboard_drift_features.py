@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from evidence_persistence import PredictionRecord
 from evidence_persistence.sinks.sqlite import SqliteSink
 
+if TYPE_CHECKING:
+    from .conftest import StoreFixture
+
 REPO = Path(__file__).resolve().parents[3]
 PREDICTIONS = "ML_MODELS__MODEL_PREDICTIONS"
 FIRST = FEATURE_NAMES[0]
@@ -40,7 +43,7 @@ def _record(index: int, policy: str, first_value: float, created_at: datetime) -
     return PredictionRecord(
         prediction_id=f"drift-{index}",
         policy_number=policy,
-        features=features,
+        features=tuple(features),
         feature_spec_version=FEATURE_SPEC_VERSION,
         risk_score=0.5,
         risk_level="MEDIUM",
@@ -67,7 +70,7 @@ def _copy_store(source: Path, directory: Path) -> Path:
     return target
 
 
-def _window_records(filled_store: Any, since: datetime | None) -> list[PredictionRecord]:
+def _window_records(filled_store: StoreFixture, since: datetime | None) -> list[PredictionRecord]:
     """Return the fixture's records in the window, newest first, as the store orders them."""
     records = [r for r in filled_store.records if since is None or r.created_at >= since]
     return sorted(records, key=lambda r: r.created_at, reverse=True)
@@ -105,7 +108,7 @@ def test_parse_feature_objects_empty() -> None:
 # SQLite store
 
 
-def test_sqlite_drift_features_one_row_per_prediction(filled_store) -> None:
+def test_sqlite_drift_features_one_row_per_prediction(filled_store: StoreFixture) -> None:
     """The last hour gives every prediction's vector, bit for bit, newest first."""
     store = SqliteStore(filled_store.store_path, max_rows=200_000)
     since = filled_store.now - timedelta(hours=1)
@@ -126,7 +129,7 @@ def test_sqlite_drift_features_one_row_per_prediction(filled_store) -> None:
     assert policies < len(expected)
 
 
-def test_sqlite_drift_features_row_cap(filled_store) -> None:
+def test_sqlite_drift_features_row_cap(filled_store: StoreFixture) -> None:
     """A cap returns the newest vectors and sets truncated."""
     store = SqliteStore(filled_store.store_path, max_rows=200_000)
     newest = _window_records(filled_store, None)[:10]
@@ -139,7 +142,9 @@ def test_sqlite_drift_features_row_cap(filled_store) -> None:
     )
 
 
-def test_sqlite_drift_features_skips_null_and_junk(filled_store, tmp_path: Path) -> None:
+def test_sqlite_drift_features_skips_null_and_junk(
+    filled_store: StoreFixture, tmp_path: Path
+) -> None:
     """A NULL FEATURES row is left out; a value that is not JSON is left out and counted."""
     path = _copy_store(filled_store.store_path, tmp_path)
     connection = sqlite3.connect(path)
@@ -158,7 +163,9 @@ def test_sqlite_drift_features_skips_null_and_junk(filled_store, tmp_path: Path)
     assert len(filled_store.records) - 2 == len(sample.result.frame)
 
 
-def test_sqlite_drift_features_fallback_without_column(filled_store, tmp_path: Path) -> None:
+def test_sqlite_drift_features_fallback_without_column(
+    filled_store: StoreFixture, tmp_path: Path
+) -> None:
     """Without a FEATURES column the sample is ONLINE_FEATURES, one row per policy."""
     path = _copy_store(filled_store.store_path, tmp_path)
     _drop_features_column(path)
@@ -238,7 +245,9 @@ def _load(session: Session, store_path: Path, sqlite_name: str, qualified: str) 
 
 
 @pytest.fixture(scope="module")
-def drift_session(filled_store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+def drift_session(
+    filled_store: StoreFixture, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Session]:
     """A local session with the store's tables in DRIFT_DB, and without FEATURES in OLD_DB."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -261,7 +270,7 @@ def drift_session(filled_store, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.mark.filterwarnings("ignore::pandas.errors.PerformanceWarning")
 @pytest.mark.parametrize("hours", [None, 1])
 def test_snowflake_drift_features_match_sqlite(
-    filled_store, drift_session: Session, hours: int | None
+    filled_store: StoreFixture, drift_session: Session, hours: int | None
 ) -> None:
     """Fields extracted from the VARIANT equal the SQLite store's parsed JSON, row for row."""
     since = None if hours is None else filled_store.now - timedelta(hours=hours)
@@ -281,7 +290,9 @@ def test_snowflake_drift_features_match_sqlite(
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pandas.errors.PerformanceWarning")
-def test_snowflake_drift_features_fallback(filled_store, drift_session: Session) -> None:
+def test_snowflake_drift_features_fallback(
+    filled_store: StoreFixture, drift_session: Session
+) -> None:
     """Without a FEATURES column the Snowflake store reads ONLINE_FEATURES."""
     store = SnowflakeStore(drift_session, Settings(database="OLD_DB"))
 

@@ -55,7 +55,9 @@ def _metadata() -> dict[str, object]:
 
 
 @pytest.fixture
-def gateway_env(monkeypatch, tmp_path, gateway) -> Iterator[tuple[str, Path]]:
+def gateway_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gateway: tuple[str, Path]
+) -> Iterator[tuple[str, Path]]:
     """Point the dashboard at the running gateway and its queue file."""
     url, queue_path = gateway
     monkeypatch.setenv("DASHBOARD_GATEWAY_URL", url)
@@ -83,7 +85,7 @@ def queue_depth(queue_path: Path) -> int:
     return 0 if row is None else int(row[0])
 
 
-def test_readiness_reports_circuit_state(gateway) -> None:
+def test_readiness_reports_circuit_state(gateway: tuple[str, Path]) -> None:
     """The readiness call returns the gateway's status and the model circuit's state."""
     url, _ = gateway
     readiness = fetch_readiness(url, timeout=5.0)
@@ -105,7 +107,7 @@ def test_find_circuit_state_reads_check_detail() -> None:
     assert find_circuit_state({"queue": {"ok": True, "detail": {"depth": 0}}}) is None
 
 
-def test_form_shows_score_and_reasons(gateway_env, app_path) -> None:
+def test_form_shows_score_and_reasons(gateway_env: tuple[str, Path], app_path: Path) -> None:
     """Submitting the sample pair shows the gateway's score, version and reason chart."""
     _, queue_path = gateway_env
     depth_before = queue_depth(queue_path)
@@ -133,7 +135,7 @@ def test_form_shows_score_and_reasons(gateway_env, app_path) -> None:
     assert depth_before + 1 == queue_depth(queue_path)
 
 
-def test_form_shows_gateway_rejection(gateway_env, app_path) -> None:
+def test_form_shows_gateway_rejection(gateway_env: tuple[str, Path], app_path: Path) -> None:
     """A malformed document is rejected by the gateway and the form shows its message."""
     at = AppTest.from_file(str(app_path), default_timeout=60).run()
     at.text_area(key="form_mib").input("<Response><unclosed>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pandas as pd
@@ -20,7 +21,7 @@ from evidence_dashboard.store.base import parse_warning_kinds
 T0 = pd.Timestamp("2026-01-01T10:00:00Z")
 
 
-def frame(**columns: list[object]) -> pd.DataFrame:
+def frame(**columns: Sequence[object]) -> pd.DataFrame:
     """Build a frame whose CREATED_AT column contains UTC timestamps at the given offsets (s)."""
     data = dict(columns)
     data["CREATED_AT"] = [T0 + pd.Timedelta(seconds=s) for s in data.pop("seconds")]

@@ -9,17 +9,21 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
 from evidence_dashboard.config import Settings, get_settings
-from evidence_dashboard.runtime import active_snowpark_session, build_runtime
+from evidence_dashboard.runtime import ServiceMonitor, active_snowpark_session, build_runtime
 from evidence_dashboard.store.snowflake import SnowflakeServices, SnowflakeStore
 from evidence_dashboard.store.sqlite import SqliteStore
 from snowflake.snowpark import Session
 from snowflake.snowpark import functions as F  # noqa: N812
 from streamlit.testing.v1 import AppTest
+
+if TYPE_CHECKING:
+    from .conftest import StoreFixture
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,7 +53,7 @@ def _load_table(session: Session, store_path: Any, sqlite_name: str, qualified: 
 
 
 @pytest.fixture(scope="module")
-def local_session(filled_store) -> Iterator[Session]:
+def local_session(filled_store: StoreFixture) -> Iterator[Session]:
     """A local-testing session holding copies of the filled SQLite store's tables."""
     session = Session.builder.config("local_testing", True).create()
     _load_table(
@@ -69,7 +73,9 @@ def local_session(filled_store) -> Iterator[Session]:
 
 
 @pytest.fixture
-def stores(filled_store, local_session) -> tuple[SqliteStore, SnowflakeStore]:
+def stores(
+    filled_store: StoreFixture, local_session: Session
+) -> tuple[SqliteStore, SnowflakeStore]:
     """The SQLite and the Snowflake store over the same rows."""
     settings = Settings(database=DATABASE)
     return (
@@ -84,7 +90,7 @@ def _same(left: pd.DataFrame, right: pd.DataFrame) -> None:
     )
 
 
-def test_count_matches_sqlite(stores) -> None:
+def test_count_matches_sqlite(stores: tuple[SqliteStore, SnowflakeStore]) -> None:
     """Both backends count the same rows."""
     sqlite_store, snowflake_store = stores
 
@@ -93,7 +99,12 @@ def test_count_matches_sqlite(stores) -> None:
 
 @pytest.mark.parametrize("query", ["traffic", "model_usage", "feature_warnings", "recent_features"])
 @pytest.mark.parametrize("hours", [None, 1])
-def test_panel_queries_match_sqlite(stores, filled_store, query: str, hours: int | None) -> None:
+def test_panel_queries_match_sqlite(
+    stores: tuple[SqliteStore, SnowflakeStore],
+    filled_store: StoreFixture,
+    query: str,
+    hours: int | None,
+) -> None:
     """Every windowed panel query returns the same frame from both backends."""
     sqlite_store, snowflake_store = stores
     since = None if hours is None else filled_store.now - timedelta(hours=hours)
@@ -106,7 +117,7 @@ def test_panel_queries_match_sqlite(stores, filled_store, query: str, hours: int
     assert expected.truncated == actual.truncated
 
 
-def test_row_cap_sets_truncated(filled_store, local_session) -> None:
+def test_row_cap_sets_truncated(filled_store: StoreFixture, local_session: Session) -> None:
     """A cap below the row count returns the newest rows and flags the cut."""
     store = SnowflakeStore(local_session, Settings(database=DATABASE, max_rows=100))
     store.max_rows = 10
@@ -119,7 +130,7 @@ def test_row_cap_sets_truncated(filled_store, local_session) -> None:
     assert newest == result.frame["CREATED_AT"].iloc[0].to_pydatetime()
 
 
-def test_lookup_matches_sqlite(stores) -> None:
+def test_lookup_matches_sqlite(stores: tuple[SqliteStore, SnowflakeStore]) -> None:
     """The policy lookup returns the same predictions and features from both backends."""
     sqlite_store, snowflake_store = stores
 
@@ -131,9 +142,9 @@ def test_lookup_matches_sqlite(stores) -> None:
     _same(expected.features, actual.features)
 
 
-def test_services_without_sql_report_unknown_status(local_session) -> None:
+def test_services_without_sql_report_unknown_status(local_session: Session) -> None:
     """Local testing cannot run SHOW SERVICE CONTAINERS, so the status reads as unreachable."""
-    services = SnowflakeServices(local_session, Settings(database=DATABASE))
+    services: ServiceMonitor = SnowflakeServices(local_session, Settings(database=DATABASE))
 
     readiness = services.readiness()
 
@@ -142,7 +153,7 @@ def test_services_without_sql_report_unknown_status(local_session) -> None:
     assert services.queue_status() is None
 
 
-def test_runtime_picks_active_session(local_session) -> None:
+def test_runtime_picks_active_session(local_session: Session) -> None:
     """The snowflake backend uses the active Snowpark session."""
     assert active_snowpark_session() is local_session
     runtime = build_runtime(Settings(backend="snowflake", database=DATABASE))
@@ -151,7 +162,10 @@ def test_runtime_picks_active_session(local_session) -> None:
 
 
 def test_page_renders_on_snowflake_backend(
-    monkeypatch, local_session, filled_store, app_path
+    monkeypatch: pytest.MonkeyPatch,
+    local_session: Session,
+    filled_store: StoreFixture,
+    app_path: Path,
 ) -> None:
     """The whole page renders from the Snowpark session, as in Streamlit in Snowflake."""
     monkeypatch.setenv("DASHBOARD_BACKEND", "snowflake")

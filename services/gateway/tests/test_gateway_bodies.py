@@ -100,8 +100,8 @@ def test_fast_response_same_json_as_starlette() -> None:
         "text": "café \u2028",
     }
 
-    fast = FastJSONResponse(content).body
-    standard = JSONResponse(content).body
+    fast = bytes(FastJSONResponse(content).body)
+    standard = bytes(JSONResponse(content).body)
 
     assert json.loads(fast) == json.loads(standard)
     assert FastJSONResponse(content).headers["content-type"] == "application/json"

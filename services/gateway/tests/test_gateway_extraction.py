@@ -54,7 +54,11 @@ def _rows() -> list[ExtractionRequest]:
 def _same(left: ExtractionResult, right: ExtractionResult) -> bool:
     if (left.values is None) != (right.values is None):
         return False
-    if left.values is not None and not np.array_equal(left.values, right.values):
+    if (
+        left.values is not None
+        and right.values is not None
+        and not np.array_equal(left.values, right.values)
+    ):
         return False
     return (
         left.warnings == right.warnings
@@ -212,6 +216,7 @@ def _kill_pool_workers(extractor: FeatureExtractor) -> int:
     assert isinstance(pool, ProcessPoolExecutor)
     processes = list(pool._processes.values())
     for process in processes:
+        assert process.pid is not None, "the pool lists a worker that never started"
         os.kill(process.pid, signal.SIGKILL)
     for process in processes:
         process.join(timeout=10)

@@ -12,6 +12,7 @@ from evidence_gateway.config import Settings
 from evidence_gateway.ids import new_prediction_id, service_function_prediction_id
 from evidence_gateway.logs import configure_logging, filter_allowed_keys
 from evidence_gateway.risk import classify_risk
+from pydantic import SecretStr
 
 
 @pytest.mark.parametrize(
@@ -80,9 +81,9 @@ def test_settings_token_required_outside_local_mode() -> None:
 def test_settings_empty_token_counts_as_unset() -> None:
     """An empty or blank token never matches a bare 'Bearer' header: it counts as unset."""
     with pytest.raises(ValueError, match="GATEWAY_API_TOKEN"):
-        Settings(api_token=" ")  # noqa: S106 - a blank test value, not a credential
+        Settings(api_token=SecretStr(" "))
 
-    assert Settings(api_token="", local_mode=True).api_token is None
+    assert Settings(api_token=SecretStr(""), local_mode=True).api_token is None
 
 
 def test_settings_body_over_inflight_rejected() -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC_HASH
 from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, compute_feature_stats
+from evidence_model_client.breaker import CircuitBreaker, CircuitState
 from evidence_model_client.client import ModelClient
 from evidence_model_client.config import ClientSettings
 from evidence_model_client.scorer import RiskScorer
@@ -451,6 +452,15 @@ def refused_url() -> str:
 
 # Value that FaultyServer(reject_value=REJECT_MARKER) rejects with 400 wherever it appears.
 REJECT_MARKER = 7777.5
+
+
+def current_state(breaker: CircuitBreaker) -> CircuitState:
+    """Return ``breaker.state`` for a test that asserts the state more than once.
+
+    After ``assert breaker.state == X``, mypy keeps the property narrowed to X across the calls
+    that change it and flags the next assert as never true. A call's result is never narrowed.
+    """
+    return breaker.state
 
 
 def make_scorer(base_url: str, registry: CollectorRegistry, **settings: object) -> RiskScorer:

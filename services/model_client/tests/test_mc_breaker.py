@@ -6,6 +6,8 @@ import pytest
 from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, CircuitState
 from evidence_model_client.errors import CircuitOpenError
 
+from .conftest import current_state
+
 
 class _Clock:
     def __init__(self) -> None:
@@ -30,9 +32,9 @@ def test_breaker_opens_after_threshold() -> None:
     """Three consecutive failures open the circuit; two do not."""
     breaker = _breaker(_Clock())
     _fail(breaker, 2)
-    assert breaker.state == CircuitState.CLOSED
+    assert current_state(breaker) == CircuitState.CLOSED
     _fail(breaker, 1)
-    assert breaker.state == CircuitState.OPEN
+    assert current_state(breaker) == CircuitState.OPEN
     with pytest.raises(CircuitOpenError, match=r"after 3 consecutive .* next probe in 10\.00 s"):
         breaker.before_call()
 
@@ -79,11 +81,11 @@ def test_breaker_probe_failure_reopens_for_full_cooldown() -> None:
     _fail(breaker, 3)
     clock.now += 10.0
     _fail(breaker, 1)
-    assert breaker.state == CircuitState.OPEN
+    assert current_state(breaker) == CircuitState.OPEN
     clock.now += 9.9
-    assert breaker.state == CircuitState.OPEN
+    assert current_state(breaker) == CircuitState.OPEN
     clock.now += 0.1
-    assert breaker.state == CircuitState.HALF_OPEN
+    assert current_state(breaker) == CircuitState.HALF_OPEN
 
 
 def test_breaker_ignored_outcome_frees_probe() -> None:

@@ -27,7 +27,7 @@ from evidence_model_client.metrics import ModelMetrics
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from .conftest import SLACK, FaultyServer, ServerProcess, roomy_client
+from .conftest import SLACK, FaultyServer, ServerProcess, current_state, roomy_client
 
 DEADLINE = 0.05
 
@@ -179,7 +179,7 @@ async def test_client_breaker_opens_and_closes(
         for _ in range(2):
             with pytest.raises(ModelUnavailableError):
                 await client.predict_proba(rows)
-        assert breaker.state == CircuitState.OPEN
+        assert current_state(breaker) == CircuitState.OPEN
         calls = faulty_server.predict_calls
         started = time.perf_counter()
         with pytest.raises(CircuitOpenError):
@@ -191,7 +191,7 @@ async def test_client_breaker_opens_and_closes(
         await asyncio.sleep(0.2)
         faulty_server.mode = "ok"
         await client.predict_proba(rows)
-        assert breaker.state == CircuitState.CLOSED
+        assert current_state(breaker) == CircuitState.CLOSED
 
 
 async def test_client_flapping_server_probe_fails(
@@ -206,11 +206,11 @@ async def test_client_flapping_server_probe_fails(
         await asyncio.sleep(0.1)
         with pytest.raises(InvalidModelResponseError):
             await client.predict_proba(rows)
-        assert breaker.state == CircuitState.OPEN
+        assert current_state(breaker) == CircuitState.OPEN
         faulty_server.mode = "ok"
         await asyncio.sleep(0.1)
         await client.predict_proba(rows)
-        assert breaker.state == CircuitState.CLOSED
+        assert current_state(breaker) == CircuitState.CLOSED
 
 
 async def test_client_pool_overload_not_counted(

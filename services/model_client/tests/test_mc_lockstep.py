@@ -160,7 +160,8 @@ def test_lockstep_gbm_rejects_non_float32(
         gbm_model.predict_proba(row)
 
 
-class _Subclass(HistGradientBoostingClassifier):
+# scikit-learn ships no type information, so mypy treats the base class as Any.
+class _Subclass(HistGradientBoostingClassifier):  # type: ignore[misc]
     """A subclass may override predict_proba, so it is not compiled."""
 
 

@@ -39,7 +39,10 @@ def test_reason_ranked_by_absolute_contribution() -> None:
     row = np.zeros(N)
     row[:2] = [5.0, 0.0]
     reasons = _profile().explain(row[None, :], top_k=5)[0]
-    assert [(r.feature, r.value, pytest.approx(r.contribution)) for r in reasons] == [
+    ranked: list[tuple[str, float, object]] = [
+        (r.feature, r.value, pytest.approx(r.contribution)) for r in reasons
+    ]
+    assert ranked == [
         ("MIB_TOTAL_RECORDS", 5.0, 1.0),
         ("MIB_HIT_COUNT", 0.0, -0.6),
     ]

@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from evidence_persistence import PredictionRecord, SinkUnavailableError
+from evidence_persistence._sink import WriteResult
 from evidence_persistence.cli import main
 from evidence_persistence.sinks.sqlite import SqliteSink
 
@@ -39,12 +41,12 @@ class _ExplodingResult:
         raise RuntimeError(self._message)
 
 
-def _unavailable(self: SqliteSink, records: Sequence[PredictionRecord]) -> object:
+def _unavailable(self: SqliteSink, records: Sequence[PredictionRecord]) -> WriteResult:
     msg = f"store unreachable while writing {_quote(records)}"
     raise SinkUnavailableError(msg)
 
 
-def _data_error(self: SqliteSink, records: Sequence[PredictionRecord]) -> object:
+def _data_error(self: SqliteSink, records: Sequence[PredictionRecord]) -> WriteResult:
     logging.getLogger("snowflake.connector.cursor").warning(
         "statement failed for %s", records[0].policy_number
     )
@@ -52,16 +54,18 @@ def _data_error(self: SqliteSink, records: Sequence[PredictionRecord]) -> object
     raise ValueError(msg)
 
 
-def _crash(self: SqliteSink, records: Sequence[PredictionRecord]) -> object:
-    return _ExplodingResult(records)
+def _crash(self: SqliteSink, records: Sequence[PredictionRecord]) -> WriteResult:
+    # A stand-in whose row counts raise, so the drain loop fails when it reads them.
+    return cast(WriteResult, _ExplodingResult(records))
 
 
 if __name__ == "__main__":
     mode = sys.argv[1]
-    SqliteSink.write_batch = {
+    # The child process replaces the sink's method with the failure mode named by MODE.
+    SqliteSink.write_batch = {  # type: ignore[method-assign]
         "unavailable": _unavailable,
         "data-error": _data_error,
         "crash": _crash,
-    }[mode]  # type: ignore[assignment]
+    }[mode]
     sys.argv = ["evidence-persistence", "worker", *sys.argv[2:]]
     main()

@@ -105,7 +105,7 @@ def test_corrupt_row_dead_lettered_alone(
     assert drainer.metrics is not None
     outcomes = {
         sample.labels["outcome"]: sample.value
-        for sample in drainer.metrics.batches.collect()[0].samples
+        for sample in next(iter(drainer.metrics.batches.collect())).samples
         if sample.name.endswith("_total")
     }
     assert outcomes == ({"partly_written": 1.0} if valid else {"none_written": 1.0})

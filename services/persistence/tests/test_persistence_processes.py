@@ -79,11 +79,11 @@ def test_worker_sigkill_while_draining_loses_nothing(tmp_path: Path) -> None:
     for _ in range(4):
         processed_before = log.read_text().count("batch processed") if log.exists() else 0
         worker = _start_worker(tmp_path, log, **FAST_WORKER)
-        _wait_for(
-            lambda before=processed_before: log.read_text().count("batch processed") > before,
-            60,
-            "the worker's first batch",
-        )
+
+        def batch_processed(before: int = processed_before) -> bool:
+            return log.read_text().count("batch processed") > before
+
+        _wait_for(batch_processed, 60, "the worker's first batch")
         time.sleep(rng.uniform(0.05, 0.3))
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)

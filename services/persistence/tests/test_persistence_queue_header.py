@@ -251,7 +251,7 @@ def test_check_header_skips_lock_error(tmp_path: Path, monkeypatch: pytest.Monke
     # other connection closed, and the check opens this process's connection first.
     def locked(*_args: object, **_kwargs: object) -> sqlite3.Connection:
         error = sqlite3.OperationalError("database is locked")
-        error.sqlite_errorcode = 5  # type: ignore[attr-defined]  # SQLITE_BUSY
+        error.sqlite_errorcode = 5  # SQLITE_BUSY
         raise error
 
     monkeypatch.setattr(sqlite3, "connect", locked)

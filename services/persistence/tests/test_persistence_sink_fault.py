@@ -6,6 +6,7 @@ record of a batch fails alike.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from evidence_persistence import PredictionQueue, PredictionRecord
-from evidence_persistence import _worker as worker_module
 from evidence_persistence._consumer import QueueConsumer
 from evidence_persistence._sink import WriteResult
 from evidence_persistence._worker import QueueDrainer, is_sink_fault
@@ -28,10 +28,9 @@ from structlog.testing import capture_logs
 
 def _privilege_error() -> SnowparkSQLException:
     """Return the error Snowpark raises from a MERGE into a table the role may not write."""
-    cause = ProgrammingError(
-        msg="Insufficient privileges to operate on table", errno=3001, sqlstate="42501"
-    )
-    return SnowparkSQLException(cause.msg, error_code="1304", conn_error=cause)
+    message = "Insufficient privileges to operate on table"
+    cause = ProgrammingError(msg=message, errno=3001, sqlstate="42501")
+    return SnowparkSQLException(message, error_code="1304", conn_error=cause)
 
 
 class DeniedSink:
@@ -80,7 +79,7 @@ def _batch_outcomes(drainer: QueueDrainer) -> dict[str, float]:
     assert metrics is not None
     return {
         sample.labels["outcome"]: sample.value
-        for sample in metrics.batches.collect()[0].samples
+        for sample in next(iter(metrics.batches.collect())).samples
         if sample.name.endswith("_total")
     }
 
@@ -216,7 +215,7 @@ def test_two_bad_records_in_both_halves(tmp_path: Path, monkeypatch: pytest.Monk
     queue = PredictionQueue(tmp_path / "queue.sqlite3")
     queue.append_many(build_record(i) for i in range(8))
     sink = PoisonSink(SqliteSink(tmp_path / "store.sqlite3"), {"POL000001", "POL000006"})
-    monkeypatch.setattr(worker_module.random, "randrange", lambda _stop: 3)
+    monkeypatch.setattr(random, "randrange", lambda _stop: 3)
     drainer = _drainer(queue, sink, batch_size=8)
 
     drainer.drain_once()
@@ -237,7 +236,7 @@ def test_bad_probe_holds_then_drains(tmp_path: Path, monkeypatch: pytest.MonkeyP
     queue.append_many(build_record(i) for i in range(8))
     sink = PoisonSink(SqliteSink(tmp_path / "store.sqlite3"), {"POL000001", "POL000006"})
     draws = iter([1, 3])
-    monkeypatch.setattr(worker_module.random, "randrange", lambda _stop: next(draws))
+    monkeypatch.setattr(random, "randrange", lambda _stop: next(draws))
     drainer = _drainer(queue, sink, batch_size=8)
 
     drainer.drain_once()
@@ -263,7 +262,7 @@ def test_record_error_skips_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def fail_on_draw(_stop: int) -> int:
         raise AssertionError("a record error must not draw a probe")
 
-    monkeypatch.setattr(worker_module.random, "randrange", fail_on_draw)
+    monkeypatch.setattr(random, "randrange", fail_on_draw)
     drainer = _drainer(queue, sink, batch_size=8)
 
     drainer.drain_once()

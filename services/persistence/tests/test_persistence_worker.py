@@ -151,7 +151,9 @@ def test_drainer_metrics_counted(queue: PredictionQueue, tmp_path: Path) -> None
     assert value("evidence_persistence_dead_letters") == 1.0
     assert value("evidence_persistence_queue_depth") == 0.0
     assert value("evidence_persistence_queue_up") == 1.0
-    assert value("evidence_persistence_batch_duration_seconds_count") >= 1.0
+    batches_timed = value("evidence_persistence_batch_duration_seconds_count")
+    assert batches_timed is not None
+    assert batches_timed >= 1.0
 
 
 def test_drainer_logs_ids_not_values(queue: PredictionQueue, tmp_path: Path) -> None:
