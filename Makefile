@@ -13,7 +13,7 @@ RUN := $(UV) run --no-sync
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: setup run test lint typecheck contracts pytest bench-quick bench lock docs
+.PHONY: setup run test lint typecheck typecheck-tests contracts pytest bench-quick bench lock docs
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,13 +27,44 @@ setup: $(UV)
 run: setup
 	$(RUN) evidence-stack
 
-test: setup lint typecheck contracts pytest bench-quick
+test: setup lint typecheck typecheck-tests contracts pytest bench-quick
 
 lint:
 	$(RUN) ruff check .
 
 typecheck:
 	$(RUN) mypy libs/features/src libs/logging/src libs/synthetic/src services/model_client/src services/persistence/src services/gateway/src services/dashboard/src training/src
+
+# Test and benchmark folders for typecheck-tests. mypy runs from the repository root, so it names
+# each module by its path (services.gateway.tests.conftest), as pytest's importlib mode does, and
+# relative imports such as `from .conftest import ...` resolve. FOLDER:PATH puts PATH on MYPYPATH
+# for a folder whose conftest adds PATH to sys.path, so that its tests import helper modules by
+# their bare names. mypy then names the modules under PATH from PATH (`conftest`,
+# `persistence_testkit`). Each folder gets its own run, because two top-level `conftest` modules
+# in one run would clash.
+TYPECHECK_TEST_DIRS := \
+	libs/features/tests:libs/features/tests \
+	libs/logging/tests \
+	libs/synthetic/tests \
+	training/tests \
+	services/gateway/tests \
+	services/persistence/tests:services/persistence/tests \
+	services/model_client/tests \
+	services/dashboard/tests \
+	tests/cli \
+	tests/deploy \
+	tests/e2e \
+	tests/logs \
+	tests/reliability:tests/reliability \
+	benchmarks:libs/features/tests
+
+# Every folder is checked even after one fails, so that one run lists all type errors.
+typecheck-tests:
+	@status=0; for entry in $(TYPECHECK_TEST_DIRS); do \
+		dir=$${entry%%:*}; path=$${entry#"$$dir"}; path=$${path#:}; \
+		echo "mypy $$dir$${path:+ with MYPYPATH=$$path}"; \
+		MYPYPATH=$$path $(RUN) mypy $$dir || status=1; \
+	done; exit $$status
 
 contracts:
 	$(RUN) lint-imports
