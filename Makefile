@@ -52,6 +52,7 @@ TYPECHECK_TEST_DIRS := \
 	services/model_client/tests \
 	services/dashboard/tests \
 	tests/cli \
+	tests/layout \
 	tests/deploy \
 	tests/e2e \
 	tests/logs \
