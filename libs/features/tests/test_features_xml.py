@@ -212,9 +212,18 @@ def test_deep_nesting_rejected(depth: int) -> None:
     document = (
         b"<IntelRXResponse>" + b"<a>" * depth + b"x" + b"</a>" * depth + b"</IntelRXResponse>"
     )
-    with pytest.raises(DocumentTooLargeError, match="nested deeper") as caught:
+    with pytest.raises(DocumentTooLargeError, match="nested deeper than 64 elements") as caught:
         extract_features(None, document)
     assert caught.value.limit == "depth"
+
+
+def test_depth_past_parser_cap_names_configured_cap() -> None:
+    """Past libxml2's own 256 levels the message still names the configured cap."""
+    document = b"<r>" + b"<a>" * 300 + b"</a>" * 300 + b"</r>"
+    with pytest.raises(DocumentTooLargeError, match="nested deeper than 12 elements") as caught:
+        extract_features(None, document, limits=ParseLimits(max_depth=12))
+    assert caught.value.limit == "depth"
+    assert "256 levels" in str(caught.value)
 
 
 def test_depth_at_cap_accepted() -> None:

@@ -174,14 +174,19 @@ def _is_blank(raw: bytes) -> bool:
     return not body.strip(b"\x00 \t\r\n")
 
 
-def _syntax_error(document: DocumentKind, exc: etree.XMLSyntaxError) -> Exception:
+def _syntax_error(
+    document: DocumentKind, exc: etree.XMLSyntaxError, limits: ParseLimits
+) -> Exception:
     code = exc.code
     name = _ERROR_NAMES.get(code, str(code))
     where = f"line {exc.lineno}, column {exc.offset}" if exc.lineno else "unknown position"
     if "Excessive depth" in str(exc.msg):
+        # libxml2 stops at 256 levels, which is beyond every allowed max_depth, so the
+        # document is also deeper than the configured cap that callers know about.
         msg = (
-            f"{document} document is nested deeper than 256 elements ({name} at {where}); "
-            "real reports are under 10 levels deep, so check the sender"
+            f"{document} document is nested deeper than {limits.max_depth} elements (the "
+            f"parser stopped at 256 levels, {name} at {where}); real reports are under 10 "
+            "levels deep, so check the sender"
         )
         return DocumentTooLargeError(document, msg, limit="depth")
     if code == etree.ErrorTypes.ERR_ENTITY_LOOP:
@@ -247,13 +252,13 @@ def parse_document(
         root = etree.fromstring(raw, state.parser)
     except etree.XMLSyntaxError as exc:
         if exc.code not in _ENCODING_ERRORS or raw.startswith(_BOMS):
-            raise _syntax_error(document, exc) from exc
+            raise _syntax_error(document, exc, limits) from exc
         # Latin-1 text in a document declared (or defaulted to) UTF-8 is common in feeds;
         # every byte sequence is valid ISO-8859-1, so only structural errors remain.
         try:
             root = etree.fromstring(raw, state.latin1_parser)
         except etree.XMLSyntaxError as retry_exc:
-            raise _syntax_error(document, retry_exc) from retry_exc
+            raise _syntax_error(document, retry_exc, limits) from retry_exc
         recovered = True
 
     docinfo = root.getroottree().docinfo
