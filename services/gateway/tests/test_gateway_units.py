@@ -86,6 +86,25 @@ def test_settings_empty_token_counts_as_unset() -> None:
     assert Settings(api_token=SecretStr(""), local_mode=True).api_token is None
 
 
+@pytest.mark.parametrize(
+    "token", ["t\u00f6k\u00e9n-0123456789", "two words", "line\nbreak", " padded ", "a=b", "tab\t"]
+)
+def test_settings_unsendable_token_rejected(token: str) -> None:
+    """A token that no Authorization header can carry is rejected at start, never echoed."""
+    with pytest.raises(ValueError, match="GATEWAY_API_TOKEN contains characters") as raised:
+        Settings(api_token=SecretStr(token), local_mode=True)
+
+    assert token.strip() not in str(raised.value)
+
+
+@pytest.mark.parametrize("token", ["s3", "abc-DEF_012.~+/", "dG9rZW4=", "x" * 64 + "=="])
+def test_settings_b64token_accepted(token: str) -> None:
+    settings = Settings(api_token=SecretStr(token))
+
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == token
+
+
 def test_settings_body_over_inflight_rejected() -> None:
     """A body limit above the in-flight limit could never be met, so it is rejected."""
     with pytest.raises(ValueError, match="GATEWAY_MAX_BODY_BYTES=2000 exceeds"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -197,10 +198,22 @@ class Settings(BaseSettings):
 
     @field_validator("api_token", mode="after")
     @classmethod
-    def _empty_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty token would match the empty credentials of a bare "Authorization: Bearer".
-        if value is not None and not value.get_secret_value().strip():
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
             return None
+        token = value.get_secret_value()
+        # An empty token would match the empty credentials of a bare "Authorization: Bearer".
+        if not token.strip():
+            return None
+        # A client can send only a b64token (RFC 6750) after "Bearer ", so any other token, one
+        # with spaces, line breaks or non-ASCII letters, could never be matched.
+        if _BEARER_TOKEN.fullmatch(token) is None:
+            msg = (
+                "GATEWAY_API_TOKEN contains characters that a client cannot send in a bearer "
+                "token; use only A-Z a-z 0-9 - . _ ~ + / and trailing =, for example the output "
+                "of python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+            raise ValueError(msg)
         return value
 
     @model_validator(mode="after")
@@ -212,6 +225,9 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*", re.ASCII)
 
 
 @lru_cache(maxsize=1)
