@@ -199,6 +199,21 @@ async def test_probe_sees_server_going_down(faulty_server: FaultyServer) -> None
     assert health.last_error_kind == "model_unavailable"
 
 
+async def test_probe_success_clears_error_kind(faulty_server: FaultyServer) -> None:
+    """An error seen before the model service came up is gone after a successful probe."""
+    scorer = _scorer(faulty_server.base_url, model_version="V2")
+    faulty_server.health_status = 500
+    down = await scorer.probe(max_age_seconds=0.0)
+
+    faulty_server.health_status = 200
+    up = await scorer.probe(max_age_seconds=0.0)
+    await scorer.aclose()
+
+    assert down.last_error_kind == "model_unavailable"
+    assert up.model_reachable is True
+    assert up.last_error_kind is None
+
+
 async def test_probe_concurrent_calls_share_request(faulty_server: FaultyServer) -> None:
     """Ten concurrent probes send one /health request."""
     scorer = _scorer(faulty_server.base_url)

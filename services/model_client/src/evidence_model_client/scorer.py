@@ -324,6 +324,7 @@ class RiskScorer:
                 self._observe(reachable=False)
             return exc
         self._observe(reachable=True)
+        self._last_error_kind = None
         return probabilities
 
     async def _scores_from(
@@ -436,6 +437,9 @@ class RiskScorer:
             if was_reachable is not False:
                 _log.warning("model service health check failed", error_kind=probe.error_kind)
             return
+        # The error kind describes the last observation, like model_reachable, so an error
+        # seen before the service came up does not outlive a successful check.
+        self._last_error_kind = None
         if was_reachable is False:
             _log.info("model service health check succeeded again")
         info = probe.info
