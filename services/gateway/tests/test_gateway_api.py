@@ -458,6 +458,9 @@ async def test_predict_queue_full_503(
     assert first.status_code == 200
     assert second.status_code == 503
     assert second.json()["error"]["type"] == "persistence_unavailable"
+    message = second.json()["error"]["message"]
+    assert "could not be recorded in the durable queue (QueueFullError)" in message
+    assert "nothing was scored" not in message
     assert "risk_score" not in second.text
     assert second.headers["retry-after"] == "1"
     assert PredictionQueue(settings.queue_path).depth() == 1

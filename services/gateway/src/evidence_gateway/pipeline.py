@@ -308,9 +308,12 @@ class ScoringPipeline:
                 exception_type=type(exc).__name__,
                 rows=len(records),
             )
+            # The rows were scored by now, but a score that is never recorded must not be
+            # returned, so the caller learns only that it has to retry.
             msg = (
-                f"the prediction could not be recorded ({type(exc).__name__}): nothing was "
-                "scored; retry later"
+                f"the prediction could not be recorded in the durable queue "
+                f"({type(exc).__name__}), so no score is returned and nothing was stored; "
+                "retry later"
             )
             raise PersistenceUnavailableError(msg) from exc
 
