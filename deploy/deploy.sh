@@ -79,6 +79,24 @@ setting() {
 
 log() { printf '\n==> %s\n' "$*"; }
 
+# Exit before the first step when the Snowflake CLI is missing. Otherwise the first snow call
+# fails with "snow: command not found", and a step that reads a query's result in an `if`
+# (secret_exists) reports that as a failed query instead.
+require_snow() {
+    if ! command -v snow >/dev/null 2>&1; then
+        echo "deploy.sh: the Snowflake CLI (snow) was not found on PATH; install Snowflake" \
+            "CLI 3.x with 'pip install snowflake-cli' (see docs/deploy.md, Prerequisites)" >&2
+        exit 1
+    fi
+}
+
+# Print an error and the usage on stderr, then exit with status 2.
+usage_error() {
+    echo "deploy.sh: $1" >&2
+    usage >&2
+    exit 2
+}
+
 run_sql_file() {
     log "snow sql -f $1"
     (cd "$DEPLOY_DIR" && snow sql -c "$CONNECTION" -f "$1")
@@ -368,11 +386,21 @@ main() {
         case "$option" in
             c) CONNECTION="$OPTARG" ;;
             h) usage; exit 0 ;;
-            *) usage >&2; exit 2 ;;
+            :) usage_error "option -$OPTARG requires a value" ;;
+            *) usage_error "unknown option '-$OPTARG'" ;;
         esac
     done
     shift $((OPTIND - 1))
     local command="${1:-}"
+    case "$command" in
+        account | database | images | spec | register | model | secret | service | functions \
+            | streamlit | smoke | all | rollout | rotate-token | suspend | resume | teardown)
+            ;;
+        "") usage_error "missing command" ;;
+        *) usage_error "unknown command '$command'" ;;
+    esac
+    # Every command runs snow.
+    require_snow
     case "$command" in
         account) step_account ;;
         database) step_database ;;
@@ -403,7 +431,6 @@ main() {
         suspend) run_sql_file sql/ops/suspend.sql ;;
         resume) run_sql_file sql/ops/resume.sql ;;
         teardown) step_teardown ;;
-        *) usage >&2; exit 2 ;;
     esac
 }
 

@@ -385,11 +385,68 @@ def test_deploy_smoke_asserts_ok_columns(
 def test_deploy_unknown_command_prints_usage(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
-    """An unknown command exits 2 with the usage text and runs nothing."""
+    """An unknown command exits 2, names the command, then prints the usage and runs nothing."""
     result, calls = _run(deploy_copy, fake_bin, tmp_path, "deploy-everything")
 
     assert result.returncode == 2
+    assert result.stderr.startswith("deploy.sh: unknown command 'deploy-everything'\n")
     assert "Usage: deploy/deploy.sh" in result.stderr
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "deploy.sh: missing command"),
+        (("-x", "all"), "deploy.sh: unknown option '-x'"),
+        (("-c",), "deploy.sh: option -c requires a value"),
+    ],
+)
+def test_deploy_usage_errors_name_cause(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    """A missing command, an unknown option or a missing value is named before the usage."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, *args)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(message + "\n")
+    assert "Usage: deploy/deploy.sh" in result.stderr
+    assert calls == []
+
+
+def _path_without_snow() -> str:
+    """Return this process's PATH without the folders that contain a ``snow`` executable."""
+    folders = os.environ["PATH"].split(os.pathsep)
+    return os.pathsep.join(
+        folder for folder in folders if not os.access(Path(folder) / "snow", os.X_OK)
+    )
+
+
+@pytest.mark.parametrize("command", ["secret", "account", "images", "teardown", "all"])
+def test_deploy_without_snow_stops_first(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, command: str
+) -> None:
+    """Without snow on PATH, a command exits 1 naming the Snowflake CLI, before any step."""
+    (fake_bin / "snow").unlink()
+
+    result, calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "-c",
+        "x",
+        command,
+        PATH=f"{fake_bin}{os.pathsep}{_path_without_snow()}",
+        GATEWAY_API_TOKEN=_TOKEN,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "deploy.sh: the Snowflake CLI (snow) was not found on PATH; install Snowflake CLI 3.x "
+        "with 'pip install snowflake-cli' (see docs/deploy.md, Prerequisites)"
+    ]
+    assert "command not found" not in result.stderr
+    assert "==>" not in result.stdout
     assert calls == []
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from evidence_model_client.artifact import ModelArtifact
 from evidence_training.cli import app
 from evidence_training.options import MAX_SEED, TrainingOptions
 from evidence_training.registry import DEFAULT_SERVICE_NAME
@@ -203,3 +204,85 @@ def test_cli_out_read_only_parent_fails_early(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert f"cannot write to directory '{parent}'" in unwrapped(result.output)
     assert DATA_BUILT_LINE not in unwrapped(result.output)
+
+
+# Text of a connection's password and token in connections.toml. No message may print it.
+SECRET_CANARY = "CANARY-SECRET-7f3a9c"  # noqa: S105 - test value
+
+
+def run_register(
+    tmp_path: Path, artifact: ModelArtifact, connections_toml: str | None, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``evidence-train register`` with a Snowflake folder of this test only.
+
+    SNOWFLAKE_HOME names an existing folder, so the connector reads connections.toml there and
+    never the developer's own files, and every other SNOWFLAKE_* variable is removed. A missing
+    connection name makes the connector raise while it builds the connection object, before it
+    opens any socket (snowflake-connector-python 4.8.1, ``SnowflakeConnection.__init__``).
+    """
+    artifact_dir = artifact.save(tmp_path / "model")
+    snowflake_home = tmp_path / "snowflake"
+    snowflake_home.mkdir()
+    if connections_toml is not None:
+        connections_file = snowflake_home / "connections.toml"
+        connections_file.write_text(connections_toml, encoding="utf-8")
+        # The connector warns about a connections file that other users can read.
+        connections_file.chmod(0o600)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE")}
+    env.update(
+        {
+            "SNOWFLAKE_HOME": str(snowflake_home),
+            "HOME": str(tmp_path),
+            "COLUMNS": "200",
+            "TERMINAL_WIDTH": "200",
+        }
+    )
+    command = Path(sys.executable).with_name("evidence-train")
+    return subprocess.run(
+        [str(command), "register", "--artifact", str(artifact_dir), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_script_register_without_connection(tmp_path: Path, small_artifact: ModelArtifact) -> None:
+    """No connections.toml: exit 2 with one stderr line naming the connection and the file."""
+    completed = run_register(tmp_path, small_artifact, None)
+    connections_file = tmp_path / "snowflake" / "connections.toml"
+
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert len(completed.stderr.splitlines()) == 1, completed.stderr
+    message = completed.stderr.strip()
+    assert message.startswith(
+        "error: cannot open a Snowflake session with connection 'default': "
+        "Invalid connection_name 'default', known ones are []."
+    )
+    assert f"Add or fix the [default] section in {connections_file}" in message
+    assert "set SNOWFLAKE_HOME" in message
+    assert "pass --connection" in message
+    assert completed.stdout == ""
+
+
+def test_script_register_unknown_connection(tmp_path: Path, small_artifact: ModelArtifact) -> None:
+    """--connection naming no section lists the defined names and prints no password or token."""
+    connections_toml = (
+        "[other]\n"
+        'account = "example-account"\n'
+        'user = "deployer"\n'
+        f'password = "{SECRET_CANARY}"\n'
+        f'token = "{SECRET_CANARY}"\n'
+    )
+
+    completed = run_register(tmp_path, small_artifact, connections_toml, "--connection", "prod")
+
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert len(completed.stderr.splitlines()) == 1, completed.stderr
+    assert "with connection 'prod'" in completed.stderr
+    assert "known ones are ['other']" in completed.stderr
+    assert "[prod] section" in completed.stderr
+    assert SECRET_CANARY not in completed.stderr + completed.stdout

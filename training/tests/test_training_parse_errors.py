@@ -174,6 +174,19 @@ def test_cli_all_documents_garbage_exits_2(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_cli_parse_error_names_directory(tmp_path: Path) -> None:
+    """The message names the training data directory as the quoted path given to --data."""
+    data, out = tmp_path / "evidence set", tmp_path / "model"
+    for policy in write_set(data, 20):
+        break_document(data, policy, "mib.xml")
+
+    result = runner.invoke(app, train_args(data, out))
+
+    assert result.exit_code == 2, result.output
+    assert f"20 of 20 pairs (100.0%) in directory '{data}' have a document" in result.output
+    assert "directory(" not in result.output
+
+
 def test_cli_oversized_documents_exit_2(tmp_path: Path) -> None:
     """Documents over the byte cap count as failed, the same as text that is not XML."""
     data, out = tmp_path / "data", tmp_path / "model"

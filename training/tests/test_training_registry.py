@@ -15,9 +15,11 @@ from evidence_model_client.artifact import ModelArtifact
 from evidence_training.errors import RegistryError
 from evidence_training.registry import (
     ServiceOptions,
+    _session_error_message,
     build_sample_input,
     register_artifact,
 )
+from snowflake.connector.errors import ProgrammingError
 
 
 class FakeModelVersion:
@@ -153,3 +155,19 @@ def test_service_options_invalid_raise(kwargs: dict[str, Any], message: str) -> 
     """An empty pool or an impossible instance range is rejected with a message."""
     with pytest.raises(ValueError, match=message):
         ServiceOptions(**kwargs)
+
+
+def test_session_error_message_masks_secrets() -> None:
+    """A connector message that quotes a password or token is printed with both masked."""
+    error = ProgrammingError(
+        msg="login failed with password=CANARY-PASSWORD-1 and token: CANARY0TOKEN0abcdefghijklmn",
+        errno=251005,
+        send_telemetry=False,
+    )
+
+    message = _session_error_message("prod", error)
+
+    assert "CANARY-PASSWORD-1" not in message
+    assert "CANARY0TOKEN0abcdefghijklmn" not in message
+    assert message.startswith("cannot open a Snowflake session with connection 'prod': 251005")
+    assert "[prod] section" in message

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 LAUNCHER = Path(sys.executable).with_name("evidence-dashboard")
 
 
@@ -100,3 +102,53 @@ def test_check_settings_invalid_exits_two(tmp_path: Path, unused_port: int) -> N
     assert "  DASHBOARD_MAX_ROWS='5': Input should be greater than or equal to 100" in (
         result.stderr
     )
+
+
+def _run_with_options(*options: str, cwd: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """Run the launcher with ``options`` and valid DASHBOARD_* settings on 127.0.0.1:``port``.
+
+    A wide terminal keeps Rich from wrapping the error box. Had a bad --port reached Streamlit,
+    it would bind 127.0.0.1 only, and ``subprocess.run`` kills it at the timeout.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DASHBOARD_")}
+    env.update(
+        {
+            "DASHBOARD_HOST": "127.0.0.1",
+            "DASHBOARD_PORT": str(port),
+            "COLUMNS": "200",
+            "TERMINAL_WIDTH": "200",
+        }
+    )
+    return subprocess.run(
+        [str(LAUNCHER), *options], capture_output=True, text=True, timeout=60, env=env, cwd=cwd
+    )
+
+
+@pytest.mark.parametrize("port", ["0", "-1", "65536", "99999"])
+def test_launcher_port_option_out_of_range(tmp_path: Path, unused_port: int, port: str) -> None:
+    """--port outside 1 to 65535 exits 2 naming the value and range, before Streamlit starts."""
+    result = _run_with_options("--port", port, cwd=tmp_path, port=unused_port)
+
+    assert 2 == result.returncode, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Invalid value for '--port'" in result.stderr
+    assert f"port {port} is not in the range 1 to 65535" in result.stderr
+    assert "leave out --port to use DASHBOARD_PORT (default 8501)" in result.stderr
+    assert "" == result.stdout
+
+
+@pytest.mark.parametrize("port", ["1", "65535"])
+def test_launcher_port_option_bounds_valid(tmp_path: Path, unused_port: int, port: str) -> None:
+    """The range ends pass the --port check, so --check-settings exits 0."""
+    result = _run_with_options("--port", port, "--check-settings", cwd=tmp_path, port=unused_port)
+
+    assert 0 == result.returncode, result.stderr
+    assert "" == result.stderr
+
+
+def test_launcher_help_shows_port_range(tmp_path: Path, unused_port: int) -> None:
+    """--help gives the accepted --port range and the default."""
+    result = _run_with_options("--help", cwd=tmp_path, port=unused_port)
+
+    assert 0 == result.returncode, result.stderr
+    assert "Port to bind, 1 to 65535; default DASHBOARD_PORT or 8501." in result.stdout

@@ -171,7 +171,10 @@ def register(
     ] = Path("var/model"),
     connection: Annotated[
         str,
-        typer.Option(help="Connection name in ~/.snowflake/connections.toml."),
+        typer.Option(
+            help="Connection name in connections.toml, which the Snowflake connector reads from "
+            "SNOWFLAKE_HOME (default ~/.snowflake)."
+        ),
     ] = "default",
     database: Annotated[
         str, typer.Option(help="Database that contains the registry.")

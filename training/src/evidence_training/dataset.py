@@ -82,6 +82,12 @@ class TrainingSet:
     labels: np.ndarray
     policy_numbers: tuple[str, ...]
     source: str
+    """Data source as report.json records it: ``synthetic(n=N, seed=S)`` or ``directory(PATH)``."""
+    description: str = ""
+    """Data source as error messages name it, such as ``directory 'data/train'``.
+
+    Empty means that messages use ``source``.
+    """
 
     def __post_init__(self) -> None:
         rows = len(self.policy_numbers)
@@ -133,12 +139,13 @@ def check_parse_errors(training_set: TrainingSet, max_fraction: float) -> ParseE
     counts = training_set.parse_errors
     if counts.pair_fraction <= max_fraction:
         return counts
+    where = training_set.description or training_set.source
     examples = ", ".join(
         repr(number) for number in training_set.policies_with_parse_errors(_EXAMPLE_POLICIES)
     )
     msg = (
         f"{counts.pairs} of {counts.total_pairs} pairs ({counts.pair_fraction:.1%}) in "
-        f"{training_set.source} have a document that failed to parse (MIB: {counts.mib}, "
+        f"{where} have a document that failed to parse (MIB: {counts.mib}, "
         f"Rx: {counts.rx}; first policies: {examples}), more than the allowed "
         f"{max_fraction:.1%}. Such a document is not well-formed XML or exceeds a ParseLimits "
         f"cap (such as {ParseLimits().max_bytes:,} bytes), so its row would get only default "
@@ -229,6 +236,7 @@ def make_synthetic_set(
         labels=np.array([label for chunk in chunks for label in chunk.labels], dtype=np.int64),
         policy_numbers=tuple(number for chunk in chunks for number in chunk.policy_numbers),
         source=f"synthetic(n={n_rows}, seed={seed})",
+        description=f"the synthetic set (seed {seed})",
     )
 
 
@@ -283,6 +291,7 @@ def load_directory_set(
         labels=np.array([row.label for row in rows], dtype=np.int64),
         policy_numbers=tuple(row.policy_number for row in rows),
         source=f"directory({root})",
+        description=f"directory {str(root)!r}",
     )
 
 

@@ -188,15 +188,45 @@ def open_registry(connection_name: str, *, database: str, schema: str) -> Regist
     The connection is read by the Snowflake connector from ``~/.snowflake/connections.toml`` (or
     ``SNOWFLAKE_HOME``), so no secret passes through this package.
 
+    Raises:
+        RegistryError: the connector could not open the session, for example because no
+            connection has that name. The message masks any secret the connector quotes.
+
     NOTE: not run against an account yet. The tests check the arguments that reach the
     registry against the installed library's signatures instead.
     """
+    from snowflake.connector.errors import Error as ConnectorError
     from snowflake.ml.registry import Registry  # 1 s import, for this command only
     from snowflake.snowpark import Session
 
-    session = Session.builder.config("connection_name", connection_name).create()
+    try:
+        session = Session.builder.config("connection_name", connection_name).create()
+    except ConnectorError as exc:
+        raise RegistryError(_session_error_message(connection_name, exc)) from exc
     registry: RegistryLike = Registry(session=session, database_name=database, schema_name=schema)
     return registry
+
+
+def _session_error_message(connection_name: str, error: Exception) -> str:
+    """Describe a failed session start: the connector's reason, the file it read, the fix.
+
+    The connector's message is masked with its own ``SecretDetector``, so a password, token or
+    private key that it quotes is replaced before the message is printed.
+    """
+    from snowflake.connector.constants import CONNECTIONS_FILE
+    from snowflake.connector.secret_detector import SecretDetector
+
+    masked = SecretDetector.mask_secrets(str(error))
+    if masked.error_str is None and masked.masked_text:
+        reason = masked.masked_text
+    else:
+        reason = f"{type(error).__name__} (message withheld because masking it failed)"
+    return (
+        f"cannot open a Snowflake session with connection {connection_name!r}: {reason}. "
+        f"Add or fix the [{connection_name}] section in {CONNECTIONS_FILE} (set SNOWFLAKE_HOME "
+        "to read connections.toml from another folder), or pass --connection with the name of "
+        "a connection defined there"
+    )
 
 
 def _with_feature_names(model: Any) -> Any:

@@ -9,7 +9,12 @@ from typing import Literal
 from pydantic import Field, HttpUrl
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["MAX_PORT", "MIN_PORT", "Settings", "get_settings"]
+
+# Range of TCP ports the dashboard binds. Port 0 is excluded because the OS would then pick a
+# free port, and the dashboard's address would be unknown.
+MIN_PORT = 1
+MAX_PORT = 65535
 
 
 class Settings(BaseSettings):
@@ -40,7 +45,9 @@ class Settings(BaseSettings):
         default=3.0, gt=0, le=60, description="Timeout of each call to the gateway, in seconds."
     )
     host: str = Field(default="127.0.0.1", description="Address the Streamlit server binds.")
-    port: int = Field(default=8501, ge=1, le=65535, description="Port the Streamlit server binds.")
+    port: int = Field(
+        default=8501, ge=MIN_PORT, le=MAX_PORT, description="Port the Streamlit server binds."
+    )
     max_rows: int = Field(
         default=200_000,
         ge=100,
