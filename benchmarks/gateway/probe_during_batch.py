@@ -1,18 +1,21 @@
 """Measure how long a liveness probe waits while the gateway scores large batches or many singles.
 
-Run: ``.venv/bin/python benchmarks/gateway/probe_during_batch.py [ARTIFACT_DIR]``. It starts a
-model server and, for each case, a gateway on free ports, and probes ``/health/live`` every
-20 ms while clients send work. Two cases send service-function batches of large Rx reports from
-two clients, once with the thread pool and once with the process pool. Two cases send
-``/v1/predict`` calls of the 50 KB sample from eight clients. One of them extracts on the event
-loop, as the default ``GATEWAY_INLINE_EXTRACTION_MAX_BYTES`` of 64 KiB does, and the other
-sends every request to the thread pool.
+Run: ``.venv/bin/python benchmarks/gateway/probe_during_batch.py [ARTIFACT_DIR] [--only TEXT]``.
+It starts a model server and, for each case, a gateway on free ports, and probes
+``/health/live`` every 20 ms while clients send work. Two cases send service-function batches
+of large Rx reports from two clients, once with the thread pool and once with the process pool.
+Two cases send ``/v1/predict`` calls of the 50 KB sample from eight clients. One of them
+extracts on the event loop, as the default ``GATEWAY_INLINE_EXTRACTION_MAX_BYTES`` of 64 KiB
+does, and the other sends every request to the thread pool. Two cases send 24 concurrent
+``/v1/predict`` calls, each with a 1.9 MB Rx report, once with the gateway's defaults and once
+with CPython's 5 ms GIL switch interval and four extraction threads. ``--only`` runs the cases
+whose name contains TEXT.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -74,8 +77,18 @@ def measure(
 
 def main() -> None:
     """Print probe latencies for each extraction set-up and workload."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("artifact", nargs="?", type=Path, help="model artifact folder")
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this")
+    arguments = parser.parse_args()
     rows, fills, batches = 100, 150, 3
     batch = {"data": build_batch(rows, fills)}
+    # 2,500 generated fills come to about 1.9 MB, under the default 2 MB document cap.
+    large_single = {
+        "policy_number": "PROBE-LARGE",
+        "mib_xml": None,
+        "rx_xml": generate_rx_report(np.random.default_rng(6), 2_500).decode("utf-8"),
+    }
     single = {
         "policy_number": "PROBE-SINGLE",
         "mib_xml": (SAMPLE / "mib.xml").read_text(encoding="utf-8"),
@@ -84,6 +97,7 @@ def main() -> None:
     body_mb = len(str(batch)) / 1e6
     print(f"batch: {rows} rows x {fills} fills, about {body_mb:.1f} MB; 2 clients x {batches}")
     print("singles: the 50 KB sample pair; 8 clients x 60 calls")
+    print(f"large singles: {len(large_single['rx_xml']) / 1e6:.1f} MB each; 24 clients x 2 calls")
     cases: list[tuple[str, str, dict[str, Any], int, int, dict[str, str]]] = [
         ("batch, thread pool", "/functions/predict", batch, 2, batches,
          {"GATEWAY_EXTRACTION_EXECUTOR": "thread"}),
@@ -93,10 +107,15 @@ def main() -> None:
          {"GATEWAY_INLINE_EXTRACTION_MAX_BYTES": "65536"}),
         ("singles, thread pool", "/v1/predict", single, 8, 60,
          {"GATEWAY_INLINE_EXTRACTION_MAX_BYTES": "0"}),
+        ("large singles, defaults", "/v1/predict", large_single, 24, 2,
+         {"GATEWAY_EXTRACTION_WORKERS": "1", "GATEWAY_GIL_SWITCH_INTERVAL_MS": "1"}),
+        ("large singles, 5 ms switch interval, 4 threads", "/v1/predict", large_single, 24, 2,
+         {"GATEWAY_EXTRACTION_WORKERS": "4", "GATEWAY_GIL_SWITCH_INTERVAL_MS": "5"}),
     ]  # fmt: skip
+    cases = [case for case in cases if arguments.only in case[0]]
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        artifact = Path(sys.argv[1]) if len(sys.argv) > 1 else directory / "builtin"
+        artifact = arguments.artifact or directory / "builtin"
         model, model_url = start_model_server(directory, artifact)
         try:
             for number, (name, path, body, clients, calls, env) in enumerate(cases):

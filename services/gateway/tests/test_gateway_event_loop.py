@@ -3,19 +3,49 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from evidence_gateway.config import Settings
 from evidence_gateway.testing import start_gateway
 from evidence_synthetic import generate_rx_report
 
-pytestmark = pytest.mark.slow
+from .conftest import client_settings, open_gateway
 
 
+async def test_lifespan_sets_and_restores_switch_interval(
+    model_server_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    """The GIL switch interval applies while the app runs and reverts when it stops."""
+    before = sys.getswitchinterval()
+    settings = make_settings(gil_switch_interval_ms=2.5)
+    _, lifespan, client = await open_gateway(settings, client_settings(model_server_url))
+    try:
+        during = sys.getswitchinterval()
+        live = await client.get("/health/live")
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+    assert live.status_code == 200
+    assert during == pytest.approx(0.0025)
+    assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "101", "fast"])
+def test_switch_interval_out_of_range_rejected(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_GIL_SWITCH_INTERVAL_MS", value)
+    with pytest.raises(ValueError, match="gil_switch_interval_ms"):
+        Settings(local_mode=True)
+
+
+@pytest.mark.slow
 def test_probe_prompt_during_large_batches(model_server_url: str, tmp_path: Path) -> None:
     """The second-worst probe wait is a small fraction of a batch's duration.
 

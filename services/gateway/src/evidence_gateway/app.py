@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,6 +59,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Process-wide, so the interval in force before is restored when the app stops, for
+        # callers such as tests that run the app inside their own process.
+        previous_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(resolved.gil_switch_interval_ms / 1000)
         extractor = FeatureExtractor(
             resolved.extraction_executor,
             resolved.extraction_workers,
@@ -86,6 +91,7 @@ def create_app(
             "gateway started",
             executor=resolved.extraction_executor,
             workers=resolved.extraction_workers,
+            gil_switch_interval_ms=resolved.gil_switch_interval_ms,
             feature_spec_version=FEATURE_SPEC_VERSION,
         )
         try:
@@ -95,6 +101,7 @@ def create_app(
             extractor.shutdown()
             queue.close()
             metrics.mark_worker_dead(resolved.prometheus_multiproc_dir)
+            sys.setswitchinterval(previous_switch_interval)
             _log.info("gateway stopped")
 
     app = FastAPI(

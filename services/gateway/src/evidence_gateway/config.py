@@ -112,7 +112,29 @@ class Settings(BaseSettings):
         description="Where XML parsing and feature extraction run, off the event loop.",
     )
     extraction_workers: int = Field(
-        default=4, ge=1, description="Threads or processes of the extraction pool."
+        # Extraction is Python code that holds the GIL for all but the parse, so a second
+        # thread scores no faster and only takes GIL turns from the event loop, which delays
+        # health probes (docs/gateway.md, "Health probes under load").
+        default=1,
+        ge=1,
+        description=(
+            "Threads or processes of the extraction pool. More than one thread adds no "
+            "throughput; for the process pool, use the number of cores."
+        ),
+    )
+    gil_switch_interval_ms: float = Field(
+        # With CPython's default of 5 ms, the event loop's thread waited up to 5 ms for the GIL
+        # after each socket call while extraction threads ran, and a health probe behind large
+        # requests waited hundreds of milliseconds (docs/gateway.md, "Health probes under
+        # load").
+        default=1.0,
+        gt=0,
+        le=100,
+        description=(
+            "Milliseconds a thread may hold the GIL while another waits for it "
+            "(sys.setswitchinterval), set in each gateway worker process. Smaller values "
+            "keep the event loop responsive while extraction threads run."
+        ),
     )
     inline_extraction_max_bytes: int = Field(
         # A typical pair (50 KB) takes about 1 ms to extract. A pool thread would hold the GIL,
