@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import threading
@@ -20,7 +21,9 @@ from .conftest import client_settings, open_gateway
 
 
 async def test_lifespan_sets_and_restores_switch_interval(
-    model_server_url: str, make_settings: Callable[..., Settings]
+    model_server_url: str,
+    make_settings: Callable[..., Settings],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The GIL switch interval applies while the app runs and reverts when it stops."""
     before = sys.getswitchinterval()
@@ -36,6 +39,14 @@ async def test_lifespan_sets_and_restores_switch_interval(
     assert live.status_code == 200
     assert during == pytest.approx(0.0025)
     assert sys.getswitchinterval() == before
+    started = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if '"gateway started"' in line
+    ]
+    assert len(started) == 1
+    assert started[0]["gil_switch_interval_ms"] == 2.5
+    assert "dropped_keys" not in started[0]
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "101", "fast"])

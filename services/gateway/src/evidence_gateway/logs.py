@@ -25,7 +25,7 @@ ALLOWED_KEYS = frozenset(
         "host", "circuit_state", "feature_spec_version", "pid", "field_paths", "error_kind",
         "builtin", "attempt", "served_hash", "expected_hash", "query_batch_id_digest",
         "query_batch_id_length", "query_id_digest", "query_id_length", "pool", "parsed_bytes",
-        "queued", "pending_bytes", "write_timeout_seconds",
+        "queued", "pending_bytes", "write_timeout_seconds", "gil_switch_interval_ms",
     }
 )  # fmt: skip
 filter_allowed_keys = evidence_logging.AllowedKeysFilter(ALLOWED_KEYS)
