@@ -119,6 +119,7 @@ class PredictionQueue:
             schema=QUEUE_SCHEMA,
             error_type=QueueUnavailableError,
             label="queue",
+            path_setting="PERSISTENCE_QUEUE_PATH",
             busy_timeout_ms=busy_timeout_ms,
             lock_retries=lock_retries,
             synchronous=synchronous,

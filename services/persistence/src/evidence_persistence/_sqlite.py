@@ -32,7 +32,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from evidence_persistence.errors import PersistenceError
+from evidence_persistence.errors import PersistenceError, SchemaVersionError
 
 __all__ = ["SqliteFile", "is_binding_error", "is_corruption_error", "is_lock_error"]
 
@@ -95,10 +95,12 @@ class SqliteFile:
 
     Args:
         path: Database file; its parent directory is created when missing.
-        schema: Idempotent DDL script, run when ``PRAGMA user_version`` differs from
+        schema: Idempotent DDL script, run when ``PRAGMA user_version`` is below
             ``schema_version``.
         schema_version: Stored in ``PRAGMA user_version`` once the schema script and
             ``migrate`` have run. Raise it when the schema changes so existing files migrate.
+            A file with a higher version was written by a newer release, and every call on it
+            raises ``SchemaVersionError`` without changing it.
         migrate: Brings an existing file up to ``schema_version``, such as adding columns. It
             runs after the schema script in the same transaction and must be idempotent, because
             two processes may both find the old version and run it one after the other.
@@ -108,6 +110,8 @@ class SqliteFile:
             or a value whose type cannot be bound, see :func:`is_binding_error`), which a retry
             of the same rows cannot fix. None raises ``error_type`` for those too.
         label: What the file is, for messages ("queue", "store").
+        path_setting: Setting that selects the file, such as ``PERSISTENCE_STORE_PATH``, named
+            in the message of a ``SchemaVersionError``.
         busy_timeout_ms: How long a statement waits for another connection's lock.
         lock_retries: Attempts of a transaction whose lock wait timed out.
         synchronous: ``PRAGMA synchronous`` value, ``"FULL"`` or ``"NORMAL"``.
@@ -122,6 +126,7 @@ class SqliteFile:
         schema: str,
         error_type: type[PersistenceError],
         label: str,
+        path_setting: str | None = None,
         data_error_type: type[PersistenceError] | None = None,
         schema_version: int = 1,
         migrate: Callable[[sqlite3.Connection], None] | None = None,
@@ -140,6 +145,7 @@ class SqliteFile:
         self._error_type = error_type
         self._data_error_type = data_error_type
         self._label = label
+        self._path_setting = path_setting
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
         self._wal_autocheckpoint = int(wal_autocheckpoint)
@@ -257,6 +263,31 @@ class SqliteFile:
                     self.corruption = getattr(exc, "sqlite_errorname", type(exc).__name__)
                 raise self._translate(exc) from exc
 
+    def check_schema_version(self) -> None:
+        """Reject a file that a newer release wrote, without creating or changing any file.
+
+        A missing file passes, because the first call creates it with this code's schema. So
+        does a file that cannot be read now (locked, damaged, unreadable), because the first
+        call reports that with the usual error and retries.
+
+        Raises:
+            SchemaVersionError: The file's ``PRAGMA user_version`` is above ``schema_version``.
+        """
+        if not self.path.is_file():
+            return
+        try:
+            connection = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=0
+            )
+            try:
+                version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                connection.close()
+        except sqlite3.Error:
+            return
+        if version > self._schema_version:
+            raise self._version_error(version)
+
     def close(self) -> None:
         """Close this process's connection; the next call opens a new one."""
         with self._lock:
@@ -353,13 +384,16 @@ class SqliteFile:
             check_same_thread=False,
         )
         try:
+            # user_version marks a file whose schema exists, so a read-only file stays readable
+            # and a connection takes no write lock unless it writes. It is read before the
+            # journal mode is set, so a file of a newer release is left exactly as it was.
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+            if version > self._schema_version:
+                raise self._version_error(version)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={self._synchronous}")
             connection.execute(f"PRAGMA wal_autocheckpoint={self._wal_autocheckpoint}")
-            # user_version marks a file whose schema exists, so a read-only file stays readable
-            # and a connection takes no write lock unless it writes.
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version != self._schema_version:
+            if version < self._schema_version:
                 self._create_schema(connection)
         except BaseException:
             connection.close()
@@ -381,6 +415,18 @@ class SqliteFile:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    def _version_error(self, found: int) -> SchemaVersionError:
+        path = str(self.path.resolve())
+        target = self._path_setting or "the process"
+        msg = (
+            f"{self._label} file {path!r} has schema version {found} (PRAGMA user_version), "
+            f"but this release of evidence_persistence supports version "
+            f"{self._schema_version} at most, so it leaves the file unchanged; upgrade the "
+            "worker and the gateway to the release that wrote the file, or point "
+            f"{target} at another {self._label} file"
+        )
+        return SchemaVersionError(msg, path=path, found=found, supported=self._schema_version)
 
     def _translate(self, exc: sqlite3.Error) -> PersistenceError:
         name = getattr(exc, "sqlite_errorname", type(exc).__name__)

@@ -30,6 +30,7 @@ from evidence_persistence._logging import describe_error
 from evidence_persistence._sink import Sink, WriteResult
 from evidence_persistence.errors import (
     QueueError,
+    SchemaVersionError,
     SinkConfigurationError,
     SinkUnavailableError,
 )
@@ -185,6 +186,10 @@ class QueueDrainer:
             on_stop: Called in this thread when ``stop`` ended the loop, before the last log
                 line. A signal handler must not log, because the signal can arrive while this
                 thread holds the log stream's lock, so the caller logs the signal here.
+
+        Raises:
+            SchemaVersionError: A newer release wrote the queue or the store file. The batch
+                in progress is released first, with no attempt used.
         """
         _log.info("worker started", owner=self.consumer.owner, batch_size=self.batch_size)
         # Counted apart from the sink's outages: once the queue is readable again the worker polls
@@ -255,6 +260,16 @@ class QueueDrainer:
         try:
             self._write(decoded)
             self._outages_in_a_row = 0
+        except SchemaVersionError as exc:
+            # Only a newer release can write this store, so no record is at fault and none
+            # loses an attempt. Rows already deleted from the queue are not matched again.
+            self.consumer.release(
+                [item.seq for item in decoded],
+                delay_seconds=0,
+                error=f"{type(exc).__name__}: {exc}",
+                count_attempt=False,
+            )
+            raise
         except _SinkUnavailable as exc:
             outcome = "sink_rejects_all" if exc.rejects_all else "sink_unavailable"
             self._outages_in_a_row += 1
@@ -338,6 +353,8 @@ class QueueDrainer:
             seqs = {item.seq for item in items}
             outage = _SinkUnavailable(message, seqs, exc, rejects_all=True)
             raise outage.including(group for group, _ in also_release) from exc
+        except SchemaVersionError:
+            raise
         except Exception as exc:  # any other error may be one record's fault
             return exc
         self.consumer.complete([item.seq for item in items])

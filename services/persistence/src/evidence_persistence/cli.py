@@ -27,8 +27,9 @@ from evidence_persistence._queue import PredictionQueue
 from evidence_persistence._sink import open_sink
 from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.config import Settings, get_settings
-from evidence_persistence.errors import PersistenceError
+from evidence_persistence.errors import PersistenceError, SchemaVersionError
 from evidence_persistence.metrics import WorkerMetrics
+from evidence_persistence.sinks.sqlite import SqliteSink
 
 __all__ = ["app", "main"]
 
@@ -69,6 +70,19 @@ def _settings() -> Settings:
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def _fail_on(exc: PersistenceError) -> typer.Exit:
+    """Print ``exc`` and return the exit: 2 for a file of a newer release, else 1.
+
+    The messages name files, settings and SQLite error codes, never a record's values.
+    """
+    return _fail(str(exc), code=2 if isinstance(exc, SchemaVersionError) else 1)
+
+
+def _reject_newer_schema(exc: SchemaVersionError) -> typer.Exit:
+    _log.error("schema version unsupported", **describe_error(exc))
+    return _fail_on(exc)
 
 
 def _missing_queue_message(path: Path) -> str:
@@ -196,7 +210,8 @@ def worker(
 
     On a signal the worker finishes the batch in progress, then exits. Exits
     with 2 when a PERSISTENCE_* setting is invalid, the sink's settings are
-    incomplete or the metrics port cannot be bound.
+    incomplete, the metrics port cannot be bound, or the queue or store file
+    has a schema version newer than this release supports.
     """
     settings = _settings()
     configure_logging(settings.log_level)
@@ -212,6 +227,16 @@ def worker(
         _log.error("sink configuration invalid", **describe_error(exc))
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    try:
+        # Checked before the first claim, so that a newer store is reported even while the
+        # queue is empty, and no record is claimed for a store this release cannot write.
+        queue.file.check_schema_version()
+        if isinstance(sink, SqliteSink):
+            sink.check_schema_version()
+    except SchemaVersionError as exc:
+        sink.close()
+        queue.close()
+        raise _reject_newer_schema(exc) from exc
 
     stop = threading.Event()
     received: list[int] = []
@@ -236,6 +261,9 @@ def worker(
     )
     try:
         _drain_until_signal(drainer, stop, received, once=once, on_stop=log_stop)
+    except SchemaVersionError as exc:
+        # Another process replaced or migrated a file after the check above.
+        raise _reject_newer_schema(exc) from exc
     except Exception as exc:
         # Python would print the traceback with the exception's message, which may quote the
         # batch's records. The log line keeps the type and the code locations.
@@ -252,8 +280,9 @@ def status() -> None:
 
     The integrity field is "ok" or "corrupt", from SQLite's PRAGMA
     quick_check, which reads the whole file. Exits with 1 when the file is
-    corrupt, and with 1, creating nothing, when the file at
-    PERSISTENCE_QUEUE_PATH does not exist.
+    corrupt, with 1, creating nothing, when the file at
+    PERSISTENCE_QUEUE_PATH does not exist, and with 2 when a newer release
+    wrote it.
     """
     settings = _settings()
     queue = _existing_queue(settings)
@@ -268,7 +297,7 @@ def status() -> None:
             "integrity": "corrupt" if problems else "ok",
         }
     except PersistenceError as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail_on(exc) from exc
     typer.echo(json.dumps(report))
     if problems:
         msg = (
@@ -305,7 +334,7 @@ def list_dead_letters(
     try:
         letters = consumer.list_dead_letters(limit)
     except PersistenceError as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail_on(exc) from exc
     for letter in letters:
         error = letter.error if show_errors else error_type_of(letter.error)
         failed_at = datetime.fromtimestamp(letter.failed_at, UTC).isoformat(timespec="seconds")
@@ -356,7 +385,7 @@ def replay_dead_letters(
             moved += count
             (replayed if count else not_found).append(prediction_id)
     except PersistenceError as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail_on(exc) from exc
     summary = f"replayed {moved} record(s)"
     typer.echo(f"{summary}: {' '.join(replayed)}" if replayed else summary)
     if not_found:

@@ -8,6 +8,7 @@ Every error the package raises on purpose derives from :class:`PersistenceError`
     │   └── QueueUnavailableError   the queue file cannot be opened or written: locked too long,
     │                               read-only, disk full or missing directory
     ├── RecordDecodeError           a queued payload cannot be turned back into a record
+    ├── SchemaVersionError          a queue or store file was written by a newer version
     └── SinkError
         ├── SinkUnavailableError    transient: the store is unreachable or locked; retry later
         └── SinkConfigurationError  the sink settings are incomplete (missing credentials)
@@ -24,6 +25,7 @@ __all__ = [
     "QueueFullError",
     "QueueUnavailableError",
     "RecordDecodeError",
+    "SchemaVersionError",
     "SinkConfigurationError",
     "SinkError",
     "SinkRecordError",
@@ -54,6 +56,21 @@ class QueueUnavailableError(QueueError):
 
 class RecordDecodeError(PersistenceError):
     """A stored queue payload is not a valid encoded prediction record."""
+
+
+class SchemaVersionError(PersistenceError):
+    """A SQLite file's ``PRAGMA user_version`` is newer than the schema this code writes.
+
+    The file was created or migrated by a newer version, so this code neither reads nor writes
+    it: its schema script would overwrite the version mark, and its rows might lack columns
+    the newer schema requires.
+    """
+
+    def __init__(self, message: str, *, path: str, found: int, supported: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.found = found
+        self.supported = supported
 
 
 class SinkError(PersistenceError):

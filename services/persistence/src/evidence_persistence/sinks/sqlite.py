@@ -56,6 +56,7 @@ class SqliteSink:
             error_type=SinkUnavailableError,
             data_error_type=SinkRecordError,
             label="store",
+            path_setting="PERSISTENCE_STORE_PATH",
             busy_timeout_ms=busy_timeout_ms,
             synchronous="NORMAL",
             schema_version=_STORE_SCHEMA_VERSION,
@@ -91,6 +92,15 @@ class SqliteSink:
             model_predictions=len(rows.model_predictions),
             raw_evidence=len(rows.raw_evidence),
         )
+
+    def check_schema_version(self) -> None:
+        """Reject a store that a newer release wrote, without creating or changing the file.
+
+        Raises:
+            SchemaVersionError: The store's ``PRAGMA user_version`` is above the version this
+                sink writes.
+        """
+        self.file.check_schema_version()
 
     def close(self) -> None:
         """Close this process's connection."""
