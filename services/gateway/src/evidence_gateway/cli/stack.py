@@ -1,6 +1,7 @@
 """``evidence-stack``: bring up the local stack, score the bundled samples and keep serving.
 
-Steps: check that the stack's ports are free. Train a model into ``var/model`` when it has
+Steps: lock the runtime folder (``var`` or ``--var-dir``) against a second stack, and check
+that the stack's ports are free. Train a model into ``var/model`` when it has
 none. Start the model server, gateway, persistence worker and (when installed) dashboard from
 the ``Procfile`` under supervisord, and wait until they respond. Score ``data/samples`` through
 ``/v1/predict`` and ``/functions/predict``, check that the rows reached the SQLite store, print
@@ -25,6 +26,7 @@ from evidence_logging import INVALID_SETTINGS_EXIT_STATUS
 from evidence_model_client.config import ClientSettings, ServerSettings
 from evidence_persistence.config import Settings as PersistenceSettings
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evidence_gateway.cli.render import prediction_table
@@ -49,6 +51,7 @@ from evidence_gateway.stack.samples import (
     score_via_function,
 )
 from evidence_gateway.stack.supervision import START_RETRIES, ProcessEvent, Supervisor
+from evidence_gateway.stack.var_lock import VarDirLock, VarDirLockedError
 
 __all__ = ["app", "main"]
 
@@ -274,7 +277,11 @@ def run(
         Path, typer.Option(help="Repository root that contains the Procfile.")
     ] = Path(),
     var_dir: Annotated[
-        Path | None, typer.Option(help="Runtime directory; default <root>/var.")
+        Path | None,
+        typer.Option(
+            help="Runtime folder of the model, queue, store and logs; default <root>/var. "
+            "Each stack needs its own."
+        ),
     ] = None,
     samples: Annotated[
         Path | None, typer.Option(help="Sample evidence directory; default <root>/data/samples.")
@@ -307,7 +314,8 @@ def run(
     (GATEWAY_PORT, MODEL_SERVER_PORT, DASHBOARD_PORT); the option wins over
     the variable. Every process binds 127.0.0.1. An invalid GATEWAY_*,
     MODEL_CLIENT_*, MODEL_SERVER_* or PERSISTENCE_* setting exits with status
-    2 before anything starts.
+    2 before anything starts. So does a runtime folder that another stack
+    holds locked.
     """
     # Wide enough for the result tables when the output is a log file or CI, not a terminal.
     console = Console(width=None if Console().is_terminal else 140)
@@ -320,6 +328,59 @@ def run(
         dashboard_port=dashboard_port,
         gateway_workers=gateway_workers,
     )
+    lock = VarDirLock(layout.var_dir)
+    try:
+        # A folder that exists may be another stack's, so its lock is taken before the
+        # settings checks, which take seconds. A missing folder is created and locked only
+        # once the checks pass, so that a failed check leaves nothing behind.
+        if layout.var_dir.is_dir():
+            _lock_var_dir(console, lock)
+        _run_locked(
+            console,
+            layout,
+            lock,
+            once=once,
+            samples=samples or root / "data" / "samples",
+            dashboard=dashboard,
+            train_rows=train_rows,
+            seed=seed,
+            timeout=timeout,
+        )
+    finally:
+        lock.release()
+
+
+def _lock_var_dir(console: Console, lock: VarDirLock) -> None:
+    """Take the runtime folder's lock, or exit: 2 when another stack holds it, else 1."""
+    try:
+        lock.acquire()
+    except VarDirLockedError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        console.print("nothing was started")
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        console.print(
+            f"[red]cannot lock the runtime folder: {escape(str(lock.path))} ({reason}); "
+            "pass --var-dir with a writable folder[/]"
+        )
+        console.print("nothing was started")
+        raise typer.Exit(1) from exc
+
+
+def _run_locked(
+    console: Console,
+    layout: StackLayout,
+    lock: VarDirLock,
+    *,
+    once: bool,
+    samples: Path,
+    dashboard: bool,
+    train_rows: int,
+    seed: int,
+    timeout: float,
+) -> None:
+    """Check the settings and ports, then start, check and serve the stack in ``layout``."""
     environment = layout.environment(dict(os.environ))
     with_dashboard = dashboard and dashboard_available()
     # Both checks run before either exits, so one run lists every invalid setting.
@@ -344,6 +405,7 @@ def run(
         console.print("nothing was started")
         raise typer.Exit(1) from exc
     layout.var_dir.mkdir(parents=True, exist_ok=True)
+    _lock_var_dir(console, lock)
     shutil.rmtree(layout.prometheus_dir, ignore_errors=True)
     layout.prometheus_dir.mkdir()
 
@@ -360,9 +422,12 @@ def run(
                 seconds = train_model(layout.model_dir, rows=train_rows, seed=seed, log=log)
             console.print(f"trained a model into {layout.model_dir} in {seconds:.1f} s")
         names = ["model", "gateway", "worker"] + (["dashboard"] if with_dashboard else [])
-        group = Supervisor(layout, names, environment)
+        # supervisord keeps the folder locked while it stops its processes, also after this
+        # program was killed.
+        inherited = () if lock.fileno is None else (lock.fileno,)
+        group = Supervisor(layout, names, environment, inherited_fds=inherited)
         _bring_up(console, layout, group, timeout)
-        stored = _score_samples(console, layout, samples or root / "data" / "samples")
+        stored = _score_samples(console, layout, samples)
         for event in group.events():
             _report(console, event, layout)
         console.print(_urls(layout, dashboard_note))

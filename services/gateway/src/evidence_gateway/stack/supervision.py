@@ -189,12 +189,23 @@ class Supervisor:
 
     supervisord runs in a session of its own, so a Ctrl-C in the terminal reaches only
     ``evidence-stack``, which then stops supervisord, and supervisord stops the processes.
+    supervisord inherits the file descriptors in ``inherited_fds``, such as the runtime
+    folder's lock, which then stays held until supervisord exits too. It closes them in the
+    processes it starts (every descriptor from 3 up to its ``minfds``, 1024 by default).
     """
 
-    def __init__(self, layout: StackLayout, names: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        layout: StackLayout,
+        names: Sequence[str],
+        env: dict[str, str],
+        *,
+        inherited_fds: Sequence[int] = (),
+    ) -> None:
         self.layout = layout
         self.names = list(names)
         self.env = env
+        self.inherited_fds = tuple(inherited_fds)
         self._process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
         self._log_offset = 0
@@ -228,6 +239,7 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            pass_fds=self.inherited_fds,
         )
 
     def alive(self) -> bool:
