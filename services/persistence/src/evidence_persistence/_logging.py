@@ -34,7 +34,8 @@ ALLOWED_KEYS = frozenset(
         "dead_lettered", "outcome", "claimed", "persisted", "first_seq", "last_seq", "duration_ms",
         "retry_in_seconds", "outages_in_a_row", "prediction_id", "seq", "attempts",
         "error_type", "error_code", "exception_type", "frames", "signal", "host", "port",
-        "queue_path", "sink", "store_raw_evidence", "dropped_keys",
+        "queue_path", "sink", "store_raw_evidence", "dropped_keys", "prediction_ids",
+        "max_ahead_seconds", "tolerance_seconds",
     }
 )  # fmt: skip
 _ERROR_TYPE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*): ")

@@ -4,8 +4,9 @@ Both sinks upsert by primary key, and Snowflake's MERGE rejects a source with tw
 key, so every batch is de-duplicated here first by a fixed rule:
 
 - ``MODEL_PREDICTIONS`` and ``RAW_EVIDENCE``: the record enqueued last wins (batch order).
-- ``ONLINE_FEATURES``: the record with the latest ``created_at`` wins; on a tie the one enqueued
-  last. The sinks also keep a stored row whose ``UPDATED_AT`` is newer than the incoming one.
+- ``ONLINE_FEATURES``: the record with the latest ``UPDATED_AT`` wins; on a tie the one enqueued
+  last. ``UPDATED_AT`` is the record's ``created_at``, cut to ``max_updated_at`` when that is
+  given. The sinks also keep a stored row whose ``UPDATED_AT`` is newer than the incoming one.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from evidence_persistence._record import PredictionRecord
 from evidence_persistence._tables import FEATURE_COLUMNS
 
-__all__ = ["Row", "TableRows", "build_rows", "features_json"]
+__all__ = ["Row", "TableRows", "build_rows", "features_json", "future_cutoff"]
 
 _FEATURE_KEYS = tuple(column.name for column in FEATURE_COLUMNS)
 # The FEATURES object is filled into a template made once from the keys. Because Python's repr
@@ -58,6 +59,7 @@ def build_rows(
     store_raw_evidence: bool,
     persisted_at: datetime | None = None,
     timestamp: Callable[[datetime], Value] = _keep,
+    max_updated_at: datetime | None = None,
 ) -> TableRows:
     """Build de-duplicated rows for a batch given in enqueue order.
 
@@ -66,31 +68,49 @@ def build_rows(
         store_raw_evidence: Build ``RAW_EVIDENCE`` rows for records that carry XML.
         persisted_at: Value of ``PERSISTED_AT``; defaults to the current UTC time.
         timestamp: Converts each UTC timestamp to the sink's form; the default keeps it.
+        max_updated_at: Latest ``ONLINE_FEATURES.UPDATED_AT`` to write, such as the worker's
+            clock plus a tolerance. A record dated later, by a producer whose clock runs
+            ahead, would otherwise keep every later record of its policy out of the table
+            until that date. ``CREATED_AT`` keeps the record's own time. None cuts nothing.
     """
     now = timestamp(persisted_at or datetime.now(UTC))
     latest_prediction: dict[str, PredictionRecord] = {}
-    latest_features: dict[str, PredictionRecord] = {}
+    latest_features: dict[str, tuple[datetime, PredictionRecord]] = {}
     for record in records:
         latest_prediction[record.prediction_id] = record
+        updated_at = _updated_at(record, max_updated_at)
         current = latest_features.get(record.policy_number)
-        if current is None or record.created_at >= current.created_at:
-            latest_features[record.policy_number] = record
+        if current is None or updated_at >= current[0]:
+            latest_features[record.policy_number] = (updated_at, record)
 
     predictions = [_prediction_row(r, now, timestamp) for r in latest_prediction.values()]
-    features = [_feature_row(r, timestamp) for r in latest_features.values()]
+    features = [_feature_row(r, u, timestamp) for u, r in latest_features.values()]
     raw = []
     if store_raw_evidence:
         raw = [_raw_row(r, timestamp) for r in latest_prediction.values() if r.has_raw_evidence]
     return TableRows(online_features=features, model_predictions=predictions, raw_evidence=raw)
 
 
-def _feature_row(record: PredictionRecord, timestamp: Callable[[datetime], Value]) -> Row:
+def future_cutoff(tolerance_seconds: float, now: datetime | None = None) -> datetime:
+    """Return the latest ``created_at`` not taken as future-dated: ``now`` plus the tolerance."""
+    return (now or datetime.now(UTC)) + timedelta(seconds=tolerance_seconds)
+
+
+def _updated_at(record: PredictionRecord, max_updated_at: datetime | None) -> datetime:
+    if max_updated_at is None or record.created_at <= max_updated_at:
+        return record.created_at
+    return max_updated_at
+
+
+def _feature_row(
+    record: PredictionRecord, updated_at: datetime, timestamp: Callable[[datetime], Value]
+) -> Row:
     row: Row = (
         record.policy_number,
         *record.features,
         record.feature_spec_version,
         record.prediction_id,
-        timestamp(record.created_at),
+        timestamp(updated_at),
     )
     return row
 

@@ -21,6 +21,9 @@ class WriteResult:
     online_features: int
     model_predictions: int
     raw_evidence: int
+    online_features_skipped: tuple[str, ...] = ()
+    """Prediction ids whose ``ONLINE_FEATURES`` row was not written, because the stored row of
+    the policy has a newer ``UPDATED_AT``. Empty when the sink cannot tell which rows."""
 
     @property
     def total(self) -> int:
@@ -61,7 +64,12 @@ def open_sink(settings: Settings) -> Sink:
             schema=settings.snowflake_schema,
             store_raw_evidence=settings.store_raw_evidence,
             create_tables=settings.snowflake_create_tables,
+            clock_skew_tolerance_seconds=settings.clock_skew_tolerance_seconds,
         )
     from evidence_persistence.sinks.sqlite import SqliteSink
 
-    return SqliteSink(settings.store_path, store_raw_evidence=settings.store_raw_evidence)
+    return SqliteSink(
+        settings.store_path,
+        store_raw_evidence=settings.store_raw_evidence,
+        clock_skew_tolerance_seconds=settings.clock_skew_tolerance_seconds,
+    )

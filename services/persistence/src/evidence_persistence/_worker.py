@@ -22,11 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from evidence_persistence._consumer import ClaimedItem, QueueConsumer
 from evidence_persistence._logging import describe_error
+from evidence_persistence._record import PredictionRecord
 from evidence_persistence._sink import Sink, WriteResult
 from evidence_persistence.errors import (
     QueueError,
@@ -51,6 +53,9 @@ MIN_RECORDS_FOR_SINK_FAULT = 4
 # 42 is "syntax error or access rule violation", such as 42S02 table not found or 42501
 # insufficient privilege. Class 28 is "invalid authorization specification".
 _SINK_FAULT_SQLSTATE_CLASSES = frozenset({"42", "28"})
+# Prediction ids per warning about clock skew. The count goes with them, and a batch can hold
+# hundreds of records from one producer whose clock runs ahead.
+MAX_LOGGED_PREDICTION_IDS = 20
 # Snowflake error numbers of a missing or unauthorized object (2003) and of insufficient
 # privileges (3001), as snowflake-ml-python 2.6.0 tests them in snowflake/ml/jobs/manager.py.
 # Number 2003 comes with SQLSTATE 02000 for a missing schema or service, outside the classes above.
@@ -148,6 +153,8 @@ class QueueDrainer:
         poll_interval_seconds: Sleep while the queue is empty; also the first back-off step.
         retry_backoff_max_seconds: Upper bound of the back-off after sink outages.
         metrics: Counters to update; ``None`` keeps none.
+        clock_skew_tolerance_seconds: Records whose ``created_at`` is further ahead of this
+            process's clock are logged and counted as future-dated.
     """
 
     def __init__(
@@ -159,8 +166,10 @@ class QueueDrainer:
         poll_interval_seconds: float = 0.2,
         retry_backoff_max_seconds: float = 30.0,
         metrics: WorkerMetrics | None = None,
+        clock_skew_tolerance_seconds: float = 300.0,
     ) -> None:
         self.consumer = consumer
+        self.clock_skew_tolerance_seconds = clock_skew_tolerance_seconds
         self.sink = sink
         self.batch_size = batch_size
         self.poll_interval_seconds = poll_interval_seconds
@@ -359,6 +368,7 @@ class QueueDrainer:
             return exc
         self.consumer.complete([item.seq for item in items])
         self._count(result, len(items))
+        self._report_clock_skew(records, result)
         return None
 
     def _split_checking_sink(
@@ -470,6 +480,32 @@ class QueueDrainer:
                 self.metrics.rows_written.labels(table).inc(rows)
         if self.metrics is not None:
             self.metrics.records_persisted.inc(records)
+
+    def _report_clock_skew(self, records: Sequence[PredictionRecord], result: WriteResult) -> None:
+        """Log and count written records dated ahead of this clock, and features kept out."""
+        now = datetime.now(UTC)
+        cutoff = now + timedelta(seconds=self.clock_skew_tolerance_seconds)
+        future = [record for record in records if record.created_at > cutoff]
+        if future:
+            ahead = max(record.created_at for record in future) - now
+            _log.warning(
+                "records dated in the future",
+                records=len(future),
+                prediction_ids=[r.prediction_id for r in future[:MAX_LOGGED_PREDICTION_IDS]],
+                max_ahead_seconds=round(ahead.total_seconds(), 3),
+                tolerance_seconds=self.clock_skew_tolerance_seconds,
+            )
+            if self.metrics is not None:
+                self.metrics.future_dated_records.inc(len(future))
+        skipped = result.online_features_skipped
+        if skipped:
+            _log.warning(
+                "online features kept, stored row newer",
+                records=len(skipped),
+                prediction_ids=list(skipped[:MAX_LOGGED_PREDICTION_IDS]),
+            )
+            if self.metrics is not None:
+                self.metrics.online_features_skipped.inc(len(skipped))
 
     def _backoff_seconds(self, step: int | None = None) -> float:
         exponent = self._outages_in_a_row if step is None else step

@@ -252,6 +252,7 @@ def worker(
         poll_interval_seconds=settings.poll_interval_seconds,
         retry_backoff_max_seconds=settings.retry_backoff_max_seconds,
         metrics=metrics,
+        clock_skew_tolerance_seconds=settings.clock_skew_tolerance_seconds,
     )
     _log.info(
         "worker configured",

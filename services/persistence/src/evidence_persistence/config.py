@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     """Sleep between polls while the queue is empty."""
     retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
     """Upper bound of the exponential back-off after a sink outage."""
+    clock_skew_tolerance_seconds: float = Field(default=300.0, ge=0)
+    """How far a record's ``created_at`` may be ahead of the worker's clock, in seconds.
+
+    A record further ahead is logged and counted, and its ``ONLINE_FEATURES.UPDATED_AT`` is
+    cut to the worker's clock plus this tolerance, so it cannot hold back later features of
+    its policy for longer than that."""
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     """Port of the worker's Prometheus endpoint on ``metrics_host``; unset disables it."""
     metrics_host: str = "127.0.0.1"

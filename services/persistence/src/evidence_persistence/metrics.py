@@ -99,3 +99,15 @@ class WorkerMetrics:
             "Records this worker moved to the dead-letter table",
             registry=self.registry,
         )
+        self.future_dated_records = Counter(
+            "evidence_persistence_future_dated_records",
+            "Written records whose created_at was more than clock_skew_tolerance_seconds "
+            "ahead of the worker's clock",
+            registry=self.registry,
+        )
+        self.online_features_skipped = Counter(
+            "evidence_persistence_online_features_skipped",
+            "ONLINE_FEATURES rows not written because the stored row of the policy had a "
+            "newer UPDATED_AT",
+            registry=self.registry,
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pandas as pd
@@ -13,13 +13,27 @@ import pandas as pd
 from evidence_dashboard.store import schema
 
 __all__ = [
+    "FUTURE_TOLERANCE",
     "FeatureSample",
     "PolicyLookup",
     "PredictionStore",
     "QueryResult",
     "normalise_frame",
     "parse_feature_objects",
+    "window_end",
 ]
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+"""How far ahead of this clock a row's time may be and still count as in a time window.
+
+A producer whose clock runs ahead writes rows dated in the future. Without an upper bound
+such a row would fall inside every window until that date. The persistence worker's default
+``PERSISTENCE_CLOCK_SKEW_TOLERANCE_SECONDS`` is the same 5 minutes."""
+
+
+def window_end(now: datetime | None = None) -> datetime:
+    """Return the latest row time that a time window includes: ``now`` plus the tolerance."""
+    return (now or datetime.now(UTC)) + FUTURE_TOLERANCE
 
 
 @dataclass(frozen=True, slots=True)

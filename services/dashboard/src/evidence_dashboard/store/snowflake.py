@@ -21,7 +21,13 @@ from evidence_dashboard.config import Settings
 from evidence_dashboard.errors import StoreUnavailableError
 from evidence_dashboard.gateway import GatewayReadiness, PredictionOutcome
 from evidence_dashboard.store import schema
-from evidence_dashboard.store.base import FeatureSample, PolicyLookup, QueryResult, normalise_frame
+from evidence_dashboard.store.base import (
+    FeatureSample,
+    PolicyLookup,
+    QueryResult,
+    normalise_frame,
+    window_end,
+)
 
 __all__ = ["SnowflakeServices", "SnowflakeStore", "resolve_database"]
 
@@ -86,7 +92,9 @@ class SnowflakeStore:
             if since is not None:
                 # NOTE: the tables store UTC in TIMESTAMP_NTZ columns, so compare naive UTC.
                 cutoff = since.astimezone(UTC).replace(tzinfo=None)
+                end = window_end().replace(tzinfo=None)
                 frame = frame.filter(f.col(time_column) >= f.lit(cutoff))
+                frame = frame.filter(f.col(time_column) <= f.lit(end))
             # NOTE: sort before the projection, because the time column need not be selected and
             # the local-testing emulator cannot sort on a column that was projected away.
             return frame.sort(f.col(time_column).desc()).limit(self.max_rows + 1).select(*columns)
@@ -157,7 +165,9 @@ class SnowflakeStore:
             ).filter(f.col(schema.FEATURES).is_not_null())
             if since is not None:
                 cutoff = since.astimezone(UTC).replace(tzinfo=None)
+                end = window_end().replace(tzinfo=None)
                 frame = frame.filter(f.col(schema.CREATED_AT) >= f.lit(cutoff))
+                frame = frame.filter(f.col(schema.CREATED_AT) <= f.lit(end))
             return (
                 frame.sort(f.col(schema.CREATED_AT).desc())
                 .limit(max_rows + 1)

@@ -18,6 +18,7 @@ from evidence_dashboard.store.base import (
     QueryResult,
     normalise_frame,
     parse_feature_objects,
+    window_end,
 )
 
 __all__ = ["SqliteStore"]
@@ -130,6 +131,7 @@ class SqliteStore:
             conditions = [] if not_null is None else [f"{not_null} IS NOT NULL"]
             if since is not None:
                 conditions.append(f"julianday({time_column}) >= julianday(?)")
+                conditions.append(f"julianday({time_column}) <= julianday(?)")
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             sql = (
                 f"SELECT {', '.join(columns)} FROM {table} {where} "  # noqa: S608
@@ -137,7 +139,7 @@ class SqliteStore:
             )
             params: tuple[object, ...] = (limit + 1,)
             if since is not None:
-                params = (since.astimezone(UTC).isoformat(), *params)
+                params = (since.astimezone(UTC).isoformat(), window_end().isoformat(), *params)
             frame = pd.read_sql_query(sql, connection, params=params)
         truncated = len(frame) > limit
         return QueryResult(normalise_frame(frame.head(limit)), truncated=truncated)

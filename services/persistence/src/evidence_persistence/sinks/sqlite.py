@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
 
 from evidence_persistence._record import PredictionRecord
-from evidence_persistence._rows import Row, build_rows
+from evidence_persistence._rows import Row, build_rows, future_cutoff
 from evidence_persistence._sink import WriteResult
 from evidence_persistence._sqlite import SqliteFile
 from evidence_persistence._tables import (
@@ -44,12 +44,20 @@ class SqliteSink:
         path: Store file, such as ``var/store.sqlite3``; created with its tables when missing.
         store_raw_evidence: Write ``RAW_EVIDENCE`` rows for records that carry XML.
         busy_timeout_ms: How long a write waits for a reader or writer of another process.
+        clock_skew_tolerance_seconds: ``ONLINE_FEATURES.UPDATED_AT`` is at most this far
+            ahead of this process's clock (see ``build_rows``).
     """
 
     def __init__(
-        self, path: Path | str, *, store_raw_evidence: bool = False, busy_timeout_ms: int = 5_000
+        self,
+        path: Path | str,
+        *,
+        store_raw_evidence: bool = False,
+        busy_timeout_ms: int = 5_000,
+        clock_skew_tolerance_seconds: float = 300.0,
     ) -> None:
         self.store_raw_evidence = store_raw_evidence
+        self.clock_skew_tolerance_seconds = clock_skew_tolerance_seconds
         self.file = SqliteFile(
             path,
             schema=";\n".join(render_ddl("sqlite")) + ";",
@@ -76,21 +84,36 @@ class SqliteSink:
             SinkUnavailableError: The store file cannot be opened or written.
             SinkRecordError: SQLite rejected a row, such as on a constraint.
         """
+        now = datetime.now(UTC)
         rows = build_rows(
-            records, store_raw_evidence=self.store_raw_evidence, timestamp=_iso_timestamp
+            records,
+            store_raw_evidence=self.store_raw_evidence,
+            persisted_at=now,
+            timestamp=_iso_timestamp,
+            max_updated_at=future_cutoff(self.clock_skew_tolerance_seconds, now),
         )
 
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: sqlite3.Connection) -> set[str]:
             limit = self._limit(connection)
-            _upsert(connection, ONLINE_FEATURES, rows.online_features, limit, "UPDATED_AT")
+            written = _upsert(
+                connection, ONLINE_FEATURES, rows.online_features, limit, "UPDATED_AT"
+            )
             _upsert(connection, MODEL_PREDICTIONS, rows.model_predictions, limit, None)
             _upsert(connection, RAW_EVIDENCE, rows.raw_evidence, limit, None)
+            return written
 
-        self.file.write(write)
+        written = self.file.write(write)
+        prediction_id = ONLINE_FEATURES.column_names.index("PREDICTION_ID")
+        skipped = tuple(
+            str(row[prediction_id])
+            for row in rows.online_features
+            if row[prediction_id] not in written
+        )
         return WriteResult(
             online_features=len(rows.online_features),
             model_predictions=len(rows.model_predictions),
             raw_evidence=len(rows.raw_evidence),
+            online_features_skipped=skipped,
         )
 
     def check_schema_version(self) -> None:
@@ -145,15 +168,23 @@ def _upsert(
     rows: list[Row],
     variable_limit: int,
     newer_column: str | None,
-) -> None:
+) -> set[str]:
+    """Upsert ``rows``; with ``newer_column``, return the prediction ids of the rows written.
+
+    A row that the guard on ``newer_column`` kept out is neither written nor returned.
+    """
+    written: set[str] = set()
     if not rows:
-        return
+        return written
     width = len(table.columns)
     rows_per_statement = max(1, variable_limit // width)
     for start in range(0, len(rows), rows_per_statement):
         chunk = rows[start : start + rows_per_statement]
         parameters = list(chain.from_iterable(chunk))
-        connection.execute(_upsert_sql(table, len(chunk), newer_column), parameters)
+        cursor = connection.execute(_upsert_sql(table, len(chunk), newer_column), parameters)
+        if newer_column:
+            written.update(str(prediction_id) for (prediction_id,) in cursor.fetchall())
+    return written
 
 
 @lru_cache(maxsize=64)
@@ -165,8 +196,12 @@ def _upsert_sql(table: Table, row_count: int, newer_column: str | None) -> str:
     )
     guard = ""
     if newer_column:
-        # Timestamps are fixed-width UTC ISO strings, so text order is time order.
-        guard = f" WHERE excluded.{newer_column} >= {table.sqlite_name}.{newer_column}"
+        # Timestamps are fixed-width UTC ISO strings, so text order is time order. RETURNING
+        # lists the inserted and updated rows, not those the WHERE clause kept out.
+        guard = (
+            f" WHERE excluded.{newer_column} >= {table.sqlite_name}.{newer_column}"
+            " RETURNING PREDICTION_ID"
+        )
     return (
         f"INSERT INTO {table.sqlite_name} ({', '.join(columns)}) VALUES "  # noqa: S608
         + ",".join([placeholders] * row_count)
