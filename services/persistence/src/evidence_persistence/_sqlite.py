@@ -34,7 +34,13 @@ from tenacity import (
 
 from evidence_persistence.errors import PersistenceError, SchemaVersionError
 
-__all__ = ["SqliteFile", "is_binding_error", "is_corruption_error", "is_lock_error"]
+__all__ = [
+    "SqliteFile",
+    "is_binding_error",
+    "is_corruption_error",
+    "is_lock_error",
+    "is_schema_error",
+]
 
 T = TypeVar("T")
 
@@ -43,6 +49,14 @@ _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
+# Messages of SQLite (3.40) when a statement names a table, column or key that the file's schema
+# lacks, such as a store table created without its primary key.
+_SCHEMA_MISMATCH_MESSAGES = (
+    "ON CONFLICT clause does not match any PRIMARY KEY",
+    "no such table",
+    "no such column",
+    "has no column named",
+)
 # Sleeps between tries while another connection holds the lock: 50 µs, doubling up to 1 ms.
 _FIRST_LOCK_POLL_SECONDS = 50e-6
 _MAX_LOCK_POLL_SECONDS = 1e-3
@@ -70,6 +84,17 @@ def is_corruption_error(exc: BaseException) -> bool:
             _SQLITE_NOTADB,
         )
     )
+
+
+def is_schema_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` shows that the file's tables differ from the schema the code expects.
+
+    Such an error fails every statement alike, so a retry of the same rows cannot fix it.
+    """
+    if not isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
+        return False
+    text = str(exc)
+    return any(message in text for message in _SCHEMA_MISMATCH_MESSAGES)
 
 
 def is_binding_error(exc: BaseException) -> bool:
@@ -430,6 +455,17 @@ class SqliteFile:
 
     def _translate(self, exc: sqlite3.Error) -> PersistenceError:
         name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        if is_schema_error(exc):
+            # Checked first: a schema mismatch fails every row, so it must not be taken as one
+            # row's fault and dead-letter the records one by one.
+            msg = (
+                f"{self._label} file {str(self.path)!r} failed with {name} ({exc}); its tables "
+                "do not match the schema of this release (a missing table or column, or a "
+                "table without its primary key), which no retry fixes; stop the processes that "
+                "use the file, move it aside with its -wal and -shm files so that the next "
+                "start creates the tables anew, and copy the rows over if they matter"
+            )
+            return self._error_type(msg)
         if self._data_error_type is not None and (
             isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError) or is_binding_error(exc)
         ):
