@@ -32,6 +32,10 @@ _MIB = "<MIBResponse/>"
             "label '2' for policy 'P1' must be 0 or 1",
         ),
         ("policy_number,label,as_of\nP1,1,01/02/2024\n", "line 2: as_of '01/02/2024'"),
+        # ISO 8601 forms that date.fromisoformat of Python 3.11 accepts, but not YYYY-MM-DD.
+        ("policy_number,label,as_of\nP1,1,2024-W01-1\n", "line 2: as_of '2024-W01-1'"),
+        ("policy_number,label,as_of\nP1,1,20240101\n", "line 2: as_of '20240101'"),
+        ("policy_number,label,as_of\nP1,1,2024-02-30\n", "line 2: as_of '2024-02-30'"),
         ("policy_number,label,as_of\nP1,1,2024-01-01\nP1,0,2024-01-01\n", "line 3.*twice"),
         ("policy_number,label,as_of\n../x,1,2024-01-01\n", "not a plain folder name"),
         ("policy_number,label,as_of\n,1,2024-01-01\n", "not a plain folder name"),
@@ -65,4 +69,74 @@ def test_load_directory_set_policy_without_files_raises(tmp_path: Path) -> None:
     root = _write_dir(tmp_path / "data", labels, {"P1": {"mib.xml": _MIB}, "P2": {}})
 
     with pytest.raises(DatasetError, match=r"policy .P2. .* has neither mib.xml nor rx.xml"):
+        load_directory_set(root, progress=False)
+
+
+def test_load_directory_set_accepts_plain_date(tmp_path: Path) -> None:
+    """A YYYY-MM-DD as_of loads as that date."""
+    labels = "policy_number,label,as_of\nP1,1,2024-02-29\n"
+    root = _write_dir(tmp_path / "data", labels, {"P1": {"mib.xml": _MIB}})
+
+    training_set = load_directory_set(root, progress=False)
+
+    assert training_set.policy_numbers == ("P1",)
+
+
+def test_invalid_date_message_names_form(tmp_path: Path) -> None:
+    """The as_of message names the expected form and an example."""
+    labels = "policy_number,label,as_of\nP1,1,2024-W01-1\n"
+    root = _write_dir(tmp_path / "data", labels, {"P1": {"mib.xml": _MIB}})
+
+    with pytest.raises(DatasetError) as raised:
+        load_directory_set(root, progress=False)
+
+    assert "is not a valid date in the form YYYY-MM-DD" in str(raised.value)
+    assert "2024-01-31" in str(raised.value)
+
+
+def test_labels_line_after_blank_lines(tmp_path: Path) -> None:
+    """Blank lines count, so the error names the physical line of the bad row."""
+    labels = "policy_number,label,as_of\nA,1,2024-01-01\n\n\nB,1,2024-13-01\n"
+    root = _write_dir(tmp_path / "data", labels, {"A": {"mib.xml": _MIB}, "B": {"mib.xml": _MIB}})
+
+    with pytest.raises(DatasetError, match=r"^labels\.csv line 5: as_of '2024-13-01'"):
+        load_directory_set(root, progress=False)
+
+
+def test_labels_duplicate_after_blank_line(tmp_path: Path) -> None:
+    """A duplicate policy after a blank line is reported on its own physical line."""
+    labels = "policy_number,label,as_of\nA,1,2024-01-01\n\nA,0,2024-01-01\n"
+    root = _write_dir(tmp_path / "data", labels, {"A": {"mib.xml": _MIB}})
+
+    with pytest.raises(DatasetError, match=r"^labels\.csv line 4: policy 'A' appears twice"):
+        load_directory_set(root, progress=False)
+
+
+def test_labels_quoted_newline_kept(tmp_path: Path) -> None:
+    """A quoted field with a newline stays one field, and later lines keep their numbers."""
+    labels = (
+        "policy_number,label,as_of,note\n"
+        'A,1,2024-01-01,"first line\nsecond line"\n'
+        "B,0,2024-01-02,plain\n"
+        "C,1,2024-13-01,plain\n"
+    )
+    policies = {name: {"mib.xml": _MIB} for name in ("A", "B", "C")}
+    root = _write_dir(tmp_path / "data", labels, policies)
+
+    with pytest.raises(DatasetError, match=r"^labels\.csv line 5: as_of '2024-13-01'"):
+        load_directory_set(root, progress=False)
+
+    (root / "labels.csv").write_text(labels.replace("2024-13-01", "2024-01-03"), encoding="utf-8")
+    training_set = load_directory_set(root, progress=False)
+
+    assert training_set.policy_numbers == ("A", "B", "C")
+    assert training_set.labels.tolist() == [1, 0, 1]
+
+
+def test_labels_error_in_multiline_record(tmp_path: Path) -> None:
+    """An error in a record that spans lines names its first and last line."""
+    labels = 'policy_number,label,as_of\nA,1,"2024-\n01-01"\n'
+    root = _write_dir(tmp_path / "data", labels, {"A": {"mib.xml": _MIB}})
+
+    with pytest.raises(DatasetError, match=r"^labels\.csv lines 2-3: as_of"):
         load_directory_set(root, progress=False)

@@ -8,6 +8,9 @@ then replaced by text that is not XML, or by a well-formed document larger than 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,7 +214,8 @@ def test_cli_reports_counts_below_threshold(tmp_path: Path) -> None:
     break_document(data, policies[2], "rx.xml")
     break_document(data, policies[2], "mib.xml")
 
-    result = runner.invoke(app, train_args(data, out))
+    # gbm, because 64 training rows are too few for a split of the default hist-gbm model.
+    result = runner.invoke(app, train_args(data, out, "--model", "gbm"))
 
     assert result.exit_code == 0, result.output
     assert "failed to parse (their features are the defaults): MIB 2, Rx 1, in 2 of 80 pairs" in (
@@ -231,7 +235,9 @@ def test_cli_option_allows_all_failed(tmp_path: Path) -> None:
     for policy in write_set(data, 60):
         break_document(data, policy, "rx.xml")
 
-    result = runner.invoke(app, train_args(data, out, "--max-parse-error-fraction", "1"))
+    result = runner.invoke(
+        app, train_args(data, out, "--max-parse-error-fraction", "1", "--model", "gbm")
+    )
 
     assert result.exit_code == 0, result.output
     assert "MIB 0, Rx 60, in 60 of 60 pairs" in result.output
@@ -260,3 +266,102 @@ def test_labels_with_byte_order_mark_load(tmp_path: Path) -> None:
 
     assert training_set.policy_numbers == tuple(policies)
     assert training_set.matrix.shape[0] == 6
+
+
+def test_script_sparse_huge_document_fails_parse(tmp_path: Path) -> None:
+    """A 3 GB sparse rx.xml counts as a parse failure in a process limited to 1.5 GB of memory.
+
+    Reading the file whole would raise MemoryError under that limit. The command must read only
+    the cap plus one byte.
+    """
+    data, out = tmp_path / "data", tmp_path / "model"
+    policies = write_set(data, 20)
+    # Sparse: the file takes almost no disk space.
+    os.truncate(data / policies[0] / "rx.xml", 3 * 1024**3)
+    arguments = [*train_args(data, out), "--max-parse-error-fraction", "0"]
+    # The limit applies to the address space of the command's process only, not to pytest.
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))\n"
+        "from evidence_training.cli import main\n"
+        f"sys.argv = ['evidence-train', *{arguments!r}]\n"
+        "main()\n"
+    )
+
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False
+    )
+
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert "1 of 20 pairs (5.0%)" in completed.stderr
+    assert "MIB: 0, Rx: 1" in completed.stderr
+    assert repr(policies[0]) in completed.stderr
+    assert "2,000,000 bytes" in completed.stderr
+
+
+@pytest.mark.timeout(60)
+def test_cli_fifo_document_exits_2(tmp_path: Path) -> None:
+    """A FIFO as rx.xml stops the run with one message naming it, without waiting for a writer."""
+    data, out = tmp_path / "data", tmp_path / "model"
+    policies = write_set(data, 20)
+    fifo = data / policies[2] / "rx.xml"
+    fifo.unlink()
+    os.mkfifo(fifo)
+
+    result = runner.invoke(app, train_args(data, out))
+
+    assert result.exit_code == 2, result.output
+    assert f"error: {str(fifo)!r} is a FIFO (named pipe), not a regular file" in result.output
+    assert "replace it with a regular file or remove it" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not out.exists()
+
+
+@pytest.mark.timeout(60)
+def test_cli_symlink_to_dev_zero_exits_2(tmp_path: Path) -> None:
+    """A symbolic link to /dev/zero as mib.xml is rejected as a device instead of being read."""
+    data, out = tmp_path / "data", tmp_path / "model"
+    policies = write_set(data, 20)
+    link = data / policies[1] / "mib.xml"
+    link.unlink()
+    link.symlink_to("/dev/zero")
+
+    result = runner.invoke(app, train_args(data, out))
+
+    assert result.exit_code == 2, result.output
+    assert (
+        f"error: {str(link)!r} is a character device (through a symbolic link), "
+        "not a regular file" in result.output
+    )
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_cli_directory_document_exits_2(tmp_path: Path) -> None:
+    """A directory named mib.xml is rejected like a FIFO, also when rx.xml is missing."""
+    data, out = tmp_path / "data", tmp_path / "model"
+    policies = write_set(data, 20)
+    folder = data / policies[3]
+    (folder / "mib.xml").unlink()
+    (folder / "mib.xml").mkdir()
+    (folder / "rx.xml").unlink()
+
+    result = runner.invoke(app, train_args(data, out))
+
+    assert result.exit_code == 2, result.output
+    assert f"error: {str(folder / 'mib.xml')!r} is a directory, not a regular file" in (
+        result.output
+    )
+
+
+@pytest.mark.timeout(60)
+def test_load_directory_set_fifo_labels_raises(tmp_path: Path) -> None:
+    """A FIFO as labels.csv raises DatasetError instead of waiting for a writer."""
+    write_set(tmp_path, 4)
+    labels = tmp_path / "labels.csv"
+    labels.unlink()
+    os.mkfifo(labels)
+
+    with pytest.raises(DatasetError, match=r"labels\.csv' is a FIFO \(named pipe\)"):
+        load_directory_set(tmp_path, progress=False)

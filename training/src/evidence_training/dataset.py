@@ -10,11 +10,17 @@ one, because their rows carry only default features.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+import errno
+import io
+import os
+import re
+import stat
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from evidence_features import FEATURE_NAMES, ParseLimits, extract_batch
@@ -42,6 +48,14 @@ _CHUNK_ROWS = 500
 _MIB_PARSE_ERROR = FEATURE_NAMES.index("META_MIB_PARSE_ERROR")
 _RX_PARSE_ERROR = FEATURE_NAMES.index("META_RX_PARSE_ERROR")
 _EXAMPLE_POLICIES = 3
+# The limits of every extraction here. A document is read up to one byte past max_bytes, which
+# is enough for the extraction to reject it as too large without loading the rest.
+_PARSE_LIMITS = ParseLimits()
+# date.fromisoformat of Python 3.11 also accepts ISO week dates and dates without hyphens.
+_DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Path errors that mean the document does not exist: a missing file, or a policy folder that
+# is a file.
+_MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
 
 Document = bytes | None
 
@@ -148,7 +162,7 @@ def check_parse_errors(training_set: TrainingSet, max_fraction: float) -> ParseE
         f"{where} have a document that failed to parse (MIB: {counts.mib}, "
         f"Rx: {counts.rx}; first policies: {examples}), more than the allowed "
         f"{max_fraction:.1%}. Such a document is not well-formed XML or exceeds a ParseLimits "
-        f"cap (such as {ParseLimits().max_bytes:,} bytes), so its row would get only default "
+        f"cap (such as {_PARSE_LIMITS.max_bytes:,} bytes), so its row would get only default "
         "features. Fix or remove those documents, or raise --max-parse-error-fraction to "
         "train anyway"
     )
@@ -162,7 +176,8 @@ def _chunk_bounds(total: int, jobs: int) -> list[tuple[int, int]]:
 
 
 def _extract_chunk(pairs: list[tuple[Document, Document]], as_of: list[date]) -> np.ndarray:
-    return np.asarray(extract_batch(pairs, as_of=as_of, lenient=True), dtype=np.float64)
+    features = extract_batch(pairs, as_of=as_of, lenient=True, limits=_PARSE_LIMITS)
+    return np.asarray(features, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,13 +271,17 @@ def load_directory_set(
 ) -> TrainingSet:
     """Load ``DIR/labels.csv`` and ``DIR/<policy_number>/{mib.xml,rx.xml}`` into a training set.
 
-    ``labels.csv`` has the header ``policy_number,label,as_of`` (label 0 or 1, as_of an ISO date),
-    the layout ``evidence-synth --out DIR`` writes. A missing ``mib.xml`` or ``rx.xml`` means the
-    applicant has no such report. A policy folder with neither file is an error.
+    ``labels.csv`` has the header ``policy_number,label,as_of`` (label 0 or 1, as_of a
+    YYYY-MM-DD date), the layout ``evidence-synth --out DIR`` writes. A missing ``mib.xml`` or
+    ``rx.xml`` means the applicant has no such report. A policy folder with neither file is an
+    error. A document larger than ``ParseLimits().max_bytes`` is read only up to that size plus
+    one byte, and the extraction counts it as a parse error.
 
     Raises:
         DatasetError: the directory, the labels file, a row or a policy folder is missing or
-            invalid. The message names the file and line.
+            invalid, or the labels file or a document is not a regular file (a FIFO, device,
+            socket or directory, also behind a symbolic link). The message names the file and,
+            for labels.csv, the line.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -271,7 +290,11 @@ def load_directory_set(
     rows = _read_labels(root / LABELS_FILE)
     for row in rows:
         folder = root / row.policy_number
-        if not (folder / MIB_FILE).is_file() and not (folder / RX_FILE).is_file():
+        # Each present document is checked here, so a FIFO or device fails before any worker
+        # starts. _read_optional checks the opened file again.
+        has_mib = _document_present(folder / MIB_FILE)
+        has_rx = _document_present(folder / RX_FILE)
+        if not has_mib and not has_rx:
             msg = (
                 f"policy {row.policy_number!r} in {LABELS_FILE} has neither {MIB_FILE} nor "
                 f"{RX_FILE} under {str(folder)!r}; add the evidence or drop the row"
@@ -304,39 +327,134 @@ def _read_pair(folder: Path) -> tuple[Document, Document]:
     return _read_optional(folder / MIB_FILE), _read_optional(folder / RX_FILE)
 
 
-def _read_optional(path: Path) -> Document:
+def _document_present(path: Path) -> bool:
+    """Tell whether the document exists, and raise when it is not a regular file."""
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
+        mode = path.stat().st_mode
     except OSError as exc:
-        msg = f"cannot read {str(path)!r}: {exc.strerror}"
-        raise DatasetError(msg) from exc
+        if exc.errno in _MISSING_ERRNOS:
+            return False
+        raise _unreadable(path, exc) from exc
+    _require_regular_file(path, mode)
+    return True
+
+
+def _read_optional(path: Path) -> Document:
+    handle = _open_regular_file(path)
+    if handle is None:
+        return None
+    with handle:
+        try:
+            return handle.read(_PARSE_LIMITS.max_bytes + 1)
+        except OSError as exc:
+            raise _unreadable(path, exc) from exc
+
+
+def _open_regular_file(path: Path) -> BinaryIO | None:
+    """Open ``path`` for reading, or return None when it does not exist.
+
+    O_NONBLOCK makes the open of a FIFO return at once instead of waiting for a writer, and the
+    type check then runs on the opened file, so a file swapped after an earlier check is caught.
+
+    Raises:
+        DatasetError: the file cannot be opened or is not a regular file.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in _MISSING_ERRNOS:
+            return None
+        raise _unreadable(path, exc) from exc
+    handle = os.fdopen(descriptor, "rb")
+    try:
+        _require_regular_file(path, os.fstat(descriptor).st_mode)
+    except DatasetError:
+        handle.close()
+        raise
+    return handle
+
+
+def _require_regular_file(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    link = " (through a symbolic link)" if path.is_symlink() else ""
+    msg = (
+        f"{str(path)!r} is {_describe_file_type(mode)}{link}, not a regular file; replace it "
+        "with a regular file or remove it"
+    )
+    raise DatasetError(msg)
+
+
+def _describe_file_type(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def _unreadable(path: Path, exc: OSError) -> DatasetError:
+    reason = exc.strerror or str(exc)
+    return DatasetError(f"cannot read {str(path)!r}: {reason}; make it a readable regular file")
 
 
 def _read_labels(path: Path) -> list[_LabelRow]:
-    try:
-        # utf-8-sig drops the byte-order mark that spreadsheet programs write. Without that, the
-        # first column would be named "\ufeffpolicy_number".
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
+    handle = _open_regular_file(path)
+    if handle is None:
         msg = f"labels file {str(path)!r} is missing; expected columns {','.join(_LABEL_COLUMNS)}"
+        raise DatasetError(msg)
+    # utf-8-sig drops the byte-order mark that spreadsheet programs write. Without that, the
+    # first column would be named "\ufeffpolicy_number". newline="" hands line ends to the csv
+    # module, which keeps a newline inside a quoted field and counts physical lines.
+    with io.TextIOWrapper(handle, encoding="utf-8-sig", newline="") as text:
+        try:
+            return _parse_labels(path, text)
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = f"cannot read labels file {str(path)!r} as UTF-8 text: {exc}"
+            raise DatasetError(msg) from exc
+
+
+def _parse_labels(path: Path, text: io.TextIOWrapper) -> list[_LabelRow]:
+    reader = csv.reader(text)
+    try:
+        header = tuple(next(reader, ()))
+    except csv.Error as exc:
+        msg = f"{path.name} line {reader.line_num}: invalid CSV ({exc}); fix the header line"
         raise DatasetError(msg) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        msg = f"cannot read labels file {str(path)!r} as UTF-8 text: {exc}"
-        raise DatasetError(msg) from exc
-    reader = csv.DictReader(text.splitlines())
-    header = tuple(reader.fieldnames or ())
     missing = [column for column in _LABEL_COLUMNS if column not in header]
     if missing:
         msg = f"{str(path)!r} lacks columns {missing}; the header must contain {_LABEL_COLUMNS}"
         raise DatasetError(msg)
     rows: list[_LabelRow] = []
     seen: set[str] = set()
-    for line_number, record in enumerate(reader, start=2):
-        row = _parse_label_row(record, f"{path.name} line {line_number}")
+    last_line = reader.line_num
+    while True:
+        # A record starts on the line after the previous one ended. Its quoted fields may span
+        # several lines, and csv.reader returns an empty list for a blank line.
+        first_line = last_line + 1
+        try:
+            fields = next(reader, None)
+        except csv.Error as exc:
+            msg = f"{path.name} line {reader.line_num}: invalid CSV ({exc}); fix that line"
+            raise DatasetError(msg) from exc
+        if fields is None:
+            break
+        last_line = reader.line_num
+        if not fields:
+            continue
+        where = f"{path.name} line {first_line}"
+        if last_line > first_line:
+            where = f"{path.name} lines {first_line}-{last_line}"
+        row = _parse_label_row(dict(zip(header, fields, strict=False)), where)
         if row.policy_number in seen:
-            msg = f"{path.name} line {line_number}: policy {row.policy_number!r} appears twice"
+            msg = f"{where}: policy {row.policy_number!r} appears twice"
             raise DatasetError(msg)
         seen.add(row.policy_number)
         rows.append(row)
@@ -346,7 +464,7 @@ def _read_labels(path: Path) -> list[_LabelRow]:
     return rows
 
 
-def _parse_label_row(record: dict[str, str | None], where: str) -> _LabelRow:
+def _parse_label_row(record: Mapping[str, str], where: str) -> _LabelRow:
     policy = (record.get("policy_number") or "").strip()
     if not policy or policy in {".", ".."} or "/" in policy or "\\" in policy:
         msg = f"{where}: policy_number {policy!r} is empty or not a plain folder name"
@@ -356,9 +474,21 @@ def _parse_label_row(record: dict[str, str | None], where: str) -> _LabelRow:
         msg = f"{where}: label {label_text!r} for policy {policy!r} must be 0 or 1"
         raise DatasetError(msg)
     as_of_text = (record.get("as_of") or "").strip()
-    try:
-        as_of = date.fromisoformat(as_of_text)
-    except ValueError as exc:
-        msg = f"{where}: as_of {as_of_text!r} for policy {policy!r} is not an ISO date (YYYY-MM-DD)"
-        raise DatasetError(msg) from exc
+    as_of = _parse_date(as_of_text)
+    if as_of is None:
+        msg = (
+            f"{where}: as_of {as_of_text!r} for policy {policy!r} is not a valid date in the "
+            "form YYYY-MM-DD; write it like 2024-01-31"
+        )
+        raise DatasetError(msg)
     return _LabelRow(policy_number=policy, label=int(label_text), as_of=as_of)
+
+
+def _parse_date(text: str) -> date | None:
+    """Return the date of a YYYY-MM-DD text, or None for any other form or an impossible date."""
+    if not _DATE_PATTERN.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
