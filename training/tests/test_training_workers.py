@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 from evidence_synthetic import generate_pairs, write_pairs
 from evidence_training.dataset import load_directory_set
+from evidence_training.errors import WorkerError
 from evidence_training.workers import run_chunks
 
 
@@ -47,6 +51,66 @@ def test_run_chunks_worker_error_propagates() -> None:
     """An exception raised in a worker reaches the caller unchanged."""
     with pytest.raises(ValueError, match="chunk 3 failed"):
         run_chunks([partial(_fail, 3), partial(_square, 1)], sizes=[1, 1], jobs=2, progress=False)
+
+
+def _kill_own_process(value: int) -> int:
+    # SIGKILL cannot be caught, so the worker dies as it would under the out-of-memory killer.
+    os.kill(os.getpid(), signal.SIGKILL)
+    return value
+
+
+@pytest.mark.timeout(60)
+def test_run_chunks_dead_worker_raises() -> None:
+    """A worker killed by SIGKILL raises WorkerError with the cause and the fix."""
+    tasks = [partial(_square, 1), partial(_kill_own_process, 2), partial(_square, 3)]
+
+    with pytest.raises(WorkerError) as raised:
+        run_chunks(tasks, sizes=[1, 1, 1], jobs=2, progress=False)
+
+    message = str(raised.value)
+    assert "one of the 2 worker processes died" in message
+    assert "out-of-memory killer" in message
+    assert "--jobs" in message
+
+
+def _child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(text) for text in children.read_text(encoding="ascii").split()]
+
+
+@pytest.mark.timeout(120)
+def test_script_killed_worker_exits_2(tmp_path: Path) -> None:
+    """evidence-train exits 2 with one error line when one of its workers gets SIGKILL."""
+    command = Path(sys.executable).with_name("evidence-train")
+    out = tmp_path / "model"
+    # 20,000 pairs keep each worker busy for several seconds, so the kill lands mid-run.
+    arguments = ["--synthetic", "20000", "--jobs", "2", "--no-progress", "--out", str(out)]
+    process = subprocess.Popen(
+        [str(command), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := _child_pids(process.pid)) and process.poll() is None:
+            assert time.monotonic() < deadline, "evidence-train started no worker in 60 s"
+            time.sleep(0.05)
+        assert workers, "evidence-train exited before it started a worker"
+        os.kill(workers[0], signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.startswith("error: one of the 2 worker processes died"), stderr
+    assert "--jobs" in stderr
+    assert stdout == ""
+    assert not (out / "model.joblib").exists()
 
 
 def test_load_directory_set_workers_match_single_process(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         EvidenceTrainingError,
         RegistryError,
         TrainingError,
+        WorkerError,
     )
     from evidence_training.evaluate import CalibrationBin, ScoreMetrics, score_metrics
     from evidence_training.models import ModelKind, build_classifier
@@ -39,6 +40,7 @@ _MODULE_OF = {
     "TrainingOptions": "options",
     "TrainingResult": "pipeline",
     "TrainingSet": "dataset",
+    "WorkerError": "errors",
     "build_classifier": "models",
     "load_directory_set": "dataset",
     "make_synthetic_set": "dataset",
@@ -59,6 +61,7 @@ __all__ = [
     "TrainingOptions",
     "TrainingResult",
     "TrainingSet",
+    "WorkerError",
     "build_classifier",
     "load_directory_set",
     "make_synthetic_set",

@@ -5,6 +5,7 @@ Every error the package raises on purpose derives from one base::
     EvidenceTrainingError
     ├── DatasetError          a training data directory or its labels file is missing or invalid
     ├── TrainingError         the data cannot train or evaluate a model (too few rows of a class)
+    ├── WorkerError           a worker process that builds the training set died
     └── RegistryError         registration in the Snowflake Model Registry was refused
 
 Errors from the feature library, the artifact writer and the Snowflake libraries are chained as
@@ -13,7 +14,13 @@ the cause where this package translates them.
 
 from __future__ import annotations
 
-__all__ = ["DatasetError", "EvidenceTrainingError", "RegistryError", "TrainingError"]
+__all__ = [
+    "DatasetError",
+    "EvidenceTrainingError",
+    "RegistryError",
+    "TrainingError",
+    "WorkerError",
+]
 
 
 class EvidenceTrainingError(Exception):
@@ -26,6 +33,10 @@ class DatasetError(EvidenceTrainingError):
 
 class TrainingError(EvidenceTrainingError):
     """The training set cannot produce a model or an evaluation."""
+
+
+class WorkerError(EvidenceTrainingError):
+    """A worker process died before it returned its chunk, for example by SIGKILL."""
 
 
 class RegistryError(EvidenceTrainingError):

@@ -6,9 +6,12 @@ import importlib
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from tqdm.auto import tqdm
+
+from evidence_training.errors import WorkerError
 
 __all__ = ["run_chunks"]
 
@@ -37,6 +40,10 @@ def run_chunks(
         jobs: worker processes. With 1, this process runs the tasks.
         progress: show a progress bar on stderr.
         preload: module names to import in this process before returning.
+
+    Raises:
+        WorkerError: a worker process died, for example killed by the out-of-memory killer.
+            The pool cannot tell which signal or exit code ended it.
     """
     results: list[_T] = []
     with tqdm(total=sum(sizes), desc="features", unit="pair", disable=not progress) as bar:
@@ -51,16 +58,24 @@ def run_chunks(
         # is before this process imports scikit-learn, so no OpenMP pool exists yet in a worker.
         # Python 3.12+ warns when a process with threads forks (tqdm's monitor thread is one).
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures: list[Future[_T]] = [pool.submit(task) for task in tasks]
-            try:
-                _import_all(preload)
-                for future, size in zip(futures, sizes, strict=True):
-                    results.append(future.result())
-                    bar.update(size)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                futures: list[Future[_T]] = [pool.submit(task) for task in tasks]
+                try:
+                    _import_all(preload)
+                    for future, size in zip(futures, sizes, strict=True):
+                        results.append(future.result())
+                        bar.update(size)
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        except BrokenProcessPool as exc:
+            msg = (
+                f"one of the {jobs} worker processes died before it returned its pairs, "
+                "possibly killed by the out-of-memory killer or a signal; retry with fewer "
+                "workers (evidence-train --jobs; 1 runs no workers) or with more free memory"
+            )
+            raise WorkerError(msg) from exc
     return results
 
 
