@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
+runner_wide = CliRunner(env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+
 
 @pytest.fixture(scope="module")
 def small_set() -> TrainingSet:
@@ -203,6 +205,98 @@ def test_cli_max_seed_reuses_out(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["training_summary"]["seed"] == 2**32 - 1
     assert ModelArtifact.load(out).metadata.training_summary["seed"] == 2**32 - 1
+
+
+def synthetic_args(rows: int, seed: int, out: Path, *extra: str) -> list[str]:
+    """Return evidence-train arguments for a quick run on ``rows`` generated pairs."""
+    return [
+        "--synthetic",
+        str(rows),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("rows", [30, 100, 150, 199])
+def test_cli_too_few_rows_for_leaf_exits_2(tmp_path: Path, rows: int) -> None:
+    """Below 200 rows hist-gbm could not split a node, so the run stops before the fit."""
+    out = tmp_path / "model"
+
+    result = runner_wide.invoke(app, synthetic_args(rows, 0, out))
+
+    assert result.exit_code == 2, result.output
+    assert "fewer than the 160 that hist-gbm needs to split a node" in result.output
+    assert "train on at least 200 rows at --test-fraction 0.2" in result.output
+    assert "--model gbm" in result.output
+    assert "ROC AUC" not in result.output
+    assert not out.exists()
+
+
+def test_run_training_leaf_rows_follow_test_fraction(
+    small_set: TrainingSet, tmp_path: Path
+) -> None:
+    """At a hold-out share of 0.5, 300 rows leave 150 for training and 320 are needed."""
+    first_rows = TrainingSet(
+        matrix=small_set.matrix[:300],
+        labels=small_set.labels[:300],
+        policy_numbers=small_set.policy_numbers[:300],
+        source="test",
+    )
+    options = TrainingOptions(test_fraction=0.5, progress=False)
+
+    with pytest.raises(TrainingError, match=r"has 150 of 300 rows") as raised:
+        run_training(first_rows, tmp_path / "model", options)
+
+    assert "at least 320 rows at --test-fraction 0.5" in str(raised.value)
+
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_cli_minimum_rows_model_varies(tmp_path: Path, seed: int) -> None:
+    """200 rows, the documented minimum and evidence-stack's, give a model whose scores vary."""
+    out = tmp_path / "model"
+
+    result = runner_wide.invoke(app, synthetic_args(200, seed, out))
+
+    assert result.exit_code == 0, result.output
+    model = ModelArtifact.load(out).model
+    scores = model.predict_proba(make_synthetic_set(100, seed=99, progress=False).matrix)[:, 1]
+    assert np.ptp(scores) > 0.0
+
+
+def test_cli_constant_model_exits_2(tmp_path: Path) -> None:
+    """Identical evidence for every row gives equal scores: exit 2 and the old artifact stays."""
+    data, out = tmp_path / "data", tmp_path / "model"
+    data.mkdir()
+    rows = ["policy_number,label,as_of"]
+    for index in range(200):
+        policy = f"P{index:03d}"
+        (data / policy).mkdir()
+        (data / policy / "mib.xml").write_text("<MIBResponse/>", encoding="utf-8")
+        rows.append(f"{policy},{int(index % 5 == 0)},2024-01-01")
+    (data / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out.mkdir()
+    (out / "model.joblib").write_bytes(b"earlier model")
+
+    result = runner_wide.invoke(
+        app, ["--data", str(data), "--out", str(out), "--jobs", "1", "--no-progress"]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "model gives all 40 hold-out rows the same score" in result.output
+    assert "no artifact was written" in result.output
+    assert "two leaves of at least 80 training rows" in result.output
+    assert "the training split has 160 rows" in result.output
+    assert "--model gbm" in result.output
+    assert (out / "model.joblib").read_bytes() == b"earlier model"
+    assert not (out / "report.json").exists()
 
 
 @pytest.mark.slow

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from evidence_gateway.cli.stack import dashboard_status, describe_rejection, run
+import typer
+import typer.main
+from evidence_gateway.cli.stack import app, dashboard_status, describe_rejection, run
 from evidence_gateway.stack.layout import StackLayout
 from evidence_gateway.stack.samples import load_samples
 
@@ -69,6 +71,21 @@ def test_stack_default_ports() -> None:
     assert parameters["gateway_port"].default == 8000
     assert parameters["model_port"].default == 5000
     assert parameters["dashboard_port"].default == 8501
+
+
+def test_stack_train_rows_minimum_200() -> None:
+    """--train-rows takes 200 but not 199, because hist-gbm cannot split a node on fewer.
+
+    Only the arguments are parsed, so no test run can train a model or start the stack.
+    """
+    command = typer.main.get_command(app)
+
+    with pytest.raises(typer.BadParameter, match="greater than or equal to 200"):
+        command.make_context("evidence-stack", ["--train-rows", "199"])
+    context = command.make_context("evidence-stack", ["--train-rows", "200"])
+
+    assert context.params["train_rows"] == 200
+    assert inspect.signature(run).parameters["train_rows"].default == 2000
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,11 @@ def train(
     ctx: typer.Context,
     synthetic: Annotated[
         int | None,
-        typer.Option(min=20, help="Generate this many labelled synthetic pairs to train on."),
+        typer.Option(
+            min=20,
+            help="Generate this many labelled synthetic pairs to train on. The default model "
+            "needs at least 200 at the default --test-fraction.",
+        ),
     ] = None,
     data: Annotated[
         Path | None,

@@ -8,6 +8,7 @@ classifier in ``model.joblib``.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from evidence_training.dataset import TrainingSet
 from evidence_training.errors import TrainingError
 from evidence_training.evaluate import ScoreMetrics, score_metrics
 from evidence_training.importance import permutation_importances
-from evidence_training.models import build_classifier
+from evidence_training.models import ModelKind, build_classifier
 from evidence_training.options import TrainingOptions
 from evidence_training.plots import plot_calibration, plot_feature_importance, plot_roc
 
@@ -74,8 +75,10 @@ def run_training(
     ``metadata.json`` (through ``ModelArtifact``) and ``report.json``.
 
     Raises:
-        TrainingError: a class has fewer than 5 rows, ``test_fraction`` is outside (0, 0.5]
-            or ``out_dir`` cannot be created as a directory.
+        TrainingError: a class has fewer than 5 rows, ``test_fraction`` is outside (0, 0.5],
+            the training split has fewer rows than twice the model's ``min_samples_leaf``, the
+            fitted model gives every hold-out row the same score (no file is written then), or
+            ``out_dir`` cannot be created as a directory.
         ArtifactError: the artifact fails its own validation (from ``evidence_model_client``).
     """
     _check_trainable(training_set, options)
@@ -87,9 +90,6 @@ def run_training(
 
 
 def _run(training_set: TrainingSet, out: Path, options: TrainingOptions) -> TrainingResult:
-    _make_out_directory(out)
-    steps = tqdm(total=5, desc="training", unit="step", disable=not options.progress)
-
     x_train, x_test, y_train, y_test = train_test_split(
         training_set.matrix,
         training_set.labels,
@@ -97,8 +97,12 @@ def _run(training_set: TrainingSet, out: Path, options: TrainingOptions) -> Trai
         stratify=training_set.labels,
         random_state=options.seed,
     )
-    steps.set_postfix_str(f"fit {options.model_kind.value}")
     model = build_classifier(options.model_kind, seed=options.seed)
+    _check_leaf_rows(model, len(y_train), len(training_set.labels), options)
+    _make_out_directory(out)
+    steps = tqdm(total=5, desc="training", unit="step", disable=not options.progress)
+
+    steps.set_postfix_str(f"fit {options.model_kind.value}")
     started = time.perf_counter()
     model.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - started
@@ -106,6 +110,7 @@ def _run(training_set: TrainingSet, out: Path, options: TrainingOptions) -> Trai
 
     steps.set_postfix_str("evaluate")
     model_scores = np.asarray(model.predict_proba(x_test)[:, 1], dtype=np.float64)
+    _check_scores_vary(model, model_scores, len(y_train), options)
     fallback_scores = rule_based_scores(x_test)
     model_metrics = score_metrics(y_test, model_scores)
     fallback_metrics = score_metrics(y_test, fallback_scores)
@@ -202,6 +207,59 @@ def _check_trainable(training_set: TrainingSet, options: TrainingOptions) -> Non
             "add data or generate more synthetic rows"
         )
         raise TrainingError(msg)
+
+
+def _check_leaf_rows(
+    model: Any, train_rows: int, total_rows: int, options: TrainingOptions
+) -> None:
+    # A tree splits a node only into two leaves of at least min_samples_leaf rows each, so a
+    # smaller training split gives a model without splits that scores every applicant alike.
+    leaf_rows = int(model.min_samples_leaf)
+    if train_rows >= 2 * leaf_rows:
+        return
+    needed = _rows_for_training_split(2 * leaf_rows, options.test_fraction)
+    msg = (
+        f"the training split has {train_rows} of {total_rows} rows, fewer than the "
+        f"{2 * leaf_rows} that {options.model_kind.value} needs to split a node (two leaves of at "
+        f"least {leaf_rows} rows, its min_samples_leaf), so the model would give every applicant "
+        f"the same score; train on at least {needed} rows at --test-fraction "
+        f"{options.test_fraction:g}{_smaller_leaf_hint(options)}"
+    )
+    raise TrainingError(msg)
+
+
+def _check_scores_vary(
+    model: Any, scores: np.ndarray, train_rows: int, options: TrainingOptions
+) -> None:
+    # Equal hold-out scores mean that no tree split a node in a way that separates these rows,
+    # so ROC AUC would be 0.5 and the artifact would score every applicant alike.
+    if scores.size == 0 or np.ptp(scores) > 0.0:
+        return
+    leaf_rows = int(model.min_samples_leaf)
+    msg = (
+        f"the fitted {options.model_kind.value} model gives all {scores.size} hold-out rows the "
+        f"same score ({float(scores[0]):.3f}), so it cannot rank applicants, and no artifact "
+        f"was written. Its trees split a node only into two leaves of at least {leaf_rows} "
+        f"training rows (min_samples_leaf) that differ in a feature, and the training split has "
+        f"{train_rows} rows; train on more rows with varied evidence"
+        f"{_smaller_leaf_hint(options)}"
+    )
+    raise TrainingError(msg)
+
+
+def _smaller_leaf_hint(options: TrainingOptions) -> str:
+    if options.model_kind is ModelKind.GBM:
+        return ""
+    return ", or pass --model gbm, whose leaves may hold 1 row"
+
+
+def _rows_for_training_split(train_rows: int, test_fraction: float) -> int:
+    """Return the smallest row count whose training split has at least ``train_rows`` rows."""
+    total = train_rows
+    # train_test_split holds out ceil(test_fraction * rows) rows (scikit-learn 1.9).
+    while total - math.ceil(test_fraction * total) < train_rows:
+        total += 1
+    return total
 
 
 def _training_summary(

@@ -300,8 +300,14 @@ def run(
     dashboard: Annotated[
         bool, typer.Option(help="Start the dashboard when its package is installed.")
     ] = True,
+    # evidence-train's default hist-gbm model needs 160 training rows to split a node (two
+    # leaves of min_samples_leaf 80), which is 200 rows at its default 20% hold-out.
     train_rows: Annotated[
-        int, typer.Option(min=100, help="Generated applicants to train on when var/model is empty.")
+        int,
+        typer.Option(
+            min=200,
+            help="Generated applicants to train on when var/model is empty, at least 200.",
+        ),
     ] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the generated training data.")] = 7,
     timeout: Annotated[
