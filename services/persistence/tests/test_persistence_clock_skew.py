@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from evidence_persistence import PredictionQueue
+import structlog
+from evidence_persistence import PredictionQueue, _worker
 from evidence_persistence._consumer import QueueConsumer
 from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.config import Settings
 from evidence_persistence.metrics import WorkerMetrics
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import FEATURES_TABLE, PREDICTIONS_TABLE, build_record
-from structlog.testing import capture_logs
+from structlog.testing import LogCapture
 
 A_YEAR = timedelta(days=365)
 
@@ -104,7 +108,27 @@ def test_sqlite_skipped_update_reported(tmp_path: Path) -> None:
     assert _created_at(store, "pred-000002") == older.created_at.isoformat(timespec="microseconds")
 
 
-def test_drainer_logs_future_records(queue: PredictionQueue, tmp_path: Path) -> None:
+@pytest.fixture
+def worker_logs(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
+    """Capture the worker module's log lines with processors of their own.
+
+    capture_logs swaps structlog's global configuration, which a thread left behind by an
+    earlier test in the same xdist worker can configure again while this test runs.
+    """
+    capture = LogCapture()
+    logger = structlog.wrap_logger(
+        None,
+        processors=[capture],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=False,
+    )
+    monkeypatch.setattr(_worker, "_log", logger)
+    return capture.entries
+
+
+def test_drainer_logs_future_records(
+    queue: PredictionQueue, tmp_path: Path, worker_logs: list[MutableMapping[str, Any]]
+) -> None:
     """The worker logs and counts future-dated records by id, without their values."""
     future = build_record(
         1, policy_number="POL-SECRET-FUTURE", created_at=datetime.now(UTC) + A_YEAR
@@ -118,9 +142,9 @@ def test_drainer_logs_future_records(queue: PredictionQueue, tmp_path: Path) -> 
         clock_skew_tolerance_seconds=300,
     )
 
-    with capture_logs() as logs:
-        drainer.run(threading.Event(), exit_when_empty=True)
+    drainer.run(threading.Event(), exit_when_empty=True)
 
+    logs = worker_logs
     warnings = [log for log in logs if log["event"] == "records dated in the future"]
     assert len(warnings) == 1
     assert warnings[0]["records"] == 1
@@ -132,7 +156,9 @@ def test_drainer_logs_future_records(queue: PredictionQueue, tmp_path: Path) -> 
     assert counted == 1
 
 
-def test_drainer_logs_skipped_update(queue: PredictionQueue, tmp_path: Path) -> None:
+def test_drainer_logs_skipped_update(
+    queue: PredictionQueue, tmp_path: Path, worker_logs: list[MutableMapping[str, Any]]
+) -> None:
     """The worker logs and counts an online-feature update kept out by a newer stored row."""
     store = tmp_path / "store.sqlite3"
     newer = build_record(1, policy_number="POL-SECRET-ORDER")
@@ -142,9 +168,9 @@ def test_drainer_logs_skipped_update(queue: PredictionQueue, tmp_path: Path) -> 
     metrics = WorkerMetrics(queue)
     drainer = QueueDrainer(QueueConsumer(queue, owner="test"), SqliteSink(store), metrics=metrics)
 
-    with capture_logs() as logs:
-        drainer.run(threading.Event(), exit_when_empty=True)
+    drainer.run(threading.Event(), exit_when_empty=True)
 
+    logs = worker_logs
     warnings = [log for log in logs if log["event"] == "online features kept, stored row newer"]
     assert len(warnings) == 1
     assert warnings[0]["records"] == 1
