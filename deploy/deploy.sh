@@ -90,6 +90,16 @@ require_snow() {
     fi
 }
 
+# images, all and rollout build and push images, so they check for docker before any step
+# rather than stop halfway, after the account and database steps have already run.
+require_docker() {
+    if ! command -v docker >/dev/null 2>&1; then
+        echo "deploy.sh: docker was not found on PATH; install Docker with buildx to build" \
+            "the images (see docs/deploy.md, Prerequisites)" >&2
+        exit 1
+    fi
+}
+
 # Print an error and the usage on stderr, then exit with status 2.
 usage_error() {
     echo "deploy.sh: $1" >&2
@@ -401,6 +411,9 @@ main() {
     esac
     # Every command runs snow.
     require_snow
+    case "$command" in
+        images | all | rollout) require_docker ;;
+    esac
     case "$command" in
         account) step_account ;;
         database) step_database ;;

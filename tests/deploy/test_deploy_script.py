@@ -414,11 +414,11 @@ def test_deploy_usage_errors_name_cause(
     assert calls == []
 
 
-def _path_without_snow() -> str:
-    """Return this process's PATH without the folders that contain a ``snow`` executable."""
+def _path_without(program: str) -> str:
+    """Return this process's PATH without the folders that contain ``program``."""
     folders = os.environ["PATH"].split(os.pathsep)
     return os.pathsep.join(
-        folder for folder in folders if not os.access(Path(folder) / "snow", os.X_OK)
+        folder for folder in folders if not os.access(Path(folder) / program, os.X_OK)
     )
 
 
@@ -436,7 +436,7 @@ def test_deploy_without_snow_stops_first(
         "-c",
         "x",
         command,
-        PATH=f"{fake_bin}{os.pathsep}{_path_without_snow()}",
+        PATH=f"{fake_bin}{os.pathsep}{_path_without('snow')}",
         GATEWAY_API_TOKEN=_TOKEN,
     )
 
@@ -448,6 +448,53 @@ def test_deploy_without_snow_stops_first(
     assert "command not found" not in result.stderr
     assert "==>" not in result.stdout
     assert calls == []
+
+
+@pytest.mark.parametrize("command", ["images", "all", "rollout"])
+def test_deploy_without_docker_stops_first(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, command: str
+) -> None:
+    """Without docker on PATH, a command that builds images exits 1 before any step."""
+    (fake_bin / "docker").unlink()
+
+    result, calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "-c",
+        "x",
+        command,
+        PATH=f"{fake_bin}{os.pathsep}{_path_without('docker')}",
+        GATEWAY_API_TOKEN=_TOKEN,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "deploy.sh: docker was not found on PATH; install Docker with buildx to build the "
+        "images (see docs/deploy.md, Prerequisites)"
+    ]
+    assert "==>" not in result.stdout
+    assert calls == []
+
+
+@pytest.mark.parametrize("command", ["secret", "spec"])
+def test_deploy_without_docker_other_commands_run(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, command: str
+) -> None:
+    """Commands that build no image do not need docker."""
+    (fake_bin / "docker").unlink()
+
+    result, _ = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        command,
+        PATH=f"{fake_bin}{os.pathsep}{_path_without('docker')}",
+        GATEWAY_API_TOKEN=_TOKEN,
+    )
+
+    assert "docker was not found" not in result.stderr
+    assert result.returncode == 0, result.stderr
 
 
 def test_deploy_teardown_needs_confirmation(
