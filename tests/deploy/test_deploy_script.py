@@ -422,12 +422,31 @@ def _path_without(program: str) -> str:
     )
 
 
-@pytest.mark.parametrize("command", ["secret", "account", "images", "teardown", "all"])
-def test_deploy_without_snow_stops_first(
-    deploy_copy: Path, fake_bin: Path, tmp_path: Path, command: str
+_NO_SNOW = (
+    "deploy.sh: the Snowflake CLI (snow) was not found on PATH; install Snowflake CLI 3.x "
+    "with 'pip install snowflake-cli' (see docs/deploy.md, Prerequisites)"
+)
+_NO_DOCKER = (
+    "deploy.sh: docker was not found on PATH; install Docker with buildx to build the "
+    "images (see docs/deploy.md, Prerequisites)"
+)
+
+
+@pytest.mark.parametrize(
+    ("program", "command", "message"),
+    [
+        *(
+            ("snow", command, _NO_SNOW)
+            for command in ("secret", "account", "images", "teardown", "all")
+        ),
+        *(("docker", command, _NO_DOCKER) for command in ("images", "all", "rollout")),
+    ],
+)
+def test_deploy_missing_tool_stops_first(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, program: str, command: str, message: str
 ) -> None:
-    """Without snow on PATH, a command exits 1 naming the Snowflake CLI, before any step."""
-    (fake_bin / "snow").unlink()
+    """Without a tool it needs on PATH, a command exits 1 naming the tool, before any step."""
+    (fake_bin / program).unlink()
 
     result, calls = _run(
         deploy_copy,
@@ -436,43 +455,13 @@ def test_deploy_without_snow_stops_first(
         "-c",
         "x",
         command,
-        PATH=f"{fake_bin}{os.pathsep}{_path_without('snow')}",
+        PATH=f"{fake_bin}{os.pathsep}{_path_without(program)}",
         GATEWAY_API_TOKEN=_TOKEN,
     )
 
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        "deploy.sh: the Snowflake CLI (snow) was not found on PATH; install Snowflake CLI 3.x "
-        "with 'pip install snowflake-cli' (see docs/deploy.md, Prerequisites)"
-    ]
+    assert result.stderr.splitlines() == [message]
     assert "command not found" not in result.stderr
-    assert "==>" not in result.stdout
-    assert calls == []
-
-
-@pytest.mark.parametrize("command", ["images", "all", "rollout"])
-def test_deploy_without_docker_stops_first(
-    deploy_copy: Path, fake_bin: Path, tmp_path: Path, command: str
-) -> None:
-    """Without docker on PATH, a command that builds images exits 1 before any step."""
-    (fake_bin / "docker").unlink()
-
-    result, calls = _run(
-        deploy_copy,
-        fake_bin,
-        tmp_path,
-        "-c",
-        "x",
-        command,
-        PATH=f"{fake_bin}{os.pathsep}{_path_without('docker')}",
-        GATEWAY_API_TOKEN=_TOKEN,
-    )
-
-    assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        "deploy.sh: docker was not found on PATH; install Docker with buildx to build the "
-        "images (see docs/deploy.md, Prerequisites)"
-    ]
     assert "==>" not in result.stdout
     assert calls == []
 
