@@ -48,6 +48,10 @@ def test_stack_once_scores_samples(tmp_path: Path, trained_model_dir: Path) -> N
     samples = len([p for p in (REPO_ROOT / "data" / "samples").iterdir() if p.is_dir()])
     # One API and one SQL prediction per sample folder; smoke/ adds two applicants.
     assert int(stored.group(2)) == 2 * (samples + 1)
+    # The API and the SQL path score the same policies, and the table keeps one row per policy.
+    online = re.search(r"FEATURE_STORE__ONLINE_FEATURES rows: (\d+)\n", output)
+    assert online is not None, output[-3000:]
+    assert int(online.group(1)) == samples + 1
     assert "TEST-001" in output
     assert "REGISTRY_V2" in output
     assert "RULE_BASED" not in output

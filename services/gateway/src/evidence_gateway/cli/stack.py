@@ -181,12 +181,14 @@ def _score_samples(console: Console, layout: StackLayout, samples_dir: Path) -> 
     with console.status("waiting for the persistence worker to write the rows"):
         counts = count_stored(layout.store_path, ids)
     style = "green" if counts.predictions_found == counts.predictions_expected else "red"
+    # Short lines, because Rich wraps a long one at the terminal's width mid-phrase.
     console.print(
         f"[{style}]{counts.predictions_found} of {counts.predictions_expected} predictions "
-        f"are in ML_MODELS__MODEL_PREDICTIONS[/] ({layout.store_path}; table total "
-        f"{counts.predictions_total}, FEATURE_STORE__ONLINE_FEATURES rows "
-        f"{counts.online_features_total}, waited {counts.waited_seconds} s)"
+        f"are in ML_MODELS__MODEL_PREDICTIONS[/] (waited {counts.waited_seconds} s)"
     )
+    console.print(f"  store: {layout.store_path}")
+    console.print(f"  ML_MODELS__MODEL_PREDICTIONS rows in all: {counts.predictions_total}")
+    console.print(f"  FEATURE_STORE__ONLINE_FEATURES rows: {counts.online_features_total}")
     return counts.predictions_found == counts.predictions_expected
 
 
