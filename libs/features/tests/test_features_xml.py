@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from evidence_features import (
+    FEATURE_NAMES,
     DocumentError,
     DocumentTooLargeError,
     EvidenceFeaturesError,
@@ -16,6 +17,7 @@ from evidence_features import (
     HostileDocumentError,
     MalformedDocumentError,
     ParseLimits,
+    extract_batch,
     extract_features,
 )
 from evidence_features._xml import _HOSTILE_MARKERS
@@ -275,8 +277,29 @@ def test_parse_limits_invalid_values(field: dict[str, object]) -> None:
         (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "HTML page"),
         (b"<!DOCTYPE html><html><body>Error</body></html>", "DOCTYPE"),
         (b"<html><body><p>unclosed</body></html>", "not well-formed"),
+        (b"<Error><Code>500</Code></Error>", r"error reply \(root element Error\)"),
+        (b"<Errors><Error>timeout</Error></Errors>", r"error reply \(root element Errors\)"),
+        (b"<ns:ErrorResponse xmlns:ns='urn:x'/>", r"error reply \(root element ErrorResponse\)"),
+        (b"<Fault><faultcode>Server</faultcode></Fault>", r"error reply \(root element Fault\)"),
+        (
+            b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body>"
+            b"<s:Fault><faultcode>s:Server</faultcode></s:Fault></s:Body></s:Envelope>",
+            "a SOAP fault",
+        ),
     ],
-    ids=["truncated", "mismatched", "text", "xhtml-page", "html5-page", "html-unclosed"],
+    ids=[
+        "truncated",
+        "mismatched",
+        "text",
+        "xhtml-page",
+        "html5-page",
+        "html-unclosed",
+        "error-root",
+        "errors-root",
+        "prefixed-error-response",
+        "fault-root",
+        "soap-fault",
+    ],
 )
 def test_malformed_documents_raise(document: bytes, pattern: str) -> None:
     """Truncated XML, plain text and HTML error pages raise a DocumentError, never zeros."""
@@ -285,6 +308,25 @@ def test_malformed_documents_raise(document: bytes, pattern: str) -> None:
     assert caught.value.document == "RX"
     assert isinstance(caught.value, EvidenceFeaturesError)
     assert isinstance(caught.value, ValueError)
+
+
+def test_soap_envelope_with_report_is_read() -> None:
+    """A SOAP envelope around a report is read; only one whose body holds a fault is rejected."""
+    envelope = (
+        b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body>"
+        b"<IntelRXResponse><DrugFill><DrugGenericName>METFORMIN</DrugGenericName></DrugFill>"
+        b"</IntelRXResponse></s:Body></s:Envelope>"
+    )
+    assert extract_features(None, envelope).as_dict()["RX_TOTAL_FILLS"] == 1.0
+
+
+def test_error_reply_is_a_parse_error_in_lenient_batches() -> None:
+    """A lenient batch records an error reply as a parse error instead of scoring it as empty."""
+    frame = extract_batch(
+        [(b"<Error><Code>503</Code></Error>", None), (b"<r/>", None)], lenient=True
+    )
+    assert frame[0][FEATURE_NAMES.index("META_MIB_PARSE_ERROR")] == 1.0
+    assert frame[1][FEATURE_NAMES.index("META_MIB_PARSE_ERROR")] == 0.0
 
 
 def test_malformed_message_hides_content() -> None:

@@ -305,12 +305,33 @@ def _check_shape(
             "real reports are under 10 levels deep, so check the sender"
         )
         raise DocumentTooLargeError(document, msg, limit="depth")
-    if local_name(root.tag).lower() == "html":
+    root_name = local_name(root.tag).lower()
+    if root_name == "html":
         msg = (
             f"{document} document is an HTML page, not an evidence report; "
             "the vendor probably returned an error page"
         )
         raise MalformedDocumentError(document, msg)
+    if root_name in _ERROR_ROOTS or (
+        root_name == "envelope" and root.find("{*}Body/{*}Fault") is not None
+    ):
+        # Scored as a report, an error reply would carry no evidence and so look like a clean
+        # applicant: a vendor outage would come back as a low risk.
+        kind = (
+            "a SOAP fault"
+            if root_name == "envelope"
+            else f"an error reply (root element {local_name(root.tag)})"
+        )
+        msg = (
+            f"{document} document is {kind}, not an evidence report; the vendor could not "
+            "produce the report, so request it again"
+        )
+        raise MalformedDocumentError(document, msg)
+
+
+# Root elements of the error documents that vendors and their gateways send in place of a report.
+# Only these exact names count, so an unknown report shape is still read as a report.
+_ERROR_ROOTS = frozenset({"error", "errors", "errorresponse", "fault"})
 
 
 # Encodings in which every "=" of the markup is the byte 0x3D: ASCII supersets and the UTF-16

@@ -66,9 +66,11 @@ _CONVENTIONS = """\
   attribute value is not counted as a record, and it raises the `empty_record` warning instead.
   Examples are `<DrugFill/>` and `<DrugFill><DrugGenericName/><Quantity> </Quantity></DrugFill>`.
   Namespace declarations do not count as attributes.
-- **Parse errors.** `extract_features` raises on malformed or hostile XML. Only
-  `extract_batch(..., lenient=True)` (bulk training data) sets `META_*_PARSE_ERROR` to 1 and
-  uses the defaults for that document.
+- **Parse errors.** `extract_features` raises on malformed or hostile XML, and on an error
+  reply in place of a report: an HTML page, a SOAP fault, or a document whose root element is
+  `Error`, `Errors`, `ErrorResponse` or `Fault`. Scored as a report, such a reply would look
+  like an applicant without evidence. Only `extract_batch(..., lenient=True)` (bulk training
+  data) sets `META_*_PARSE_ERROR` to 1 and uses the defaults for that document.
 - **Reply type.** An MIB record without an explicit Hit or Try (the bare `<ResponseData>`
   shape) counts in `MIB_TOTAL_RECORDS` but in neither `MIB_HIT_COUNT` nor `MIB_TRY_COUNT`.
   NFD records are not counted.
