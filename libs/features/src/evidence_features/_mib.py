@@ -12,6 +12,12 @@ Four shapes are read:
 
 Elements are matched on local names, so any namespace or prefix works. Records are found at any
 depth, for example inside a SOAP envelope.
+
+A document may carry several `TXLifeResponse` elements, each with its own `OLifE` whose ids
+(`Party/@id`, `FormInstance/@id`) may repeat those of another reply. With more than one
+`TXLifeResponse`, a `ProviderPartyID` or a `Relation` id refers to the elements of its own
+`TXLifeResponse` only. Elements outside every `TXLifeResponse` refer to each other. With one
+or no `TXLifeResponse`, ids resolve across the whole document.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ _RECORD_FIELDS = {
 }
 _CODE_TAGS = ("{*}Code", "{*}DataItem", "{*}MibCode", "{*}ResponseData")
 _DOCUMENT_TAGS = (
+    "{*}TXLifeResponse",
     "{*}FormInstance",
     "{*}MIBRecord",
     "{*}Party",
@@ -76,8 +83,9 @@ def read_mib_report(root: etree._Element) -> MibReport:
     report = MibReport()
     forms: list[etree._Element] = []
     mib_records: list[etree._Element] = []
-    carriers: dict[str, str] = {}
-    replies: dict[str, str] = {}
+    parties: list[etree._Element] = []
+    relations: list[etree._Element] = []
+    responses: list[etree._Element] = []
     # One pass in C over the tags of interest; everything else is never touched from Python.
     # ResponseData is left out: ACORD replies carry one per code inside each FormInstance, and
     # the flat shape needs them only when there are no FormInstance or MIBRecord elements.
@@ -88,9 +96,11 @@ def read_mib_report(root: etree._Element) -> MibReport:
         elif name == "MIBRecord":
             mib_records.append(element)
         elif name == "Party":
-            _read_party(element, carriers)
+            parties.append(element)
         elif name == "Relation":
-            _read_relation(element, replies)
+            relations.append(element)
+        elif name == "TXLifeResponse":
+            responses.append(element)
         elif name == "TransExeDate":
             if report.document_date is None:
                 report.document_date = _count_date(report, element.text)
@@ -101,9 +111,18 @@ def read_mib_report(root: etree._Element) -> MibReport:
 
     if forms:
         report.recognised = True
+        # `responses` also keeps the lxml proxies of the TXLifeResponse elements alive, so
+        # getparent() returns these same objects and they work as dictionary keys.
+        scope_of = _enclosing_response if len(responses) > 1 else _whole_document
+        carriers: dict[_ScopedId, str] = {}
+        replies: dict[_ScopedId, str] = {}
+        for party in parties:
+            _read_party(party, scope_of(party), carriers)
+        for relation in relations:
+            _read_relation(relation, scope_of(relation), replies)
         empty = EmptyRecords(frozenset({"FormInstance"}))
         for form in forms:
-            _append_acord_record(form, carriers, replies, report, empty)
+            _append_acord_record(form, scope_of(form), carriers, replies, report, empty)
     elif mib_records:
         report.recognised = True
         empty = EmptyRecords(frozenset({"MIBRecord"}))
@@ -148,17 +167,40 @@ def _reply_type(tc: str | None, text: str | None) -> str | None:
     return None
 
 
-def _read_party(party: etree._Element, carriers: dict[str, str]) -> None:
+# An id attribute value paired with the TXLifeResponse it belongs to (None for the whole
+# document), because ids repeat across the replies of one document.
+_ScopedId = tuple[etree._Element | None, str]
+
+
+def _whole_document(element: etree._Element) -> None:
+    return None
+
+
+def _enclosing_response(element: etree._Element) -> etree._Element | None:
+    # The nearest TXLifeResponse ancestor, or None for an element outside every reply.
+    parent = element.getparent()
+    while parent is not None:
+        if _local_name(parent.tag) == "TXLifeResponse":
+            return parent
+        parent = parent.getparent()
+    return None
+
+
+def _read_party(
+    party: etree._Element, scope: etree._Element | None, carriers: dict[_ScopedId, str]
+) -> None:
     party_id = party.get("id")
     if not party_id:
         return
     for code in party.iter("{*}CarrierCode"):
         if code.text and code.text.strip():
-            carriers[party_id] = code.text.strip()
+            carriers[scope, party_id] = code.text.strip()
             return
 
 
-def _read_relation(relation: etree._Element, replies: dict[str, str]) -> None:
+def _read_relation(
+    relation: etree._Element, scope: etree._Element | None, replies: dict[_ScopedId, str]
+) -> None:
     # getchildren() and a name test cost less than iterchildren() with a tag filter, whose
     # matcher lxml builds anew on every call.
     for role in relation.getchildren():
@@ -170,22 +212,23 @@ def _read_relation(relation: etree._Element, replies: dict[str, str]) -> None:
         for attribute in ("OriginatingObjectID", "RelatedObjectID"):
             object_id = relation.get(attribute)
             if object_id:
-                replies.setdefault(object_id, reply)
+                replies.setdefault((scope, object_id), reply)
         return
 
 
 def _append_acord_record(
     form: etree._Element,
-    carriers: dict[str, str],
-    replies: dict[str, str],
+    scope: etree._Element | None,
+    carriers: dict[_ScopedId, str],
+    replies: dict[_ScopedId, str],
     report: MibReport,
     empty: EmptyRecords,
 ) -> None:
-    reply = replies.get(form.get("id") or "")
+    reply = replies.get((scope, form.get("id") or ""))
     if reply == "NFD":
         return
     provider = form.get("ProviderPartyID")
-    company = carriers.get(provider, provider) if provider else None
+    company = carriers.get((scope, provider), provider) if provider else None
     date: int | None = None
     codes: list[str] = []
     bmi_fields: dict[str, str] = {}

@@ -54,6 +54,10 @@ _CONVENTIONS = """\
 - **De-duplication.** Rx fills identical on (normalised drug, fill date, quantity, days supply,
   pharmacy) merge before every Rx feature except `RX_DUPLICATE_FILLS`; MIB records identical on
   (date, company, codes) merge before every MIB feature.
+- **Several MIB replies.** When an MIB document carries more than one `TXLifeResponse`, a
+  `ProviderPartyID` or `Relation` id refers to the `Party` and `FormInstance` elements of its
+  own `TXLifeResponse`, so replies may reuse ids. With one or no `TXLifeResponse`, ids
+  resolve across the whole document.
 - **Days supply** is clamped to [0, 365]; a missing value counts as 0.
 - **Numeric inputs** outside the ranges in the next section, and texts that are not a readable
   number (`NaN`, `Infinity`, `1,20`), read as missing and raise the `implausible_value`
