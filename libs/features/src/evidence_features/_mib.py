@@ -134,7 +134,7 @@ def read_mib_report(root: etree._Element) -> MibReport:
         for element in flat_codes:
             code = (element.text or "").strip()
             if code:
-                report.records.append(MibRecord(None, None, (code,), None, None))
+                report.records.append(MibRecord(None, None, (code,), None, None, None))
             elif empty.is_empty(element):
                 report.empty_records += 1
         report.extra_bmi.extend(_document_bmi(root, report))
@@ -230,6 +230,7 @@ def _append_acord_record(
     provider = form.get("ProviderPartyID")
     company = carriers.get((scope, provider), provider) if provider else None
     date: int | None = None
+    date_text: str | None = None
     codes: list[str] = []
     bmi_fields: dict[str, str] = {}
     for element in form.iter(*_FORM_TAGS):
@@ -242,6 +243,8 @@ def _append_acord_record(
         elif name == "SubmitDate":
             if date is None:
                 date = DATE_ORDINALS[text]
+                if date == UNPARSEABLE:
+                    date_text = text
         else:
             bmi_fields.setdefault(_BMI_FIELDS[name], text)
     # Only a form without any non-blank value read above can be empty, so most forms skip the
@@ -252,7 +255,7 @@ def _append_acord_record(
         return
     company_key = company.upper() if company else None
     bmi = _bmi(bmi_fields, report) if bmi_fields else None
-    report.records.append(_new_record((date, company_key, tuple(codes), reply, bmi)))
+    report.records.append(_new_record((date, company_key, tuple(codes), reply, bmi, date_text)))
 
 
 _LOCAL_NAMES: dict[str, str] = {}
@@ -296,11 +299,13 @@ def _append_flat_record(element: etree._Element, report: MibReport, empty: Empty
     if not fields and not codes and empty.is_empty(element):
         report.empty_records += 1
         return
-    date = parse_date(fields.get("date"))
+    date_text = fields.get("date")
+    date = parse_date(date_text)
     company = fields.get("company")
     company_key = company.upper() if company else None
     bmi = _bmi(fields, report)
-    report.records.append(MibRecord(date, company_key, codes, reply, bmi))
+    unreadable_text = date_text if date == UNPARSEABLE else None
+    report.records.append(MibRecord(date, company_key, codes, reply, bmi, unreadable_text))
 
 
 def _bmi(fields: dict[str, str], report: MibReport) -> float | None:

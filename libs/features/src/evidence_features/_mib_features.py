@@ -45,21 +45,21 @@ class MibSummary:
 def deduplicate_records(records: list[MibRecord]) -> list[MibRecord]:
     """Merge records identical on (date, company, code list).
 
-    Of a merged group the strongest match type (Hit over Try over none) and the highest BMI
-    are kept, so the result does not depend on record order.
+    Two unparseable dates are identical only when their texts are, and two missing dates are
+    identical. Of a merged group the strongest match type (Hit over Try over none) and the
+    highest BMI are kept, so the result does not depend on record order.
     """
     merged: dict[tuple[object, ...], MibRecord] = {}
     for record in records:
-        key = (record.date, record.company, tuple(sorted(record.codes)))
+        # NOTE: two missing dates compare equal, as for Rx fills, which the reference leaves open.
+        key = (record.date, record.date_text, record.company, tuple(sorted(record.codes)))
         kept = merged.get(key)
         if kept is None:
             merged[key] = record
             continue
         reply = max(kept.reply, record.reply, key=_REPLY_RANK.__getitem__)
         bmis = [value for value in (kept.bmi, record.bmi) if value is not None]
-        merged[key] = MibRecord(
-            kept.date, kept.company, kept.codes, reply, max(bmis) if bmis else None
-        )
+        merged[key] = kept._replace(reply=reply, bmi=max(bmis) if bmis else None)
     return list(merged.values())
 
 

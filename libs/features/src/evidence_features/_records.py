@@ -14,7 +14,9 @@ class MibRecord(NamedTuple):
     """One MIB reply record: an earlier report by one member company (a NamedTuple for speed).
 
     `date` is a date ordinal, `UNPARSEABLE` (0) for a present but unknown or invalid date, or
-    None when absent. `reply` is "HIT", "TRY" or None when the shape carries no match type.
+    None when absent. `date_text` is the stripped date text when `date` is `UNPARSEABLE` and
+    None otherwise, so that de-duplication merges two unreadable dates only when their texts
+    are identical. `reply` is "HIT", "TRY" or None when the shape carries no match type.
     """
 
     date: int | None
@@ -22,6 +24,7 @@ class MibRecord(NamedTuple):
     codes: tuple[str, ...]
     reply: str | None
     bmi: float | None
+    date_text: str | None
 
 
 @dataclass(slots=True)
@@ -46,8 +49,8 @@ class MibReport:
 class RxFill(NamedTuple):
     """One dispensed prescription (a NamedTuple for speed).
 
-    `date` follows the `MibRecord.date` convention. Quantity and days supply are None when
-    missing or unreadable. `prescriber`, `pharmacy` and `specialty` are normalised keys.
+    `date` and `date_text` follow the `MibRecord` convention. Quantity and days supply are None
+    when missing or unreadable. `prescriber`, `pharmacy` and `specialty` are normalised keys.
     """
 
     drug: DrugInfo
@@ -59,6 +62,7 @@ class RxFill(NamedTuple):
     prescriber: str | None
     pharmacy: str | None
     specialty: str | None
+    date_text: str | None
 
 
 @dataclass(slots=True)

@@ -233,18 +233,20 @@ def _read_fill(
     specialty = get("specialty")
     # collect_fields returns stripped, non-empty texts, so the date skips parse_date's checks.
     date_text = get("date")
+    day = DATE_ORDINALS[date_text] if date_text is not None else None
     # Values in RxFill field order.
     return _new_fill(
         (
             drug,
             drug_key,
-            DATE_ORDINALS[date_text] if date_text is not None else None,
+            day,
             quantity,
             days,
             strength,
             _KEYS[prescriber] if prescriber else None,
             _KEYS[pharmacy] if pharmacy else None,
             _KEYS[specialty] if specialty else None,
+            date_text if day == UNPARSEABLE else None,
         )
     )
 

@@ -73,13 +73,16 @@ def _merge(kept: RxFill, other: RxFill) -> RxFill:
 def deduplicate_fills(fills: list[RxFill]) -> list[RxFill]:
     """Merge fills identical on (drug, fill date, quantity, days supply, pharmacy).
 
-    Of a merged group each other field keeps its smallest non-missing value, so the result
-    does not depend on fill order.
+    Two unparseable fill dates are identical only when their texts are, and two missing fill
+    dates are identical. Of a merged group each other field keeps its smallest non-missing
+    value, so the result does not depend on fill order.
     """
     merged: dict[tuple[object, ...], RxFill] = {}
     for fill in fills:
-        _, drug_key, day, quantity, days_supply, _, _, pharmacy, _ = fill
-        key = (drug_key, day, quantity, days_supply, pharmacy)
+        _, drug_key, day, quantity, days_supply, _, _, pharmacy, _, date_text = fill
+        # NOTE: two missing fill dates compare equal, so repeated undated fills of one drug at
+        # one pharmacy merge. The reference does not say whether missing dates are identical.
+        key = (drug_key, day, date_text, quantity, days_supply, pharmacy)
         kept = merged.get(key)
         merged[key] = fill if kept is None else _merge(kept, fill)
     return list(merged.values())
@@ -241,7 +244,7 @@ def fill_rx_features(
     undated = unparseable = future = unknown = 0
     latest_allowed = as_of + 1
     for fill in fills:
-        drug, drug_key, day, _, days, _, prescriber, pharmacy, specialty = fill
+        drug, drug_key, day, _, days, _, prescriber, pharmacy, specialty, _ = fill
         if drug_key:
             drug_keys.add(drug_key)
         if prescriber:

@@ -53,7 +53,9 @@ _CONVENTIONS = """\
 - **Recency.** Every `*_DAYS_SINCE_*` column is capped at 3650, which is also its default.
 - **De-duplication.** Rx fills identical on (normalised drug, fill date, quantity, days supply,
   pharmacy) merge before every Rx feature except `RX_DUPLICATE_FILLS`; MIB records identical on
-  (date, company, codes) merge before every MIB feature.
+  (date, company, codes) merge before every MIB feature. Two unparseable dates are identical
+  only when their texts are (`garbage` and `rubbish` stay two fills), and two missing dates
+  are identical.
 - **Several MIB replies.** When an MIB document carries more than one `TXLifeResponse`, a
   `ProviderPartyID` or `Relation` id refers to the `Party` and `FormInstance` elements of its
   own `TXLifeResponse`, so replies may reuse ids. With one or no `TXLifeResponse`, ids
