@@ -102,8 +102,10 @@ def read_mib_report(root: etree._Element) -> MibReport:
         elif name == "TXLifeResponse":
             responses.append(element)
         elif name == "TransExeDate":
-            if report.document_date is None:
-                report.document_date = _count_date(report, element.text)
+            # Every transaction date is checked, and the first readable one wins.
+            ordinal = _count_date(report, element.text)
+            if ordinal and not report.document_date:
+                report.document_date = ordinal
         elif name in ("RecordsFound", "TransResult"):
             report.recognised = True
         elif report.iai_inquiries is None:

@@ -31,9 +31,10 @@ class MibRecord(NamedTuple):
 class MibReport:
     """All records of one MIB document plus document-level fields.
 
-    `unparseable_dates` counts document-level date fields only; record dates are counted after
-    de-duplication by the feature code. `implausible_values` counts numeric values read as
-    missing, and `empty_records` counts record elements skipped because they carry no data.
+    `unparseable_dates` counts document-level date fields only (every `TransExeDate`), because
+    the feature code counts record dates after de-duplication. `implausible_values` counts
+    numeric values read as missing, and `empty_records` counts record elements skipped because
+    they carry no data.
     """
 
     records: list[MibRecord] = field(default_factory=list)
@@ -51,6 +52,7 @@ class RxFill(NamedTuple):
 
     `date` and `date_text` follow the `MibRecord` convention. Quantity and days supply are None
     when missing or unreadable. `prescriber`, `pharmacy` and `specialty` are normalised keys.
+    `written_date` follows the `date` convention and is read only to count unparseable dates.
     """
 
     drug: DrugInfo
@@ -63,6 +65,7 @@ class RxFill(NamedTuple):
     pharmacy: str | None
     specialty: str | None
     date_text: str | None
+    written_date: int | None
 
 
 @dataclass(slots=True)
@@ -71,8 +74,9 @@ class RxReport:
 
     `eligibility` is None when the report has no eligibility block, else a list of
     `(begin, end)` ordinals where None means open-ended. `unparseable_dates` counts
-    document-level date fields only (report and eligibility dates). `implausible_values` and
-    `empty_records` count as in `MibReport`, over the fills before de-duplication.
+    document-level date fields only: every report, order and eligibility date outside a fill.
+    `implausible_values` and `empty_records` count as in `MibReport`, over the fills before
+    de-duplication.
     """
 
     fills: list[RxFill] = field(default_factory=list)

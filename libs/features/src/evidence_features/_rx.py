@@ -33,6 +33,7 @@ _FILL_FIELDS = {
     "DispensedDate": "date",
     "ServiceDate": "date",
     "fill_date": "date",
+    "WrittenDate": "written_date",
     "DrugGenericName": "generic",
     "GenericName": "generic",
     "generic": "generic",
@@ -73,6 +74,7 @@ _FILL_FIELDS = {
 _NESTED_FIELDS = {
     ("Prescriber", "Specialty"): "specialty",
     ("LastFillDate", "Date"): "date",
+    ("WrittenDate", "Date"): "written_date",
     ("Quantity", "Value"): "quantity",
     ("ProductCode", "Code"): "ndc",
     ("DrugCoded", "Code"): "ndc",
@@ -105,17 +107,18 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
             report.fills.append(fill)
 
     # One pass over the document-level tags. The first readable report date and the first
-    # readable vendor score outside a fill win; every eligibility block counts.
+    # readable vendor score outside a fill win. Every eligibility block counts, and every
+    # report date outside a fill is checked.
     date_found = score_found = False
     for element in root.iter(*_DOCUMENT_TAGS):
         name = local_name(element.tag)
         if name == "Eligibility":
             _read_eligibility(element, report)
         elif name in _DOCUMENT_DATE_NAMES:
-            if date_found or _inside_fill(element):
+            if _inside_fill(element):
                 continue
             ordinal = _count_date(report, element.text)
-            if ordinal:
+            if ordinal and not date_found:
                 report.document_date = ordinal
                 date_found = True
         elif not score_found and not _inside_fill(element):
@@ -231,9 +234,10 @@ def _read_fill(
     prescriber = get("prescriber_id") or get("prescriber_name")
     pharmacy = get("pharmacy_id") or get("pharmacy_name")
     specialty = get("specialty")
-    # collect_fields returns stripped, non-empty texts, so the date skips parse_date's checks.
+    # collect_fields returns stripped, non-empty texts, so the dates skip parse_date's checks.
     date_text = get("date")
     day = DATE_ORDINALS[date_text] if date_text is not None else None
+    written_text = get("written_date")
     # Values in RxFill field order.
     return _new_fill(
         (
@@ -247,6 +251,7 @@ def _read_fill(
             _KEYS[pharmacy] if pharmacy else None,
             _KEYS[specialty] if specialty else None,
             date_text if day == UNPARSEABLE else None,
+            DATE_ORDINALS[written_text] if written_text is not None else None,
         )
     )
 

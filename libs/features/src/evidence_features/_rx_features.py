@@ -63,10 +63,14 @@ def _merge(kept: RxFill, other: RxFill) -> RxFill:
             return left if right is None else right
         return min(left, right)
 
+    # An unparseable written date (ordinal 0) is the smallest, so it is counted when any
+    # copy of the fill carries one.
+    written = [day for day in (kept.written_date, other.written_date) if day is not None]
     return kept._replace(
         prescriber=pick(kept.prescriber, other.prescriber),
         specialty=pick(kept.specialty, other.specialty),
         strength_text=pick(kept.strength_text, other.strength_text),
+        written_date=min(written) if written else None,
     )
 
 
@@ -79,7 +83,7 @@ def deduplicate_fills(fills: list[RxFill]) -> list[RxFill]:
     """
     merged: dict[tuple[object, ...], RxFill] = {}
     for fill in fills:
-        _, drug_key, day, quantity, days_supply, _, _, pharmacy, _, date_text = fill
+        _, drug_key, day, quantity, days_supply, _, _, pharmacy, _, date_text, _ = fill
         # NOTE: two missing fill dates compare equal, so repeated undated fills of one drug at
         # one pharmacy merge. The reference does not say whether missing dates are identical.
         key = (drug_key, day, date_text, quantity, days_supply, pharmacy)
@@ -244,7 +248,7 @@ def fill_rx_features(
     undated = unparseable = future = unknown = 0
     latest_allowed = as_of + 1
     for fill in fills:
-        drug, drug_key, day, _, days, _, prescriber, pharmacy, specialty, _ = fill
+        drug, drug_key, day, _, days, _, prescriber, pharmacy, specialty, _, written = fill
         if drug_key:
             drug_keys.add(drug_key)
         if prescriber:
@@ -274,6 +278,9 @@ def fill_rx_features(
             fill_counts[drug_key] = fill_counts.get(drug_key, 0) + 1
             supply_totals[drug_key] = supply_totals.get(drug_key, 0.0) + supply
             single_supply[drug_key] = supply
+        # The written date is read only for this count.
+        if written == UNPARSEABLE:
+            unparseable += 1
         # Undated and future-dated fills stay out of every date-based feature.
         if day is None:
             undated += 1

@@ -56,6 +56,12 @@ _CONVENTIONS = """\
   (date, company, codes) merge before every MIB feature. Two unparseable dates are identical
   only when their texts are (`garbage` and `rubbish` stay two fills), and two missing dates
   are identical.
+- **Unparseable dates.** `META_UNPARSEABLE_DATES` checks every date field that the readers
+  read. These are the fill date and `WrittenDate` of each de-duplicated fill, the date of
+  each de-duplicated MIB record, and every Rx `ReportDate`, `OrderDate` and eligibility date
+  and MIB `TransExeDate`. A merged fill counts an unparseable `WrittenDate` once when any
+  copy carries one. The first readable document date of each document is its document date,
+  and `WrittenDate` feeds no other feature.
 - **Several MIB replies.** When an MIB document carries more than one `TXLifeResponse`, a
   `ProviderPartyID` or `Relation` id refers to the `Party` and `FormInstance` elements of its
   own `TXLifeResponse`, so replies may reuse ids. With one or no `TXLifeResponse`, ids
