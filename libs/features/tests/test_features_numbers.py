@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import numpy as np
@@ -428,3 +429,63 @@ def test_inquiry_count_range(inquiries: str, expected: float, warned: int) -> No
 
     assert expected == values["MIB_IAI_INQUIRIES_24M"]
     assert warned == implausible_count(warnings, "MIB")
+
+
+def vendor_score(*scores: str) -> tuple[float, int]:
+    """RX_VENDOR_SCORE and the Rx implausible_value count of a report with these score texts."""
+    document = (
+        "<IntelRXResponse>"
+        + "".join(f"<RiskScore>{score}</RiskScore>" for score in scores)
+        + oxycodone_fill()
+        + "</IntelRXResponse>"
+    )
+    vector = extract_features(None, document, as_of=AS_OF)
+    return vector.as_dict()["RX_VENDOR_SCORE"], implausible_count(vector.warnings, "RX")
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        ((), (-1.0, 0)),
+        (("412.5",), (412.5, 0)),
+        (("0",), (0.0, 0)),
+        ((" 37 ",), (37.0, 0)),
+        (("",), (-1.0, 0)),
+        (("NaN",), (-1.0, 1)),
+        (("inf",), (-1.0, 1)),
+        (("1e300",), (-1.0, 1)),
+        (("3e38",), (-1.0, 1)),
+        (("-1",), (-1.0, 1)),
+        (("-0",), (0.0, 0)),
+        (("\u0664\u0661",), (-1.0, 1)),
+        (("HIGH",), (-1.0, 1)),
+        (("NaN", "88"), (88.0, 1)),
+        (("12", "NaN"), (12.0, 0)),
+    ],
+    ids=[
+        "none",
+        "one",
+        "zero",
+        "spaces",
+        "blank",
+        "nan",
+        "infinity",
+        "huge",
+        "float32-overflow",
+        "negative",
+        "negative-zero",
+        "arabic-indic-digits",
+        "word",
+        "unreadable-then-readable",
+        "readable-then-unreadable",
+    ],
+)
+def test_vendor_score_reads_or_warns(texts: tuple[str, ...], expected: tuple[float, int]) -> None:
+    """A score that is present but unreadable, negative or huge is missing and warned about.
+
+    The first readable score wins; an unreadable one before it still counts, one after it is
+    never read.
+    """
+    score, implausible = vendor_score(*texts)
+    assert (score, implausible) == expected
+    assert math.copysign(1.0, score) == math.copysign(1.0, expected[0])

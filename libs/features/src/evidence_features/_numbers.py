@@ -23,6 +23,7 @@ __all__ = [
     "MAX_NUMBER",
     "QUANTITY",
     "STRENGTH",
+    "VENDOR_SCORE",
     "WEIGHT_LB",
     "NumberRange",
     "parse_number",
@@ -58,6 +59,10 @@ WEIGHT_LB = NumberRange(2.0, 1_500.0)
 """Weight in pounds."""
 INQUIRY_COUNT = NumberRange(0.0, 1_000.0)
 """Insurance-activity inquiries in 24 months."""
+VENDOR_SCORE = NumberRange(0.0, 1_000_000.0)
+"""A vendor's Rx or risk score. No vendor scale reported so far is negative or comes near the
+maximum, which keeps every integer score exact in float32. A negative score would also be
+indistinguishable from the feature's default of -1, which means "no score"."""
 
 # ASCII digits only: `\d` would also match the digits of other scripts, such as "١٢".
 _LEADING_NUMBER = re.compile(r"\s*([0-9][0-9,]*(?:\.[0-9]*)?|\.[0-9]+)")

@@ -19,7 +19,7 @@ from evidence_features._drugs import DrugCatalog, DrugInfo, opioid_dose
 from evidence_features._empty import EmptyRecords
 from evidence_features._fields import collect_fields
 from evidence_features._memo import TextMemo
-from evidence_features._numbers import DAYS_SUPPLY, QUANTITY, parse_number
+from evidence_features._numbers import DAYS_SUPPLY, QUANTITY, VENDOR_SCORE, parse_number
 from evidence_features._records import RxFill, RxReport
 from evidence_features._xml import local_name
 
@@ -107,8 +107,8 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
             report.fills.append(fill)
 
     # One pass over the document-level tags. The first readable report date and the first
-    # readable vendor score outside a fill win. Every eligibility block counts, and every
-    # report date outside a fill is checked.
+    # readable vendor score outside a fill win. Every eligibility block counts, every report
+    # date outside a fill is checked, and so is every score up to the first readable one.
     date_found = score_found = False
     for element in root.iter(*_DOCUMENT_TAGS):
         name = local_name(element.tag)
@@ -122,9 +122,17 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
                 report.document_date = ordinal
                 date_found = True
         elif not score_found and not _inside_fill(element):
-            score = _parse_score(element.text)
-            if score is not None:
-                report.vendor_score = score
+            text = (element.text or "").strip()
+            if not text:
+                continue
+            # Like every numeric field, a score that is present but not a plausible number
+            # counts as an implausible value, so the caller sees why the feature is missing.
+            score = parse_number(text, VENDOR_SCORE)
+            if score is None:
+                report.implausible_values += 1
+            else:
+                # Adding 0.0 turns a "-0" into 0.0, the same score without the sign.
+                report.vendor_score = score + 0.0
                 score_found = True
     return report
 
@@ -146,17 +154,6 @@ def _inside_fill(element: etree._Element) -> bool:
         local_name(ancestor.tag) in ("DrugFill", "MedicationDispensed")
         for ancestor in element.iterancestors()
     )
-
-
-def _parse_score(text: str | None) -> float | None:
-    if text is None:
-        return None
-    stripped = text.strip()
-    negative = stripped.startswith("-")
-    value = parse_number(stripped.removeprefix("-"))
-    if value is None:
-        return None
-    return -value if negative else value
 
 
 def _count_date(report: RxReport, text: str | None) -> int | None:

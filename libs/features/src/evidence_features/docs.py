@@ -20,6 +20,7 @@ from evidence_features._numbers import (
     INQUIRY_COUNT,
     QUANTITY,
     STRENGTH,
+    VENDOR_SCORE,
     WEIGHT_LB,
     NumberRange,
 )
@@ -97,6 +98,7 @@ _INPUT_RANGES: tuple[tuple[str, str, NumberRange], ...] = (
     ("MIB `HeightIn`", "inches", HEIGHT_IN),
     ("MIB `WeightLb`", "pounds", WEIGHT_LB),
     ("MIB insurance-activity inquiry count", "inquiries", INQUIRY_COUNT),
+    ("Rx vendor score (`RiskScore`, `Score`, `HighestRiskSeverity`)", "vendor scale", VENDOR_SCORE),
 )
 
 
