@@ -95,7 +95,7 @@ def test_combination_key_order_independent() -> None:
         (".5 MG", (0.5,), ("MG",)),
         ("5-.5 MG", (5.0, 0.5), ("MG", "MG")),
         ("TAB.10MG", (10.0,), ("MG",)),
-        ("10MG/5ML", (10.0, 5.0), ("MG", "ML")),
+        ("10MG/5ML", (10.0,), ("MG",)),
         ("10 MG, 325 MG", (10.0, 325.0), ("MG", "MG")),
         ("30, MG", (30.0,), ("",)),
         ("10000 MG", (10_000.0,), ("MG",)),
@@ -139,6 +139,34 @@ def test_parse_strength_without_number(text: str) -> None:
     assert parse_strength(text) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "values", "per_volume", "volume_ml"),
+    [
+        ("30 MG", (30.0,), False, None),
+        ("5 MG/5 ML", (5.0,), True, 5.0),
+        ("7.5-325 MG/15 ML", (7.5, 325.0), True, 15.0),
+        ("20 MG/ML", (20.0,), True, 1.0),
+        ("5mg/5mL", (5.0,), True, 5.0),
+        ("5 MG / 5 ML", (5.0,), True, 5.0),
+        ("5 MG PER 5 ML", (5.0,), True, 5.0),
+        ("100 MG/5 ML (20 MG/ML)", (100.0, 20.0), True, 5.0),
+        ("5 MG/X ML", (5.0,), True, None),
+        ("5 MG/5X ML", (5.0,), True, None),
+        ("5 MG/0 ML", (5.0,), True, None),
+        ("5 MG/1,5 ML", (5.0,), True, None),
+    ],
+)
+def test_parse_strength_per_volume(
+    text: str, values: tuple[float, ...], per_volume: bool, volume_ml: float | None
+) -> None:
+    """A liquid's "/ N ML" is its volume, not a strength value. An unreadable volume is None."""
+    strength = parse_strength(text)
+    assert strength is not None
+    assert values == strength.values
+    assert per_volume == strength.per_volume
+    assert volume_ml == strength.volume_ml
+
+
 def test_table_versions_recorded() -> None:
     """The package reports the drug table version and the CDC 2022 MME source."""
     assert DRUG_TABLE_VERSION
@@ -163,6 +191,27 @@ def _opioid_rx(fills: str) -> bytes:
         # Strength only in the label: 7.5 mg hydrocodone x 90 / 30 days x 1.
         ("<DrugGenericName>HYDROCODONE-APAP 7.5-325 MG TABLET</DrugGenericName>"
          "<Quantity>90</Quantity><DaysSupply>30</DaysSupply>", 22.5),
+        # Liquid: 5 mg per 5 mL is 1 mg/mL, x 300 mL / 30 days x 1.5.
+        ("<DrugGenericName>OXYCODONE HCL</DrugGenericName><DrugStrength>5 MG/5 ML</DrugStrength>"
+         "<Quantity>300</Quantity><DaysSupply>30</DaysSupply>", 15.0),
+        # 7.5 mg hydrocodone per 15 mL is 0.5 mg/mL, x 450 mL / 30 days x 1.
+        ("<DrugGenericName>HYDROCODONE BITARTRATE-ACETAMINOPHEN</DrugGenericName>"
+         "<DrugStrength>7.5-325 MG/15 ML</DrugStrength>"
+         "<Quantity>450</Quantity><DaysSupply>30</DaysSupply>", 7.5),
+        # The same liquid with the strength only in the label, written without spaces.
+        ("<DrugGenericName>HYDROCODONE-APAP 7.5-325MG/15ML SOLUTION</DrugGenericName>"
+         "<Quantity>450</Quantity><DaysSupply>30</DaysSupply>", 7.5),
+        # A concentrate per mL: 20 mg/mL x 30 mL / 30 days x 1.5.
+        ("<DrugGenericName>OXYCODONE HCL</DrugGenericName><DrugStrength>20 mg/mL</DrugStrength>"
+         "<DosageForm>CONCENTRATE</DosageForm><Quantity>30</Quantity><DaysSupply>30</DaysSupply>",
+         30.0),
+        # Codeine second in the label: 10 mg per 5 mL x 240 mL / 10 days x 0.15.
+        ("<DrugGenericName>PROMETHAZINE-CODEINE</DrugGenericName>"
+         "<DrugStrength>6.25-10 MG/5 ML</DrugStrength>"
+         "<Quantity>240</Quantity><DaysSupply>10</DaysSupply>", 7.2),
+        # A liquid with quantity 0 gives no daily dose.
+        ("<DrugGenericName>OXYCODONE HCL</DrugGenericName><DrugStrength>5 MG/5 ML</DrugStrength>"
+         "<Quantity>0</Quantity><DaysSupply>30</DaysSupply>", 0.0),
         # No CDC 2022 factor for meperidine: the fill adds no MME.
         ("<DrugGenericName>MEPERIDINE</DrugGenericName><DrugStrength>50 MG</DrugStrength>"
          "<Quantity>30</Quantity><DaysSupply>5</DaysSupply>", 0.0),
@@ -177,6 +226,34 @@ def test_opioid_daily_mme(fill: str, mme: float) -> None:
     values = extract_features(None, document).as_dict()
     assert values["RX_DRUG_OPIOID"] == 1.0
     assert mme == pytest.approx(values["RX_OPIOID_MAX_DAILY_MME"])
+
+
+def test_mme_max_tablet_and_liquid() -> None:
+    """The maximum runs over tablets and liquids alike, each in its own unit."""
+    fills = (
+        "<DrugFill><FillDate>2024-03-01</FillDate><DrugGenericName>TRAMADOL HCL</DrugGenericName>"
+        "<DrugStrength>50 MG</DrugStrength><Quantity>120</Quantity><DaysSupply>30</DaysSupply>"
+        "</DrugFill><DrugFill><FillDate>2024-03-02</FillDate>"
+        "<DrugGenericName>OXYCODONE HCL</DrugGenericName><DrugStrength>5 MG/5 ML</DrugStrength>"
+        "<Quantity>300</Quantity><DaysSupply>30</DaysSupply></DrugFill>"
+    )
+    values = extract_features(None, _opioid_rx(fills)).as_dict()
+    assert values["RX_OPIOID_MAX_DAILY_MME"] == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("strength", ["5 MG/X ML", "5 MG/0 ML", "5 MG/1,5 ML", "30,5 MG"])
+def test_liquid_unreadable_volume_skipped(strength: str) -> None:
+    """A per-volume strength without a readable volume is treated like an unreadable number."""
+    fill = (
+        "<DrugFill><FillDate>2024-03-01</FillDate><DrugGenericName>OXYCODONE HCL</DrugGenericName>"
+        f"<DrugStrength>{strength}</DrugStrength><Quantity>300</Quantity>"
+        "<DaysSupply>30</DaysSupply></DrugFill>"
+    )
+    vector = extract_features(None, _opioid_rx(fill))
+    assert vector.as_dict()["RX_OPIOID_MAX_DAILY_MME"] == 0.0
+    assert vector.as_dict()["RX_DRUG_OPIOID"] == 1.0
+    implausible = [w.count for w in vector.warnings if w.kind == "implausible_value"]
+    assert implausible == [1]
 
 
 def test_mme_window_is_730_days() -> None:

@@ -23,7 +23,7 @@ from functools import lru_cache
 from importlib import resources
 
 from evidence_features._memo import MAX_KEY_CHARS, TextMemo
-from evidence_features._numbers import STRENGTH, parse_number
+from evidence_features._numbers import STRENGTH, NumberRange, parse_number
 
 __all__ = [
     "DrugCatalog",
@@ -44,6 +44,14 @@ _PUNCTUATION = str.maketrans({"(": " ", ")": " ", "[": " ", "]": " ", '"': " ", 
 # A number may lack its leading zero (".5 MG" is 0.5 mg), unless the "." follows a letter,
 # where it ends an abbreviation ("TAB.10MG" is 10 mg).
 _STRENGTH = re.compile(r"((?<![A-Za-z])\.\d+|\d+(?:,\d+)*(?:\.\d+)?)\s*(MCG/HR|MCG/H|MG|MCG|ML|%)?")
+# A liquid's strength is given per volume: "5 MG/5 ML", "7.5-325 MG/15 ML", "20 MG/ML",
+# "5MG PER 5ML". The group is the volume text, empty for "per mL". The pattern runs on text
+# with collapsed whitespace, and its group contains no space or "/". So each start scans one
+# word and the search stays linear, where two adjacent \s* runs are quadratic on a run of spaces.
+_PER_VOLUME = re.compile(r"(?:/ ?|\bPER )([^ /]*?) ?ML\b")
+_VOLUME_NUMBER = re.compile(r"[0-9.,]+")
+# A volume of zero cannot divide a dose, and 10,000 mL is far above any dispensed bottle.
+_VOLUME_ML = NumberRange(0.001, 10_000.0)
 _MAX_CACHE = 65_536
 # A label lists one number per ingredient, and combination products have at most a handful.
 # The cap bounds the work on a junk strength field: 30,000 numbers took 24 ms to read.
@@ -79,23 +87,41 @@ class Strength:
 
     A value is None where the text contains a number that is ambiguous ("1,00", "30,5") or outside
     the `STRENGTH` range, so the other values keep their label positions.
+
+    `per_volume` is True for a liquid whose amounts are given per volume ("5 MG/5 ML"), and
+    `volume_ml` is that volume in mL (1.0 for "MG/ML"). `volume_ml` is None for a strength per
+    unit (tablet, capsule, patch) and for a per-volume strength whose volume cannot be read
+    ("5 MG/X ML", "5 MG/0 ML").
     """
 
     values: tuple[float | None, ...]
     units: tuple[str, ...]
+    per_volume: bool = False
+    volume_ml: float | None = None
 
 
 def parse_strength(text: str) -> Strength | None:
-    """Parse a strength such as "5-325 MG", "10 MG/325 MG", "25 MCG/HR" or "1,000 MG".
+    """Parse a strength such as "5-325 MG", "10 MG/325 MG", "25 MCG/HR" or "5 MG/5 ML".
 
     A number without its own unit takes the next unit in the text ("5-325 MG" is 5 mg and
     325 mg). Each number is read by `parse_number` with the `STRENGTH` range, so a comma counts
     only as a thousands separator and an ambiguous or out-of-range number is None. Only the
-    first 32 numbers are read. Returns None when the text contains no number.
+    first 32 numbers are read. The first "/ N ML" (or "PER N ML") makes the strength per volume:
+    its volume is not one of the values, so "7.5-325 MG/15 ML" is 7.5 mg and 325 mg per 15 mL.
+    Returns None when the text contains no number.
     """
+    upper = " ".join(text.upper().split())
+    per_volume = _PER_VOLUME.search(upper)
+    volume_ml: float | None = None
+    volume_span = (-1, -1)
+    if per_volume is not None:
+        volume_span = per_volume.span()
+        volume_ml = _volume_ml(per_volume.group(1))
     values: list[float | None] = []
     units: list[str | None] = []
-    for match in itertools.islice(_STRENGTH.finditer(text.upper()), _MAX_STRENGTH_NUMBERS):
+    for match in itertools.islice(_STRENGTH.finditer(upper), _MAX_STRENGTH_NUMBERS):
+        if volume_span[0] <= match.start() < volume_span[1]:
+            continue
         values.append(parse_number(match.group(1), STRENGTH))
         units.append(match.group(2))
     if not values:
@@ -107,19 +133,31 @@ def parse_strength(text: str) -> Strength | None:
             pending = unit
         resolved.append(pending)
     resolved.reverse()
-    return Strength(tuple(values), tuple(resolved))
+    return Strength(tuple(values), tuple(resolved), per_volume is not None, volume_ml)
+
+
+def _volume_ml(text: str) -> float | None:
+    # "MG/ML" names no number: the amounts are per 1 mL. Any text other than one readable
+    # number ("X", "5X", "1,5", "0") leaves the volume unknown rather than guessed.
+    if not text:
+        return 1.0
+    if _VOLUME_NUMBER.fullmatch(text) is None:
+        return None
+    return parse_number(text, _VOLUME_ML)
 
 
 _STRENGTHS: TextMemo[str, Strength | None] = TextMemo(parse_strength, 4096)
 
 
 def opioid_dose(drug: DrugInfo, strength_text: str) -> tuple[float | None, str] | None:
-    """Return the strength value and unit of a fill's opioid ingredient.
+    """Return the strength value and unit of a fill's opioid ingredient per dispensed unit.
 
     The value is the number at the opioid's position in the label, or the only number of a
-    single-strength text. It is None when that number is ambiguous or outside the `STRENGTH`
-    range. Returns None when the drug has no MME factor or the text has no number for that
-    position.
+    single-strength text. For a liquid ("5 MG/5 ML") it is divided by the volume, so it is the
+    amount per mL, the unit a liquid's quantity counts in. It is None when that number is
+    ambiguous or outside the `STRENGTH` range, or when a per-volume strength has no readable
+    volume: the reader then treats the strength as unreadable, as for a bad number. Returns
+    None when the drug has no MME factor or the text has no number for that position.
     """
     if drug.opioid_position < 0:
         return None
@@ -131,7 +169,10 @@ def opioid_dose(drug: DrugInfo, strength_text: str) -> tuple[float | None, str] 
         if len(strength.values) != 1:
             return None
         position = 0
-    return strength.values[position], strength.units[position]
+    value = strength.values[position]
+    if strength.per_volume and value is not None:
+        value = None if strength.volume_ml is None else value / strength.volume_ml
+    return value, strength.units[position]
 
 
 def normalise_text(text: str) -> str:

@@ -120,6 +120,9 @@ def _daily_mme(fill: RxFill) -> float | None:
     quantity, days = fill.quantity, fill.days_supply
     if not quantity or not days:
         return None
+    # opioid_dose gives a liquid's strength per mL, the unit its quantity counts in, so the
+    # same product serves tablets and liquids: 1 mg/mL x 300 mL / 30 days x 1.5 = 15.
+    # NOTE: the reader takes no quantity unit, so a liquid dispensed in another unit is misread.
     return value * quantity / days * drug.mme_factor
 
 

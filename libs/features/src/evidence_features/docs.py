@@ -84,6 +84,13 @@ _CONVENTIONS = """\
   `Error`, `Errors`, `ErrorResponse` or `Fault`. Scored as a report, such a reply would look
   like an applicant without evidence. Only `extract_batch(..., lenient=True)` (bulk training
   data) sets `META_*_PARSE_ERROR` to 1 and uses the defaults for that document.
+- **Opioid strengths.** `RX_OPIOID_MAX_DAILY_MME` reads the opioid's number from
+  `DrugStrength`, else from the drug name. A liquid's strength is per volume (`5 MG/5 ML`,
+  `7.5-325 MG/15 ML`, `20 MG/ML`), and its `Quantity` counts mL. So the daily dose is mg per mL
+  × mL ÷ days supply × factor. Oxycodone `5 MG/5 ML`, 300 mL over 30 days is 1 × 300 ÷ 30 ×
+  1.5 = 15 MME.
+  A per-volume strength whose volume is not one readable number (`5 MG/X ML`, `5 MG/0 ML`)
+  counts as an unreadable strength: the fill adds no MME and raises `implausible_value`.
 - **Reply type.** An MIB record without an explicit Hit or Try (the bare `<ResponseData>`
   shape) counts in `MIB_TOTAL_RECORDS` but in neither `MIB_HIT_COUNT` nor `MIB_TRY_COUNT`.
   NFD records are not counted.
@@ -93,7 +100,11 @@ _CONVENTIONS = """\
 _INPUT_RANGES: tuple[tuple[str, str, NumberRange], ...] = (
     ("Rx `DaysSupply`", "days", DAYS_SUPPLY),
     ("Rx `Quantity`", "units, mL or g", QUANTITY),
-    ("Rx strength of the opioid ingredient, for the MME", "mg, mcg or mcg/h per unit", STRENGTH),
+    (
+        "Rx strength of the opioid ingredient, for the MME",
+        "mg, mcg or mcg/h per unit or per stated volume",
+        STRENGTH,
+    ),
     ("MIB `BMI`, and the BMI computed from height and weight", "kg/m²", BMI),
     ("MIB `HeightIn`", "inches", HEIGHT_IN),
     ("MIB `WeightLb`", "pounds", WEIGHT_LB),
