@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date
+from importlib import resources
 
 import pytest
 from evidence_features import (
@@ -11,7 +13,12 @@ from evidence_features import (
     EvidenceFeaturesError,
     extract_features,
 )
-from evidence_features._drugs import load_drug_catalog, normalise_text, parse_strength
+from evidence_features._drugs import (
+    DrugCatalog,
+    load_drug_catalog,
+    normalise_text,
+    parse_strength,
+)
 
 CATALOG = load_drug_catalog()
 
@@ -48,6 +55,50 @@ def classes_of(generic: str | None, brand: str | None = None, form: str | None =
         ("MIXED AMPHETAMINE SALTS", None, None, {"STIMULANT_ADHD"}),
         ("SEMAGLUTIDE 2 MG/1.5 ML PEN-INJECTOR", None, None, {"NONINSULIN_ANTIDIABETIC"}),
         ("ALBUTEROL SULFATE HFA 90 MCG/ACT", None, None, {"COPD_ASTHMA"}),
+        # Dosage-form rules: only oral or systemic glucocorticoids are systemic steroids.
+        ("HYDROCORTISONE", None, "CREAM", set()),
+        ("HYDROCORTISONE 1% OINTMENT", None, None, set()),
+        ("HYDROCORTISONE", None, "TABLET", {"SYSTEMIC_STEROID"}),
+        ("HYDROCORTISONE", None, None, {"SYSTEMIC_STEROID"}),
+        ("HYDROCORTISONE", None, "UNKNOWNFORM", {"SYSTEMIC_STEROID"}),
+        ("DEXAMETHASONE", None, "SOLUTION, OPHTHALMIC", set()),
+        ("DEXAMETHASONE SODIUM PHOSPHATE", None, "INJECTION", {"SYSTEMIC_STEROID"}),
+        ("PREDNISOLONE ACETATE", None, "SUSPENSION/DROPS", set()),
+        ("PREDNISOLONE", None, "ORAL DROPS", {"SYSTEMIC_STEROID"}),
+        ("HYDROCORTISONE-NEOMYCIN-POLYMYXIN B", None, "OTIC SUSPENSION", set()),
+        ("HYDROCORTISONE ACETATE", None, "RECTAL FOAM", set()),
+        # Only inhaled corticosteroids are COPD/asthma drugs; other R03 drugs keep oral forms.
+        ("BUDESONIDE", None, "CAPSULE", set()),
+        ("BUDESONIDE EC", None, "CAPSULE, DELAYED RELEASE", set()),
+        ("BUDESONIDE", None, "INHALATION SUSPENSION", {"COPD_ASTHMA"}),
+        (None, "PULMICORT", None, {"COPD_ASTHMA"}),
+        ("FLUTICASONE PROPIONATE", None, "CREAM", set()),
+        ("MOMETASONE FUROATE", None, "OINTMENT", set()),
+        ("FLUTICASONE-SALMETEROL", None, "INHALER, ORAL", {"COPD_ASTHMA"}),
+        ("TIOTROPIUM BROMIDE", None, "INHALATION CAPSULE", {"COPD_ASTHMA"}),
+        ("MONTELUKAST SODIUM", None, "TABLET", {"COPD_ASTHMA"}),
+        ("IPRATROPIUM BROMIDE", None, "SPRAY, NASAL", set()),
+        # Only oral minoxidil is an antihypertensive.
+        ("MINOXIDIL", None, "TOPICAL SOLUTION", set()),
+        ("MINOXIDIL 5% FOAM", None, None, set()),
+        (None, "ROGAINE", None, set()),
+        ("MINOXIDIL", None, "TABLET", {"ANTIHYPERTENSIVE_OTHER"}),
+        ("MINOXIDIL", None, None, {"ANTIHYPERTENSIVE_OTHER"}),
+        # Transdermal selegiline is an antidepressant, oral selegiline a Parkinson's drug.
+        ("SELEGILINE", None, "TRANSDERMAL PATCH", {"ANTIDEPRESSANT"}),
+        (None, "EMSAM", None, {"ANTIDEPRESSANT"}),
+        ("SELEGILINE HCL", None, "CAPSULE", {"DEMENTIA_PARKINSON"}),
+        ("SELEGILINE HCL", None, None, {"DEMENTIA_PARKINSON"}),
+        # BiDil is a heart-failure drug; its nitrate and hydralazine keep their own classes.
+        (None, "BIDIL", None, {"HEART_FAILURE", "ANTIANGINAL", "ANTIHYPERTENSIVE_OTHER"}),
+        (
+            "ISOSORBIDE DINITRATE-HYDRALAZINE HCL",
+            None,
+            "TABLET",
+            {"HEART_FAILURE", "ANTIANGINAL", "ANTIHYPERTENSIVE_OTHER"},
+        ),
+        ("ISOSORBIDE DINITRATE", None, None, {"ANTIANGINAL"}),
+        ("HYDRALAZINE HCL", None, None, {"ANTIHYPERTENSIVE_OTHER"}),
         ("ADALIMUMAB 40 MG/0.4 ML AUTO-INJECTOR", None, None, {"IMMUNOSUPPRESSANT"}),
         (None, "TAMBOCOR", None, {"ANTIARRHYTHMIC"}),
         (None, "REVIA", None, {"SUD_TREATMENT"}),
@@ -379,3 +430,89 @@ def test_normalise_text_ascii_unchanged() -> None:
     text = "LISINOPRIL 10 MG"
 
     assert normalise_text(text) is text
+
+
+@pytest.mark.parametrize(
+    ("fills", "heart_failure", "antianginal"),
+    [
+        ([], 0.0, 0.0),
+        ([("BIDIL", None)], 1.0, 1.0),
+        ([(None, "ISOSORBIDE DINITRATE-HYDRALAZINE HCL")], 1.0, 1.0),
+        # Two separate products are not the BiDil combination.
+        ([(None, "ISOSORBIDE DINITRATE"), (None, "HYDRALAZINE HCL")], 0.0, 1.0),
+    ],
+)
+def test_bidil_is_heart_failure(
+    fills: list[tuple[str | None, str | None]], heart_failure: float, antianginal: float
+) -> None:
+    """BiDil, by brand or as the combination generic, sets RX_DRUG_HEART_FAILURE."""
+    parts = []
+    for brand, generic in fills:
+        names = f"<DrugBrandName>{brand}</DrugBrandName>" if brand else ""
+        names += f"<DrugGenericName>{generic}</DrugGenericName>" if generic else ""
+        parts.append(f"<DrugFill><FillDate>2024-03-01</FillDate>{names}</DrugFill>")
+    values = extract_features(None, _opioid_rx("".join(parts))).as_dict()
+    assert heart_failure == values["RX_DRUG_HEART_FAILURE"]
+    assert antianginal == values["RX_DRUG_ANTIANGINAL"]
+
+
+@pytest.mark.parametrize(
+    "form_field",
+    [
+        "<DosageForm>CREAM</DosageForm>",
+        '<DosageForm value="CREAM"/>',
+        "<DosageForm> Cream </DosageForm>",
+    ],
+)
+def test_form_rule_reads_every_form_field_shape(form_field: str) -> None:
+    """The dosage form counts whether given as text, as a value attribute or in lower case."""
+    fill = (
+        "<DrugFill><FillDate>2024-03-01</FillDate><DrugGenericName>HYDROCORTISONE"
+        f"</DrugGenericName>{form_field}</DrugFill>"
+    )
+    assert extract_features(None, _opioid_rx(fill)).as_dict()["RX_DRUG_SYSTEMIC_STEROID"] == 0.0
+
+
+def _table_document() -> dict[str, object]:
+    raw = resources.files("evidence_features").joinpath("data/drug_classes.toml").read_text("utf-8")
+    return tomllib.loads(raw)
+
+
+def test_table_without_rules_counts_every_form() -> None:
+    """Without form or combination rules every member counts, whatever its dosage form."""
+    document = _table_document()
+    del document["form_rules"], document["combination_rules"]
+    catalog = DrugCatalog(document)
+    assert catalog.form_rules == ()
+    cream = catalog.describe("HYDROCORTISONE", None, None, "CREAM", None)
+    assert {"SYSTEMIC_STEROID"} == set(cream.classes)
+    assert "HEART_FAILURE" not in catalog.describe(None, "BIDIL", None, None, None).classes
+
+
+@pytest.mark.parametrize(
+    ("table", "entry", "message"),
+    [
+        ("form_rules", {"class": "NO_SUCH_CLASS", "forms": ["CREAM"]}, "NO_SUCH_CLASS"),
+        (
+            "form_rules",
+            {"class": "STATIN", "forms": ["CREAM"], "becomes": "NO_SUCH_CLASS"},
+            "NO_SUCH_CLASS",
+        ),
+        (
+            "form_rules",
+            {"class": "STATIN", "ingredients": ["METFORMIN"], "forms": ["CREAM"]},
+            "METFORMIN",
+        ),
+        ("combination_rules", {"ingredients": ["A", "B"], "class": "NO_SUCH_CLASS"}, "NO_SUCH"),
+    ],
+)
+def test_table_rule_errors_name_the_value(
+    table: str, entry: dict[str, object], message: str
+) -> None:
+    """A rule naming an unknown class, or an ingredient outside its class, fails at load."""
+    document = _table_document()
+    rules = document[table]
+    assert isinstance(rules, list)
+    rules.append(entry)
+    with pytest.raises(ValueError, match=message):
+        DrugCatalog(document)

@@ -1,8 +1,8 @@
 """Drug-name normalisation and underwriting classification from the shipped class table.
 
 The table is `data/drug_classes.toml`: generic names per class, ATC groups, class severities,
-brand aliases, CDC 2022 opioid MME factors and the special rules for buprenorphine, weight-loss
-GLP-1 brands, nasal corticosteroids, HIV nucleoside backbones and ribavirin.
+brand aliases, CDC 2022 opioid MME factors, the dosage-form and combination rules, and the
+special rules for buprenorphine, weight-loss GLP-1 brands, HIV nucleoside backbones and ribavirin.
 
 Normalising a name takes five steps. Apply Unicode NFKC, so full-width letters and no-break
 spaces read as their plain forms, and drop format characters such as zero-width spaces. Upper-case
@@ -26,8 +26,10 @@ from evidence_features._memo import MAX_KEY_CHARS, TextMemo
 from evidence_features._numbers import STRENGTH, NumberRange, parse_number
 
 __all__ = [
+    "CombinationRule",
     "DrugCatalog",
     "DrugInfo",
+    "FormRule",
     "Strength",
     "load_drug_catalog",
     "normalise_text",
@@ -52,6 +54,12 @@ _PER_VOLUME = re.compile(r"(?:/ ?|\bPER )([^ /]*?) ?ML\b")
 _VOLUME_NUMBER = re.compile(r"[0-9.,]+")
 # A volume of zero cannot divide a dose, and 10,000 mL is far above any dispensed bottle.
 _VOLUME_ML = NumberRange(0.001, 10_000.0)
+# Separators inside dosage-form texts ("SOLUTION, OPHTHALMIC", "SUSPENSION/DROPS",
+# "EYE-DROPS") that split them into the words the form rules compare.
+_WORD_SEPARATORS = str.maketrans(
+    {"(": " ", ")": " ", "[": " ", "]": " ", '"': " ", "*": " ", "/": " ", ",": " ", ";": " ",
+     ":": " ", "-": " "}
+)  # fmt: skip
 _MAX_CACHE = 65_536
 # A label lists one number per ingredient, and combination products have at most a handful.
 # The cap bounds the work on a junk strength field: 30,000 numbers took 24 ms to read.
@@ -79,6 +87,30 @@ class DrugInfo:
     interferon: bool
     opioid_position: int
     mme_factor: float
+
+
+@dataclass(frozen=True, slots=True)
+class FormRule:
+    """One dosage-form rule of the class table (`[[form_rules]]`).
+
+    The rule applies to an ingredient of `class_id` (of `ingredients` only, when given) when the
+    product's words contain one of `forms` and none of `keep`. The ingredient then gives
+    `becomes` instead of `class_id`, or no class when `becomes` is None.
+    """
+
+    class_id: str
+    ingredients: frozenset[str]
+    forms: frozenset[str]
+    keep: frozenset[str]
+    becomes: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CombinationRule:
+    """A product that holds all of `ingredients` also gives `class_id` (`[[combination_rules]]`)."""
+
+    ingredients: frozenset[str]
+    class_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,12 +265,23 @@ class DrugCatalog:
         self._pain_brands = frozenset(_strings(rules["buprenorphine_pain_brands"]))
         self._pain_forms = frozenset(_strings(rules["buprenorphine_pain_forms"]))
         self._weight_loss_brands = frozenset(_strings(rules["weight_loss_brands"]))
-        self._nasal_forms = frozenset(_strings(rules["nasal_forms"]))
         self.hiv_backbone = frozenset(_strings(rules["hiv_backbone"]))
         self.hiv_backbone_minimum = int(str(rules["hiv_backbone_minimum"]))
         self._ribavirin = frozenset(_strings(rules["hep_c_ribavirin"]))
         self._interferon = frozenset(_strings(rules["hep_c_interferon"]))
+        self._form_rules = _form_rules(document, self._member_class, self.class_severity)
+        self._combination_rules = _combination_rules(document, self.class_severity)
         self._cache: dict[tuple[str | None, ...], DrugInfo] = {}
+
+    @property
+    def form_rules(self) -> tuple[FormRule, ...]:
+        """The dosage-form rules, grouped by class, in table order within each class."""
+        return tuple(itertools.chain.from_iterable(self._form_rules.values()))
+
+    @property
+    def combination_rules(self) -> tuple[CombinationRule, ...]:
+        """The combination rules in table order."""
+        return self._combination_rules
 
     def describe(
         self,
@@ -279,9 +322,11 @@ class DrugCatalog:
             if normalised.strip():
                 texts.append(normalised)
         form_text = normalise_text(dosage_form).upper() if dosage_form else ""
+        # The words of every name and of the dosage form, for the brand and form rules. This
+        # runs once per distinct field combination: `describe` caches the result.
         words: set[str] = set()
         for text in (*texts, form_text):
-            words.update(text.translate(_PUNCTUATION).replace("/", " ").split())
+            words.update(text.translate(_WORD_SEPARATORS).split())
 
         ingredients: tuple[str, ...] = ()
         unknown = False
@@ -345,14 +390,19 @@ class DrugCatalog:
         for ingredient in ingredients:
             class_id = self._member_class.get(ingredient)
             if class_id is not None:
+                class_id = self._form_class(class_id, ingredient, words)
+            if class_id is not None:
                 classes.add(class_id)
+        if self._combination_rules:
+            present = frozenset(ingredients)
+            for combination in self._combination_rules:
+                if combination.ingredients <= present:
+                    classes.add(combination.class_id)
         if "BUPRENORPHINE" in ingredients:
             is_pain_product = bool(words & self._pain_brands or words & self._pain_forms)
             classes.add("OPIOID" if is_pain_product else "SUD_TREATMENT")
         if words & self._weight_loss_brands:
             classes.discard("NONINSULIN_ANTIDIABETIC")
-        if words & self._nasal_forms:
-            classes.discard("COPD_ASTHMA")
         if vendor_class:
             class_id = "_".join(normalise_text(vendor_class).upper().split())
             if class_id in self.class_severity:
@@ -378,6 +428,77 @@ class DrugCatalog:
             opioid_position=opioid_position,
             mme_factor=mme_factor,
         )
+
+    def _form_class(self, class_id: str, ingredient: str, words: set[str]) -> str | None:
+        """Return the class an ingredient gives in this dosage form, or None for no class.
+
+        A product whose names and form carry none of a rule's form words keeps the class:
+        a missing or unrecognised dosage form counts as it did before the form rules.
+        """
+        for rule in self._form_rules.get(class_id, ()):
+            if rule.ingredients and ingredient not in rule.ingredients:
+                continue
+            if not words.isdisjoint(rule.forms) and words.isdisjoint(rule.keep):
+                return rule.becomes
+        return class_id
+
+
+def _form_rules(
+    document: dict[str, object], member_class: dict[str, str], classes: dict[str, int]
+) -> dict[str, tuple[FormRule, ...]]:
+    """Read `[[form_rules]]`, grouped by the class they apply to, in table order."""
+    rules: dict[str, list[FormRule]] = {}
+    for raw in _array(document, "form_rules"):
+        entry = _as_dict(raw)
+        rule = FormRule(
+            class_id=str(entry["class"]),
+            ingredients=frozenset(_strings(entry.get("ingredients", []))),
+            forms=frozenset(_strings(entry["forms"])),
+            keep=frozenset(_strings(entry.get("keep", []))),
+            becomes=str(entry["becomes"]) if "becomes" in entry else None,
+        )
+        for class_id in (rule.class_id, rule.becomes):
+            if class_id is not None and class_id not in classes:
+                msg = f"drug_classes.toml: form rule names class {class_id!r}, not in [classes]"
+                raise ValueError(msg)
+        for ingredient in rule.ingredients:
+            if member_class.get(ingredient) != rule.class_id:
+                msg = (
+                    f"drug_classes.toml: form rule ingredient {ingredient!r} is not a member of "
+                    f"{rule.class_id!r}; add it to that class or drop it from the rule"
+                )
+                raise ValueError(msg)
+        rules.setdefault(rule.class_id, []).append(rule)
+    return {class_id: tuple(group) for class_id, group in rules.items()}
+
+
+def _combination_rules(
+    document: dict[str, object], class_severity: dict[str, int]
+) -> tuple[CombinationRule, ...]:
+    """Read `[[combination_rules]]`."""
+    rules: list[CombinationRule] = []
+    for raw in _array(document, "combination_rules"):
+        entry = _as_dict(raw)
+        rule = CombinationRule(
+            ingredients=frozenset(_strings(entry["ingredients"])),
+            class_id=str(entry["class"]),
+        )
+        if rule.class_id not in class_severity:
+            msg = (
+                f"drug_classes.toml: combination rule names class {rule.class_id!r}, "
+                "not in [classes]"
+            )
+            raise ValueError(msg)
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _array(document: dict[str, object], name: str) -> list[object]:
+    value = document.get(name, [])
+    if not isinstance(value, list):
+        msg = f"drug_classes.toml: expected [[{name}]] entries, got {type(value).__name__}"
+        raise TypeError(msg)
+    return value
 
 
 def _table(document: dict[str, object], name: str) -> dict[str, object]:

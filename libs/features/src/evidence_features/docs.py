@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evidence_features._codemap import MIB_CATEGORIES, load_code_map
 from evidence_features._combined import RISK_SIGNALS
-from evidence_features._drugs import load_drug_catalog
+from evidence_features._drugs import DrugCatalog, load_drug_catalog
 from evidence_features._numbers import (
     BMI,
     DAYS_SUPPLY,
@@ -91,6 +91,10 @@ _CONVENTIONS = """\
   1.5 = 15 MME.
   A per-volume strength whose volume is not one readable number (`5 MG/X ML`, `5 MG/0 ML`)
   counts as an unreadable strength: the fill adds no MME and raises `implausible_value`.
+- **Dosage forms.** Some class members count only in one route, as the dosage-form rules at
+  the end of this page list (for example, hydrocortisone cream is not a systemic steroid). A
+  rule reads the words of the drug names and of `DosageForm`. A fill without a form word that
+  a rule names keeps its class.
 - **Reply type.** An MIB record without an explicit Hit or Try (the bare `<ResponseData>`
   shape) counts in `MIB_TOTAL_RECORDS` but in neither `MIB_HIT_COUNT` nor `MIB_TRY_COUNT`.
   NFD records are not counted.
@@ -208,8 +212,46 @@ def render_feature_docs() -> str:
     for name, factor in catalog.mme_factors.items():
         unit = "per mcg/h (transdermal)" if name == "FENTANYL" else "per mg"
         lines.append(f"| {name.lower()} | {factor:g} {unit} |")
+    lines += _class_rule_lines(catalog)
     lines.append("")
     return "\n".join(lines)
+
+
+def _words(names: frozenset[str]) -> str:
+    return ", ".join(f"`{name}`" for name in sorted(names)) or "—"
+
+
+def _class_rule_lines(catalog: DrugCatalog) -> list[str]:
+    lines = [
+        "",
+        "## Dosage-form rules",
+        "",
+        "A rule covers the ingredients of its class, or only the listed ones. Such an",
+        "ingredient gives the result in place of the class when a word of its names or dosage",
+        "form is a form word and none is a keep word.",
+        "",
+        "| class | ingredients | form words | keep words | result |",
+        "|---|---|---|---|---|",
+    ]
+    for rule in catalog.form_rules:
+        lines.append(
+            f"| `{rule.class_id}` | {_words(rule.ingredients) if rule.ingredients else 'all'} | "
+            f"{_words(rule.forms)} | {_words(rule.keep)} | "
+            f"{f'`{rule.becomes}`' if rule.becomes else 'no class'} |"
+        )
+    lines += [
+        "",
+        "## Combination rules",
+        "",
+        "A product holding all the listed ingredients also gives the class; each ingredient",
+        "keeps its own class too.",
+        "",
+        "| ingredients | class |",
+        "|---|---|",
+    ]
+    for combination in catalog.combination_rules:
+        lines.append(f"| {_words(combination.ingredients)} | `{combination.class_id}` |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
