@@ -32,11 +32,16 @@ class Drug:
 
 @dataclass(frozen=True, slots=True)
 class RegimenSlot:
-    """One drug choice taken with `probability`. Non-chronic slots give short fills."""
+    """One drug choice taken with `probability`. Non-chronic slots give short fills.
+
+    `companions` are filled alongside whichever drug the slot picks, for products that are
+    only one part of a regimen, such as an NRTI backbone next to an integrase inhibitor.
+    """
 
     probability: float
     drug_keys: tuple[str, ...]
     chronic: bool = True
+    companions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +239,9 @@ REGIMENS: dict[str, Regimen] = {
         ("INFECTIOUS DISEASE",),
         (
             _S(0.75, ("biktarvy",)),
-            _S(0.25, ("dolutegravir",)),
-            _S(0.25, ("descovy",)),
+            # Emtricitabine/tenofovir alone is usually PrEP, and the feature library gives it
+            # no HIV flag, so Descovy is only filled as the backbone of dolutegravir.
+            _S(0.25, ("dolutegravir",), companions=("descovy",)),
         ),
     ),
     "hepatitis_c": Regimen(

@@ -312,18 +312,21 @@ def build_fills(
         for slot in slots:
             if rng.random() >= _slot_probability(slot.probability, severity):
                 continue
-            drug = DRUGS[pick(rng, slot.drug_keys)]
-            if slot.chronic:
-                fills.extend(
-                    _chronic_fills(
-                        rng, drug, condition, severity, regimen.specialties, providers, window
+            for key in (pick(rng, slot.drug_keys), *slot.companions):
+                drug = DRUGS[key]
+                if slot.chronic:
+                    fills.extend(
+                        _chronic_fills(
+                            rng, drug, condition, severity, regimen.specialties, providers, window
+                        )
                     )
-                )
-            else:
-                for _ in range(int(rng.integers(1, 4))):
-                    fills.append(
-                        _acute_fill(rng, drug, regimen.specialties, providers, window, condition)
-                    )
+                else:
+                    for _ in range(int(rng.integers(1, 4))):
+                        fills.append(
+                            _acute_fill(
+                                rng, drug, regimen.specialties, providers, window, condition
+                            )
+                        )
 
     years = (window[1] - window[0]).days / 365.25
     rate = max(0.15, 0.5 + 0.015 * (state.age - 40) + 0.25 * state.frailty)
