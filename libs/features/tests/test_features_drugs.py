@@ -84,6 +84,11 @@ def classes_of(generic: str | None, brand: str | None = None, form: str | None =
         (None, "ROGAINE", None, set()),
         ("MINOXIDIL", None, "TABLET", {"ANTIHYPERTENSIVE_OTHER"}),
         ("MINOXIDIL", None, None, {"ANTIHYPERTENSIVE_OTHER"}),
+        # Doxepin cream treats itching; oral doxepin is an antidepressant.
+        ("DOXEPIN HCL", None, "CREAM", set()),
+        ("DOXEPIN 5% CREAM", None, None, set()),
+        ("DOXEPIN HCL", None, "CAPSULE", {"ANTIDEPRESSANT"}),
+        ("DOXEPIN HCL", None, None, {"ANTIDEPRESSANT"}),
         # Transdermal selegiline is an antidepressant, oral selegiline a Parkinson's drug.
         ("SELEGILINE", None, "TRANSDERMAL PATCH", {"ANTIDEPRESSANT"}),
         (None, "EMSAM", None, {"ANTIDEPRESSANT"}),

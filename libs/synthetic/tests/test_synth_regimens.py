@@ -6,6 +6,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 from evidence_features import extract_features
+from evidence_features._drugs import load_drug_catalog
 from evidence_synthetic._catalog import DRUGS, REGIMENS, Drug
 
 
@@ -46,3 +47,15 @@ def test_hiv_labelled_drugs_flag_hiv_alone() -> None:
     labelled = [drug for drug in DRUGS.values() if drug.drug_class == "HIV_ANTIRETROVIRAL"]
     assert labelled
     assert [_hiv_flag([drug]) for drug in labelled] == [1.0] * len(labelled)
+
+
+def test_every_catalogue_class_is_a_library_class() -> None:
+    """The class the generator writes as TherapeuticClass is one the library knows, or OTHER.
+
+    The library reads that field as a vendor class by its id, so a label such as BENZODIAZEPINE
+    for the library's BENZO would never match.
+    """
+    known = set(load_drug_catalog().class_severity) | {"OTHER"}
+    labels = {drug.drug_class for drug in DRUGS.values()}
+    assert labels - known == set()
+    assert "BENZO" in labels
