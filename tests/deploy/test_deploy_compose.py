@@ -48,6 +48,8 @@ PREFIXES_OF_PROCESS = {
 CONTAINER_ONLY = {
     # The worker image's HEALTHCHECK reads its Prometheus endpoint.
     "worker": {"PERSISTENCE_METRICS_HOST", "PERSISTENCE_METRICS_PORT"},
+    # The queue sits on a named volume that outlives the containers, so appends are fsynced.
+    "gateway": {"GATEWAY_QUEUE_SYNCHRONOUS"},
 }
 VOLUME_ROOT = PurePosixPath("/var/lib/evidence")
 

@@ -89,6 +89,22 @@ def test_gateway_one_invalid_setting(tmp_path: Path) -> None:
     assert "" == result.stdout
 
 
+def test_gateway_queue_synchronous_invalid(tmp_path: Path) -> None:
+    """An invalid GATEWAY_QUEUE_SYNCHRONOUS is named with the accepted values."""
+    result = _run(
+        ["evidence-gateway"],
+        {"GATEWAY_LOCAL_MODE": "true", "GATEWAY_PORT": "0", "GATEWAY_QUEUE_SYNCHRONOUS": "OFF"},
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert [
+        "error: invalid setting in the environment:",
+        "  GATEWAY_QUEUE_SYNCHRONOUS='OFF': Input should be 'FULL' or 'NORMAL'",
+        "To fix: set GATEWAY_QUEUE_SYNCHRONOUS to a valid value or unset it to use the default.",
+    ] == result.stderr.splitlines()
+
+
 def test_gateway_several_invalid_settings(tmp_path: Path) -> None:
     """Invalid GATEWAY_* and MODEL_CLIENT_* values are all listed, and the token is not shown."""
     result = _run(

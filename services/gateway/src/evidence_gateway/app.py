@@ -71,7 +71,11 @@ def create_app(
             recycle_bytes=resolved.extraction_recycle_bytes,
         )
         extractor.warm_up()
-        queue = PredictionQueue(resolved.queue_path, max_depth=resolved.queue_max_depth)
+        queue = PredictionQueue(
+            resolved.queue_path,
+            max_depth=resolved.queue_max_depth,
+            synchronous=resolved.queue_synchronous,
+        )
         scorer: ScorerAdapter = build_scorer(model_client_settings)
         await scorer.start()
         app.state.settings = resolved
@@ -92,6 +96,7 @@ def create_app(
             executor=resolved.extraction_executor,
             workers=resolved.extraction_workers,
             gil_switch_interval_ms=resolved.gil_switch_interval_ms,
+            queue_synchronous=resolved.queue_synchronous,
             feature_spec_version=FEATURE_SPEC_VERSION,
         )
         try:

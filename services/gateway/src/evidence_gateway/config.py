@@ -37,6 +37,19 @@ class Settings(BaseSettings):
         ge=1,
         description="Queue depth at which appends fail and the gateway returns 503.",
     )
+    queue_synchronous: Literal["FULL", "NORMAL"] = Field(
+        # Snowflake does not resend a service-function batch that got 200. Where the queue file
+        # outlives its host, as on the SPCS block volume, a power loss that undoes the last
+        # appends loses those predictions for good, so deployments there set FULL. NORMAL stays
+        # the default because FULL doubled to tripled the sequential /v1/predict p50 on the
+        # development VM (docs/benchmarks.md, "Queue durability: NORMAL against FULL").
+        default="NORMAL",
+        description=(
+            "SQLite PRAGMA synchronous of the gateway's queue appends: FULL fsyncs every "
+            "append, so a prediction answered with 200 survives power loss; NORMAL survives "
+            "the crash of any process, not a power loss or kernel crash."
+        ),
+    )
     store_raw_evidence: bool = Field(
         default=False,
         description="Put the raw XML on each queued record. It is health data: off by default.",
