@@ -192,7 +192,7 @@ step_register() {
 
 step_model() {
     run_sql_file sql/06_model_service.sql
-    local database service status_json dns port
+    local database service status_json dns port spec_hash
     database="$(setting database_name)"
     service="$(setting model_service)"
     status_json="$(query_json "SELECT c.value:status::STRING = 'READY' AS ok_ready
@@ -206,8 +206,20 @@ step_model() {
     # The Model Registry names the endpoint `inference` and does not document its port.
     port="$(query_json "SHOW ENDPOINTS IN SERVICE $database.ML_MODELS.$service" \
         | python3 "$DEPLOY_DIR/snow_json.py" endpoint-port inference)"
-    export model_service_dns="$dns" model_service_port="$port"
-    log "model service host: $model_service_dns, port $model_service_port"
+    # The Registry's inference server has no /health, so the gateway learns the served
+    # model's feature spec hash only from the hash that registration recorded on the version.
+    spec_hash="$(query_json "SHOW VERSIONS LIKE '$(setting model_version)' IN MODEL \
+        $database.ML_MODELS.$(setting model_name)" | python3 "$DEPLOY_DIR/snow_json.py" spec-hash)"
+    export model_service_dns="$dns" model_service_port="$port" \
+        model_feature_spec_hash="$spec_hash"
+    log "model service host: $model_service_dns, port $model_service_port," \
+        "feature spec hash $model_feature_spec_hash"
+}
+
+# Succeed when step_model has exported everything the gateway service's USING clause reads.
+model_known() {
+    [[ -n "${model_service_dns:-}" && -n "${model_service_port:-}" \
+        && -n "${model_feature_spec_hash:-}" ]]
 }
 
 # Print the secrets named like the /v1 token secret as JSON rows, or [] when there is none.
@@ -301,7 +313,7 @@ step_secret() {
 }
 
 step_service() {
-    if [[ -z "${model_service_dns:-}" || -z "${model_service_port:-}" ]]; then
+    if ! model_known; then
         step_model
     fi
     if [[ -z "$SECRET_READY" ]]; then
@@ -346,7 +358,7 @@ step_smoke() {
 step_rollout() {
     step_images
     step_spec
-    if [[ -z "${model_service_dns:-}" || -z "${model_service_port:-}" ]]; then
+    if ! model_known; then
         step_model
     fi
     run_sql_file sql/ops/rollout_inference_service.sql

@@ -3,11 +3,15 @@
     snow sql --format json -f sql/11_smoke_test.sql | python3 snow_json.py ok-columns
     snow sql --format json -q "SHOW SERVICES ..." | python3 snow_json.py dns-name
     snow sql --format json -q "SHOW ENDPOINTS ..." | python3 snow_json.py endpoint-port inference
+    snow sql --format json -q "SHOW VERSIONS LIKE ... IN MODEL ..." | python3 snow_json.py spec-hash
 
 ``ok-columns`` exits 0 only when every column named ``OK_*`` in every row is true, and 1 otherwise,
 naming each failed check. ``dns-name`` prints the one ``dns_name`` in the rows and exits 1 unless
 there is exactly one. ``endpoint-port NAME`` prints the ``port`` of the one endpoint row whose
 ``name`` is NAME (case-insensitive) and exits 1 unless there is exactly one with a port number.
+``spec-hash`` prints the feature spec hash that ``evidence-train register`` recorded on the model
+version rows: the ``feature_spec_hash`` metric in the ``metadata`` column, or else the
+``spec hash <hex>`` part of the ``comment``. It exits 1 unless the rows give exactly one hash.
 The input may be one JSON document or several in a row (one per statement), and rows may be
 nested in lists of any depth.
 """
@@ -15,6 +19,7 @@ nested in lists of any depth.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -65,15 +70,59 @@ def endpoint_ports(documents: list[Any], name: str) -> list[str]:
     ]
 
 
+# evidence-train register writes "... spec hash <hex>, trained ..." into the version comment.
+_COMMENT_SPEC_HASH = re.compile(r"\bspec hash ([0-9a-fA-F]+)\b")
+
+
+def _metadata_spec_hash(metadata: Any) -> str | None:
+    # SHOW VERSIONS returns the metadata column as a JSON string, such as
+    # {"metrics": {"feature_spec_hash": "..."}, "snowpark_ml_schema_version": "..."}.
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except json.JSONDecodeError:
+            return None
+    if not isinstance(metadata, dict):
+        return None
+    metrics = metadata.get("metrics")
+    if not isinstance(metrics, dict):
+        return None
+    value = metrics.get("feature_spec_hash")
+    return value if isinstance(value, str) and value else None
+
+
+def version_spec_hashes(documents: list[Any]) -> list[str]:
+    """Return the distinct feature spec hashes recorded on the model version rows."""
+    hashes: list[str] = []
+    for row in iter_rows(documents):
+        found = _metadata_spec_hash(row.get("metadata"))
+        if found is None:
+            match = _COMMENT_SPEC_HASH.search(str(row.get("comment") or ""))
+            found = match.group(1) if match else None
+        if found is not None and found not in hashes:
+            hashes.append(found)
+    return hashes
+
+
+def _print_single(found: list[Any], expected: str, fix: str = "") -> int:
+    """Print the one item of ``found`` and return 0, or report ``expected`` and return 1."""
+    if len(found) != 1:
+        sys.stderr.write(f"snow_json.py: expected {expected}, found {found!r}{fix}\n")
+        return 1
+    sys.stdout.write(f"{found[0]}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command on the JSON read from stdin."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    valid = arguments in (["ok-columns"], ["dns-name"]) or (
+    valid = arguments in (["ok-columns"], ["dns-name"], ["spec-hash"]) or (
         len(arguments) == 2 and arguments[0] == "endpoint-port"
     )
     if not valid:
         sys.stderr.write(
-            "usage: snow_json.py ok-columns | dns-name | endpoint-port NAME  (JSON on stdin)\n"
+            "usage: snow_json.py ok-columns | dns-name | endpoint-port NAME | spec-hash"
+            "  (JSON on stdin)\n"
         )
         return 2
     try:
@@ -89,6 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         sys.stdout.write(f"{names[0]}\n")
         return 0
+
+    if arguments == ["spec-hash"]:
+        return _print_single(
+            version_spec_hashes(documents),
+            "the feature spec hash of one model version",
+            "; register the version with deploy.sh register, which records it",
+        )
 
     if arguments[0] == "endpoint-port":
         ports = endpoint_ports(documents, arguments[1])

@@ -27,6 +27,7 @@ CREATE SERVICE IF NOT EXISTS <% ctx.env.database_name %>.ML_MODELS.<% ctx.env.in
     worker_image => '<% ctx.env.image_repository_path %>/evidence-worker:<% ctx.env.image_tag %>',
     model_service_url => 'http://<% ctx.env.model_service_dns %>:<% ctx.env.model_service_port %>',
     model_version => '<% ctx.env.model_version %>',
+    model_feature_spec_hash => '<% ctx.env.model_feature_spec_hash %>',
     database_name => '<% ctx.env.database_name %>',
     warehouse_name => '<% ctx.env.warehouse_name %>',
     store_raw_evidence => '<% ctx.env.store_raw_evidence %>'

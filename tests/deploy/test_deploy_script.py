@@ -37,8 +37,9 @@ _FAKE_SNOW = (
 """
     + _DIGEST_SHELL_CODE
     + r"""
-printf '%s | token=%s | port=%s | dns=%s\n' "$(printf '%s' "$*" | tr '\n' ' ')" "$token" \
-    "${model_service_port:-}" "${model_service_dns:-}" >> "$FAKE_LOG"
+printf '%s | token=%s | port=%s | hash=%s | dns=%s\n' "$(printf '%s' "$*" | tr '\n' ' ')" \
+    "$token" "${model_service_port:-}" "${model_feature_spec_hash:-}" "${model_service_dns:-}" \
+    >> "$FAKE_LOG"
 # Render ctx.env.GATEWAY_API_TOKEN in a -f file as snow does: fail when the variable is unset,
 # and print the statement with the value, as Snowflake CLI releases that echo statements do.
 file=""
@@ -59,6 +60,8 @@ fi
 ready_default='[{"OK_READY": true}]'
 smoke_default='[[{"STATUS": "healthy", "OK_HEALTH": true}], [{"OK_ROW": true}]]'
 endpoints_default='[{"name": "inference", "port": "5123", "protocol": "HTTP"}]'
+versions_default='[{"name": "V2", "comment": "EVIDENCE_RISK_MODEL V2: spec hash 0123abcd",
+"metadata": "{\"metrics\": {\"feature_spec_hash\": \"dde4b34144d5dda8\"}}"}]'
 secret_row='[{"name": "GATEWAY_API_TOKEN", "schema_name": "SPCS", "secret_type": "GENERIC_STRING"}]'
 args="$*"
 case "$args" in
@@ -67,6 +70,7 @@ case "$args" in
         if [[ -n "${FAKE_NO_MODEL:-}" ]]; then echo '[]'; else
         echo '[{"name": "RISK_MODEL_SVC", "status": "RUNNING",
         "dns_name": "risk-model-svc.ab12.svc.spcs.internal"}]'; fi ;;
+    *"SHOW VERSIONS LIKE"*) echo "${FAKE_VERSIONS_JSON:-$versions_default}" ;;
     *"SHOW ENDPOINTS IN SERVICE"*) echo "${FAKE_ENDPOINTS_JSON:-$endpoints_default}" ;;
     *"SHOW SECRETS LIKE"*)
         if [[ -n "${FAKE_SECRETS_FOUND:-}" ]]; then echo "$secret_row"; else echo '[]'; fi ;;
@@ -273,6 +277,52 @@ def test_deploy_service_passes_model_port(
     assert " | port= | " in model_check
     assert len(endpoints) == 1
     assert "REALTIME_ML_PIPELINE.ML_MODELS.RISK_MODEL_SVC" in endpoints[0]
+
+
+@pytest.mark.parametrize("command", ["service", "rollout"])
+def test_deploy_passes_registered_spec_hash(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, command: str
+) -> None:
+    """The hash recorded on the registered version reaches the spec's USING clause."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, command, FAKE_SECRETS_FOUND="1")
+    applied = next(
+        call
+        for call in calls
+        if "08_inference_service.sql" in call or "rollout_inference_service.sql" in call
+    )
+    versions = [call for call in calls if "SHOW VERSIONS LIKE" in call]
+
+    assert result.returncode == 0, result.stderr
+    assert " | hash=dde4b34144d5dda8 | " in applied
+    assert len(versions) == 1
+    assert "SHOW VERSIONS LIKE 'V2' IN MODEL" in versions[0]
+    assert "REALTIME_ML_PIPELINE.ML_MODELS.EVIDENCE_RISK_MODEL" in versions[0]
+
+
+@pytest.mark.parametrize(
+    "versions",
+    [
+        "[]",
+        '[{"name": "V2", "comment": "no hash here", "metadata": null}]',
+        '[{"name": "V2", "comment": "spec hash aaaa"}, {"name": "V3", "comment": "spec hash bb"}]',
+    ],
+)
+def test_deploy_service_needs_spec_hash(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, versions: str
+) -> None:
+    """No single recorded hash: the step fails before the service is created."""
+    result, calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "service",
+        FAKE_SECRETS_FOUND="1",
+        FAKE_VERSIONS_JSON=versions,
+    )
+
+    assert result.returncode != 0
+    assert "expected the feature spec hash of one model version" in result.stderr
+    assert not [call for call in calls if "08_inference_service.sql" in call]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,47 @@ def test_endpoint_port_needs_exactly_one(
 def test_unknown_command_prints_usage(snow_json: ModuleType) -> None:
     """An unknown command exits 2."""
     assert snow_json.main(["everything"]) == 2
+
+
+_METADATA = json.dumps({"metrics": {"feature_spec_hash": "dde4b34144d5dda8", "auc": 0.8}})
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([{"name": "V2", "metadata": _METADATA, "comment": "spec hash 0000"}], "dde4b34144d5dda8"),
+        (
+            [{"name": "V2", "metadata": None, "comment": "M V2: spec hash abc123, trained"}],
+            "abc123",
+        ),
+        ([{"name": "V2", "metadata": "not json", "comment": "spec hash abc123"}], "abc123"),
+        ([[{"status": "ok"}], [{"name": "V2", "metadata": _METADATA}] * 2], "dde4b34144d5dda8"),
+    ],
+)
+def test_spec_hash_read_from_version(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, rows: list[Any], expected: str
+) -> None:
+    """The metadata metric wins, the comment is the fallback, and repeats count once."""
+    code, stdout, stderr = _run(snow_json, monkeypatch, "spec-hash", json.dumps(rows))
+
+    assert code == 0, stderr
+    assert stdout == f"{expected}\n"
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [{"name": "V2", "metadata": None, "comment": "trained without a hash"}],
+        [{"name": "V2", "comment": "spec hash aaaa"}, {"name": "V3", "comment": "spec hash bbbb"}],
+    ],
+)
+def test_spec_hash_none_or_several_fails(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, rows: list[Any]
+) -> None:
+    """No hash, or two different ones: exit 1 with the fix in the message."""
+    code, stdout, stderr = _run(snow_json, monkeypatch, "spec-hash", json.dumps(rows))
+
+    assert code == 1
+    assert stdout == ""
+    assert "deploy.sh register" in stderr

@@ -415,6 +415,21 @@ def test_spec_raw_evidence_switches_agree(service_spec: ServiceSpecification) ->
     assert worker_env["PERSISTENCE_STORE_RAW_EVIDENCE"] == "false"
 
 
+def test_spec_model_spec_hash_from_deploy(
+    service_spec: ServiceSpecification,
+    spec_template: str,
+    using_clause: Callable[[str], dict[str, str]],
+    rendered_sql: dict[str, str],
+) -> None:
+    """The gateway gets the model's hash and version from the USING clause, not a constant."""
+    gateway_env = _container(service_spec, "gateway").env or {}
+    create = using_clause(rendered_sql["08_inference_service.sql"])
+
+    assert "{{ model_feature_spec_hash }}" in spec_template
+    assert gateway_env["MODEL_CLIENT_FEATURE_SPEC_HASH"] == create["model_feature_spec_hash"]
+    assert gateway_env["MODEL_CLIENT_MODEL_VERSION"] == create["model_version"]
+
+
 def test_spec_readiness_probe_on_gateway_health(
     service_spec: ServiceSpecification, gateway_routes: set[tuple[str, str]]
 ) -> None:

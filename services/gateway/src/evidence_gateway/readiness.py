@@ -28,6 +28,7 @@ class ModelStatus:
     circuit_state: str
     model_version: str | None = None
     spec_hash_ok: bool | None = None
+    model_spec_hash: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,11 +97,7 @@ class ReadinessProbe:
                 **status.detail,
             },
         )
-        # None: the model service does not report its hash, so there is nothing to compare.
-        spec_check = CheckResult(
-            ok=status.spec_hash_ok is not False,
-            detail={"gateway_hash": FEATURE_SPEC_HASH, "matches_model": status.spec_hash_ok},
-        )
+        spec_check = _check_feature_spec(status)
         checks = {"queue": queue_check, "feature_spec": spec_check, "model": model_check}
         if not (queue_check.ok and spec_check.ok):
             overall: Literal["ready", "degraded", "not_ready"] = "not_ready"
@@ -125,3 +122,21 @@ class ReadinessProbe:
         return CheckResult(
             ok=depth < self.max_depth, detail={"depth": depth, "max_depth": self.max_depth}
         )
+
+
+def _check_feature_spec(status: ModelStatus) -> CheckResult:
+    # spec_hash_ok is None when neither the model's /health nor MODEL_CLIENT_FEATURE_SPEC_HASH
+    # gives the model's hash, so there is nothing to compare.
+    detail: dict[str, Any] = {
+        "gateway_hash": FEATURE_SPEC_HASH,
+        "model_hash": status.model_spec_hash,
+        "matches_model": status.spec_hash_ok,
+    }
+    if status.spec_hash_ok is False:
+        detail["error"] = (
+            f"the model's feature spec hash {status.model_spec_hash} (from its /health or "
+            f"MODEL_CLIENT_FEATURE_SPEC_HASH) differs from this gateway's {FEATURE_SPEC_HASH}, "
+            "so every row would get the rule-based score; deploy a model version trained on "
+            "this gateway's feature spec, or a gateway image built from the model's"
+        )
+    return CheckResult(ok=status.spec_hash_ok is not False, detail=detail)

@@ -56,6 +56,7 @@ class ScorerAdapter:
             circuit_state=health.circuit_state,
             model_version=health.model_version,
             spec_hash_ok=health.spec_hash_ok,
+            model_spec_hash=health.served_spec_hash,
             detail={"last_error_kind": health.last_error_kind},
         )
 

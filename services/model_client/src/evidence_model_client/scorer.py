@@ -92,6 +92,8 @@ class ScorerHealth:
     model_reachable: bool
     model_version: str | None
     spec_hash_ok: bool | None
+    served_spec_hash: str | None = None
+    """Feature spec hash of the served model, from its ``/health`` or the client's settings."""
 
 
 class RiskScorer:
@@ -134,6 +136,7 @@ class RiskScorer:
         self._profile = reason_profile
         self._configured_version = model_version
         self._registry_version = f"REGISTRY_{model_version}" if model_version else None
+        self._served_spec_hash = served_spec_hash
         self._spec_hash_ok = (
             None if served_spec_hash is None else served_spec_hash == (FEATURE_SPEC_HASH)
         )
@@ -187,6 +190,14 @@ class RiskScorer:
         A service that is down is not fatal: the fallback scores, and later probes and model
         calls learn the version.
         """
+        if self._spec_hash_ok is False:
+            _log.error(
+                "MODEL_CLIENT_FEATURE_SPEC_HASH differs from the installed feature spec hash, "
+                "using fallback; deploy a model version trained on this feature spec, or an "
+                "image built from the model's",
+                served_hash=self._served_spec_hash,
+                expected_hash=FEATURE_SPEC_HASH,
+            )
         await self.probe(max_age_seconds=0.0, timeout_seconds=timeout_seconds)
 
     async def probe(
@@ -374,6 +385,7 @@ class RiskScorer:
             model_reachable=self._reachable is True and self._spec_hash_ok is not False,
             model_version=self._registry_version,
             spec_hash_ok=self._spec_hash_ok,
+            served_spec_hash=self._served_spec_hash,
         )
 
     async def aclose(self) -> None:
@@ -470,6 +482,7 @@ class RiskScorer:
                     expected_hash=FEATURE_SPEC_HASH,
                 )
             self._spec_hash_ok = spec_hash_ok
+            self._served_spec_hash = info.feature_spec_hash
 
 
 def _load_profile(directory: Path | None) -> ReasonProfile | None:

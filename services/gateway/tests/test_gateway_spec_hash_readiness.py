@@ -1,0 +1,98 @@
+"""Readiness compares MODEL_CLIENT_FEATURE_SPEC_HASH with the gateway's own feature spec hash.
+
+The Model Registry's inference server has no /health, so in SPCS the configured hash is the
+only source of the model's hash. These gateways run as real processes with no model server on
+the configured port, as before the model service is up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from evidence_features import FEATURE_SPEC_HASH
+from evidence_gateway.testing import ServerProcess, free_port, start_gateway
+
+OTHER_HASH = "0123456789abcdef"
+
+
+@pytest.fixture
+def run_gateway(tmp_path: Path) -> Iterator[Any]:
+    """Start gateway processes with extra environment; all stop at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def run(**env: str) -> tuple[ServerProcess, str]:
+        directory = tmp_path / f"gateway-{len(started)}"
+        directory.mkdir()
+        server, url = start_gateway(
+            directory,
+            f"http://127.0.0.1:{free_port()}",
+            tmp_path / "no-artifact",
+            MODEL_CLIENT_MODEL_VERSION="V2",
+            **env,
+        )
+        started.append(server)
+        return server, url
+
+    yield run
+    for server in started:
+        server.stop()
+
+
+def _ready(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/health/ready", timeout=10.0)
+
+
+def test_spec_hash_mismatch_not_ready(run_gateway: Any, tmp_path: Path) -> None:
+    """Another configured hash: 503, both hashes and the fix in the check and in the log."""
+    _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH=OTHER_HASH)
+
+    response = _ready(url)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    check = body["checks"]["feature_spec"]
+    assert check["ok"] is False
+    assert check["detail"]["gateway_hash"] == FEATURE_SPEC_HASH
+    assert check["detail"]["model_hash"] == OTHER_HASH
+    assert check["detail"]["matches_model"] is False
+    error = check["detail"]["error"]
+    assert OTHER_HASH in error
+    assert FEATURE_SPEC_HASH in error
+    assert "deploy a model version trained on this gateway's feature spec" in error
+    log = next((tmp_path / "gateway-0").glob("gateway-*.log")).read_text(encoding="utf-8")
+    assert "MODEL_CLIENT_FEATURE_SPEC_HASH" in log
+    assert OTHER_HASH in log
+    assert FEATURE_SPEC_HASH in log
+
+
+def test_spec_hash_match_passes_check(run_gateway: Any) -> None:
+    """The gateway's own hash configured: the check passes, and only the model is missing."""
+    _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH=FEATURE_SPEC_HASH)
+
+    response = _ready(url)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    check = body["checks"]["feature_spec"]
+    assert check["ok"] is True
+    assert check["detail"]["model_hash"] == FEATURE_SPEC_HASH
+    assert check["detail"]["matches_model"] is True
+    assert "error" not in check["detail"]
+
+
+def test_spec_hash_unset_not_compared(run_gateway: Any) -> None:
+    """No configured hash and no /health: nothing to compare, so the check passes."""
+    _, url = run_gateway()
+
+    check = _ready(url).json()["checks"]["feature_spec"]
+
+    assert check["ok"] is True
+    assert check["detail"]["model_hash"] is None
+    assert check["detail"]["matches_model"] is None
+    assert "error" not in check["detail"]
