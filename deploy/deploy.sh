@@ -25,7 +25,8 @@
 #   rotate-token  ops/rotate_gateway_token.sql: replace the /v1 token; restart the service after
 #   suspend       ops/suspend.sql: stop the services, pool and warehouse (stops the costs)
 #   resume        ops/resume.sql
-#   teardown      ops/teardown.sql: drop everything (asks for confirmation)
+#   teardown      ops/teardown_stop_traffic.sql, wait for the queue to drain, then
+#                 ops/teardown.sql: drop everything (asks for confirmation twice)
 #
 # The /v1 token: `secret` and `rotate-token` store the value of the environment variable
 # GATEWAY_API_TOKEN when it is set (32 or more characters of A-Z a-z 0-9 - . _ ~ + /, then
@@ -392,12 +393,70 @@ fail until the service is READY again, a few minutes):
 EOF
 }
 
+# Print the number of rows in ML_MODELS.MODEL_PREDICTIONS, which the persistence worker grows
+# while it drains the queue.
+stored_prediction_count() {
+    query_json "USE ROLE $(setting admin_role); USE WAREHOUSE $(setting warehouse_name);
+        SELECT COUNT(*) AS ROWS_STORED FROM $(setting database_name).ML_MODELS.MODEL_PREDICTIONS" \
+        | python3 "$DEPLOY_DIR/snow_json.py" value ROWS_STORED
+}
+
+# Wait until the prediction log has stopped growing for teardown_drain_quiet_secs. Succeeds
+# then, and fails after teardown_drain_timeout_secs while it still grows.
+# NOTE: a count that stops growing is the only drain signal deploy.sh reads. A worker whose
+# writes fail for longer than the quiet time (for example after a revoked grant) also stops
+# it while records are still queued. Its log and evidence_persistence_queue_depth show that.
+wait_for_drain() {
+    local quiet poll timeout started stable_since previous current
+    quiet="$(setting teardown_drain_quiet_secs)"
+    poll="$(setting teardown_drain_poll_secs)"
+    timeout="$(setting teardown_drain_timeout_secs)"
+    log "wait until MODEL_PREDICTIONS has not grown for ${quiet}s (at most ${timeout}s)"
+    started=$SECONDS
+    stable_since=$SECONDS
+    previous=""
+    while true; do
+        current="$(stored_prediction_count)"
+        if [[ "$current" != "$previous" ]]; then
+            previous="$current"
+            stable_since=$SECONDS
+        fi
+        if (( SECONDS - stable_since >= quiet )); then
+            log "MODEL_PREDICTIONS holds $current rows, unchanged for ${quiet}s: queue drained"
+            return 0
+        fi
+        if (( SECONDS - started >= timeout )); then
+            echo "deploy.sh: MODEL_PREDICTIONS still grew after ${timeout}s ($current rows)," \
+                "so the queue may still hold predictions" >&2
+            return 1
+        fi
+        sleep "$poll"
+    done
+}
+
 step_teardown() {
-    local database
+    local database service answer drained
     database="$(setting database_name)"
+    service="$database.ML_MODELS.$(setting inference_service)"
     read -r -p "Drop $database, its services, pool, warehouse and roles? Type the database name: " answer
     if [[ "$answer" != "$database" ]]; then
         echo "deploy.sh: teardown cancelled" >&2
+        exit 1
+    fi
+    # Each instance's queue lives on its block volume, and DROP SERVICE ... FORCE deletes the
+    # volume with every prediction still queued on it. New batches stop first, then the
+    # worker gets time to write the rest.
+    run_sql_file sql/ops/teardown_stop_traffic.sql
+    drained=1
+    wait_for_drain || drained=""
+    if [[ -z "$drained" ]]; then
+        echo "deploy.sh: dropping $service now deletes the predictions still queued on its" \
+            "volumes; check the worker's log, or cancel and run teardown again later" >&2
+    fi
+    read -r -p "Drop $service and its queue volumes? Type DROP: " answer
+    if [[ "$answer" != "DROP" ]]; then
+        echo "deploy.sh: teardown cancelled after the service functions were dropped;" \
+            "deploy.sh functions creates them again" >&2
         exit 1
     fi
     run_sql_file sql/ops/teardown.sql

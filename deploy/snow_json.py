@@ -4,6 +4,7 @@
     snow sql --format json -q "SHOW SERVICES ..." | python3 snow_json.py dns-name
     snow sql --format json -q "SHOW ENDPOINTS ..." | python3 snow_json.py endpoint-port inference
     snow sql --format json -q "SHOW VERSIONS LIKE ... IN MODEL ..." | python3 snow_json.py spec-hash
+    snow sql --format json -q "SELECT COUNT(*) AS N ..." | python3 snow_json.py value N
 
 ``ok-columns`` exits 0 only when every column named ``OK_*`` in every row is true, and 1 otherwise,
 naming each failed check. ``dns-name`` prints the one ``dns_name`` in the rows and exits 1 unless
@@ -12,6 +13,8 @@ there is exactly one. ``endpoint-port NAME`` prints the ``port`` of the one endp
 ``spec-hash`` prints the feature spec hash that ``evidence-train register`` recorded on the model
 version rows: the ``feature_spec_hash`` metric in the ``metadata`` column, or else the
 ``spec hash <hex>`` part of the ``comment``. It exits 1 unless the rows give exactly one hash.
+``value COLUMN`` prints the value of COLUMN (case-insensitive) and exits 1 unless exactly one row
+has that column with a non-null value.
 The input may be one JSON document or several in a row (one per statement), and rows may be
 nested in lists of any depth.
 """
@@ -59,6 +62,16 @@ def check_ok_columns(documents: list[Any]) -> tuple[int, list[str]]:
                 if value is not True:
                     failures.append(f"FAILED: {column} = {value!r} in row {row}")
     return checked, failures
+
+
+def column_values(documents: list[Any], column: str) -> list[Any]:
+    """Return the non-null values of ``column`` (case-insensitive) across all rows."""
+    return [
+        value
+        for row in iter_rows(documents)
+        for key, value in row.items()
+        if key.lower() == column.lower() and value is not None
+    ]
 
 
 def endpoint_ports(documents: list[Any], name: str) -> list[str]:
@@ -117,11 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command on the JSON read from stdin."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     valid = arguments in (["ok-columns"], ["dns-name"], ["spec-hash"]) or (
-        len(arguments) == 2 and arguments[0] == "endpoint-port"
+        len(arguments) == 2 and arguments[0] in ("endpoint-port", "value")
     )
     if not valid:
         sys.stderr.write(
             "usage: snow_json.py ok-columns | dns-name | endpoint-port NAME | spec-hash"
+            " | value COLUMN"
             "  (JSON on stdin)\n"
         )
         return 2
@@ -144,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             version_spec_hashes(documents),
             "the feature spec hash of one model version",
             "; register the version with deploy.sh register, which records it",
+        )
+
+    if arguments[0] == "value":
+        return _print_single(
+            column_values(documents, arguments[1]), f"one value of column {arguments[1]!r}"
         )
 
     if arguments[0] == "endpoint-port":

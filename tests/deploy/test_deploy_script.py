@@ -71,6 +71,12 @@ case "$args" in
         echo '[{"name": "RISK_MODEL_SVC", "status": "RUNNING",
         "dns_name": "risk-model-svc.ab12.svc.spcs.internal"}]'; fi ;;
     *"SHOW VERSIONS LIKE"*) echo "${FAKE_VERSIONS_JSON:-$versions_default}" ;;
+    *"ROWS_STORED"*)
+        # One count per call from the lines of FAKE_COUNTS; the last line repeats.
+        count="$(head -n 1 "$FAKE_COUNTS")"
+        if [[ "$(wc -l < "$FAKE_COUNTS")" -gt 1 ]]; then sed -i 1d "$FAKE_COUNTS"; fi
+        echo '[{"status": "Statement executed successfully."}]'
+        echo "[{\"ROWS_STORED\": $count}]" ;;
     *"SHOW ENDPOINTS IN SERVICE"*) echo "${FAKE_ENDPOINTS_JSON:-$endpoints_default}" ;;
     *"SHOW SECRETS LIKE"*)
         if [[ -n "${FAKE_SECRETS_FOUND:-}" ]]; then echo "$secret_row"; else echo '[]'; fi ;;
@@ -536,39 +542,108 @@ def test_deploy_without_docker_other_commands_run(
     assert result.returncode == 0, result.stderr
 
 
+def _teardown(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, answers: str, counts: str, **extra: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run teardown with typed ``answers`` and MODEL_PREDICTIONS row ``counts``, one a poll."""
+    log = tmp_path / "calls.log"
+    log.write_text("", encoding="utf-8")
+    count_file = tmp_path / "counts.txt"
+    count_file.write_text(counts, encoding="utf-8")
+    environment = {
+        "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_LOG": str(log),
+        "FAKE_COUNTS": str(count_file),
+        "HOME": str(tmp_path),
+        "teardown_drain_quiet_secs": "0",
+        "teardown_drain_poll_secs": "0",
+        **extra,
+    }
+    result = subprocess.run(
+        ["bash", str(deploy_copy / "deploy.sh"), "teardown"],
+        input=answers,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result, log.read_text(encoding="utf-8").splitlines()
+
+
 def test_deploy_teardown_needs_confirmation(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
     """Teardown runs only when the database name is typed back."""
-    log = tmp_path / "calls.log"
-    environment = {
-        "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_LOG": str(log),
-        "HOME": str(tmp_path),
-    }
-    refused = subprocess.run(
-        ["bash", str(deploy_copy / "deploy.sh"), "teardown"],
-        input="yes\n",
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    confirmed = subprocess.run(
-        ["bash", str(deploy_copy / "deploy.sh"), "teardown"],
-        input="REALTIME_ML_PIPELINE\n",
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    refused, refused_calls = _teardown(deploy_copy, fake_bin, tmp_path, "yes\n", "0\n")
+    confirmed, confirmed_calls = _teardown(
+        deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nDROP\n", "0\n"
     )
 
     assert refused.returncode == 1
     assert "teardown cancelled" in refused.stderr
+    assert refused_calls == []
     assert confirmed.returncode == 0, confirmed.stderr
-    assert _sql_files(log.read_text(encoding="utf-8").splitlines()) == ["sql/ops/teardown.sql"]
+    assert _sql_files(confirmed_calls) == [
+        "sql/ops/teardown_stop_traffic.sql",
+        "sql/ops/teardown.sql",
+    ]
+
+
+def test_deploy_teardown_drains_before_drop(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Functions go first, then counts are read until they stop growing, then the drop."""
+    result, calls = _teardown(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "REALTIME_ML_PIPELINE\nDROP\n",
+        "10\n15\n18\n18\n",
+        teardown_drain_quiet_secs="1",
+    )
+    stop = next(i for i, call in enumerate(calls) if "teardown_stop_traffic.sql" in call)
+    drop = next(i for i, call in enumerate(calls) if "ops/teardown.sql" in call)
+    counts = [i for i, call in enumerate(calls) if "ROWS_STORED" in call]
+
+    assert result.returncode == 0, result.stderr
+    assert len(counts) >= 4
+    assert stop < counts[0]
+    assert counts[-1] < drop
+    assert "holds 18 rows, unchanged for 1s: queue drained" in result.stdout
+    assert "ML_MODELS.MODEL_PREDICTIONS" in calls[counts[0]]
+
+
+def test_deploy_teardown_second_confirmation(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Without DROP typed after the drain, the service and its volumes stay."""
+    result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nno\n", "5\n")
+
+    assert result.returncode == 1
+    assert "teardown cancelled after the service functions were dropped" in result.stderr
+    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql"]
+
+
+def test_deploy_teardown_drain_timeout_warns(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Counts that keep growing past the timeout give a warning before the second question."""
+    growing = "".join(f"{n}\n" for n in range(1, 2000))
+    result, calls = _teardown(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "REALTIME_ML_PIPELINE\nno\n",
+        growing,
+        teardown_drain_quiet_secs="30",
+        teardown_drain_timeout_secs="1",
+    )
+
+    assert result.returncode == 1
+    assert "MODEL_PREDICTIONS still grew after 1s" in result.stderr
+    assert "deletes the predictions still queued on its volumes" in result.stderr
+    assert "ops/teardown.sql" not in " ".join(_sql_files(calls))
 
 
 def test_deploy_streamlit_bundles_then_uploads(

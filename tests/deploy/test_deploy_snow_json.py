@@ -192,3 +192,34 @@ def test_spec_hash_none_or_several_fails(
     assert code == 1
     assert stdout == ""
     assert "deploy.sh register" in stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[{"status": "ok"}] [{"ROWS_STORED": 0}]', "0\n"),
+        ('[{"rows_stored": 7}]', "7\n"),
+    ],
+)
+def test_value_prints_one_column(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, text: str, expected: str
+) -> None:
+    """The one value of the column, found case-insensitively across documents."""
+    code, stdout, _ = _run(snow_json, monkeypatch, "value ROWS_STORED", text)
+
+    assert code == 0
+    assert stdout == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["[]", '[{"ROWS_STORED": null}]', '[{"ROWS_STORED": 1}, {"ROWS_STORED": 2}]']
+)
+def test_value_missing_or_repeated_fails(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """No value or several values: exit 1 naming the column."""
+    code, stdout, stderr = _run(snow_json, monkeypatch, "value ROWS_STORED", text)
+
+    assert code == 1
+    assert stdout == ""
+    assert "'ROWS_STORED'" in stderr

@@ -85,7 +85,11 @@ _COMMAND_FORMS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
         (),
     ),
     "drop": (
-        re.compile(r"^DROP (STREAMLIT|SERVICE|COMPUTE POOL|ROLE) IF EXISTS [\w.]+$"),
+        # FORCE is valid on DROP SERVICE only, which needs it for a service with block volumes.
+        re.compile(
+            r"^DROP (STREAMLIT|SERVICE|COMPUTE POOL|ROLE) IF EXISTS [\w.]+$"
+            r"|^DROP SERVICE IF EXISTS [\w.]+ FORCE$"
+        ),
         (),
     ),
     "call wait": (re.compile(r"^CALL SYSTEM\$WAIT\(\d+\)$"), ()),
@@ -222,6 +226,24 @@ def test_sql_drops_and_alters_tolerate_absence(
         # A rollout or a token rotation must fail when its object is missing.
         if sql.startswith("ALTER") and name not in _MUST_FIND_THEIR_OBJECT:
             assert " IF EXISTS " in sql, f"{name}: {sql[:80]!r}"
+
+
+def test_teardown_forces_block_volume_service(
+    rendered_sql: dict[str, str], support: ModuleType
+) -> None:
+    """FORCE drops the service with the block volume; the functions go in the stop-traffic file."""
+    spec = support.yaml_load(support.SPEC_PATH.read_text(encoding="utf-8"))
+    block_volumes = [v for v in spec["spec"]["volumes"] if v["source"] == "block"]
+    teardown = " ".join(rendered_sql["ops/teardown.sql"].split())
+    stop = " ".join(rendered_sql["ops/teardown_stop_traffic.sql"].split())
+
+    assert len(block_volumes) == 1
+    assert (
+        "DROP SERVICE IF EXISTS REALTIME_ML_PIPELINE.ML_MODELS.INFERENCE_SERVICE FORCE;" in teardown
+    )
+    assert "DROP FUNCTION IF EXISTS REALTIME_ML_PIPELINE.ML_MODELS.FN_API_PREDICT(" in stop
+    assert "DROP FUNCTION IF EXISTS REALTIME_ML_PIPELINE.ML_MODELS.FN_HEALTH()" in stop
+    assert "DROP SERVICE" not in stop
 
 
 def test_sql_files_set_their_role(rendered_sql: dict[str, str], support: ModuleType) -> None:
