@@ -97,6 +97,11 @@ FEATURE_WARNINGS = Counter(
     "Parser warnings met while building features, by kind and document.",
     ["kind", "document"],
 )
+FUNCTION_BATCHES_WITHOUT_BATCH_ID = Counter(
+    "evidence_gateway_function_batches_without_batch_id",
+    "Service-function batches without the sf-external-function-query-batch-id header, whose "
+    "rows got random prediction ids, so a retry of such a batch is stored twice.",
+)
 ROW_ERRORS = Counter(
     "evidence_gateway_row_errors",
     "Rows or requests that could not be scored, by error type.",

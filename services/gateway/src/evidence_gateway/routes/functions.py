@@ -17,6 +17,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from evidence_gateway import metrics
 from evidence_gateway.bodies import JSONBodyRoute, openapi_json_body, parse_json_body
 from evidence_gateway.dependencies import PipelineDep, ReadinessDep, SettingsDep
 from evidence_gateway.errors import BatchTooLargeError
@@ -43,6 +44,8 @@ _ARGUMENTS = ("policy_number", "mib_xml", "rx_xml")
 # Control and format characters and line and paragraph separators: they can rewrite terminals
 # and log viewers or hide the difference between two ids.
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+_log = structlog.get_logger("evidence_gateway.functions")
 
 router = APIRouter(
     prefix="/functions", tags=["snowflake service functions"], route_class=JSONBodyRoute
@@ -217,6 +220,8 @@ async def predict_rows(
         **loggable_id("query_id", header_value(request, QUERY_ID_HEADER)),
         rows=len(numbers),
     )
+    if batch_id is None:
+        _warn_missing_batch_id()
     parsed = [
         _parse_row(
             raw,
@@ -240,6 +245,16 @@ async def predict_rows(
             output.append([number, outcome.as_dict()])
     structlog.contextvars.bind_contextvars(scored=len(numbers) - failed, failed=failed)
     return FastJSONResponse({"data": output})
+
+
+def _warn_missing_batch_id() -> None:
+    # The ids stay random, because two batches with identical rows can be two real scorings,
+    # so their content alone must not make them one.
+    metrics.FUNCTION_BATCHES_WITHOUT_BATCH_ID.inc()
+    _log.warning(
+        "service-function batch has no sf-external-function-query-batch-id header; its rows "
+        "get random prediction ids, so a retry of this batch is stored twice"
+    )
 
 
 @router.post(
