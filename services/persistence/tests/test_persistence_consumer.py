@@ -176,9 +176,9 @@ def test_claim_spans_several_transactions(queue: PredictionQueue) -> None:
     transactions = []
     write = queue.file.write
 
-    def counting_write(work: Any) -> Any:
+    def counting_write(work: Any, **options: Any) -> Any:
         transactions.append(work)
-        return write(work)
+        return write(work, **options)
 
     queue.file.write = counting_write  # type: ignore[method-assign]
     items = consumer.claim(250)
@@ -198,9 +198,9 @@ def test_complete_spans_several_transactions(queue: PredictionQueue) -> None:
     transactions = []
     write = queue.file.write
 
-    def counting_write(work: Any) -> Any:
+    def counting_write(work: Any, **options: Any) -> Any:
         transactions.append(work)
-        return write(work)
+        return write(work, **options)
 
     queue.file.write = counting_write  # type: ignore[method-assign]
     consumer.complete([item.seq for item in items])

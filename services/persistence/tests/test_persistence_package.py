@@ -10,6 +10,9 @@ import evidence_persistence
 import pytest
 from evidence_persistence import PredictionQueue
 from evidence_persistence.config import Settings, get_settings
+from pydantic import ValidationError
+
+PERSISTENCE_DOC = Path(__file__).resolve().parents[3] / "docs" / "persistence.md"
 
 
 def test_package_all_sorted_and_importable() -> None:
@@ -79,3 +82,43 @@ def test_settings_invalid_value_rejected(
     field = variable.removeprefix("PERSISTENCE_").lower()
     with pytest.raises(ValueError, match=field):
         Settings()
+
+
+def test_settings_store_lock_defaults(clean_settings: None) -> None:
+    """The store waits 5,000 ms per attempt and makes 4 attempts unless set otherwise."""
+    settings = Settings()
+    assert settings.store_busy_timeout_ms == 5_000
+    assert settings.store_lock_retries == 4
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("PERSISTENCE_STORE_BUSY_TIMEOUT_MS", "-1", "greater than or equal to 0"),
+        ("PERSISTENCE_STORE_BUSY_TIMEOUT_MS", "soon", "valid integer"),
+        ("PERSISTENCE_STORE_LOCK_RETRIES", "0", "greater than or equal to 1"),
+    ],
+)
+def test_settings_store_lock_invalid(
+    clean_settings: None, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    """A negative timeout, a non-number and zero attempts are rejected with the field named."""
+    monkeypatch.setenv(variable, value)
+    field = variable.removeprefix("PERSISTENCE_").lower()
+    with pytest.raises(ValidationError, match=rf"{field}\n  Input should be [^\n]*{reason}"):
+        Settings()
+
+
+def test_settings_documented() -> None:
+    """Every setting has a row in the settings table of docs/persistence.md."""
+    text = PERSISTENCE_DOC.read_text(encoding="utf-8")
+    section = text.split("## Settings (`PERSISTENCE_*`)", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {name.strip().strip("`") for row in rows for name in row.split("|")[1].split("/")}
+
+    for field in Settings.model_fields:
+        name = field.upper()
+        if name.startswith("SNOWFLAKE_") and name not in documented:
+            assert "SNOWFLAKE_*" in documented
+            continue
+        assert name in documented

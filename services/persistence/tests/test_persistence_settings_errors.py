@@ -75,3 +75,17 @@ def test_worker_several_invalid_settings(tmp_path: Path) -> None:
     assert "  PERSISTENCE_LOG_LEVEL='trace': Input should be 'DEBUG'" in result.stderr
     assert "To fix: set each variable shown with a value" in result.stderr
     assert [] == list(tmp_path.iterdir())
+
+
+def test_worker_negative_store_busy_timeout(tmp_path: Path) -> None:
+    """A negative store busy timeout is named with its value, the bound and the fix."""
+    result = _run_cli(["worker", "--once"], {"PERSISTENCE_STORE_BUSY_TIMEOUT_MS": "-1"}, tmp_path)
+
+    assert 2 == result.returncode, result.stderr
+    assert [
+        "error: invalid setting in the environment:",
+        "  PERSISTENCE_STORE_BUSY_TIMEOUT_MS='-1': Input should be greater than or equal to 0",
+        "To fix: set PERSISTENCE_STORE_BUSY_TIMEOUT_MS to a valid value or unset it to use the "
+        "default.",
+    ] == result.stderr.splitlines()
+    assert [] == list(tmp_path.iterdir())

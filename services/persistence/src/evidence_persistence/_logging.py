@@ -35,7 +35,8 @@ ALLOWED_KEYS = frozenset(
         "retry_in_seconds", "outages_in_a_row", "prediction_id", "seq", "attempts",
         "error_type", "error_code", "exception_type", "frames", "signal", "host", "port",
         "queue_path", "sink", "store_raw_evidence", "dropped_keys", "prediction_ids",
-        "max_ahead_seconds", "tolerance_seconds",
+        "max_ahead_seconds", "tolerance_seconds", "attempt", "max_attempts", "waited_ms",
+        "failed_attempts", "outage_ms",
     }
 )  # fmt: skip
 _ERROR_TYPE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*): ")

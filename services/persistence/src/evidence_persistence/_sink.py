@@ -10,6 +10,7 @@ from evidence_persistence._record import PredictionRecord
 
 if TYPE_CHECKING:
     from evidence_persistence.config import Settings
+    from evidence_persistence.metrics import WorkerMetrics
 
 __all__ = ["Sink", "WriteResult", "open_sink"]
 
@@ -48,8 +49,10 @@ class Sink(Protocol):
         ...
 
 
-def open_sink(settings: Settings) -> Sink:
+def open_sink(settings: Settings, metrics: WorkerMetrics | None = None) -> Sink:
     """Create the sink named by ``settings.sink``.
+
+    ``metrics`` receives the SQLite sink's count of failed store attempts.
 
     Raises:
         SinkConfigurationError: The Snowflake sink lacks credentials.
@@ -71,5 +74,8 @@ def open_sink(settings: Settings) -> Sink:
     return SqliteSink(
         settings.store_path,
         store_raw_evidence=settings.store_raw_evidence,
+        busy_timeout_ms=settings.store_busy_timeout_ms,
+        lock_retries=settings.store_lock_retries,
         clock_skew_tolerance_seconds=settings.clock_skew_tolerance_seconds,
+        metrics=metrics,
     )

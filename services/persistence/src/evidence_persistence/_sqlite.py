@@ -11,7 +11,8 @@ writer that collides with a lock held for 0.2 ms waits at least 1 ms. Connection
 a busy timeout of 0, and a statement that finds the lock held is tried again after 50 µs, doubling
 up to 1 ms, until ``busy_timeout_ms`` has passed. Lock errors that outlast that are retried with
 exponential back-off. The transaction is rolled back before each retry, so a retry never applies a
-write twice.
+write twice. A caller of ``write`` may pass ``on_failed_attempt`` to hear of each attempt that
+failed with a lock or I/O error, because the retries can otherwise take seconds without a trace.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from tenacity import (
     Retrying,
@@ -35,10 +37,12 @@ from tenacity import (
 from evidence_persistence.errors import PersistenceError, SchemaVersionError
 
 __all__ = [
+    "FailedAttempt",
     "SqliteFile",
     "is_binding_error",
     "is_corruption_error",
     "is_lock_error",
+    "is_outage_error",
     "is_schema_error",
 ]
 
@@ -70,6 +74,18 @@ def is_lock_error(exc: BaseException) -> bool:
     if code is not None:
         return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(exc)
+
+
+def is_outage_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` comes from the file or its lock, not from the data or the schema.
+
+    True for lock errors, I/O errors, a full disk, a read-only or missing file (all
+    ``OperationalError``) and a damaged file. False for errors of the data or of the schema,
+    which fail the same write again however long one waits.
+    """
+    if is_corruption_error(exc):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and not is_schema_error(exc)
 
 
 def is_corruption_error(exc: BaseException) -> bool:
@@ -109,6 +125,22 @@ def is_binding_error(exc: BaseException) -> bool:
     if not isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
         return False
     return str(exc).startswith("Error binding parameter")
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """One attempt of a transaction that failed with a lock or I/O error (``is_outage_error``)."""
+
+    attempt: int
+    """Number of the attempt within one call, from 1."""
+    max_attempts: int
+    """Attempts the call makes at most for this error: ``lock_retries`` for a lock error, and
+    this attempt's number for any other error, which is raised without another attempt."""
+    waited_seconds: float
+    """Time the attempt took, including its waits for the lock."""
+    error_name: str
+    """SQLite's error name, such as ``SQLITE_BUSY`` or ``SQLITE_IOERR_WRITE``, or the type of
+    the ``OSError`` when the file's directory cannot be created."""
 
 
 class SqliteFile:
@@ -192,13 +224,20 @@ class SqliteFile:
         )
         self._lock_retries = lock_retries
 
-    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def write(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        on_failed_attempt: Callable[[FailedAttempt], None] | None = None,
+    ) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction and commit it.
 
         An exception from ``work`` rolls the transaction back and propagates unchanged unless it
-        is a SQLite error, which becomes ``error_type``.
+        is a SQLite error, which becomes ``error_type``. ``on_failed_attempt`` is called after
+        each attempt that failed with a lock or I/O error, before the next attempt or the
+        raise, while this object's lock is held.
         """
-        return self._run(work, immediate=True)
+        return self._run(work, immediate=True, on_failed_attempt=on_failed_attempt)
 
     def write_statement(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work``, which executes one writing statement, as its own transaction.
@@ -320,16 +359,27 @@ class SqliteFile:
                 self._connection.close()
             self._connection = None
 
-    def _run(self, work: Callable[[sqlite3.Connection], T], *, immediate: bool) -> T:
+    def _run(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        immediate: bool,
+        on_failed_attempt: Callable[[FailedAttempt], None] | None = None,
+    ) -> T:
         with self._lock:
+            attempt: Callable[..., T] = self._attempt_until_timeout
+            if on_failed_attempt is not None:
+                attempt = _ReportingAttempt(
+                    self._attempt_until_timeout, self._lock_retries, on_failed_attempt
+                )
             try:
                 try:
-                    return self._attempt_until_timeout(work, immediate=immediate)
+                    return attempt(work, immediate=immediate)
                 except sqlite3.OperationalError as exc:
                     if not is_lock_error(exc) or self._lock_retries <= 1:
                         raise
                 # The first attempt runs without tenacity to keep the common path fast.
-                result: T = self._retrying(self._attempt_until_timeout, work, immediate=immediate)
+                result: T = self._retrying(attempt, work, immediate=immediate)
                 return result
             except sqlite3.Error as exc:
                 if is_corruption_error(exc) and self.corruption is None:
@@ -494,3 +544,50 @@ class SqliteFile:
             )
         msg = f"{self._label} file {str(self.path)!r} failed with {name} ({exc}); {advice}"
         return self._error_type(msg)
+
+
+class _ReportingAttempt(Generic[T]):
+    """An attempt function of ``SqliteFile`` that reports each failed attempt of one call.
+
+    Args:
+        attempt: ``SqliteFile._attempt_until_timeout`` of the file.
+        lock_retries: The file's attempts for a lock error.
+        report: Called with each attempt that failed with a lock or I/O error.
+    """
+
+    def __init__(
+        self,
+        attempt: Callable[..., T],
+        lock_retries: int,
+        report: Callable[[FailedAttempt], None],
+    ) -> None:
+        self._attempt = attempt
+        self._lock_retries = lock_retries
+        self._report = report
+        self._number = 0
+
+    def __call__(self, work: Callable[[sqlite3.Connection], T], *, immediate: bool) -> T:
+        self._number += 1
+        started = time.monotonic()
+        try:
+            return self._attempt(work, immediate=immediate)
+        except sqlite3.Error as exc:
+            if is_outage_error(exc):
+                name = getattr(exc, "sqlite_errorname", None)
+                self._failed(started, name if isinstance(name, str) else type(exc).__name__, exc)
+            raise
+        except PersistenceError as exc:
+            # _connect raises the file's error type itself when the directory cannot be created.
+            if isinstance(exc.__cause__, OSError):
+                self._failed(started, type(exc.__cause__).__name__, exc)
+            raise
+
+    def _failed(self, started: float, error_name: str, exc: BaseException) -> None:
+        self._report(
+            FailedAttempt(
+                attempt=self._number,
+                max_attempts=self._lock_retries if is_lock_error(exc) else self._number,
+                waited_seconds=time.monotonic() - started,
+                error_name=error_name,
+            )
+        )

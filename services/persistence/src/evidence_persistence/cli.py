@@ -221,7 +221,7 @@ def worker(
     if port is not None:
         _start_metrics_server(metrics, settings.metrics_host, port)
     try:
-        sink = open_sink(settings)
+        sink = open_sink(settings, metrics)
     except PersistenceError as exc:
         # The message names missing settings, never a record, so the operator sees it.
         _log.error("sink configuration invalid", **describe_error(exc))

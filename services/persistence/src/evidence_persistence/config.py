@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     """SQLite file of the embedded store, used when ``sink`` is ``sqlite``."""
     store_raw_evidence: bool = False
     """Write ``RAW_EVIDENCE`` rows (raw XML; health data) for records that carry it."""
+    store_busy_timeout_ms: int = Field(default=5_000, ge=0)
+    """How long one attempt to write the store waits for another process's lock, in ms."""
+    store_lock_retries: int = Field(default=4, ge=1)
+    """Attempts per store transaction when the lock is still held after the busy timeout.
+
+    NOTE: the batch stays leased while the worker waits. A wait of ``store_busy_timeout_ms``
+    times this longer than ``lease_seconds`` lets another worker claim and write the same
+    records, which the upserts keep to one row per key."""
 
     batch_size: int = Field(default=500, ge=1, le=10_000)
     """Records the worker claims and writes per transaction."""

@@ -105,6 +105,13 @@ class WorkerMetrics:
             "ahead of the worker's clock",
             registry=self.registry,
         )
+        self.store_attempt_failures = Counter(
+            "evidence_persistence_store_attempt_failures",
+            "Attempts to write a batch to the SQLite store that failed with a lock or I/O "
+            "error, by SQLite error name (SQLITE_BUSY, SQLITE_IOERR_WRITE, ...)",
+            ["error_code"],
+            registry=self.registry,
+        )
         self.online_features_skipped = Counter(
             "evidence_persistence_online_features_skipped",
             "ONLINE_FEATURES rows not written because the stored row of the policy had a "

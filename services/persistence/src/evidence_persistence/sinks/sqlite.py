@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evidence_persistence._record import PredictionRecord
 from evidence_persistence._rows import Row, build_rows, future_cutoff
@@ -22,6 +23,10 @@ from evidence_persistence._tables import (
 )
 from evidence_persistence.ddl import render_add_column, render_ddl
 from evidence_persistence.errors import SinkRecordError, SinkUnavailableError
+from evidence_persistence.sinks.sqlite_attempts import StoreAttemptReporter
+
+if TYPE_CHECKING:
+    from evidence_persistence.metrics import WorkerMetrics
 
 __all__ = ["SqliteSink"]
 
@@ -43,9 +48,13 @@ class SqliteSink:
     Args:
         path: Store file, such as ``var/store.sqlite3``; created with its tables when missing.
         store_raw_evidence: Write ``RAW_EVIDENCE`` rows for records that carry XML.
-        busy_timeout_ms: How long a write waits for a reader or writer of another process.
+        busy_timeout_ms: How long one attempt of a write waits for a reader or writer of
+            another process.
+        lock_retries: Attempts of a write whose lock wait timed out, the first one included.
         clock_skew_tolerance_seconds: ``ONLINE_FEATURES.UPDATED_AT`` is at most this far
             ahead of this process's clock (see ``build_rows``).
+        metrics: Counters of the worker, which count the failed attempts. Each failed attempt
+            is logged whether or not they are given.
     """
 
     def __init__(
@@ -54,7 +63,9 @@ class SqliteSink:
         *,
         store_raw_evidence: bool = False,
         busy_timeout_ms: int = 5_000,
+        lock_retries: int = 4,
         clock_skew_tolerance_seconds: float = 300.0,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.store_raw_evidence = store_raw_evidence
         self.clock_skew_tolerance_seconds = clock_skew_tolerance_seconds
@@ -66,11 +77,13 @@ class SqliteSink:
             label="store",
             path_setting="PERSISTENCE_STORE_PATH",
             busy_timeout_ms=busy_timeout_ms,
+            lock_retries=lock_retries,
             synchronous="NORMAL",
             schema_version=_STORE_SCHEMA_VERSION,
             migrate=_add_missing_columns,
         )
         self._variable_limit: int | None = None
+        self.attempts = StoreAttemptReporter(metrics)
 
     @property
     def path(self) -> Path:
@@ -102,7 +115,9 @@ class SqliteSink:
             _upsert(connection, RAW_EVIDENCE, rows.raw_evidence, limit, None)
             return written
 
-        written = self.file.write(write)
+        report_failure = partial(self.attempts.report_failure, batch_size=len(records))
+        written = self.file.write(write, on_failed_attempt=report_failure)
+        self.attempts.report_success(batch_size=len(records))
         prediction_id = ONLINE_FEATURES.column_names.index("PREDICTION_ID")
         skipped = tuple(
             str(row[prediction_id])
