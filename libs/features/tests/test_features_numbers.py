@@ -13,7 +13,9 @@ from evidence_features._numbers import (
     DAYS_SUPPLY,
     QUANTITY,
     STRENGTH,
+    VENDOR_SCORE,
     parse_number,
+    parse_plain_number,
 )
 
 AS_OF = date(2024, 3, 16)
@@ -461,6 +463,13 @@ def vendor_score(*scores: str) -> tuple[float, int]:
         (("HIGH",), (-1.0, 1)),
         (("NaN", "88"), (88.0, 1)),
         (("12", "NaN"), (12.0, 0)),
+        (("0x10",), (-1.0, 1)),
+        (("7/10",), (-1.0, 1)),
+        (("1,000",), (-1.0, 1)),
+        (("12 pts",), (-1.0, 1)),
+        (("+12",), (12.0, 0)),
+        (("1e3",), (1000.0, 0)),
+        (("0x10", "7/10", "55"), (55.0, 2)),
     ],
     ids=[
         "none",
@@ -478,6 +487,13 @@ def vendor_score(*scores: str) -> tuple[float, int]:
         "word",
         "unreadable-then-readable",
         "readable-then-unreadable",
+        "hex",
+        "fraction",
+        "thousands-comma",
+        "unit",
+        "plus-sign",
+        "exponent",
+        "two-unreadable-then-readable",
     ],
 )
 def test_vendor_score_reads_or_warns(texts: tuple[str, ...], expected: tuple[float, int]) -> None:
@@ -489,3 +505,46 @@ def test_vendor_score_reads_or_warns(texts: tuple[str, ...], expected: tuple[flo
     score, implausible = vendor_score(*texts)
     assert (score, implausible) == expected
     assert math.copysign(1.0, score) == math.copysign(1.0, expected[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("42", 42.0),
+        (" 7.5 ", 7.5),
+        ("\t12\n", 12.0),
+        ("5.", 5.0),
+        (".5", 0.5),
+        ("+3", 3.0),
+        ("-0", 0.0),
+        ("1e3", 1000.0),
+        ("2.5E-1", 0.25),
+        (None, None),
+        ("", None),
+        ("   ", None),
+        ("0x10", None),
+        ("7/10", None),
+        ("1,000", None),
+        ("12 pts", None),
+        ("1_000", None),
+        ("\u0661\u0662", None),
+        ("１２", None),
+        ("NaN", None),
+        ("inf", None),
+        ("1e999", None),
+        ("-5", None),
+        ("1e", None),
+        (".", None),
+        ("1.2.3", None),
+        ("\x1c5", None),
+    ],
+)  # fmt: skip
+def test_parse_plain_number(text: str | None, expected: float | None) -> None:
+    """Only a text that is one plain number inside the domain reads, and anything else is None."""
+    assert expected == parse_plain_number(text, VENDOR_SCORE)
+
+
+def test_parse_plain_number_is_linear() -> None:
+    """A long run of digits that ends in a letter is rejected without backtracking blow-up."""
+    assert parse_plain_number("1" * 100_000 + "x") is None
+    assert parse_plain_number("1" * 5 + "e" + "1" * 100_000) is None

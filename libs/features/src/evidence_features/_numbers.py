@@ -1,9 +1,10 @@
 """Reading numbers from report text, and the plausible range of each numeric field.
 
-Every numeric field a reader takes from a report goes through `parse_number` with the
-`NumberRange` of that field. A value outside the range, or a present text without a readable
-number, is read as missing, and the reader counts it as an `implausible_value` warning. So no
-input value, however extreme, can push a feature beyond the bounds these ranges imply.
+Every numeric field a reader takes from a report goes through `parse_number` (or, for the
+vendor score, the stricter `parse_plain_number`) with the `NumberRange` of that field. A value
+outside the range, or a present text without a readable number, is read as missing, and the
+reader counts it as an `implausible_value` warning. So no input value, however extreme, can
+push a feature beyond the bounds these ranges imply.
 
 NOTE: the ranges are this library's own judgement of plausible values, not limits taken from a
 vendor or NCPDP specification. Widen one if real reports carry values beyond it.
@@ -27,6 +28,7 @@ __all__ = [
     "WEIGHT_LB",
     "NumberRange",
     "parse_number",
+    "parse_plain_number",
 ]
 
 # No count, quantity, days supply, dose, measurement or score in a report comes near this, and
@@ -113,6 +115,35 @@ def parse_number(text: str | None, domain: NumberRange = ANY_NUMBER) -> float | 
             digits = digits.replace(",", "")
         value = float(digits)
     # NaN fails both comparisons, so it is rejected with the out-of-range values.
+    if domain.minimum <= value <= domain.maximum:
+        return value
+    return None
+
+
+# One number and nothing else: ASCII digits with an optional sign, decimal point and exponent.
+_PLAIN_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
+
+
+def parse_plain_number(text: str | None, domain: NumberRange = ANY_NUMBER) -> float | None:
+    """Read a text that holds one plain number, such as "42", "-0", "7.5", "1e3" or " 12 ".
+
+    Unlike `parse_number`, nothing may follow the number: a unit, a fraction ("7/10"), a hex
+    prefix ("0x10"), a thousands comma ("1,000") or any other text makes the whole text
+    unreadable. Use it for fields that carry a bare number, where a leading number followed by
+    more text is a different value, not the same value with a unit.
+
+    Returns:
+        The number, or None for a missing value, any other text, and any number outside
+        `domain`. The pattern admits no NaN or infinity, and an exponent that overflows to
+        infinity is outside every domain.
+    """
+    if text is None or _PLAIN_NUMBER.fullmatch(text) is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        # `\s` also matches the separators U+001C to U+001F, which float() does not strip.
+        return None
     if domain.minimum <= value <= domain.maximum:
         return value
     return None

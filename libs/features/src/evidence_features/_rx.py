@@ -19,7 +19,13 @@ from evidence_features._drugs import DrugCatalog, DrugInfo, opioid_dose
 from evidence_features._empty import EmptyRecords
 from evidence_features._fields import collect_fields
 from evidence_features._memo import TextMemo
-from evidence_features._numbers import DAYS_SUPPLY, QUANTITY, VENDOR_SCORE, parse_number
+from evidence_features._numbers import (
+    DAYS_SUPPLY,
+    QUANTITY,
+    VENDOR_SCORE,
+    parse_number,
+    parse_plain_number,
+)
 from evidence_features._records import RxFill, RxReport
 from evidence_features._xml import local_name
 
@@ -127,7 +133,8 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
                 continue
             # Like every numeric field, a score that is present but not a plausible number
             # counts as an implausible value, so the caller sees why the feature is missing.
-            score = parse_number(text, VENDOR_SCORE)
+            # The score must be one plain number: "7/10" or "0x10" is not a score of 7 or 0.
+            score = parse_plain_number(text, VENDOR_SCORE)
             if score is None:
                 report.implausible_values += 1
             else:

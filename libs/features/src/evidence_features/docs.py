@@ -74,6 +74,8 @@ _CONVENTIONS = """\
   a first group without a leading zero, so `1,200` is 1200 and `0,500` is missing. The same
   rule reads each number of an opioid strength (`1,000 MG` is 1000 mg, `30,5 MG` is missing).
   Only ASCII digits count: `1_200` and digits of other scripts (`١٢`) read as missing too.
+  The Rx vendor score must be one plain number (`412.5`, `1e3`), so `7/10`, `0x10` and
+  `1,000` read as missing and raise `implausible_value`.
 - **Empty records.** A fill or MIB record element (any shape, including a bare
   `<ResponseData>` code) whose whole subtree contains no non-blank text and no non-blank
   attribute value is not counted as a record, and it raises the `empty_record` warning instead.
