@@ -64,16 +64,82 @@ def test_three_replies_reusing_ids() -> None:
     assert _counts(document) == (3.0, 2.0, 1.0, 3.0)
 
 
-def test_reply_ignores_ids_of_another_reply() -> None:
-    """A form whose party and relation sit in another reply gets neither from that reply."""
-    orphan = (
-        '<OLifE><FormInstance id="F2" ProviderPartyID="C1"><SubmitDate>2023-02-01</SubmitDate>'
-        "<FormResponse><ResponseData>503</ResponseData></FormResponse></FormInstance></OLifE>"
+def _form(form: str, party: str, submitted: str, code: str) -> str:
+    return (
+        f'<FormInstance id="{form}" ProviderPartyID="{party}"><SubmitDate>{submitted}</SubmitDate>'
+        f"<FormResponse><ResponseData>{code}</ResponseData></FormResponse></FormInstance>"
     )
+
+
+def test_party_from_other_reply() -> None:
+    """A form whose Party sits only in another reply takes that reply's carrier."""
+    orphan = f"<OLifE>{_form('F2', 'C1', '2023-02-01', '503')}</OLifE>"
     document = _txlife(_olife("C1", "XA1", "F1", "2023-01-01", "311", HIT), orphan)
-    # The orphan form counts as a record without match type, and its company is the raw id
-    # "C1", not the carrier XA1 of the first reply.
+    # The orphan form has no match type, and its company is XA1, not the raw id "C1".
+    assert _counts(document) == (2.0, 1.0, 0.0, 1.0)
+
+
+def test_repeated_record_with_party_in_other_reply_merges() -> None:
+    """A follow-up reply repeating a record merges with it when its Party is only in reply 1."""
+    repeat = f"<OLifE>{_form('F1', 'C1', '2023-01-01', '311')}</OLifE>"
+    document = _txlife(_olife("C1", "XA1", "F1", "2023-01-01", "311", HIT), repeat)
+    assert _counts(document) == (1.0, 1.0, 0.0, 1.0)
+
+
+def test_many_replies_fall_back_to_one_party() -> None:
+    """Forms in the second and third replies all resolve the Party of the first."""
+    document = _txlife(
+        _olife("C1", "XA1", "F1", "2023-01-01", "311", HIT),
+        f"<OLifE>{_form('F2', 'C1', '2023-02-01', '503')}</OLifE>",
+        f"<OLifE>{_form('F3', 'C1', '2023-03-01', '911')}</OLifE>",
+    )
+    assert _counts(document) == (3.0, 1.0, 0.0, 1.0)
+
+
+def test_own_reply_party_wins() -> None:
+    """A Party of the form's own reply wins, even without a CarrierCode of its own."""
+    own = f'<OLifE><Party id="C1"/>{_form("F2", "C1", "2023-02-01", "503")}</OLifE>'
+    document = _txlife(_olife("C1", "XA1", "F1", "2023-01-01", "311", HIT), own)
+    # The second form's company is its own reply's Party: no carrier, so the raw id "C1".
     assert _counts(document) == (2.0, 1.0, 0.0, 2.0)
+
+
+def test_party_nowhere_keeps_raw_id() -> None:
+    """A ProviderPartyID that no Party defines stays the raw id, and a blank one no company."""
+    document = _txlife(
+        f"<OLifE>{_form('F1', 'C9', '2023-01-01', '311')}</OLifE>",
+        f"<OLifE>{_form('F2', '', '2023-02-01', '503')}</OLifE>",
+    )
+    assert _counts(document) == (2.0, 0.0, 0.0, 1.0)
+
+
+def test_relation_missing_its_form_applies_to_other_reply() -> None:
+    """A Relation whose form is only in another reply gives that form its match type."""
+    first = f'<OLifE><Relation OriginatingObjectID="F2">{TRY}</Relation></OLifE>'
+    second = (
+        '<OLifE><Party id="C2"><Carrier><CarrierCode>QB7</CarrierCode></Carrier></Party>'
+        f"{_form('F2', 'C2', '2023-02-01', '503')}</OLifE>"
+    )
+    assert _counts(_txlife(first, second)) == (1.0, 0.0, 1.0, 1.0)
+
+
+def test_relation_of_own_form_does_not_leak() -> None:
+    """A Relation about its own reply's form never reaches a same-id form of another reply."""
+    bare = f"<OLifE>{_form('F1', 'C1', '2023-02-01', '503')}</OLifE>"
+    document = _txlife(_olife("C1", "XA1", "F1", "2023-01-01", "311", HIT), bare)
+    # Both forms name XA1, but only the first one is a Hit.
+    assert _counts(document) == (2.0, 1.0, 0.0, 1.0)
+
+
+def test_own_relation_wins_over_fallback() -> None:
+    """A form's own Relation wins over a Relation from another reply that lacks the form."""
+    first = f'<OLifE><Relation OriginatingObjectID="F2">{HIT}</Relation></OLifE>'
+    second = (
+        '<OLifE><Party id="C2"><Carrier><CarrierCode>QB7</CarrierCode></Carrier></Party>'
+        f'{_form("F2", "C2", "2023-02-01", "503")}<Relation OriginatingObjectID="F2">{TRY}'
+        "</Relation></OLifE>"
+    )
+    assert _counts(_txlife(first, second)) == (1.0, 0.0, 1.0, 1.0)
 
 
 def test_single_reply_resolves_across_document() -> None:
@@ -108,11 +174,18 @@ def test_reply_outside_wrappers_resolves_among_unwrapped() -> None:
 
 
 def test_reply_scope_batch_matches_single() -> None:
-    """extract_batch gives the same row as extract_features for reused ids."""
-    document = _txlife(
-        _olife("C1", "XA1", "F1", "2023-01-01", "311", HIT),
-        _olife("C1", "QB7", "F1", "2023-02-01", "503", TRY),
-    )
-    single = extract_features(document, None, as_of=AS_OF).values
-    batch = extract_batch([(document, None)], as_of=AS_OF)[0]
-    np.testing.assert_array_equal(single, batch)
+    """extract_batch gives the same rows as extract_features for reused and fallback ids."""
+    documents = [
+        _txlife(
+            _olife("C1", "XA1", "F1", "2023-01-01", "311", HIT),
+            _olife("C1", "QB7", "F1", "2023-02-01", "503", TRY),
+        ),
+        _txlife(
+            _olife("C1", "XA1", "F1", "2023-01-01", "311", HIT),
+            f"<OLifE>{_form('F2', 'C1', '2023-02-01', '503')}</OLifE>",
+        ),
+    ]
+    batch = extract_batch([(document, None) for document in documents], as_of=AS_OF)
+    for row, document in zip(batch, documents, strict=True):
+        single = extract_features(document, None, as_of=AS_OF).values
+        np.testing.assert_array_equal(single, row)

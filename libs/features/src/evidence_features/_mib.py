@@ -16,8 +16,10 @@ depth, for example inside a SOAP envelope.
 A document may carry several `TXLifeResponse` elements, each with its own `OLifE` whose ids
 (`Party/@id`, `FormInstance/@id`) may repeat those of another reply. With more than one
 `TXLifeResponse`, a `ProviderPartyID` or a `Relation` id refers to the elements of its own
-`TXLifeResponse` only. Elements outside every `TXLifeResponse` refer to each other. With one
-or no `TXLifeResponse`, ids resolve across the whole document.
+`TXLifeResponse` first. Elements outside every `TXLifeResponse` refer to each other first. An id
+that its own reply does not define resolves across the whole document, so a form may still
+name a `Party` that only another reply defines. With one or no `TXLifeResponse`, ids resolve
+across the whole document.
 """
 
 from __future__ import annotations
@@ -115,16 +117,15 @@ def read_mib_report(root: etree._Element) -> MibReport:
         report.recognised = True
         # `responses` also keeps the lxml proxies of the TXLifeResponse elements alive, so
         # getparent() returns these same objects and they work as dictionary keys.
-        scope_of = _enclosing_response if len(responses) > 1 else _whole_document
-        carriers: dict[_ScopedId, str] = {}
-        replies: dict[_ScopedId, str] = {}
-        for party in parties:
-            _read_party(party, scope_of(party), carriers)
-        for relation in relations:
-            _read_relation(relation, scope_of(relation), replies)
+        if len(responses) > 1:
+            form_scopes = [_enclosing_response(form) for form in forms]
+            carriers, replies = _scoped_ids(parties, relations, forms, form_scopes)
+        else:
+            form_scopes = [None] * len(forms)
+            carriers, replies = _document_ids(parties, relations)
         empty = EmptyRecords(frozenset({"FormInstance"}))
-        for form in forms:
-            _append_acord_record(form, scope_of(form), carriers, replies, report, empty)
+        for form, scope in zip(forms, form_scopes, strict=True):
+            _append_acord_record(form, scope, carriers, replies, report, empty)
     elif mib_records:
         report.recognised = True
         empty = EmptyRecords(frozenset({"MIBRecord"}))
@@ -170,12 +171,82 @@ def _reply_type(tc: str | None, text: str | None) -> str | None:
 
 
 # An id attribute value paired with the TXLifeResponse it belongs to (None for the whole
-# document), because ids repeat across the replies of one document.
+# document, or for elements outside every reply), because ids repeat across the replies of one
+# document.
 _ScopedId = tuple[etree._Element | None, str]
+_RELATION_IDS = ("OriginatingObjectID", "RelatedObjectID")
 
 
-def _whole_document(element: etree._Element) -> None:
-    return None
+def _document_ids(
+    parties: list[etree._Element], relations: list[etree._Element]
+) -> tuple[dict[_ScopedId, str], dict[_ScopedId, str]]:
+    # With one or no TXLifeResponse every id resolves across the whole document: the last
+    # carrier code of a party id wins, and the first match type of an object id.
+    carriers: dict[_ScopedId, str] = {}
+    replies: dict[_ScopedId, str] = {}
+    for party in parties:
+        party_id = party.get("id")
+        if party_id and (code := _carrier_code(party)) is not None:
+            carriers[None, party_id] = code
+    for relation in relations:
+        reply = _relation_reply(relation)
+        if reply is not None:
+            for attribute in _RELATION_IDS:
+                if object_id := relation.get(attribute):
+                    replies.setdefault((None, object_id), reply)
+    return carriers, replies
+
+
+def _scoped_ids(
+    parties: list[etree._Element],
+    relations: list[etree._Element],
+    forms: list[etree._Element],
+    form_scopes: list[etree._Element | None],
+) -> tuple[dict[_ScopedId, str], dict[_ScopedId, str]]:
+    # An id resolves among the elements of its own reply. An id that its own reply does not
+    # define falls back to the whole document, resolved as _document_ids does, so a form may
+    # name a Party that only another reply (or no reply) defines.
+    carriers: dict[_ScopedId, str] = {}
+    defined_parties: set[_ScopedId] = set()
+    document_carriers: dict[str, str] = {}
+    for party in parties:
+        party_id = party.get("id")
+        if not party_id:
+            continue
+        scope = _enclosing_response(party)
+        defined_parties.add((scope, party_id))
+        if (code := _carrier_code(party)) is not None:
+            carriers[scope, party_id] = code
+            document_carriers[party_id] = code
+    defined_forms: dict[str, list[etree._Element | None]] = {}
+    for form, scope in zip(forms, form_scopes, strict=True):
+        if form_id := form.get("id"):
+            defined_forms.setdefault(form_id, []).append(scope)
+        provider = form.get("ProviderPartyID")
+        if provider and (scope, provider) not in defined_parties and provider in document_carriers:
+            carriers[scope, provider] = document_carriers[provider]
+
+    replies: dict[_ScopedId, str] = {}
+    fallback: list[tuple[str, str]] = []
+    for relation in relations:
+        reply = _relation_reply(relation)
+        if reply is None:
+            continue
+        scope = _enclosing_response(relation)
+        for attribute in _RELATION_IDS:
+            object_id = relation.get(attribute)
+            if not object_id:
+                continue
+            if scope in defined_forms.get(object_id, ()):
+                replies.setdefault((scope, object_id), reply)
+            else:
+                fallback.append((object_id, reply))
+    # A Relation whose form is missing from its own reply applies to the forms of that id in
+    # the other replies, after their own relations.
+    for object_id, reply in fallback:
+        for scope in defined_forms.get(object_id, ()):
+            replies.setdefault((scope, object_id), reply)
+    return carriers, replies
 
 
 def _enclosing_response(element: etree._Element) -> etree._Element | None:
@@ -188,34 +259,21 @@ def _enclosing_response(element: etree._Element) -> etree._Element | None:
     return None
 
 
-def _read_party(
-    party: etree._Element, scope: etree._Element | None, carriers: dict[_ScopedId, str]
-) -> None:
-    party_id = party.get("id")
-    if not party_id:
-        return
+def _carrier_code(party: etree._Element) -> str | None:
     for code in party.iter("{*}CarrierCode"):
-        if code.text and code.text.strip():
-            carriers[scope, party_id] = code.text.strip()
-            return
+        text: str | None = code.text
+        if text and (text := text.strip()):
+            return text
+    return None
 
 
-def _read_relation(
-    relation: etree._Element, scope: etree._Element | None, replies: dict[_ScopedId, str]
-) -> None:
+def _relation_reply(relation: etree._Element) -> str | None:
     # getchildren() and a name test cost less than iterchildren() with a tag filter, whose
     # matcher lxml builds anew on every call.
     for role in relation.getchildren():
-        if _local_name(role.tag) != "RelationRoleCode":
-            continue
-        reply = _reply_type(role.get("tc"), role.text)
-        if reply is None:
-            return
-        for attribute in ("OriginatingObjectID", "RelatedObjectID"):
-            object_id = relation.get(attribute)
-            if object_id:
-                replies.setdefault((scope, object_id), reply)
-        return
+        if _local_name(role.tag) == "RelationRoleCode":
+            return _reply_type(role.get("tc"), role.text)
+    return None
 
 
 def _append_acord_record(

@@ -65,8 +65,9 @@ _CONVENTIONS = """\
   and `WrittenDate` feeds no other feature.
 - **Several MIB replies.** When an MIB document carries more than one `TXLifeResponse`, a
   `ProviderPartyID` or `Relation` id refers to the `Party` and `FormInstance` elements of its
-  own `TXLifeResponse`, so replies may reuse ids. With one or no `TXLifeResponse`, ids
-  resolve across the whole document.
+  own `TXLifeResponse`, so replies may reuse ids. An id that its own reply does not define
+  resolves across the whole document, so a follow-up reply may name a `Party` of the first
+  one. With one or no `TXLifeResponse`, ids resolve across the whole document.
 - **Days supply** is clamped to [0, 365]; a missing value counts as 0.
 - **Numeric inputs** outside the ranges in the next section, and texts that are not a readable
   number (`NaN`, `Infinity`, `1,20`), read as missing and raise the `implausible_value`
