@@ -152,6 +152,13 @@ def _parse(
     return root, False
 
 
+def _reader_failed(warnings: _WarningCounts, document: DocumentKind) -> bool:
+    # A reader raises for an error reply that keeps the outline of a report. Lenient batches
+    # record it like a parse failure, and the document's features keep their defaults.
+    warnings[("parse_error", document)] = 1
+    return True
+
+
 def _count(warnings: _WarningCounts, kind: str, document: DocumentKind, count: int) -> None:
     if count:
         warnings[(kind, document)] = warnings.get((kind, document), 0) + count
@@ -169,8 +176,21 @@ def _compute_row(
     warnings: _WarningCounts = {}
     mib_root, mib_failed = _parse(mib_xml, "MIB", limits, lenient, warnings)
     rx_root, rx_failed = _parse(rx_xml, "RX", limits, lenient, warnings)
-    mib = read_mib_report(mib_root) if mib_root is not None else None
-    rx = read_rx_report(rx_root, catalog) if rx_root is not None else None
+    mib = rx = None
+    if mib_root is not None:
+        try:
+            mib = read_mib_report(mib_root)
+        except DocumentError:
+            if not lenient:
+                raise
+            mib_failed = _reader_failed(warnings, "MIB")
+    if rx_root is not None:
+        try:
+            rx = read_rx_report(rx_root, catalog)
+        except DocumentError:
+            if not lenient:
+                raise
+            rx_failed = _reader_failed(warnings, "RX")
     for report, document in ((mib, "MIB"), (rx, "RX")):
         if report is not None and not report.recognised:
             warnings[("unrecognized_document", document)] = 1  # type: ignore[index]
@@ -243,7 +263,9 @@ def extract_features(
         The feature vector with its warnings and the as-of date used.
 
     Raises:
-        MalformedDocumentError: A document is not well-formed XML or is an HTML page.
+        MalformedDocumentError: A document is not well-formed XML, is an HTML page, or is a
+            vendor error reply (an error root element, a failed ACORD `ResultCode` or an Rx
+            `<Result>` that is neither HIT nor NOHIT, each without records).
         HostileDocumentError: A document declares a DOCTYPE or entities.
         DocumentTooLargeError: A document exceeds `limits`.
         TypeError: An argument has the wrong type.

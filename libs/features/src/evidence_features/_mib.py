@@ -20,6 +20,8 @@ A document may carry several `TXLifeResponse` elements, each with its own `OLifE
 that its own reply does not define resolves across the whole document, so a form may still
 name a `Party` that only another reply defines. With one or no `TXLifeResponse`, ids resolve
 across the whole document.
+
+An error reply without records raises `MalformedDocumentError` (see `_replies`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ from evidence_features._numbers import (
     parse_number,
 )
 from evidence_features._records import MibRecord, MibReport
+from evidence_features._replies import (
+    ERROR_NAMES,
+    ERROR_TAGS,
+    acord_result_failure,
+    error_reply,
+    is_error_element,
+)
 from evidence_features._xml import local_name
 
 __all__ = ["read_mib_report"]
@@ -75,14 +84,26 @@ _DOCUMENT_TAGS = (
     "{*}TransExeDate",
     "{*}RecordsFound",
     "{*}TransResult",
+    "{*}ResultCode",
     "{*}InquiryCount24M",
     "{*}InquiryCount",
+    *ERROR_TAGS,
 )
+# Report elements under which an Error element reports an error of the whole reply.
+_REPLY_CONTAINERS = frozenset({"TXLife", "TXLifeResponse", "MIBResponse", "Response", "Body"})
 
 
 def read_mib_report(root: etree._Element) -> MibReport:
-    """Normalise one parsed MIB document into records and document-level fields."""
+    """Normalise one parsed MIB document into records and document-level fields.
+
+    Raises:
+        MalformedDocumentError: The document is an error reply without records: a
+            `TransResult/ResultCode` that is not a success, or an `Error` element at the top of
+            the reply (see `_replies`).
+    """
     report = MibReport()
+    failure: str | None = None
+    error_name: str | None = None
     forms: list[etree._Element] = []
     mib_records: list[etree._Element] = []
     parties: list[etree._Element] = []
@@ -110,6 +131,13 @@ def read_mib_report(root: etree._Element) -> MibReport:
                 report.document_date = ordinal
         elif name in ("RecordsFound", "TransResult"):
             report.recognised = True
+        elif name == "ResultCode":
+            parent = element.getparent()
+            if failure is None and parent is not None and _local_name(parent.tag) == "TransResult":
+                failure = acord_result_failure(element)
+        elif name in ERROR_NAMES:
+            if error_name is None and is_error_element(element, root, _REPLY_CONTAINERS):
+                error_name = name
         elif report.iai_inquiries is None:
             _read_inquiry_count(element, report)
 
@@ -141,6 +169,13 @@ def read_mib_report(root: etree._Element) -> MibReport:
             elif empty.is_empty(element):
                 report.empty_records += 1
         report.extra_bmi.extend(_document_bmi(root, report))
+    if not report.records:
+        if failure is not None:
+            raise error_reply(
+                "MIB", f"its TransResult/ResultCode is {failure} and it has no records"
+            )
+        if error_name is not None:
+            raise error_reply("MIB", f"it has an <{error_name}> element and no records")
     return report
 
 

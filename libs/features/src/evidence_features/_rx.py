@@ -4,6 +4,9 @@ Shapes: `IntelRX/IntelRXResponse` or a bare `IntelRXResponse` with `DrugFill` re
 NCPDP SCRIPT medication-history names (`MedicationDispensed`, `LastFillDate` with a nested
 `Date`, `DrugDescription`, `DrugCoded/ProductCode/Code`, `Quantity/Value`, `Prescriber/…` and
 `Pharmacy/…` blocks). Elements are matched on local names, so namespaces and prefixes work.
+
+An error reply without fills raises `MalformedDocumentError` (see `_replies`). With fills, the
+fills are read and the error is not reported.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ from evidence_features._numbers import (
     parse_plain_number,
 )
 from evidence_features._records import RxFill, RxReport
+from evidence_features._replies import (
+    ERROR_NAMES,
+    ERROR_TAGS,
+    error_reply,
+    is_error_element,
+    is_rx_result_error,
+)
 from evidence_features._xml import local_name
 
 __all__ = ["read_rx_report"]
@@ -93,12 +103,20 @@ _FILL_TAGS = ("{*}DrugFill", "{*}MedicationDispensed")
 _FILL_NAMES = frozenset({"DrugFill", "MedicationDispensed"})
 _DOCUMENT_DATE_TAGS = ("{*}ReportDate", "{*}OrderDate")
 _DOCUMENT_DATE_NAMES = ("ReportDate", "OrderDate")
-_DOCUMENT_TAGS = (*_DOCUMENT_DATE_TAGS, "{*}Eligibility", *_SCORE_TAGS)
+_DOCUMENT_TAGS = (*_DOCUMENT_DATE_TAGS, "{*}Eligibility", "{*}Result", *ERROR_TAGS, *_SCORE_TAGS)
+# Report elements whose `Result` and `Error` children describe the whole reply.
+_REPORT_CONTAINERS = frozenset({"IntelRX", "IntelRXResponse", "RxHistoryResponse", "Body"})
 _NON_DIGIT = re.compile(r"\D")
 
 
 def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
-    """Normalise one parsed Rx document into fills and document-level fields."""
+    """Normalise one parsed Rx document into fills and document-level fields.
+
+    Raises:
+        MalformedDocumentError: The document is an error reply without fills: a `<Result>`
+            that is neither HIT nor NOHIT, or an `Error` element at the top of the report
+            (see `_replies`).
+    """
     report = RxReport()
     fill_elements = list(root.iter(*_FILL_TAGS))
     report.recognised = bool(fill_elements) or local_name(root.tag) in (
@@ -115,11 +133,18 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
     # One pass over the document-level tags. The first readable report date and the first
     # readable vendor score outside a fill win. Every eligibility block counts, every report
     # date outside a fill is checked, and so is every score up to the first readable one.
-    date_found = score_found = False
+    date_found = score_found = result_error = False
+    error_name: str | None = None
     for element in root.iter(*_DOCUMENT_TAGS):
         name = local_name(element.tag)
         if name == "Eligibility":
             _read_eligibility(element, report)
+        elif name == "Result":
+            if not result_error and _in_report(element, root):
+                result_error = is_rx_result_error(element)
+        elif name in ERROR_NAMES:
+            if error_name is None and is_error_element(element, root, _REPORT_CONTAINERS):
+                error_name = name
         elif name in _DOCUMENT_DATE_NAMES:
             if _inside_fill(element):
                 continue
@@ -141,7 +166,19 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
                 # Adding 0.0 turns a "-0" into 0.0, the same score without the sign.
                 report.vendor_score = score + 0.0
                 score_found = True
+    if not report.fills:
+        if result_error:
+            raise error_reply("RX", "its <Result> is neither HIT nor NOHIT and it has no fills")
+        if error_name is not None:
+            raise error_reply("RX", f"it has an <{error_name}> element and no fills")
     return report
+
+
+def _in_report(element: etree._Element, root: etree._Element) -> bool:
+    # A Result describes the reply only directly under the root or a report element. One
+    # inside a fill or another block is a field of that block.
+    parent = element.getparent()
+    return parent is not None and (parent is root or local_name(parent.tag) in _REPORT_CONTAINERS)
 
 
 def _read_eligibility(eligibility: etree._Element, report: RxReport) -> None:

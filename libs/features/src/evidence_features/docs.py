@@ -87,6 +87,18 @@ _CONVENTIONS = """\
   `Error`, `Errors`, `ErrorResponse` or `Fault`. Scored as a report, such a reply would look
   like an applicant without evidence. Only `extract_batch(..., lenient=True)` (bulk training
   data) sets `META_*_PARSE_ERROR` to 1 and uses the defaults for that document.
+- **Error replies inside a report.** A report without records is an error reply too, and
+  raises the same way, when it carries one of these:
+  - an MIB `TransResult/ResultCode` other than Success (`tc` 1) or Success with information
+    (`tc` 2), such as Failure (`tc` 5) or Received Pending (`tc` 3, 4);
+  - an Rx `<Result>` that is neither HIT nor NOHIT (case, spaces, `_` and `-` are ignored,
+    so `No Hit` is NOHIT);
+  - an `Error` or `Errors` element with text, directly under the root or a report element
+    (`TXLifeResponse`, `IntelRXResponse`).
+
+  A report that carries such an error and records is scored from its records, because they
+  are evidence the vendor did return. An `Error` element inside a record, and a blank
+  `<Result>` or `<Errors/>`, are read as data.
 - **Opioid strengths.** `RX_OPIOID_MAX_DAILY_MME` reads the opioid's number from
   `DrugStrength`, else from the drug name. A liquid's strength is per volume (`5 MG/5 ML`,
   `7.5-325 MG/15 ML`, `20 MG/ML`), and its `Quantity` counts mL. So the daily dose is mg per mL

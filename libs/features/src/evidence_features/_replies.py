@@ -1,0 +1,108 @@
+"""Recognise vendor error replies that keep the outline of a report.
+
+`_xml.py` rejects a document whose root element is an error (`Error`, `Fault`, a SOAP fault).
+Vendors also reply with a report element that carries an error instead of evidence: an ACORD
+`TransResult` whose `ResultCode` is not a success, an Rx `<Result>` that contains error text instead
+of HIT or NOHIT, or an `<Error>` element at the top of the report. Scored as a report, such a
+reply has no records and looks like a clean applicant, so a vendor outage would come back as a
+low risk. The readers reject it with `MalformedDocumentError` when it carries no records.
+
+NOTE: a reply that reports a failure but still carries records is scored. Those records are
+evidence the vendor did return, and they can only raise the risk above that of an applicant
+without evidence; rejecting them would throw real hits away with the error. A partial failure
+may still have left records out, and no warning reports that.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+from evidence_features._xml import local_name
+from evidence_features.errors import DocumentKind, MalformedDocumentError
+
+__all__ = [
+    "ERROR_NAMES",
+    "ERROR_TAGS",
+    "acord_result_failure",
+    "error_reply",
+    "is_error_element",
+    "is_rx_result_error",
+]
+
+ERROR_NAMES = frozenset({"Error", "Errors"})
+ERROR_TAGS = tuple(f"{{*}}{name}" for name in sorted(ERROR_NAMES))
+
+# ACORD type code list RESULT_CODES (OLI_LU_RESULTCODE), used by TransResult/ResultCode:
+# 1 RESULT_SUCCESS, 2 RESULT_SUCCESSINFO ("processed successfully" with information returned),
+# 3 RESULT_RECDPEND and 4 RESULT_RECDPENDINFO ("received pending": not processed yet),
+# 5 RESULT_FAILURE ("the transaction was not processed"). Source: the ACORD Life model
+# viewer, modelviewers.pilotfishtechnology.com/modelviewers/ACORD/model/typecodes/
+# RESULT_CODES.html. Only 1 and 2 mean the vendor processed the inquiry, so any other code,
+# including a vendor extension code, means the reply carries no evidence.
+_SUCCESS_CODES = frozenset({"1", "2"})
+_KNOWN_FAILURES = {
+    "3": "Received Pending (tc 3)",
+    "4": "Received Pending with information (tc 4)",
+    "5": "Failure (tc 5)",
+}
+_RX_ANSWERS = frozenset({"HIT", "NOHIT"})
+_RESULT_SEPARATORS = re.compile(r"[\s_-]+")
+
+
+def error_reply(document: DocumentKind, finding: str) -> MalformedDocumentError:
+    """Build the error for a reply that reports a vendor error instead of evidence.
+
+    `finding` must come from this library's own wording, never from the document, because the
+    error text of a reply may contain anything, including health data.
+    """
+    msg = (
+        f"{document} document is an error reply, not an evidence report: {finding}; the "
+        "vendor could not produce the report, so request it again"
+    )
+    return MalformedDocumentError(document, msg)
+
+
+def acord_result_failure(result_code: etree._Element) -> str | None:
+    """Describe a `TransResult/ResultCode` that is not a success, or return None for success.
+
+    The `tc` attribute decides. Without one, a text that starts with "Success" is a success,
+    and a blank `ResultCode` carries no result, so it is not a failure either.
+    """
+    tc = (result_code.get("tc") or "").strip()
+    if tc:
+        if tc in _SUCCESS_CODES:
+            return None
+        return _KNOWN_FAILURES.get(tc, "not Success (tc 1) or Success with information (tc 2)")
+    text = (result_code.text or "").strip()
+    if not text or text.upper().startswith("SUCCESS"):
+        return None
+    return "not Success (tc 1) or Success with information (tc 2)"
+
+
+def is_rx_result_error(result: etree._Element) -> bool:
+    """Return whether an Rx `<Result>` contains something other than HIT or NOHIT.
+
+    Case, spaces, underscores and hyphens are ignored, so `No Hit`, `NO_HIT` and `no-hit` are
+    NOHIT. A blank `<Result>` carries no result and is not an error.
+    """
+    text = (result.text or "").strip()
+    return bool(text) and _RESULT_SEPARATORS.sub("", text).upper() not in _RX_ANSWERS
+
+
+def is_error_element(
+    element: etree._Element, root: etree._Element, containers: frozenset[str]
+) -> bool:
+    """Return whether `element` is an `Error` or `Errors` element that reports an error.
+
+    It counts only directly under the root or under one of the report elements named in
+    `containers`, so an `<Error>` field deep inside a record is read as data. An element whose
+    whole subtree contains no non-blank text, such as `<Errors/>`, reports nothing.
+    """
+    parent = element.getparent()
+    if parent is None:
+        return False
+    if parent is not root and local_name(parent.tag) not in containers:
+        return False
+    return any(text.strip() for text in element.itertext())
