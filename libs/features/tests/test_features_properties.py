@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from random import Random
 
 import numpy as np
+import pytest
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC, DocumentError, extract_features
 from evidence_features._drugs import load_drug_catalog
 from evidence_features._numbers import BMI, DAYS_SUPPLY, INQUIRY_COUNT, QUANTITY, STRENGTH
@@ -29,15 +30,20 @@ fills = st.builds(
     FillSpec,
     generic=st.sampled_from(
         ["METFORMIN HCL", "OXYCODONE HCL", "HYDROCODONE-APAP", "ALPRAZOLAM", "LISINOPRIL",
-         "INSULIN GLARGINE", "FOOBARIN", "EMPTY", "GABAPENTIN", "WARFARIN SODIUM", "DOLUTEGRAVIR"]
+         "INSULIN GLARGINE", "FOOBARIN", "EMPTY", "GABAPENTIN", "WARFARIN SODIUM", "DOLUTEGRAVIR",
+         "HYDROCORTISONE", "FLUTICASONE PROPIONATE", "DOXEPIN HCL"]
     ),
     fill_date=dates,
     quantity=st.sampled_from([None, "0", "30", "60.000", "90 EA", "NaN", "-4"]),
     days_supply=st.sampled_from([None, "0", "7", "30", "90", "999", "Infinity"]),
-    strength=st.sampled_from([None, "5 MG", "5-325 MG", "10 MG", "25 MCG/HR"]),
+    strength=st.sampled_from(
+        [None, "5 MG", "5-325 MG", "10 MG", "25 MCG/HR", "5 MG/5 ML", "7.5-325 MG/15 ML",
+         "20 MG/ML", "5 MG/5 CC", "5 MG/TSP", "5 MG/0.01 ML", "5 MG/ACT"]
+    ),
     prescriber=st.sampled_from([None, "P1", "P2", "P3", "P4", "P5", "P6"]),
     pharmacy=st.sampled_from([None, "R1", "R2", "R3", "R4", "R5"]),
     specialty=st.sampled_from([None, "ONCOLOGY", "PSYCHIATRY", "FAMILY MEDICINE"]),
+    form=st.sampled_from([None, "TABLET", "ORAL SOLUTION", "CREAM", "SOLN, OPH", "NASAL SPRAY"]),
 )  # fmt: skip
 records = st.builds(
     MibRecordSpec,
@@ -156,6 +162,15 @@ extreme_strengths = st.one_of(
     extreme_numbers.map(lambda number: f"{number}-325 MG"),
     extreme_numbers.map(lambda number: f"{number} MCG/HR"),
     extreme_numbers.map(lambda number: f"{number} MCG"),
+    # Liquids: extreme amounts per volumes at and beyond the 0.1-1,000 mL bounds, and plain
+    # amounts per extreme volumes.
+    st.builds(
+        "{} MG/{} {}".format,
+        extreme_numbers,
+        st.sampled_from(["", "0.001", "0.01", ".05", "0.1", "5", "1000", "1001", "0", "X"]),
+        st.sampled_from(["ML", "CC", "TSP"]),
+    ),
+    extreme_numbers.map(lambda number: f"10 MG/{number} ML"),
 )
 extreme_fills = st.builds(
     FillSpec,
@@ -172,7 +187,7 @@ extreme_fills = st.builds(
     strength=st.one_of(st.none(), extreme_strengths),
     prescriber=st.sampled_from([None, "P1", "P2", "P3", "P4", "P5", "P6"]),
     pharmacy=st.sampled_from([None, "R1", "R2", "R3", "R4", "R5"]),
-    form=st.sampled_from([None, "PATCH", "TABLET"]),
+    form=st.sampled_from([None, "PATCH", "TABLET", "ORAL SOLUTION", "SOLUTION", "CONCENTRATE"]),
 )  # fmt: skip
 extreme_records = st.builds(
     MibRecordSpec,
@@ -249,3 +264,43 @@ def test_arbitrary_input_raises_only_library_errors(document: bytes | str) -> No
     else:
         assert all(math.isfinite(value) for value in vector.values)
     assert failed_document in (None, "MIB", "RX")
+
+
+_OPIOID_FACTORS = {
+    generic: load_drug_catalog().mme_factors[generic.split()[0]]
+    for generic in ("OXYCODONE HCL", "METHADONE", "HYDROMORPHONE")
+}
+_VOLUME_UNITS_ML = {"ML": 1.0, "CC": 1.0, "TSP": 5.0}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(sorted(_OPIOID_FACTORS)),
+    st.integers(min_value=0, max_value=int(STRENGTH.maximum)),
+    st.floats(min_value=0.0001, max_value=2000.0).map(lambda volume: f"{volume:.4f}"),
+    st.sampled_from(sorted(_VOLUME_UNITS_ML)),
+    st.integers(min_value=1, max_value=int(QUANTITY.maximum)),
+    st.integers(min_value=1, max_value=30),
+)
+def test_liquid_mme_within_bounds(
+    generic: str, amount: int, volume: str, unit: str, quantity: int, days: int
+) -> None:
+    """A liquid's MME uses its amount per mL only when volume and per-mL amount are in range."""
+    fill = FillSpec(
+        generic=generic,
+        fill_date="2024-03-01",
+        quantity=str(quantity),
+        days_supply=str(days),
+        strength=f"{amount} MG/{volume} {unit}",
+    )
+    vector = extract_features(None, intelrx([fill]), as_of=AS_OF)
+    mme = vector.as_dict()["RX_OPIOID_MAX_DAILY_MME"]
+    implausible = sum(w.count for w in vector.warnings if w.kind == "implausible_value")
+
+    volume_ml = float(volume) * _VOLUME_UNITS_ML[unit]
+    per_ml = amount / volume_ml
+    readable = 0.1 <= volume_ml <= 1000.0 and per_ml <= STRENGTH.maximum
+    expected = per_ml * quantity / days * _OPIOID_FACTORS[generic] if readable else 0.0
+    assert 0.0 <= mme <= MAX_DAILY_MME
+    assert mme == pytest.approx(expected, rel=1e-5)
+    assert implausible == (0 if readable else 1)

@@ -307,7 +307,8 @@ _DAYS_SUPPLIES: TextMemo[str | None, float | None] = TextMemo(
 
 def _plausible_strength(drug: DrugInfo, text: str) -> bool:
     # Only an opioid's strength is ever read, for the MME. A text with no number for the
-    # opioid is not counted, because the MME skips such fills as the spec describes. A number
-    # that is ambiguous or outside the STRENGTH range reads as None.
+    # opioid is not counted, because the MME skips such fills as the spec describes. A number,
+    # or a liquid's amount per mL, that is ambiguous or outside the STRENGTH range reads as None,
+    # and so does a strength that opioid_dose cannot read (an implausible volume, "5 MG/ACT").
     dose = opioid_dose(drug, text)
     return dose is None or dose[0] is not None

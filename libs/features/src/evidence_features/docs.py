@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evidence_features._codemap import MIB_CATEGORIES, load_code_map
 from evidence_features._combined import RISK_SIGNALS
-from evidence_features._drugs import DrugCatalog, load_drug_catalog
+from evidence_features._drugs import VOLUME_ML, DrugCatalog, load_drug_catalog
 from evidence_features._numbers import (
     BMI,
     DAYS_SUPPLY,
@@ -104,8 +104,16 @@ _CONVENTIONS = """\
   `7.5-325 MG/15 ML`, `20 MG/ML`), and its `Quantity` counts mL. So the daily dose is mg per mL
   × mL ÷ days supply × factor. Oxycodone `5 MG/5 ML`, 300 mL over 30 days is 1 × 300 ÷ 30 ×
   1.5 = 15 MME.
-  A per-volume strength whose volume is not one readable number (`5 MG/X ML`, `5 MG/0 ML`)
-  counts as an unreadable strength: the fill adds no MME and raises `implausible_value`.
+  The volume may be written in mL, cc or teaspoons (`5 MG/5 CC`, `5 MG/TSP`, a teaspoon is
+  5 mL), and full-width letters and digits read as plain ones. A strength counts as
+  unreadable in the cases below, so the fill adds no MME and raises `implausible_value`:
+  - a volume that is not one readable number from 0.1 to 1,000 mL (`5 MG/X ML`,
+    `5 MG/0.01 ML`);
+  - an amount per mL outside the strength range below (`10000 MG/0.5 ML`);
+  - an amount per dose, per mass, per container or per an unknown unit of up to three letters
+    (`5 MG/ACT`, `5 MG/G`, `2 MG/VIAL`, `5 MG/5 CL`). A longer word after the `/` reads as
+    the next ingredient's name (`10MG/ACETAMINOPHEN 325MG`);
+  - a strength text longer than 1,000 characters.
 - **Dosage forms.** Some class members count only in one route, as the dosage-form rules at
   the end of this page list (for example, hydrocortisone cream is not a systemic steroid). A
   rule reads the words of the drug names and of `DosageForm`. A fill without a form word that
@@ -121,9 +129,10 @@ _INPUT_RANGES: tuple[tuple[str, str, NumberRange], ...] = (
     ("Rx `Quantity`", "units, mL or g", QUANTITY),
     (
         "Rx strength of the opioid ingredient, for the MME",
-        "mg, mcg or mcg/h per unit or per stated volume",
+        "mg, mcg or mcg/h per unit, or per mL for a liquid",
         STRENGTH,
     ),
+    ("Rx volume that a liquid's strength is given per (`5 MG/5 ML`)", "mL", VOLUME_ML),
     ("MIB `BMI`, and the BMI computed from height and weight", "kg/m²", BMI),
     ("MIB `HeightIn`", "inches", HEIGHT_IN),
     ("MIB `WeightLb`", "pounds", WEIGHT_LB),
