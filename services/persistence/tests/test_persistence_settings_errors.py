@@ -89,3 +89,26 @@ def test_worker_negative_store_busy_timeout(tmp_path: Path) -> None:
         "default.",
     ] == result.stderr.splitlines()
     assert [] == list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("-1", "Input should be greater than or equal to 0"),
+        ("inf", "Input should be a finite number"),
+        ("nan", "Input should be a finite number"),
+        ("soon", "Input should be a valid number, unable to parse string as a number"),
+    ],
+)
+def test_worker_invalid_stop_grace(value: str, reason: str, tmp_path: Path) -> None:
+    """A negative, infinite or unparsable stop grace time is named with its value and the fix."""
+    result = _run_cli(["worker", "--once"], {"PERSISTENCE_STOP_GRACE_SECONDS": value}, tmp_path)
+
+    assert 2 == result.returncode, result.stderr
+    assert [
+        "error: invalid setting in the environment:",
+        f"  PERSISTENCE_STOP_GRACE_SECONDS={value!r}: {reason}",
+        "To fix: set PERSISTENCE_STOP_GRACE_SECONDS to a valid value or unset it to use the "
+        "default.",
+    ] == result.stderr.splitlines()
+    assert [] == list(tmp_path.iterdir())

@@ -21,7 +21,14 @@ class _WaitingDrainer:
         self.fail = fail
         self.stopped_by_event = False
 
-    def run(self, stop: threading.Event, *, exit_when_empty: bool, on_stop: object) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        exit_when_empty: bool,
+        on_stop: object,
+        halt: threading.Event,
+    ) -> None:
         if self.fail:
             raise RuntimeError("sink exploded")
         while not stop.wait(0.01):

@@ -36,7 +36,8 @@ ALLOWED_KEYS = frozenset(
         "error_type", "error_code", "exception_type", "frames", "signal", "host", "port",
         "queue_path", "sink", "store_raw_evidence", "dropped_keys", "prediction_ids",
         "max_ahead_seconds", "tolerance_seconds", "attempt", "max_attempts", "waited_ms",
-        "failed_attempts", "outage_ms",
+        "failed_attempts", "outage_ms", "queue_depth", "grace_seconds", "remaining",
+        "timed_out", "interrupted",
     }
 )  # fmt: skip
 _ERROR_TYPE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*): ")

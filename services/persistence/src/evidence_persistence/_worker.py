@@ -30,6 +30,7 @@ from evidence_persistence._consumer import ClaimedItem, QueueConsumer
 from evidence_persistence._logging import describe_error
 from evidence_persistence._record import PredictionRecord
 from evidence_persistence._sink import Sink, WriteResult
+from evidence_persistence._stop_drain import StopDrain
 from evidence_persistence.errors import (
     QueueError,
     SchemaVersionError,
@@ -155,6 +156,8 @@ class QueueDrainer:
         metrics: Counters to update; ``None`` keeps none.
         clock_skew_tolerance_seconds: Records whose ``created_at`` is further ahead of this
             process's clock are logged and counted as future-dated.
+        stop_grace_seconds: How long ``run`` keeps draining once ``stop`` is set; 0 returns
+            after the batch in progress.
     """
 
     def __init__(
@@ -167,8 +170,10 @@ class QueueDrainer:
         retry_backoff_max_seconds: float = 30.0,
         metrics: WorkerMetrics | None = None,
         clock_skew_tolerance_seconds: float = 300.0,
+        stop_grace_seconds: float = 0.0,
     ) -> None:
         self.consumer = consumer
+        self.stop_grace_seconds = stop_grace_seconds
         self.clock_skew_tolerance_seconds = clock_skew_tolerance_seconds
         self.sink = sink
         self.batch_size = batch_size
@@ -185,26 +190,43 @@ class QueueDrainer:
         *,
         exit_when_empty: bool = False,
         on_stop: Callable[[], None] | None = None,
+        halt: threading.Event | None = None,
     ) -> DrainStats:
-        """Drain batches until ``stop`` is set, checked between batches.
+        """Drain batches until ``stop`` is set, then drain on for up to ``stop_grace_seconds``.
+
+        After ``stop`` the loop returns once the queue has stayed empty for
+        ``STOP_DRAIN_QUIET_SECONDS``, once the grace time has passed, or once ``halt`` is set.
+        The events are checked between batches, so the batch in progress is always finished.
 
         Args:
-            stop: Set it (from a signal handler, say) to finish the current batch and return.
+            stop: Set it (from a signal handler, say) to drain the queue and return.
             exit_when_empty: Also return once the queue is empty. Records claimed by a crashed
                 worker count as waiting, so this waits for their leases to expire.
-            on_stop: Called in this thread when ``stop`` ended the loop, before the last log
+            on_stop: Called in this thread once the loop finds ``stop`` set, before any further log
                 line. A signal handler must not log, because the signal can arrive while this
                 thread holds the log stream's lock, so the caller logs the signal here.
+            halt: Set it to return after the batch in progress, also during the drain.
 
         Raises:
             SchemaVersionError: A newer release wrote the queue or the store file. The batch
                 in progress is released first, with no attempt used.
         """
+        halt = halt if halt is not None else threading.Event()
         _log.info("worker started", owner=self.consumer.owner, batch_size=self.batch_size)
+        stop_seen = False
+        drain: StopDrain | None = None
         # Counted apart from the sink's outages: once the queue is readable again the worker polls
         # at its usual interval, while a sink that still fails keeps its own back-off.
         queue_outages = 0
-        while not stop.is_set():
+        while not halt.is_set():
+            if stop.is_set() and not stop_seen:
+                stop_seen = True
+                if on_stop is not None:
+                    on_stop()
+                if self.stop_grace_seconds > 0:
+                    drain = self._begin_stop_drain()
+            if stop_seen and (drain is None or drain.expired()):
+                break
             try:
                 claimed = self.drain_once()
                 self._checkpoint_when_due()
@@ -218,7 +240,7 @@ class QueueDrainer:
                     outages_in_a_row=queue_outages,
                     **describe_error(exc),
                 )
-                stop.wait(self._backoff_seconds(queue_outages))
+                self._pause(self._backoff_seconds(queue_outages), stop, halt, drain)
                 continue
             if queue_outages:
                 _log.info(
@@ -228,13 +250,19 @@ class QueueDrainer:
                 )
                 queue_outages = 0
             if self._outages_in_a_row:
-                stop.wait(self._backoff_seconds())
-            elif claimed == 0:
-                if exit_when_empty and self.consumer.queue.depth() == 0:
+                self._pause(self._backoff_seconds(), stop, halt, drain)
+                continue
+            if drain is not None:
+                if drain.record_claim(claimed):
                     break
-                stop.wait(self.poll_interval_seconds)
-        if stop.is_set() and on_stop is not None:
+            elif claimed == 0 and exit_when_empty and self.consumer.queue.depth() == 0:
+                break
+            if claimed == 0:
+                self._pause(self.poll_interval_seconds, stop, halt, drain)
+        if stop.is_set() and not stop_seen and on_stop is not None:
             on_stop()
+        if drain is not None:
+            drain.finish(records_after=self.stats.records_persisted, interrupted=halt.is_set())
         _log.info(
             "worker stopped",
             owner=self.consumer.owner,
@@ -243,6 +271,24 @@ class QueueDrainer:
             dead_lettered=self.stats.dead_lettered,
         )
         return self.stats
+
+    def _begin_stop_drain(self) -> StopDrain:
+        return StopDrain.begin(
+            self.consumer.queue,
+            owner=self.consumer.owner,
+            grace_seconds=self.stop_grace_seconds,
+            records_before=self.stats.records_persisted,
+        )
+
+    @staticmethod
+    def _pause(
+        seconds: float, stop: threading.Event, halt: threading.Event, drain: StopDrain | None
+    ) -> None:
+        """Sleep up to ``seconds``; wake on ``stop``, or during the drain on ``halt`` or its end."""
+        if drain is None:
+            stop.wait(seconds)
+        else:
+            halt.wait(min(seconds, drain.seconds_left()))
 
     def _checkpoint_when_due(self) -> None:
         now = time.monotonic()

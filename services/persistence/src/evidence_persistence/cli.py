@@ -158,26 +158,31 @@ def _drain_until_signal(
     *,
     once: bool,
     on_stop: Callable[[], None],
+    halt: threading.Event | None = None,
 ) -> None:
     """Run ``drainer`` in a thread; this thread turns SIGTERM or SIGINT into ``stop``.
+
+    The first signal sets ``stop``, on which the drainer drains the queue for its grace time.
+    A second signal sets ``halt``, on which it returns after the batch in progress.
 
     A Python signal handler runs in the main thread between any two bytecodes, also in the
     middle of ``threading.Event.set`` or of writing a log line. A handler that set the event
     or logged could then wait for a lock this thread already holds, and the worker would
     hang for ever (seen with repeated SIGTERM and SIGINT). So the handler only appends the
-    signal number to ``received``, which takes no lock, and the loop below sets the event.
+    signal number to ``received``, which takes no lock, and the loop below sets the events.
 
     Raises:
         Exception: Whatever ``drainer.run`` raised, re-raised here.
     """
     failures: list[Exception] = []
+    halt = halt if halt is not None else threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
 
     def drain() -> None:
         try:
-            drainer.run(stop, exit_when_empty=once, on_stop=on_stop)
+            drainer.run(stop, exit_when_empty=once, on_stop=on_stop, halt=halt)
         except Exception as exc:
             failures.append(exc)
 
@@ -189,6 +194,8 @@ def _drain_until_signal(
         thread.join(0.2)
         if received and not stop.is_set():
             stop.set()
+        if len(received) > 1 and not halt.is_set():
+            halt.set()
     if failures:
         raise failures[0]
 
@@ -208,10 +215,13 @@ def worker(
 ) -> None:
     """Drain the queue into the configured sink until SIGTERM or SIGINT.
 
-    On a signal the worker finishes the batch in progress, then exits. Exits
-    with 2 when a PERSISTENCE_* setting is invalid, the sink's settings are
-    incomplete, the metrics port cannot be bound, or the queue or store file
-    has a schema version newer than this release supports.
+    On a signal the worker drains the queue until it stays empty or
+    PERSISTENCE_STOP_GRACE_SECONDS have passed, finishes the batch in
+    progress, then exits with 0. A second signal ends the drain after the
+    batch in progress. Exits with 2 when a PERSISTENCE_* setting is invalid,
+    the sink's settings are incomplete, the metrics port cannot be bound, or
+    the queue or store file has a schema version newer than this release
+    supports.
     """
     settings = _settings()
     configure_logging(settings.log_level)
@@ -253,6 +263,7 @@ def worker(
         retry_backoff_max_seconds=settings.retry_backoff_max_seconds,
         metrics=metrics,
         clock_skew_tolerance_seconds=settings.clock_skew_tolerance_seconds,
+        stop_grace_seconds=settings.stop_grace_seconds,
     )
     _log.info(
         "worker configured",

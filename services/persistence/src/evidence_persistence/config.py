@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     """Sleep between polls while the queue is empty."""
     retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
     """Upper bound of the exponential back-off after a sink outage."""
+    stop_grace_seconds: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+    """How long the worker keeps draining the queue after SIGTERM or SIGINT, in seconds.
+
+    0 stops after the batch in progress. The default leaves half of the 10 s that ``docker
+    stop`` and the local stack's supervisord wait before SIGKILL for the batch still in
+    progress at the deadline and for closing the sink. Kubernetes waits 30 s by default.
+    NOTE: the time SPCS waits between SIGTERM and SIGKILL is not documented in the sources this
+    default was chosen from, so the drain may be cut short there."""
     clock_skew_tolerance_seconds: float = Field(default=300.0, ge=0)
     """How far a record's ``created_at`` may be ahead of the worker's clock, in seconds.
 
