@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import LogCapture
 
 # The child-process scripts beside this file import the test kit by name.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from evidence_persistence import PredictionQueue, PredictionRecord
+from evidence_persistence import PredictionQueue, PredictionRecord, _stop_drain, _worker
 from evidence_persistence.config import get_settings
 from persistence_testkit import build_record
+
+
+@pytest.fixture
+def worker_logs(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
+    """Capture the drain loop's log lines with processors of their own.
+
+    ``capture_logs`` swaps structlog's global configuration, which misses a module logger that
+    was cached under another configuration by an earlier test in the same xdist worker, and
+    which a thread left behind by such a test can configure again while this test runs.
+    """
+    capture = LogCapture()
+    logger = structlog.wrap_logger(
+        None,
+        processors=[capture],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=False,
+    )
+    monkeypatch.setattr(_worker, "_log", logger)
+    monkeypatch.setattr(_stop_drain, "_log", logger)
+    return capture.entries
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 from collections.abc import MutableMapping
@@ -11,15 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from evidence_persistence import PredictionQueue, _worker
+from evidence_persistence import PredictionQueue
 from evidence_persistence._consumer import QueueConsumer
 from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.config import Settings
 from evidence_persistence.metrics import WorkerMetrics
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import FEATURES_TABLE, PREDICTIONS_TABLE, build_record
-from structlog.testing import LogCapture
 
 A_YEAR = timedelta(days=365)
 
@@ -106,24 +103,6 @@ def test_sqlite_skipped_update_reported(tmp_path: Path) -> None:
     assert _online_row(store, "POL-ORDER")[0] == "pred-000001"
     assert _online_row(store, other.policy_number)[0] == "pred-000003"
     assert _created_at(store, "pred-000002") == older.created_at.isoformat(timespec="microseconds")
-
-
-@pytest.fixture
-def worker_logs(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
-    """Capture the worker module's log lines with processors of their own.
-
-    capture_logs swaps structlog's global configuration, which a thread left behind by an
-    earlier test in the same xdist worker can configure again while this test runs.
-    """
-    capture = LogCapture()
-    logger = structlog.wrap_logger(
-        None,
-        processors=[capture],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-        cache_logger_on_first_use=False,
-    )
-    monkeypatch.setattr(_worker, "_log", logger)
-    return capture.entries
 
 
 def test_drainer_logs_future_records(

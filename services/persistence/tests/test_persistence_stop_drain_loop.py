@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from evidence_persistence import PredictionQueue
@@ -14,7 +16,6 @@ from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.config import Settings
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import PREDICTIONS_TABLE, build_record, stored_values
-from structlog.testing import capture_logs
 
 
 def _drainer(queue: PredictionQueue, sink: SqliteSink, grace_seconds: float) -> QueueDrainer:
@@ -36,15 +37,20 @@ def _stopped() -> threading.Event:
 
 
 @pytest.mark.parametrize("queued", [0, 1, 35])
-def test_stop_drains_whole_queue(queue: PredictionQueue, tmp_path: Path, queued: int) -> None:
+def test_stop_drains_whole_queue(
+    queue: PredictionQueue,
+    tmp_path: Path,
+    queued: int,
+    worker_logs: list[MutableMapping[str, Any]],
+) -> None:
     """A stop with a grace time writes every queued record, then waits the quiet time."""
     queue.append_many(build_record(index) for index in range(queued))
     sink = SqliteSink(tmp_path / "store.sqlite3")
     calls: list[str] = []
 
     started = time.monotonic()
-    with capture_logs() as logs:
-        stats = _drainer(queue, sink, 30.0).run(_stopped(), on_stop=lambda: calls.append("stop"))
+    logs = worker_logs
+    stats = _drainer(queue, sink, 30.0).run(_stopped(), on_stop=lambda: calls.append("stop"))
     elapsed = time.monotonic() - started
     sink.close()
 
@@ -66,37 +72,39 @@ def test_stop_drains_whole_queue(queue: PredictionQueue, tmp_path: Path, queued:
     assert finished["interrupted"] is False
 
 
-def test_grace_zero_writes_nothing(queue: PredictionQueue, tmp_path: Path) -> None:
+def test_grace_zero_writes_nothing(
+    queue: PredictionQueue, tmp_path: Path, worker_logs: list[MutableMapping[str, Any]]
+) -> None:
     """With grace time 0 a stop set before the first batch returns without claiming."""
     queue.append_many(build_record(index) for index in range(5))
     sink = SqliteSink(tmp_path / "store.sqlite3")
 
-    with capture_logs() as logs:
-        stats = _drainer(queue, sink, 0.0).run(_stopped())
+    stats = _drainer(queue, sink, 0.0).run(_stopped())
     sink.close()
 
     assert stats.records_persisted == 0
     assert queue.depth() == 5
-    events = [line["event"] for line in logs]
+    events = [line["event"] for line in worker_logs]
     assert ["worker started", "worker stopped"] == events
 
 
-def test_halt_ends_drain(queue: PredictionQueue, tmp_path: Path) -> None:
+def test_halt_ends_drain(
+    queue: PredictionQueue, tmp_path: Path, worker_logs: list[MutableMapping[str, Any]]
+) -> None:
     """``halt`` set together with ``stop`` returns before any batch, with no drain lines."""
     queue.append_many(build_record(index) for index in range(5))
     sink = SqliteSink(tmp_path / "store.sqlite3")
     calls: list[str] = []
 
-    with capture_logs() as logs:
-        stats = _drainer(queue, sink, 30.0).run(
-            _stopped(), halt=_stopped(), on_stop=lambda: calls.append("stop")
-        )
+    stats = _drainer(queue, sink, 30.0).run(
+        _stopped(), halt=_stopped(), on_stop=lambda: calls.append("stop")
+    )
     sink.close()
 
     assert ["stop"] == calls
     assert stats.records_persisted == 0
     assert queue.depth() == 5
-    assert ["worker started", "worker stopped"] == [line["event"] for line in logs]
+    assert ["worker started", "worker stopped"] == [line["event"] for line in worker_logs]
 
 
 def test_settings_stop_grace(clean_settings: None, monkeypatch: pytest.MonkeyPatch) -> None:
