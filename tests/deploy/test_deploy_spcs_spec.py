@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 import pytest
+from evidence_features import FEATURE_SPEC_HASH
 from evidence_gateway.config import Settings as GatewaySettings
 from evidence_model_client.config import ClientSettings
 from evidence_persistence.config import Settings as PersistenceSettings
@@ -142,8 +143,10 @@ _CONTAINER_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
 def using_values(
     rendered_sql: dict[str, str], using_clause: Callable[[str], dict[str, str]]
 ) -> dict[str, str]:
-    """The template values that 08_inference_service.sql passes in USING."""
-    return using_clause(rendered_sql["08_inference_service.sql"])
+    """The template values that 08_inference_service.sql passes in USING, with the feature spec
+    hash that deploy.sh reads from the model version in place of the snowflake.yml placeholder."""
+    values = using_clause(rendered_sql["08_inference_service.sql"])
+    return {**values, "model_feature_spec_hash": FEATURE_SPEC_HASH}
 
 
 @pytest.fixture(scope="module")
@@ -279,6 +282,34 @@ def test_spec_gateway_settings(
     model_url = f"http://{snow_env['model_service_dns']}:{snow_env['model_service_port']}/"
     assert model_url == str(client.base_url)
     assert snow_env["model_version"] == client.model_version
+
+
+def test_spec_placeholder_hash_rejected(
+    spec_template: str,
+    rendered_sql: dict[str, str],
+    using_clause: Callable[[str], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    support: ModuleType,
+) -> None:
+    """SQL run by hand without model_feature_spec_hash gives a gateway that cannot start."""
+    values = using_clause(rendered_sql["08_inference_service.sql"])
+    rendered = support.SPEC_VARIABLE.sub(lambda match: values[match.group(1)], spec_template)
+    spec = ServiceSpecification.model_validate(support.yaml_load(rendered))
+    env = _runtime_env(_container(spec, "gateway"))
+
+    assert values["model_feature_spec_hash"] == "set-by-deploy-sh"
+    with pytest.raises(ValidationError, match="'set-by-deploy-sh' is not a feature spec hash"):
+        support.build_settings(ClientSettings, env, monkeypatch)
+
+
+def test_spec_gateway_spec_hash(
+    service_spec: ServiceSpecification, monkeypatch: pytest.MonkeyPatch, support: ModuleType
+) -> None:
+    """The hash deploy.sh passes in USING reaches the gateway's client settings."""
+    env = _runtime_env(_container(service_spec, "gateway"))
+    client = support.build_settings(ClientSettings, env, monkeypatch)
+
+    assert client.feature_spec_hash == FEATURE_SPEC_HASH
 
 
 # JSON escaping of quotes and line breaks in ordinary XML, plus room for the envelope: the row
@@ -420,13 +451,15 @@ def test_spec_model_spec_hash_from_deploy(
     spec_template: str,
     using_clause: Callable[[str], dict[str, str]],
     rendered_sql: dict[str, str],
+    using_values: dict[str, str],
 ) -> None:
     """The gateway gets the model's hash and version from the USING clause, not a constant."""
     gateway_env = _container(service_spec, "gateway").env or {}
     create = using_clause(rendered_sql["08_inference_service.sql"])
 
     assert "{{ model_feature_spec_hash }}" in spec_template
-    assert gateway_env["MODEL_CLIENT_FEATURE_SPEC_HASH"] == create["model_feature_spec_hash"]
+    assert "model_feature_spec_hash" in create
+    assert gateway_env["MODEL_CLIENT_FEATURE_SPEC_HASH"] == using_values["model_feature_spec_hash"]
     assert gateway_env["MODEL_CLIENT_MODEL_VERSION"] == create["model_version"]
 
 

@@ -298,3 +298,22 @@ def test_stack_lists_dashboard_with_others(tmp_path: Path) -> None:
     assert "  PERSISTENCE_BATCH_SIZE='0': " in result.stderr
     assert "  DASHBOARD_MAX_ROWS='5': " in result.stderr
     assert not var_dir.exists()
+
+
+@pytest.mark.parametrize("value", ["set-by-deploy-sh", "0123456789ABCDEF", "dde4b34144d5dda8'"])
+def test_gateway_spec_hash_not_a_hash(tmp_path: Path, value: str) -> None:
+    """A feature spec hash that could never match, such as the deploy placeholder, stops it."""
+    result = _run(
+        ["evidence-gateway"],
+        {
+            "GATEWAY_LOCAL_MODE": "true",
+            "GATEWAY_PORT": "0",
+            "MODEL_CLIENT_FEATURE_SPEC_HASH": value,
+        },
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert "error: invalid setting in the environment:" in result.stderr
+    assert f"MODEL_CLIENT_FEATURE_SPEC_HASH={value!r}" in result.stderr
+    assert "is not a feature spec hash (16 lowercase hex digits)" in result.stderr

@@ -96,3 +96,15 @@ def test_spec_hash_unset_not_compared(run_gateway: Any) -> None:
     assert check["detail"]["model_hash"] is None
     assert check["detail"]["matches_model"] is None
     assert "error" not in check["detail"]
+
+
+def test_spec_hash_empty_not_compared(run_gateway: Any) -> None:
+    """An empty hash counts as unset, as compose passes an unset variable, so the check passes."""
+    _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH="")
+
+    check = _ready(url).json()["checks"]["feature_spec"]
+
+    assert check["ok"] is True
+    assert check["detail"]["model_hash"] is None
+    assert check["detail"]["matches_model"] is None
+    assert "error" not in check["detail"]

@@ -25,6 +25,30 @@ def test_client_settings_read_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> N
     assert str(settings.base_url).startswith("http://risk-model-svc.ab12")
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"), [("", None), ("dde4b34144d5dda8", "dde4b34144d5dda8")]
+)
+def test_client_spec_hash_empty_is_unset(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None
+) -> None:
+    """An empty MODEL_CLIENT_FEATURE_SPEC_HASH reads as unset; a hash is kept as given."""
+    monkeypatch.setenv("MODEL_CLIENT_FEATURE_SPEC_HASH", value)
+
+    assert ClientSettings().feature_spec_hash == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["set-by-deploy-sh", "dde4b34144d5dda", "DDE4B34144D5DDA8", "dde4b34144d5dda8' x"]
+)
+def test_client_spec_hash_rejects_non_hash(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """A value that is not 16 lowercase hex digits fails validation, naming the value."""
+    monkeypatch.setenv("MODEL_CLIENT_FEATURE_SPEC_HASH", value)
+
+    with pytest.raises(ValueError, match="is not a feature spec hash") as caught:
+        ClientSettings()
+    assert repr(value) in str(caught.value)
+
+
 def test_server_settings_defaults() -> None:
     """The server binds 127.0.0.1:5000 and reads var/model by default."""
     settings = ServerSettings()

@@ -6,11 +6,12 @@ Both are built on first use through the cached getters, never at import time.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -25,6 +26,9 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 # Largest MODEL_CLIENT_DEADLINE_MS accepted. The latency buckets in metrics.py reach beyond it.
 MAX_DEADLINE_MS = 60_000
+
+# The format of evidence_features.FEATURE_SPEC_HASH: the first 16 hex digits of a SHA-256.
+_SPEC_HASH_FORMAT = re.compile(r"[0-9a-f]{16}")
 
 
 class ClientSettings(BaseSettings):
@@ -71,8 +75,8 @@ class ClientSettings(BaseSettings):
     request or a model call) before it sends a new ``GET /health``."""
 
     feature_spec_hash: str | None = None
-    """Feature spec hash of the served model when ``/health`` is unavailable. Unset with no
-    ``/health``: the hash is not checked."""
+    """Feature spec hash of the served model when ``/health`` is unavailable: 16 lowercase hex
+    digits. Unset or empty with no ``/health``: the hash is not checked."""
 
     reason_profile_dir: Path | None = Path("var/model")
     """Artifact directory whose ``metadata.json`` supplies importances and training means for
@@ -84,6 +88,22 @@ class ClientSettings(BaseSettings):
     auth_token: SecretStr | None = None
     """Token sent as ``Authorization: Snowflake Token="..."`` to a public SPCS endpoint; not
     needed inside SPCS."""
+
+    @field_validator("feature_spec_hash", mode="after")
+    @classmethod
+    def _check_spec_hash(cls, value: str | None) -> str | None:
+        # Empty is unset, as compose's ${VAR:-} passes an unset variable. Any other value that
+        # is not a hash (such as the placeholder of deploy/snowflake.yml) could never match,
+        # so the gateway would stay not ready: stop at start-up instead.
+        if not value:
+            return None
+        if not _SPEC_HASH_FORMAT.fullmatch(value):
+            msg = (
+                f"{value!r} is not a feature spec hash (16 lowercase hex digits); set the hash "
+                "that evidence-train register recorded on the model version, or leave it unset"
+            )
+            raise ValueError(msg)
+        return value
 
 
 class ServerSettings(BaseSettings):
