@@ -28,6 +28,11 @@
 #   teardown      ops/teardown_stop_traffic.sql, wait for the queue to drain, then
 #                 ops/teardown.sql: drop everything (asks for confirmation twice)
 #
+# Teardown reads its two answers from stdin and shows the questions on stderr. It exits with
+# status 3 when it is cancelled: an answer does not match, or stdin ends first. In CI, set
+# TEARDOWN_CONFIRM_DATABASE to the database name in place of both answers. It then also exits
+# with status 3, before the drop, when the queue did not drain in time.
+#
 # The /v1 token: `secret` and `rotate-token` store the value of the environment variable
 # GATEWAY_API_TOKEN when it is set (32 or more characters of A-Z a-z 0-9 - . _ ~ + /, then
 # optional '=' padding), and print nothing. Otherwise they generate a random token and show it
@@ -57,6 +62,11 @@ TOKEN=""
 TOKEN_GENERATED=""
 # Set once step_secret has run, so `all` does not check the secret twice.
 SECRET_READY=""
+# The format of evidence_features.FEATURE_SPEC_HASH: the first 16 hex digits of a SHA-256. The
+# check also keeps a value read from Snowflake from ending the SQL string or YAML it goes into.
+SPEC_HASH_PATTERN='^[0-9a-f]{16}$'
+# Exit status of a teardown that was cancelled at a question.
+EXIT_CANCELLED=3
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -209,12 +219,45 @@ step_model() {
         | python3 "$DEPLOY_DIR/snow_json.py" endpoint-port inference)"
     # The Registry's inference server has no /health, so the gateway learns the served
     # model's feature spec hash only from the hash that registration recorded on the version.
-    spec_hash="$(query_json "SHOW VERSIONS LIKE '$(setting model_version)' IN MODEL \
-        $database.ML_MODELS.$(setting model_name)" | python3 "$DEPLOY_DIR/snow_json.py" spec-hash)"
+    spec_hash="$(read_spec_hash)"
     export model_service_dns="$dns" model_service_port="$port" \
         model_feature_spec_hash="$spec_hash"
     log "model service host: $model_service_dns, port $model_service_port," \
         "feature spec hash $model_feature_spec_hash"
+}
+
+# Print the feature spec hash that `evidence-train register` recorded on model_version. Exits
+# with a fix that names the model and version when there is not exactly one valid hash.
+read_spec_hash() {
+    local model version spec_hash
+    model="$(setting database_name).ML_MODELS.$(setting model_name)"
+    version="$(setting model_version)"
+    if spec_hash="$(query_json "SHOW VERSIONS LIKE '$version' IN MODEL $model" \
+        | python3 "$DEPLOY_DIR/snow_json.py" spec-hash)"; then
+        printf '%s\n' "$spec_hash"
+        return
+    fi
+    echo "deploy.sh: version $version of model $model records no valid feature spec hash," \
+        "so the gateway cannot check that it serves this feature spec. A version cannot be" \
+        "registered twice: register the artifact as a new version with its own service, then" \
+        "run this command again with the same two variables:" \
+        "model_version=<new version, such as V3> model_service=<new service, such as" \
+        "RISK_MODEL_SVC_V3> deploy/deploy.sh register (see docs/deploy.md, Rolling out a new" \
+        "model version)" >&2
+    exit 1
+}
+
+# Exit unless model_feature_spec_hash has the format of a real hash. A hand-run step that did
+# not export it would otherwise give the gateway the placeholder of snowflake.yml.
+require_spec_hash_format() {
+    local spec_hash
+    spec_hash="$(setting model_feature_spec_hash)"
+    if [[ ! "$spec_hash" =~ $SPEC_HASH_PATTERN ]]; then
+        echo "deploy.sh: model_feature_spec_hash is '$spec_hash', not a feature spec hash (16" \
+            "lowercase hex digits). Run deploy.sh model, or export the hash that SHOW VERSIONS" \
+            "records on the model version (see docs/deploy.md)" >&2
+        exit 2
+    fi
 }
 
 # Succeed when step_model has exported everything the gateway service's USING clause reads.
@@ -320,6 +363,7 @@ step_service() {
     if [[ -z "$SECRET_READY" ]]; then
         step_secret
     fi
+    require_spec_hash_format
     run_sql_file sql/08_inference_service.sql
 }
 
@@ -357,11 +401,14 @@ step_smoke() {
 }
 
 step_rollout() {
-    step_images
-    step_spec
+    # The model step reads and checks the spec hash first, so a version without one stops the
+    # rollout before any image is pushed or the spec on the stage is replaced.
     if ! model_known; then
         step_model
     fi
+    require_spec_hash_format
+    step_images
+    step_spec
     run_sql_file sql/ops/rollout_inference_service.sql
 }
 
@@ -394,29 +441,67 @@ EOF
 }
 
 # Print the number of rows in ML_MODELS.MODEL_PREDICTIONS, which the persistence worker grows
-# while it drains the queue.
+# while it drains the queue. Exits when the count cannot be read, because a teardown that cannot
+# see the count cannot tell a drained queue from a full one.
 stored_prediction_count() {
-    query_json "USE ROLE $(setting admin_role); USE WAREHOUSE $(setting warehouse_name);
-        SELECT COUNT(*) AS ROWS_STORED FROM $(setting database_name).ML_MODELS.MODEL_PREDICTIONS" \
-        | python3 "$DEPLOY_DIR/snow_json.py" value ROWS_STORED
+    local table count
+    table="$(setting database_name).ML_MODELS.MODEL_PREDICTIONS"
+    if count="$(query_json "USE ROLE $(setting admin_role); USE WAREHOUSE $(setting warehouse_name);
+        SELECT COUNT(*) AS ROWS_STORED FROM $table" \
+        | python3 "$DEPLOY_DIR/snow_json.py" value ROWS_STORED)" && [[ "$count" =~ ^[0-9]+$ ]]; then
+        printf '%s\n' "$count"
+        return
+    fi
+    echo "deploy.sh: counting the rows of $table failed (the error is above), so the drain" \
+        "of the queue cannot be watched. The service and its queue volumes were not dropped." \
+        "Fix the cause (the admin role, warehouse or table) and run deploy.sh teardown again" >&2
+    exit 1
+}
+
+# Print a drain setting after checking that it is a whole number of seconds.
+drain_setting() {
+    local name="$1" value
+    value="$(setting "$name")"
+    if [[ ! "$value" =~ ^[0-9]+$ ]]; then
+        echo "deploy.sh: $name is '$value'; set it to a whole number of seconds, such as" \
+            "$name=120" >&2
+        exit 2
+    fi
+    printf '%s\n' "$value"
+}
+
+# Exit before anything runs when a drain setting is not a whole number of seconds. Bash
+# arithmetic would otherwise read a value such as 2m as a variable name, that is as 0.
+check_drain_settings() {
+    local name
+    for name in teardown_drain_quiet_secs teardown_drain_poll_secs teardown_drain_timeout_secs; do
+        drain_setting "$name" >/dev/null
+    done
 }
 
 # Wait until the prediction log has stopped growing for teardown_drain_quiet_secs. Succeeds
-# then, and fails after teardown_drain_timeout_secs while it still grows.
+# then, and fails after teardown_drain_timeout_secs while it still grows. A count that cannot
+# be read exits (stored_prediction_count).
 # NOTE: a count that stops growing is the only drain signal deploy.sh reads. A worker whose
 # writes fail for longer than the quiet time (for example after a revoked grant) also stops
 # it while records are still queued. Its log and evidence_persistence_queue_depth show that.
 wait_for_drain() {
     local quiet poll timeout started stable_since previous current
-    quiet="$(setting teardown_drain_quiet_secs)"
-    poll="$(setting teardown_drain_poll_secs)"
-    timeout="$(setting teardown_drain_timeout_secs)"
+    quiet="$(drain_setting teardown_drain_quiet_secs)" || exit 2
+    poll="$(drain_setting teardown_drain_poll_secs)" || exit 2
+    timeout="$(drain_setting teardown_drain_timeout_secs)" || exit 2
     log "wait until MODEL_PREDICTIONS has not grown for ${quiet}s (at most ${timeout}s)"
     started=$SECONDS
     stable_since=$SECONDS
-    previous=""
+    previous="$1"
     while true; do
-        current="$(stored_prediction_count)"
+        # The function's exit ends only the command substitution, and this function runs
+        # where set -e does not apply (wait_for_drain || ...), so the failure exits here.
+        current="$(stored_prediction_count)" || {
+            echo "deploy.sh: the service functions were dropped; deploy.sh functions creates" \
+                "them again" >&2
+            exit 1
+        }
         if [[ "$current" != "$previous" ]]; then
             previous="$current"
             stable_since=$SECONDS
@@ -434,30 +519,91 @@ wait_for_drain() {
     done
 }
 
-step_teardown() {
-    local database service answer drained
-    database="$(setting database_name)"
-    service="$database.ML_MODELS.$(setting inference_service)"
-    read -r -p "Drop $database, its services, pool, warehouse and roles? Type the database name: " answer
-    if [[ "$answer" != "$database" ]]; then
-        echo "deploy.sh: teardown cancelled" >&2
+# Show a teardown question on stderr and read the answer from stdin. Exits with
+# EXIT_CANCELLED, naming the expected answer, when stdin ends first or the answer differs.
+# An answer without a final newline counts.
+confirm() {
+    local question="$1" expected="$2" cancelled="$3" answer=""
+    # read -p shows its prompt only on a terminal, so the question goes to stderr itself.
+    printf '%s' "$question" >&2
+    if ! IFS= read -r answer && [[ -z "$answer" ]]; then
+        echo >&2
+        echo "deploy.sh: no answer: stdin ended before '$expected' was typed; $cancelled" >&2
+        exit "$EXIT_CANCELLED"
+    fi
+    if [[ "$answer" != "$expected" ]]; then
+        echo "deploy.sh: the answer '$answer' is not '$expected'; $cancelled" >&2
+        exit "$EXIT_CANCELLED"
+    fi
+}
+
+# Exit unless the gateway service runs, because only a running worker drains its queue. Once
+# the functions are dropped nothing wakes a suspended service (AUTO_RESUME needs a call), so its
+# count would stay flat and read as drained. A missing service has no queue to drain.
+require_service_running() {
+    local service="$1" rows status
+    rows="$(query_json "SHOW SERVICES LIKE '$(setting inference_service)' IN SCHEMA \
+        $(setting database_name).ML_MODELS")" || {
+        echo "deploy.sh: SHOW SERVICES for $service failed (the error is above); nothing was" \
+            "dropped" >&2
+        exit 1
+    }
+    if [[ "$rows" != *'"name"'* ]]; then
+        log "$service does not exist, so no queue is left to drain"
+        return
+    fi
+    status="$(printf '%s' "$rows" | python3 "$DEPLOY_DIR/snow_json.py" value status)" || {
+        echo "deploy.sh: SHOW SERVICES gave no single status for $service; nothing was" \
+            "dropped" >&2
+        exit 1
+    }
+    if [[ "$status" != "RUNNING" ]]; then
+        echo "deploy.sh: $service is $status, and only a running service drains its queue;" \
+            "nothing was dropped. Run deploy.sh resume, wait until SHOW SERVICES shows it" \
+            "RUNNING, then run deploy.sh teardown again. A service that cannot run loses its" \
+            "queue: to drop it anyway, run sql/ops/teardown.sql with snow sql -f" >&2
         exit 1
     fi
+}
+
+step_teardown() {
+    local database service drained first_count unattended=""
+    check_drain_settings
+    database="$(setting database_name)"
+    service="$database.ML_MODELS.$(setting inference_service)"
+    if [[ -n "${TEARDOWN_CONFIRM_DATABASE+set}" ]]; then
+        if [[ "$TEARDOWN_CONFIRM_DATABASE" != "$database" ]]; then
+            echo "deploy.sh: TEARDOWN_CONFIRM_DATABASE is '$TEARDOWN_CONFIRM_DATABASE', not" \
+                "'$database'; teardown cancelled" >&2
+            exit "$EXIT_CANCELLED"
+        fi
+        unattended=1
+        log "TEARDOWN_CONFIRM_DATABASE names $database: teardown without questions"
+    else
+        confirm "Drop $database, its services, pool, warehouse and roles? Type the database name: " \
+            "$database" "teardown cancelled, nothing was dropped"
+    fi
+    # Both checks come before the first drop: a stopped worker or an unreadable count would
+    # make a full queue look drained.
+    require_service_running "$service"
+    first_count="$(stored_prediction_count)" || exit 1
     # Each instance's queue lives on its block volume, and DROP SERVICE ... FORCE deletes the
     # volume with every prediction still queued on it. New batches stop first, then the
     # worker gets time to write the rest.
     run_sql_file sql/ops/teardown_stop_traffic.sql
+    local kept="teardown cancelled after the service functions were dropped; deploy.sh functions creates them again"
     drained=1
-    wait_for_drain || drained=""
+    wait_for_drain "$first_count" || drained=""
     if [[ -z "$drained" ]]; then
         echo "deploy.sh: dropping $service now deletes the predictions still queued on its" \
             "volumes; check the worker's log, or cancel and run teardown again later" >&2
+        if [[ -n "$unattended" ]]; then
+            echo "deploy.sh: $kept" >&2
+            exit "$EXIT_CANCELLED"
+        fi
     fi
-    read -r -p "Drop $service and its queue volumes? Type DROP: " answer
-    if [[ "$answer" != "DROP" ]]; then
-        echo "deploy.sh: teardown cancelled after the service functions were dropped;" \
-            "deploy.sh functions creates them again" >&2
-        exit 1
+    if [[ -z "$unattended" ]]; then
+        confirm "Drop $service and its queue volumes? Type DROP: " DROP "$kept"
     fi
     run_sql_file sql/ops/teardown.sql
 }

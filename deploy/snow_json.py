@@ -12,7 +12,8 @@ there is exactly one. ``endpoint-port NAME`` prints the ``port`` of the one endp
 ``name`` is NAME (case-insensitive) and exits 1 unless there is exactly one with a port number.
 ``spec-hash`` prints the feature spec hash that ``evidence-train register`` recorded on the model
 version rows: the ``feature_spec_hash`` metric in the ``metadata`` column, or else the
-``spec hash <hex>`` part of the ``comment``. It exits 1 unless the rows give exactly one hash.
+``spec hash <hex>`` part of the ``comment``. It exits 1 unless the rows give exactly one hash,
+or when that hash is not 16 lowercase hex digits.
 ``value COLUMN`` prints the value of COLUMN (case-insensitive) and exits 1 unless exactly one row
 has that column with a non-null value.
 The input may be one JSON document or several in a row (one per statement), and rows may be
@@ -84,7 +85,10 @@ def endpoint_ports(documents: list[Any], name: str) -> list[str]:
 
 
 # evidence-train register writes "... spec hash <hex>, trained ..." into the version comment.
-_COMMENT_SPEC_HASH = re.compile(r"\bspec hash ([0-9a-fA-F]+)\b")
+_COMMENT_SPEC_HASH = re.compile(r"\bspec hash (\S+?),?(?:\s|$)")
+# The format of evidence_features.FEATURE_SPEC_HASH: the first 16 hex digits of a SHA-256.
+# deploy.sh puts the hash into SQL and YAML strings, which no other value may end.
+SPEC_HASH_FORMAT = re.compile(r"[0-9a-f]{16}")
 
 
 def _metadata_spec_hash(metadata: Any) -> str | None:
@@ -154,11 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if arguments == ["spec-hash"]:
-        return _print_single(
-            version_spec_hashes(documents),
-            "the feature spec hash of one model version",
-            "; register the version with deploy.sh register, which records it",
-        )
+        hashes = version_spec_hashes(documents)
+        invalid = [found for found in hashes if not SPEC_HASH_FORMAT.fullmatch(found)]
+        if invalid:
+            sys.stderr.write(
+                f"snow_json.py: the feature spec hash recorded on the model version is invalid:"
+                f" {invalid!r} is not 16 lowercase hex digits\n"
+            )
+            return 1
+        return _print_single(hashes, "the feature spec hash of one model version")
 
     if arguments[0] == "value":
         return _print_single(

@@ -64,17 +64,32 @@ versions_default='[{"name": "V2", "comment": "EVIDENCE_RISK_MODEL V2: spec hash 
 "metadata": "{\"metrics\": {\"feature_spec_hash\": \"dde4b34144d5dda8\"}}"}]'
 secret_row='[{"name": "GATEWAY_API_TOKEN", "schema_name": "SPCS", "secret_type": "GENERIC_STRING"}]'
 args="$*"
+# suspend.sql and resume.sql set the gateway service's status that SHOW SERVICES reports.
+suspended="$FAKE_LOG.suspended"
+[[ "$file" == *"ops/suspend.sql" ]] && : > "$suspended"
+[[ "$file" == *"ops/resume.sql" ]] && rm -f "$suspended"
 case "$args" in
     *"image-repository url"*) echo "org-acct.registry.snowflakecomputing.com/db/spcs/images" ;;
+    *"SHOW SERVICES LIKE 'INFERENCE_SERVICE'"*)
+        status="${FAKE_INFERENCE_STATUS:-RUNNING}"
+        if [[ -z "${FAKE_INFERENCE_STATUS:-}" && -e "$suspended" ]]; then status=SUSPENDED; fi
+        if [[ "$status" == absent ]]; then echo '[]'; else
+        echo "[{\"name\": \"INFERENCE_SERVICE\", \"status\": \"$status\"}]"; fi ;;
     *"SHOW SERVICES LIKE"*)
         if [[ -n "${FAKE_NO_MODEL:-}" ]]; then echo '[]'; else
         echo '[{"name": "RISK_MODEL_SVC", "status": "RUNNING",
         "dns_name": "risk-model-svc.ab12.svc.spcs.internal"}]'; fi ;;
     *"SHOW VERSIONS LIKE"*) echo "${FAKE_VERSIONS_JSON:-$versions_default}" ;;
     *"ROWS_STORED"*)
-        # One count per call from the lines of FAKE_COUNTS; the last line repeats.
+        # One count per call from the lines of FAKE_COUNTS; the last line repeats. A line
+        # "fail" fails the query as a missing table or grant does.
         count="$(head -n 1 "$FAKE_COUNTS")"
         if [[ "$(wc -l < "$FAKE_COUNTS")" -gt 1 ]]; then sed -i 1d "$FAKE_COUNTS"; fi
+        if [[ "$count" == fail ]]; then
+            echo "002003 (42S02): SQL compilation error: Object 'MODEL_PREDICTIONS' does not" \
+                "exist or not authorized." >&2
+            exit 1
+        fi
         echo '[{"status": "Statement executed successfully."}]'
         echo "[{\"ROWS_STORED\": $count}]" ;;
     *"SHOW ENDPOINTS IN SERVICE"*) echo "${FAKE_ENDPOINTS_JSON:-$endpoints_default}" ;;
@@ -310,7 +325,8 @@ def test_deploy_passes_registered_spec_hash(
     [
         "[]",
         '[{"name": "V2", "comment": "no hash here", "metadata": null}]',
-        '[{"name": "V2", "comment": "spec hash aaaa"}, {"name": "V3", "comment": "spec hash bb"}]',
+        '[{"name": "V2", "comment": "spec hash aaaaaaaaaaaaaaaa"},'
+        ' {"name": "V3", "comment": "spec hash bbbbbbbbbbbbbbbb"}]',
     ],
 )
 def test_deploy_service_needs_spec_hash(
@@ -329,6 +345,113 @@ def test_deploy_service_needs_spec_hash(
     assert result.returncode != 0
     assert "expected the feature spec hash of one model version" in result.stderr
     assert not [call for call in calls if "08_inference_service.sql" in call]
+
+
+_NO_HASH_VERSIONS = '[{"name": "V2", "comment": "no hash here", "metadata": null}]'
+
+
+def test_deploy_missing_hash_names_working_fix(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """The message names model and version, and the register command it gives runs."""
+    failed, _ = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "service",
+        FAKE_SECRETS_FOUND="1",
+        FAKE_VERSIONS_JSON=_NO_HASH_VERSIONS,
+    )
+    artifact = deploy_copy.parent / "var" / "model"
+    artifact.mkdir(parents=True)
+    (artifact / "metadata.json").write_text("{}", encoding="utf-8")
+    registered, register_calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "register",
+        FAKE_NO_MODEL="1",
+        model_version="V3",
+        model_service="RISK_MODEL_SVC_V3",
+    )
+    trainer = [call for call in register_calls if call.startswith("evidence-train register")]
+
+    assert failed.returncode == 1
+    assert (
+        "version V2 of model REALTIME_ML_PIPELINE.ML_MODELS.EVIDENCE_RISK_MODEL records no valid"
+        " feature spec hash"
+    ) in failed.stderr
+    assert "model_version=<new version, such as V3>" in failed.stderr
+    assert "deploy/deploy.sh register" in failed.stderr
+    assert registered.returncode == 0, registered.stderr
+    assert len(trainer) == 1
+    assert "--version V3" in trainer[0]
+    assert "--service-name RISK_MODEL_SVC_V3" in trainer[0]
+
+
+@pytest.mark.parametrize(
+    "spec_hash",
+    ["dde4b34144d5dda8'); DROP DATABASE X; --", 'dde4b34144d5dda8"', "DDE4B34144D5DDA8"],
+)
+def test_deploy_service_rejects_bad_hash(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, spec_hash: str
+) -> None:
+    """A recorded hash that is not 16 lowercase hex digits never reaches the SQL."""
+    versions = json.dumps(
+        [{"name": "V2", "metadata": json.dumps({"metrics": {"feature_spec_hash": spec_hash}})}]
+    )
+    result, calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "service",
+        FAKE_SECRETS_FOUND="1",
+        FAKE_VERSIONS_JSON=versions,
+    )
+
+    assert result.returncode == 1
+    assert "the feature spec hash recorded on the model version is invalid" in result.stderr
+    assert "records no valid feature spec hash" in result.stderr
+    assert _sql_files(calls) == ["sql/06_model_service.sql"]
+
+
+def test_deploy_rollout_checks_hash_before_build(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Without a recorded hash, rollout stops before any image build, push or spec upload."""
+    result, calls = _run(
+        deploy_copy, fake_bin, tmp_path, "rollout", FAKE_VERSIONS_JSON=_NO_HASH_VERSIONS
+    )
+
+    assert result.returncode == 1
+    assert "records no valid feature spec hash" in result.stderr
+    assert not [call for call in calls if call.startswith("docker")]
+    assert not [call for call in calls if "stage copy" in call]
+    assert not [call for call in calls if "image-registry login" in call]
+    assert "sql/ops/rollout_inference_service.sql" not in _sql_files(calls)
+
+
+@pytest.mark.parametrize("command", ["service", "rollout"])
+@pytest.mark.parametrize("spec_hash", ["set-by-deploy-sh", "abc", "dde4b34144d5dda8'"])
+def test_deploy_hand_set_hash_checked(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, command: str, spec_hash: str
+) -> None:
+    """Model values exported by hand with a hash that is not one: stop before any change."""
+    result, calls = _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        command,
+        FAKE_SECRETS_FOUND="1",
+        model_service_dns="risk-model-svc.ab12.svc.spcs.internal",
+        model_service_port="5000",
+        model_feature_spec_hash=spec_hash,
+    )
+
+    assert result.returncode == 2
+    assert f"model_feature_spec_hash is '{spec_hash}', not a feature spec hash" in result.stderr
+    assert _sql_files(calls) == []
+    assert not [call for call in calls if call.startswith("docker")]
 
 
 @pytest.mark.parametrize(
@@ -580,8 +703,9 @@ def test_deploy_teardown_needs_confirmation(
         deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nDROP\n", "0\n"
     )
 
-    assert refused.returncode == 1
-    assert "teardown cancelled" in refused.stderr
+    assert refused.returncode == 3
+    assert "the answer 'yes' is not 'REALTIME_ML_PIPELINE'" in refused.stderr
+    assert "teardown cancelled, nothing was dropped" in refused.stderr
     assert refused_calls == []
     assert confirmed.returncode == 0, confirmed.stderr
     assert _sql_files(confirmed_calls) == [
@@ -593,7 +717,7 @@ def test_deploy_teardown_needs_confirmation(
 def test_deploy_teardown_drains_before_drop(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
-    """Functions go first, then counts are read until they stop growing, then the drop."""
+    """A count, then the functions go, then counts are read until they stop growing."""
     result, calls = _teardown(
         deploy_copy,
         fake_bin,
@@ -608,7 +732,7 @@ def test_deploy_teardown_drains_before_drop(
 
     assert result.returncode == 0, result.stderr
     assert len(counts) >= 4
-    assert stop < counts[0]
+    assert counts[0] < stop < counts[1]
     assert counts[-1] < drop
     assert "holds 18 rows, unchanged for 1s: queue drained" in result.stdout
     assert "ML_MODELS.MODEL_PREDICTIONS" in calls[counts[0]]
@@ -620,7 +744,8 @@ def test_deploy_teardown_second_confirmation(
     """Without DROP typed after the drain, the service and its volumes stay."""
     result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nno\n", "5\n")
 
-    assert result.returncode == 1
+    assert result.returncode == 3
+    assert "the answer 'no' is not 'DROP'" in result.stderr
     assert "teardown cancelled after the service functions were dropped" in result.stderr
     assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql"]
 
@@ -640,10 +765,191 @@ def test_deploy_teardown_drain_timeout_warns(
         teardown_drain_timeout_secs="1",
     )
 
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "MODEL_PREDICTIONS still grew after 1s" in result.stderr
     assert "deletes the predictions still queued on its volumes" in result.stderr
     assert "ops/teardown.sql" not in " ".join(_sql_files(calls))
+
+
+_CONFIRMED = "REALTIME_ML_PIPELINE\nDROP\n"
+
+
+@pytest.mark.parametrize(
+    ("counts", "queries"),
+    [("fail\n", 1), ("5\nfail\n", 2), ("5\n5\nfail\n", 3)],
+)
+def test_deploy_teardown_count_failure_stops(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, counts: str, queries: int
+) -> None:
+    """A failed count, first or while draining, stops before the drop and names the query."""
+    result, calls = _teardown(
+        deploy_copy, fake_bin, tmp_path, _CONFIRMED, counts, teardown_drain_quiet_secs="30"
+    )
+
+    assert result.returncode == 1
+    assert "counting the rows of REALTIME_ML_PIPELINE.ML_MODELS.MODEL_PREDICTIONS failed" in (
+        result.stderr
+    )
+    assert "run deploy.sh teardown again" in result.stderr
+    assert "queue drained" not in result.stdout
+    assert len([call for call in calls if "ROWS_STORED" in call]) == queries
+    assert "sql/ops/teardown.sql" not in _sql_files(calls)
+    if queries == 1:
+        assert _sql_files(calls) == []
+    else:
+        assert "deploy.sh functions creates them again" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["teardown_drain_quiet_secs", "teardown_drain_poll_secs", "teardown_drain_timeout_secs"]
+)
+@pytest.mark.parametrize("value", ["2m", "-1", "1.5", "ten"])
+def test_deploy_teardown_rejects_drain_setting(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, name: str, value: str
+) -> None:
+    """A drain setting that is not whole seconds exits 2 naming it, before any question."""
+    result, calls = _teardown(deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n", **{name: value})
+
+    assert result.returncode == 2
+    assert f"{name} is '{value}'; set it to a whole number of seconds" in result.stderr
+    assert "Type the database name" not in result.stderr
+    assert calls == []
+
+
+def test_deploy_teardown_no_input_cancels(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Empty stdin: the question is on stderr, then exit 3 naming the expected answer."""
+    result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "", "5\n")
+
+    assert result.returncode == 3
+    assert "Type the database name: " in result.stderr
+    assert "no answer: stdin ended before 'REALTIME_ML_PIPELINE' was typed" in result.stderr
+    assert "teardown cancelled, nothing was dropped" in result.stderr
+    assert calls == []
+
+
+def test_deploy_teardown_input_ends_before_drop(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Stdin ends after the name: exit 3 with the message that the functions are gone."""
+    result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\n", "5\n")
+
+    assert result.returncode == 3
+    assert "Type DROP: " in result.stderr
+    assert "no answer: stdin ended before 'DROP' was typed" in result.stderr
+    assert "teardown cancelled after the service functions were dropped" in result.stderr
+    assert "deploy.sh functions creates them again" in result.stderr
+    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql"]
+
+
+def test_deploy_teardown_answer_without_newline(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """A last answer without a final newline still counts."""
+    result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nDROP", "5\n")
+
+    assert result.returncode == 0, result.stderr
+    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql", "sql/ops/teardown.sql"]
+
+
+def test_deploy_teardown_confirm_variable(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """TEARDOWN_CONFIRM_DATABASE with the database name replaces both answers."""
+    result, calls = _teardown(
+        deploy_copy, fake_bin, tmp_path, "", "5\n", TEARDOWN_CONFIRM_DATABASE="REALTIME_ML_PIPELINE"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Type" not in result.stderr
+    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql", "sql/ops/teardown.sql"]
+
+
+@pytest.mark.parametrize("value", ["", "OTHER_DB", "realtime_ml_pipeline"])
+def test_deploy_teardown_confirm_variable_mismatch(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, value: str
+) -> None:
+    """A TEARDOWN_CONFIRM_DATABASE that is not the database name cancels before any call."""
+    result, calls = _teardown(
+        deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n", TEARDOWN_CONFIRM_DATABASE=value
+    )
+
+    assert result.returncode == 3
+    assert f"TEARDOWN_CONFIRM_DATABASE is '{value}', not 'REALTIME_ML_PIPELINE'" in result.stderr
+    assert calls == []
+
+
+def test_deploy_teardown_confirm_variable_keeps_undrained(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """Without questions, a queue that did not drain in time is kept: exit 3 before the drop."""
+    growing = "".join(f"{n}\n" for n in range(1, 2000))
+    result, calls = _teardown(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "",
+        growing,
+        TEARDOWN_CONFIRM_DATABASE="REALTIME_ML_PIPELINE",
+        teardown_drain_quiet_secs="30",
+        teardown_drain_timeout_secs="1",
+    )
+
+    assert result.returncode == 3
+    assert "MODEL_PREDICTIONS still grew after 1s" in result.stderr
+    assert "teardown cancelled after the service functions were dropped" in result.stderr
+    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql"]
+
+
+def test_deploy_teardown_after_suspend_refuses(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """After suspend, teardown drops nothing until resume has run."""
+    suspend, _ = _run(deploy_copy, fake_bin, tmp_path, "suspend")
+    refused, refused_calls = _teardown(deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n")
+    resume, _ = _run(deploy_copy, fake_bin, tmp_path, "resume")
+    confirmed, confirmed_calls = _teardown(deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n")
+
+    assert suspend.returncode == 0, suspend.stderr
+    assert refused.returncode == 1
+    assert "REALTIME_ML_PIPELINE.ML_MODELS.INFERENCE_SERVICE is SUSPENDED" in refused.stderr
+    assert "Run deploy.sh resume" in refused.stderr
+    assert _sql_files(refused_calls) == []
+    assert not [call for call in refused_calls if "ROWS_STORED" in call]
+    assert resume.returncode == 0, resume.stderr
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert _sql_files(confirmed_calls) == [
+        "sql/ops/teardown_stop_traffic.sql",
+        "sql/ops/teardown.sql",
+    ]
+
+
+@pytest.mark.parametrize("status", ["SUSPENDING", "PENDING", "FAILED"])
+def test_deploy_teardown_needs_running_service(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, status: str
+) -> None:
+    """Any status but RUNNING stops teardown before the first drop."""
+    result, calls = _teardown(
+        deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n", FAKE_INFERENCE_STATUS=status
+    )
+
+    assert result.returncode == 1
+    assert f"INFERENCE_SERVICE is {status}, and only a running service drains" in result.stderr
+    assert _sql_files(calls) == []
+
+
+def test_deploy_teardown_without_service_proceeds(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path
+) -> None:
+    """No gateway service means no queue, so teardown goes on."""
+    result, calls = _teardown(
+        deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n", FAKE_INFERENCE_STATUS="absent"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "INFERENCE_SERVICE does not exist, so no queue is left to drain" in result.stdout
+    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql", "sql/ops/teardown.sql"]
 
 
 def test_deploy_streamlit_bundles_then_uploads(

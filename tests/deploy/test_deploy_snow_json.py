@@ -158,10 +158,13 @@ _METADATA = json.dumps({"metrics": {"feature_spec_hash": "dde4b34144d5dda8", "au
     [
         ([{"name": "V2", "metadata": _METADATA, "comment": "spec hash 0000"}], "dde4b34144d5dda8"),
         (
-            [{"name": "V2", "metadata": None, "comment": "M V2: spec hash abc123, trained"}],
-            "abc123",
+            [{"name": "V2", "metadata": None, "comment": "M V2: spec hash 0123456789abcdef, x"}],
+            "0123456789abcdef",
         ),
-        ([{"name": "V2", "metadata": "not json", "comment": "spec hash abc123"}], "abc123"),
+        (
+            [{"name": "V2", "metadata": "not json", "comment": "spec hash 0123456789abcdef"}],
+            "0123456789abcdef",
+        ),
         ([[{"status": "ok"}], [{"name": "V2", "metadata": _METADATA}] * 2], "dde4b34144d5dda8"),
     ],
 )
@@ -180,18 +183,48 @@ def test_spec_hash_read_from_version(
     [
         [],
         [{"name": "V2", "metadata": None, "comment": "trained without a hash"}],
-        [{"name": "V2", "comment": "spec hash aaaa"}, {"name": "V3", "comment": "spec hash bbbb"}],
+        [
+            {"name": "V2", "comment": "spec hash aaaaaaaaaaaaaaaa"},
+            {"name": "V3", "comment": "spec hash bbbbbbbbbbbbbbbb"},
+        ],
     ],
 )
 def test_spec_hash_none_or_several_fails(
     snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, rows: list[Any]
 ) -> None:
-    """No hash, or two different ones: exit 1 with the fix in the message."""
+    """No hash, or two different ones: exit 1 and list the hashes found."""
     code, stdout, stderr = _run(snow_json, monkeypatch, "spec-hash", json.dumps(rows))
 
     assert code == 1
     assert stdout == ""
-    assert "deploy.sh register" in stderr
+    assert "expected the feature spec hash of one model version" in stderr
+
+
+@pytest.mark.parametrize(
+    ("rows", "invalid"),
+    [
+        (
+            [{"name": "V2", "metadata": json.dumps({"metrics": {"feature_spec_hash": "ab'; x"}})}],
+            "ab'; x",
+        ),
+        ([{"name": "V2", "comment": "spec hash 0123456789abcdef'; DROP"}], "0123456789abcdef';"),
+        ([{"name": "V2", "comment": "spec hash abc123, trained"}], "abc123"),
+        (
+            [{"name": "V2", "metadata": json.dumps({"metrics": {"feature_spec_hash": "A" * 16}})}],
+            "A" * 16,
+        ),
+    ],
+)
+def test_spec_hash_invalid_format_fails(
+    snow_json: ModuleType, monkeypatch: pytest.MonkeyPatch, rows: list[Any], invalid: str
+) -> None:
+    """A hash that is not 16 lowercase hex digits, such as one with a quote, is not printed."""
+    code, stdout, stderr = _run(snow_json, monkeypatch, "spec-hash", json.dumps(rows))
+
+    assert code == 1
+    assert stdout == ""
+    assert "the feature spec hash recorded on the model version is invalid" in stderr
+    assert repr(invalid) in stderr
 
 
 @pytest.mark.parametrize(
