@@ -121,10 +121,10 @@ def version_spec_hashes(documents: list[Any]) -> list[str]:
     return hashes
 
 
-def _print_single(found: list[Any], expected: str, fix: str = "") -> int:
+def _print_single(found: list[Any], expected: str) -> int:
     """Print the one item of ``found`` and return 0, or report ``expected`` and return 1."""
     if len(found) != 1:
-        sys.stderr.write(f"snow_json.py: expected {expected}, found {found!r}{fix}\n")
+        sys.stderr.write(f"snow_json.py: expected {expected}, found {found!r}\n")
         return 1
     sys.stdout.write(f"{found[0]}\n")
     return 0
