@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import structlog.testing
+from evidence_features import FEATURE_SPEC_HASH
 from evidence_gateway.config import Settings
 from evidence_gateway.ids import service_function_prediction_id
 from evidence_persistence import PredictionQueue
@@ -216,6 +217,9 @@ async def test_functions_health_answers_each_row(gateway: Any) -> None:
     assert [row[0] for row in data] == [0, 1]
     assert data[0][1]["status"] == "healthy"
     assert data[0][1]["checks"] == {"queue": True, "feature_spec": True, "model": True}
+    assert data[0][1]["errors"] == {}
+    assert data[0][1]["feature_spec_hash"] == FEATURE_SPEC_HASH
+    assert data[0][1]["model_feature_spec_hash"] == FEATURE_SPEC_HASH
 
 
 async def test_functions_invalid_envelope_422(gateway: Any) -> None:

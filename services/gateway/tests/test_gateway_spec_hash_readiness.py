@@ -46,6 +46,15 @@ def _ready(url: str) -> httpx.Response:
     return httpx.get(f"{url}/health/ready", timeout=10.0)
 
 
+def _function_health(url: str, rows: int) -> list[list[Any]]:
+    """Call FN_HEALTH's route with ``rows`` rows; return the response rows."""
+    body = {"data": [[number] for number in range(rows)]}
+    response = httpx.post(f"{url}/functions/health", json=body, timeout=10.0)
+    assert response.status_code == 200
+    data: list[list[Any]] = response.json()["data"]
+    return data
+
+
 def test_spec_hash_mismatch_not_ready(run_gateway: Any, tmp_path: Path) -> None:
     """Another configured hash: 503, both hashes and the fix in the check and in the log."""
     _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH=OTHER_HASH)
@@ -108,3 +117,46 @@ def test_spec_hash_empty_not_compared(run_gateway: Any) -> None:
     assert check["detail"]["model_hash"] is None
     assert check["detail"]["matches_model"] is None
     assert "error" not in check["detail"]
+
+
+def test_function_health_mismatch_names_hashes(run_gateway: Any) -> None:
+    """FN_HEALTH on a mismatch: both hashes and the fix text of /health/ready, in every row."""
+    _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH=OTHER_HASH)
+    ready_error = _ready(url).json()["checks"]["feature_spec"]["detail"]["error"]
+
+    rows = _function_health(url, 3)
+
+    assert [row[0] for row in rows] == [0, 1, 2]
+    for _, summary in rows:
+        assert summary["status"] == "unhealthy"
+        assert summary["checks"]["feature_spec"] is False
+        assert summary["feature_spec_hash"] == FEATURE_SPEC_HASH
+        assert summary["model_feature_spec_hash"] == OTHER_HASH
+        assert summary["errors"] == {"feature_spec": ready_error}
+        assert "deploy a model version trained on this gateway's feature spec" in ready_error
+
+
+def test_function_health_match_has_no_error(run_gateway: Any) -> None:
+    """FN_HEALTH with matching hashes: both hashes and no errors, although the model is down."""
+    _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH=FEATURE_SPEC_HASH)
+
+    [[number, summary]] = _function_health(url, 1)
+
+    assert number == 0
+    assert summary["status"] == "degraded"
+    assert summary["checks"] == {"queue": True, "feature_spec": True, "model": False}
+    assert summary["feature_spec_hash"] == FEATURE_SPEC_HASH
+    assert summary["model_feature_spec_hash"] == FEATURE_SPEC_HASH
+    assert summary["errors"] == {}
+
+
+def test_function_health_unset_hash_null(run_gateway: Any) -> None:
+    """FN_HEALTH with no model hash known: the model hash is null; no rows, no response rows."""
+    _, url = run_gateway()
+
+    [[_, summary]] = _function_health(url, 1)
+
+    assert summary["feature_spec_hash"] == FEATURE_SPEC_HASH
+    assert summary["model_feature_spec_hash"] is None
+    assert summary["errors"] == {}
+    assert _function_health(url, 0) == []

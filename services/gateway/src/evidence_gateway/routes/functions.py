@@ -24,6 +24,7 @@ from evidence_gateway.errors import BatchTooLargeError
 from evidence_gateway.handlers import error_body
 from evidence_gateway.ids import new_prediction_id, service_function_prediction_id
 from evidence_gateway.pipeline import EvidenceRow, RowFailure
+from evidence_gateway.readiness import ReadinessReport
 from evidence_gateway.responses import FastJSONResponse
 from evidence_gateway.schemas import (
     POLICY_NUMBER_MAX_LENGTH,
@@ -284,11 +285,28 @@ async def health_rows(
         numbers = _row_numbers(body.data)
     except _EnvelopeError as exc:
         return _invalid_envelope(exc)
-    report = await readiness.check()
-    summary = {
+    summary = _health_summary(await readiness.check())
+    return JSONResponse({"data": [[number, summary] for number in numbers]})
+
+
+def _health_summary(report: ReadinessReport) -> dict[str, Any]:
+    """Return the ``FN_HEALTH`` value: the readiness report without per-check details.
+
+    Both feature spec hashes and the ``error`` of each failed check are kept, so that a SQL
+    caller sees a hash mismatch with its fix, or the queue's error name, without the container
+    log. They hold ids, counts and fixed text, never evidence.
+    """
+    spec_detail = report.checks["feature_spec"].detail if "feature_spec" in report.checks else {}
+    return {
         "status": {"ready": "healthy", "degraded": "degraded"}.get(report.status, "unhealthy"),
         "checks": {name: check.ok for name, check in report.checks.items()},
+        "errors": {
+            name: check.detail["error"]
+            for name, check in report.checks.items()
+            if not check.ok and "error" in check.detail
+        },
         "feature_spec_version": report.feature_spec_version,
+        "feature_spec_hash": report.feature_spec_hash,
+        "model_feature_spec_hash": spec_detail.get("model_hash"),
         "model_version": report.model_version,
     }
-    return JSONResponse({"data": [[number, summary] for number in numbers]})
