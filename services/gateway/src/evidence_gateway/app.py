@@ -13,6 +13,7 @@ from evidence_persistence import PredictionQueue
 from fastapi import FastAPI
 
 from evidence_gateway import metrics
+from evidence_gateway.append_status import QueueAppendStatus
 from evidence_gateway.config import Settings, get_settings
 from evidence_gateway.extraction import FeatureExtractor
 from evidence_gateway.handlers import install_exception_handlers
@@ -78,6 +79,9 @@ def create_app(
         )
         scorer: ScorerAdapter = build_scorer(model_client_settings)
         await scorer.start()
+        # NOTE: with GATEWAY_WORKERS above 1 each worker process has its own status, so a
+        # probe reaches one worker and reports only that worker's appends.
+        append_status = QueueAppendStatus()
         app.state.settings = resolved
         app.state.pipeline = ScoringPipeline(
             extractor=extractor,
@@ -87,9 +91,13 @@ def create_app(
             model_name=scorer.model_name,
             store_raw_evidence=resolved.store_raw_evidence,
             max_batch_rows=resolved.max_batch_rows,
+            append_status=append_status,
         )
         app.state.readiness = ReadinessProbe(
-            model=scorer, queue=queue, max_depth=resolved.queue_max_depth
+            model=scorer,
+            queue=queue,
+            max_depth=resolved.queue_max_depth,
+            append_status=append_status,
         )
         _log.info(
             "gateway started",

@@ -20,6 +20,7 @@ from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from evidence_persistence import PersistenceError, PredictionRecord
 
 from evidence_gateway import metrics
+from evidence_gateway.append_status import QueueAppendStatus
 from evidence_gateway.coalescing import Coalescer
 from evidence_gateway.errors import PersistenceUnavailableError
 from evidence_gateway.extraction import ExtractionRequest, ExtractionResult, FeatureExtractor
@@ -154,6 +155,7 @@ class ScoringPipeline:
         model_name: Registry model name written on every record.
         store_raw_evidence: Put the raw XML on the records (health data; off by default).
         max_batch_rows: Maximum rows in one coalesced model call or queue transaction.
+        append_status: Receives the outcome of every queue transaction, for readiness.
     """
 
     def __init__(
@@ -166,6 +168,7 @@ class ScoringPipeline:
         model_name: str,
         store_raw_evidence: bool = False,
         max_batch_rows: int = 1000,
+        append_status: QueueAppendStatus | None = None,
     ) -> None:
         self.extractor = extractor
         self.scorer = scorer
@@ -173,6 +176,7 @@ class ScoringPipeline:
         self.max_document_bytes = max_document_bytes
         self.model_name = model_name
         self.store_raw_evidence = store_raw_evidence
+        self.append_status = append_status if append_status is not None else QueueAppendStatus()
         # Concurrent requests share model calls and queue transactions (see coalescing.py).
         self._model_calls: Coalescer[np.ndarray, ScoreLike] = Coalescer(
             self._score_rows, max_items=max_batch_rows
@@ -295,7 +299,12 @@ class ScoringPipeline:
 
     async def _append_records(self, records: list[PredictionRecord]) -> list[None]:
         started = time.perf_counter()
-        await asyncio.to_thread(self.queue.append_many, records)
+        try:
+            await asyncio.to_thread(self.queue.append_many, records)
+        except PersistenceError as exc:
+            self.append_status.record_failure(exc)
+            raise
+        self.append_status.record_success()
         metrics.QUEUE_APPEND_SECONDS.observe(time.perf_counter() - started)
         return [None] * len(records)
 

@@ -1,6 +1,8 @@
 """Readiness: can this gateway score and record predictions right now?
 
-- ``queue``: the durable queue file takes a write lock and has room (required).
+- ``queue``: the durable queue file takes a write lock and has room, and the most recent append
+  transaction did not fail within the last ``APPEND_FAILURE_WINDOW_SECONDS`` (required). The
+  write probe dirties one page, so it can pass while appends of whole batches fail.
 - ``feature_spec``: the model serves the feature spec this gateway extracts (required when the
   model reports its hash). A mismatch means a bad deployment: the scorer would score every
   row with the fallback, so the instance reports ``not_ready`` and a rollout stops there.
@@ -16,6 +18,8 @@ from typing import Any, Literal, Protocol
 
 from evidence_features import FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
 from evidence_persistence import PersistenceError
+
+from evidence_gateway.append_status import QueueAppendStatus
 
 __all__ = ["CheckResult", "ModelStatus", "ReadinessProbe", "ReadinessReport"]
 
@@ -80,10 +84,18 @@ class ReadinessReport:
 class ReadinessProbe:
     """Runs the readiness checks; the queue calls go to a thread because they do file I/O."""
 
-    def __init__(self, *, model: ModelStatusSource, queue: QueueProbe, max_depth: int) -> None:
+    def __init__(
+        self,
+        *,
+        model: ModelStatusSource,
+        queue: QueueProbe,
+        max_depth: int,
+        append_status: QueueAppendStatus | None = None,
+    ) -> None:
         self.model = model
         self.queue = queue
         self.max_depth = max_depth
+        self.append_status = append_status if append_status is not None else QueueAppendStatus()
 
     async def check(self) -> ReadinessReport:
         """Run every check and combine them."""
@@ -119,9 +131,13 @@ class ReadinessProbe:
             depth = await asyncio.to_thread(probe)
         except PersistenceError as exc:
             return CheckResult(ok=False, detail={"error": type(exc).__name__})
-        return CheckResult(
-            ok=depth < self.max_depth, detail={"depth": depth, "max_depth": self.max_depth}
-        )
+        detail: dict[str, Any] = {"depth": depth, "max_depth": self.max_depth}
+        failure = self.append_status.failure()
+        if failure is not None:
+            detail["error"] = failure.error
+            detail["failed_appends"] = failure.failed_appends
+            detail["failed_append_age_seconds"] = failure.age_seconds
+        return CheckResult(ok=depth < self.max_depth and failure is None, detail=detail)
 
 
 def _check_feature_spec(status: ModelStatus) -> CheckResult:

@@ -1,0 +1,216 @@
+"""Readiness reports the queue as not writable while real appends fail, and recovers after.
+
+The real-process test limits the gateway's file size (RLIMIT_FSIZE, as ``ulimit -f`` does) to
+a little above the queue's write-ahead log. The readiness write probe dirties one page, which
+still fits, while a batch of records does not, so only the append fails. Python ignores
+SIGXFSZ, so the write returns EFBIG and SQLite reports an error instead of the process dying.
+After the failure SQLite copies the log into the database file and starts the log over, so
+the next append may fit again. The test therefore checks readiness after one failed append,
+and the unit tests cover the count of several.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from evidence_gateway.append_status import APPEND_FAILURE_WINDOW_SECONDS, QueueAppendStatus
+from evidence_gateway.snowflake_headers import QUERY_BATCH_ID_HEADER
+from evidence_gateway.testing import ServerProcess, free_port, start_gateway
+from evidence_persistence import QueueFullError, QueueUnavailableError
+
+ROWS_PER_BATCH = 24
+# Room above the write-ahead log for 16 frames of a 4 KiB page and its 24-byte frame header:
+# enough for every readiness probe of the test, far less than one batch of padded records.
+PROBE_ROOM_BYTES = 16 * (4096 + 24)
+# An XML comment of this size pads each document, so a batch spans many pages; no evidence.
+PADDING_CHARACTERS = 6000
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_append_status_starts_clear() -> None:
+    """No append yet: no failure."""
+    assert QueueAppendStatus().failure() is None
+
+
+def test_append_status_one_failure() -> None:
+    """One failed append: its error name, a count of 1 and its age."""
+    clock = FakeClock()
+    status = QueueAppendStatus(window_seconds=30.0, clock=clock)
+
+    status.record_failure(QueueUnavailableError("disk full"))
+    clock.now += 2.5
+    failure = status.failure()
+
+    assert failure is not None
+    assert failure.error == "QueueUnavailableError"
+    assert failure.failed_appends == 1
+    assert failure.age_seconds == 2.5
+
+
+def test_append_status_many_failures() -> None:
+    """Several failed appends: the count grows and the latest error name is kept."""
+    clock = FakeClock()
+    status = QueueAppendStatus(window_seconds=30.0, clock=clock)
+
+    status.record_failure(QueueUnavailableError("disk full"))
+    clock.now += 1.0
+    status.record_failure(QueueUnavailableError("disk full"))
+    clock.now += 1.0
+    status.record_failure(QueueFullError("full", depth=10, max_depth=10))
+    failure = status.failure()
+
+    assert failure is not None
+    assert failure.error == "QueueFullError"
+    assert failure.failed_appends == 3
+    assert failure.age_seconds == 0.0
+
+
+def test_append_status_success_clears() -> None:
+    """A successful append clears the failure and its count."""
+    clock = FakeClock()
+    status = QueueAppendStatus(window_seconds=30.0, clock=clock)
+    status.record_failure(QueueUnavailableError("disk full"))
+
+    status.record_success()
+
+    assert status.failure() is None
+    status.record_failure(QueueUnavailableError("disk full"))
+    failure = status.failure()
+    assert failure is not None
+    assert failure.failed_appends == 1
+
+
+def test_append_status_window_expires() -> None:
+    """A failure counts until the window has passed, and then no longer."""
+    clock = FakeClock()
+    status = QueueAppendStatus(window_seconds=30.0, clock=clock)
+    status.record_failure(QueueUnavailableError("disk full"))
+
+    clock.now += 29.999
+    assert status.failure() is not None
+    clock.now += 0.001
+    assert status.failure() is None
+    clock.now -= 1.0
+    assert status.failure() is None
+
+
+@pytest.mark.parametrize("window", [0.0, -1.0])
+def test_append_status_invalid_window(window: float) -> None:
+    """A window of 0 or less is rejected with the value in the message."""
+    with pytest.raises(ValueError, match=f"window_seconds={window!r}"):
+        QueueAppendStatus(window_seconds=window)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """A gateway process with no model server, storing the raw documents on each record."""
+    server, url = start_gateway(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        tmp_path / "no-artifact",
+        GATEWAY_STORE_RAW_EVIDENCE="true",
+    )
+    try:
+        yield server, url
+    finally:
+        server.stop()
+
+
+def _batch(smoke_pair: tuple[str, str], batch: int) -> dict[str, Any]:
+    mib, rx = smoke_pair
+    padding = f"<!--{'p' * PADDING_CHARACTERS}-->"
+    return {
+        "data": [
+            [row, f"READY-{batch}-{row}", mib + padding, rx + padding]
+            for row in range(ROWS_PER_BATCH)
+        ]
+    }
+
+
+def _predict(url: str, smoke_pair: tuple[str, str], batch: int) -> httpx.Response:
+    return httpx.post(
+        f"{url}/functions/predict",
+        json=_batch(smoke_pair, batch),
+        headers={QUERY_BATCH_ID_HEADER: f"ready-test:{batch}"},
+        timeout=30.0,
+    )
+
+
+def _ready(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/health/ready", timeout=10.0)
+
+
+def _function_health(url: str) -> dict[str, Any]:
+    response = httpx.post(f"{url}/functions/health", json={"data": [[0], [1]]}, timeout=10.0)
+    assert response.status_code == 200
+    rows = response.json()["data"]
+    assert [row[0] for row in rows] == [0, 1]
+    assert rows[0][1] == rows[1][1]
+    summary: dict[str, Any] = rows[0][1]
+    return summary
+
+
+def _limit_file_size(pid: int, limit: int) -> None:
+    _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, hard))
+
+
+def test_ready_follows_failing_appends(
+    gateway: tuple[ServerProcess, str], tmp_path: Path, smoke_pair: tuple[str, str]
+) -> None:
+    """Appends over a file size limit: 503 from readiness and FN_HEALTH, then recovery."""
+    server, url = gateway
+    for batch in range(3):
+        assert _predict(url, smoke_pair, batch).status_code == 200
+    wal = tmp_path / "queue.sqlite3-wal"
+    largest = max(path.stat().st_size for path in tmp_path.iterdir() if path.is_file())
+    assert largest == wal.stat().st_size, "the log must stay below the limit"
+
+    _limit_file_size(server.pid, wal.stat().st_size + PROBE_ROOM_BYTES)
+    before = _ready(url)
+    failed = _predict(url, smoke_pair, 10)
+    during = _ready(url)
+    summary = _function_health(url)
+
+    assert before.status_code == 200, before.json()
+    assert failed.status_code == 503
+    assert failed.json()["error"]["type"] == "persistence_unavailable"
+    assert during.status_code == 503
+    body = during.json()
+    assert body["status"] == "not_ready"
+    queue = body["checks"]["queue"]
+    assert queue["ok"] is False
+    assert queue["detail"]["error"] == "QueueUnavailableError"
+    assert queue["detail"]["failed_appends"] == 1
+    assert 0 <= queue["detail"]["failed_append_age_seconds"] < APPEND_FAILURE_WINDOW_SECONDS
+    assert queue["detail"]["depth"] == 3 * ROWS_PER_BATCH
+    assert summary["status"] == "unhealthy"
+    assert summary["checks"]["queue"] is False
+    assert summary["errors"] == {"queue": "QueueUnavailableError"}
+
+    _limit_file_size(server.pid, resource.RLIM_INFINITY)
+    recovered = _predict(url, smoke_pair, 11)
+    after = _ready(url)
+
+    assert recovered.status_code == 200
+    assert after.status_code == 200, after.json()
+    queue = after.json()["checks"]["queue"]
+    assert queue["ok"] is True
+    assert "error" not in queue["detail"]
+    assert "failed_appends" not in queue["detail"]
+    assert queue["detail"]["depth"] == 4 * ROWS_PER_BATCH
+    assert _function_health(url)["errors"] == {}
