@@ -466,6 +466,33 @@ async def test_predict_queue_full_503(
     assert PredictionQueue(settings.queue_path).depth() == 1
 
 
+async def test_full_queue_is_named_in_health(
+    gateway_factory: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    smoke_pair: tuple[str, str],
+) -> None:
+    """A queue at its depth limit names QueueFullError in readiness and FN_HEALTH.
+
+    No append has failed yet, so the reason comes from the depth check alone.
+    """
+    gw = await gateway_factory(make_settings(queue_max_depth=1))
+    before = await gw.client.get("/health/ready")
+    assert "error" not in before.json()["checks"]["queue"]["detail"]
+
+    filled = await gw.client.post("/v1/predict", json=_body(*smoke_pair))
+    ready = await gw.client.get("/health/ready")
+    health = await gw.client.post("/functions/health", json={"data": [[0]]})
+
+    assert filled.status_code == 200
+    assert ready.status_code == 503
+    queue = ready.json()["checks"]["queue"]
+    assert queue["ok"] is False
+    assert queue["detail"] == {"depth": 1, "max_depth": 1, "error": "QueueFullError"}
+    summary = health.json()["data"][0][1]
+    assert summary["checks"]["queue"] is False
+    assert summary["errors"]["queue"] == "QueueFullError"
+
+
 def _kill_pool_processes(gw: Any) -> None:
     pool = gw.app.state.pipeline.extractor._pool.current
     processes = list(pool._processes.values())

@@ -132,12 +132,16 @@ class ReadinessProbe:
         except PersistenceError as exc:
             return CheckResult(ok=False, detail={"error": type(exc).__name__})
         detail: dict[str, Any] = {"depth": depth, "max_depth": self.max_depth}
+        full = depth >= self.max_depth
+        if full:
+            # The same name as the error that the next append would raise.
+            detail["error"] = "QueueFullError"
         failure = self.append_status.failure()
         if failure is not None:
             detail["error"] = failure.error
             detail["failed_appends"] = failure.failed_appends
             detail["failed_append_age_seconds"] = failure.age_seconds
-        return CheckResult(ok=depth < self.max_depth and failure is None, detail=detail)
+        return CheckResult(ok=not full and failure is None, detail=detail)
 
 
 def _check_feature_spec(status: ModelStatus) -> CheckResult:
