@@ -254,10 +254,18 @@ def test_compose_dockerfiles_exist(compose: dict[str, Any]) -> None:
 
 
 def test_compose_gateway_waits_for_model(compose: dict[str, Any]) -> None:
-    """The gateway starts once the model server's health check passes."""
+    """The gateway starts once the model server is healthy and the worker has started.
+
+    Compose stops a service before those it depends on, so the gateway stops first and the
+    worker's stop drain sees every record that the gateway accepted.
+    """
     depends = compose["services"]["gateway"]["depends_on"]
 
-    assert depends == {"risk-model-svc": {"condition": "service_healthy"}}
+    assert depends == {
+        "risk-model-svc": {"condition": "service_healthy"},
+        "worker": {"condition": "service_started"},
+    }
+    assert "depends_on" not in compose["services"]["worker"]
 
 
 def test_compose_value_resolves_defaults(support: ModuleType) -> None:

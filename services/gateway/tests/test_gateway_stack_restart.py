@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -160,6 +162,55 @@ def test_stack_restarts_stopped_model_server(running_stack: RunningStack) -> Non
     wait_for(lambda: all_gone(processes), timeout=10, description="every stack process to exit")
     assert port_is_free(stack.gateway_port)
     assert port_is_free(stack.model_port)
+
+
+def test_stack_stop_stores_every_answered_prediction(running_stack: RunningStack) -> None:
+    """SIGTERM during a burst: every prediction answered with 200 reaches the store.
+
+    The gateway stops before the worker, so the worker's stop drain sees every record that
+    the gateway accepted, and the model stops last, so no answer falls back.
+    """
+    stack = running_stack
+    answered: list[dict[str, object]] = []
+    stop = threading.Event()
+
+    def burst() -> None:
+        with httpx.Client(timeout=10.0) as client:
+            while not stop.is_set():
+                rows = [[row, f"STOP-{row}", None, RX_XML] for row in range(20)]
+                try:
+                    response = client.post(
+                        f"http://127.0.0.1:{stack.gateway_port}/functions/predict",
+                        json={"data": rows},
+                    )
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 200:
+                    answered.extend(row[1] for row in response.json()["data"])
+
+    senders = [threading.Thread(target=burst) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    wait_for(lambda: len(answered) >= 200, timeout=60, description="200 answered rows")
+    stack.process.send_signal(signal.SIGTERM)
+    stack.wait_for_output("stopping", timeout=10)
+    stack.process.send_signal(signal.SIGTERM)
+    assert stack.process.wait(timeout=60) == 0
+    stop.set()
+    for sender in senders:
+        sender.join(timeout=20)
+
+    ids = {str(answer["prediction_id"]) for answer in answered}
+    assert {answer["model_version"] for answer in answered} == {"REGISTRY_V2"}
+    connection = sqlite3.connect(stack.var_dir / "store.sqlite3")
+    try:
+        stored = {
+            row[0]
+            for row in connection.execute("SELECT PREDICTION_ID FROM ML_MODELS__MODEL_PREDICTIONS")
+        }
+    finally:
+        connection.close()
+    assert ids - stored == set()
 
 
 def test_stack_sigkill_stops_processes(running_stack: RunningStack) -> None:

@@ -109,6 +109,25 @@ def test_render_config_restarts_each_process(tmp_path: Path) -> None:
     assert text.count("stopasgroup=true") == 2
 
 
+def test_render_config_stops_gateway_before_worker_and_model(tmp_path: Path) -> None:
+    """supervisord stops higher priorities first: dashboard, gateway, worker, then the model."""
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var")
+    names = ["model", "gateway", "worker", "dashboard", "extra"]
+    parser = configparser.ConfigParser(interpolation=None)
+
+    parser.read_string(render_config(layout, dict.fromkeys(names, "true"), names))
+
+    priority = {name: parser.getint(f"program:{name}", "priority") for name in names}
+    assert sorted(names, key=priority.__getitem__, reverse=True) == [
+        "extra",
+        "dashboard",
+        "gateway",
+        "worker",
+        "model",
+    ]
+    assert priority["extra"] == 999
+
+
 def test_render_config_dashboard_gets_sigkill(tmp_path: Path) -> None:
     """The dashboard's guard sends SIGKILL on supervisord's death, the others SIGTERM."""
     layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var")

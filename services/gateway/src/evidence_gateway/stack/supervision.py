@@ -48,6 +48,12 @@ START_RETRIES = 3
 STOP_WAIT_SECONDS = 10
 """Time between SIGTERM and SIGKILL when the stack stops a process."""
 
+# supervisord starts lower priorities first and stops higher ones first, one at a time. The
+# gateway stops before the worker, so the worker's stop drain writes every record the gateway
+# accepted, and the model server stops last, so requests still in flight get the model's score
+# rather than the fallback. Processes not named here get supervisord's default of 999.
+_PRIORITIES = {"model": 100, "worker": 200, "gateway": 300, "dashboard": 400}
+
 # supervisord's log lines about process state, such as
 # "2026-12-05 01:40:02,113 INFO exited: model (terminated by SIGTERM; not expected)".
 _EVENT = re.compile(r"^\S+ \S+ \w+ (?P<kind>spawned|success|exited|gave up): (?P<text>.*)$")
@@ -159,6 +165,7 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
             f"command={_quote(_guarded(name, commands[name], pidfile))}",
             *([f"environment={_environment_line(extra_environment)}"] if extra_environment else []),
             f"directory={_quote(str(layout.root))}",
+            f"priority={_PRIORITIES.get(name, 999)}",
             "autostart=true",
             "autorestart=true",
             f"startsecs={START_SECONDS}",
