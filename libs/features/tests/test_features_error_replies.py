@@ -189,9 +189,10 @@ def test_mib_error_element_with_records_scores() -> None:
         "ERROR: service unavailable",
         PRIVATE_TEXT,
         "TIMEOUT",
-        "HITS",
         "NO",
         "0",
+        "HIT OR MISS",
+        "NOT AVAILABLE",
     ],
 )
 def test_rx_error_result_without_fills_raises(result: str) -> None:
@@ -220,10 +221,26 @@ def test_rx_error_result_in_every_shape_raises(document: bytes) -> None:
 
 @pytest.mark.parametrize(
     "result",
-    ["HIT", "hit", " NOHIT ", "NO HIT", "NO_HIT", "NO-HIT", "No Hit", "no\n hit", ""],
+    [
+        "HIT",
+        "hit",
+        " NOHIT ",
+        "NO HIT",
+        "NO_HIT",
+        "NO-HIT",
+        "No Hit",
+        "no\n hit",
+        "",
+        "HITS",
+        "No hit found.",
+        "NO RECORDS FOUND",
+        "Not found",
+        "No match",
+        "Record found",
+    ],
 )
 def test_rx_hit_or_nohit_result_scores(result: str) -> None:
-    """HIT and NOHIT in any case and spelling, and a blank Result, score as a report."""
+    """A hit or a no-hit in any case and wording, and a blank Result, score as a report."""
     vector = extract_features(None, intelrx(f"<Result>{result}</Result>"), as_of=AS_OF)
     assert vector.as_dict()["RX_TOTAL_FILLS"] == 0.0
     assert vector.as_dict()["META_RX_PARSE_ERROR"] == 0.0

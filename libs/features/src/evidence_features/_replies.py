@@ -47,8 +47,19 @@ _KNOWN_FAILURES = {
     "4": "Received Pending with information (tc 4)",
     "5": "Failure (tc 5)",
 }
-_RX_ANSWERS = frozenset({"HIT", "NOHIT"})
-_RESULT_SEPARATORS = re.compile(r"[\s_-]+")
+# The wordings of a hit and of a no-hit that an Rx `<Result>` may carry, with everything but
+# letters and digits removed. Vendors word a no-hit in several ways, and rejecting one of them
+# would reject every clean applicant of that vendor, so the list is generous; any other text
+# is taken as an error.
+_RX_ANSWERS = frozenset(
+    {
+        "HIT", "HITS", "HITFOUND", "FOUND", "MATCH", "MATCHFOUND", "RECORDFOUND",
+        "RECORDSFOUND", "NOHIT", "NOHITS", "NOHITFOUND", "NOTFOUND", "NOMATCH", "NOMATCHFOUND",
+        "NORECORD", "NORECORDS", "NORECORDFOUND", "NORECORDSFOUND", "NODATA", "NODATAFOUND",
+        "NOTHINGFOUND", "NOHISTORY", "NOHISTORYFOUND",
+    }
+)  # fmt: skip
+_RESULT_SEPARATORS = re.compile(r"[\W_]+")
 
 
 def error_reply(document: DocumentKind, finding: str) -> MalformedDocumentError:
@@ -82,10 +93,11 @@ def acord_result_failure(result_code: etree._Element) -> str | None:
 
 
 def is_rx_result_error(result: etree._Element) -> bool:
-    """Return whether an Rx `<Result>` contains something other than HIT or NOHIT.
+    """Return whether an Rx `<Result>` contains something other than a hit or a no-hit.
 
-    Case, spaces, underscores and hyphens are ignored, so `No Hit`, `NO_HIT` and `no-hit` are
-    NOHIT. A blank `<Result>` carries no result and is not an error.
+    Case, spaces and punctuation are ignored, so `No Hit`, `NO_HIT`, `no-hit` and `No hit
+    found.` are no-hits; `_RX_ANSWERS` lists the wordings. A blank `<Result>` carries no result
+    and is not an error.
     """
     text = (result.text or "").strip()
     return bool(text) and _RESULT_SEPARATORS.sub("", text).upper() not in _RX_ANSWERS

@@ -91,8 +91,9 @@ _CONVENTIONS = """\
   raises the same way, when it carries one of these:
   - an MIB `TransResult/ResultCode` other than Success (`tc` 1) or Success with information
     (`tc` 2), such as Failure (`tc` 5) or Received Pending (`tc` 3, 4);
-  - an Rx `<Result>` that is neither HIT nor NOHIT (case, spaces, `_` and `-` are ignored,
-    so `No Hit` is NOHIT);
+  - an Rx `<Result>` that is neither HIT nor NOHIT nor another wording of them (case, spaces
+    and punctuation are ignored, so `No Hit` and `No hit found.` are NOHIT; `_RX_ANSWERS` in
+    `_replies.py` lists the wordings);
   - an `Error` or `Errors` element with text, directly under the root or a report element
     (`TXLifeResponse`, `IntelRXResponse`).
 
