@@ -13,12 +13,9 @@ from evidence_features import (
     EvidenceFeaturesError,
     extract_features,
 )
-from evidence_features._drugs import (
-    DrugCatalog,
-    load_drug_catalog,
-    normalise_text,
-    parse_strength,
-)
+from evidence_features._drugs import DrugCatalog, load_drug_catalog
+from evidence_features._strengths import parse_strength
+from evidence_features._text import normalise_text
 
 CATALOG = load_drug_catalog()
 

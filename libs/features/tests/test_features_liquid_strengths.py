@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from evidence_features import extract_features
-from evidence_features._drugs import MAX_STRENGTH_CHARS, parse_strength
+from evidence_features._strengths import MAX_STRENGTH_CHARS, parse_strength
 
 
 def _opioid_rx(*fills: tuple[str, str, str, str]) -> bytes:

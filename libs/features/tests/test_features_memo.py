@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from evidence_features import _drugs, _fields, _mib, extract_features
-from evidence_features._drugs import load_drug_catalog, parse_strength
+from evidence_features._drugs import load_drug_catalog
 from evidence_features._memo import MAX_KEY_CHARS, TextMemo
+from evidence_features._strengths import parse_strength
 
 
 def test_memo_computes_once_per_short_text() -> None:

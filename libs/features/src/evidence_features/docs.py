@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evidence_features._codemap import MIB_CATEGORIES, load_code_map
 from evidence_features._combined import RISK_SIGNALS
-from evidence_features._drugs import VOLUME_ML, DrugCatalog, load_drug_catalog
+from evidence_features._drugs import DrugCatalog, load_drug_catalog
 from evidence_features._numbers import (
     BMI,
     DAYS_SUPPLY,
@@ -25,6 +25,7 @@ from evidence_features._numbers import (
     NumberRange,
 )
 from evidence_features._spec import FEATURE_SPEC, FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
+from evidence_features._strengths import VOLUME_ML
 from evidence_features._vector import WARNING_KINDS
 
 __all__ = ["main", "render_feature_docs"]
