@@ -166,7 +166,7 @@ def test_mib_error_element_without_records_raises(document: str) -> None:
     ],
     ids=["inside-form", "inside-holding", "empty-errors", "empty-nested-errors"],
 )
-def test_mib_error_element_that_is_not_a_reply_error_scores(document: bytes) -> None:
+def test_mib_inner_error_element_scores(document: bytes) -> None:
     """A deep or empty Error element does not make an MIB report an error reply."""
     vector = extract_features(document, None, as_of=AS_OF)
     assert vector.as_dict()["META_MIB_PARSE_ERROR"] == 0.0
@@ -196,8 +196,9 @@ def test_mib_error_element_with_records_scores() -> None:
     ],
 )
 def test_rx_error_result_without_fills_raises(result: str) -> None:
-    """A Result that is neither HIT nor NOHIT, with no fills, is an error reply."""
-    message = rejects(None, intelrx(f"<Result>{result}</Result>"), r"<Result> is neither HIT")
+    """A Result that reports neither a hit nor a no-hit, with no fills, is an error reply."""
+    document = intelrx(f"<Result>{result}</Result>")
+    message = rejects(None, document, r"<Result> reports neither a hit nor a no-hit")
     assert message.startswith("RX document is an error reply")
 
 
@@ -216,7 +217,7 @@ def test_rx_error_result_without_fills_raises(result: str) -> None:
 )
 def test_rx_error_result_in_every_shape_raises(document: bytes) -> None:
     """The Result check works for every report wrapper the reader accepts."""
-    rejects(None, document, r"<Result> is neither HIT")
+    rejects(None, document, r"<Result> reports neither a hit nor a no-hit")
 
 
 @pytest.mark.parametrize(
@@ -293,7 +294,7 @@ def test_rx_error_element_without_fills_raises(document: str) -> None:
     ],
     ids=["empty-errors", "blank-error", "inside-eligibility"],
 )
-def test_rx_error_element_that_is_not_a_reply_error_scores(document: bytes) -> None:
+def test_rx_inner_error_element_scores(document: bytes) -> None:
     """An empty Error element, or one inside another block, is not an error reply."""
     vector = extract_features(None, document, as_of=AS_OF)
     assert vector.as_dict()["META_RX_PARSE_ERROR"] == 0.0
@@ -335,7 +336,7 @@ def test_lenient_batch_records_error_replies_as_parse_errors() -> None:
         np.testing.assert_array_equal(single, matrix[row])
 
 
-def test_lenient_batch_error_row_matches_defaults_of_a_missing_document() -> None:
+def test_lenient_error_reply_gives_defaults() -> None:
     """An error reply's features are the defaults, as for a document that failed to parse."""
     failed = extract_batch([ERROR_PAIRS[0]], as_of=AS_OF, lenient=True)[0]
     unparsable = extract_batch([(b"<TXLife>", None)], as_of=AS_OF, lenient=True)[0]

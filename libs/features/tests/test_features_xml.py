@@ -311,7 +311,7 @@ def test_malformed_documents_raise(document: bytes, pattern: str) -> None:
 
 
 def test_soap_envelope_with_report_is_read() -> None:
-    """A SOAP envelope around a report is read; only one whose body holds a fault is rejected."""
+    """A SOAP envelope around a report is read. Only one whose body contains a fault is rejected."""
     envelope = (
         b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body>"
         b"<IntelRXResponse><DrugFill><DrugGenericName>METFORMIN</DrugGenericName></DrugFill>"
@@ -320,7 +320,7 @@ def test_soap_envelope_with_report_is_read() -> None:
     assert extract_features(None, envelope).as_dict()["RX_TOTAL_FILLS"] == 1.0
 
 
-def test_error_reply_is_a_parse_error_in_lenient_batches() -> None:
+def test_lenient_error_reply_parse_error() -> None:
     """A lenient batch records an error reply as a parse error instead of scoring it as empty."""
     frame = extract_batch(
         [(b"<Error><Code>503</Code></Error>", None), (b"<r/>", None)], lenient=True

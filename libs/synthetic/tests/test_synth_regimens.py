@@ -50,7 +50,7 @@ def test_hiv_labelled_drugs_flag_hiv_alone() -> None:
 
 
 def test_every_catalogue_class_is_a_library_class() -> None:
-    """The class the generator writes as TherapeuticClass is one the library knows, or OTHER.
+    """The class the generator writes as TherapeuticClass is a library class, or OTHER.
 
     The library reads that field as a vendor class by its id, so a label such as BENZODIAZEPINE
     for the library's BENZO would never match.

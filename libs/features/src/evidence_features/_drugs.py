@@ -88,7 +88,10 @@ class FormRule:
 
 @dataclass(frozen=True, slots=True)
 class CombinationRule:
-    """A product that holds all of `ingredients` also gives `class_id` (`[[combination_rules]]`)."""
+    """A rule: a product that contains all of `ingredients` also gets `class_id`.
+
+    The class table lists these rules as `[[combination_rules]]`.
+    """
 
     ingredients: frozenset[str]
     class_id: str

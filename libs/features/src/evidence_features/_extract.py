@@ -265,7 +265,7 @@ def extract_features(
     Raises:
         MalformedDocumentError: A document is not well-formed XML, is an HTML page, or is a
             vendor error reply (an error root element, a failed ACORD `ResultCode` or an Rx
-            `<Result>` that is neither HIT nor NOHIT, each without records).
+            `<Result>` that reports neither a hit nor a no-hit, each without records).
         HostileDocumentError: A document declares a DOCTYPE or entities.
         DocumentTooLargeError: A document exceeds `limits`.
         TypeError: An argument has the wrong type.

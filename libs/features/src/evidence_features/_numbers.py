@@ -125,7 +125,7 @@ _PLAIN_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]
 
 
 def parse_plain_number(text: str | None, domain: NumberRange = ANY_NUMBER) -> float | None:
-    """Read a text that holds one plain number, such as "42", "-0", "7.5", "1e3" or " 12 ".
+    """Read a text that contains one plain number, such as "42", "-0", "7.5", "1e3" or " 12 ".
 
     Unlike `parse_number`, nothing may follow the number: a unit, a fraction ("7/10"), a hex
     prefix ("0x10"), a thousands comma ("1,000") or any other text makes the whole text

@@ -1,15 +1,16 @@
 """Recognise vendor error replies that keep the outline of a report.
 
 `_xml.py` rejects a document whose root element is an error (`Error`, `Fault`, a SOAP fault).
-Vendors also reply with a report element that carries an error instead of evidence: an ACORD
-`TransResult` whose `ResultCode` is not a success, an Rx `<Result>` that contains error text instead
-of HIT or NOHIT, or an `<Error>` element at the top of the report. Scored as a report, such a
-reply has no records and looks like a clean applicant, so a vendor outage would come back as a
-low risk. The readers reject it with `MalformedDocumentError` when it carries no records.
+Vendors also reply with a report whose elements carry an error instead of evidence. Three
+shapes are recognised: an ACORD `TransResult` whose `ResultCode` is not a success, an Rx
+`<Result>` with error text instead of a hit or no-hit, and an `<Error>` element at the top of
+the report. Scored as a report, such a reply has no records and looks like a clean applicant, so
+a vendor outage would come back as a low risk. The readers reject it with
+`MalformedDocumentError` when it carries no records.
 
 NOTE: a reply that reports a failure but still carries records is scored. Those records are
 evidence the vendor did return, and they can only raise the risk above that of an applicant
-without evidence; rejecting them would throw real hits away with the error. A partial failure
+without evidence. Rejecting them would throw real hits away with the error. A partial failure
 may still have left records out, and no warning reports that.
 """
 
@@ -48,9 +49,8 @@ _KNOWN_FAILURES = {
     "5": "Failure (tc 5)",
 }
 # The wordings of a hit and of a no-hit that an Rx `<Result>` may carry, with everything but
-# letters and digits removed. Vendors word a no-hit in several ways, and rejecting one of them
-# would reject every clean applicant of that vendor, so the list is generous; any other text
-# is taken as an error.
+# letters and digits removed. The list is generous, because rejecting one vendor's wording
+# would reject every clean applicant of that vendor. Any other text counts as an error.
 _RX_ANSWERS = frozenset(
     {
         "HIT", "HITS", "HITFOUND", "FOUND", "MATCH", "MATCHFOUND", "RECORDFOUND",

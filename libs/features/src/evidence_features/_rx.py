@@ -114,7 +114,7 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
 
     Raises:
         MalformedDocumentError: The document is an error reply without fills: a `<Result>`
-            that is neither HIT nor NOHIT, or an `Error` element at the top of the report
+            that reports neither a hit nor a no-hit, or an `Error` element at the top of the report
             (see `_replies`).
     """
     report = RxReport()
@@ -157,7 +157,7 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
             if not text:
                 continue
             # Like every numeric field, a score that is present but not a plausible number
-            # counts as an implausible value, so the caller sees why the feature is missing.
+            # counts as an implausible value, so the caller can tell why the feature is missing.
             # The score must be one plain number: "7/10" or "0x10" is not a score of 7 or 0.
             score = parse_plain_number(text, VENDOR_SCORE)
             if score is None:
@@ -168,7 +168,9 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
                 score_found = True
     if not report.fills:
         if result_error:
-            raise error_reply("RX", "its <Result> is neither HIT nor NOHIT and it has no fills")
+            raise error_reply(
+                "RX", "its <Result> reports neither a hit nor a no-hit and it has no fills"
+            )
         if error_name is not None:
             raise error_reply("RX", f"it has an <{error_name}> element and no fills")
     return report

@@ -86,9 +86,9 @@ class Strength:
     for a strength per unit (tablet, capsule, patch) and for a per-volume strength whose volume
     cannot be read or is outside 0.1 to 1,000 mL ("5 MG/X ML", "5 MG/0.01 ML").
 
-    `unreadable` is True when the text cannot give a dose per unit or per mL: it is longer than
-    `MAX_STRENGTH_CHARS`, or an amount is given per dose, per mass, per container or per an
-    unknown unit of up to three letters ("5 MG/ACT", "5 MG/G", "2 MG/VIAL", "5 MG/X ML").
+    `unreadable` is True when the text gives no dose per unit or per mL. That is the case for a
+    text longer than `MAX_STRENGTH_CHARS`, and for an amount per dose, per mass, per container or
+    per an unknown unit of up to three letters ("5 MG/ACT", "5 MG/G", "2 MG/VIAL", "5 MG/X ML").
     """
 
     values: tuple[float | None, ...]
