@@ -26,12 +26,12 @@
 #   suspend       ops/suspend.sql: stop the services, pool and warehouse (stops the costs)
 #   resume        ops/resume.sql
 #   teardown      ops/teardown_stop_traffic.sql, wait for the queue to drain, then
-#                 ops/teardown.sql: drop everything (asks for confirmation twice)
+#                 ops/teardown.sql: drop everything (requests confirmation twice)
 #
-# Teardown reads its two answers from stdin and shows the questions on stderr. It exits with
-# status 3 when it is cancelled: an answer does not match, or stdin ends first. In CI, set
-# TEARDOWN_CONFIRM_DATABASE to the database name in place of both answers. It then also exits
-# with status 3, before the drop, when the queue did not drain in time.
+# Teardown reads its two confirmations from stdin and shows the questions on stderr. It exits
+# with status 3 when it is cancelled, that is when an input does not match or stdin ends first.
+# In CI, set TEARDOWN_CONFIRM_DATABASE to the database name in place of both inputs. It then
+# also exits with status 3, before the drop, when the queue did not drain in time.
 #
 # The /v1 token: `secret` and `rotate-token` store the value of the environment variable
 # GATEWAY_API_TOKEN when it is set (32 or more characters of A-Z a-z 0-9 - . _ ~ + /, then
@@ -442,7 +442,7 @@ EOF
 
 # Print the number of rows in ML_MODELS.MODEL_PREDICTIONS, which the persistence worker grows
 # while it drains the queue. Exits when the count cannot be read, because a teardown that cannot
-# see the count cannot tell a drained queue from a full one.
+# read the count cannot tell a drained queue from a full one.
 stored_prediction_count() {
     local table count
     table="$(setting database_name).ML_MODELS.MODEL_PREDICTIONS"
@@ -463,7 +463,7 @@ drain_setting() {
     local name="$1" value
     value="$(setting "$name")"
     if [[ ! "$value" =~ ^[0-9]+$ ]]; then
-        echo "deploy.sh: $name is '$value'; set it to a whole number of seconds, such as" \
+        echo "deploy.sh: invalid $name '$value'. Set it to a whole number of seconds, such as" \
             "$name=120" >&2
         exit 2
     fi
@@ -498,8 +498,8 @@ wait_for_drain() {
         # The function's exit ends only the command substitution, and this function runs
         # where set -e does not apply (wait_for_drain || ...), so the failure exits here.
         current="$(stored_prediction_count)" || {
-            echo "deploy.sh: the service functions were dropped; deploy.sh functions creates" \
-                "them again" >&2
+            echo "deploy.sh: the service functions were dropped. Run deploy.sh functions to" \
+                "create them again" >&2
             exit 1
         }
         if [[ "$current" != "$previous" ]]; then
@@ -507,44 +507,46 @@ wait_for_drain() {
             stable_since=$SECONDS
         fi
         if (( SECONDS - stable_since >= quiet )); then
-            log "MODEL_PREDICTIONS holds $current rows, unchanged for ${quiet}s: queue drained"
+            log "MODEL_PREDICTIONS contains $current rows, unchanged for ${quiet}s: queue drained"
             return 0
         fi
         if (( SECONDS - started >= timeout )); then
-            echo "deploy.sh: MODEL_PREDICTIONS still grew after ${timeout}s ($current rows)," \
-                "so the queue may still hold predictions" >&2
+            echo "deploy.sh: the queue drain timed out, because MODEL_PREDICTIONS still grew" \
+                "after ${timeout}s ($current rows). The queue may still contain predictions" >&2
             return 1
         fi
         sleep "$poll"
     done
 }
 
-# Show a teardown question on stderr and read the answer from stdin. Exits with
-# EXIT_CANCELLED, naming the expected answer, when stdin ends first or the answer differs.
-# An answer without a final newline counts.
+# Show a teardown question on stderr and read the confirmation from stdin. Exits with
+# EXIT_CANCELLED, naming the expected input, when stdin ends first or the input differs.
+# An input without a final newline counts.
 confirm() {
-    local question="$1" expected="$2" cancelled="$3" answer=""
+    local question="$1" expected="$2" cancelled="$3" input=""
     # read -p shows its prompt only on a terminal, so the question goes to stderr itself.
     printf '%s' "$question" >&2
-    if ! IFS= read -r answer && [[ -z "$answer" ]]; then
+    if ! IFS= read -r input && [[ -z "$input" ]]; then
         echo >&2
-        echo "deploy.sh: no answer: stdin ended before '$expected' was typed; $cancelled" >&2
+        echo "deploy.sh: missing input, because stdin ended before '$expected' was typed." \
+            "$cancelled" >&2
         exit "$EXIT_CANCELLED"
     fi
-    if [[ "$answer" != "$expected" ]]; then
-        echo "deploy.sh: the answer '$answer' is not '$expected'; $cancelled" >&2
+    if [[ "$input" != "$expected" ]]; then
+        echo "deploy.sh: invalid input '$input', expected '$expected'. $cancelled" >&2
         exit "$EXIT_CANCELLED"
     fi
 }
 
-# Exit unless the gateway service runs, because only a running worker drains its queue. Once
-# the functions are dropped nothing wakes a suspended service (AUTO_RESUME needs a call), so its
-# count would stay flat and read as drained. A missing service has no queue to drain.
+# Exit unless the gateway service runs, because only a running worker drains its queue.
+# AUTO_RESUME wakes a suspended service only on a function call or an ingress request, so once
+# the functions are dropped its count could stay flat and read as drained. A missing service has
+# no queue to drain.
 require_service_running() {
     local service="$1" rows status
     rows="$(query_json "SHOW SERVICES LIKE '$(setting inference_service)' IN SCHEMA \
         $(setting database_name).ML_MODELS")" || {
-        echo "deploy.sh: SHOW SERVICES for $service failed (the error is above); nothing was" \
+        echo "deploy.sh: SHOW SERVICES for $service failed (the error is above). Nothing was" \
             "dropped" >&2
         exit 1
     }
@@ -553,15 +555,15 @@ require_service_running() {
         return
     fi
     status="$(printf '%s' "$rows" | python3 "$DEPLOY_DIR/snow_json.py" value status)" || {
-        echo "deploy.sh: SHOW SERVICES gave no single status for $service; nothing was" \
+        echo "deploy.sh: SHOW SERVICES returned no single status for $service. Nothing was" \
             "dropped" >&2
         exit 1
     }
     if [[ "$status" != "RUNNING" ]]; then
-        echo "deploy.sh: $service is $status, and only a running service drains its queue;" \
-            "nothing was dropped. Run deploy.sh resume, wait until SHOW SERVICES shows it" \
+        echo "deploy.sh: $service is $status, and only a running service drains its queue," \
+            "so nothing was dropped. Run deploy.sh resume, wait until SHOW SERVICES shows it" \
             "RUNNING, then run deploy.sh teardown again. A service that cannot run loses its" \
-            "queue: to drop it anyway, run sql/ops/teardown.sql with snow sql -f" >&2
+            "queue. To drop it anyway, run sql/ops/teardown.sql with snow sql -f" >&2
         exit 1
     fi
 }
@@ -574,29 +576,30 @@ step_teardown() {
     if [[ -n "${TEARDOWN_CONFIRM_DATABASE+set}" ]]; then
         if [[ "$TEARDOWN_CONFIRM_DATABASE" != "$database" ]]; then
             echo "deploy.sh: TEARDOWN_CONFIRM_DATABASE is '$TEARDOWN_CONFIRM_DATABASE', not" \
-                "'$database'; teardown cancelled" >&2
+                "'$database'. Teardown cancelled, nothing was dropped" >&2
             exit "$EXIT_CANCELLED"
         fi
         unattended=1
         log "TEARDOWN_CONFIRM_DATABASE names $database: teardown without questions"
     else
         confirm "Drop $database, its services, pool, warehouse and roles? Type the database name: " \
-            "$database" "teardown cancelled, nothing was dropped"
+            "$database" "Teardown cancelled, nothing was dropped."
     fi
-    # Both checks come before the first drop: a stopped worker or an unreadable count would
-    # make a full queue look drained.
+    # Both checks come before the first drop, because a stopped worker or an unreadable count
+    # would make a full queue look drained.
     require_service_running "$service"
     first_count="$(stored_prediction_count)" || exit 1
     # Each instance's queue lives on its block volume, and DROP SERVICE ... FORCE deletes the
-    # volume with every prediction still queued on it. New batches stop first, then the
-    # worker gets time to write the rest.
+    # volume with every prediction still queued on it (Snowflake docs, DROP SERVICE). New
+    # batches stop first, then the worker gets time to write the rest.
     run_sql_file sql/ops/teardown_stop_traffic.sql
-    local kept="teardown cancelled after the service functions were dropped; deploy.sh functions creates them again"
+    local kept="Teardown cancelled after the service functions were dropped."
+    kept+=" Run deploy.sh functions to create them again."
     drained=1
     wait_for_drain "$first_count" || drained=""
     if [[ -z "$drained" ]]; then
         echo "deploy.sh: dropping $service now deletes the predictions still queued on its" \
-            "volumes; check the worker's log, or cancel and run teardown again later" >&2
+            "volumes. Check the worker's log, or cancel and run teardown again later" >&2
         if [[ -n "$unattended" ]]; then
             echo "deploy.sh: $kept" >&2
             exit "$EXIT_CANCELLED"

@@ -257,7 +257,7 @@ def test_compose_gateway_waits_for_model(compose: dict[str, Any]) -> None:
     """The gateway starts once the model server is healthy and the worker has started.
 
     Compose stops a service before those it depends on, so the gateway stops first and the
-    worker's stop drain sees every record that the gateway accepted.
+    worker, as it stops, drains every record that the gateway accepted.
     """
     depends = compose["services"]["gateway"]["depends_on"]
 

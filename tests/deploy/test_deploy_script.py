@@ -164,7 +164,12 @@ def fake_bin(tmp_path: Path) -> Path:
 
 
 def _run(
-    deploy_copy: Path, fake_bin: Path, tmp_path: Path, *args: str, **extra_env: str
+    deploy_copy: Path,
+    fake_bin: Path,
+    tmp_path: Path,
+    *args: str,
+    stdin: str | None = None,
+    **extra_env: str,
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     log = tmp_path / "calls.log"
     log.write_text("", encoding="utf-8")
@@ -177,6 +182,7 @@ def _run(
     # A new session has no controlling terminal, so /dev/tty cannot be opened, as in CI.
     result = subprocess.run(
         ["bash", str(deploy_copy / "deploy.sh"), *args],
+        input=stdin,
         env=environment,
         capture_output=True,
         text=True,
@@ -185,6 +191,13 @@ def _run(
         start_new_session=True,
     )
     return result, log.read_text(encoding="utf-8").splitlines()
+
+
+def _run_service(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, **extra_env: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run the service step with the /v1 token secret already present in the fake account."""
+    return _run(deploy_copy, fake_bin, tmp_path, "service", FAKE_SECRETS_FOUND="1", **extra_env)
 
 
 def _sql_files(calls: list[str]) -> list[str]:
@@ -333,14 +346,7 @@ def test_deploy_service_needs_spec_hash(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path, versions: str
 ) -> None:
     """No single recorded hash: the step fails before the service is created."""
-    result, calls = _run(
-        deploy_copy,
-        fake_bin,
-        tmp_path,
-        "service",
-        FAKE_SECRETS_FOUND="1",
-        FAKE_VERSIONS_JSON=versions,
-    )
+    result, calls = _run_service(deploy_copy, fake_bin, tmp_path, FAKE_VERSIONS_JSON=versions)
 
     assert result.returncode != 0
     assert "expected the feature spec hash of one model version" in result.stderr
@@ -354,14 +360,7 @@ def test_deploy_missing_hash_names_working_fix(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
     """The message names model and version, and the register command it gives runs."""
-    failed, _ = _run(
-        deploy_copy,
-        fake_bin,
-        tmp_path,
-        "service",
-        FAKE_SECRETS_FOUND="1",
-        FAKE_VERSIONS_JSON=_NO_HASH_VERSIONS,
-    )
+    failed, _ = _run_service(deploy_copy, fake_bin, tmp_path, FAKE_VERSIONS_JSON=_NO_HASH_VERSIONS)
     artifact = deploy_copy.parent / "var" / "model"
     artifact.mkdir(parents=True)
     (artifact / "metadata.json").write_text("{}", encoding="utf-8")
@@ -400,14 +399,7 @@ def test_deploy_service_rejects_bad_hash(
     versions = json.dumps(
         [{"name": "V2", "metadata": json.dumps({"metrics": {"feature_spec_hash": spec_hash}})}]
     )
-    result, calls = _run(
-        deploy_copy,
-        fake_bin,
-        tmp_path,
-        "service",
-        FAKE_SECRETS_FOUND="1",
-        FAKE_VERSIONS_JSON=versions,
-    )
+    result, calls = _run_service(deploy_copy, fake_bin, tmp_path, FAKE_VERSIONS_JSON=versions)
 
     assert result.returncode == 1
     assert "the feature spec hash recorded on the model version is invalid" in result.stderr
@@ -462,14 +454,7 @@ def test_deploy_service_needs_inference_port(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path, endpoints: str
 ) -> None:
     """No `inference` endpoint with a port: the step fails before the service is created."""
-    result, calls = _run(
-        deploy_copy,
-        fake_bin,
-        tmp_path,
-        "service",
-        FAKE_SECRETS_FOUND="1",
-        FAKE_ENDPOINTS_JSON=endpoints,
-    )
+    result, calls = _run_service(deploy_copy, fake_bin, tmp_path, FAKE_ENDPOINTS_JSON=endpoints)
 
     assert result.returncode != 0
     assert "expected one port of endpoint 'inference'" in result.stderr
@@ -666,52 +651,67 @@ def test_deploy_without_docker_other_commands_run(
 
 
 def _teardown(
-    deploy_copy: Path, fake_bin: Path, tmp_path: Path, answers: str, counts: str, **extra: str
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, inputs: str, counts: str, **extra: str
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """Run teardown with typed ``answers`` and MODEL_PREDICTIONS row ``counts``, one a poll."""
-    log = tmp_path / "calls.log"
-    log.write_text("", encoding="utf-8")
+    """Run teardown with typed ``inputs`` and MODEL_PREDICTIONS row ``counts``, one a poll."""
     count_file = tmp_path / "counts.txt"
     count_file.write_text(counts, encoding="utf-8")
-    environment = {
-        "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_LOG": str(log),
-        "FAKE_COUNTS": str(count_file),
-        "HOME": str(tmp_path),
-        "teardown_drain_quiet_secs": "0",
-        "teardown_drain_poll_secs": "0",
-        **extra,
-    }
-    result = subprocess.run(
-        ["bash", str(deploy_copy / "deploy.sh"), "teardown"],
-        input=answers,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    drain_settings = {"teardown_drain_quiet_secs": "0", "teardown_drain_poll_secs": "0"}
+    return _run(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        "teardown",
+        stdin=inputs,
+        FAKE_COUNTS=str(count_file),
+        **{**drain_settings, **extra},
     )
-    return result, log.read_text(encoding="utf-8").splitlines()
+
+
+# Both confirmations typed, and the SQL files of a teardown that drops everything.
+_CONFIRMED = "REALTIME_ML_PIPELINE\nDROP\n"
+_TEARDOWN_FILES = ["sql/ops/teardown_stop_traffic.sql", "sql/ops/teardown.sql"]
+
+
+def _teardown_never_drains(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, inputs: str, **extra: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run teardown while the count grows on every poll, with a 1 s drain timeout."""
+    growing = "".join(f"{n}\n" for n in range(1, 2000))
+    return _teardown(
+        deploy_copy,
+        fake_bin,
+        tmp_path,
+        inputs,
+        growing,
+        teardown_drain_quiet_secs="30",
+        teardown_drain_timeout_secs="1",
+        **extra,
+    )
+
+
+def _assert_cancelled_after_stop(
+    result: subprocess.CompletedProcess[str], calls: list[str]
+) -> None:
+    """Teardown exited 3 after the functions were dropped, and the service was kept."""
+    assert result.returncode == 3
+    assert "Teardown cancelled after the service functions were dropped." in result.stderr
+    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql"]
 
 
 def test_deploy_teardown_needs_confirmation(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
     """Teardown runs only when the database name is typed back."""
-    refused, refused_calls = _teardown(deploy_copy, fake_bin, tmp_path, "yes\n", "0\n")
-    confirmed, confirmed_calls = _teardown(
-        deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nDROP\n", "0\n"
-    )
+    rejected, rejected_calls = _teardown(deploy_copy, fake_bin, tmp_path, "yes\n", "0\n")
+    confirmed, confirmed_calls = _teardown(deploy_copy, fake_bin, tmp_path, _CONFIRMED, "0\n")
 
-    assert refused.returncode == 3
-    assert "the answer 'yes' is not 'REALTIME_ML_PIPELINE'" in refused.stderr
-    assert "teardown cancelled, nothing was dropped" in refused.stderr
-    assert refused_calls == []
+    assert rejected.returncode == 3
+    assert "invalid input 'yes', expected 'REALTIME_ML_PIPELINE'" in rejected.stderr
+    assert "Teardown cancelled, nothing was dropped." in rejected.stderr
+    assert rejected_calls == []
     assert confirmed.returncode == 0, confirmed.stderr
-    assert _sql_files(confirmed_calls) == [
-        "sql/ops/teardown_stop_traffic.sql",
-        "sql/ops/teardown.sql",
-    ]
+    assert _sql_files(confirmed_calls) == _TEARDOWN_FILES
 
 
 def test_deploy_teardown_drains_before_drop(
@@ -722,7 +722,7 @@ def test_deploy_teardown_drains_before_drop(
         deploy_copy,
         fake_bin,
         tmp_path,
-        "REALTIME_ML_PIPELINE\nDROP\n",
+        _CONFIRMED,
         "10\n15\n18\n18\n",
         teardown_drain_quiet_secs="1",
     )
@@ -734,7 +734,7 @@ def test_deploy_teardown_drains_before_drop(
     assert len(counts) >= 4
     assert counts[0] < stop < counts[1]
     assert counts[-1] < drop
-    assert "holds 18 rows, unchanged for 1s: queue drained" in result.stdout
+    assert "contains 18 rows, unchanged for 1s: queue drained" in result.stdout
     assert "ML_MODELS.MODEL_PREDICTIONS" in calls[counts[0]]
 
 
@@ -744,34 +744,23 @@ def test_deploy_teardown_second_confirmation(
     """Without DROP typed after the drain, the service and its volumes stay."""
     result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nno\n", "5\n")
 
-    assert result.returncode == 3
-    assert "the answer 'no' is not 'DROP'" in result.stderr
-    assert "teardown cancelled after the service functions were dropped" in result.stderr
-    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql"]
+    _assert_cancelled_after_stop(result, calls)
+    assert "invalid input 'no', expected 'DROP'" in result.stderr
 
 
 def test_deploy_teardown_drain_timeout_warns(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
     """Counts that keep growing past the timeout give a warning before the second question."""
-    growing = "".join(f"{n}\n" for n in range(1, 2000))
-    result, calls = _teardown(
-        deploy_copy,
-        fake_bin,
-        tmp_path,
-        "REALTIME_ML_PIPELINE\nno\n",
-        growing,
-        teardown_drain_quiet_secs="30",
-        teardown_drain_timeout_secs="1",
+    result, calls = _teardown_never_drains(
+        deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nno\n"
     )
 
     assert result.returncode == 3
+    assert "the queue drain timed out" in result.stderr
     assert "MODEL_PREDICTIONS still grew after 1s" in result.stderr
     assert "deletes the predictions still queued on its volumes" in result.stderr
     assert "ops/teardown.sql" not in " ".join(_sql_files(calls))
-
-
-_CONFIRMED = "REALTIME_ML_PIPELINE\nDROP\n"
 
 
 @pytest.mark.parametrize(
@@ -797,7 +786,7 @@ def test_deploy_teardown_count_failure_stops(
     if queries == 1:
         assert _sql_files(calls) == []
     else:
-        assert "deploy.sh functions creates them again" in result.stderr
+        assert "Run deploy.sh functions to create them again" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -811,7 +800,7 @@ def test_deploy_teardown_rejects_drain_setting(
     result, calls = _teardown(deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n", **{name: value})
 
     assert result.returncode == 2
-    assert f"{name} is '{value}'; set it to a whole number of seconds" in result.stderr
+    assert f"invalid {name} '{value}'. Set it to a whole number of seconds" in result.stderr
     assert "Type the database name" not in result.stderr
     assert calls == []
 
@@ -819,13 +808,15 @@ def test_deploy_teardown_rejects_drain_setting(
 def test_deploy_teardown_no_input_cancels(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
-    """Empty stdin: the question is on stderr, then exit 3 naming the expected answer."""
+    """Empty stdin: the question is on stderr, then exit 3 naming the expected input."""
     result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "", "5\n")
 
     assert result.returncode == 3
     assert "Type the database name: " in result.stderr
-    assert "no answer: stdin ended before 'REALTIME_ML_PIPELINE' was typed" in result.stderr
-    assert "teardown cancelled, nothing was dropped" in result.stderr
+    assert "missing input, because stdin ended before 'REALTIME_ML_PIPELINE' was typed" in (
+        result.stderr
+    )
+    assert "Teardown cancelled, nothing was dropped." in result.stderr
     assert calls == []
 
 
@@ -835,35 +826,33 @@ def test_deploy_teardown_input_ends_before_drop(
     """Stdin ends after the name: exit 3 with the message that the functions are gone."""
     result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\n", "5\n")
 
-    assert result.returncode == 3
+    _assert_cancelled_after_stop(result, calls)
     assert "Type DROP: " in result.stderr
-    assert "no answer: stdin ended before 'DROP' was typed" in result.stderr
-    assert "teardown cancelled after the service functions were dropped" in result.stderr
-    assert "deploy.sh functions creates them again" in result.stderr
-    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql"]
+    assert "missing input, because stdin ended before 'DROP' was typed" in result.stderr
+    assert "Run deploy.sh functions to create them again" in result.stderr
 
 
-def test_deploy_teardown_answer_without_newline(
+def test_deploy_teardown_input_without_newline(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
-    """A last answer without a final newline still counts."""
+    """A last input without a final newline still counts."""
     result, calls = _teardown(deploy_copy, fake_bin, tmp_path, "REALTIME_ML_PIPELINE\nDROP", "5\n")
 
     assert result.returncode == 0, result.stderr
-    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql", "sql/ops/teardown.sql"]
+    assert _sql_files(calls) == _TEARDOWN_FILES
 
 
 def test_deploy_teardown_confirm_variable(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
-    """TEARDOWN_CONFIRM_DATABASE with the database name replaces both answers."""
+    """TEARDOWN_CONFIRM_DATABASE with the database name replaces both confirmations."""
     result, calls = _teardown(
         deploy_copy, fake_bin, tmp_path, "", "5\n", TEARDOWN_CONFIRM_DATABASE="REALTIME_ML_PIPELINE"
     )
 
     assert result.returncode == 0, result.stderr
     assert "Type" not in result.stderr
-    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql", "sql/ops/teardown.sql"]
+    assert _sql_files(calls) == _TEARDOWN_FILES
 
 
 @pytest.mark.parametrize("value", ["", "OTHER_DB", "realtime_ml_pipeline"])
@@ -884,45 +873,32 @@ def test_deploy_teardown_confirm_variable_keeps_undrained(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
     """Without questions, a queue that did not drain in time is kept: exit 3 before the drop."""
-    growing = "".join(f"{n}\n" for n in range(1, 2000))
-    result, calls = _teardown(
-        deploy_copy,
-        fake_bin,
-        tmp_path,
-        "",
-        growing,
-        TEARDOWN_CONFIRM_DATABASE="REALTIME_ML_PIPELINE",
-        teardown_drain_quiet_secs="30",
-        teardown_drain_timeout_secs="1",
+    result, calls = _teardown_never_drains(
+        deploy_copy, fake_bin, tmp_path, "", TEARDOWN_CONFIRM_DATABASE="REALTIME_ML_PIPELINE"
     )
 
-    assert result.returncode == 3
+    _assert_cancelled_after_stop(result, calls)
     assert "MODEL_PREDICTIONS still grew after 1s" in result.stderr
-    assert "teardown cancelled after the service functions were dropped" in result.stderr
-    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql"]
 
 
-def test_deploy_teardown_after_suspend_refuses(
+def test_deploy_teardown_rejects_after_suspend(
     deploy_copy: Path, fake_bin: Path, tmp_path: Path
 ) -> None:
     """After suspend, teardown drops nothing until resume has run."""
     suspend, _ = _run(deploy_copy, fake_bin, tmp_path, "suspend")
-    refused, refused_calls = _teardown(deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n")
+    rejected, rejected_calls = _teardown(deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n")
     resume, _ = _run(deploy_copy, fake_bin, tmp_path, "resume")
     confirmed, confirmed_calls = _teardown(deploy_copy, fake_bin, tmp_path, _CONFIRMED, "5\n")
 
     assert suspend.returncode == 0, suspend.stderr
-    assert refused.returncode == 1
-    assert "REALTIME_ML_PIPELINE.ML_MODELS.INFERENCE_SERVICE is SUSPENDED" in refused.stderr
-    assert "Run deploy.sh resume" in refused.stderr
-    assert _sql_files(refused_calls) == []
-    assert not [call for call in refused_calls if "ROWS_STORED" in call]
+    assert rejected.returncode == 1
+    assert "REALTIME_ML_PIPELINE.ML_MODELS.INFERENCE_SERVICE is SUSPENDED" in rejected.stderr
+    assert "Run deploy.sh resume" in rejected.stderr
+    assert _sql_files(rejected_calls) == []
+    assert not [call for call in rejected_calls if "ROWS_STORED" in call]
     assert resume.returncode == 0, resume.stderr
     assert confirmed.returncode == 0, confirmed.stderr
-    assert _sql_files(confirmed_calls) == [
-        "sql/ops/teardown_stop_traffic.sql",
-        "sql/ops/teardown.sql",
-    ]
+    assert _sql_files(confirmed_calls) == _TEARDOWN_FILES
 
 
 @pytest.mark.parametrize("status", ["SUSPENDING", "PENDING", "FAILED"])
@@ -949,7 +925,7 @@ def test_deploy_teardown_without_service_proceeds(
 
     assert result.returncode == 0, result.stderr
     assert "INFERENCE_SERVICE does not exist, so no queue is left to drain" in result.stdout
-    assert _sql_files(calls) == ["sql/ops/teardown_stop_traffic.sql", "sql/ops/teardown.sql"]
+    assert _sql_files(calls) == _TEARDOWN_FILES
 
 
 def test_deploy_streamlit_bundles_then_uploads(
