@@ -72,7 +72,7 @@ def test_spec_hash_mismatch_not_ready(run_gateway: Any, tmp_path: Path) -> None:
     error = check["detail"]["error"]
     assert OTHER_HASH in error
     assert FEATURE_SPEC_HASH in error
-    assert "deploy a model version trained on this gateway's feature spec" in error
+    assert "Deploy a model version trained on this gateway's feature spec" in error
     log = next((tmp_path / "gateway-0").glob("gateway-*.log")).read_text(encoding="utf-8")
     assert "MODEL_CLIENT_FEATURE_SPEC_HASH" in log
     assert OTHER_HASH in log
@@ -133,7 +133,7 @@ def test_function_health_mismatch_names_hashes(run_gateway: Any) -> None:
         assert summary["feature_spec_hash"] == FEATURE_SPEC_HASH
         assert summary["model_feature_spec_hash"] == OTHER_HASH
         assert summary["errors"] == {"feature_spec": ready_error}
-        assert "deploy a model version trained on this gateway's feature spec" in ready_error
+        assert "Deploy a model version trained on this gateway's feature spec" in ready_error
 
 
 def test_function_health_match_has_no_error(run_gateway: Any) -> None:

@@ -164,14 +164,15 @@ def test_stack_restarts_stopped_model_server(running_stack: RunningStack) -> Non
     assert port_is_free(stack.model_port)
 
 
-def test_stack_stop_stores_every_answered_prediction(running_stack: RunningStack) -> None:
-    """SIGTERM during a burst: every prediction answered with 200 reaches the store.
+def test_stack_stop_stores_returned_predictions(running_stack: RunningStack) -> None:
+    """SIGTERM during a burst: every prediction returned with 200 reaches the store.
 
-    The gateway stops before the worker, so the worker's stop drain sees every record that
-    the gateway accepted, and the model stops last, so no answer falls back.
+    The gateway stops before the worker, so the worker's stop drain reads every record that
+    the gateway accepted. The model stops last, so no response falls back to the rule-based
+    score.
     """
     stack = running_stack
-    answered: list[dict[str, object]] = []
+    returned: list[dict[str, object]] = []
     stop = threading.Event()
 
     def burst() -> None:
@@ -186,12 +187,12 @@ def test_stack_stop_stores_every_answered_prediction(running_stack: RunningStack
                 except httpx.HTTPError:
                     return
                 if response.status_code == 200:
-                    answered.extend(row[1] for row in response.json()["data"])
+                    returned.extend(row[1] for row in response.json()["data"])
 
     senders = [threading.Thread(target=burst) for _ in range(4)]
     for sender in senders:
         sender.start()
-    wait_for(lambda: len(answered) >= 200, timeout=60, description="200 answered rows")
+    wait_for(lambda: len(returned) >= 200, timeout=60, description="200 returned rows")
     stack.process.send_signal(signal.SIGTERM)
     stack.wait_for_output("stopping", timeout=10)
     stack.process.send_signal(signal.SIGTERM)
@@ -200,8 +201,8 @@ def test_stack_stop_stores_every_answered_prediction(running_stack: RunningStack
     for sender in senders:
         sender.join(timeout=20)
 
-    ids = {str(answer["prediction_id"]) for answer in answered}
-    assert {answer["model_version"] for answer in answered} == {"REGISTRY_V2"}
+    ids = {str(row["prediction_id"]) for row in returned}
+    assert {row["model_version"] for row in returned} == {"REGISTRY_V2"}
     connection = sqlite3.connect(stack.var_dir / "store.sqlite3")
     try:
         stored = {

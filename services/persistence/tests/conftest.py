@@ -25,9 +25,9 @@ from persistence_testkit import build_record
 def worker_logs(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
     """Capture the drain loop's log lines with processors of their own.
 
-    ``capture_logs`` swaps structlog's global configuration, which misses a module logger that
-    was cached under another configuration by an earlier test in the same xdist worker, and
-    which a thread left behind by such a test can configure again while this test runs.
+    ``capture_logs`` swaps structlog's global configuration. That misses a module logger that an
+    earlier test in the same xdist worker cached under another configuration. A thread left
+    behind by such a test can also configure structlog again while this test runs.
     """
     capture = LogCapture()
     logger = structlog.wrap_logger(

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from evidence_persistence import PredictionQueue
 from evidence_persistence._consumer import QueueConsumer
-from evidence_persistence._stop_drain import STOP_DRAIN_QUIET_SECONDS
+from evidence_persistence._stop_drain import STOP_DRAIN_QUIET_SECONDS, StopDrain
 from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.config import Settings
+from evidence_persistence.errors import QueueError
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import PREDICTIONS_TABLE, build_record, stored_values
 
@@ -116,3 +117,28 @@ def test_settings_stop_grace(clean_settings: None, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setenv("PERSISTENCE_STOP_GRACE_SECONDS", "12.5")
     assert Settings().stop_grace_seconds == 12.5
+
+
+def test_unreadable_depth_logs_owner(
+    queue: PredictionQueue,
+    monkeypatch: pytest.MonkeyPatch,
+    worker_logs: list[MutableMapping[str, Any]],
+) -> None:
+    """A depth that fails logs the error type and the worker's owner, and counts as unknown."""
+
+    def fail() -> int:
+        raise QueueError("queue file unreadable")
+
+    monkeypatch.setattr(queue, "depth", fail)
+
+    drain = StopDrain.begin(queue, owner="worker-7", grace_seconds=5.0, records_before=0)
+
+    assert drain.record_claim(0) is False
+    warnings = [line for line in worker_logs if line["event"] == "queue depth unavailable"]
+    assert len(warnings) == 2
+    for line in warnings:
+        assert line["owner"] == "worker-7"
+        assert line["error_type"] == "QueueError"
+        assert line["log_level"] == "warning"
+    (started,) = [line for line in worker_logs if line["event"] == "stop drain started"]
+    assert started["queue_depth"] is None

@@ -27,7 +27,7 @@ APPEND_FAILURE_WINDOW_SECONDS = 60.0
 
 @dataclass(frozen=True, slots=True)
 class AppendFailure:
-    """The append failure that readiness reports; ids and counts only, never record data."""
+    """The append failure that readiness reports, with ids and counts but never record data."""
 
     error: str
     failed_appends: int
@@ -41,7 +41,7 @@ class QueueAppendStatus:
 
     Args:
         window_seconds: How long after the last failed append it still counts.
-        clock: Monotonic clock in seconds; tests pass their own.
+        clock: Monotonic clock in seconds. Tests pass their own.
     """
 
     def __init__(

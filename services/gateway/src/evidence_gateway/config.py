@@ -45,9 +45,9 @@ class Settings(BaseSettings):
         # development VM (docs/benchmarks.md, "Queue durability: NORMAL against FULL").
         default="NORMAL",
         description=(
-            "SQLite PRAGMA synchronous of the gateway's queue appends: FULL fsyncs every "
-            "append, so a prediction answered with 200 survives power loss; NORMAL survives "
-            "the crash of any process, not a power loss or kernel crash."
+            "SQLite PRAGMA synchronous of the gateway's queue appends. FULL fsyncs every "
+            "append, so a prediction returned with 200 survives a power loss. NORMAL survives "
+            "the crash of any process, but not a power loss or kernel crash."
         ),
     )
     store_raw_evidence: bool = Field(

@@ -156,7 +156,7 @@ def _check_feature_spec(status: ModelStatus) -> CheckResult:
         detail["error"] = (
             f"the model's feature spec hash {status.model_spec_hash} (from its /health or "
             f"MODEL_CLIENT_FEATURE_SPEC_HASH) differs from this gateway's {FEATURE_SPEC_HASH}, "
-            "so every row would get the rule-based score; deploy a model version trained on "
+            "so every row would get the rule-based score. Deploy a model version trained on "
             "this gateway's feature spec, or a gateway image built from the model's"
         )
     return CheckResult(ok=status.spec_hash_ok is not False, detail=detail)

@@ -99,7 +99,7 @@ class ClientSettings(BaseSettings):
             return None
         if not _SPEC_HASH_FORMAT.fullmatch(value):
             msg = (
-                f"{value!r} is not a feature spec hash (16 lowercase hex digits); set the hash "
+                f"{value!r} is not a feature spec hash (16 lowercase hex digits). Set the hash "
                 "that evidence-train register recorded on the model version, or leave it unset"
             )
             raise ValueError(msg)

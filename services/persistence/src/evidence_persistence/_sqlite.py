@@ -11,7 +11,7 @@ writer that collides with a lock held for 0.2 ms waits at least 1 ms. Connection
 a busy timeout of 0, and a statement that finds the lock held is tried again after 50 µs, doubling
 up to 1 ms, until ``busy_timeout_ms`` has passed. Lock errors that outlast that are retried with
 exponential back-off. The transaction is rolled back before each retry, so a retry never applies a
-write twice. A caller of ``write`` may pass ``on_failed_attempt`` to hear of each attempt that
+write twice. A caller of ``write`` may pass ``on_failed_attempt`` to receive each attempt that
 failed with a lock or I/O error, because the retries can otherwise take seconds without a trace.
 """
 

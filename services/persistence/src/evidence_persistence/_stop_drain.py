@@ -29,12 +29,12 @@ NOTE: a request that appends later than this after the queue was last seen empty
 record in the queue file for the next worker started on that file."""
 
 
-def _depth_or_none(queue: PredictionQueue) -> int | None:
+def _depth_or_none(queue: PredictionQueue, owner: str) -> int | None:
     """Return the queue depth, or ``None`` when the queue file cannot be read."""
     try:
         return queue.depth()
     except QueueError as exc:
-        _log.warning("queue depth unavailable", error_type=type(exc).__name__)
+        _log.warning("queue depth unavailable", owner=owner, error_type=type(exc).__name__)
         return None
 
 
@@ -62,7 +62,7 @@ class StopDrain:
         _log.info(
             "stop drain started",
             owner=owner,
-            queue_depth=_depth_or_none(queue),
+            queue_depth=_depth_or_none(queue, owner),
             grace_seconds=grace_seconds,
         )
         return drain
@@ -85,7 +85,7 @@ class StopDrain:
         if claimed:
             self.empty_since = None
             return False
-        if _depth_or_none(self.queue) != 0:
+        if _depth_or_none(self.queue, self.owner) != 0:
             self.empty_since = None
             return False
         now = time.monotonic()
@@ -99,7 +99,7 @@ class StopDrain:
         ``timed_out`` is true when the grace time ran out with records left or with the depth
         unknown, ``interrupted`` when a second signal ended the drain.
         """
-        remaining = _depth_or_none(self.queue)
+        remaining = _depth_or_none(self.queue, self.owner)
         timed_out = not interrupted and self.expired() and remaining != 0
         log = _log.info if remaining == 0 else _log.warning
         log(

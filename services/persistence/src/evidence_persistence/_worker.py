@@ -156,8 +156,8 @@ class QueueDrainer:
         metrics: Counters to update; ``None`` keeps none.
         clock_skew_tolerance_seconds: Records whose ``created_at`` is further ahead of this
             process's clock are logged and counted as future-dated.
-        stop_grace_seconds: How long ``run`` keeps draining once ``stop`` is set; 0 returns
-            after the batch in progress.
+        stop_grace_seconds: How long ``run`` keeps draining once ``stop`` is set. With 0 it
+            returns after the batch in progress.
     """
 
     def __init__(
@@ -284,7 +284,7 @@ class QueueDrainer:
     def _pause(
         seconds: float, stop: threading.Event, halt: threading.Event, drain: StopDrain | None
     ) -> None:
-        """Sleep up to ``seconds``; wake on ``stop``, or during the drain on ``halt`` or its end."""
+        """Sleep up to ``seconds``. Wake on ``stop``, or during the drain on ``halt`` or its end."""
         if drain is None:
             stop.wait(seconds)
         else:

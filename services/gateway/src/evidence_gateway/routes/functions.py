@@ -253,8 +253,8 @@ def _warn_missing_batch_id() -> None:
     # so their content alone must not make them one.
     metrics.FUNCTION_BATCHES_WITHOUT_BATCH_ID.inc()
     _log.warning(
-        "service-function batch has no sf-external-function-query-batch-id header; its rows "
-        "get random prediction ids, so a retry of this batch is stored twice"
+        "service-function batch has no sf-external-function-query-batch-id header, so its "
+        "rows get random prediction ids and a retry of this batch is stored twice"
     )
 
 
@@ -293,8 +293,8 @@ def _health_summary(report: ReadinessReport) -> dict[str, Any]:
     """Return the ``FN_HEALTH`` value: the readiness report without per-check details.
 
     Both feature spec hashes and the ``error`` of each failed check are kept, so that a SQL
-    caller sees a hash mismatch with its fix, or the queue's error name, without the container
-    log. They hold ids, counts and fixed text, never evidence.
+    caller reads a hash mismatch with its fix, or the queue's error name, without the container
+    log. They contain ids, counts and fixed text, never evidence.
     """
     spec_detail = report.checks["feature_spec"].detail if "feature_spec" in report.checks else {}
     return {

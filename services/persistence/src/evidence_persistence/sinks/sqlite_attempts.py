@@ -28,7 +28,7 @@ class StoreAttemptReporter:
     """Report failed store attempts, then the first successful write after them, of one sink.
 
     Args:
-        metrics: Counters of the worker; ``None`` counts nothing and only logs.
+        metrics: Counters of the worker. With ``None`` it counts nothing and only logs.
     """
 
     def __init__(self, metrics: WorkerMetrics | None = None) -> None:
