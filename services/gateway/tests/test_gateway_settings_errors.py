@@ -64,6 +64,15 @@ def _stack_command(var_dir: Path, *options: str) -> list[str]:
     ]
 
 
+def _run_local_gateway(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """Run ``evidence-gateway`` in local mode on port 0 with ``settings`` added."""
+    return _run(
+        ["evidence-gateway"],
+        {"GATEWAY_LOCAL_MODE": "true", "GATEWAY_PORT": "0", **settings},
+        tmp_path,
+    )
+
+
 def _assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
     assert 2 == result.returncode, result.stderr
     assert "Traceback" not in result.stderr
@@ -72,37 +81,30 @@ def _assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
     assert TOKEN not in result.stdout
 
 
-def test_gateway_one_invalid_setting(tmp_path: Path) -> None:
-    """evidence-gateway names the variable, its value, the reason and the fix."""
-    result = _run(
-        ["evidence-gateway"],
-        {"GATEWAY_LOCAL_MODE": "true", "GATEWAY_PORT": "0", "GATEWAY_BODY_TIMEOUT_SECONDS": "0"},
-        tmp_path,
-    )
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("GATEWAY_BODY_TIMEOUT_SECONDS", "0", "Input should be greater than 0"),
+        ("GATEWAY_QUEUE_SYNCHRONOUS", "OFF", "Input should be 'FULL' or 'NORMAL'"),
+    ],
+)
+def test_gateway_one_invalid_setting(
+    tmp_path: Path, variable: str, value: str, reason: str
+) -> None:
+    """evidence-gateway names the variable, its value, the reason and the fix.
+
+    For a setting with fixed choices, such as GATEWAY_QUEUE_SYNCHRONOUS, the reason names the
+    accepted values.
+    """
+    result = _run_local_gateway(tmp_path, **{variable: value})
 
     _assert_clean_failure(result)
     assert [
         "error: invalid setting in the environment:",
-        "  GATEWAY_BODY_TIMEOUT_SECONDS='0': Input should be greater than 0",
-        "To fix: set GATEWAY_BODY_TIMEOUT_SECONDS to a valid value or unset it to use the default.",
+        f"  {variable}={value!r}: {reason}",
+        f"To fix: set {variable} to a valid value or unset it to use the default.",
     ] == result.stderr.splitlines()
     assert "" == result.stdout
-
-
-def test_gateway_queue_synchronous_invalid(tmp_path: Path) -> None:
-    """An invalid GATEWAY_QUEUE_SYNCHRONOUS is named with the accepted values."""
-    result = _run(
-        ["evidence-gateway"],
-        {"GATEWAY_LOCAL_MODE": "true", "GATEWAY_PORT": "0", "GATEWAY_QUEUE_SYNCHRONOUS": "OFF"},
-        tmp_path,
-    )
-
-    _assert_clean_failure(result)
-    assert [
-        "error: invalid setting in the environment:",
-        "  GATEWAY_QUEUE_SYNCHRONOUS='OFF': Input should be 'FULL' or 'NORMAL'",
-        "To fix: set GATEWAY_QUEUE_SYNCHRONOUS to a valid value or unset it to use the default.",
-    ] == result.stderr.splitlines()
 
 
 def test_gateway_several_invalid_settings(tmp_path: Path) -> None:
@@ -303,15 +305,7 @@ def test_stack_lists_dashboard_with_others(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["set-by-deploy-sh", "0123456789ABCDEF", "dde4b34144d5dda8'"])
 def test_gateway_spec_hash_not_a_hash(tmp_path: Path, value: str) -> None:
     """A feature spec hash that could never match, such as the deploy placeholder, stops it."""
-    result = _run(
-        ["evidence-gateway"],
-        {
-            "GATEWAY_LOCAL_MODE": "true",
-            "GATEWAY_PORT": "0",
-            "MODEL_CLIENT_FEATURE_SPEC_HASH": value,
-        },
-        tmp_path,
-    )
+    result = _run_local_gateway(tmp_path, MODEL_CLIENT_FEATURE_SPEC_HASH=value)
 
     _assert_clean_failure(result)
     assert "error: invalid setting in the environment:" in result.stderr

@@ -21,7 +21,7 @@ OTHER_HASH = "0123456789abcdef"
 
 @pytest.fixture
 def run_gateway(tmp_path: Path) -> Iterator[Any]:
-    """Start gateway processes with extra environment; all stop at the end of the test."""
+    """Start gateway processes with extra environment, which all stop at the end of the test."""
     started: list[ServerProcess] = []
 
     def run(**env: str) -> tuple[ServerProcess, str]:
@@ -46,8 +46,18 @@ def _ready(url: str) -> httpx.Response:
     return httpx.get(f"{url}/health/ready", timeout=10.0)
 
 
+def _feature_spec_check(url: str, status_code: int, status: str) -> dict[str, Any]:
+    """Return the ``feature_spec`` check of /health/ready after checking its code and status."""
+    response = _ready(url)
+    assert response.status_code == status_code
+    body = response.json()
+    assert body["status"] == status
+    check: dict[str, Any] = body["checks"]["feature_spec"]
+    return check
+
+
 def _function_health(url: str, rows: int) -> list[list[Any]]:
-    """Call FN_HEALTH's route with ``rows`` rows; return the response rows."""
+    """Call FN_HEALTH's route with ``rows`` rows and return the response rows."""
     body = {"data": [[number] for number in range(rows)]}
     response = httpx.post(f"{url}/functions/health", json=body, timeout=10.0)
     assert response.status_code == 200
@@ -59,12 +69,8 @@ def test_spec_hash_mismatch_not_ready(run_gateway: Any, tmp_path: Path) -> None:
     """Another configured hash: 503, both hashes and the fix in the check and in the log."""
     _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH=OTHER_HASH)
 
-    response = _ready(url)
+    check = _feature_spec_check(url, 503, "not_ready")
 
-    assert response.status_code == 503
-    body = response.json()
-    assert body["status"] == "not_ready"
-    check = body["checks"]["feature_spec"]
     assert check["ok"] is False
     assert check["detail"]["gateway_hash"] == FEATURE_SPEC_HASH
     assert check["detail"]["model_hash"] == OTHER_HASH
@@ -83,33 +89,22 @@ def test_spec_hash_match_passes_check(run_gateway: Any) -> None:
     """The gateway's own hash configured: the check passes, and only the model is missing."""
     _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH=FEATURE_SPEC_HASH)
 
-    response = _ready(url)
+    check = _feature_spec_check(url, 200, "degraded")
 
-    assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "degraded"
-    check = body["checks"]["feature_spec"]
     assert check["ok"] is True
     assert check["detail"]["model_hash"] == FEATURE_SPEC_HASH
     assert check["detail"]["matches_model"] is True
     assert "error" not in check["detail"]
 
 
-def test_spec_hash_unset_not_compared(run_gateway: Any) -> None:
+# An empty hash counts as unset, because compose's ``${VAR:-}`` passes an unset variable as
+# an empty string.
+@pytest.mark.parametrize(
+    "env", [{}, {"MODEL_CLIENT_FEATURE_SPEC_HASH": ""}], ids=["unset", "empty"]
+)
+def test_spec_hash_unset_not_compared(run_gateway: Any, env: dict[str, str]) -> None:
     """No configured hash and no /health: nothing to compare, so the check passes."""
-    _, url = run_gateway()
-
-    check = _ready(url).json()["checks"]["feature_spec"]
-
-    assert check["ok"] is True
-    assert check["detail"]["model_hash"] is None
-    assert check["detail"]["matches_model"] is None
-    assert "error" not in check["detail"]
-
-
-def test_spec_hash_empty_not_compared(run_gateway: Any) -> None:
-    """An empty hash counts as unset, as compose passes an unset variable, so the check passes."""
-    _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH="")
+    _, url = run_gateway(**env)
 
     check = _ready(url).json()["checks"]["feature_spec"]
 
@@ -151,7 +146,7 @@ def test_function_health_match_has_no_error(run_gateway: Any) -> None:
 
 
 def test_function_health_unset_hash_null(run_gateway: Any) -> None:
-    """FN_HEALTH with no model hash known: the model hash is null; no rows, no response rows."""
+    """FN_HEALTH with no model hash known: the model hash is null, and 0 rows return 0 rows."""
     _, url = run_gateway()
 
     [[_, summary]] = _function_health(url, 1)

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ class StoreLock:
 
 @pytest.fixture
 def queue(tmp_path: Path) -> Iterator[PredictionQueue]:
-    """Return the worker's queue holding ``QUEUED`` records."""
+    """Return the worker's queue, which contains ``QUEUED`` records."""
     created = PredictionQueue(tmp_path / "queue.sqlite3")
     created.append_many(build_record(index) for index in range(QUEUED))
     yield created
@@ -156,30 +157,51 @@ def _signal_and_wait(worker: Worker, signum: signal.Signals) -> float:
     return time.monotonic() - signalled
 
 
-def _assert_all_still_queued(tmp_path: Path, queue: PredictionQueue, lock: StoreLock) -> None:
-    """Release the store, then check that every record is queued, none dead or stored."""
-    lock.release()
-    assert queue.depth() == QUEUED
-    assert queue.dead_letter_count() == 0
-    assert set() == _stored_ids(tmp_path)
+@dataclass(frozen=True, slots=True)
+class LockedStoreRun:
+    """The queue of ``QUEUED`` records, the locked store and the worker starter of one test."""
+
+    tmp_path: Path
+    queue: PredictionQueue
+    lock: StoreLock
+    start_worker: Callable[..., Worker]
+
+    def start_draining(self, **settings: str) -> Worker:
+        """Start a worker, send it SIGTERM and wait for its ``stop drain started`` line."""
+        worker = self.start_worker(**settings)
+        worker.process.send_signal(signal.SIGTERM)
+        worker.wait_for_event("stop drain started")
+        return worker
+
+    def assert_all_still_queued(self) -> None:
+        """Release the store, then check that every record is queued, none dead or stored."""
+        self.lock.release()
+        assert self.queue.depth() == QUEUED
+        assert self.queue.dead_letter_count() == 0
+        assert set() == _stored_ids(self.tmp_path)
 
 
-def test_sigterm_drains_queued_and_appended(
+@pytest.fixture
+def locked_run(
     tmp_path: Path,
     queue: PredictionQueue,
     lock: StoreLock,
     start_worker: Callable[..., Worker],
-) -> None:
-    """Records queued at SIGTERM and appended during the drain are stored; exit status 0."""
-    worker = start_worker(stop_grace_seconds="60")
+) -> LockedStoreRun:
+    """Return the queue, the locked store and the worker starter as one object."""
+    return LockedStoreRun(tmp_path, queue, lock, start_worker)
 
-    worker.process.send_signal(signal.SIGTERM)
-    worker.wait_for_event("stop drain started")
+
+def test_sigterm_drains_queued_and_appended(locked_run: LockedStoreRun) -> None:
+    """Records queued at SIGTERM and appended during the drain are stored, and exit is 0."""
+    queue = locked_run.queue
+    worker = locked_run.start_draining(stop_grace_seconds="60")
+
     queue.append_many(build_record(index) for index in range(QUEUED, QUEUED + 30))
-    lock.release()
+    locked_run.lock.release()
 
     assert worker.process.wait(timeout=60) == 0
-    assert _expected_ids(range(QUEUED + 30)) == _stored_ids(tmp_path)
+    assert _expected_ids(range(QUEUED + 30)) == _stored_ids(locked_run.tmp_path)
     assert queue.depth() == 0
     assert queue.dead_letter_count() == 0
     (started,) = worker.named("stop drain started")
@@ -219,17 +241,12 @@ def test_sigterm_empty_queue_stops_soon(tmp_path: Path) -> None:
         worker.stop()
 
 
-def test_grace_zero_stops_without_drain(
-    tmp_path: Path,
-    queue: PredictionQueue,
-    lock: StoreLock,
-    start_worker: Callable[..., Worker],
-) -> None:
+def test_grace_zero_stops_without_drain(locked_run: LockedStoreRun) -> None:
     """Grace time 0 finishes the batch in progress and exits, leaving the queue as it was."""
-    worker = start_worker(stop_grace_seconds="0")
+    worker = locked_run.start_worker(stop_grace_seconds="0")
 
     assert _signal_and_wait(worker, signal.SIGTERM) < 3
-    _assert_all_still_queued(tmp_path, queue, lock)
+    locked_run.assert_all_still_queued()
     events = [line["event"] for line in worker.events()]
     assert "stop requested" in events
     assert "stop drain started" not in events
@@ -237,17 +254,12 @@ def test_grace_zero_stops_without_drain(
     assert events[-1] == "worker stopped"
 
 
-def test_locked_store_times_out_keeps_queue(
-    tmp_path: Path,
-    queue: PredictionQueue,
-    lock: StoreLock,
-    start_worker: Callable[..., Worker],
-) -> None:
+def test_locked_store_times_out_keeps_queue(locked_run: LockedStoreRun) -> None:
     """A store locked for the whole drain: exit after the grace time, every record still queued."""
-    worker = start_worker(stop_grace_seconds="2")
+    worker = locked_run.start_worker(stop_grace_seconds="2")
 
     assert 2 <= _signal_and_wait(worker, signal.SIGTERM) < 6
-    _assert_all_still_queued(tmp_path, queue, lock)
+    locked_run.assert_all_still_queued()
     (finished,) = worker.named("stop drain finished")
     assert finished["records"] == 0
     assert finished["remaining"] == QUEUED
@@ -257,19 +269,12 @@ def test_locked_store_times_out_keeps_queue(
     assert 2_000 <= finished["duration_ms"] < 6_000
 
 
-def test_second_signal_ends_drain(
-    tmp_path: Path,
-    queue: PredictionQueue,
-    lock: StoreLock,
-    start_worker: Callable[..., Worker],
-) -> None:
+def test_second_signal_ends_drain(locked_run: LockedStoreRun) -> None:
     """SIGINT during a drain of 60 s ends the worker after the batch in progress."""
-    worker = start_worker(stop_grace_seconds="60")
-    worker.process.send_signal(signal.SIGTERM)
-    worker.wait_for_event("stop drain started")
+    worker = locked_run.start_draining(stop_grace_seconds="60")
 
     assert _signal_and_wait(worker, signal.SIGINT) < 3
-    _assert_all_still_queued(tmp_path, queue, lock)
+    locked_run.assert_all_still_queued()
     (finished,) = worker.named("stop drain finished")
     assert finished["remaining"] == QUEUED
     assert finished["timed_out"] is False
