@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from evidence_features import FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
-from evidence_persistence import PersistenceError
+from evidence_persistence import PersistenceError, QueueFullError
 
 from evidence_gateway.append_status import QueueAppendStatus
 
@@ -135,7 +135,7 @@ class ReadinessProbe:
         full = depth >= self.max_depth
         if full:
             # The same name as the error that the next append would raise.
-            detail["error"] = "QueueFullError"
+            detail["error"] = QueueFullError.__name__
         failure = self.append_status.failure()
         if failure is not None:
             detail["error"] = failure.error
