@@ -147,7 +147,7 @@ def test_mib_result_code_outside_trans_result_is_ignored() -> None:
 )
 def test_mib_error_element_without_records_raises(document: str) -> None:
     """An Error element at the top of an MIB reply without records is an error reply."""
-    message = rejects(document.encode(), None, r"<Errors?> element and no records")
+    message = rejects(document.encode(), None, r"<Errors?> element and it has no records")
     assert message.startswith("MIB document")
 
 
@@ -281,7 +281,7 @@ def test_rx_result_inside_a_fill_is_data() -> None:
 )
 def test_rx_error_element_without_fills_raises(document: str) -> None:
     """An Error element at the top of an Rx report without fills is an error reply."""
-    message = rejects(None, document.encode(), r"<Errors?> element and no fills")
+    message = rejects(None, document.encode(), r"<Errors?> element and it has no fills")
     assert message.startswith("RX document")
 
 

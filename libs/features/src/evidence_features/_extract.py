@@ -18,6 +18,7 @@ from evidence_features._drugs import DrugCatalog, load_drug_catalog
 from evidence_features._mib import read_mib_report
 from evidence_features._mib_features import fill_mib_features
 from evidence_features._records import MibReport, RxReport
+from evidence_features._replies import partial_error_message
 from evidence_features._rx import read_rx_report
 from evidence_features._rx_features import fill_rx_features
 from evidence_features._spec import FEATURE_NAMES, FEATURE_SPEC
@@ -37,6 +38,7 @@ _I = {name: index for index, name in enumerate(FEATURE_NAMES)}
 _DEFAULTS = [spec.default for spec in FEATURE_SPEC]
 _DEFAULT_LIMITS = ParseLimits()
 _WarningCounts = dict[tuple[str, DocumentKind], int]
+_WarningMessages = dict[tuple[str, DocumentKind], str]
 
 
 def _resolve_code_map(code_map: object) -> CodeMap:
@@ -172,8 +174,9 @@ def _compute_row(
     code_map: CodeMap,
     catalog: DrugCatalog,
     lenient: bool,
-) -> tuple[list[float], _WarningCounts, int]:
+) -> tuple[list[float], _WarningCounts, _WarningMessages, int]:
     warnings: _WarningCounts = {}
+    messages: _WarningMessages = {}
     mib_root, mib_failed = _parse(mib_xml, "MIB", limits, lenient, warnings)
     rx_root, rx_failed = _parse(rx_xml, "RX", limits, lenient, warnings)
     mib = rx = None
@@ -191,9 +194,22 @@ def _compute_row(
             if not lenient:
                 raise
             rx_failed = _reader_failed(warnings, "RX")
-    for report, document in ((mib, "MIB"), (rx, "RX")):
-        if report is not None and not report.recognised:
-            warnings[("unrecognized_document", document)] = 1  # type: ignore[index]
+    reports: tuple[tuple[MibReport | RxReport | None, DocumentKind], ...] = (
+        (mib, "MIB"),
+        (rx, "RX"),
+    )
+    for report, document in reports:
+        if report is None:
+            continue
+        if not report.recognised:
+            warnings[("unrecognized_document", document)] = 1
+        if report.vendor_error is not None:
+            # The records are scored, because they are evidence the vendor did return, but a
+            # partial failure may have left records out.
+            warnings[("partial_error_reply", document)] = 1
+            messages[("partial_error_reply", document)] = partial_error_message(
+                document, report.vendor_error
+            )
     day = _resolve_as_of(as_of, mib, rx, warnings)
 
     values = list(_DEFAULTS)
@@ -231,12 +247,14 @@ def _compute_row(
                 # NOTE: unreachable with the shipped readers, which drop NaN and infinity;
                 # kept so a future feature bug yields its default instead of an invalid vector.
                 values[index] = _DEFAULTS[index]  # pragma: no cover
-    return values, warnings, day
+    return values, warnings, messages, day
 
 
-def _warning_tuple(warnings: _WarningCounts) -> tuple[FeatureWarning, ...]:
+def _warning_tuple(
+    warnings: _WarningCounts, messages: _WarningMessages
+) -> tuple[FeatureWarning, ...]:
     return tuple(
-        FeatureWarning(kind, document, count)
+        FeatureWarning(kind, document, count, messages.get((kind, document), ""))
         for (kind, document), count in sorted(warnings.items())
     )
 
@@ -260,7 +278,8 @@ def extract_features(
         code_map: The MIB code map, or a path to a TOML map; default the shipped synthetic map.
 
     Returns:
-        The feature vector with its warnings and the as-of date used.
+        The feature vector with its warnings and the as-of date used. A vendor error reply
+        that carries records is scored, with a `partial_error_reply` warning.
 
     Raises:
         MalformedDocumentError: A document is not well-formed XML, is an HTML page, or is a
@@ -270,7 +289,7 @@ def extract_features(
         DocumentTooLargeError: A document exceeds `limits`.
         TypeError: An argument has the wrong type.
     """
-    values, warnings, day = _compute_row(
+    values, warnings, messages, day = _compute_row(
         mib_xml,
         rx_xml,
         _as_ordinal(as_of),
@@ -281,7 +300,7 @@ def extract_features(
     )
     array = np.array(values, dtype=np.float64)
     array.flags.writeable = False
-    return FeatureVector(array, _warning_tuple(warnings), date.fromordinal(day))
+    return FeatureVector(array, _warning_tuple(warnings, messages), date.fromordinal(day))
 
 
 @overload
@@ -349,7 +368,7 @@ def extract_batch(
     catalog = load_drug_catalog()
     matrix = np.empty((len(pair_list), len(FEATURE_NAMES)), dtype=np.float64)
     for row, ((mib_xml, rx_xml), day) in enumerate(zip(pair_list, days, strict=True)):
-        values, _, _ = _compute_row(
+        values, _, _, _ = _compute_row(
             mib_xml, rx_xml, day, resolved_limits, resolved_map, catalog, lenient
         )
         matrix[row] = values

@@ -48,7 +48,7 @@ from evidence_features._replies import (
     ERROR_NAMES,
     ERROR_TAGS,
     acord_result_failure,
-    error_reply,
+    check_reply_error,
     is_error_element,
 )
 from evidence_features._xml import local_name
@@ -95,6 +95,8 @@ _REPLY_CONTAINERS = frozenset({"TXLife", "TXLifeResponse", "MIBResponse", "Respo
 
 def read_mib_report(root: etree._Element) -> MibReport:
     """Normalise one parsed MIB document into records and document-level fields.
+
+    An error reply with records is read as usual, and `vendor_error` describes its error.
 
     Raises:
         MalformedDocumentError: The document is an error reply without records: a
@@ -169,13 +171,12 @@ def read_mib_report(root: etree._Element) -> MibReport:
             elif empty.is_empty(element):
                 report.empty_records += 1
         report.extra_bmi.extend(_document_bmi(root, report))
-    if not report.records:
-        if failure is not None:
-            raise error_reply(
-                "MIB", f"its TransResult/ResultCode is {failure} and it has no records"
-            )
-        if error_name is not None:
-            raise error_reply("MIB", f"it has an <{error_name}> element and no records")
+    finding = None
+    if failure is not None:
+        finding = f"its TransResult/ResultCode is {failure}"
+    elif error_name is not None:
+        finding = f"it has an <{error_name}> element"
+    report.vendor_error = check_reply_error("MIB", finding, "records", bool(report.records))
     return report
 
 

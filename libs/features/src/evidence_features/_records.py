@@ -34,7 +34,8 @@ class MibReport:
     `unparseable_dates` counts document-level date fields only (every `TransExeDate`), because
     the feature code counts record dates after de-duplication. `implausible_values` counts
     numeric values read as missing, and `empty_records` counts record elements skipped because
-    they carry no data.
+    they carry no data. `vendor_error` describes, in this library's words, the error that a reply
+    with records reports (see `_replies`), and is None when it reports none.
     """
 
     records: list[MibRecord] = field(default_factory=list)
@@ -45,6 +46,7 @@ class MibReport:
     implausible_values: int = 0
     empty_records: int = 0
     recognised: bool = False
+    vendor_error: str | None = None
 
 
 class RxFill(NamedTuple):
@@ -76,7 +78,7 @@ class RxReport:
     `(begin, end)` ordinals where None means open-ended. `unparseable_dates` counts
     document-level date fields only: every report, order and eligibility date outside a fill.
     `implausible_values` and `empty_records` count as in `MibReport`, over the fills before
-    de-duplication.
+    de-duplication. `vendor_error` is as in `MibReport`.
     """
 
     fills: list[RxFill] = field(default_factory=list)
@@ -87,3 +89,4 @@ class RxReport:
     implausible_values: int = 0
     empty_records: int = 0
     recognised: bool = False
+    vendor_error: str | None = None

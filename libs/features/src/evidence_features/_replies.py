@@ -8,10 +8,11 @@ the report. Scored as a report, such a reply has no records and looks like a cle
 a vendor outage would come back as a low risk. The readers reject it with
 `MalformedDocumentError` when it carries no records.
 
-NOTE: a reply that reports a failure but still carries records is scored. Those records are
+A reply that reports an error but still carries records is scored, because those records are
 evidence the vendor did return, and they can only raise the risk above that of an applicant
-without evidence. Rejecting them would throw real hits away with the error. A partial failure
-may still have left records out, and no warning reports that.
+without evidence. A partial failure may have left records out, so the reader stores the finding
+on the report and extraction raises the `partial_error_reply` warning with
+`partial_error_message`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ __all__ = [
     "ERROR_NAMES",
     "ERROR_TAGS",
     "acord_result_failure",
+    "check_reply_error",
     "error_reply",
     "is_error_element",
     "is_rx_result_error",
+    "partial_error_message",
 ]
 
 ERROR_NAMES = frozenset({"Error", "Errors"})
@@ -60,6 +63,10 @@ _RX_ANSWERS = frozenset(
     }
 )  # fmt: skip
 _RESULT_SEPARATORS = re.compile(r"[\W_]+")
+# A `tc` value that messages may repeat. ACORD type codes are integers, and 10 digits admit
+# vendor extension codes such as 1000500001. Any other value could be free text from the
+# document, which may contain health data.
+_NUMERIC_TC = re.compile(r"[0-9]{1,10}")
 
 
 def error_reply(document: DocumentKind, finding: str) -> MalformedDocumentError:
@@ -75,17 +82,48 @@ def error_reply(document: DocumentKind, finding: str) -> MalformedDocumentError:
     return MalformedDocumentError(document, msg)
 
 
+def check_reply_error(
+    document: DocumentKind, finding: str | None, records: str, has_records: bool
+) -> str | None:
+    """Raise `error_reply` for a reply without records that reports an error, else return `finding`.
+
+    `finding` describes the error in this library's words, such as "it has an <Error> element",
+    or is None when the reply reports no error. `records` names the records in the message
+    ("records", "fills").
+    """
+    if finding is not None and not has_records:
+        raise error_reply(document, f"{finding} and it has no {records}")
+    return finding
+
+
+def partial_error_message(document: DocumentKind, finding: str) -> str:
+    """Build the `partial_error_reply` warning message for a reply that carries records.
+
+    `finding` must come from this library's own wording, as for `error_reply`.
+    """
+    return (
+        f"{document} document reports a vendor error but carries records: {finding}. The "
+        "records were scored, but the report may be incomplete because the vendor may have "
+        "left records out, so request it again"
+    )
+
+
 def acord_result_failure(result_code: etree._Element) -> str | None:
     """Describe a `TransResult/ResultCode` that is not a success, or return None for success.
 
-    The `tc` attribute decides. Without one, a text that starts with "Success" is a success,
-    and a blank `ResultCode` carries no result, so it is not a failure either.
+    The `tc` attribute decides, and the description repeats it only when it is a number. Without
+    one, a text that starts with "Success" is a success, and a blank `ResultCode` carries no
+    result, so it is not a failure either.
     """
     tc = (result_code.get("tc") or "").strip()
     if tc:
         if tc in _SUCCESS_CODES:
             return None
-        return _KNOWN_FAILURES.get(tc, "not Success (tc 1) or Success with information (tc 2)")
+        if tc in _KNOWN_FAILURES:
+            return _KNOWN_FAILURES[tc]
+        if _NUMERIC_TC.fullmatch(tc):
+            return f"tc {tc}, not Success (tc 1) or Success with information (tc 2)"
+        return "not Success (tc 1) or Success with information (tc 2)"
     text = (result_code.text or "").strip()
     if not text or text.upper().startswith("SUCCESS"):
         return None

@@ -33,7 +33,7 @@ from evidence_features._records import RxFill, RxReport
 from evidence_features._replies import (
     ERROR_NAMES,
     ERROR_TAGS,
-    error_reply,
+    check_reply_error,
     is_error_element,
     is_rx_result_error,
 )
@@ -112,6 +112,8 @@ _NON_DIGIT = re.compile(r"\D")
 def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
     """Normalise one parsed Rx document into fills and document-level fields.
 
+    An error reply with fills is read as usual, and `vendor_error` describes its error.
+
     Raises:
         MalformedDocumentError: The document is an error reply without fills: a `<Result>`
             that reports neither a hit nor a no-hit, or an `Error` element at the top of the report
@@ -166,13 +168,12 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
                 # Adding 0.0 turns a "-0" into 0.0, the same score without the sign.
                 report.vendor_score = score + 0.0
                 score_found = True
-    if not report.fills:
-        if result_error:
-            raise error_reply(
-                "RX", "its <Result> reports neither a hit nor a no-hit and it has no fills"
-            )
-        if error_name is not None:
-            raise error_reply("RX", f"it has an <{error_name}> element and no fills")
+    finding = None
+    if result_error:
+        finding = "its <Result> reports neither a hit nor a no-hit"
+    elif error_name is not None:
+        finding = f"it has an <{error_name}> element"
+    report.vendor_error = check_reply_error("RX", finding, "fills", bool(report.fills))
     return report
 
 

@@ -22,6 +22,7 @@ WARNING_KINDS = (
     "implausible_value",
     "missing_document",
     "parse_error",
+    "partial_error_reply",
     "undated_record",
     "unknown_drug",
     "unparseable_date",
@@ -41,12 +42,19 @@ class FeatureWarning:
     (a document date after tomorrow in UTC, not used as the as-of date), `unknown_drug`,
     `implausible_value` (a numeric field that is not a readable number or lies outside its
     plausible range, read as missing), `empty_record` (a fill or MIB record element without
-    any data, not counted as a record) and, in lenient batch mode only, `parse_error`.
+    any data, not counted as a record), `partial_error_reply` (a vendor reply that reports an
+    error but carries records, which were scored although the report may be incomplete) and,
+    in lenient batch mode only, `parse_error`.
+
+    `message` is a sentence in the library's own words, never text from the document. Only
+    `partial_error_reply` sets it, naming the error element and, for an ACORD `ResultCode`,
+    the numeric code. Every other kind leaves it empty.
     """
 
     kind: str
     document: DocumentKind
     count: int
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)

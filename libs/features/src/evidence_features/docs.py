@@ -99,8 +99,11 @@ _CONVENTIONS = """\
     (`TXLifeResponse`, `IntelRXResponse`).
 
   A report that carries such an error and records is scored from its records, because they
-  are evidence the vendor did return. An `Error` element inside a record, and a blank
-  `<Result>` or `<Errors/>`, are read as data.
+  are evidence the vendor did return. A partial failure may have left records out, so it
+  raises the `partial_error_reply` warning. Its message names the document and the element,
+  and the `tc` of an ACORD `ResultCode` when that is a number of at most 10 digits, but
+  repeats no other text from the document. No feature column marks it. An `Error` element
+  inside a record, and a blank `<Result>` or `<Errors/>`, are read as data.
 - **Opioid strengths.** `RX_OPIOID_MAX_DAILY_MME` reads the opioid's number from
   `DrugStrength`, else from the drug name. A liquid's strength is per volume (`5 MG/5 ML`,
   `7.5-325 MG/15 ML`, `20 MG/ML`), and its `Quantity` counts mL. So the daily dose is mg per mL
