@@ -27,22 +27,31 @@ def smoke_pair() -> tuple[str, str]:
     return SMOKE_MIB, SMOKE_RX
 
 
-@pytest.fixture(scope="session")
-def model_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A local model server with no artifact, serving the built-in scoring function."""
-    directory = tmp_path_factory.mktemp("model-server")
-    port = free_port()
-    server = ServerProcess(
+def builtin_model_server(directory: Path, port: int, **env: str) -> ServerProcess:
+    """A model server process (not started) with no artifact, serving the built-in function.
+
+    ``env`` adds or replaces ``MODEL_SERVER_*`` variables. Its log is ``model-server.log`` in
+    ``directory``.
+    """
+    return ServerProcess(
         [script_path("evidence-model-server")],
         ready_url=f"http://127.0.0.1:{port}/health",
         env={
             "MODEL_SERVER_PORT": str(port),
             "MODEL_SERVER_ARTIFACT_DIR": str(directory / "empty-model"),
             "MODEL_SERVER_LOG_LEVEL": "warning",
+            **env,
         },
         log_path=directory / "model-server.log",
+        timeout=120.0,
     )
-    with server:
+
+
+@pytest.fixture(scope="session")
+def model_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local model server with no artifact, serving the built-in scoring function."""
+    port = free_port()
+    with builtin_model_server(tmp_path_factory.mktemp("model-server"), port):
         yield f"http://127.0.0.1:{port}"
 
 

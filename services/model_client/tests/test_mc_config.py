@@ -59,6 +59,12 @@ def test_server_settings_defaults() -> None:
     )
 
 
+def test_server_inflight_default_holds_four_bodies() -> None:
+    """By default the in-flight body limit admits four bodies of the largest size at once."""
+    settings = ServerSettings()
+    assert settings.max_inflight_body_bytes == 4 * settings.max_body_bytes
+
+
 def test_client_settings_reject_zero_deadline() -> None:
     """A deadline of 0 ms is invalid."""
     with pytest.raises(ValueError, match="deadline_ms"):

@@ -67,3 +67,36 @@ def test_server_port_option_out_of_range(tmp_path: Path) -> None:
     assert 2 == result.returncode, result.stderr
     assert "Traceback" not in result.stderr
     assert "--port" in result.stderr
+
+
+def test_server_inflight_limit_below_minimum(tmp_path: Path) -> None:
+    """An in-flight body limit below 1024 bytes names the variable and the bound."""
+    result = _run_server({"MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES": "0"}, tmp_path)
+
+    assert 2 == result.returncode, result.stderr
+    assert [
+        "error: invalid setting in the environment:",
+        "  MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES='0': Input should be greater than or equal to 1024",
+        "To fix: set MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES to a valid value or unset it to use "
+        "the default.",
+    ] == result.stderr.splitlines()
+
+
+def test_server_inflight_limit_below_body_limit(tmp_path: Path) -> None:
+    """An in-flight limit smaller than one body could never admit a full body: exit 2."""
+    result = _run_server(
+        {
+            "MODEL_SERVER_MAX_BODY_BYTES": "2000000",
+            "MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES": "1000000",
+        },
+        tmp_path,
+    )
+
+    assert 2 == result.returncode, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [
+        "error: invalid setting in the environment:",
+        "  MODEL_SERVER_MAX_BODY_BYTES=2000000 exceeds MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES="
+        "1000000, so a body of the largest size could never be accepted; raise the in-flight "
+        "limit or lower the body limit",
+    ] == result.stderr.splitlines()

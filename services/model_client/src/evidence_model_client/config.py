@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -136,8 +136,27 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(default=32_000_000, ge=1024)
     """Maximum request body size in bytes; larger bodies get 413."""
 
+    max_inflight_body_bytes: int = Field(default=128_000_000, ge=1024)
+    """Maximum request body bytes of all requests in progress together. A request that would
+    pass it gets 503 with ``Retry-After`` before its body is read. The default admits four
+    bodies of the default ``max_body_bytes``. A request's bytes stay counted until its response
+    is ready, so the limit also bounds the parsed arrays. They took about four times the
+    body's size in one measurement (docs/model-client.md)."""
+
     log_level: LogLevel = "info"
     """Level of the JSON logs on stdout."""
+
+    @model_validator(mode="after")
+    def _check_body_fits_inflight(self) -> ServerSettings:
+        if self.max_body_bytes > self.max_inflight_body_bytes:
+            msg = (
+                f"MODEL_SERVER_MAX_BODY_BYTES={self.max_body_bytes} exceeds "
+                f"MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES={self.max_inflight_body_bytes}, so a "
+                "body of the largest size could never be accepted; raise the in-flight limit "
+                "or lower the body limit"
+            )
+            raise ValueError(msg)
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ ALLOWED_KEYS = frozenset(
         "scoring_threads", "thread_limited_libraries", "artifact_dir", "model_name",
         "model_version", "feature_spec_hash", "model_type", "reason", "trees", "nodes", "depth",
         "max_abs_difference", "probe_rows", "max_rows", "check_ms", "attempt", "circuit_state",
-        "host", "port", "pid",
+        "host", "port", "pid", "inflight_bytes", "inflight_requests", "max_inflight_body_bytes",
     }
 )  # fmt: skip
 

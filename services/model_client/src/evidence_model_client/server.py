@@ -16,6 +16,10 @@ scikit-learn's own ``predict``), run in a worker thread, so the event loop stays
 each scikit-learn call runs under ``ScoringThreads`` (``MODEL_SERVER_SCORING_THREADS`` OpenMP
 and BLAS threads, default 1).
 
+``MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES`` caps the body bytes of all requests in progress
+together (``inflight.py``). A request that would pass it gets 503 with ``Retry-After: 1``,
+before its body is read when it declares a Content-Length.
+
 Start-up loads the model, then scores one row of the feature defaults through the parse, predict
 and encode steps of a request before uvicorn accepts connections. scikit-learn's first
 ``predict_proba`` in a process pays for imports and first-call set-up: about 20 ms at load
@@ -25,6 +29,7 @@ warm-up the first caller after a deployment waits for it, while ``/health`` alre
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -39,6 +44,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from evidence_model_client.config import ServerSettings, get_server_settings
+from evidence_model_client.inflight import BodyReservation, InflightBodies
 from evidence_model_client.payloads import InvalidPayloadError, ParsedPayload, parse_payload
 from evidence_model_client.protocol import encode_dataframe_split
 from evidence_model_client.served_model import Method, ServedModel, load_served_model
@@ -65,6 +71,7 @@ def create_app(
         SpecHashMismatchError: the artifact was trained on another feature spec.
     """
     config = settings or get_server_settings()
+    inflight = InflightBodies(config.max_inflight_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,26 +101,51 @@ def create_app(
     @app.post("/predict-proba")
     async def predict_proba(request: Request) -> Response:
         """Return both class probabilities of each row."""
-        return await _handle(request, config, "predict_proba")
+        return await _handle(request, config, inflight, "predict_proba")
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
         """Return the predicted class label of each row."""
-        return await _handle(request, config, "predict")
+        return await _handle(request, config, inflight, "predict")
 
     return app
 
 
-async def _handle(request: Request, config: ServerSettings, method: Method) -> Response:
+async def _handle(
+    request: Request, config: ServerSettings, inflight: InflightBodies, method: Method
+) -> Response:
+    path = request.url.path
+    header = request.headers.get("content-length")
+    declared = int(header) if header is not None and header.isdigit() else None
+    if declared is not None and declared > config.max_body_bytes:
+        return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
+    # NOTE: uvicorn 0.55 has no body timeout, and neither has this server, so a client that
+    # stalls in the middle of its body keeps its reservation until it disconnects.
+    reservation = inflight.reserve(declared or 0)
+    if reservation is None:
+        return _reject_busy(path, inflight, declared)
+    try:
+        return await _read_and_score(request, config, inflight, reservation, method)
+    finally:
+        # Reached on success, on every rejection and error, and when the client disconnects
+        # (request.stream() raises ClientDisconnect) or the task is cancelled.
+        reservation.release()
+
+
+async def _read_and_score(
+    request: Request,
+    config: ServerSettings,
+    inflight: InflightBodies,
+    reservation: BodyReservation,
+    method: Method,
+) -> Response:
     started = time.perf_counter()
     path = request.url.path
-    too_large = f"request body exceeds {config.max_body_bytes} bytes"
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
-        return _reject(path, too_large, 413)
-    body = await _read_body(request, config.max_body_bytes)
-    if body is None:
-        return _reject(path, too_large, 413)
+    body = await _read_body(request, config.max_body_bytes, reservation)
+    if isinstance(body, _BodyOverLimit):
+        if body is _BodyOverLimit.INFLIGHT:
+            return _reject_busy(path, inflight, None)
+        return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
     model: ServedModel = request.app.state.served
     threads: ScoringThreads = request.app.state.threads
     try:
@@ -130,8 +162,17 @@ async def _handle(request: Request, config: ServerSettings, method: Method) -> R
     return Response(content=content, media_type="application/json")
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes | None:
-    """Read the request body, or return None as soon as it exceeds ``max_bytes``.
+class _BodyOverLimit(enum.Enum):
+    """The limit that a body passed while it was read."""
+
+    BODY = "max_body_bytes"
+    INFLIGHT = "max_inflight_body_bytes"
+
+
+async def _read_body(
+    request: Request, max_bytes: int, reservation: BodyReservation
+) -> bytes | _BodyOverLimit:
+    """Read the request body, or stop as soon as it passes ``max_bytes`` or the in-flight limit.
 
     A chunked body carries no Content-Length, so the size is checked while reading and the
     rest of an oversized body is never read into memory.
@@ -141,7 +182,9 @@ async def _read_body(request: Request, max_bytes: int) -> bytes | None:
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            return None
+            return _BodyOverLimit.BODY
+        if not reservation.cover(size):
+            return _BodyOverLimit.INFLIGHT
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -229,3 +272,29 @@ def _reject(
     error = message if log_message is None else log_message
     _log.info("prediction request rejected", path=path, status=status, error=error)
     return JSONResponse({"detail": message}, status_code=status)
+
+
+def _reject_busy(path: str, inflight: InflightBodies, body_bytes: int | None) -> JSONResponse:
+    """Return 503 for a request whose body would pass the in-flight limit.
+
+    503 is a status that Snowflake retries and that the model client retries and then scores
+    with the fallback. ``Connection: close`` stops uvicorn from reading the unread body.
+    """
+    _log.warning(
+        "prediction request rejected, in-flight body limit reached",
+        path=path,
+        status=503,
+        body_bytes=body_bytes,
+        inflight_bytes=inflight.reserved_bytes,
+        inflight_requests=inflight.requests,
+        max_inflight_body_bytes=inflight.max_bytes,
+    )
+    message = (
+        f"the model server is holding MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES={inflight.max_bytes} "
+        "bytes of request bodies; retry after the Retry-After delay or send smaller batches"
+    )
+    return JSONResponse(
+        {"detail": message},
+        status_code=503,
+        headers={"retry-after": "1", "connection": "close"},
+    )

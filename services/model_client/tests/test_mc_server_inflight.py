@@ -1,0 +1,306 @@
+"""The real model server's limit on request body bytes held across concurrent requests.
+
+A module-scoped server runs with a 100,000-byte body limit and a 200,000-byte in-flight limit.
+Requests that stop in the middle of their body (``_Holder``) keep their declared bytes
+reserved, which fills the in-flight budget as concurrent large requests would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from evidence_model_client.errors import ModelUnavailableError
+from evidence_model_client.inflight import InflightBodies
+from evidence_model_client.protocol import encode_dataframe_split
+from evidence_model_client.scorer import RULE_BASED_VERSION
+from prometheus_client import CollectorRegistry
+
+from .conftest import ServerProcess, make_scorer, roomy_client, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+MAX_BODY = 100_000
+MAX_INFLIGHT = 200_000
+MAX_ROWS = 20
+# Time for the server to parse a holder's headers and reserve its bytes. Nothing in the
+# protocol reports that moment, so the tests wait for it.
+SETTLE_SECONDS = 0.5
+BUSY_EVENT = "prediction request rejected, in-flight body limit reached"
+# Ids, sizes and counts only: a rejected body is never read, let alone logged.
+_BUSY_LOG_KEYS = {
+    "event", "level", "timestamp", "path", "status", "body_bytes", "inflight_bytes",
+    "inflight_requests", "max_inflight_body_bytes",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The built-in model server with small body, in-flight and row limits."""
+    directory = tmp_path_factory.mktemp("inflight")
+    process = start_server(
+        directory / "no-artifact",
+        directory / "server.log",
+        MODEL_SERVER_MAX_BODY_BYTES=str(MAX_BODY),
+        MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES=str(MAX_INFLIGHT),
+        MODEL_SERVER_MAX_ROWS=str(MAX_ROWS),
+    )
+    yield process
+    stop_server(process)
+
+
+def _address(server: ServerProcess) -> tuple[str, int]:
+    return "127.0.0.1", int(server.base_url.rsplit(":", 1)[1])
+
+
+def _head(content_length: int | None) -> bytes:
+    length = (
+        "Transfer-Encoding: chunked"
+        if content_length is None
+        else f"Content-Length: {content_length}"
+    )
+    return (
+        "POST /predict-proba HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{length}\r\n\r\n"
+    ).encode("ascii")
+
+
+class _Holder:
+    """A request that declares ``size`` body bytes, sends up to 10 of them and stalls."""
+
+    def __init__(self, server: ServerProcess, size: int) -> None:
+        self.sock = socket.create_connection(_address(server), timeout=10)
+        self.sock.sendall(_head(size) + b'{"data": ['[: max(size - 1, 0)])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _declare_only(server: ServerProcess, size: int) -> bytes:
+    """Send only the head of a request declaring ``size`` bytes; return the whole response."""
+    with socket.create_connection(_address(server), timeout=10) as sock:
+        sock.sendall(_head(size))
+        return _read_until_closed(sock)
+
+
+def _assert_busy(raw: bytes) -> None:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), head
+    assert b"retry-after: 1" in head.lower()
+    assert b"connection: close" in head.lower()
+    detail = json.loads(body)["detail"]
+    assert f"MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES={MAX_INFLIGHT}" in detail
+
+
+def _padded_body(size: int | None = None, rows: int = 1) -> bytes:
+    """A valid dataframe_split body of exactly ``size`` bytes (JSON allows trailing blanks)."""
+    body = encode_dataframe_split(np.full((rows, 105), 0.5))
+    if size is None:
+        return body
+    assert len(body) <= size
+    return body + b" " * (size - len(body))
+
+
+def _busy_lines(server: ServerProcess) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line]
+    return [line for line in lines if line.get("event") == BUSY_EVENT]
+
+
+def _assert_nothing_held(server: ServerProcess) -> None:
+    """Check that no earlier request keeps bytes reserved: the budget fits two full bodies.
+
+    A holder takes one full body. A full body sent next fits only if nothing else is held, so
+    one leaked byte turns it into a 503. A release after a disconnect runs when the server
+    notices the disconnect, so a 503 is retried for a few seconds.
+    """
+    holder = _Holder(server, MAX_BODY)
+    try:
+        time.sleep(SETTLE_SECONDS)
+        deadline = time.monotonic() + 5.0
+        while True:
+            response = httpx.post(
+                f"{server.base_url}/predict-proba",
+                content=_padded_body(MAX_BODY),
+                headers={"content-type": "application/json"},
+                timeout=30,
+            )
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        holder.close()
+    assert response.status_code == 200, response.text
+
+
+def test_inflight_idle_server_accepts_full_budget(server: ServerProcess) -> None:
+    """With no request in progress, two full bodies at once fit the budget exactly."""
+    _assert_nothing_held(server)
+
+
+def test_inflight_over_budget_rejected_small_served(server: ServerProcess) -> None:
+    """While 160 KB are held, five 50 KB requests get 503 and a 1-row request gets 200."""
+    holders = [_Holder(server, MAX_BODY), _Holder(server, 60_000)]
+    rejected_before = len(_busy_lines(server))
+    try:
+        time.sleep(SETTLE_SECONDS)
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            answers = list(pool.map(lambda _: _declare_only(server, 50_000), range(5)))
+        small = httpx.post(
+            f"{server.base_url}/predict-proba",
+            content=_padded_body(),
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
+    finally:
+        for holder in holders:
+            holder.close()
+
+    for raw in answers:
+        _assert_busy(raw)
+    assert small.status_code == 200, small.text
+    assert len(small.json()["data"]) == 1
+    lines = _busy_lines(server)[rejected_before:]
+    assert len(lines) == 5
+    for line in lines:
+        assert set(line) == _BUSY_LOG_KEYS
+        assert line["status"] == 503
+        assert line["body_bytes"] == 50_000
+        assert line["inflight_bytes"] == 160_000
+        assert line["inflight_requests"] == 2
+        assert line["max_inflight_body_bytes"] == MAX_INFLIGHT
+    _assert_nothing_held(server)
+
+
+def test_inflight_budget_boundary(server: ServerProcess) -> None:
+    """With 100,001 bytes held, a full body is one byte over and gets 503; one byte less fits."""
+    holders = [_Holder(server, MAX_BODY), _Holder(server, 1)]
+    try:
+        time.sleep(SETTLE_SECONDS)
+        over = _declare_only(server, MAX_BODY)
+        fitting = httpx.post(
+            f"{server.base_url}/predict-proba",
+            content=_padded_body(MAX_BODY - 1),
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
+    finally:
+        for holder in holders:
+            holder.close()
+
+    _assert_busy(over)
+    assert fitting.status_code == 200, fitting.text
+
+
+def test_inflight_chunked_body_counted_as_read(server: ServerProcess) -> None:
+    """A chunked body declares no size, so it gets 503 once its chunks pass the budget."""
+    holders = [_Holder(server, MAX_BODY), _Holder(server, 60_000)]
+    try:
+        time.sleep(SETTLE_SECONDS)
+        with socket.create_connection(_address(server), timeout=10) as sock:
+            sock.sendall(_head(None) + f"{50_000:x}\r\n".encode("ascii") + b" " * 50_000 + b"\r\n")
+            raw = _read_until_closed(sock)
+    finally:
+        for holder in holders:
+            holder.close()
+
+    _assert_busy(raw)
+    _assert_nothing_held(server)
+
+
+def test_inflight_released_after_rejections(server: ServerProcess) -> None:
+    """Requests rejected with 400 and 413 after their body was read hold nothing afterwards."""
+    invalid = httpx.post(
+        f"{server.base_url}/predict-proba",
+        content=b"{" + b" " * (MAX_BODY - 1),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    too_many_rows = httpx.post(
+        f"{server.base_url}/predict-proba",
+        content=_padded_body(MAX_BODY, rows=MAX_ROWS + 1),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    with socket.create_connection(_address(server), timeout=10) as sock:
+        sock.sendall(_head(None) + f"{MAX_BODY + 1:x}\r\n".encode("ascii") + b" " * (MAX_BODY + 1))
+        too_large = _read_until_closed(sock)
+
+    assert invalid.status_code == 400
+    assert too_many_rows.status_code == 413
+    assert too_large.startswith(b"HTTP/1.1 413 "), too_large[:80]
+    _assert_nothing_held(server)
+
+
+def test_inflight_released_after_disconnects(server: ServerProcess) -> None:
+    """Clients that give up in the middle of a body, or before the response, hold nothing."""
+    stalled = [_Holder(server, 60_000) for _ in range(3)]
+    time.sleep(SETTLE_SECONDS)
+    for holder in stalled:
+        holder.close()
+    # A client that times out after sending its whole body closes before reading the answer.
+    with socket.create_connection(_address(server), timeout=10) as sock:
+        sock.sendall(_head(MAX_BODY) + _padded_body(MAX_BODY))
+
+    _assert_nothing_held(server)
+
+
+async def test_inflight_503_makes_client_fall_back(server: ServerProcess) -> None:
+    """The client reads the 503 as a retryable outage, and the scorer falls back."""
+    holders = [_Holder(server, MAX_BODY), _Holder(server, MAX_BODY - 1_000)]
+    rows = np.full((1, 105), 0.5)
+    client = roomy_client(server.base_url, retry=None)
+    scorer = make_scorer(server.base_url, CollectorRegistry())
+    try:
+        await asyncio.sleep(SETTLE_SECONDS)
+        with pytest.raises(ModelUnavailableError) as raised:
+            await client.predict_proba(rows)
+        scores = await scorer.score(rows)
+    finally:
+        for holder in holders:
+            holder.close()
+        await client.aclose()
+        await scorer.aclose()
+
+    assert raised.value.retryable is True
+    assert "HTTP 503" in str(raised.value)
+    assert [score.model_version for score in scores] == [RULE_BASED_VERSION]
+    assert [score.fallback_reason for score in scores] == ["model_unavailable"]
+
+
+def test_inflight_bodies_reservations() -> None:
+    """Reservations add up to the limit, grow while they fit and release once."""
+    inflight = InflightBodies(100)
+    first = inflight.reserve(60)
+    second = inflight.reserve(0)
+    assert first is not None
+    assert second is not None
+    assert inflight.reserve(41) is None
+    assert second.cover(40) is True
+    assert second.cover(41) is False
+    assert (inflight.reserved_bytes, inflight.requests) == (100, 2)
+
+    first.release()
+    first.release()
+    assert (inflight.reserved_bytes, inflight.requests) == (40, 1)
+    second.release()
+    assert (inflight.reserved_bytes, inflight.requests) == (0, 0)
+
+
+def test_inflight_bodies_rejects_zero_limit() -> None:
+    """A limit below 1 byte is a usage error."""
+    with pytest.raises(ValueError, match="max_bytes must be at least 1"):
+        InflightBodies(0)
