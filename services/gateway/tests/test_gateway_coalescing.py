@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from evidence_gateway.coalescing import Coalescer
+import structlog
+from evidence_gateway.coalescing import MAX_LOGGED_REQUEST_IDS, Coalescer
 
 
 class Recorder:
@@ -114,3 +115,48 @@ def test_coalescer_rejects_zero_max_items() -> None:
     """max_items below 1 is a usage error."""
     with pytest.raises(ValueError, match="max_items must be at least 1"):
         Coalescer(Recorder(), max_items=0)
+
+
+async def _submit_as(coalescer: Coalescer[int, int], items: list[int], request_id: str) -> None:
+    """Submit from a task whose log context contains ``request_id``, as a request's task does."""
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    await coalescer.submit(items)
+
+
+async def test_coalescer_call_logs_group_request_ids() -> None:
+    """A shared call logs the ids of its group, at most MAX_LOGGED_REQUEST_IDS, and the count."""
+
+    async def logged(items: list[int]) -> list[int]:
+        structlog.get_logger("test").warning("call failed", rows=len(items))
+        await asyncio.sleep(0.01)
+        return items
+
+    coalescer = Coalescer(logged)
+    ids = [f"{i:032x}" for i in range(25)]
+    capture = structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
+    with capture as logs:
+        first = asyncio.create_task(_submit_as(coalescer, [0], ids[0]))
+        await asyncio.sleep(0.001)
+        await asyncio.gather(*(_submit_as(coalescer, [i], ids[i]) for i in range(1, 25)))
+        await first
+
+    assert [line["request_count"] for line in logs] == [1, 24]
+    assert logs[0]["request_ids"] == [ids[0]]
+    assert logs[1]["request_ids"] == ids[1 : 1 + MAX_LOGGED_REQUEST_IDS]
+    assert logs[1]["rows"] == 24
+    assert "request_id" not in logs[0]
+    assert "request_id" not in logs[1]
+
+
+async def test_coalescer_call_without_request_id() -> None:
+    """Outside a request, a call logs its request count and no ids."""
+
+    async def logged(items: list[int]) -> list[int]:
+        structlog.get_logger("test").warning("call failed")
+        return items
+
+    capture = structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
+    with capture as logs:
+        await Coalescer(logged).submit([1, 2])
+
+    assert [(line["request_ids"], line["request_count"]) for line in logs] == [([], 1)]
