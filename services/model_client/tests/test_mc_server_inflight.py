@@ -256,6 +256,9 @@ def test_inflight_released_after_disconnects(server: ServerProcess) -> None:
         sock.sendall(_head(MAX_BODY) + _padded_body(MAX_BODY))
 
     _assert_nothing_held(server)
+    log = server.log_path.read_text()
+    assert "Exception in ASGI application" not in log
+    assert "client disconnected before sending the whole body" in log
 
 
 async def test_inflight_503_makes_client_fall_back(server: ServerProcess) -> None:

@@ -42,6 +42,7 @@ import structlog
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from evidence_model_client.config import ServerSettings, get_server_settings
 from evidence_model_client.inflight import BodyReservation, InflightBodies
@@ -53,6 +54,8 @@ from evidence_model_client.threads import ScoringThreads
 __all__ = ["create_app"]
 
 _log = structlog.get_logger("evidence_model_server")
+# nginx's status for a request whose client closed the connection; nobody reads the reply.
+_CLIENT_CLOSED_REQUEST = 499
 
 
 # Bodies up to this size are parsed and scored on the event loop when no native threads are
@@ -126,6 +129,11 @@ async def _handle(
         return _reject_busy(path, inflight, declared)
     try:
         return await _read_and_score(request, config, inflight, reservation, method)
+    except ClientDisconnect:
+        # Without this, uvicorn logs an error with a traceback for a client that gave up,
+        # which is the client's timeout at work rather than a fault of this server.
+        _log.info("client disconnected before sending the whole body", path=path)
+        return Response(status_code=_CLIENT_CLOSED_REQUEST)
     finally:
         # Reached on success, on every rejection and error, and when the client disconnects
         # (request.stream() raises ClientDisconnect) or the task is cancelled.
