@@ -1,5 +1,8 @@
 """Readiness reports the queue as not writable while real appends fail, and recovers after.
 
+With two workers, the limit applies to one worker process only, and the test checks that
+probes served by either worker report that worker's failure until its window ends.
+
 The real-process test limits the gateway's file size (RLIMIT_FSIZE, as ``ulimit -f`` does) to
 a little above the queue's write-ahead log. The readiness write probe dirties one page, which
 still fits, while a batch of records does not, so only the append fails. Python ignores
@@ -12,6 +15,7 @@ and the unit tests cover the count of several.
 from __future__ import annotations
 
 import resource
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 from evidence_gateway.append_status import APPEND_FAILURE_WINDOW_SECONDS, QueueAppendStatus
+from evidence_gateway.append_status_file import append_status_path
+from evidence_gateway.config import Settings
 from evidence_gateway.snowflake_headers import QUERY_BATCH_ID_HEADER
 from evidence_gateway.testing import ServerProcess, free_port, start_gateway
 from evidence_persistence import QueueFullError, QueueUnavailableError
@@ -29,6 +35,8 @@ ROWS_PER_BATCH = 24
 PROBE_ROOM_BYTES = 16 * (4096 + 24)
 # An XML comment of this size pads each document, so a batch spans many pages; no evidence.
 PADDING_CHARACTERS = 6000
+# The gateway's default GATEWAY_APPEND_STATUS_DIR, which the test gateways use.
+STATUS_DIR: Path = Settings.model_fields["append_status_dir"].default
 
 
 class FakeClock:
@@ -198,6 +206,9 @@ def test_ready_follows_failing_appends(
     assert queue["detail"]["failed_appends"] == 1
     assert 0 <= queue["detail"]["failed_append_age_seconds"] < APPEND_FAILURE_WINDOW_SECONDS
     assert queue["detail"]["depth"] == 3 * ROWS_PER_BATCH
+    assert queue["detail"]["failed_append_pids"] == [server.pid]
+    assert body["worker_pid"] == server.pid
+    assert not append_status_path(STATUS_DIR, tmp_path / "queue.sqlite3").exists()
     assert summary["status"] == "unhealthy"
     assert summary["checks"]["queue"] is False
     assert summary["errors"] == {"queue": "QueueUnavailableError"}
@@ -214,3 +225,100 @@ def test_ready_follows_failing_appends(
     assert "failed_appends" not in queue["detail"]
     assert queue["detail"]["depth"] == 4 * ROWS_PER_BATCH
     assert _function_health(url)["errors"] == {}
+
+
+def _probe_workers(
+    url: str, probes_per_worker: int = 3, timeout: float = 60.0
+) -> dict[int, list[Any]]:
+    """Probe readiness until each of two workers served ``probes_per_worker`` probes.
+
+    Stops after ``timeout`` seconds even when one worker served fewer or none.
+
+    Returns:
+        The response bodies with their status codes, by the pid of the worker that served them.
+    """
+    by_worker: dict[int, list[Any]] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # A new connection per probe lets the kernel hand it to either worker.
+        response = httpx.get(f"{url}/health/ready", headers={"connection": "close"}, timeout=10.0)
+        body = response.json()
+        by_worker.setdefault(body["worker_pid"], []).append((response.status_code, body))
+        if len(by_worker) >= 2 and all(
+            len(bodies) >= probes_per_worker for bodies in by_worker.values()
+        ):
+            break
+    return by_worker
+
+
+@pytest.mark.slow
+def test_ready_shared_by_two_workers(tmp_path: Path, smoke_pair: tuple[str, str]) -> None:
+    """An append failure in one of two workers: probes of both report it until the window ends."""
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    status_file = append_status_path(STATUS_DIR, tmp_path / "queue.sqlite3")
+    server, url = start_gateway(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        tmp_path / "no-artifact",
+        GATEWAY_STORE_RAW_EVIDENCE="true",
+        GATEWAY_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    try:
+        before = _probe_workers(url)
+        assert status_file.exists()
+        assert len(before) == 2
+        for pid, bodies in before.items():
+            assert [status for status, _ in bodies] == [200] * len(bodies), (pid, bodies)
+        for batch in range(3):
+            assert _predict(url, smoke_pair, batch).status_code == 200
+        wal = tmp_path / "queue.sqlite3-wal"
+        failing_pid, healthy_pid = sorted(before)
+
+        _limit_file_size(failing_pid, wal.stat().st_size + PROBE_ROOM_BYTES)
+        predict_statuses = []
+        for batch in range(10, 40):
+            predict_statuses.append(_predict(url, smoke_pair, batch).status_code)
+            if predict_statuses[-1] == 503:
+                break
+        during = _probe_workers(url)
+        summaries = [_function_health(url) for _ in range(6)]
+        _limit_file_size(failing_pid, resource.RLIM_INFINITY)
+
+        assert predict_statuses[-1] == 503
+        assert set(predict_statuses[:-1]) <= {200}
+        assert set(during) == {failing_pid, healthy_pid}
+        for pid, bodies in during.items():
+            for status, body in bodies:
+                queue = body["checks"]["queue"]
+                assert status == 503, (pid, body)
+                assert body["status"] == "not_ready"
+                assert queue["ok"] is False
+                assert queue["detail"]["error"] == "QueueUnavailableError"
+        for _, body in during[healthy_pid]:
+            detail = body["checks"]["queue"]["detail"]
+            assert detail["failed_appends"] == 1
+            assert detail["failed_append_pids"] == [failing_pid]
+            assert 0 <= detail["failed_append_age_seconds"] < APPEND_FAILURE_WINDOW_SECONDS
+        for summary in summaries:
+            assert summary["status"] == "unhealthy"
+            assert summary["errors"] == {"queue": "QueueUnavailableError"}
+
+        # The failure's age at the latest probe, so the sleep ends just after its window.
+        age = during[healthy_pid][-1][1]["checks"]["queue"]["detail"]["failed_append_age_seconds"]
+        time.sleep(APPEND_FAILURE_WINDOW_SECONDS - age + 1.0)
+        after = _probe_workers(url)
+
+        assert set(after) == {failing_pid, healthy_pid}
+        for pid, bodies in after.items():
+            for status, body in bodies:
+                queue = body["checks"]["queue"]
+                assert status == 200, (pid, body)
+                assert queue["ok"] is True
+                assert "error" not in queue["detail"]
+                assert "failed_appends" not in queue["detail"]
+    finally:
+        server.stop()
+
+    assert not status_file.exists()

@@ -164,6 +164,29 @@ def test_gateway_workers_need_metrics_dir(tmp_path: Path) -> None:
     ) in result.stderr
 
 
+def test_gateway_workers_need_status_dir(tmp_path: Path) -> None:
+    """Several workers with a missing GATEWAY_APPEND_STATUS_DIR stop before the port is bound."""
+    missing = tmp_path / "missing"
+    result = _run(
+        ["evidence-gateway"],
+        {
+            "GATEWAY_API_TOKEN": TOKEN,
+            "GATEWAY_PORT": "0",
+            "GATEWAY_WORKERS": "2",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            "GATEWAY_APPEND_STATUS_DIR": str(missing),
+        },
+        tmp_path,
+    )
+
+    _assert_clean_failure(result)
+    assert (
+        f"  GATEWAY_APPEND_STATUS_DIR={missing} is not a directory, and GATEWAY_WORKERS=2 needs "
+        "it to share the outcome of queue appends between workers; set it to an existing "
+        "directory on a memory file system such as /dev/shm, or set GATEWAY_WORKERS=1"
+    ) in result.stderr
+
+
 def test_gateway_token_missing(tmp_path: Path) -> None:
     """Without a token and outside local mode, the message names the variable and the fix."""
     result = _run(["evidence-gateway"], {"GATEWAY_PORT": "0"}, tmp_path)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from evidence_gateway import metrics
 from evidence_gateway.append_status import QueueAppendStatus
+from evidence_gateway.append_status_file import AppendStatusFile, append_status_path
 from evidence_gateway.config import Settings, get_settings
 from evidence_gateway.extraction import FeatureExtractor
 from evidence_gateway.handlers import install_exception_handlers
@@ -60,6 +61,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # With several workers a probe reaches one of them, so they share their append
+        # outcomes through a file that belongs to this gateway's queue. Attached first, so that
+        # a failure to attach leaves nothing else started.
+        shared_file = None
+        if resolved.workers > 1:
+            shared_file = AppendStatusFile.attach(
+                append_status_path(resolved.append_status_dir, resolved.queue_path),
+                workers=resolved.workers,
+            )
         # Process-wide, so the interval in force before is restored when the app stops, for
         # callers such as tests that run the app inside their own process.
         previous_switch_interval = sys.getswitchinterval()
@@ -79,9 +89,7 @@ def create_app(
         )
         scorer: ScorerAdapter = build_scorer(model_client_settings)
         await scorer.start()
-        # NOTE: with GATEWAY_WORKERS above 1 each worker process has its own status, so a
-        # probe reaches one worker and reports only that worker's appends.
-        append_status = QueueAppendStatus()
+        append_status = QueueAppendStatus(shared_file=shared_file)
         app.state.settings = resolved
         app.state.pipeline = ScoringPipeline(
             extractor=extractor,
@@ -113,6 +121,7 @@ def create_app(
             await scorer.aclose()
             extractor.shutdown()
             queue.close()
+            append_status.close()
             metrics.mark_worker_dead(resolved.prometheus_multiproc_dir)
             sys.setswitchinterval(previous_switch_interval)
             _log.info("gateway stopped")

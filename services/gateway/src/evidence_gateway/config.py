@@ -193,6 +193,14 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    append_status_dir: Path = Field(
+        # A memory file system, so the status file stays writable when the queue's disk is full.
+        default=Path("/dev/shm"),  # noqa: S108 - the file is created with O_NOFOLLOW and mode 0600
+        description=(
+            "Directory of the small file in which the workers share the outcome of their queue "
+            "appends, for readiness; used only when workers is above 1. Must exist."
+        ),
+    )
     prometheus_multiproc_dir: Path | None = Field(
         default=None,
         validation_alias="PROMETHEUS_MULTIPROC_DIR",
@@ -227,6 +235,18 @@ class Settings(BaseSettings):
                 f"GATEWAY_WORKERS={self.workers} needs PROMETHEUS_MULTIPROC_DIR, or /metrics "
                 "shows one worker at a time; set it to an empty directory that the workers "
                 "share, or set GATEWAY_WORKERS=1"
+            )
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _check_append_status_dir_for_workers(self) -> Settings:
+        if self.workers > 1 and not self.append_status_dir.is_dir():
+            msg = (
+                f"GATEWAY_APPEND_STATUS_DIR={self.append_status_dir} is not a directory, and "
+                f"GATEWAY_WORKERS={self.workers} needs it to share the outcome of queue appends "
+                "between workers; set it to an existing directory on a memory file system such "
+                "as /dev/shm, or set GATEWAY_WORKERS=1"
             )
             raise ValueError(msg)
         return self

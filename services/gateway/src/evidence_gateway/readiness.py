@@ -1,8 +1,9 @@
 """Readiness: can this gateway score and record predictions right now?
 
 - ``queue``: the durable queue file takes a write lock and has room, and the most recent append
-  transaction did not fail within the last ``APPEND_FAILURE_WINDOW_SECONDS`` (required). The
-  write probe dirties one page, so it can pass while appends of whole batches fail.
+  transaction did not fail within the last ``APPEND_FAILURE_WINDOW_SECONDS`` (required), in
+  any worker of this gateway. The write probe dirties one page, so it can pass while appends of
+  whole batches fail.
 - ``feature_spec``: the model serves the feature spec this gateway extracts (required when the
   model reports its hash). A mismatch means a bad deployment: the scorer would score every
   row with the fallback, so the instance reports ``not_ready`` and a rollout stops there.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -66,6 +68,8 @@ class ReadinessReport:
     model_version: str | None
     feature_spec_version: str = FEATURE_SPEC_VERSION
     feature_spec_hash: str = FEATURE_SPEC_HASH
+    # With GATEWAY_WORKERS above 1, the probe reached this worker process.
+    worker_pid: int = field(default_factory=os.getpid)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON body of ``GET /health/ready``."""
@@ -78,6 +82,7 @@ class ReadinessReport:
             "model_version": self.model_version,
             "feature_spec_version": self.feature_spec_version,
             "feature_spec_hash": self.feature_spec_hash,
+            "worker_pid": self.worker_pid,
         }
 
 
@@ -141,6 +146,7 @@ class ReadinessProbe:
             detail["error"] = failure.error
             detail["failed_appends"] = failure.failed_appends
             detail["failed_append_age_seconds"] = failure.age_seconds
+            detail["failed_append_pids"] = list(failure.pids)
         return CheckResult(ok=not full and failure is None, detail=detail)
 
 

@@ -286,3 +286,6 @@ class ReadinessResponse(BaseModel):
     checks: dict[str, HealthCheck]
     feature_spec_version: str
     feature_spec_hash: str
+    worker_pid: int = Field(
+        description="Process id of the uvicorn worker that served this response."
+    )

@@ -49,8 +49,10 @@ def serve() -> None:
     GATEWAY_API_TOKEN. Each worker builds its own app from them. With several
     workers, set PROMETHEUS_MULTIPROC_DIR to a folder that only this gateway
     uses, so that /metrics covers all of them. The metrics files of earlier
-    runs are deleted from it at start. Exits with status 2, before binding the
-    port, when a setting is invalid.
+    runs are deleted from it at start. The workers share the outcome of their
+    queue appends, for readiness, through a file in GATEWAY_APPEND_STATUS_DIR
+    (default /dev/shm). Exits with status 2, before binding the port, when a
+    setting is invalid.
     """
     settings = load_settings()
     if settings.prometheus_multiproc_dir is not None:
