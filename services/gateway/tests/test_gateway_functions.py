@@ -151,7 +151,7 @@ async def test_functions_health_duplicate_row_numbers_400(gateway: Any) -> None:
     response = await gateway.client.post("/functions/health", json={"data": [[3], [3]]})
 
     assert 400 == response.status_code
-    assert "same row number twice" in response.json()["error"]["message"]
+    assert "data[0] and data[1] both have row number 3" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("number", [2**63, -(2**63) - 1])

@@ -25,6 +25,8 @@ from evidence_gateway.extraction import ExtractionRequest, ExtractionResult, Fea
 from evidence_persistence import PredictionQueue
 from prometheus_client import REGISTRY
 
+from .fake_model_kit import FakeModelService
+
 MARKER = "<!-- out-of-range -->"
 HUGE = 1e300
 COLUMN = FEATURE_NAMES.index("RX_TOTAL_FILLS")
@@ -152,7 +154,7 @@ async def test_out_of_range_service_function_row(
 REJECTED_VALUE = 7777.5
 
 
-class RejectingModel:
+class RejectingModel(FakeModelService):
     """A fake model service on 127.0.0.1: 400 for a call containing ``REJECTED_VALUE``, else 0.25.
 
     It imitates a service whose input rule is stricter than the gateway's check. ``calls``
@@ -160,41 +162,8 @@ class RejectingModel:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[int] = []
-        self._server: asyncio.Server | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                request_line, *header_lines = head.decode("latin-1").split("\r\n")
-                length = 0
-                for line in header_lines:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                body = await reader.readexactly(length) if length else b""
-                status, answer = self._answer(request_line, body)
-                writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(answer)}\r\n\r\n".encode()
-                    + answer
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
 
     def _answer(self, request_line: str, body: bytes) -> tuple[int, bytes]:
         if request_line.startswith("GET /health"):

@@ -334,7 +334,8 @@ class ScoringPipeline:
         inference_ms: float,
         include_features: bool,
     ) -> RowPrediction:
-        risk_score = float(score.risk_score)
+        # Adding 0.0 turns a model's -0.0 into 0.0, which JSON would otherwise carry as "-0.0".
+        risk_score = float(score.risk_score) + 0.0
         values = result.values if result.values is not None else np.zeros(len(FEATURE_NAMES))
         return RowPrediction(
             policy_number=row.policy_number or "",

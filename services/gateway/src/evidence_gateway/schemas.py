@@ -257,7 +257,12 @@ class ServiceFunctionRequest(BaseModel):
         }
     )
 
-    data: list[list[Any]] = Field(description="Rows; element 0 is the row number in the batch.")
+    # Rows are checked by the route, so that a row that is not a list gets the same 400
+    # invalid_envelope as a row without a row number. The schema still documents a list of lists.
+    data: list[Any] = Field(
+        description="Rows; element 0 is the row number in the batch.",
+        json_schema_extra={"items": {"type": "array", "items": {}}},
+    )
 
 
 class ServiceFunctionResponse(BaseModel):

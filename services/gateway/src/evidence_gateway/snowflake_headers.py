@@ -17,7 +17,13 @@ from typing import Any
 
 from starlette.requests import Request
 
-__all__ = ["QUERY_BATCH_ID_HEADER", "QUERY_ID_HEADER", "header_value", "loggable_id"]
+__all__ = [
+    "QUERY_BATCH_ID_HEADER",
+    "QUERY_ID_HEADER",
+    "AmbiguousHeaderError",
+    "header_value",
+    "loggable_id",
+]
 
 QUERY_BATCH_ID_HEADER = "sf-external-function-query-batch-id"
 QUERY_ID_HEADER = "sf-external-function-current-query-id"
@@ -32,9 +38,29 @@ _SNOWFLAKE_ID = re.compile(
 _DIGEST_KEY = secrets.token_bytes(32)
 
 
+class AmbiguousHeaderError(ValueError):
+    """The request repeats a header with different values, so no single value can apply."""
+
+
 def header_value(request: Request, name: str) -> str | None:
-    """Return the header's value, or None when it is absent or empty."""
-    return request.headers.get(name) or None
+    """Return the header's value, or None when it is absent or empty.
+
+    HTTP clients merge a repeated header, but a raw request can send one twice. Identical
+    copies count as one value.
+
+    Raises:
+        AmbiguousHeaderError: the header occurs with two or more different values, an empty
+            one included. The message names the header but none of its values, which are the
+            caller's text.
+    """
+    values = set(request.headers.getlist(name))
+    if len(values) > 1:
+        msg = (
+            f"the {name} header occurs with {len(values)} different values; send it once, "
+            "because the gateway uses one value for the whole batch"
+        )
+        raise AmbiguousHeaderError(msg)
+    return next(iter(values), None) or None
 
 
 def loggable_id(key: str, value: str | None) -> dict[str, Any]:

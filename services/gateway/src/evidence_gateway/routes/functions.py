@@ -35,6 +35,7 @@ from evidence_gateway.schemas import (
 from evidence_gateway.snowflake_headers import (
     QUERY_BATCH_ID_HEADER,
     QUERY_ID_HEADER,
+    AmbiguousHeaderError,
     header_value,
     loggable_id,
 )
@@ -60,8 +61,9 @@ _UNSUPPORTED_BODY: dict[str, Any] = {
 _BAD_ENVELOPE: dict[str, Any] = {
     "model": ErrorBody,
     "description": (
-        "The envelope has no usable row numbers, or the body is declared gzip but is not "
-        "valid gzip data."
+        "The envelope has a row that is not a list or has no usable row number, a "
+        "sf-external-function-* header repeated with different values, or the body is "
+        "declared gzip but is not valid gzip data."
     ),
 }
 _INVALID_BODY: dict[str, Any] = {
@@ -87,18 +89,31 @@ def _out_of_range_message(position: int) -> str:
     )
 
 
-def _row_numbers(data: list[list[Any]]) -> list[int]:
+_JSON_TYPE_NAMES = {bool: "boolean", int: "number", float: "number", str: "string", dict: "object"}
+
+
+def _row_numbers(data: list[Any]) -> list[int]:
     """Return each row's row number, checking that all are distinct signed 64-bit integers.
 
     A JSON ``true`` or ``false`` decodes to a Python bool, which is an int subclass, so bools
-    are rejected by name. So are floats such as ``1.0``, strings and nulls.
+    are rejected by name. So are floats such as ``1.0``, strings and nulls. After this check
+    every row is a list.
 
     Raises:
-        _EnvelopeError: a row has no integer row number, one outside the signed 64-bit range,
-            or one that an earlier row already has.
+        _EnvelopeError: a row is not a list, has no integer row number, one outside the signed
+            64-bit range, or one that an earlier row already has.
     """
     numbers: list[int] = []
+    first_position: dict[int, int] = {}
     for position, raw in enumerate(data):
+        if not isinstance(raw, list):
+            # Only the JSON type is named: the value may be a document or a name.
+            kind = _JSON_TYPE_NAMES.get(type(raw), "null")
+            msg = (
+                f"data[{position}] is a JSON {kind}, not a row; send each row as a list "
+                "that starts with its row number"
+            )
+            raise _EnvelopeError(msg)
         number = raw[0] if raw else None
         if isinstance(number, float) and number.is_integer() and abs(number) >= 2**63:
             # orjson (3.13) decodes an integer literal beyond 64 bits as a float, so such a row
@@ -109,10 +124,14 @@ def _row_numbers(data: list[list[Any]]) -> list[int]:
             raise _EnvelopeError(msg)
         if not _MIN_ROW_NUMBER <= number <= _MAX_ROW_NUMBER:
             raise _EnvelopeError(_out_of_range_message(position))
+        if number in first_position:
+            msg = (
+                f"data[{first_position[number]}] and data[{position}] both have row number "
+                f"{number}; each row number must be unique in a batch"
+            )
+            raise _EnvelopeError(msg)
+        first_position[number] = position
         numbers.append(number)
-    if len(set(numbers)) != len(numbers):
-        msg = "data holds the same row number twice; each row number must be unique in a batch"
-        raise _EnvelopeError(msg)
     return numbers
 
 
@@ -215,10 +234,15 @@ async def predict_rows(
 
     # The whole value goes into the prediction ids, whatever its length, because a retried
     # batch must map to the same ids. The id derivation hashes it, so length costs nothing.
-    batch_id = header_value(request, QUERY_BATCH_ID_HEADER)
+    # Two different values would make the ids depend on which one wins, so they are rejected.
+    try:
+        batch_id = header_value(request, QUERY_BATCH_ID_HEADER)
+        query_id = header_value(request, QUERY_ID_HEADER)
+    except AmbiguousHeaderError as exc:
+        return _invalid_envelope(_EnvelopeError(str(exc)))
     structlog.contextvars.bind_contextvars(
         **loggable_id("query_batch_id", batch_id),
-        **loggable_id("query_id", header_value(request, QUERY_ID_HEADER)),
+        **loggable_id("query_id", query_id),
         rows=len(numbers),
     )
     if batch_id is None:
