@@ -273,7 +273,7 @@ def test_parse_limits_invalid_values(field: dict[str, object]) -> None:
     [
         (b"<IntelRXResponse><DrugFill><DrugGenericName>MET", "not well-formed"),
         (b"<IntelRXResponse><DrugFill></IntelRXResponse>", "not well-formed"),
-        (b"not xml at all", "not well-formed"),
+        (b"not xml at all", "not XML"),
         (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "HTML page"),
         (b"<!DOCTYPE html><html><body>Error</body></html>", "DOCTYPE"),
         (b"<html><body><p>unclosed</body></html>", "not well-formed"),
@@ -336,6 +336,38 @@ def test_malformed_message_hides_content() -> None:
     message = str(caught.value)
     assert message.startswith("MIB document is not well-formed XML (ERR_TAG_NAME_MISMATCH")
     assert "Jane" not in message
+
+
+@pytest.mark.parametrize(
+    ("document", "hint"),
+    [
+        (b"hello, not xml {\n", ""),
+        (b"name: Jane Example", ""),
+        (b'{"name": "Jane Example"}', "; it starts with '{', as JSON does."),
+        (b'\xef\xbb\xbf  [{"name": "Jane Example"}]', "; it starts with '[', as JSON does."),
+        (b'<?xml version="1.0"?>\n{"name": "Jane"}', "; it starts with '{', as JSON does."),
+        ('<?xml version="1.0" encoding="UTF-16"?>{"name": "Jane"}', "; it starts with '{'"),
+        ("Jane Example".encode("utf-16"), ""),
+        (b"<!-- report --> Jane Example", ""),
+        (b"\x00\x01", ""),
+    ],
+    ids=["text", "yaml", "json", "bom-json-array", "declared-json", "str-json", "utf16-text",
+         "comment-then-text", "control-bytes"],
+)  # fmt: skip
+def test_non_xml_document_message(document: bytes | str, hint: str) -> None:
+    """A document without a root element is named not XML, with no text of it echoed."""
+    with pytest.raises(MalformedDocumentError) as caught:
+        extract_features(document, None)
+    message = str(caught.value)
+    assert message.startswith(
+        "MIB document is not XML: it does not start with an element ('<') after any XML "
+        "declaration or comments"
+    )
+    assert hint in message
+    assert message.endswith("Check that the file is the XML report and not JSON or text")
+    assert "Jane" not in message
+    assert "hello" not in message
+    assert "ERR_DOCUMENT_EMPTY" not in message
 
 
 @pytest.mark.parametrize(

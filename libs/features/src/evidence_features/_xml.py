@@ -175,7 +175,7 @@ def _is_blank(raw: bytes) -> bool:
 
 
 def _syntax_error(
-    document: DocumentKind, exc: etree.XMLSyntaxError, limits: ParseLimits
+    document: DocumentKind, exc: etree.XMLSyntaxError, limits: ParseLimits, raw: bytes
 ) -> Exception:
     code = exc.code
     name = _ERROR_NAMES.get(code, str(code))
@@ -192,11 +192,35 @@ def _syntax_error(
     if code == etree.ErrorTypes.ERR_ENTITY_LOOP:
         msg = f"{document} document declares recursive entities ({name}); entities are rejected"
         return HostileDocumentError(document, msg)
+    if code == etree.ErrorTypes.ERR_DOCUMENT_EMPTY:
+        # libxml2 reports this code for any document in which no root element follows the
+        # XML declaration and comments, so JSON or plain text would read as "empty" otherwise.
+        return MalformedDocumentError(document, _not_xml_message(document, raw))
     msg = (
         f"{document} document is not well-formed XML ({name} at {where}); "
         "send the complete report exactly as the vendor returned it"
     )
     return MalformedDocumentError(document, msg)
+
+
+def _not_xml_message(document: DocumentKind, raw: bytes) -> str:
+    """Describe a document without a root element, naming only a JSON-like first byte.
+
+    The document is health data, so the message never quotes its text.
+    """
+    body = raw.removeprefix(_BOMS[0])
+    # Only the start is decoded. Each undecodable byte becomes one character, so the match's
+    # end is also a byte offset.
+    declaration = _XML_DECLARATION.match(body[:1024].decode("ascii", errors="replace"))
+    if declaration is not None:
+        body = body[declaration.end() :]
+    first = body.lstrip()[:1]
+    hint = f"; it starts with {first.decode()!r}, as JSON does" if first in (b"{", b"[") else ""
+    return (
+        f"{document} document is not XML: it does not start with an element ('<') after any "
+        f"XML declaration or comments{hint}. Check that the file is the XML report and not "
+        "JSON or text"
+    )
 
 
 def parse_document(
@@ -252,13 +276,13 @@ def parse_document(
         root = etree.fromstring(raw, state.parser)
     except etree.XMLSyntaxError as exc:
         if exc.code not in _ENCODING_ERRORS or raw.startswith(_BOMS):
-            raise _syntax_error(document, exc, limits) from exc
+            raise _syntax_error(document, exc, limits, raw) from exc
         # Latin-1 text in a document declared (or defaulted to) UTF-8 is common in feeds;
         # every byte sequence is valid ISO-8859-1, so only structural errors remain.
         try:
             root = etree.fromstring(raw, state.latin1_parser)
         except etree.XMLSyntaxError as retry_exc:
-            raise _syntax_error(document, retry_exc, limits) from retry_exc
+            raise _syntax_error(document, retry_exc, limits, raw) from retry_exc
         recovered = True
 
     docinfo = root.getroottree().docinfo

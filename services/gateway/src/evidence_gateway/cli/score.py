@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
+EXIT_SCORED = 0
 EXIT_REJECTED = 1
 EXIT_INVALID_OPTION = 2
 EXIT_BAD_INPUT = 3
@@ -215,6 +217,15 @@ def score(
     ] = None,
     timeout: Annotated[float, typer.Option(help="HTTP timeout in seconds.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="With --in-process, log the gateway's info lines to stderr too, as "
+            "GATEWAY_LOG_LEVEL=info does; without it only warnings and errors show unless "
+            "GATEWAY_LOG_LEVEL is set.",
+        ),
+    ] = False,
 ) -> None:
     """Score one applicant and print the prediction.
 
@@ -224,7 +235,8 @@ def score(
     0 scored, 1 rejected by the gateway or a proxy (413 included), 2 invalid
     options, 3 input file unreadable, not decodable or over the limit, 4
     gateway unreachable or another server at --url, 5 no queue file for
-    --in-process.
+    --in-process. When the reader of stdout closes it early, as `| head -1`
+    does, the command stops printing quietly and keeps that status.
     """
     if mib is None and rx is None:
         raise typer.BadParameter("pass --mib, --rx or both")
@@ -247,7 +259,7 @@ def score(
         check_settings(
             {Settings: lambda: Settings(local_mode=True), ClientSettings: get_client_settings}
         )
-        settings = Settings(local_mode=True)
+        settings = _quiet_by_default(Settings(local_mode=True), verbose)
     else:
         _check_url(url)
     max_document_bytes, limit_name = _document_limit(settings)
@@ -273,6 +285,33 @@ def score(
         )
         raise typer.Exit(EXIT_UNREACHABLE) from exc
     _print_response(response, url, as_json)
+
+
+def _quiet_by_default(settings: Settings, verbose: bool) -> Settings:
+    """Lower the in-process gateway's log level to warnings unless asked for more.
+
+    A one-off command needs no "gateway started" or "request completed" lines around its
+    result. A GATEWAY_LOG_LEVEL set in the environment or .env file wins over --verbose.
+    """
+    if "log_level" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"log_level": "info" if verbose else "warning"})
+
+
+class _StdoutConsole(Console):
+    """A Rich console whose broken pipe leaves the exit status to the command.
+
+    Rich's own handler exits with status 1, which this command uses for a rejected request.
+    """
+
+    def on_broken_pipe(self) -> None:
+        # The reader of stdout, such as `head -1`, has closed it. Python's documented recipe:
+        # point stdout at /dev/null so that the flush at exit cannot raise again, and exit
+        # quietly. The prediction was made, so the status stays 0.
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(EXIT_SCORED)
 
 
 def _print_response(response: httpx.Response, url: str, as_json: bool) -> None:
@@ -305,7 +344,7 @@ def _print_response(response: httpx.Response, url: str, as_json: bool) -> None:
     if response.status_code != 200:
         _print_rejection(response, response_body)
         raise typer.Exit(EXIT_REJECTED)
-    console = Console()
+    console = _StdoutConsole()
     if as_json:
         console.print_json(json.dumps(response_body))
         return
@@ -356,6 +395,9 @@ def _print_rejection(response: httpx.Response, response_body: object) -> None:
             f"{response.reason_phrase}, from a server that is not the gateway, such as a proxy "
             "in front of it; send smaller files or raise that server's body size limit"
         )
+    if response.status_code == 401:
+        # The gateway's message names the HTTP header, and this adds the command's own options.
+        message += "; pass --token or set EVIDENCE_SCORE_TOKEN"
     typer.echo(f"HTTP {response.status_code}: {message}", err=True)
     details = response_body.get("details") if isinstance(response_body, dict) else None
     for line in _detail_lines(details):
