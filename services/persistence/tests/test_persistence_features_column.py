@@ -10,6 +10,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.ddl import render_add_column, render_ddl
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import (
+    BASE_TIME,
     FEATURES_TABLE,
     PREDICTIONS_TABLE,
     RAW_TABLE,
@@ -49,6 +51,7 @@ HARD_VALUES = (
     1e-300,
 )
 FEATURES_COLUMN = MODEL_PREDICTIONS.columns[-1]
+A_MINUTE = timedelta(minutes=1)
 
 
 def _hard_features(index: int) -> tuple[float, ...]:
@@ -228,16 +231,21 @@ def test_sqlite_sink_keeps_features_of_every_prediction(tmp_path: Path) -> None:
     assert stored_values(sink.path, FEATURES_TABLE, "MIB_TOTAL_RECORDS") == [3.0]
 
 
-def test_sqlite_sink_rewrite_updates_features(tmp_path: Path) -> None:
-    """A redelivered prediction id with other features leaves one row with the later vector."""
+def test_sqlite_sink_replay_keeps_features(tmp_path: Path) -> None:
+    """A replayed prediction id keeps the first vector, and an earlier scoring replaces it."""
     sink = SqliteSink(tmp_path / "store.sqlite3")
     sink.write_batch([build_record(5, features=(5.0,) * 105)])
-    sink.write_batch([build_record(5, features=(6.0,) * 105)])
+    sink.write_batch([build_record(5, features=(6.0,) * 105, created_at=BASE_TIME + A_MINUTE)])
     stored = _stored_features(sink.path)
     assert list(stored) == ["pred-000005"]
     text = stored["pred-000005"]
     assert text is not None
-    assert set(json.loads(text).values()) == {6.0}
+    assert set(json.loads(text).values()) == {5.0}
+
+    sink.write_batch([build_record(5, features=(7.0,) * 105, created_at=BASE_TIME)])
+    text = _stored_features(sink.path)["pred-000005"]
+    assert text is not None
+    assert set(json.loads(text).values()) == {7.0}
 
 
 def _old_store(path: Path, *, drop: str) -> None:
@@ -412,12 +420,16 @@ def test_snowflake_sink_features_round_trip(
         assert _bits(record.features) == _bits([decoded[name] for name in FEATURE_NAMES])
 
 
-def test_snowflake_sink_remerge_updates_features(
+def test_snowflake_sink_replay_keeps_features(
     snowflake_sink: SnowflakeSink, session: Session
 ) -> None:
-    """A redelivered prediction with other features replaces the stored VARIANT in place."""
+    """A replayed prediction keeps the stored VARIANT, and an earlier scoring replaces it."""
     snowflake_sink.write_batch([build_record(5, features=(5.0,) * 105)])
-    snowflake_sink.write_batch([build_record(5, features=(6.0,) * 105), build_record(6)])
+    replay = build_record(5, features=(6.0,) * 105, created_at=BASE_TIME + A_MINUTE)
+    snowflake_sink.write_batch([replay, build_record(6)])
     stored = _snowflake_features(session)
     assert sorted(stored) == ["pred-000005", "pred-000006"]
-    assert set(json.loads(stored["pred-000005"]).values()) == {6.0}
+    assert set(json.loads(stored["pred-000005"]).values()) == {5.0}
+
+    snowflake_sink.write_batch([build_record(5, features=(7.0,) * 105, created_at=BASE_TIME)])
+    assert set(json.loads(_snowflake_features(session)["pred-000005"]).values()) == {7.0}

@@ -70,6 +70,10 @@ class RecordingCursor:
         return self
 
     def fetchall(self) -> list[tuple[int, ...]]:
+        # A query, such as the read of the stored prediction rows, finds no row. Statements
+        # that write report one row.
+        if self.statements and self.statements[-1].sql.lstrip(" (").upper().startswith("SELECT"):
+            return []
         return [(1, 1)]
 
     def fetchone(self) -> tuple[int, ...]:
@@ -154,27 +158,35 @@ def test_snowflake_sql_carries_no_value(
 
 
 def test_snowflake_statement_sequence(session: Session, cursor: RecordingCursor) -> None:
-    """Per table: create the staging table once per session, empty it later, insert, merge."""
+    """Per table: create the staging table once per session, empty it later, insert, merge.
+
+    MODEL_PREDICTIONS goes first and is read back, joined with its staging table, before the
+    ONLINE_FEATURES rows are staged.
+    """
     sink = _sink(session)
     sink.write_batch(_records(6))
     sink.write_batch(_records(6))
     kinds = []
     for statement in cursor.statements:
         words = statement.sql.split()
-        if words[0] in {"CREATE", "DELETE", "INSERT", "MERGE"}:
+        if words[0] in {"CREATE", "DELETE", "INSERT", "MERGE", "SELECT"}:
             kinds.append((words[0], " ".join(words)))
-    tables = [table.name for table in TABLES]
     expected: list[str] = []
     for first in ("CREATE", "DELETE"):
-        expected += [first, "INSERT", "MERGE"] * len(tables)
+        expected += [first, "INSERT", "MERGE", "SELECT"]
+        expected += [first, "INSERT", "MERGE"] * 2
     assert [kind for kind, _ in kinds] == expected
     for kind, sql in kinds:
-        if kind != "MERGE":
+        if kind not in {"MERGE", "SELECT"}:
             assert f"{DATABASE}.{SCHEMA}." in sql
     assert kinds[0][1].startswith(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {DATABASE}.{SCHEMA}.ONLINE_FEATURES_STAGE ("
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {DATABASE}.{SCHEMA}.MODEL_PREDICTIONS_STAGE ("
     )
-    merge = kinds[2][1]
+    read_back = kinds[3][1]
+    assert f"FROM {DATABASE}.ML_MODELS.MODEL_PREDICTIONS" in read_back
+    assert f"FROM {DATABASE}.{SCHEMA}.MODEL_PREDICTIONS_STAGE" in read_back
+    assert 'ON ("PREDICTION_ID" = "STAGED_ID")' in read_back
+    merge = kinds[6][1]
     assert f"MERGE INTO {DATABASE}.FEATURE_STORE.ONLINE_FEATURES" in merge
     assert f"{DATABASE}.{SCHEMA}.ONLINE_FEATURES_STAGE" in merge
 

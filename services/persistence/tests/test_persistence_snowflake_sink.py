@@ -78,10 +78,10 @@ def test_snowflake_sink_inserts_all_tables(sink: SnowflakeSink, session: Session
 
 
 def test_snowflake_sink_duplicate_keys_in_batch(sink: SnowflakeSink, session: Session) -> None:
-    """A batch with duplicate keys merges one source row per key: the later record wins."""
+    """A batch with duplicate keys merges one source row per key: the earliest scored."""
     batch = [
         build_record(1, risk_score=0.5),
-        build_record(1, risk_score=0.7),
+        build_record(1, risk_score=0.7, created_at=BASE_TIME),
         build_record(2, risk_score=0.2),
     ]
     result = sink.write_batch(batch)
@@ -101,19 +101,19 @@ def test_snowflake_sink_remerge_keeps_one_row(sink: SnowflakeSink, session: Sess
     assert len(_assert_unique(session, "FEATURE_STORE.ONLINE_FEATURES", "POLICY_NUMBER")) == 20
 
 
-def test_snowflake_sink_target_row_updated(sink: SnowflakeSink, session: Session) -> None:
-    """A stored row ('r1', 0.1) merged with ('r1', 0.5), ('r1', 0.7), ('r2', 0.2) ends 0.7."""
+def test_snowflake_sink_target_row_kept(sink: SnowflakeSink, session: Session) -> None:
+    """A stored row ('r1', 0.1) stays when later scorings of 'r1' are merged; 'r2' is added."""
     sink.write_batch([build_record(1, prediction_id="r1", risk_score=0.1)])
     sink.write_batch(
         [
             build_record(1, prediction_id="r1", risk_score=0.5),
-            build_record(1, prediction_id="r1", risk_score=0.7),
+            build_record(2, prediction_id="r1", risk_score=0.7),
             build_record(2, prediction_id="r2", risk_score=0.2),
         ]
     )
     _assert_unique(session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID")
     scores = dict(_column(session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID", "RISK_SCORE"))
-    assert scores == {"r1": 0.7, "r2": 0.2}
+    assert scores == {"r1": 0.1, "r2": 0.2}
 
 
 def test_snowflake_sink_online_features_newest_wins(sink: SnowflakeSink, session: Session) -> None:

@@ -66,14 +66,14 @@ def test_sqlite_sink_rewrite_leaves_one_row(sink: SqliteSink) -> None:
     assert len(stored_values(sink.path, FEATURES_TABLE, "POLICY_NUMBER")) == 10
 
 
-def test_sqlite_sink_duplicate_ids_last_wins(sink: SqliteSink) -> None:
-    """Two records with one prediction id in a batch leave the later one."""
+def test_sqlite_sink_duplicate_ids_first_wins(sink: SqliteSink) -> None:
+    """Two records with one prediction id and one created_at leave the one enqueued first."""
     first = build_record(1, risk_score=0.1)
     second = build_record(1, risk_score=0.7)
     result = sink.write_batch([first, second, build_record(2)])
     assert result.model_predictions == 2
     scores = _rows(sink, "PREDICTION_ID, RISK_SCORE", PREDICTIONS_TABLE)
-    assert {("pred-000001", 0.7), ("pred-000002", 0.02)} == set(scores)
+    assert {("pred-000001", 0.1), ("pred-000002", 0.02)} == set(scores)
 
 
 def test_sqlite_sink_online_features_newest_wins(sink: SqliteSink) -> None:

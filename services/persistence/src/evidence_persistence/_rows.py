@@ -1,26 +1,38 @@
 """Turn a batch of records into de-duplicated rows for the three tables.
 
-Both sinks upsert by primary key, and Snowflake's MERGE rejects a source with two rows for one
-key, so every batch is de-duplicated here first by a fixed rule:
+Both sinks write by primary key, and Snowflake's MERGE rejects a source with two rows for one
+key, so every batch is de-duplicated here first. A prediction id can occur more than once when
+the queue delivers a record again or when a client replays a request whose prediction id is
+deterministic, such as a retried service-function batch. Such a replay is not newer evidence:
 
-- ``MODEL_PREDICTIONS`` and ``RAW_EVIDENCE``: the record enqueued last wins (batch order).
-- ``ONLINE_FEATURES``: the record with the latest ``UPDATED_AT`` wins; on a tie the one enqueued
-  last. ``UPDATED_AT`` is the record's ``created_at``, cut to ``max_updated_at`` when that is
-  given. The sinks also keep a stored row whose ``UPDATED_AT`` is newer than the incoming one.
+- ``MODEL_PREDICTIONS`` and ``RAW_EVIDENCE``: the record with the earliest ``created_at`` wins,
+  on a tie the one enqueued first. The sinks replace a stored row only with a strictly earlier
+  ``CREATED_AT``, so a row keeps its first scoring time whatever order the records arrive in.
+- ``ONLINE_FEATURES``: the record with the latest ``UPDATED_AT`` wins, on a tie the one enqueued
+  last, and the sinks keep a stored row whose ``UPDATED_AT`` is newer. ``UPDATED_AT`` is the
+  prediction's original scoring time: the earliest ``created_at`` of the id, in the batch or
+  in the store, cut to ``max_updated_at`` when that is given.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from evidence_persistence._record import PredictionRecord
 from evidence_persistence._tables import FEATURE_COLUMNS
 
-__all__ = ["Row", "TableRows", "build_rows", "features_json", "future_cutoff"]
+__all__ = [
+    "Row",
+    "TableRows",
+    "build_rows",
+    "features_json",
+    "future_cutoff",
+    "stored_update_time",
+]
 
 _FEATURE_KEYS = tuple(column.name for column in FEATURE_COLUMNS)
 # The FEATURES object is filled into a template made once from the keys. Because Python's repr
@@ -60,6 +72,7 @@ def build_rows(
     persisted_at: datetime | None = None,
     timestamp: Callable[[datetime], Value] = _keep,
     max_updated_at: datetime | None = None,
+    stored_update_times: Mapping[str, datetime] | None = None,
 ) -> TableRows:
     """Build de-duplicated rows for a batch given in enqueue order.
 
@@ -72,28 +85,64 @@ def build_rows(
             clock plus a tolerance. A record dated later, by a producer whose clock runs
             ahead, would otherwise keep every later record of its policy out of the table
             until that date. ``CREATED_AT`` keeps the record's own time. None cuts nothing.
+        stored_update_times: For prediction ids that the store already holds, the
+            ``UPDATED_AT`` derived from their stored ``MODEL_PREDICTIONS`` row (see
+            ``stored_update_time``). A replay of such an id competes for ``ONLINE_FEATURES``
+            with that time, not with its own later ``created_at``.
     """
     now = timestamp(persisted_at or datetime.now(UTC))
-    latest_prediction: dict[str, PredictionRecord] = {}
+    stored = stored_update_times or {}
+    first = _first_scored(records)
     latest_features: dict[str, tuple[datetime, PredictionRecord]] = {}
     for record in records:
-        latest_prediction[record.prediction_id] = record
+        if first[record.prediction_id] is not record:
+            continue
         updated_at = _updated_at(record, max_updated_at)
+        # NOTE: a replay stored before its first scoring cannot know the first time yet, so
+        # until that arrives its later time can keep a newer scoring of the policy out.
+        stored_at = stored.get(record.prediction_id)
+        if stored_at is not None and stored_at < updated_at:
+            updated_at = stored_at
         current = latest_features.get(record.policy_number)
         if current is None or updated_at >= current[0]:
             latest_features[record.policy_number] = (updated_at, record)
 
-    predictions = [_prediction_row(r, now, timestamp) for r in latest_prediction.values()]
+    predictions = [_prediction_row(r, now, timestamp) for r in first.values()]
     features = [_feature_row(r, u, timestamp) for u, r in latest_features.values()]
     raw = []
     if store_raw_evidence:
-        raw = [_raw_row(r, timestamp) for r in latest_prediction.values() if r.has_raw_evidence]
+        raw = [_raw_row(r, timestamp) for r in first.values() if r.has_raw_evidence]
     return TableRows(online_features=features, model_predictions=predictions, raw_evidence=raw)
+
+
+def stored_update_time(
+    created_at: datetime, persisted_at: datetime, clock_skew_tolerance_seconds: float
+) -> datetime:
+    """Return the ``UPDATED_AT`` that a stored prediction's features were written with.
+
+    That is its ``CREATED_AT`` cut to ``PERSISTED_AT`` plus the tolerance, as ``build_rows``
+    cut it with ``future_cutoff`` when the row was first written. Both timestamps are UTC.
+    """
+    return min(created_at, future_cutoff(clock_skew_tolerance_seconds, persisted_at))
 
 
 def future_cutoff(tolerance_seconds: float, now: datetime | None = None) -> datetime:
     """Return the latest ``created_at`` not taken as future-dated: ``now`` plus the tolerance."""
     return (now or datetime.now(UTC)) + timedelta(seconds=tolerance_seconds)
+
+
+def _first_scored(records: Sequence[PredictionRecord]) -> dict[str, PredictionRecord]:
+    """Map each prediction id to its record with the earliest ``created_at``.
+
+    On a tie the record enqueued first is kept. The map is in order of each id's first
+    appearance.
+    """
+    first: dict[str, PredictionRecord] = {}
+    for record in records:
+        earliest = first.get(record.prediction_id)
+        if earliest is None or record.created_at < earliest.created_at:
+            first[record.prediction_id] = record
+    return first
 
 
 def _updated_at(record: PredictionRecord, max_updated_at: datetime | None) -> datetime:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from snowflake.snowpark import Column, DataFrame, Session, Table
 from snowflake.snowpark.exceptions import SnowparkSessionException
-from snowflake.snowpark.functions import parse_json, when_matched, when_not_matched
+from snowflake.snowpark.functions import col, parse_json, when_matched, when_not_matched
 from snowflake.snowpark.types import (
     DoubleType,
     StringType,
@@ -34,7 +35,7 @@ from snowflake.snowpark.types import (
 )
 
 from evidence_persistence._record import PredictionRecord
-from evidence_persistence._rows import Row, build_rows, future_cutoff
+from evidence_persistence._rows import Row, build_rows, future_cutoff, stored_update_time
 from evidence_persistence._sink import WriteResult
 from evidence_persistence._tables import (
     MODEL_PREDICTIONS,
@@ -154,18 +155,23 @@ class SnowflakeSink:
                 bound values into the SQL text.
         """
         now = datetime.now(UTC)
-        rows = build_rows(
+        build = partial(
+            build_rows,
             records,
             store_raw_evidence=self.store_raw_evidence,
             persisted_at=now,
             timestamp=_naive_utc,
             max_updated_at=future_cutoff(self.clock_skew_tolerance_seconds, now),
         )
+        predictions = build().model_predictions
         try:
             session = self._current_session()
-            self._merge(session, ONLINE_FEATURES, rows.online_features, newer="UPDATED_AT")
-            self._merge(session, MODEL_PREDICTIONS, rows.model_predictions, newer=None)
-            self._merge(session, RAW_EVIDENCE, rows.raw_evidence, newer=None)
+            # MODEL_PREDICTIONS goes first, so that the rows read back from it carry each id's
+            # first scoring time, which orders the ONLINE_FEATURES rows.
+            stage = self._merge(session, MODEL_PREDICTIONS, predictions, time_column="CREATED_AT")
+            rows = build(stored_update_times=self._stored_update_times(session, stage))
+            self._merge(session, ONLINE_FEATURES, rows.online_features, time_column="UPDATED_AT")
+            self._merge(session, RAW_EVIDENCE, rows.raw_evidence, time_column="CREATED_AT")
         except _connection_errors() as exc:
             self.close()
             msg = f"Snowflake is unavailable ({type(exc).__name__}: {exc}); the batch stays queued"
@@ -174,7 +180,7 @@ class SnowflakeSink:
         # stays empty and the worker logs no skipped update for Snowflake.
         return WriteResult(
             online_features=len(rows.online_features),
-            model_predictions=len(rows.model_predictions),
+            model_predictions=len(predictions),
             raw_evidence=len(rows.raw_evidence),
         )
 
@@ -215,10 +221,17 @@ class SnowflakeSink:
             raise SinkConfigurationError(msg) from exc
 
     def _merge(
-        self, session: Session, table: TableSpec, rows: list[Row], *, newer: str | None
-    ) -> None:
+        self, session: Session, table: TableSpec, rows: list[Row], *, time_column: str
+    ) -> str | None:
+        """Merge ``rows`` into ``table`` and return the staging table's name, or None if empty.
+
+        In ``ONLINE_FEATURES`` a row whose ``time_column`` is at least as late as the stored
+        one, or that has the stored row's prediction id, replaces the stored row. In the other
+        tables only a strictly earlier ``time_column`` replaces it, so a prediction keeps its
+        first scoring.
+        """
         if not rows:
-            return
+            return None
         stage_name = stage_table_name(table, self.database, self.schema)
         self._stage_rows(session, table, stage_name, rows)
         source = session.table(stage_name)
@@ -226,18 +239,50 @@ class SnowflakeSink:
         key = table.primary_key
         values = _source_values(table, source)
         updates = {name: value for name, value in values.items() if name != key}
-        condition = None if newer is None else source[newer] >= target[newer]
+        if table is ONLINE_FEATURES:
+            # As in the SQLite sink, a row of the stored prediction passes, so that it can
+            # lower UPDATED_AT to the prediction's first scoring time.
+            same_prediction = source["PREDICTION_ID"] == target["PREDICTION_ID"]
+            condition = (source[time_column] >= target[time_column]) | same_prediction
+        else:
+            condition = source[time_column] < target[time_column]
         target.merge(
             source,
             target[key] == source[key],
             [when_matched(condition).update(updates), when_not_matched().insert(values)],
         )
+        return stage_name
+
+    def _stored_update_times(self, session: Session, stage_name: str | None) -> dict[str, datetime]:
+        """Return ``stored_update_time`` of each prediction id in the staging table.
+
+        The join reads the ids from the staging table, so no id appears in the SQL text.
+        """
+        if stage_name is None:
+            return {}
+        # The staged column gets its own name, so the join condition names two distinct columns.
+        stage = session.table(stage_name).select(col("PREDICTION_ID").alias("STAGED_ID"))
+        stored = session.table(MODEL_PREDICTIONS.snowflake_name(self.database))
+        joined = stored.join(stage, stored["PREDICTION_ID"] == stage["STAGED_ID"]).select(
+            "PREDICTION_ID", "CREATED_AT", "PERSISTED_AT"
+        )
+        return {
+            str(prediction_id): stored_update_time(
+                _aware_utc(created_at), _aware_utc(persisted_at), self.clock_skew_tolerance_seconds
+            )
+            for prediction_id, created_at, persisted_at in joined.collect()
+        }
 
 
 def _naive_utc(value: datetime) -> datetime:
     # The columns are TIMESTAMP_NTZ holding UTC. The connector binds a naive datetime as that
     # wall-clock time, whatever the session's time zone.
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware_utc(value: datetime) -> datetime:
+    # TIMESTAMP_NTZ columns come back naive, holding UTC (see _naive_utc).
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def session_factory(settings: Settings) -> Callable[[], Session]:

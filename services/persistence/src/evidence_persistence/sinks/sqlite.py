@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evidence_persistence._record import PredictionRecord
-from evidence_persistence._rows import Row, build_rows, future_cutoff
+from evidence_persistence._rows import (
+    Row,
+    TableRows,
+    build_rows,
+    future_cutoff,
+    stored_update_time,
+)
 from evidence_persistence._sink import WriteResult
 from evidence_persistence._sqlite import SqliteFile
 from evidence_persistence._tables import (
@@ -43,7 +49,9 @@ class SqliteSink:
 
     Each table is written with multi-row ``INSERT ... ON CONFLICT DO UPDATE`` statements, each
     carrying as many rows as the connection's bound-variable limit allows. ``ONLINE_FEATURES``
-    keeps a stored row whose ``UPDATED_AT`` is newer than the incoming one.
+    keeps a stored row whose ``UPDATED_AT`` is newer than the incoming one. ``MODEL_PREDICTIONS``
+    and ``RAW_EVIDENCE`` keep a stored row unless the incoming ``CREATED_AT`` is earlier, so a
+    replayed prediction id leaves its first row (see ``build_rows``).
 
     Args:
         path: Store file, such as ``var/store.sqlite3``; created with its tables when missing.
@@ -98,25 +106,28 @@ class SqliteSink:
             SinkRecordError: SQLite rejected a row, such as on a constraint.
         """
         now = datetime.now(UTC)
-        rows = build_rows(
-            records,
-            store_raw_evidence=self.store_raw_evidence,
-            persisted_at=now,
-            timestamp=_iso_timestamp,
-            max_updated_at=future_cutoff(self.clock_skew_tolerance_seconds, now),
-        )
+        prediction_ids = list(dict.fromkeys(record.prediction_id for record in records))
 
-        def write(connection: sqlite3.Connection) -> set[str]:
+        def write(connection: sqlite3.Connection) -> tuple[TableRows, set[str]]:
             limit = self._limit(connection)
-            written = _upsert(
-                connection, ONLINE_FEATURES, rows.online_features, limit, "UPDATED_AT"
+            # Read inside the write transaction, so no other writer can store one of these ids
+            # between the read and the upserts.
+            stored = self._stored_update_times(connection, prediction_ids, limit)
+            rows = build_rows(
+                records,
+                store_raw_evidence=self.store_raw_evidence,
+                persisted_at=now,
+                timestamp=_iso_timestamp,
+                max_updated_at=future_cutoff(self.clock_skew_tolerance_seconds, now),
+                stored_update_times=stored,
             )
-            _upsert(connection, MODEL_PREDICTIONS, rows.model_predictions, limit, None)
-            _upsert(connection, RAW_EVIDENCE, rows.raw_evidence, limit, None)
-            return written
+            written = _upsert(connection, ONLINE_FEATURES, rows.online_features, limit)
+            _upsert(connection, MODEL_PREDICTIONS, rows.model_predictions, limit)
+            _upsert(connection, RAW_EVIDENCE, rows.raw_evidence, limit)
+            return rows, written
 
         report_failure = partial(self.attempts.report_failure, batch_size=len(records))
-        written = self.file.write(write, on_failed_attempt=report_failure)
+        rows, written = self.file.write(write, on_failed_attempt=report_failure)
         self.attempts.report_success(batch_size=len(records))
         prediction_id = ONLINE_FEATURES.column_names.index("PREDICTION_ID")
         skipped = tuple(
@@ -130,6 +141,27 @@ class SqliteSink:
             raw_evidence=len(rows.raw_evidence),
             online_features_skipped=skipped,
         )
+
+    def _stored_update_times(
+        self, connection: sqlite3.Connection, prediction_ids: list[str], variable_limit: int
+    ) -> dict[str, datetime]:
+        """Return ``stored_update_time`` of each of the ids that ``MODEL_PREDICTIONS`` holds."""
+        stored: dict[str, datetime] = {}
+        for start in range(0, len(prediction_ids), variable_limit):
+            chunk = prediction_ids[start : start + variable_limit]
+            cursor = connection.execute(
+                f"SELECT PREDICTION_ID, CREATED_AT, PERSISTED_AT FROM "  # noqa: S608
+                f"{MODEL_PREDICTIONS.sqlite_name} WHERE PREDICTION_ID IN "
+                f"({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for prediction_id, created_at, persisted_at in cursor:
+                stored[str(prediction_id)] = stored_update_time(
+                    datetime.fromisoformat(created_at),
+                    datetime.fromisoformat(persisted_at),
+                    self.clock_skew_tolerance_seconds,
+                )
+        return stored
 
     def check_schema_version(self) -> None:
         """Reject a store that a newer release wrote, without creating or changing the file.
@@ -182,11 +214,10 @@ def _upsert(
     table: Table,
     rows: list[Row],
     variable_limit: int,
-    newer_column: str | None,
 ) -> set[str]:
-    """Upsert ``rows``; with ``newer_column``, return the prediction ids of the rows written.
+    """Upsert ``rows``; for ``ONLINE_FEATURES`` return the prediction ids of the rows written.
 
-    A row that the guard on ``newer_column`` kept out is neither written nor returned.
+    A row that the guard of ``_upsert_sql`` kept out is neither written nor returned.
     """
     written: set[str] = set()
     if not rows:
@@ -196,27 +227,33 @@ def _upsert(
     for start in range(0, len(rows), rows_per_statement):
         chunk = rows[start : start + rows_per_statement]
         parameters = list(chain.from_iterable(chunk))
-        cursor = connection.execute(_upsert_sql(table, len(chunk), newer_column), parameters)
-        if newer_column:
+        cursor = connection.execute(_upsert_sql(table, len(chunk)), parameters)
+        if table is ONLINE_FEATURES:
             written.update(str(prediction_id) for (prediction_id,) in cursor.fetchall())
     return written
 
 
 @lru_cache(maxsize=64)
-def _upsert_sql(table: Table, row_count: int, newer_column: str | None) -> str:
+def _upsert_sql(table: Table, row_count: int) -> str:
     columns = table.column_names
     placeholders = "(" + ",".join("?" * len(columns)) + ")"
     assignments = ", ".join(
         f"{name} = excluded.{name}" for name in columns if name != table.primary_key
     )
-    guard = ""
-    if newer_column:
-        # Timestamps are fixed-width UTC ISO strings, so text order is time order. RETURNING
-        # lists the inserted and updated rows, not those the WHERE clause kept out.
+    # Timestamps are fixed-width UTC ISO strings, so text order is time order.
+    if table is ONLINE_FEATURES:
+        # The newest features of a policy win. A row of the stored prediction always passes,
+        # because its UPDATED_AT is then no later than the stored one: it lowers the time when
+        # the prediction's replay was stored before its first scoring. RETURNING lists the
+        # inserted and updated rows, not those the WHERE clause kept out.
         guard = (
-            f" WHERE excluded.{newer_column} >= {table.sqlite_name}.{newer_column}"
+            f" WHERE excluded.UPDATED_AT >= {table.sqlite_name}.UPDATED_AT"
+            f" OR excluded.PREDICTION_ID = {table.sqlite_name}.PREDICTION_ID"
             " RETURNING PREDICTION_ID"
         )
+    else:
+        # A prediction's row keeps its first scoring: only a strictly earlier one replaces it.
+        guard = f" WHERE excluded.CREATED_AT < {table.sqlite_name}.CREATED_AT"
     return (
         f"INSERT INTO {table.sqlite_name} ({', '.join(columns)}) VALUES "  # noqa: S608
         + ",".join([placeholders] * row_count)
