@@ -216,7 +216,12 @@ async def test_functions_health_answers_each_row(gateway: Any) -> None:
     data = response.json()["data"]
     assert [row[0] for row in data] == [0, 1]
     assert data[0][1]["status"] == "healthy"
-    assert data[0][1]["checks"] == {"queue": True, "feature_spec": True, "model": True}
+    assert data[0][1]["checks"] == {
+        "queue": True,
+        "feature_spec": True,
+        "model_info": True,
+        "model": True,
+    }
     assert data[0][1]["errors"] == {}
     assert data[0][1]["feature_spec_hash"] == FEATURE_SPEC_HASH
     assert data[0][1]["model_feature_spec_hash"] == FEATURE_SPEC_HASH

@@ -23,7 +23,7 @@ async def test_ready_reports_checks(gateway: Any) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert {"queue", "feature_spec", "model"} == set(body["checks"])
+    assert {"queue", "feature_spec", "model_info", "model"} == set(body["checks"])
     assert body["checks"]["queue"]["detail"]["depth"] == 0
 
 

@@ -101,3 +101,28 @@ async def test_client_error_on_quiet_route_logged_at_info(
     assert [(entry["status"], entry["log_level"]) for entry in summaries] == [(413, "info")]
     assert rejected.status_code == 413
     assert scraped.status_code == 200
+
+
+@pytest.mark.parametrize("method", ["FOOBAR", "X" * 200, "PROPFIND"])
+async def test_unknown_method_labelled_other(
+    small_body_gateway: InProcessGateway, method: str
+) -> None:
+    """A method outside RFC 9110 and PATCH counts and logs as ``other``, never as sent."""
+    labels = {"route": "/health/live", "status": "405"}
+    before = REGISTRY.get_sample_value(
+        "evidence_gateway_request_duration_seconds_count", {"method": "other", **labels}
+    )
+    with capture_logs() as logs:
+        response = await small_body_gateway.client.request(method, "/health/live")
+
+    after = REGISTRY.get_sample_value(
+        "evidence_gateway_request_duration_seconds_count", {"method": "other", **labels}
+    )
+    sent = REGISTRY.get_sample_value(
+        "evidence_gateway_request_duration_seconds_count", {"method": method, **labels}
+    )
+    assert response.status_code == 405
+    assert (after or 0.0) == (before or 0.0) + 1
+    assert sent is None
+    summaries = [entry for entry in logs if entry["event"] == "request completed"]
+    assert [entry["method"] for entry in summaries] == ["other"]

@@ -139,7 +139,12 @@ def test_function_health_match_has_no_error(run_gateway: Any) -> None:
 
     assert number == 0
     assert summary["status"] == "degraded"
-    assert summary["checks"] == {"queue": True, "feature_spec": True, "model": False}
+    assert summary["checks"] == {
+        "queue": True,
+        "feature_spec": True,
+        "model_info": True,
+        "model": False,
+    }
     assert summary["feature_spec_hash"] == FEATURE_SPEC_HASH
     assert summary["model_feature_spec_hash"] == FEATURE_SPEC_HASH
     assert summary["errors"] == {}

@@ -26,6 +26,12 @@ _REQUEST_ID_PATTERN = re.compile(
     r"|[0-9a-fA-F]{16,64})$"
 )
 _QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics"})
+# The methods of RFC 9110 and PATCH (RFC 5789). Any other method is labelled "other", because a
+# label value from the request would let a client add metric series. uvicorn's httptools
+# parser already rejects most unknown methods, but the app may run under another server.
+_LABELLED_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
 
 
 class RequestContextMiddleware:
@@ -69,7 +75,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route_path = _route_path(scope, self.routes)
-            REQUEST_SECONDS.labels(scope["method"], route_path, str(status)).observe(elapsed)
+            method = scope["method"] if scope["method"] in _LABELLED_METHODS else "other"
+            REQUEST_SECONDS.labels(method, route_path, str(status)).observe(elapsed)
             # Probes and scrapes log at debug, except a client error such as a 413, which
             # shows that something other than a probe is calling. A 503 of a failing readiness
             # probe stays at debug, as probes repeat every few seconds.
@@ -77,7 +84,7 @@ class RequestContextMiddleware:
             log = _log.debug if quiet else _log.info
             log(
                 "request completed",
-                method=scope["method"],
+                method=method,
                 route=route_path,
                 status=status,
                 duration_ms=round(elapsed * 1000.0, 3),

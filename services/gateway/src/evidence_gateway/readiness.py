@@ -7,6 +7,9 @@
 - ``feature_spec``: the model serves the feature spec this gateway extracts (required when the
   model reports its hash). A mismatch means a bad deployment: the scorer would score every
   row with the fallback, so the instance reports ``not_ready`` and a rollout stops there.
+- ``model_info``: the model service's ``/health`` reports no model fact in an invalid format
+  (required). An invalid version, model name or spec hash sends every row to the fallback,
+  so this is a bad deployment too.
 - ``model``: the model service responds and its circuit is closed. Not required: with the model
   down the rule-based fallback still scores, so the status is ``degraded``, not ``not_ready``.
 """
@@ -35,6 +38,7 @@ class ModelStatus:
     model_version: str | None = None
     spec_hash_ok: bool | None = None
     model_spec_hash: str | None = None
+    model_info_error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,8 +119,14 @@ class ReadinessProbe:
             },
         )
         spec_check = _check_feature_spec(status)
-        checks = {"queue": queue_check, "feature_spec": spec_check, "model": model_check}
-        if not (queue_check.ok and spec_check.ok):
+        info_check = _check_model_info(status)
+        checks = {
+            "queue": queue_check,
+            "feature_spec": spec_check,
+            "model_info": info_check,
+            "model": model_check,
+        }
+        if not (queue_check.ok and spec_check.ok and info_check.ok):
             overall: Literal["ready", "degraded", "not_ready"] = "not_ready"
         elif not model_check.ok:
             overall = "degraded"
@@ -166,3 +176,14 @@ def _check_feature_spec(status: ModelStatus) -> CheckResult:
             "this gateway's feature spec, or a gateway image built from the model's"
         )
     return CheckResult(ok=status.spec_hash_ok is not False, detail=detail)
+
+
+def _check_model_info(status: ModelStatus) -> CheckResult:
+    if status.model_info_error is None:
+        return CheckResult(ok=True, detail={})
+    # The scorer's message names the field and quotes at most a short escaped prefix of it.
+    error = (
+        f"{status.model_info_error}, so every row gets the rule-based score. Fix the model "
+        "service's /health, or deploy a model version whose name passes this check"
+    )
+    return CheckResult(ok=False, detail={"error": error})

@@ -57,6 +57,7 @@ class ScorerAdapter:
             model_version=health.model_version,
             spec_hash_ok=health.spec_hash_ok,
             model_spec_hash=health.served_spec_hash,
+            model_info_error=health.model_info_error,
             detail={"last_error_kind": health.last_error_kind},
         )
 

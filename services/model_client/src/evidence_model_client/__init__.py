@@ -22,6 +22,7 @@ from evidence_model_client.config import (
 from evidence_model_client.errors import (
     ArtifactError,
     CircuitOpenError,
+    InvalidModelInfoError,
     InvalidModelResponseError,
     ModelClientError,
     ModelOverloadedError,
@@ -64,6 +65,7 @@ __all__ = [
     "ConnectionLimits",
     "FallbackTerm",
     "FeatureStats",
+    "InvalidModelInfoError",
     "InvalidModelResponseError",
     "ModelArtifact",
     "ModelClient",

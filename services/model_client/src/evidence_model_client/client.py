@@ -27,6 +27,7 @@ from evidence_model_client.breaker import BreakerPolicy, CircuitBreaker, Circuit
 from evidence_model_client.config import ClientSettings
 from evidence_model_client.deadline_errors import error_for_deadline
 from evidence_model_client.errors import (
+    InvalidModelInfoError,
     InvalidModelResponseError,
     ModelClientError,
     ModelTimeoutError,
@@ -38,6 +39,7 @@ from evidence_model_client.http_session import (
     read_body,
 )
 from evidence_model_client.metrics import ModelMetrics
+from evidence_model_client.model_info import model_name_error, model_version_error, spec_hash_error
 from evidence_model_client.protocol import (
     PREDICT_PROBA_PATH,
     encode_dataframe_split,
@@ -73,7 +75,10 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ServedModelInfo:
-    """Name, version and spec hash of the served model, from the local server's ``/health``."""
+    """Name, version and spec hash of the served model, from the local server's ``/health``.
+
+    Each value passed the format checks of ``model_info``.
+    """
 
     model_name: str
     model_version: str
@@ -89,15 +94,18 @@ class HealthProbe:
         reachable: the service returned an HTTP response with a status below 500. A 404 counts,
             because a service without ``/health`` (such as the Snowflake inference service)
             still responded.
-        info: the served model's facts, None unless the response was 200 with a
-            ``model_version``.
+        info: the served model's facts, None unless the response was 200 with a valid
+            ``model_version`` and no invalid fact.
         error_kind: the error kind (``model_timeout``, ``model_unavailable``, ...) when the
             service was not reachable, else None.
+        info_error: why a 200 response's model facts are invalid (an
+            ``InvalidModelInfoError`` message), else None.
     """
 
     reachable: bool
     info: ServedModelInfo | None
     error_kind: str | None
+    info_error: str | None = None
 
 
 class ModelClient:
@@ -272,6 +280,7 @@ class ModelClient:
 
         Raises:
             RuntimeError: the client was closed with ``aclose()``.
+            InvalidModelInfoError: the response reports a fact in an invalid format.
             ModelClientError: the request failed or the response lacks ``model_version``.
         """
         session = self._open_session()
@@ -316,6 +325,8 @@ class ModelClient:
             return HealthProbe(reachable=True, info=None, error_kind=None)
         try:
             info = _parse_model_info(content)
+        except InvalidModelInfoError as exc:
+            return HealthProbe(reachable=True, info=None, error_kind=None, info_error=str(exc))
         except InvalidModelResponseError:
             return HealthProbe(reachable=True, info=None, error_kind=None)
         return HealthProbe(reachable=True, info=info, error_kind=None)
@@ -456,21 +467,39 @@ def _loop_is_running() -> bool:
 
 
 def _parse_model_info(content: bytes) -> ServedModelInfo:
+    """Parse a ``/health`` body. An absent or null fact counts as not reported.
+
+    Raises:
+        InvalidModelResponseError: the body is not a JSON object with a ``model_version``, as
+            from a service without the local server's ``/health``.
+        InvalidModelInfoError: a reported fact fails its ``model_info`` check.
+    """
     try:
         body: Any = orjson.loads(content)
-        version = body["model_version"]
-        if not isinstance(version, str) or not version:
-            msg = f"model_version must be a non-empty string, got {type(version).__name__}"
-            raise TypeError(msg)
-        return ServedModelInfo(
-            model_name=str(body.get("model_name", "")),
-            model_version=str(version),
-            feature_spec_hash=body.get("feature_spec_hash"),
-            builtin=bool(body.get("builtin", False)),
-        )
-    except (ValueError, TypeError, KeyError) as exc:
-        msg = f"GET {HEALTH_PATH} response has no model_version: {exc!r:.80}"
+    except orjson.JSONDecodeError as exc:
+        msg = f"GET {HEALTH_PATH} response is not JSON: {exc!r:.80}"
         raise InvalidModelResponseError(msg) from exc
+    if not isinstance(body, dict) or body.get("model_version") is None:
+        msg = f"GET {HEALTH_PATH} response has no model_version"
+        raise InvalidModelResponseError(msg)
+    version = body["model_version"]
+    name = body.get("model_name")
+    spec_hash = body.get("feature_spec_hash")
+    errors = [
+        model_version_error(version),
+        None if name is None else model_name_error(name),
+        None if spec_hash is None else spec_hash_error(spec_hash),
+    ]
+    problems = [error for error in errors if error is not None]
+    if problems:
+        msg = f"GET {HEALTH_PATH} of the model service reports " + "; ".join(problems)
+        raise InvalidModelInfoError(msg)
+    return ServedModelInfo(
+        model_name=name or "",
+        model_version=version,
+        feature_spec_hash=spec_hash,
+        builtin=body.get("builtin") is True,
+    )
 
 
 def _is_retryable(exc: BaseException) -> bool:

@@ -6,13 +6,14 @@ Both are built on first use through the cached getters, never at import time.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from evidence_model_client.model_info import model_version_error, spec_hash_error
 
 __all__ = [
     "MAX_DEADLINE_MS",
@@ -26,9 +27,6 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 # Largest MODEL_CLIENT_DEADLINE_MS accepted. The latency buckets in metrics.py reach beyond it.
 MAX_DEADLINE_MS = 60_000
-
-# The format of evidence_features.FEATURE_SPEC_HASH: the first 16 hex digits of a SHA-256.
-_SPEC_HASH_FORMAT = re.compile(r"[0-9a-f]{16}")
 
 
 class ClientSettings(BaseSettings):
@@ -64,8 +62,9 @@ class ClientSettings(BaseSettings):
     model_version: str | None = None
     """Served model version (e.g. ``V2``) for a service without the local server's ``/health``,
     such as the Snowflake inference service, whose scores are otherwise labelled
-    ``REGISTRY_UNKNOWN``. Unset: read from ``GET {base_url}/health`` at start-up, and again
-    after the first successful model call while still unknown."""
+    ``REGISTRY_UNKNOWN``: 1 to 64 letters, digits, ``_``, ``-`` or ``.``. Unset or empty: read
+    from ``GET {base_url}/health`` at start-up, and again after the first successful model call
+    while still unknown."""
 
     health_timeout_ms: float = Field(default=500.0, gt=0, le=60_000)
     """Timeout of one ``GET {base_url}/health`` request made for a readiness check."""
@@ -97,10 +96,25 @@ class ClientSettings(BaseSettings):
         # so the gateway would stay not ready: stop at start-up instead.
         if not value:
             return None
-        if not _SPEC_HASH_FORMAT.fullmatch(value):
+        if spec_hash_error(value) is not None:
             msg = (
                 f"{value!r} is not a feature spec hash (16 lowercase hex digits). Set the hash "
                 "that evidence-train register recorded on the model version, or leave it unset"
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("model_version", mode="after")
+    @classmethod
+    def _check_model_version(cls, value: str | None) -> str | None:
+        # The version becomes a Prometheus label value and part of every prediction, so it
+        # passes the rule that /health versions pass. Empty is unset, as for the hash.
+        if not value:
+            return None
+        error = model_version_error(value)
+        if error is not None:
+            msg = (
+                f"MODEL_CLIENT_MODEL_VERSION: {error}. Set the registered version name, or unset it"
             )
             raise ValueError(msg)
         return value

@@ -14,7 +14,9 @@ Every error the package raises on purpose derives from one base::
     ├── ModelRequestRejectedError     the service returned 400, 413, 415 or 422: it is up and
     │                                 rejected this body (the circuit breaker does not count it)
     └── InvalidModelResponseError     the service returned 200 with an unusable or compressed
-                                      body
+        │                             body
+        └── InvalidModelInfoError     its /health reports a model fact (version, name, spec
+                                      hash) in an invalid format (model_info.py)
 
 Calling the client with a bad feature matrix (wrong shape, NaN) is caller misuse and raises the
 built-in ``ValueError`` instead.
@@ -25,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "CircuitOpenError",
+    "InvalidModelInfoError",
     "InvalidModelResponseError",
     "ModelClientError",
     "ModelOverloadedError",
@@ -113,3 +116,12 @@ class InvalidModelResponseError(ModelClientError):
     """The model service returned 200, but the body is not a valid prediction for the batch."""
 
     kind = "invalid_response"
+
+
+class InvalidModelInfoError(InvalidModelResponseError):
+    """The service's ``/health`` reports a model version, name or spec hash in an invalid format.
+
+    The message names the field and quotes at most a short escaped prefix of its value.
+    """
+
+    kind = "model_info_invalid"

@@ -2,8 +2,9 @@
 
 It calls the model service through ``ModelClient`` and returns the rule-based fallback score
 whenever the model cannot be used: the call failed or timed out, the circuit is open, the
-served model was trained on another feature spec, or a row contains a value the model
-server rejects. A fallback score carries
+served model was trained on another feature spec, its ``/health`` reports a model fact in an
+invalid format (``model_info.py``), or a row contains a value the model server rejects. A
+fallback score carries
 ``model_version="RULE_BASED"`` and the error kind in ``fallback_reason``.
 
 Model version: a model score is labelled ``REGISTRY_<VERSION>``. The version comes from
@@ -13,7 +14,9 @@ start-up, by readiness checks, and after every successful model call while the v
 unknown, so a gateway started before the model server learns the version with its first scored
 batch. ``REGISTRY_UNKNOWN`` labels a model score only when that ``/health`` request failed or
 returned no version. After a response without a version the scorer requests it again at most
-every 5 s.
+every 5 s. A ``/health`` that reports an invalid version, name or spec hash sends every row
+to the fallback (``model_info_invalid``) until a later ``/health`` reports valid facts, which
+the scorer requests at most every 5 s while scoring and on each readiness probe.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from evidence_model_client.config import ClientSettings, get_client_settings
 from evidence_model_client.errors import (
     ArtifactError,
     CircuitOpenError,
+    InvalidModelInfoError,
     ModelClientError,
     ModelOverloadedError,
     ModelRequestRejectedError,
@@ -45,6 +49,7 @@ from evidence_model_client.rejections import is_splittable, should_split_half
 
 __all__ = [
     "FEATURES_OUT_OF_RANGE",
+    "MODEL_INFO_INVALID",
     "RULE_BASED_VERSION",
     "SPEC_HASH_MISMATCH",
     "UNKNOWN_VERSION",
@@ -58,6 +63,8 @@ UNKNOWN_VERSION = "REGISTRY_UNKNOWN"
 SPEC_HASH_MISMATCH = "spec_hash_mismatch"
 #: Fallback reason of a row with NaN, infinity or a value beyond the float32 range.
 FEATURES_OUT_OF_RANGE = "features_out_of_range"
+#: Fallback reason of every row while the service's /health reports an invalid model fact.
+MODEL_INFO_INVALID = InvalidModelInfoError.kind
 # Seconds before /health is requested again after a response without a version, which is what
 # a service without the local server's /health returns.
 _INFO_RETRY_SECONDS = 5.0
@@ -94,6 +101,8 @@ class ScorerHealth:
     spec_hash_ok: bool | None
     served_spec_hash: str | None = None
     """Feature spec hash of the served model, from its ``/health`` or the client's settings."""
+    model_info_error: str | None = None
+    """Message naming the invalid model fact of the last ``/health``, None when all are valid."""
 
 
 class RiskScorer:
@@ -144,6 +153,8 @@ class RiskScorer:
         self._probe_timeout = probe_timeout_seconds
         self._probe_max_age = probe_max_age_seconds
         self._last_error_kind: str | None = None
+        # Message naming the invalid fact of the last /health with model facts, else None.
+        self._info_error: str | None = None
         # Last observation of the service: a model call or a /health request. None: none yet.
         self._reachable: bool | None = None
         self._observed_at: float | None = None
@@ -238,6 +249,12 @@ class RiskScorer:
         values = check_matrix_shape(matrix)
         if self._spec_mismatch():
             return self._fallback(values, SPEC_HASH_MISMATCH)
+        if self._info_error is not None:
+            # The model is not called while its facts are invalid, so only /health can show a
+            # fixed service. _learn_model_info requests it at most every 5 s.
+            await self._learn_model_info()
+            if self._info_error is not None:
+                return self._fallback(values, MODEL_INFO_INVALID)
         usable = rows_within_model_range(values)
         if usable.all():
             return await self._score_with_model(values)
@@ -363,6 +380,8 @@ class RiskScorer:
             await self._learn_model_info()
             if self._spec_mismatch():
                 return self._fallback(values, SPEC_HASH_MISMATCH)
+            if self._info_error is not None:
+                return self._fallback(values, MODEL_INFO_INVALID)
         version = self._registry_version or UNKNOWN_VERSION
         reasons = self._model_reasons(values)
         return [
@@ -374,18 +393,24 @@ class RiskScorer:
         """Report the circuit state, the last error kind and whether the model is reachable.
 
         ``model_reachable`` is true when the last observation (a model call or a ``/health``
-        request) reached the service, unless the served spec hash is known to differ. Before
-        any observation it is false. This method sends no request; ``probe()`` does.
+        request) reached the service, unless the served spec hash is known to differ or the
+        last ``/health`` reported an invalid model fact. Before any observation it is false.
+        This method sends no request; ``probe()`` does.
         """
         state = self.client.breaker.state
         self._metrics.circuit_state.set(state.value)
         return ScorerHealth(
             circuit_state=state.name.lower(),
             last_error_kind=self._last_error_kind,
-            model_reachable=self._reachable is True and self._spec_hash_ok is not False,
+            model_reachable=(
+                self._reachable is True
+                and self._spec_hash_ok is not False
+                and self._info_error is None
+            ),
             model_version=self._registry_version,
             spec_hash_ok=self._spec_hash_ok,
             served_spec_hash=self._served_spec_hash,
+            model_info_error=self._info_error,
         )
 
     async def aclose(self) -> None:
@@ -418,11 +443,13 @@ class RiskScorer:
         return time.monotonic() - self._observed_at < max_age_seconds
 
     async def _learn_model_info(self) -> None:
-        """Ask ``/health`` for the version, within the call deadline, unless asked recently."""
+        """Ask ``/health`` for the version, or whether invalid facts were fixed, within the call
+        deadline, unless asked recently."""
         try:
             async with asyncio.timeout(self.client.deadline_seconds):
                 async with self._health_lock:
-                    if self._registry_version is not None or self._version_recently_missing():
+                    known = self._registry_version is not None and self._info_error is None
+                    if known or self._version_recently_missing():
                         return
                     probe = await self.client.probe_health(
                         timeout_seconds=self.client.deadline_seconds
@@ -454,6 +481,12 @@ class RiskScorer:
         self._last_error_kind = None
         if was_reachable is False:
             _log.info("model service health check succeeded again")
+        if probe.info_error is not None:
+            self._record_invalid_info(probe.info_error)
+            return
+        if self._info_error is not None:
+            _log.info("model service reports valid model info again")
+            self._info_error = None
         info = probe.info
         if info is None:
             if self._configured_version is None and not self._version_recently_missing():
@@ -483,6 +516,23 @@ class RiskScorer:
                 )
             self._spec_hash_ok = spec_hash_ok
             self._served_spec_hash = info.feature_spec_hash
+
+    def _record_invalid_info(self, info_error: str) -> None:
+        """Send every row to the fallback until ``/health`` reports valid facts again."""
+        # Logged once per episode, because readiness probes repeat about once a second.
+        if self._info_error is None:
+            _log.error(
+                "model service reports invalid model info, using fallback; fix the served "
+                "model's version name, model name or feature spec hash",
+                error=info_error,
+                error_kind=MODEL_INFO_INVALID,
+            )
+        self._info_error = info_error
+        # Scoring requests /health again at most every _INFO_RETRY_SECONDS.
+        self._version_missing_at = time.monotonic()
+        if self._configured_version is None:
+            # The version learned before belongs to a model the service no longer reports.
+            self._registry_version = None
 
 
 def _load_profile(directory: Path | None) -> ReasonProfile | None:
