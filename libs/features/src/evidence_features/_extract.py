@@ -284,7 +284,10 @@ def extract_features(
     Raises:
         MalformedDocumentError: A document is not well-formed XML, is an HTML page, or is a
             vendor error reply (an error root element, a failed ACORD `ResultCode` or an Rx
-            `<Result>` that reports neither a hit nor a no-hit, each without records).
+            `<Result>` that reports neither a hit nor a no-hit, each without records), or
+            yields no record although it holds records the readers cannot read (a record name
+            in another case, an Rx fill field outside any fill, an MIB `RecordsFound` of 1 or
+            more).
         HostileDocumentError: A document declares a DOCTYPE or entities.
         DocumentTooLargeError: A document exceeds `limits`.
         TypeError: An argument has the wrong type.

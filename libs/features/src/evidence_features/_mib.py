@@ -51,6 +51,7 @@ from evidence_features._replies import (
     check_reply_error,
     is_error_element,
 )
+from evidence_features._unread import check_unread_elements, unread_records_error
 from evidence_features._xml import local_name
 
 __all__ = ["read_mib_report"]
@@ -74,7 +75,8 @@ _RECORD_FIELDS = {
     "HeightIn": "height",
     "WeightLb": "weight",
 }
-_CODE_TAGS = ("{*}Code", "{*}DataItem", "{*}MibCode", "{*}ResponseData")
+_CODE_NAMES = ("Code", "DataItem", "MibCode", "ResponseData")
+_CODE_TAGS = tuple(f"{{*}}{name}" for name in _CODE_NAMES)
 _DOCUMENT_TAGS = (
     "{*}TXLifeResponse",
     "{*}FormInstance",
@@ -89,6 +91,8 @@ _DOCUMENT_TAGS = (
     "{*}InquiryCount",
     *ERROR_TAGS,
 )
+# Record elements of the three shapes, in the order error messages list them.
+_RECORD_NAMES = ("FormInstance", "MIBRecord", "ResponseData")
 # Report elements under which an Error element reports an error of the whole reply.
 _REPLY_CONTAINERS = frozenset({"TXLife", "TXLifeResponse", "MIBResponse", "Response", "Body"})
 
@@ -101,9 +105,13 @@ def read_mib_report(root: etree._Element) -> MibReport:
     Raises:
         MalformedDocumentError: The document is an error reply without records: a
             `TransResult/ResultCode` that is not a success, or an `Error` element at the top of
-            the reply (see `_replies`).
+            the reply (see `_replies`). Or no record was read although an element spells a
+            record name in another case or `RecordsFound` is 1 or more (see `_unread`), or a
+            record without codes contains a code element spelled in another case.
     """
     report = MibReport()
+    # The largest RecordsFound count, or None when the reply states none.
+    records_found: int | None = None
     failure: str | None = None
     error_name: str | None = None
     forms: list[etree._Element] = []
@@ -131,8 +139,13 @@ def read_mib_report(root: etree._Element) -> MibReport:
             ordinal = _count_date(report, element.text)
             if ordinal and not report.document_date:
                 report.document_date = ordinal
-        elif name in ("RecordsFound", "TransResult"):
+        elif name == "TransResult":
             report.recognised = True
+        elif name == "RecordsFound":
+            report.recognised = True
+            count = _records_found(element)
+            if count is not None:
+                records_found = max(records_found or 0, count)
         elif name == "ResultCode":
             parent = element.getparent()
             if failure is None and parent is not None and _local_name(parent.tag) == "TransResult":
@@ -143,6 +156,7 @@ def read_mib_report(root: etree._Element) -> MibReport:
         elif report.iai_inquiries is None:
             _read_inquiry_count(element, report)
 
+    record_elements = len(forms) or len(mib_records)
     if forms:
         report.recognised = True
         # `responses` also keeps the lxml proxies of the TXLifeResponse elements alive, so
@@ -161,23 +175,65 @@ def read_mib_report(root: etree._Element) -> MibReport:
         empty = EmptyRecords(frozenset({"MIBRecord"}))
         for element in mib_records:
             _append_flat_record(element, report, empty)
-    elif flat_codes := list(root.iter("{*}ResponseData")):
-        report.recognised = True
-        empty = EmptyRecords(frozenset({"ResponseData"}))
-        for element in flat_codes:
-            code = (element.text or "").strip()
-            if code:
-                report.records.append(MibRecord(None, None, (code,), None, None, None))
-            elif empty.is_empty(element):
-                report.empty_records += 1
-        report.extra_bmi.extend(_document_bmi(root, report))
+    else:
+        # Without FormInstance or MIBRecord elements the flat shape is the last one left, so a
+        # misspelled record element would otherwise leave its codes to be read as flat records,
+        # without date, company or match type, or leave no record at all.
+        #
+        # A reply that states RecordsFound 0 is consistent without records, so it skips the
+        # walk over its elements, which keeps no-file replies, the most common ones, fast.
+        if records_found != 0:
+            check_unread_elements("MIB", root, _RECORD_NAMES, "records")
+        record_elements = _read_flat_codes(root, report)
     finding = None
     if failure is not None:
         finding = f"its TransResult/ResultCode is {failure}"
     elif error_name is not None:
         finding = f"it has an <{error_name}> element"
     report.vendor_error = check_reply_error("MIB", finding, "records", bool(report.records))
+    if not report.records:
+        if (forms or mib_records) and records_found != 0:
+            check_unread_elements("MIB", root, _RECORD_NAMES, "records")
+        # An NFD record is one the reader understood, because it states that no file was
+        # found, so the RecordsFound count may include it.
+        no_file_records = record_elements - report.empty_records
+        if records_found and not no_file_records:
+            raise unread_records_error(
+                "MIB",
+                f"reports {records_found} record{'s' if records_found > 1 else ''} in RecordsFound",
+                _RECORD_NAMES,
+                "records",
+                report.empty_records,
+            )
     return report
+
+
+def _records_found(element: etree._Element) -> int | None:
+    # Only a plain count of up to 10 digits is read, so the message may repeat it. Any other
+    # text could be health data, and it reads as None, as if the element were absent.
+    text = (element.text or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
+
+
+def _read_flat_codes(root: etree._Element, report: MibReport) -> int:
+    """Read the flat `<Response><ResponseData>` shape and return its number of code elements."""
+    flat_codes = list(root.iter("{*}ResponseData"))
+    if not flat_codes:
+        return 0
+    report.recognised = True
+    empty = EmptyRecords(frozenset({"ResponseData"}))
+    for element in flat_codes:
+        code = (element.text or "").strip()
+        if code:
+            report.records.append(MibRecord(None, None, (code,), None, None, None))
+        elif empty.is_empty(element):
+            report.empty_records += 1
+        else:
+            # The element carries data, but not as its text (an attribute, a child element), so
+            # it counts as a record without a code instead of vanishing from the totals.
+            report.records.append(MibRecord(None, None, (), None, None, None))
+    report.extra_bmi.extend(_document_bmi(root, report))
+    return len(flat_codes)
 
 
 def _read_inquiry_count(element: etree._Element, report: MibReport) -> None:
@@ -343,6 +399,10 @@ def _append_acord_record(
                     date_text = text
         else:
             bmi_fields.setdefault(_BMI_FIELDS[name], text)
+    if not codes:
+        # A record exists to carry codes, so one without codes is checked for a code element
+        # spelled in another case, which would otherwise drop its codes without a warning.
+        check_unread_elements("MIB", form, ("ResponseData",), "codes")
     # Only a form without any non-blank value read above can be empty, so most forms skip the
     # check.
     has_data = codes or bmi_fields or date is not None or (provider and provider.strip())
@@ -391,6 +451,8 @@ def _append_flat_record(element: etree._Element, report: MibReport, empty: Empty
         for code_element in element.iter(*_CODE_TAGS)
         if code_element is not element and (text := (code_element.text or "").strip())
     )
+    if not codes:
+        check_unread_elements("MIB", element, _CODE_NAMES, "codes")
     # Only a record without any field or code can be empty, so most records skip the check.
     if not fields and not codes and empty.is_empty(element):
         report.empty_records += 1

@@ -18,6 +18,7 @@ on the report and extraction raises the `partial_error_reply` warning with
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from lxml import etree
 
@@ -31,8 +32,8 @@ __all__ = [
     "check_reply_error",
     "error_reply",
     "is_error_element",
-    "is_rx_result_error",
     "partial_error_message",
+    "rx_result_answer",
 ]
 
 ERROR_NAMES = frozenset({"Error", "Errors"})
@@ -52,14 +53,16 @@ _KNOWN_FAILURES = {
     "5": "Failure (tc 5)",
 }
 # The wordings of a hit and of a no-hit that an Rx `<Result>` may carry, with everything but
-# letters and digits removed. The list is generous, because rejecting one vendor's wording
+# letters and digits removed. The lists are generous, because rejecting one vendor's wording
 # would reject every clean applicant of that vendor. Any other text counts as an error.
-_RX_ANSWERS = frozenset(
+_RX_HITS = frozenset(
+    {"HIT", "HITS", "HITFOUND", "FOUND", "MATCH", "MATCHFOUND", "RECORDFOUND", "RECORDSFOUND"}
+)
+_RX_NO_HITS = frozenset(
     {
-        "HIT", "HITS", "HITFOUND", "FOUND", "MATCH", "MATCHFOUND", "RECORDFOUND",
-        "RECORDSFOUND", "NOHIT", "NOHITS", "NOHITFOUND", "NOTFOUND", "NOMATCH", "NOMATCHFOUND",
-        "NORECORD", "NORECORDS", "NORECORDFOUND", "NORECORDSFOUND", "NODATA", "NODATAFOUND",
-        "NOTHINGFOUND", "NOHISTORY", "NOHISTORYFOUND",
+        "NOHIT", "NOHITS", "NOHITFOUND", "NOTFOUND", "NOMATCH", "NOMATCHFOUND", "NORECORD",
+        "NORECORDS", "NORECORDFOUND", "NORECORDSFOUND", "NODATA", "NODATAFOUND", "NOTHINGFOUND",
+        "NOHISTORY", "NOHISTORYFOUND",
     }
 )  # fmt: skip
 _RESULT_SEPARATORS = re.compile(r"[\W_]+")
@@ -130,15 +133,22 @@ def acord_result_failure(result_code: etree._Element) -> str | None:
     return "not Success (tc 1) or Success with information (tc 2)"
 
 
-def is_rx_result_error(result: etree._Element) -> bool:
-    """Return whether an Rx `<Result>` contains something other than a hit or a no-hit.
+def rx_result_answer(result: etree._Element) -> Literal["hit", "no_hit", "error"] | None:
+    """Classify an Rx `<Result>` as a hit, a no-hit or an error, or return None when blank.
 
     Case, spaces and punctuation are ignored, so `No Hit`, `NO_HIT`, `no-hit` and `No hit
-    found.` are no-hits; `_RX_ANSWERS` lists the wordings. A blank `<Result>` carries no result
-    and is not an error.
+    found.` are no-hits; `_RX_HITS` and `_RX_NO_HITS` list the wordings. Any other text is an
+    error.
     """
     text = (result.text or "").strip()
-    return bool(text) and _RESULT_SEPARATORS.sub("", text).upper() not in _RX_ANSWERS
+    if not text:
+        return None
+    answer = _RESULT_SEPARATORS.sub("", text).upper()
+    if answer in _RX_HITS:
+        return "hit"
+    if answer in _RX_NO_HITS:
+        return "no_hit"
+    return "error"
 
 
 def is_error_element(

@@ -35,8 +35,9 @@ from evidence_features._replies import (
     ERROR_TAGS,
     check_reply_error,
     is_error_element,
-    is_rx_result_error,
+    rx_result_answer,
 )
+from evidence_features._unread import check_unread_elements
 from evidence_features._xml import local_name
 
 __all__ = ["read_rx_report"]
@@ -100,7 +101,18 @@ _NESTED_FIELDS = {
 }
 _SCORE_TAGS = ("{*}RiskScore", "{*}Score", "{*}HighestRiskSeverity")
 _FILL_TAGS = ("{*}DrugFill", "{*}MedicationDispensed")
-_FILL_NAMES = frozenset({"DrugFill", "MedicationDispensed"})
+_FILL_NAME_ORDER = ("DrugFill", "MedicationDispensed")
+_FILL_NAMES = frozenset(_FILL_NAME_ORDER)
+# Fields of `_FILL_FIELDS` that occur only inside a fill: fill dates, drug names, NDCs and days
+# supply. One of them with text in a report without fills shows fills in elements the reader
+# does not know.
+_FILL_ONLY_FIELDS = frozenset(
+    {
+        "FillDate", "LastFillDate", "DateFilled", "DispenseDate", "DispensedDate", "fill_date",
+        "DrugGenericName", "GenericName", "DrugBrandName", "BrandName", "DrugDescription",
+        "DrugName", "LabelName", "generic_and_dosage", "NDC", "DaysSupply", "days_supply",
+    }
+)  # fmt: skip
 _DOCUMENT_DATE_TAGS = ("{*}ReportDate", "{*}OrderDate")
 _DOCUMENT_DATE_NAMES = ("ReportDate", "OrderDate")
 _DOCUMENT_TAGS = (*_DOCUMENT_DATE_TAGS, "{*}Eligibility", "{*}Result", *ERROR_TAGS, *_SCORE_TAGS)
@@ -117,7 +129,8 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
     Raises:
         MalformedDocumentError: The document is an error reply without fills: a `<Result>`
             that reports neither a hit nor a no-hit, or an `Error` element at the top of the report
-            (see `_replies`).
+            (see `_replies`). Or no fill was read although an element spells a fill name in
+            another case or a fill field has text outside any fill (see `_unread`).
     """
     report = RxReport()
     fill_elements = list(root.iter(*_FILL_TAGS))
@@ -135,15 +148,16 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
     # One pass over the document-level tags. The first readable report date and the first
     # readable vendor score outside a fill win. Every eligibility block counts, every report
     # date outside a fill is checked, and so is every score up to the first readable one.
-    date_found = score_found = result_error = False
+    date_found = score_found = False
+    answers: set[str] = set()
     error_name: str | None = None
     for element in root.iter(*_DOCUMENT_TAGS):
         name = local_name(element.tag)
         if name == "Eligibility":
             _read_eligibility(element, report)
         elif name == "Result":
-            if not result_error and _in_report(element, root):
-                result_error = is_rx_result_error(element)
+            if _in_report(element, root) and (answer := rx_result_answer(element)):
+                answers.add(answer)
         elif name in ERROR_NAMES:
             if error_name is None and is_error_element(element, root, _REPORT_CONTAINERS):
                 error_name = name
@@ -169,11 +183,19 @@ def read_rx_report(root: etree._Element, catalog: DrugCatalog) -> RxReport:
                 report.vendor_score = score + 0.0
                 score_found = True
     finding = None
-    if result_error:
+    if "error" in answers:
         finding = "its <Result> reports neither a hit nor a no-hit"
     elif error_name is not None:
         finding = f"it has an <{error_name}> element"
     report.vendor_error = check_reply_error("RX", finding, "fills", bool(report.fills))
+    if not report.fills and "no_hit" not in answers:
+        # A report that states no hit is consistent without fills, so it skips the walk over
+        # its elements, which keeps clean applicants, the most common reports, fast. A hit without
+        # fills is consistent too, because a hit means the applicant was found, and an
+        # applicant with coverage may have had no prescriptions.
+        # NOTE: so a hit whose fills were dropped whole, or wrapped in an unknown element with
+        # only unknown field names, still scores as a report without evidence.
+        check_unread_elements("RX", root, _FILL_NAME_ORDER, "fill records", _FILL_ONLY_FIELDS)
     return report
 
 

@@ -93,8 +93,8 @@ _CONVENTIONS = """\
   - an MIB `TransResult/ResultCode` other than Success (`tc` 1) or Success with information
     (`tc` 2), such as Failure (`tc` 5) or Received Pending (`tc` 3, 4);
   - an Rx `<Result>` that is neither HIT nor NOHIT nor another wording of them (case, spaces
-    and punctuation are ignored, so `No Hit` and `No hit found.` are NOHIT; `_RX_ANSWERS` in
-    `_replies.py` lists the wordings);
+    and punctuation are ignored, so `No Hit` and `No hit found.` are NOHIT; `_RX_HITS` and
+    `_RX_NO_HITS` in `_replies.py` list the wordings);
   - an `Error` or `Errors` element with text, directly under the root or a report element
     (`TXLifeResponse`, `IntelRXResponse`).
 
@@ -104,6 +104,33 @@ _CONVENTIONS = """\
   and the `tc` of an ACORD `ResultCode` when that is a number of at most 10 digits, but
   repeats no other text from the document. No feature column marks it. An `Error` element
   inside a record, and a blank `<Result>` or `<Errors/>`, are read as data.
+- **Records that cannot be read.** Element names are case-sensitive, and the readers match
+  them exactly. A report from which no record was read raises `MalformedDocumentError` in
+  these cases, so that it never scores as an applicant without evidence:
+  - it contains an element whose name differs from a record name only in case, such as
+    `<drugfill>` or `<DRUGFILL>` for `<DrugFill>`, or `<responseData>` for `<ResponseData>`
+    (Rx: `DrugFill`, `MedicationDispensed`; MIB: `FormInstance`, `MIBRecord`, `ResponseData`).
+    The message names the element found and the expected spelling. An MIB reply without
+    `FormInstance` or `MIBRecord` elements is checked before its `ResponseData` elements are
+    read as the flat shape, so a misspelled `<forminstance>` is not read as flat codes;
+  - an Rx report contains a fill field with text (`DrugGenericName`, `FillDate`, `NDC`,
+    `DaysSupply` and the other drug-name and fill-date names, in any case), as when a vendor
+    wraps its fills in `<Fill>`;
+  - an MIB `TransResult/RecordsFound` is 1 or more, but the reply contains no record element
+    with data. A record marked NFD counts as read, because it states that no file was found.
+
+  An MIB record without codes raises the same way when it contains a code element spelled in
+  another case (`<responseData>` in a `FormInstance`; `<code>`, `<dataitem>` in an
+  `MIBRecord`), because a dated record would otherwise lose its codes without a warning.
+
+  A report that states it has no records (an Rx no-hit `<Result>`, an MIB `RecordsFound` 0) is
+  not checked for these signs and stays a clean report without evidence. An Rx hit without
+  fills is scored as a report without evidence too, because a hit means the applicant was
+  found, and an applicant with prescription coverage may have had no fills. A record element
+  whose fields all go unread, such as `<DrugFill><drugGenericName>…</drugGenericName>
+  </DrugFill>`, is counted as a record with the `unknown_drug` and `undated_record` warnings,
+  and a `<ResponseData>` that carries its data in an attribute or a child element counts as a
+  record without a code.
 - **Opioid strengths.** `RX_OPIOID_MAX_DAILY_MME` reads the opioid's number from
   `DrugStrength`, else from the drug name. A liquid's strength is per volume (`5 MG/5 ML`,
   `7.5-325 MG/15 ML`, `20 MG/ML`), and its `Quantity` counts mL. So the daily dose is mg per mL

@@ -9,7 +9,8 @@ instead.
      └── EvidenceFeaturesError
           ├── CodeMapError                (an MIB code map file or object is invalid)
           └── DocumentError               (.document is "MIB" or "RX")
-               ├── MalformedDocumentError (not well-formed XML, truncated, an HTML page)
+               ├── MalformedDocumentError (not well-formed XML, truncated, an HTML page,
+               │                           an error reply, records that cannot be read)
                ├── HostileDocumentError   (DOCTYPE, entity declarations)
                └── DocumentTooLargeError  (.limit is "bytes", "depth", "elements" or
                                            "attributes")
@@ -56,7 +57,7 @@ class DocumentError(EvidenceFeaturesError):
 
 
 class MalformedDocumentError(DocumentError):
-    """The document is not well-formed XML, is truncated, or is an HTML page."""
+    """The document is not well-formed XML, an HTML page or an error reply, or hides records."""
 
 
 class HostileDocumentError(DocumentError):
