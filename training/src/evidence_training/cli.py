@@ -111,7 +111,9 @@ def train(
     threads: Annotated[
         int, typer.Option(min=1, help="OpenMP threads for fitting and scoring the model.")
     ] = 1,
-    progress: Annotated[bool, typer.Option(help="Show progress bars on stderr.")] = True,
+    progress: Annotated[
+        bool, typer.Option(help="Show progress bars on stderr when it is a terminal.")
+    ] = True,
     max_parse_error_fraction: Annotated[
         float,
         typer.Option(

@@ -228,7 +228,7 @@ def make_synthetic_set(
         n_rows: pairs to generate.
         seed: seed of the generator.
         jobs: worker processes. With 1, this process does all the work.
-        progress: show a progress bar on stderr.
+        progress: show a progress bar on stderr when it is a terminal.
         preload: modules to import in this process while the workers run (see
             :func:`evidence_training.workers.run_chunks`).
 

@@ -100,7 +100,8 @@ def _run(training_set: TrainingSet, out: Path, options: TrainingOptions) -> Trai
     model = build_classifier(options.model_kind, seed=options.seed)
     _check_leaf_rows(model, len(y_train), len(training_set.labels), options)
     _make_out_directory(out)
-    steps = tqdm(total=5, desc="training", unit="step", disable=not options.progress)
+    # disable=None: no bar when stderr is no terminal, such as the stack's log file.
+    steps = tqdm(total=5, desc="training", unit="step", disable=None if options.progress else True)
 
     steps.set_postfix_str(f"fit {options.model_kind.value}")
     started = time.perf_counter()

@@ -38,7 +38,7 @@ def run_chunks(
         tasks: callables that each build one chunk.
         sizes: rows per task, for the progress bar.
         jobs: worker processes. With 1, this process runs the tasks.
-        progress: show a progress bar on stderr.
+        progress: show a progress bar on stderr when it is a terminal.
         preload: module names to import in this process before returning.
 
     Raises:
@@ -46,7 +46,10 @@ def run_chunks(
             The pool cannot tell which signal or exit code ended it.
     """
     results: list[_T] = []
-    with tqdm(total=sum(sizes), desc="features", unit="pair", disable=not progress) as bar:
+    # tqdm's disable=None turns the bar off when stderr is no terminal, because a log file
+    # would get every redraw joined by carriage returns.
+    disable = None if progress else True
+    with tqdm(total=sum(sizes), desc="features", unit="pair", disable=disable) as bar:
         if jobs <= 1:
             for task, size in zip(tasks, sizes, strict=True):
                 results.append(task())
