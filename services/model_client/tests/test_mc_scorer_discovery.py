@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 from evidence_features import FEATURE_SPEC_HASH
+from evidence_model_client.client import ModelClient
 from evidence_model_client.config import ClientSettings
 from evidence_model_client.metrics import ModelMetrics
 from evidence_model_client.scorer import RiskScorer
@@ -252,3 +254,90 @@ async def test_from_settings_new_metrics_twice_rejected(refused_url: str) -> Non
 
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         RiskScorer.from_settings(settings, registry=registry)
+
+
+def _health_logs(logs: Sequence[Mapping[str, object]]) -> list[tuple[object, object]]:
+    """Return (level, event) of the log entries about the model service's health."""
+    return [
+        (entry["log_level"], entry["event"])
+        for entry in logs
+        if "model service" in str(entry["event"])
+    ]
+
+
+def _graced_scorer(base_url: str, grace: float) -> RiskScorer:
+    settings = _settings(base_url, model_version="V2")
+    metrics = ModelMetrics(CollectorRegistry())
+    return RiskScorer(
+        ModelClient.from_settings(settings, metrics=metrics),
+        metrics=metrics,
+        model_version="V2",
+        startup_grace_seconds=grace,
+    )
+
+
+async def test_startup_probe_failure_logs_waiting(refused_url: str) -> None:
+    """A model service not up at start-up is an info line, not a warning."""
+    scorer = _graced_scorer(refused_url, grace=30.0)
+    with capture_logs() as logs:
+        await scorer.start()
+        await scorer.probe(max_age_seconds=0.0)
+        await scorer.probe(max_age_seconds=0.0)
+    await scorer.aclose()
+
+    assert _health_logs(logs) == [("info", "waiting for model service")]
+    assert logs[0]["error_kind"] == "model_unavailable"
+
+
+async def test_startup_waiting_warns_after_grace(refused_url: str) -> None:
+    """A model service still down after the grace time gets one warning."""
+    scorer = _graced_scorer(refused_url, grace=0.2)
+    with capture_logs() as logs:
+        await scorer.start()
+        await asyncio.sleep(0.3)
+        await scorer.probe(max_age_seconds=0.0)
+        await scorer.probe(max_age_seconds=0.0)
+    await scorer.aclose()
+
+    assert _health_logs(logs) == [
+        ("info", "waiting for model service"),
+        ("warning", "model service health check failed"),
+    ]
+    waited = logs[-1]["waited_seconds"]
+    assert isinstance(waited, float)
+    assert waited >= 0.2
+
+
+async def test_startup_service_comes_up(faulty_server: FaultyServer) -> None:
+    """Down at start-up, then up: info lines only, the second with the wait."""
+    faulty_server.health_status = 503
+    scorer = _graced_scorer(faulty_server.base_url, grace=30.0)
+    with capture_logs() as logs:
+        await scorer.start()
+        faulty_server.health_status = 200
+        health = await scorer.probe(max_age_seconds=0.0)
+    await scorer.aclose()
+
+    assert health.model_reachable is True
+    assert _health_logs(logs) == [
+        ("info", "waiting for model service"),
+        ("info", "model service reachable"),
+    ]
+
+
+async def test_failure_after_contact_warns_at_once(faulty_server: FaultyServer) -> None:
+    """Once the service was reached, its first failed check is a warning, whatever the grace."""
+    scorer = _graced_scorer(faulty_server.base_url, grace=30.0)
+    with capture_logs() as logs:
+        await scorer.start()
+        faulty_server.health_status = 500
+        await scorer.probe(max_age_seconds=0.0)
+        await scorer.probe(max_age_seconds=0.0)
+        faulty_server.health_status = 200
+        await scorer.probe(max_age_seconds=0.0)
+    await scorer.aclose()
+
+    assert _health_logs(logs) == [
+        ("warning", "model service health check failed"),
+        ("info", "model service health check succeeded again"),
+    ]

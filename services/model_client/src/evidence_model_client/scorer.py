@@ -68,6 +68,10 @@ MODEL_INFO_INVALID = InvalidModelInfoError.kind
 # Seconds before /health is requested again after a response without a version, which is what
 # a service without the local server's /health returns.
 _INFO_RETRY_SECONDS = 5.0
+STARTUP_GRACE_SECONDS = 30.0
+"""Seconds after the first failed health check, before the service was ever reached, during
+which further failures are no warning. A stack starts the gateway and the model server
+together, and the model server loads its artifact for a few seconds."""
 
 _log = structlog.get_logger("evidence_model_client")
 
@@ -139,6 +143,7 @@ class RiskScorer:
         top_k: int = 5,
         probe_timeout_seconds: float = 0.5,
         probe_max_age_seconds: float = 1.0,
+        startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
     ) -> None:
         self.client = client
         self._metrics = metrics
@@ -158,6 +163,12 @@ class RiskScorer:
         # Last observation of the service: a model call or a /health request. None: none yet.
         self._reachable: bool | None = None
         self._observed_at: float | None = None
+        self._ever_reachable = False
+        # First failed health check before the service was ever reached, and whether the
+        # warning after the grace time was logged.
+        self._startup_grace = startup_grace_seconds
+        self._waiting_since: float | None = None
+        self._waiting_warned = False
         # When /health last returned no model version (a service without that endpoint).
         self._version_missing_at: float | None = None
         # One /health request at a time: concurrent callers wait and reuse its result.
@@ -436,6 +447,8 @@ class RiskScorer:
     def _observe(self, *, reachable: bool) -> None:
         self._reachable = reachable
         self._observed_at = time.monotonic()
+        if reachable:
+            self._ever_reachable = True
 
     def _observed_within(self, max_age_seconds: float) -> bool:
         if self._observed_at is None:
@@ -463,23 +476,45 @@ class RiskScorer:
                 _log.warning("served model info not read within the deadline")
             self._version_missing_at = time.monotonic()
 
+    def _log_waiting(self, error_kind: str | None) -> None:
+        """Log a failed check before the first contact: info at first, one warning after grace."""
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+            _log.info("waiting for model service", error_kind=error_kind)
+            return
+        waited = now - self._waiting_since
+        if waited >= self._startup_grace and not self._waiting_warned:
+            self._waiting_warned = True
+            _log.warning(
+                "model service health check failed",
+                error_kind=error_kind,
+                waited_seconds=round(waited, 1),
+            )
+
     def _version_recently_missing(self) -> bool:
         missing_at = self._version_missing_at
         return missing_at is not None and time.monotonic() - missing_at < _INFO_RETRY_SECONDS
 
     def _record_probe(self, probe: HealthProbe) -> None:
         was_reachable = self._reachable
+        first_contact = not self._ever_reachable
         self._observe(reachable=probe.reachable)
         if not probe.reachable:
             self._last_error_kind = probe.error_kind
+            if first_contact:
+                self._log_waiting(probe.error_kind)
             # Readiness checks probe about once a second, so log changes, not each failure.
-            if was_reachable is not False:
+            elif was_reachable is not False:
                 _log.warning("model service health check failed", error_kind=probe.error_kind)
             return
         # The error kind describes the last observation, like model_reachable, so an error
         # seen before the service came up does not outlive a successful check.
         self._last_error_kind = None
-        if was_reachable is False:
+        if first_contact and self._waiting_since is not None:
+            waited = time.monotonic() - self._waiting_since
+            _log.info("model service reachable", waited_seconds=round(waited, 1))
+        elif was_reachable is False:
             _log.info("model service health check succeeded again")
         if probe.info_error is not None:
             self._record_invalid_info(probe.info_error)
