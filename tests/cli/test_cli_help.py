@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +82,51 @@ def test_rendered_help_has_no_fragment_lines() -> None:
     assert "Exit status" in description
     # The usage line and the one-line summary come first, then the wrapped paragraph.
     assert all(count >= 4 for count in words_per_line[2:-1]), description
+
+
+# The README's console scripts with their typer apps.
+SCRIPT_APPS = {
+    "evidence-score": "evidence_gateway.cli.score:app",
+    "evidence-stack": "evidence_gateway.cli.stack:app",
+    "evidence-train": "evidence_training.cli:app",
+    "evidence-synth": "evidence_synthetic.cli:app",
+    "evidence-dashboard": "evidence_dashboard.cli:app",
+    "evidence-persistence": "evidence_persistence.cli:app",
+}
+_README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_command_cells() -> list[str]:
+    """Return the first cell of each row of the README's "Other commands" table."""
+    text = _README.read_text(encoding="utf-8")
+    section = text[text.index("## Other commands") :]
+    table = section[section.index("| command | what it does |") :].split("\n\n")[0]
+    return [line.split(" | ")[0] for line in table.splitlines()[2:]]
+
+
+def _unknown_subcommand(words: list[str]) -> str | None:
+    """Return the first word that names no subcommand of the script in ``words[0]``."""
+    module, attribute = SCRIPT_APPS[words[0]].split(":")
+    command = typer.main.get_command(getattr(importlib.import_module(module), attribute))
+    for word in words[1:]:
+        # A group is recognised by its subcommands; past a leaf come arguments and options.
+        subcommands = getattr(command, "commands", None)
+        if not subcommands or word.startswith("-"):
+            return None
+        if word not in subcommands:
+            return word
+        command = subcommands[word]
+    return None
+
+
+def test_readme_commands_exist() -> None:
+    """Each command in the README's table is typed whole and names existing subcommands."""
+    cells = _readme_command_cells()
+    spans = [span for cell in cells for span in re.findall(r"`([^`]+)`", cell)]
+
+    assert len(cells) >= 8
+    for span in spans:
+        words = span.split()
+        assert words[0] in {*SCRIPT_APPS, "make"}, f"{span!r} does not start with a command"
+        if words[0] in SCRIPT_APPS:
+            assert _unknown_subcommand(words) is None, f"{span!r} names no such command"

@@ -58,3 +58,49 @@ def test_stack_once_scores_samples(tmp_path: Path, trained_model_dir: Path) -> N
     assert "REGISTRY_UNKNOWN" not in output
     assert "/docs" in output
     assert (var_dir / "store.sqlite3").is_file()
+
+
+# One row of a result table: path, policy, risk_score, risk_level and model_version.
+_RESULT_ROW = re.compile(r"^\s*│ (API|SQL)\s+│ (\S+)\s+│\s+([\d.]+) │ (\w+)\s+│ (\w+)\s+│", re.M)
+
+
+def _readme_excerpt_rows() -> list[tuple[str, ...]]:
+    """Return the result rows of the README's sample-results excerpt under `make run`."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### `make run`") : readme.index("### `make test`")]
+    return [match.groups() for match in _RESULT_ROW.finditer(section)]
+
+
+def test_stack_first_run_matches_readme(tmp_path: Path) -> None:
+    """A first run trains as `make run` does, prints the README's scores and logs cleanly.
+
+    The stack trains with its default rows and seed, so its scores must equal the excerpt.
+    """
+    expected = _readme_excerpt_rows()
+    var_dir = tmp_path / "var"
+
+    result = subprocess.run(
+        [
+            script_path("evidence-stack"),
+            "--once",
+            "--no-dashboard",
+            "--root", str(REPO_ROOT),
+            "--var-dir", str(var_dir),
+            "--gateway-port", str(free_port()),
+            "--model-port", str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert len(expected) >= 2, "the README excerpt lost its result rows"
+    printed = {row[:2]: row for row in (m.groups() for m in _RESULT_ROW.finditer(result.stdout))}
+    for row in expected:
+        assert printed.get(row[:2]) == row, f"README row {row} differs from the stack's output"
+    stack_log = (var_dir / "stack.log").read_text(encoding="utf-8")
+    assert "\r" not in stack_log, "progress bars reached the stack log"
+    gateway_log = (var_dir / "logs" / "gateway.log").read_text(encoding="utf-8")
+    assert "health check failed" not in gateway_log
+    assert not (var_dir / "model.partial").exists()

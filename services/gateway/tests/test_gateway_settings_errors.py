@@ -325,6 +325,70 @@ def test_stack_lists_dashboard_with_others(tmp_path: Path) -> None:
     assert not var_dir.exists()
 
 
+# Another invalid setting in every port test, so that a stack whose port check wrongly passed
+# still exits at the settings check, before it binds a default port.
+_SAFETY_SETTING = {"PERSISTENCE_BATCH_SIZE": "0"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("GATEWAY_PORT", "abc", "Input should be a valid integer"),
+        ("GATEWAY_PORT", "", "Input should be a valid integer"),
+        ("MODEL_SERVER_PORT", "x", "Input should be a valid integer"),
+        ("MODEL_SERVER_PORT", "65536", "Input should be less than or equal to 65535"),
+        ("DASHBOARD_PORT", "0", "Input should be greater than or equal to 1"),
+        ("DASHBOARD_PORT", "-1", "Input should be greater than or equal to 1"),
+    ],
+)
+def test_stack_invalid_port_variable(tmp_path: Path, name: str, value: str, reason: str) -> None:
+    """A bad port variable gets the settings message: variable, value and fix, and no start."""
+    var_dir = tmp_path / "var"
+    command = ["evidence-stack", "--once", "--root", str(REPO_ROOT), "--var-dir", str(var_dir)]
+
+    result = _run(command, {name: value, **_SAFETY_SETTING}, tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: invalid setting in the environment:\n")
+    assert f"  {name}={value!r}: {reason}" in result.stderr
+    assert f"To fix: set {name} to a valid value or unset it to use the default." in result.stderr
+    assert "Invalid value for" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not var_dir.exists()
+
+
+def test_stack_lists_every_invalid_port(tmp_path: Path) -> None:
+    """All three bad port variables appear in one message."""
+    var_dir = tmp_path / "var"
+    command = ["evidence-stack", "--once", "--root", str(REPO_ROOT), "--var-dir", str(var_dir)]
+    ports = {"GATEWAY_PORT": "abc", "MODEL_SERVER_PORT": "", "DASHBOARD_PORT": "0"}
+
+    result = _run(command, {**ports, **_SAFETY_SETTING}, tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: 3 invalid settings in the environment:\n")
+    for name, value in ports.items():
+        assert f"  {name}={value!r}: " in result.stderr
+    assert not var_dir.exists()
+
+
+def test_stack_port_option_replaces_bad_variable(tmp_path: Path) -> None:
+    """--gateway-port and --model-port win over invalid GATEWAY_PORT and MODEL_SERVER_PORT."""
+    var_dir = tmp_path / "var"
+    result = _run(
+        _stack_command(var_dir, "--no-dashboard"),
+        {"GATEWAY_PORT": "abc", "MODEL_SERVER_PORT": "", **_SAFETY_SETTING},
+        tmp_path,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: invalid setting in the environment:\n")
+    assert "  PERSISTENCE_BATCH_SIZE='0': " in result.stderr
+    assert "GATEWAY_PORT" not in result.stderr
+    assert "MODEL_SERVER_PORT" not in result.stderr
+    assert not var_dir.exists()
+
+
 @pytest.mark.parametrize("value", ["set-by-deploy-sh", "0123456789ABCDEF", "dde4b34144d5dda8'"])
 def test_gateway_spec_hash_not_a_hash(tmp_path: Path, value: str) -> None:
     """A feature spec hash that could never match, such as the deploy placeholder, stops it."""

@@ -11,6 +11,7 @@ import typer
 import typer.main
 from evidence_gateway.cli.stack import app, dashboard_status, describe_rejection, run
 from evidence_gateway.stack.layout import StackLayout
+from evidence_gateway.stack.port_settings import StackPortSettings
 from evidence_gateway.stack.samples import load_samples
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -64,13 +65,19 @@ def test_load_samples_smoke_first() -> None:
     assert len(samples) >= 3
 
 
-def test_stack_default_ports() -> None:
-    """evidence-stack defaults to the documented ports 8000, 5000 and 8501."""
+def test_stack_default_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without options or variables, evidence-stack uses the documented 8000, 5000 and 8501."""
+    for name in ("GATEWAY_PORT", "MODEL_SERVER_PORT", "DASHBOARD_PORT"):
+        monkeypatch.delenv(name, raising=False)
     parameters = inspect.signature(run).parameters
+    ports = StackPortSettings()
 
-    assert parameters["gateway_port"].default == 8000
-    assert parameters["model_port"].default == 5000
-    assert parameters["dashboard_port"].default == 8501
+    assert parameters["gateway_port"].default is None
+    assert parameters["model_port"].default is None
+    assert parameters["dashboard_port"].default is None
+    assert ports.gateway_port == 8000
+    assert ports.model_port == 5000
+    assert ports.dashboard_port == 8501
 
 
 def test_stack_train_rows_minimum_200() -> None:

@@ -33,6 +33,7 @@ from evidence_gateway.cli.render import prediction_table
 from evidence_gateway.config import Settings as GatewaySettings
 from evidence_gateway.settings_check import check_settings, environment_replaced
 from evidence_gateway.stack.layout import StackLayout
+from evidence_gateway.stack.port_settings import StackPortSettings
 from evidence_gateway.stack.ports import StackPort, check_ports_free, check_ports_owned
 from evidence_gateway.stack.processes import (
     StackError,
@@ -266,8 +267,18 @@ def _serve(console: Console, group: Supervisor, layout: StackLayout) -> None:
             raise typer.Exit(1)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that both stop the stack alike."""
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated
+
+
+def _interrupted_status(interrupt: KeyboardInterrupt) -> int:
+    """Return the shell's status for a program ended by the signal: 128 plus its number."""
+    number = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
+    return 128 + number
 
 
 @app.command()
@@ -289,15 +300,21 @@ def run(
         Path | None, typer.Option(help="Sample evidence directory; default <root>/data/samples.")
     ] = None,
     gateway_port: Annotated[
-        int, typer.Option(min=1, max=65535, envvar="GATEWAY_PORT", help="Gateway port.")
-    ] = 8000,
+        int | None,
+        typer.Option(min=1, max=65535, help="Gateway port; default $GATEWAY_PORT, else 8000."),
+    ] = None,
     model_port: Annotated[
-        int,
-        typer.Option(min=1, max=65535, envvar="MODEL_SERVER_PORT", help="Local model server port."),
-    ] = 5000,
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Local model server port; default $MODEL_SERVER_PORT, else 5000.",
+        ),
+    ] = None,
     dashboard_port: Annotated[
-        int, typer.Option(min=1, max=65535, envvar="DASHBOARD_PORT", help="Dashboard port.")
-    ] = 8501,
+        int | None,
+        typer.Option(min=1, max=65535, help="Dashboard port; default $DASHBOARD_PORT, else 8501."),
+    ] = None,
     gateway_workers: Annotated[int, typer.Option(min=1, help="Gateway uvicorn workers.")] = 1,
     dashboard: Annotated[
         bool, typer.Option(help="Start the dashboard when its package is installed.")
@@ -318,22 +335,29 @@ def run(
 ) -> None:
     """Run the local stack, which is what make run starts.
 
-    Each port option also reads the variable that the service itself reads
-    (GATEWAY_PORT, MODEL_SERVER_PORT, DASHBOARD_PORT); the option wins over
-    the variable. Every process binds 127.0.0.1. An invalid GATEWAY_*,
-    MODEL_CLIENT_*, MODEL_SERVER_* or PERSISTENCE_* setting exits with status
-    2 before anything starts. So does a runtime folder that another stack
-    holds locked.
+    Each port option defaults to the variable that the service itself reads
+    (GATEWAY_PORT, MODEL_SERVER_PORT, DASHBOARD_PORT), and the option wins over
+    the variable. Every process binds 127.0.0.1. An invalid port variable or
+    GATEWAY_*, MODEL_CLIENT_*, MODEL_SERVER_* or PERSISTENCE_* setting exits
+    with status 2 before anything starts. So does a runtime folder that
+    another stack holds locked.
     """
     # Wide enough for the result tables when the output is a log file or CI, not a terminal.
     console = Console(width=None if Console().is_terminal else 140)
     root = root.resolve()
+    ports = _port_settings(
+        {
+            "GATEWAY_PORT": gateway_port,
+            "MODEL_SERVER_PORT": model_port,
+            "DASHBOARD_PORT": dashboard_port,
+        }
+    )
     layout = StackLayout(
         root=root,
         var_dir=(var_dir or root / "var").resolve(),
-        gateway_port=gateway_port,
-        model_port=model_port,
-        dashboard_port=dashboard_port,
+        gateway_port=ports.gateway_port,
+        model_port=ports.model_port,
+        dashboard_port=ports.dashboard_port,
         gateway_workers=gateway_workers,
     )
     lock = VarDirLock(layout.var_dir)
@@ -356,6 +380,19 @@ def run(
         )
     finally:
         lock.release()
+
+
+def _port_settings(options: dict[str, int | None]) -> StackPortSettings:
+    """Read the ports from the environment, where a port option given replaces its variable.
+
+    An invalid variable exits with status 2 and a message that names it, its value and the fix,
+    as the other settings do. The options were range-checked by typer already.
+    """
+    environment = dict(os.environ)
+    environment.update({name: str(port) for name, port in options.items() if port is not None})
+    with environment_replaced(environment):
+        check_settings({StackPortSettings: StackPortSettings}, environment)
+        return StackPortSettings()
 
 
 def _lock_var_dir(console: Console, lock: VarDirLock) -> None:
@@ -421,6 +458,7 @@ def _run_locked(
     # supervisord stops the processes instead of leaving them running.
     signal.signal(signal.SIGTERM, _interrupt)
     group: Supervisor | None = None
+    serving = False
     try:
         if not has_model_artifact(layout.model_dir):
             with (
@@ -443,12 +481,18 @@ def _run_locked(
             if not stored:
                 raise typer.Exit(1)
             return
+        serving = True
         _serve(console, group, layout)
     except StackError as exc:
         console.print(f"[red]{exc}[/] (see {layout.log_path} and {layout.process_log_dir})")
         raise typer.Exit(1) from exc
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.print("stopping")
+        # Ctrl-C or SIGTERM is how serving ends, so that stop exits 0. Before then it cuts the
+        # run short, so the stack exits with 128 plus the signal's number, as a shell reports
+        # a program that the signal ended.
+        if not serving:
+            raise typer.Exit(_interrupted_status(exc)) from exc
     finally:
         if group is not None:
             # A second SIGTERM or Ctrl-C must not cut the stop short: `make run` under `uv run`

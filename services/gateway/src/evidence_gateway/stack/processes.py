@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +25,11 @@ __all__ = [
     "wait_until",
     "warm_up_model",
 ]
+
+
+TRAINING_STOP_SECONDS = 10.0
+"""Time between SIGINT and SIGKILL when the stack stops ``evidence-train``."""
+_TRAINING_POLL_SECONDS = 0.1
 
 
 class StackError(RuntimeError):
@@ -78,9 +86,16 @@ def _script(name: str) -> str:
 def train_model(model_dir: Path, *, rows: int, seed: int, log: IO[str]) -> float:
     """Train a model on generated evidence into ``model_dir``; return the seconds it took.
 
+    ``evidence-train`` writes into ``<model_dir>.partial``, which replaces ``model_dir`` only
+    once training succeeded, so an interrupted run leaves no artifact that a later run loads.
+    It runs in its own process group with its worker processes. A ``KeyboardInterrupt`` here
+    (Ctrl-C, or SIGTERM turned into one) stops that whole group before it propagates.
+
     Raises:
         StackError: ``evidence-train`` failed; its output is in the stack log.
     """
+    staging = model_dir.with_name(f"{model_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
     command = [
         _script("evidence-train"),
         "--synthetic",
@@ -88,15 +103,69 @@ def train_model(model_dir: Path, *, rows: int, seed: int, log: IO[str]) -> float
         "--seed",
         str(seed),
         "--out",
-        str(model_dir),
+        str(staging),
     ]
     started = time.perf_counter()
-    # The command is built from fixed arguments and the project's own console script.
-    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)  # noqa: S603
-    if result.returncode != 0:
-        msg = f"evidence-train exited with {result.returncode}; see {log.name}"
+    # NOTE: a SIGKILL of the stack leaves training running to its end in model.partial, which
+    # the next run deletes. A parent-death signal would reach evidence-train but not its
+    # workers, which then finish their chunk first. The command is built from fixed arguments
+    # and the project's own console script.
+    process = subprocess.Popen(  # noqa: S603
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        returncode = _wait_for_group(process)
+    except BaseException:
+        _stop_training(process)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        msg = f"evidence-train exited with {returncode}; see {log.name}"
         raise StackError(msg)
+    # model_dir contains no complete artifact, or training would not have run.
+    shutil.rmtree(model_dir, ignore_errors=True)
+    staging.rename(model_dir)
     return time.perf_counter() - started
+
+
+def _wait_for_group(process: subprocess.Popen[bytes]) -> int:
+    """Wait until ``process`` exits, kill what is left of its process group, then reap it.
+
+    The process stays a zombie until it is reaped, so its pid, which is the group's id, cannot
+    name another group while the leftovers (forked workers) are killed.
+    """
+    while os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        time.sleep(_TRAINING_POLL_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    return process.wait()
+
+
+def _stop_training(process: subprocess.Popen[bytes]) -> None:
+    """Stop ``evidence-train`` and its workers: SIGINT to the group, SIGKILL after a grace time.
+
+    evidence-train handles SIGINT as Ctrl-C and exits with status 130, unless it inherited
+    SIGINT as ignored (``nohup``, a background job), and then SIGKILL ends it. A second signal
+    to the stack is ignored meanwhile, because it would cut the stop short.
+    """
+    previous = {
+        number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + TRAINING_STOP_SECONDS
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                break
+            time.sleep(_TRAINING_POLL_SECONDS)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def wait_until(
