@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from evidence_persistence import PredictionRecord
+from evidence_persistence import PredictionQueue, PredictionRecord
+from evidence_persistence._record import encode_record
 
 BASE_TIME = datetime(2026, 1, 2, 3, 4, 5, 600_000, tzinfo=UTC)
 PREDICTIONS_TABLE = "ML_MODELS__MODEL_PREDICTIONS"
@@ -71,3 +76,43 @@ def stored_values(store: Path, table: str, column: str) -> list[Any]:
         return [row[0] for row in connection.execute(f"SELECT {column} FROM {table}")]  # noqa: S608
     finally:
         connection.close()
+
+
+def queue_held_records(queue: PredictionQueue, indexes: range, available_at: float) -> None:
+    """Queue records that no claim takes before ``available_at``, in one transaction."""
+    rows = []
+    for index in indexes:
+        encoded = encode_record(build_record(index))
+        rows.append(
+            (
+                encoded.prediction_id,
+                time.time(),
+                available_at,
+                encoded.payload,
+                encoded.features,
+                encoded.mib_xml,
+                encoded.rx_xml,
+            )
+        )
+    queue.file.write(
+        lambda connection: connection.executemany(
+            "INSERT INTO queue_items (prediction_id, enqueued_at, available_at, payload, "
+            "features, mib_xml, rx_xml) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, description: str) -> None:
+    """Poll ``condition`` every 20 ms, and fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {description}")
+        time.sleep(0.02)
+
+
+def log_events(log: Path) -> list[dict[str, object]]:
+    """Return the JSON log lines of a child process's output file, in order."""
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]

@@ -8,25 +8,25 @@ SQLITE_NOTADB. These tests overwrite the 16 bytes of ``SQLite format 3\\0`` and 
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from evidence_persistence import PredictionQueue, QueueUnavailableError
 from evidence_persistence._consumer import QueueConsumer
-from evidence_persistence._record import encode_record
 from persistence_testkit import (
     PREDICTIONS_TABLE,
     build_record,
     child_environment,
     cli_argv,
+    log_events,
+    queue_held_records,
     stored_values,
+    wait_for,
 )
 
 HEADER_BYTES = 16
@@ -55,19 +55,6 @@ def _restore_header(path: Path, original: bytes) -> None:
         file.write(original)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float, description: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {description}")
-        time.sleep(0.02)
-
-
-def _events(log: Path) -> list[dict[str, object]]:
-    lines = log.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
-
-
 def _named(events: list[dict[str, object]], name: str) -> list[dict[str, object]]:
     return [event for event in events if event["event"] == name]
 
@@ -84,31 +71,6 @@ def _queue_up(port: object) -> float:
     line = next(line for line in text.splitlines() if line.startswith("evidence_persistence_q"))
     assert line.startswith("evidence_persistence_queue_up ")
     return float(line.split()[1])
-
-
-def _queue_held_records(queue: PredictionQueue, indexes: range, available_at: float) -> None:
-    """Queue records that no claim takes before ``available_at``, in one transaction."""
-    rows = []
-    for index in indexes:
-        encoded = encode_record(build_record(index))
-        rows.append(
-            (
-                encoded.prediction_id,
-                time.time(),
-                available_at,
-                encoded.payload,
-                encoded.features,
-                encoded.mib_xml,
-                encoded.rx_xml,
-            )
-        )
-    queue.file.write(
-        lambda connection: connection.executemany(
-            "INSERT INTO queue_items (prediction_id, enqueued_at, available_at, payload, "
-            "features, mib_xml, rx_xml) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    )
 
 
 def _empty_wal(path: Path) -> None:
@@ -136,26 +98,26 @@ def test_worker_logs_overwritten_header(tmp_path: Path) -> None:
             env=child_environment(tmp_path, **FAST_WORKER),
         )
     try:
-        _wait_for(lambda: _persisted(_events(log)) == 30, 60, "the first 30 records")
-        port = _named(_events(log), "metrics endpoint started")[0]["port"]
+        wait_for(lambda: _persisted(log_events(log)) == 30, 60, "the first 30 records")
+        port = _named(log_events(log), "metrics endpoint started")[0]["port"]
         assert _queue_up(port) == 1
 
-        _queue_held_records(queue, range(30, 40), time.time() + HOLD_SECONDS)
+        queue_held_records(queue, range(30, 40), time.time() + HOLD_SECONDS)
         queue.close()
         _empty_wal(queue_path)
         time.sleep(0.3)  # the worker polls and caches page 1 again
-        damaged_at = len(_events(log))
+        damaged_at = len(log_events(log))
         original = _overwrite_header(queue_path)
 
-        _wait_for(
-            lambda: len(_named(_events(log)[damaged_at:], "queue unavailable")) >= 3,
+        wait_for(
+            lambda: len(_named(log_events(log)[damaged_at:], "queue unavailable")) >= 3,
             30,
             "three `queue unavailable` lines after the header was overwritten",
         )
         # The held records become claimable while the header stays damaged.
         time.sleep(HOLD_SECONDS + 0.5)
         assert _queue_up(port) == 0
-        during = _events(log)[damaged_at:]
+        during = log_events(log)[damaged_at:]
         _restore_header(queue_path, original)
 
         assert _named(during, "batch processed") == []
@@ -166,15 +128,15 @@ def test_worker_logs_overwritten_header(tmp_path: Path) -> None:
         assert outages == list(range(1, len(outages) + 1))
 
         # The worker logs the recovery after the batch that the first claim of it processes.
-        _wait_for(
+        wait_for(
             lambda: (
-                _persisted(_events(log)) == 40
-                and bool(_named(_events(log), "queue available again"))
+                _persisted(log_events(log)) == 40
+                and bool(_named(log_events(log), "queue available again"))
             ),
             60,
             "the 10 held records and the recovery line",
         )
-        after = _events(log)[damaged_at + len(during) :]
+        after = log_events(log)[damaged_at + len(during) :]
         assert len(_named(after, "queue available again")) == 1
         # Damage marks the process until it restarts, as for damaged pages.
         assert _queue_up(port) == 0
@@ -185,7 +147,7 @@ def test_worker_logs_overwritten_header(tmp_path: Path) -> None:
 
     ids = stored_values(tmp_path / "store.sqlite3", PREDICTIONS_TABLE, "PREDICTION_ID")
     assert sorted(ids) == sorted(build_record(i).prediction_id for i in range(40))
-    assert _persisted(_events(log)) == 40
+    assert _persisted(log_events(log)) == 40
     reopened = PredictionQueue(queue_path)
     assert reopened.depth() == 0
     assert reopened.dead_letter_count() == 0

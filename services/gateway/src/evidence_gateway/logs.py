@@ -27,6 +27,7 @@ ALLOWED_KEYS = frozenset(
         "query_batch_id_length", "query_id_digest", "query_id_length", "pool", "parsed_bytes",
         "queued", "pending_bytes", "write_timeout_seconds", "gil_switch_interval_ms",
         "queue_synchronous", "request_ids", "request_count", "slot", "waited_seconds",
+        "queue_path", "reason", "action", "fix",
     }
 )  # fmt: skip
 filter_allowed_keys = evidence_logging.AllowedKeysFilter(ALLOWED_KEYS)

@@ -114,6 +114,7 @@ class QueueConsumer:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.max_batch_bytes = max_batch_bytes
+        self._moved_reported = False
 
     def claim(self, limit: int) -> list[ClaimedItem]:
         """Claim up to ``limit`` available records, oldest first, and count one attempt each.
@@ -122,7 +123,9 @@ class QueueConsumer:
         them) move to the dead-letter table instead of being returned. The claim runs in
         transactions of at most ``ROWS_PER_TRANSACTION`` rows, each one complete on its own.
         With ``max_batch_bytes`` set, the claim also stops once the records taken hold that
-        many stored bytes.
+        many stored bytes. When the queue file was deleted or replaced under the worker, the
+        claims go on reading the file that the worker has open until it contains no record, and
+        then the queue is opened again at its path.
 
         Raises:
             QueueUnavailableError: The queue file cannot be read or written, including by a
@@ -132,7 +135,21 @@ class QueueConsumer:
         # header was overwritten, while the gateway and every new process fail on the file.
         # Checking through a new connection first keeps the worker from consuming a queue that
         # no producer can reach, and makes it log the damage on every back-off cycle.
-        self.queue.check_header()
+        # A moved file is still drained through this connection, and the path's file is not
+        # this worker's file until it reopens, so its header is not checked meanwhile.
+        moved = self.queue.file.moved()
+        if moved == "reopened":
+            # Another thread, such as a metrics scrape after an error, opened the connection
+            # again at the path, so it is the path's file that the next claim reads.
+            moved = None
+        if moved is None:
+            self.queue.check_header()
+        items = self._claim_batch(limit)
+        if moved is not None:
+            self._leave_moved_file_when_drained(moved, claimed=len(items))
+        return items
+
+    def _claim_batch(self, limit: int) -> list[ClaimedItem]:
         items: list[ClaimedItem] = []
         budget = self.max_batch_bytes
         while len(items) < limit:
@@ -147,6 +164,35 @@ class QueueConsumer:
                     break
         items.sort(key=lambda item: item.seq)
         return items
+
+    def _leave_moved_file_when_drained(self, reason: str, *, claimed: int) -> None:
+        """Reopen the queue at its path once the deleted or replaced file contains no record.
+
+        The records that producers appended before the file was moved are only in that file,
+        which this connection still reads, so the worker stores them first. Producers write
+        again at the path once they find the file moved, so the old file does not grow for
+        long.
+        """
+        path = str(self.queue.path)
+        if not self._moved_reported:
+            _log.error(
+                "queue file moved, draining the open file before reopening its path",
+                queue_path=path,
+                reason=reason,
+                fix="keep the queue file in place while the gateway and the worker run",
+            )
+            self._moved_reported = True
+        if claimed or self.queue.depth() > 0:
+            return
+        # NOTE: the dead letters of the moved file are not copied, so they are lost with it.
+        dead_letters = self.queue.dead_letter_count()
+        _log.warning(
+            "moved queue file drained, reopening its path",
+            queue_path=path,
+            dead_letters_left_behind=dead_letters,
+        )
+        self.queue.close()
+        self._moved_reported = False
 
     def _claim_chunk(self, limit: int, budget: int | None) -> tuple[list[ClaimedItem], int, int]:
         """Claim up to ``limit`` records in one transaction, within ``budget`` stored bytes.

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
+
+import structlog
 
 from evidence_persistence._record import PredictionRecord, as_records, encode_record
 from evidence_persistence._sqlite import SqliteFile
@@ -21,6 +23,8 @@ from evidence_persistence.config import Settings, get_settings
 from evidence_persistence.errors import QueueFullError, QueueUnavailableError
 
 __all__ = ["QUEUE_SCHEMA", "PredictionQueue"]
+
+_log = structlog.get_logger("evidence_persistence.queue")
 
 QUEUE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_items (
@@ -273,7 +277,7 @@ class PredictionQueue:
             connection.execute("UPDATE queue_depth SET depth = depth + 1 WHERE id = 1")
             connection.execute("UPDATE queue_depth SET depth = depth - 1 WHERE id = 1")
 
-        self.file.write(probe)
+        self._write_at_path(lambda: self.file.write(probe), "readiness probe")
 
     def close(self) -> None:
         """Close this process's connection; later calls reopen it."""
@@ -304,12 +308,48 @@ class PredictionQueue:
                 chunk = rows[start : start + per_statement]
                 connection.execute(_insert_sql(len(chunk)), _flatten(chunk))
 
-        if self._rows_per_statement is None:
-            self._rows_per_statement = self.file.read(_rows_per_statement)
-        if len(rows) <= self._rows_per_statement:
-            self.file.write_statement(insert_one_statement)
-        else:
-            self.file.write(insert_in_chunks)
+        def insert() -> None:
+            if self._rows_per_statement is None:
+                self._rows_per_statement = self.file.read(_rows_per_statement)
+            if len(rows) <= self._rows_per_statement:
+                self.file.write_statement(insert_one_statement)
+            else:
+                self.file.write(insert_in_chunks)
+
+        self._write_at_path(insert, "append")
+
+    def _write_at_path(self, write: Callable[[], None], action: str) -> None:
+        """Run ``write``, and run it again on the file at the path if the open one was moved.
+
+        An append that went into a deleted or replaced file would reach no worker started
+        later, so it counts only once the path still names the file after the commit. The
+        first copy stays in the old file, where a running worker may still drain it, and the
+        sinks' upserts store it once.
+
+        Raises:
+            QueueUnavailableError: The path named another file after the second write too.
+        """
+        write()
+        moved = self.file.moved()
+        if moved is None:
+            return
+        _log.error(
+            "queue file moved, writing again at its path",
+            queue_path=str(self.path),
+            reason=moved,
+            action=action,
+            fix="keep the queue file in place while the gateway and the worker run",
+        )
+        # Closing a connection to a moved file neither checkpoints it nor deletes the -wal and
+        # -shm files at the path, which may belong to the new file. SQLite 3.40.1 checks that
+        # the database file is unmoved first (tried with two processes).
+        self.file.close()
+        write()
+        moved = self.file.moved()
+        if moved is not None:
+            self.file.close()
+            consequence = f"the {action} went into a file that the path no longer names, twice"
+            raise QueueUnavailableError(self.file.moved_message(moved, consequence))
 
     def _check_room(self, connection: sqlite3.Connection, count: int) -> None:
         depth = _read_depth(connection)

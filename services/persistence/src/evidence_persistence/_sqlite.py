@@ -215,6 +215,13 @@ class SqliteFile:
         # URI of the file that this process's connection opened, for check_header. Resolving
         # the path on every check cost about 10 µs.
         self._check_uri = ""
+        # Device and inode of the file that this process's connection opened, and a count of
+        # the connections opened, for moved(). Per thread, _used.call stores both as they were
+        # at the thread's last successful call, because another thread may close and reopen
+        # the connection between a call and its check.
+        self._file_id: tuple[int, int] | None = None
+        self._generation = 0
+        self._used = threading.local()
         self._pid = os.getpid()
         self._retrying = Retrying(
             retry=retry_if_exception(is_lock_error),
@@ -327,6 +334,60 @@ class SqliteFile:
                     self.corruption = getattr(exc, "sqlite_errorname", type(exc).__name__)
                 raise self._translate(exc) from exc
 
+    def moved(self) -> str | None:
+        """Tell whether the path still names the file that this thread's last call used.
+
+        A connection keeps writing to a file that was deleted, or renamed and replaced, under
+        it, and a process opened later uses the new file at the path. One ``stat`` of the path
+        compares the path's device and inode with those of the file when the connection opened
+        it. The connection keeps the old inode open, so the file system cannot give its number
+        to a new file meanwhile. Called right after a write, a result of ``None`` means that
+        the write is in the file at the path. On the 2 shared cores of the development machine
+        the ``stat`` took 2 µs in a loop and added 7 µs to the median append.
+
+        Returns:
+            ``"missing"`` when nothing exists at the path, and ``"replaced"`` when another file
+            does. ``"reopened"`` when another thread closed the connection since this thread's
+            call, because the old inode may then be free and its number reused by the file at
+            the path. ``None`` when the path names that file, or when this thread has made no
+            successful call since it closed the connection.
+        """
+        # NOTE: only the database file is compared, so a -wal deleted on its own is not found.
+        used: tuple[int, tuple[int, int] | None] | None = getattr(self._used, "call", None)
+        if used is None or self._pid != os.getpid():
+            return None
+        generation, file_id = used
+        if generation != self._generation:
+            return "reopened"
+        if file_id is None:
+            return None
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
+            return "missing"
+        except OSError:
+            # A path that cannot be read now (permissions, I/O) does not show which file it
+            # names, so it counts as unmoved, and the next write reports the error.
+            return None
+        if (status.st_dev, status.st_ino) != file_id:
+            return "replaced"
+        return None
+
+    def moved_message(self, reason: str, consequence: str) -> str:
+        """Build the error message for a ``reason`` that :meth:`moved` returned."""
+        events = {
+            "missing": "was deleted while this process had it open",
+            "replaced": "was replaced by another file while this process had it open",
+            "reopened": "was reopened by another thread of this process after a write, "
+            "because it was deleted or replaced or failed",
+        }
+        event = events.get(reason, reason)
+        return (
+            f"{self._label} file {str(self.path)!r} {event}, so {consequence}; stop deleting "
+            "or moving the file under running processes (docs/persistence.md, section "
+            "Deleted or replaced SQLite file)"
+        )
+
     def check_schema_version(self) -> None:
         """Reject a file that a newer release wrote, without creating or changing any file.
 
@@ -358,6 +419,8 @@ class SqliteFile:
             if self._connection is not None and self._pid == os.getpid():
                 self._connection.close()
             self._connection = None
+            self._file_id = None
+            self._used.call = None
 
     def _run(
         self,
@@ -374,12 +437,16 @@ class SqliteFile:
                 )
             try:
                 try:
-                    return attempt(work, immediate=immediate)
+                    result: T = attempt(work, immediate=immediate)
                 except sqlite3.OperationalError as exc:
                     if not is_lock_error(exc) or self._lock_retries <= 1:
                         raise
+                else:
+                    self._used.call = (self._generation, self._file_id)
+                    return result
                 # The first attempt runs without tenacity to keep the common path fast.
-                result: T = self._retrying(attempt, work, immediate=immediate)
+                result = self._retrying(attempt, work, immediate=immediate)
+                self._used.call = (self._generation, self._file_id)
                 return result
             except sqlite3.Error as exc:
                 if is_corruption_error(exc) and self.corruption is None:
@@ -393,6 +460,8 @@ class SqliteFile:
 
     def _discard_connection(self) -> None:
         connection, self._connection = self._connection, None
+        self._file_id = None
+        self._used.call = None
         if connection is not None and self._pid == os.getpid():
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
@@ -470,9 +539,21 @@ class SqliteFile:
             connection.execute(f"PRAGMA wal_autocheckpoint={self._wal_autocheckpoint}")
             if version < self._schema_version:
                 self._create_schema(connection)
+            # The pragmas above opened the file, so the path names it unless it was replaced
+            # within these microseconds. Such a file is then found moved at the first check.
+            status = self.path.stat()
+        except OSError as exc:
+            connection.close()
+            msg = (
+                f"{self._label} file {str(self.path)!r} was deleted right after it was opened "
+                f"({exc.strerror}); the next call opens it again"
+            )
+            raise self._error_type(msg) from exc
         except BaseException:
             connection.close()
             raise
+        self._file_id = (status.st_dev, status.st_ino)
+        self._generation += 1
         self._connection = connection
         self._check_uri = f"{self.path.resolve().as_uri()}?mode=rw"
         return connection

@@ -29,7 +29,7 @@ from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.config import Settings, get_settings
 from evidence_persistence.errors import PersistenceError, SchemaVersionError
 from evidence_persistence.metrics import WorkerMetrics
-from evidence_persistence.sinks.sqlite import SqliteSink
+from evidence_persistence.sinks.sqlite import SqliteSink, inspect_store
 
 __all__ = ["app", "main"]
 
@@ -288,13 +288,17 @@ def worker(
 
 @app.command()
 def status() -> None:
-    """Print queue depth, oldest record age, dead-letter count and integrity as one JSON object.
+    """Print the queue's depth, age, dead letters and integrity, and the store's state.
 
     The integrity field is "ok" or "corrupt", from SQLite's PRAGMA
-    quick_check, which reads the whole file. Exits with 1 when the file is
-    corrupt, with 1, creating nothing, when the file at
+    quick_check, which reads the whole file. The store field is "ok",
+    "missing", "unreadable" or "schema_mismatch" for the SQLite store at
+    PERSISTENCE_STORE_PATH, and "unchecked" for another sink. Exits with 1
+    when the queue file is corrupt or the store is unreadable or lacks
+    declared columns, with 1, creating nothing, when the file at
     PERSISTENCE_QUEUE_PATH does not exist, and with 2 when a newer release
-    wrote it.
+    wrote it. A missing store only shows in the JSON, because the worker
+    creates the store with its first batch.
     """
     settings = _settings()
     queue = _existing_queue(settings)
@@ -310,7 +314,14 @@ def status() -> None:
         }
     except PersistenceError as exc:
         raise _fail_on(exc) from exc
+    store_state, store_problem = "unchecked", None
+    if settings.sink == "sqlite":
+        store_state, store_problem = inspect_store(settings.store_path)
+        report["store_path"] = str(settings.store_path.resolve())
+    report["store"] = store_state
     typer.echo(json.dumps(report))
+    if store_problem is not None and store_state != "missing":
+        typer.echo(f"error: {store_problem}", err=True)
     if problems:
         msg = (
             f"queue file {path!r} is corrupt: PRAGMA quick_check found {len(problems)} "
@@ -318,6 +329,8 @@ def status() -> None:
             "then recover the file as docs/persistence.md, section Corrupt SQLite file, describes"
         )
         raise _fail(msg)
+    if store_state in ("unreadable", "schema_mismatch"):
+        raise typer.Exit(1)
 
 
 @dead_letters_app.command("list")

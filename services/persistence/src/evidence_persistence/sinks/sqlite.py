@@ -10,6 +10,8 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import structlog
+
 from evidence_persistence._record import PredictionRecord
 from evidence_persistence._rows import (
     Row,
@@ -25,6 +27,7 @@ from evidence_persistence._tables import (
     ONLINE_FEATURES,
     RAW_EVIDENCE,
     TABLES,
+    Column,
     Table,
 )
 from evidence_persistence.ddl import render_add_column, render_ddl
@@ -34,7 +37,9 @@ from evidence_persistence.sinks.sqlite_attempts import StoreAttemptReporter
 if TYPE_CHECKING:
     from evidence_persistence.metrics import WorkerMetrics
 
-__all__ = ["SqliteSink"]
+__all__ = ["SqliteSink", "inspect_store"]
+
+_log = structlog.get_logger("evidence_persistence.store")
 
 # SQLITE_MAX_VARIABLE_NUMBER defaults to 32,766 since SQLite 3.32 and to 999 before; the
 # connection reports the real value, and this is the fallback when it cannot.
@@ -54,7 +59,8 @@ class SqliteSink:
     replayed prediction id leaves its first row (see ``build_rows``).
 
     Args:
-        path: Store file, such as ``var/store.sqlite3``; created with its tables when missing.
+        path: Store file, such as ``var/store.sqlite3``; created with its tables when missing,
+            also when it was deleted while the sink had it open (see ``write_batch``).
         store_raw_evidence: Write ``RAW_EVIDENCE`` rows for records that carry XML.
         busy_timeout_ms: How long one attempt of a write waits for a reader or writer of
             another process.
@@ -101,8 +107,12 @@ class SqliteSink:
     def write_batch(self, records: Sequence[PredictionRecord]) -> WriteResult:
         """Upsert the records into the three tables in one transaction.
 
+        After the commit the path must still name the file written to. Otherwise the batch is
+        written once more to the file at the path, created if none is there.
+
         Raises:
-            SinkUnavailableError: The store file cannot be opened or written.
+            SinkUnavailableError: The store file cannot be opened or written, or the path named
+                another file after that second write too.
             SinkRecordError: SQLite rejected a row, such as on a constraint.
         """
         now = datetime.now(UTC)
@@ -128,6 +138,28 @@ class SqliteSink:
 
         report_failure = partial(self.attempts.report_failure, batch_size=len(records))
         rows, written = self.file.write(write, on_failed_attempt=report_failure)
+        moved = self.file.moved()
+        if moved is not None:
+            # The rows went into a file that nothing at the path reads any more. Writing them
+            # again at the path, as a restarted worker would, keeps the worker from deleting
+            # the records from the queue while the store at the path lacks them.
+            _log.error(
+                "store file moved, writing the batch again",
+                store_path=str(self.path),
+                reason=moved,
+                records=len(records),
+                fix="keep the store file in place while the worker runs",
+            )
+            self.file.close()
+            rows, written = self.file.write(write, on_failed_attempt=report_failure)
+            moved = self.file.moved()
+            if moved is not None:
+                self.file.close()
+                consequence = (
+                    "the batch was written to a file that the path no longer names, twice, "
+                    "and stays queued"
+                )
+                raise SinkUnavailableError(self.file.moved_message(moved, consequence))
         self.attempts.report_success(batch_size=len(records))
         prediction_id = ONLINE_FEATURES.column_names.index("PREDICTION_ID")
         skipped = tuple(
@@ -185,6 +217,50 @@ class SqliteSink:
         return self._variable_limit
 
 
+def inspect_store(path: Path) -> tuple[str, str | None]:
+    """Check, read-only and without creating it, that the store file has the declared tables.
+
+    Returns:
+        The state (``"ok"``, ``"missing"``, ``"unreadable"`` or ``"schema_mismatch"``) and,
+        for every state but ``"ok"``, a message that names the path and what to do. The
+        message names tables and columns, never stored values.
+    """
+    resolved = str(path.resolve())
+    if not path.is_file():
+        return "missing", (
+            f"no store file at {resolved!r}; the worker creates it with its next batch, so the "
+            "rows of an earlier store there are gone unless its files were moved aside"
+        )
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            missing = [
+                f"{table.sqlite_name}.{column.name}"
+                for table in TABLES
+                for column in _missing_columns(connection, table)
+            ]
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        return "unreadable", (
+            f"cannot read store file {resolved!r} as an SQLite file ({exc}); check "
+            "PERSISTENCE_STORE_PATH and the file's permissions"
+        )
+    if missing:
+        return "schema_mismatch", (
+            f"store file {resolved!r} lacks {len(missing)} declared column(s), the first being "
+            f"{missing[0]}; stop the worker, move the file aside with its -wal and -shm, and "
+            "start the worker, which creates the tables anew"
+        )
+    return "ok", None
+
+
+def _missing_columns(connection: sqlite3.Connection, table: Table) -> list[Column]:
+    info = connection.execute(f"PRAGMA table_info({table.sqlite_name})").fetchall()
+    existing = {str(row[1]).upper() for row in info}
+    return [column for column in table.columns if column.name not in existing]
+
+
 def _add_missing_columns(connection: sqlite3.Connection) -> None:
     """Add every declared column that an older store's tables lack, as a nullable column.
 
@@ -194,11 +270,7 @@ def _add_missing_columns(connection: sqlite3.Connection) -> None:
             is replaced.
     """
     for table in TABLES:
-        info = connection.execute(f"PRAGMA table_info({table.sqlite_name})").fetchall()
-        existing = {str(row[1]).upper() for row in info}
-        for column in table.columns:
-            if column.name in existing:
-                continue
+        for column in _missing_columns(connection, table):
             if not column.nullable:
                 msg = (
                     f"store table {table.sqlite_name} lacks the NOT NULL column {column.name}, "
