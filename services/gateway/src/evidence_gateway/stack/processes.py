@@ -19,8 +19,10 @@ from evidence_features import FEATURE_NAMES, FEATURE_SPEC
 
 __all__ = [
     "StackError",
+    "check_model_dir",
     "dashboard_available",
     "has_model_artifact",
+    "install_model",
     "train_model",
     "wait_until",
     "warm_up_model",
@@ -91,9 +93,15 @@ def train_model(model_dir: Path, *, rows: int, seed: int, log: IO[str]) -> float
     It runs in its own process group with its worker processes. A ``KeyboardInterrupt`` here
     (Ctrl-C, or SIGTERM turned into one) stops that whole group before it propagates.
 
+    ``model_dir`` must be missing or an empty folder. The stack never deletes what is in it,
+    because an operator may have copied an artifact there, so anything else stops the stack
+    before training.
+
     Raises:
-        StackError: ``evidence-train`` failed; its output is in the stack log.
+        StackError: ``model_dir`` is neither missing nor an empty folder, ``evidence-train``
+            failed (its output is in the stack log), or the new model could not be moved.
     """
+    check_model_dir(model_dir)
     staging = model_dir.with_name(f"{model_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     command = [
@@ -123,10 +131,67 @@ def train_model(model_dir: Path, *, rows: int, seed: int, log: IO[str]) -> float
         shutil.rmtree(staging, ignore_errors=True)
         msg = f"evidence-train exited with {returncode}; see {log.name}"
         raise StackError(msg)
-    # model_dir contains no complete artifact, or training would not have run.
-    shutil.rmtree(model_dir, ignore_errors=True)
-    staging.rename(model_dir)
+    install_model(staging, model_dir)
     return time.perf_counter() - started
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Check that training may write ``model_dir``: it is missing or an empty real folder.
+
+    A folder with files but no complete artifact is most likely an artifact copy that failed
+    or is still running, and a symbolic link points to where the operator keeps a model. An
+    operator then expects that model served, not a new one trained on generated data, so the
+    stack stops and names the path.
+
+    Raises:
+        StackError: ``model_dir`` is a symbolic link, a file, a folder that is not empty, or
+            cannot be read. The message names the path and the fix.
+    """
+    artifact = "complete artifact (model.joblib and metadata.json)"
+    if model_dir.is_symlink():
+        target = model_dir.readlink()
+        msg = (
+            f"{model_dir} is a symbolic link to {target}, which contains no {artifact}; "
+            f"copy the artifact there, or remove the link so that the stack trains a model"
+        )
+        raise StackError(msg)
+    if not model_dir.exists():
+        return
+    if not model_dir.is_dir():
+        msg = f"{model_dir} is not a folder; move it away so that the stack trains a model"
+        raise StackError(msg)
+    try:
+        empty = next(model_dir.iterdir(), None) is None
+    except OSError as exc:
+        msg = f"cannot read {model_dir} ({exc.strerror}); fix its permissions or move it away"
+        raise StackError(msg) from exc
+    if not empty:
+        msg = (
+            f"{model_dir} contains files but no {artifact}, and the stack does not delete "
+            f"them; finish copying the artifact, or move the folder away so that the stack "
+            f"trains a model"
+        )
+        raise StackError(msg)
+
+
+def install_model(staging: Path, model_dir: Path) -> None:
+    """Move the trained artifact in ``staging`` to ``model_dir``, which must be missing or empty.
+
+    ``rename`` replaces only an empty folder and fails on anything else, so files that
+    appeared in ``model_dir`` during training stay as they are.
+
+    Raises:
+        StackError: the move failed; ``staging`` keeps the new model until the next run.
+    """
+    try:
+        staging.rename(model_dir)
+    except OSError as exc:
+        msg = (
+            f"cannot move the trained model from {staging} to {model_dir} ({exc.strerror}); "
+            f"move {model_dir} away, then rename {staging} to {model_dir} or run the stack "
+            f"again, which deletes {staging} and trains anew"
+        )
+        raise StackError(msg) from exc
 
 
 def _wait_for_group(process: subprocess.Popen[bytes]) -> int:
