@@ -223,7 +223,7 @@ def score(
             "--verbose",
             help="With --in-process, log the gateway's info lines to stderr too, as "
             "GATEWAY_LOG_LEVEL=info does; without it only warnings and errors show unless "
-            "GATEWAY_LOG_LEVEL is set.",
+            "GATEWAY_LOG_LEVEL is set in the environment.",
         ),
     ] = False,
 ) -> None:
@@ -291,7 +291,8 @@ def _quiet_by_default(settings: Settings, verbose: bool) -> Settings:
     """Lower the in-process gateway's log level to warnings unless asked for more.
 
     A one-off command needs no "gateway started" or "request completed" lines around its
-    result. A GATEWAY_LOG_LEVEL set in the environment or .env file wins over --verbose.
+    result. A GATEWAY_LOG_LEVEL in the environment wins over --verbose. Settings reads no
+    .env file, so a value there counts only when a launcher such as honcho exports it.
     """
     if "log_level" in settings.model_fields_set:
         return settings
