@@ -9,9 +9,12 @@ clean applicant. Three signs show that records were missed:
   in any case) with text, although no fill was read, as when a vendor wraps fills in `<Fill>`;
 - in an MIB reply, a `RecordsFound` of 1 or more although no record was read.
 
-The readers run these checks only when they read no record, so a report with records pays
-nothing. Messages name elements, which are the library's own names or case variants of them,
-and never repeat text from the document.
+The readers walk the whole document only when they read no record, with one exception. An MIB
+reply without FormInstance or MIBRecord elements is walked before its flat
+`<Response><ResponseData>` codes are read, unless its RecordsFound is 0, because those codes may
+sit in a misspelled record element and would then read as flat records. Each MIB record without
+codes is checked too, over its own elements only. Messages name elements, which are the
+library's own names or case variants of them, and never repeat text from the document.
 """
 
 from __future__ import annotations
