@@ -299,6 +299,26 @@ async def test_predict_deeply_nested_json_422(gateway: Any) -> None:
     assert "nested" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/v1/predict", b'{"policy_number": ' + b"9" * 5000 + b"}"),
+        ("/functions/predict", b'{"data": [[0, ' + b"9" * 5000 + b", null, null]]}"),
+        ("/functions/predict", b'{"data": [[' + b"9" * 5000 + b', "P-1", null, null]]}'),
+        ("/functions/health", b'{"data": [[' + b"9" * 5000 + b"]]}"),
+    ],
+)
+async def test_predict_overlong_integer_422(gateway: Any, route: str, body: bytes) -> None:
+    """An integer past Python's digit limit for int() gets 422 naming the limit, not a 500."""
+    response = await gateway.client.post(
+        route, content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["type"] == "validation_error"
+    assert "digits" in response.json()["error"]["message"]
+
+
 async def test_predict_bad_policy_number_rejected(
     gateway: Any, smoke_pair: tuple[str, str]
 ) -> None:

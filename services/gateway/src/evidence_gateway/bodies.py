@@ -135,8 +135,8 @@ async def parse_json_body(request: Request, model: type[ModelT]) -> ModelT:
     Raises:
         RequestValidationError: the body is not valid JSON or does not match ``model``; the
             errors carry ``loc`` paths under ``body`` like FastAPI's own.
-        HTTPException: 400 chained to the ``UnicodeDecodeError`` or ``RecursionError`` that
-            decoding raised, which ``handlers`` turns into a 422.
+        HTTPException: 400 chained to the ``UnicodeDecodeError``, ``RecursionError`` or other
+            ``ValueError`` that decoding raised, which ``handlers`` turns into a 422.
     """
     if not isinstance(request, JSONBodyRequest):
         request = JSONBodyRequest(request.scope, request.receive)
@@ -146,6 +146,10 @@ async def parse_json_body(request: Request, model: type[ModelT]) -> ModelT:
         issue = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
         raise RequestValidationError([issue]) from None
     except (UnicodeDecodeError, RecursionError) as exc:
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+    except ValueError as exc:
+        # json.loads raises a plain ValueError for an integer literal longer than Python's
+        # int_max_str_digits (4,300 by default), which orjson hands to it as too large.
         raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
     try:
         return model.model_validate(payload)

@@ -7,6 +7,7 @@ Every JSON API error body has the shape of ``schemas.ErrorBody``. Validation err
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from http import HTTPStatus
 from typing import Any, cast
@@ -131,6 +132,11 @@ def _undecodable_body_message(cause: BaseException) -> str:
         return "the request body is not valid UTF-8; send JSON encoded as UTF-8"
     if isinstance(cause, RecursionError):
         return "the JSON body is nested deeper than the JSON decoder allows; send a flat object"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return (
+            f"an integer in the JSON body has more than {sys.get_int_max_str_digits()} digits, "
+            "which the JSON decoder does not read; send shorter numbers"
+        )
     return "the request body cannot be decoded as JSON; send a JSON object"
 
 

@@ -184,6 +184,6 @@ def _check_model_info(status: ModelStatus) -> CheckResult:
     # The scorer's message names the field and quotes at most a short escaped prefix of it.
     error = (
         f"{status.model_info_error}, so every row gets the rule-based score. Fix the model "
-        "service's /health, or deploy a model version whose name passes this check"
+        "service's /health, or deploy a model whose version, name and spec hash pass this check"
     )
     return CheckResult(ok=False, detail={"error": error})
