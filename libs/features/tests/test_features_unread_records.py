@@ -244,12 +244,30 @@ def test_mib_records_found_with_no_file_record_scores() -> None:
     assert vector.as_dict()["MIB_TOTAL_RECORDS"] == 0.0
 
 
-@pytest.mark.parametrize("records_found", ["0", None, "two", PRIVATE_TEXT, "12345678901"])
+@pytest.mark.parametrize("records_found", ["0", "000", None, "", "  "])
 def test_mib_no_count_or_zero_without_records_scores(records_found: str | None) -> None:
-    """RecordsFound 0, absent or not a plain count of up to 10 digits states no records."""
+    """RecordsFound 0, absent or blank states no records."""
     vector = extract_features(txlife("", records_found), None, as_of=AS_OF)
     assert vector.as_dict()["MIB_TOTAL_RECORDS"] == 0.0
     assert vector.as_dict()["META_MIB_PARSE_ERROR"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "records_found",
+    ["two", PRIVATE_TEXT, "12345678901", "99999999999", "+3", "-1", "1e3", "3.0", "\uff11"],
+)
+def test_mib_unreadable_count_without_records_raises(records_found: str) -> None:
+    """A RecordsFound that is no plain count may claim records, so a reply without any raises."""
+    message = rejects(
+        txlife("", records_found), None, "RecordsFound that is not a whole number of records"
+    )
+    assert records_found not in message
+
+
+def test_mib_unreadable_count_with_records_scores() -> None:
+    """An unreadable RecordsFound beside readable records is not checked."""
+    vector = extract_features(txlife(form(), "-1"), None, as_of=AS_OF)
+    assert vector.as_dict()["MIB_TOTAL_RECORDS"] == 1.0
 
 
 def test_mib_records_found_with_records_scores() -> None:

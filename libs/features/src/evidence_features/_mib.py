@@ -112,6 +112,9 @@ def read_mib_report(root: etree._Element) -> MibReport:
     report = MibReport()
     # The largest RecordsFound count, or None when the reply states none.
     records_found: int | None = None
+    # A RecordsFound with text that is no plain count ("-1", "1e3", "+3") may still claim
+    # records, so a reply without any is rejected instead of read as one without evidence.
+    unreadable_count = False
     failure: str | None = None
     error_name: str | None = None
     forms: list[etree._Element] = []
@@ -144,7 +147,9 @@ def read_mib_report(root: etree._Element) -> MibReport:
         elif name == "RecordsFound":
             report.recognised = True
             count = _records_found(element)
-            if count is not None:
+            if count is None:
+                unreadable_count = unreadable_count or bool((element.text or "").strip())
+            else:
                 records_found = max(records_found or 0, count)
         elif name == "ResultCode":
             parent = element.getparent()
@@ -205,12 +210,20 @@ def read_mib_report(root: etree._Element) -> MibReport:
                 "records",
                 report.empty_records,
             )
+        if unreadable_count and not records_found and not no_file_records:
+            raise unread_records_error(
+                "MIB",
+                "has a RecordsFound that is not a whole number of records",
+                _RECORD_NAMES,
+                "records",
+                report.empty_records,
+            )
     return report
 
 
 def _records_found(element: etree._Element) -> int | None:
     # Only a plain count of up to 10 digits is read, so the message may repeat it. Any other
-    # text could be health data, and it reads as None, as if the element were absent.
+    # text could be health data, so it reads as None and the caller never repeats it.
     text = (element.text or "").strip()
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
 

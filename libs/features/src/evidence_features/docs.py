@@ -116,8 +116,9 @@ _CONVENTIONS = """\
   - an Rx report contains a fill field with text (`DrugGenericName`, `FillDate`, `NDC`,
     `DaysSupply` and the other drug-name and fill-date names, in any case), as when a vendor
     wraps its fills in `<Fill>`;
-  - an MIB `TransResult/RecordsFound` is 1 or more, but the reply contains no record element
-    with data. A record marked NFD counts as read, because it states that no file was found.
+  - an MIB `TransResult/RecordsFound` is 1 or more, or has text that is not a whole number of
+    records (`-1`, `1e3`, `+3`), but the reply contains no record element with data. A record
+    marked NFD counts as read, because it states that no file was found.
 
   An MIB record without codes raises the same way when it contains a code element spelled in
   another case (`<responseData>` in a `FormInstance`; `<code>`, `<dataitem>` in an
