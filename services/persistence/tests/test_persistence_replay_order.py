@@ -8,6 +8,7 @@ and ``RAW_EVIDENCE`` rows and never displaces newer ``ONLINE_FEATURES``, in the 
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import threading
@@ -147,6 +148,69 @@ def test_replay_keeps_first_prediction_row(store: Path) -> None:
 
     assert _query(store, f"SELECT * FROM {PREDICTIONS_TABLE}") == before  # noqa: S608
     assert _query(store, f"SELECT * FROM {RAW_TABLE}") == raw_before  # noqa: S608
+
+
+def _predicted_feature(store: Path, prediction_id: str) -> float:
+    """Return RX_TOTAL_FILLS from the FEATURES object of the stored prediction."""
+    [(features,)] = _query(
+        store,
+        f"SELECT FEATURES FROM {PREDICTIONS_TABLE} WHERE PREDICTION_ID = ?",  # noqa: S608
+        prediction_id,
+    )
+    return float(json.loads(features)["RX_TOTAL_FILLS"])
+
+
+@pytest.mark.parametrize("replays", [1, 3])
+def test_replay_in_later_batch_keeps_features(store: Path, replays: int) -> None:
+    """Replays with other features in later batches leave both tables at the first scoring."""
+    sink = _sink(store)
+    first = _scoring("P1", "OOO-2", BASE_TIME, 1.0)
+    sink.write_batch([first])
+
+    results = [
+        sink.write_batch([_scoring("P1", "OOO-2", BASE_TIME + n * SECOND, 1.0 + n)])
+        for n in range(1, replays + 1)
+    ]
+
+    assert _online(store, "OOO-2") == ("P1", 1.0, _iso(BASE_TIME))
+    assert _predicted_feature(store, "P1") == 1.0
+    for result in results:
+        assert result.online_features == 1
+        assert result.online_features_skipped == ()
+
+
+def test_first_after_replay_replaces_features(store: Path) -> None:
+    """The first scoring, stored in a batch after its replay, replaces the replay's features."""
+    sink = _sink(store)
+    sink.write_batch([_scoring("P1", "OOO-2", BASE_TIME + SECOND, 2.0)])
+
+    result = sink.write_batch([_scoring("P1", "OOO-2", BASE_TIME, 1.0)])
+
+    assert _online(store, "OOO-2") == ("P1", 1.0, _iso(BASE_TIME))
+    assert _predicted_feature(store, "P1") == 1.0
+    assert result.online_features_skipped == ()
+
+
+def test_replay_skipped_only_for_other_prediction(store: Path) -> None:
+    """In one batch, a replay of the stored row counts as written, an older row as skipped."""
+    sink = _sink(store)
+    sink.write_batch(
+        [
+            _scoring("P1", "OOO-1", BASE_TIME, 1.0),
+            _scoring("P2", "OOO-2", BASE_TIME + SECOND, 2.0),
+        ]
+    )
+
+    result = sink.write_batch(
+        [
+            _scoring("P1", "OOO-1", BASE_TIME + 2 * SECOND, 5.0),
+            _scoring("P3", "OOO-2", BASE_TIME, 3.0),
+        ]
+    )
+
+    assert result.online_features_skipped == ("P3",)
+    assert _online(store, "OOO-1") == ("P1", 1.0, _iso(BASE_TIME))
+    assert _online(store, "OOO-2") == ("P2", 2.0, _iso(BASE_TIME + SECOND))
 
 
 def test_replay_stored_first_earlier_wins(store: Path) -> None:
@@ -400,3 +464,22 @@ def test_snowflake_replay_stored_before_first(snowflake_sink: Any, session: Any)
     snowflake_sink.write_batch([_scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)])
     features = _snowflake_rows(session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID")
     assert features == [("P2",)]
+
+
+@pytest.mark.parametrize("same_batch", [False, True])
+def test_snowflake_replay_keeps_features(
+    snowflake_sink: Any, session: Any, same_batch: bool
+) -> None:
+    """A replay with other features leaves Snowflake's features at the first scoring."""
+    first = _scoring("P1", "OOO-2", BASE_TIME, 1.0)
+    replay = _scoring("P1", "OOO-2", BASE_TIME + SECOND, 2.0)
+    batches = [[first, replay]] if same_batch else [[first], [replay]]
+    for batch in batches:
+        snowflake_sink.write_batch(batch)
+
+    features = _snowflake_rows(
+        session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID", "RX_TOTAL_FILLS", "UPDATED_AT"
+    )
+    assert features == [("P1", 1.0, _naive(BASE_TIME))]
+    [(stored,)] = _snowflake_rows(session, "ML_MODELS.MODEL_PREDICTIONS", "FEATURES")
+    assert json.loads(stored)["RX_TOTAL_FILLS"] == 1.0

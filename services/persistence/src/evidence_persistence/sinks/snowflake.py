@@ -225,10 +225,10 @@ class SnowflakeSink:
     ) -> str | None:
         """Merge ``rows`` into ``table`` and return the staging table's name, or None if empty.
 
-        In ``ONLINE_FEATURES`` a row whose ``time_column`` is at least as late as the stored
-        one, or that has the stored row's prediction id, replaces the stored row. In the other
-        tables only a strictly earlier ``time_column`` replaces it, so a prediction keeps its
-        first scoring.
+        In ``ONLINE_FEATURES`` a row of another prediction replaces the stored row when its
+        ``time_column`` is at least as late, and a row of the stored prediction only when it
+        is strictly earlier. In the other tables only a strictly earlier ``time_column``
+        replaces the stored row. So a prediction keeps its first scoring in every table.
         """
         if not rows:
             return None
@@ -240,10 +240,12 @@ class SnowflakeSink:
         values = _source_values(table, source)
         updates = {name: value for name, value in values.items() if name != key}
         if table is ONLINE_FEATURES:
-            # As in the SQLite sink, a row of the stored prediction passes, so that it can
-            # lower UPDATED_AT to the prediction's first scoring time.
+            # As in the SQLite sink, a row of the stored prediction passes only when it lowers
+            # UPDATED_AT to the prediction's first scoring time. A replay ties and is kept out.
             same_prediction = source["PREDICTION_ID"] == target["PREDICTION_ID"]
-            condition = (source[time_column] >= target[time_column]) | same_prediction
+            condition = (same_prediction & (source[time_column] < target[time_column])) | (
+                ~same_prediction & (source[time_column] >= target[time_column])
+            )
         else:
             condition = source[time_column] < target[time_column]
         target.merge(

@@ -54,9 +54,10 @@ class SqliteSink:
 
     Each table is written with multi-row ``INSERT ... ON CONFLICT DO UPDATE`` statements, each
     carrying as many rows as the connection's bound-variable limit allows. ``ONLINE_FEATURES``
-    keeps a stored row whose ``UPDATED_AT`` is newer than the incoming one. ``MODEL_PREDICTIONS``
-    and ``RAW_EVIDENCE`` keep a stored row unless the incoming ``CREATED_AT`` is earlier, so a
-    replayed prediction id leaves its first row (see ``build_rows``).
+    keeps a stored row whose ``UPDATED_AT`` is newer than the incoming one, and the stored row
+    of the same prediction id unless the incoming ``UPDATED_AT`` is earlier. ``MODEL_PREDICTIONS``
+    and ``RAW_EVIDENCE`` keep a stored row unless the incoming ``CREATED_AT`` is earlier. So a
+    replayed prediction id leaves its first row in every table (see ``build_rows``).
 
     Args:
         path: Store file, such as ``var/store.sqlite3``; created with its tables when missing,
@@ -132,6 +133,7 @@ class SqliteSink:
                 stored_update_times=stored,
             )
             written = _upsert(connection, ONLINE_FEATURES, rows.online_features, limit)
+            written |= _unchanged_rows(connection, rows.online_features, written, limit)
             _upsert(connection, MODEL_PREDICTIONS, rows.model_predictions, limit)
             _upsert(connection, RAW_EVIDENCE, rows.raw_evidence, limit)
             return rows, written
@@ -305,6 +307,39 @@ def _upsert(
     return written
 
 
+def _unchanged_rows(
+    connection: sqlite3.Connection, rows: list[Row], written: set[str], variable_limit: int
+) -> set[str]:
+    """Return the prediction ids of ``rows`` kept out because the stored row has that id.
+
+    Such a row is a replay of the stored features, which stay as they are, so it counts as
+    written. Only a row kept out by a newer scoring of another prediction is skipped.
+    """
+    prediction_id = ONLINE_FEATURES.column_names.index("PREDICTION_ID")
+    policy = ONLINE_FEATURES.column_names.index(ONLINE_FEATURES.primary_key)
+    kept_out = {
+        str(row[policy]): str(row[prediction_id])
+        for row in rows
+        if row[prediction_id] not in written
+    }
+    policies = list(kept_out)
+    unchanged: set[str] = set()
+    for start in range(0, len(policies), variable_limit):
+        chunk = policies[start : start + variable_limit]
+        cursor = connection.execute(
+            f"SELECT {ONLINE_FEATURES.primary_key}, PREDICTION_ID FROM "  # noqa: S608
+            f"{ONLINE_FEATURES.sqlite_name} WHERE {ONLINE_FEATURES.primary_key} IN "
+            f"({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        unchanged.update(
+            str(stored_id)
+            for stored_policy, stored_id in cursor
+            if kept_out[str(stored_policy)] == str(stored_id)
+        )
+    return unchanged
+
+
 @lru_cache(maxsize=64)
 def _upsert_sql(table: Table, row_count: int) -> str:
     columns = table.column_names
@@ -314,13 +349,18 @@ def _upsert_sql(table: Table, row_count: int) -> str:
     )
     # Timestamps are fixed-width UTC ISO strings, so text order is time order.
     if table is ONLINE_FEATURES:
-        # The newest features of a policy win. A row of the stored prediction always passes,
-        # because its UPDATED_AT is then no later than the stored one: it lowers the time when
-        # the prediction's replay was stored before its first scoring. RETURNING lists the
-        # inserted and updated rows, not those the WHERE clause kept out.
+        # The newest features of a policy win. A row of the stored prediction is a replay or
+        # its first scoring, and build_rows gives it no later an UPDATED_AT than the stored
+        # one. It passes only with a strictly earlier time: the first scoring stored after its
+        # replay. A replay ties, so the stored features stay those of the first scoring, as
+        # in MODEL_PREDICTIONS. RETURNING lists the inserted and updated rows, not those the
+        # WHERE clause kept out.
+        stored = table.sqlite_name
         guard = (
-            f" WHERE excluded.UPDATED_AT >= {table.sqlite_name}.UPDATED_AT"
-            f" OR excluded.PREDICTION_ID = {table.sqlite_name}.PREDICTION_ID"
+            f" WHERE (excluded.PREDICTION_ID = {stored}.PREDICTION_ID"
+            f" AND excluded.UPDATED_AT < {stored}.UPDATED_AT)"
+            f" OR (excluded.PREDICTION_ID <> {stored}.PREDICTION_ID"
+            f" AND excluded.UPDATED_AT >= {stored}.UPDATED_AT)"
             " RETURNING PREDICTION_ID"
         )
     else:
