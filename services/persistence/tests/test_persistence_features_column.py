@@ -6,6 +6,7 @@ import json
 import math
 import sqlite3
 import struct
+import subprocess
 import sys
 import threading
 import warnings
@@ -31,6 +32,8 @@ from persistence_testkit import (
     RAW_TABLE,
     build_features,
     build_record,
+    child_environment,
+    cli_argv,
     stored_values,
 )
 from sqlglot import exp
@@ -339,6 +342,75 @@ def test_sqlite_store_missing_not_null_column_unavailable(tmp_path: Path) -> Non
     assert _user_version(path) == 1
     assert "FEATURES" not in _columns(path, PREDICTIONS_TABLE)
     assert stored_values(path, PREDICTIONS_TABLE, "PREDICTION_ID") == ["old-1"]
+
+
+def _status(directory: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``evidence-persistence status`` over an existing queue in ``directory``."""
+    queue = PredictionQueue(directory / "queue.sqlite3")
+    queue.check_writable()
+    queue.close()
+    return subprocess.run(
+        cli_argv("status"),
+        env=child_environment(directory),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_status_version_1_store_needs_migration(tmp_path: Path) -> None:
+    """status reports a store without FEATURES as needs_migration, and one batch fixes it."""
+    path = tmp_path / "store.sqlite3"
+    _old_store(path, drop="FEATURES")
+
+    before = _status(tmp_path)
+    SqliteSink(path).write_batch([build_record(1)])
+    after = _status(tmp_path)
+
+    assert before.returncode == 0
+    assert json.loads(before.stdout)["store"] == "needs_migration"
+    assert f"{PREDICTIONS_TABLE}.FEATURES" in before.stderr
+    assert "adds them when it writes its next batch" in before.stderr
+    assert "move the file aside" not in before.stderr
+    assert after.returncode == 0
+    assert json.loads(after.stdout)["store"] == "ok"
+    assert after.stderr == ""
+
+
+def test_status_not_null_gap_schema_mismatch(tmp_path: Path) -> None:
+    """status reports schema_mismatch, exit 1, when a NOT NULL column is missing too."""
+    path = tmp_path / "store.sqlite3"
+    _old_store(path, drop="FEATURES")
+    connection = sqlite3.connect(path)
+    connection.execute(f"ALTER TABLE {RAW_TABLE} DROP COLUMN CREATED_AT")
+    connection.commit()
+    connection.close()
+
+    result = _status(tmp_path)
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["store"] == "schema_mismatch"
+    assert "lacks 2 declared column(s)" in result.stderr
+    assert f"{RAW_TABLE}.CREATED_AT" in result.stderr
+    with pytest.raises(SinkUnavailableError, match="NOT NULL column CREATED_AT"):
+        SqliteSink(path).write_batch([build_record(1)])
+
+
+def test_status_current_version_gap_schema_mismatch(tmp_path: Path) -> None:
+    """A nullable gap in a store already at version 2 is a mismatch: no migration runs."""
+    path = tmp_path / "store.sqlite3"
+    _old_store(path, drop="FEATURES")
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version = 2")
+    connection.commit()
+    connection.close()
+
+    result = _status(tmp_path)
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["store"] == "schema_mismatch"
+    with pytest.raises(SinkUnavailableError, match="do not match the schema"):
+        SqliteSink(path).write_batch([build_record(1)])
 
 
 def test_drainer_dead_letters_non_finite_features(queue: PredictionQueue, tmp_path: Path) -> None:

@@ -292,10 +292,11 @@ def status() -> None:
 
     The integrity field is "ok" or "corrupt", from SQLite's PRAGMA
     quick_check, which reads the whole file. The store field is "ok",
-    "missing", "unreadable" or "schema_mismatch" for the SQLite store at
-    PERSISTENCE_STORE_PATH, and "unchecked" for another sink. Exits with 1
-    when the queue file is corrupt or the store is unreadable or lacks
-    declared columns, with 1, creating nothing, when the file at
+    "missing", "unreadable", "needs_migration" (nullable columns missing,
+    which the worker adds with its next batch) or "schema_mismatch" for the
+    SQLite store at PERSISTENCE_STORE_PATH, and "unchecked" for another
+    sink. Exits with 1 when the queue file is corrupt or the store is
+    unreadable or in schema_mismatch, with 1, creating nothing, when the file at
     PERSISTENCE_QUEUE_PATH does not exist, and with 2 when a newer release
     wrote it. A missing store only shows in the JSON, because the worker
     creates the store with its first batch.
@@ -320,7 +321,9 @@ def status() -> None:
         report["store_path"] = str(settings.store_path.resolve())
     report["store"] = store_state
     typer.echo(json.dumps(report))
-    if store_problem is not None and store_state != "missing":
+    if store_state == "needs_migration":
+        typer.echo(f"note: {store_problem}", err=True)
+    elif store_problem is not None and store_state != "missing":
         typer.echo(f"error: {store_problem}", err=True)
     if problems:
         msg = (

@@ -223,9 +223,12 @@ def inspect_store(path: Path) -> tuple[str, str | None]:
     """Check, read-only and without creating it, that the store file has the declared tables.
 
     Returns:
-        The state (``"ok"``, ``"missing"``, ``"unreadable"`` or ``"schema_mismatch"``) and,
-        for every state but ``"ok"``, a message that names the path and what to do. The
-        message names tables and columns, never stored values.
+        The state and, for every state but ``"ok"``, a message that names the path and what
+        to do. The state is ``"ok"``, ``"missing"``, ``"unreadable"``, ``"needs_migration"``
+        (only nullable columns are missing, which the worker adds when it next opens the file)
+        or ``"schema_mismatch"`` (a NOT NULL column is missing, or a nullable one from a file
+        whose ``PRAGMA user_version`` says it needs no migration). The message names tables
+        and columns, never stored values.
     """
     resolved = str(path.resolve())
     if not path.is_file():
@@ -236,11 +239,8 @@ def inspect_store(path: Path) -> tuple[str, str | None]:
     try:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
         try:
-            missing = [
-                f"{table.sqlite_name}.{column.name}"
-                for table in TABLES
-                for column in _missing_columns(connection, table)
-            ]
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+            nullable, not_null = _find_missing_columns(connection)
         finally:
             connection.close()
     except sqlite3.Error as exc:
@@ -248,19 +248,40 @@ def inspect_store(path: Path) -> tuple[str, str | None]:
             f"cannot read store file {resolved!r} as an SQLite file ({exc}); check "
             "PERSISTENCE_STORE_PATH and the file's permissions"
         )
-    if missing:
+    missing = [f"{table.sqlite_name}.{column.name}" for table, column in not_null + nullable]
+    # NOTE: a worker that opens a file below _STORE_SCHEMA_VERSION also creates missing tables,
+    # so a file that lacks a whole table is reported as schema_mismatch though it would work.
+    if not_null or (nullable and version >= _STORE_SCHEMA_VERSION):
         return "schema_mismatch", (
             f"store file {resolved!r} lacks {len(missing)} declared column(s), the first being "
             f"{missing[0]}; stop the worker, move the file aside with its -wal and -shm, and "
             "start the worker, which creates the tables anew"
         )
+    if nullable:
+        return "needs_migration", (
+            f"store file {resolved!r} lacks {len(missing)} nullable column(s), the first being "
+            f"{missing[0]}; the worker adds them when it writes its next batch, and rows "
+            "already stored keep NULL there"
+        )
     return "ok", None
 
 
-def _missing_columns(connection: sqlite3.Connection, table: Table) -> list[Column]:
-    info = connection.execute(f"PRAGMA table_info({table.sqlite_name})").fetchall()
-    existing = {str(row[1]).upper() for row in info}
-    return [column for column in table.columns if column.name not in existing]
+def _find_missing_columns(
+    connection: sqlite3.Connection,
+) -> tuple[list[tuple[Table, Column]], list[tuple[Table, Column]]]:
+    """Return the declared columns that the store's tables lack: nullable ones, then NOT NULL.
+
+    Every column of a missing table counts as missing.
+    """
+    nullable: list[tuple[Table, Column]] = []
+    not_null: list[tuple[Table, Column]] = []
+    for table in TABLES:
+        info = connection.execute(f"PRAGMA table_info({table.sqlite_name})").fetchall()
+        existing = {str(row[1]).upper() for row in info}
+        for column in table.columns:
+            if column.name not in existing:
+                (nullable if column.nullable else not_null).append((table, column))
+    return nullable, not_null
 
 
 def _add_missing_columns(connection: sqlite3.Connection) -> None:
@@ -271,16 +292,17 @@ def _add_missing_columns(connection: sqlite3.Connection) -> None:
             would violate it. The worker then keeps the records queued until the store file
             is replaced.
     """
-    for table in TABLES:
-        for column in _missing_columns(connection, table):
-            if not column.nullable:
-                msg = (
-                    f"store table {table.sqlite_name} lacks the NOT NULL column {column.name}, "
-                    "which cannot be added to existing rows; move the store file aside and "
-                    "let the worker create a new one"
-                )
-                raise SinkUnavailableError(msg)
-            connection.execute(render_add_column("sqlite", table, column))
+    nullable, not_null = _find_missing_columns(connection)
+    if not_null:
+        table, column = not_null[0]
+        msg = (
+            f"store table {table.sqlite_name} lacks the NOT NULL column {column.name}, "
+            "which cannot be added to existing rows; move the store file aside and "
+            "let the worker create a new one"
+        )
+        raise SinkUnavailableError(msg)
+    for table, column in nullable:
+        connection.execute(render_add_column("sqlite", table, column))
 
 
 def _upsert(
