@@ -271,6 +271,15 @@ def _old_store(path: Path, *, drop: str) -> None:
         connection.close()
 
 
+def _old_store_without_raw_created_at(path: Path) -> None:
+    """Create a version-1 store that lacks FEATURES and the NOT NULL RAW_EVIDENCE.CREATED_AT."""
+    _old_store(path, drop="FEATURES")
+    connection = sqlite3.connect(path)
+    connection.execute(f"ALTER TABLE {RAW_TABLE} DROP COLUMN CREATED_AT")
+    connection.commit()
+    connection.close()
+
+
 def _columns(path: Path, table: str) -> list[str]:
     connection = sqlite3.connect(path)
     try:
@@ -330,11 +339,7 @@ def test_sqlite_store_missing_not_null_column_unavailable(tmp_path: Path) -> Non
     its absence afterwards shows that the whole migration was rolled back.
     """
     path = tmp_path / "store.sqlite3"
-    _old_store(path, drop="FEATURES")
-    connection = sqlite3.connect(path)
-    connection.execute(f"ALTER TABLE {RAW_TABLE} DROP COLUMN CREATED_AT")
-    connection.commit()
-    connection.close()
+    _old_store_without_raw_created_at(path)
 
     with pytest.raises(SinkUnavailableError, match="lacks the NOT NULL column CREATED_AT"):
         SqliteSink(path).write_batch([build_record(1)])
@@ -380,11 +385,7 @@ def test_status_version_1_store_needs_migration(tmp_path: Path) -> None:
 def test_status_not_null_gap_schema_mismatch(tmp_path: Path) -> None:
     """status reports schema_mismatch, exit 1, when a NOT NULL column is missing too."""
     path = tmp_path / "store.sqlite3"
-    _old_store(path, drop="FEATURES")
-    connection = sqlite3.connect(path)
-    connection.execute(f"ALTER TABLE {RAW_TABLE} DROP COLUMN CREATED_AT")
-    connection.commit()
-    connection.close()
+    _old_store_without_raw_created_at(path)
 
     result = _status(tmp_path)
 
@@ -397,7 +398,7 @@ def test_status_not_null_gap_schema_mismatch(tmp_path: Path) -> None:
 
 
 def test_status_current_version_gap_schema_mismatch(tmp_path: Path) -> None:
-    """A nullable gap in a store already at version 2 is a mismatch: no migration runs."""
+    """A nullable gap in a store already at version 2 is a mismatch, because no migration runs."""
     path = tmp_path / "store.sqlite3"
     _old_store(path, drop="FEATURES")
     connection = sqlite3.connect(path)

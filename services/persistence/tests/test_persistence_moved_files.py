@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from evidence_persistence import PredictionQueue, QueueUnavailableError
@@ -134,6 +133,47 @@ def test_moved_follows_each_thread(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("count", [1, 7])
+def test_concurrent_reopen_not_taken_for_move(
+    tmp_path: Path, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread that reopens the file right after an append causes no second append.
+
+    The first moved() check of the append starts a thread that closes and reopens the
+    connection, as a thread does after a failed write, and waits up to 0.5 s for it. The
+    check must hold the file's lock, so that thread waits until the append is done.
+    """
+    path = tmp_path / "queue.sqlite3"
+    queue = PredictionQueue(path)
+    queue.append(build_record(0))
+    check_moved = queue.file.moved
+    reopens: list[threading.Thread] = []
+    reopened = threading.Event()
+
+    def reopen() -> None:
+        queue.file.close()
+        queue.file.read(lambda c: c.execute("SELECT 1").fetchone())
+        reopened.set()
+
+    def moved_after_reopen() -> str | None:
+        if not reopens:
+            reopens.append(threading.Thread(target=reopen))
+            reopens[0].start()
+            reopened.wait(timeout=0.5)
+        return check_moved()
+
+    monkeypatch.setattr(queue.file, "moved", moved_after_reopen)
+    try:
+        queue.append_many(build_record(i) for i in range(1, count + 1))
+        reopens[0].join(timeout=10)
+    finally:
+        queue.close()
+
+    assert reopened.is_set()
+    expected = [build_record(i).prediction_id for i in range(count + 1)]
+    assert _queued_ids(path) == expected
+
+
+@pytest.mark.parametrize("count", [1, 7])
 def test_append_after_delete_lands_at_path(tmp_path: Path, count: int) -> None:
     """Appends after the file was deleted are in the new file at the path, none lost."""
     path = tmp_path / "queue.sqlite3"
@@ -241,20 +281,22 @@ def test_sink_writes_again_after_store_replace(tmp_path: Path) -> None:
     assert _stored_ids(path) == {build_record(1).prediction_id, build_record(2).prediction_id}
 
 
-def test_sink_raises_when_path_keeps_moving(tmp_path: Path) -> None:
+def test_sink_raises_when_path_keeps_moving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A store path that names another file after both writes raises SinkUnavailableError."""
     path = tmp_path / "store.sqlite3"
 
     sink = SqliteSink(path)
-    write = sink.file.write
+    check_moved = sink.file.moved
 
-    def write_then_delete(work: Any, **options: Any) -> Any:
-        # A cleanup job racing the worker deletes the store right after each commit.
-        result = write(work, **options)
+    def delete_then_check() -> str | None:
+        # A cleanup job racing the worker deletes the store right after each commit, before
+        # the check that follows the commit.
         _delete_with_sidecars(path)
-        return result
+        return check_moved()
 
-    sink.file.write = write_then_delete  # type: ignore[method-assign]
+    monkeypatch.setattr(sink.file, "moved", delete_then_check)
     try:
         with pytest.raises(SinkUnavailableError, match="deleted while this process had it open"):
             sink.write_batch([build_record(0)])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from evidence_persistence import PredictionQueue
 from evidence_persistence._consumer import QueueConsumer
-from evidence_persistence._sqlite import is_schema_error
+from evidence_persistence._sqlite_errors import is_schema_error
 from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.ddl import render_ddl
 from evidence_persistence.sinks.sqlite import SqliteSink

@@ -277,7 +277,7 @@ class PredictionQueue:
             connection.execute("UPDATE queue_depth SET depth = depth + 1 WHERE id = 1")
             connection.execute("UPDATE queue_depth SET depth = depth - 1 WHERE id = 1")
 
-        self._write_at_path(lambda: self.file.write(probe), "readiness probe")
+        self._write_at_path(probe, "readiness probe")
 
     def close(self) -> None:
         """Close this process's connection; later calls reopen it."""
@@ -308,48 +308,45 @@ class PredictionQueue:
                 chunk = rows[start : start + per_statement]
                 connection.execute(_insert_sql(len(chunk)), _flatten(chunk))
 
-        def insert() -> None:
-            if self._rows_per_statement is None:
-                self._rows_per_statement = self.file.read(_rows_per_statement)
-            if len(rows) <= self._rows_per_statement:
-                self.file.write_statement(insert_one_statement)
-            else:
-                self.file.write(insert_in_chunks)
+        if self._rows_per_statement is None:
+            self._rows_per_statement = self.file.read(_rows_per_statement)
+        if len(rows) <= self._rows_per_statement:
+            self._write_at_path(insert_one_statement, "append", single_statement=True)
+        else:
+            self._write_at_path(insert_in_chunks, "append")
 
-        self._write_at_path(insert, "append")
+    def _write_at_path(
+        self,
+        work: Callable[[sqlite3.Connection], None],
+        action: str,
+        *,
+        single_statement: bool = False,
+    ) -> None:
+        """Run ``work``, and run it again on the file at the path if the open one was moved.
 
-    def _write_at_path(self, write: Callable[[], None], action: str) -> None:
-        """Run ``write``, and run it again on the file at the path if the open one was moved.
-
-        An append that went into a deleted or replaced file would reach no worker started
-        later, so it counts only once the path still names the file after the commit. The
-        first copy stays in the old file, where a running worker may still drain it, and the
-        sinks' upserts store it once.
+        The first copy stays in the old file, where a running worker may still drain it, and
+        the sinks' upserts store it once (see ``SqliteFile.write_at_path``).
 
         Raises:
-            QueueUnavailableError: The path named another file after the second write too.
+            QueueUnavailableError: The write failed, or the path named another file after the
+                second write too.
         """
-        write()
-        moved = self.file.moved()
-        if moved is None:
-            return
-        _log.error(
-            "queue file moved, writing again at its path",
-            queue_path=str(self.path),
-            reason=moved,
-            action=action,
-            fix="keep the queue file in place while the gateway and the worker run",
+
+        def log_moved(reason: str) -> None:
+            _log.error(
+                "queue file moved, writing again at its path",
+                queue_path=str(self.path),
+                reason=reason,
+                action=action,
+                fix="keep the queue file in place while the gateway and the worker run",
+            )
+
+        self.file.write_at_path(
+            work,
+            consequence=f"the {action} went into a file that the path no longer names, twice",
+            on_moved=log_moved,
+            single_statement=single_statement,
         )
-        # Closing a connection to a moved file neither checkpoints it nor deletes the -wal and
-        # -shm files at the path, which may belong to the new file. SQLite 3.40.1 checks that
-        # the database file is unmoved first (tried with two processes).
-        self.file.close()
-        write()
-        moved = self.file.moved()
-        if moved is not None:
-            self.file.close()
-            consequence = f"the {action} went into a file that the path no longer names, twice"
-            raise QueueUnavailableError(self.file.moved_message(moved, consequence))
 
     def _check_room(self, connection: sqlite3.Connection, count: int) -> None:
         depth = _read_depth(connection)

@@ -23,9 +23,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from tenacity import (
     Retrying,
@@ -34,113 +33,22 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from evidence_persistence._sqlite_attempts import FailedAttempt, ReportingAttempt
+from evidence_persistence._sqlite_errors import (
+    is_binding_error,
+    is_corruption_error,
+    is_lock_error,
+    is_schema_error,
+)
 from evidence_persistence.errors import PersistenceError, SchemaVersionError
 
-__all__ = [
-    "FailedAttempt",
-    "SqliteFile",
-    "is_binding_error",
-    "is_corruption_error",
-    "is_lock_error",
-    "is_outage_error",
-    "is_schema_error",
-]
+__all__ = ["FailedAttempt", "SqliteFile"]
 
 T = TypeVar("T")
 
-# Primary SQLite result codes (the low byte of an extended code), from sqlite3.h.
-_SQLITE_BUSY = 5
-_SQLITE_LOCKED = 6
-_SQLITE_CORRUPT = 11
-_SQLITE_NOTADB = 26
-# Messages of SQLite (3.40) when a statement names a table, column or key that the file's schema
-# lacks, such as a store table created without its primary key.
-_SCHEMA_MISMATCH_MESSAGES = (
-    "ON CONFLICT clause does not match any PRIMARY KEY",
-    "no such table",
-    "no such column",
-    "has no column named",
-)
 # Sleeps between tries while another connection holds the lock: 50 µs, doubling up to 1 ms.
 _FIRST_LOCK_POLL_SECONDS = 50e-6
 _MAX_LOCK_POLL_SECONDS = 1e-3
-
-
-def is_lock_error(exc: BaseException) -> bool:
-    """Tell whether ``exc`` is SQLite's "database is locked" or "database table is locked"."""
-    if not isinstance(exc, sqlite3.OperationalError):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    return "locked" in str(exc)
-
-
-def is_outage_error(exc: BaseException) -> bool:
-    """Tell whether ``exc`` comes from the file or its lock, not from the data or the schema.
-
-    True for lock errors, I/O errors, a full disk, a read-only or missing file (all
-    ``OperationalError``) and a damaged file. False for errors of the data or of the schema,
-    which fail the same write again however long one waits.
-    """
-    if is_corruption_error(exc):
-        return True
-    return isinstance(exc, sqlite3.OperationalError) and not is_schema_error(exc)
-
-
-def is_corruption_error(exc: BaseException) -> bool:
-    """Tell whether ``exc`` is SQLite's SQLITE_CORRUPT or SQLITE_NOTADB: the file is damaged."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (
-        isinstance(exc, sqlite3.DatabaseError)
-        and code is not None
-        and code & 0xFF
-        in (
-            _SQLITE_CORRUPT,
-            _SQLITE_NOTADB,
-        )
-    )
-
-
-def is_schema_error(exc: BaseException) -> bool:
-    """Tell whether ``exc`` shows that the file's tables differ from the schema the code expects.
-
-    Such an error fails every statement alike, so a retry of the same rows cannot fix it.
-    """
-    if not isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
-        return False
-    text = str(exc)
-    return any(message in text for message in _SCHEMA_MISMATCH_MESSAGES)
-
-
-def is_binding_error(exc: BaseException) -> bool:
-    """Tell whether ``exc`` is the ``sqlite3`` module rejecting one bound value's type.
-
-    CPython 3.11.7 raises ``ProgrammingError("Error binding parameter N: type 'dict' is not
-    supported")``, and older versions raise ``InterfaceError("Error binding parameter N -
-    probably unsupported type.")``. Both come from a value of the statement, not from the
-    connection. Other ``ProgrammingError`` cases, such as a closed connection or a wrong number
-    of parameters, fail every statement alike and are not matched.
-    """
-    if not isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
-        return False
-    return str(exc).startswith("Error binding parameter")
-
-
-@dataclass(frozen=True, slots=True)
-class FailedAttempt:
-    """One attempt of a transaction that failed with a lock or I/O error (``is_outage_error``)."""
-
-    attempt: int
-    """Number of the attempt within one call, from 1."""
-    max_attempts: int
-    """Attempts the call makes at most for this error: ``lock_retries`` for a lock error, and
-    this attempt's number for any other error, which is raised without another attempt."""
-    waited_seconds: float
-    """Time the attempt took, including its waits for the lock."""
-    error_name: str
-    """SQLite's error name, such as ``SQLITE_BUSY`` or ``SQLITE_IOERR_WRITE``, or the type of
-    the ``OSError`` when the file's directory cannot be created."""
 
 
 class SqliteFile:
@@ -255,6 +163,60 @@ class SqliteFile:
         anything that must be atomic across statements.
         """
         return self._run(work, immediate=False)
+
+    def write_at_path(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        consequence: str,
+        on_moved: Callable[[str], None],
+        single_statement: bool = False,
+        on_failed_attempt: Callable[[FailedAttempt], None] | None = None,
+    ) -> T:
+        """Run ``work`` as :meth:`write` does, and again on the file at the path if it moved.
+
+        A write that went into a deleted or replaced file reaches no process started later,
+        so it counts only once the path still names the file after the commit. The check runs
+        under the same lock as the write, so another thread that reopens the connection in
+        between cannot be taken for a move. When the file moved, ``on_moved`` receives the
+        reason that :meth:`moved` returns, with the lock held, so it should only log. Then the
+        connection is closed and ``work`` runs once more, on the file at the path, and that
+        run's result is returned. The first copy stays in the old file, so ``work`` must be
+        safe to apply to both files.
+
+        Args:
+            work: The transaction, as for :meth:`write`.
+            consequence: What happened to the write, for the error message, such as "the
+                append went into a file that the path no longer names, twice".
+            on_moved: Called with the reason before the second write.
+            single_statement: Run ``work`` as :meth:`write_statement` does.
+            on_failed_attempt: As for :meth:`write`.
+
+        Raises:
+            PersistenceError: ``error_type`` when a write fails, or when the path named
+                another file after the second write too.
+        """
+        immediate = not single_statement
+        with self._lock:
+            result = self._run_locked(
+                work, immediate=immediate, on_failed_attempt=on_failed_attempt
+            )
+            moved = self.moved()
+            if moved is None:
+                return result
+            on_moved(moved)
+            # Closing a connection to a moved file neither checkpoints it nor deletes the -wal
+            # and -shm files at the path, which may belong to the new file. SQLite 3.40.1
+            # checks that the database file is unmoved first (tried with two processes).
+            self._close_locked()
+            result = self._run_locked(
+                work, immediate=immediate, on_failed_attempt=on_failed_attempt
+            )
+            moved = self.moved()
+            if moved is not None:
+                self._close_locked()
+                raise self._error_type(self.moved_message(moved, consequence))
+            return result
 
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` outside an explicit transaction; for single-statement reads."""
@@ -416,11 +378,14 @@ class SqliteFile:
     def close(self) -> None:
         """Close this process's connection; the next call opens a new one."""
         with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
-                self._connection.close()
-            self._connection = None
-            self._file_id = None
-            self._used.call = None
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.close()
+        self._connection = None
+        self._file_id = None
+        self._used.call = None
 
     def _run(
         self,
@@ -430,33 +395,42 @@ class SqliteFile:
         on_failed_attempt: Callable[[FailedAttempt], None] | None = None,
     ) -> T:
         with self._lock:
-            attempt: Callable[..., T] = self._attempt_until_timeout
-            if on_failed_attempt is not None:
-                attempt = _ReportingAttempt(
-                    self._attempt_until_timeout, self._lock_retries, on_failed_attempt
-                )
+            return self._run_locked(work, immediate=immediate, on_failed_attempt=on_failed_attempt)
+
+    def _run_locked(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        immediate: bool,
+        on_failed_attempt: Callable[[FailedAttempt], None] | None = None,
+    ) -> T:
+        attempt: Callable[..., T] = self._attempt_until_timeout
+        if on_failed_attempt is not None:
+            attempt = ReportingAttempt(
+                self._attempt_until_timeout, self._lock_retries, on_failed_attempt
+            )
+        try:
             try:
-                try:
-                    result: T = attempt(work, immediate=immediate)
-                except sqlite3.OperationalError as exc:
-                    if not is_lock_error(exc) or self._lock_retries <= 1:
-                        raise
-                else:
-                    self._used.call = (self._generation, self._file_id)
-                    return result
-                # The first attempt runs without tenacity to keep the common path fast.
-                result = self._retrying(attempt, work, immediate=immediate)
+                result: T = attempt(work, immediate=immediate)
+            except sqlite3.OperationalError as exc:
+                if not is_lock_error(exc) or self._lock_retries <= 1:
+                    raise
+            else:
                 self._used.call = (self._generation, self._file_id)
                 return result
-            except sqlite3.Error as exc:
-                if is_corruption_error(exc) and self.corruption is None:
-                    self.corruption = getattr(exc, "sqlite_errorname", type(exc).__name__)
-                if not is_lock_error(exc):
-                    # SQLite keeps a file it opened read-only read-only, even once the file
-                    # is writable again. Reopening on the next call lets the process recover
-                    # from that, a full disk or an I/O error without a restart.
-                    self._discard_connection()
-                raise self._translate(exc) from exc
+            # The first attempt runs without tenacity to keep the common path fast.
+            result = self._retrying(attempt, work, immediate=immediate)
+            self._used.call = (self._generation, self._file_id)
+            return result
+        except sqlite3.Error as exc:
+            if is_corruption_error(exc) and self.corruption is None:
+                self.corruption = getattr(exc, "sqlite_errorname", type(exc).__name__)
+            if not is_lock_error(exc):
+                # SQLite keeps a file it opened read-only read-only, even once the file
+                # is writable again. Reopening on the next call lets the process recover
+                # from that, a full disk or an I/O error without a restart.
+                self._discard_connection()
+            raise self._translate(exc) from exc
 
     def _discard_connection(self) -> None:
         connection, self._connection = self._connection, None
@@ -625,50 +599,3 @@ class SqliteFile:
             )
         msg = f"{self._label} file {str(self.path)!r} failed with {name} ({exc}); {advice}"
         return self._error_type(msg)
-
-
-class _ReportingAttempt(Generic[T]):
-    """An attempt function of ``SqliteFile`` that reports each failed attempt of one call.
-
-    Args:
-        attempt: ``SqliteFile._attempt_until_timeout`` of the file.
-        lock_retries: The file's attempts for a lock error.
-        report: Called with each attempt that failed with a lock or I/O error.
-    """
-
-    def __init__(
-        self,
-        attempt: Callable[..., T],
-        lock_retries: int,
-        report: Callable[[FailedAttempt], None],
-    ) -> None:
-        self._attempt = attempt
-        self._lock_retries = lock_retries
-        self._report = report
-        self._number = 0
-
-    def __call__(self, work: Callable[[sqlite3.Connection], T], *, immediate: bool) -> T:
-        self._number += 1
-        started = time.monotonic()
-        try:
-            return self._attempt(work, immediate=immediate)
-        except sqlite3.Error as exc:
-            if is_outage_error(exc):
-                name = getattr(exc, "sqlite_errorname", None)
-                self._failed(started, name if isinstance(name, str) else type(exc).__name__, exc)
-            raise
-        except PersistenceError as exc:
-            # _connect raises the file's error type itself when the directory cannot be created.
-            if isinstance(exc.__cause__, OSError):
-                self._failed(started, type(exc.__cause__).__name__, exc)
-            raise
-
-    def _failed(self, started: float, error_name: str, exc: BaseException) -> None:
-        self._report(
-            FailedAttempt(
-                attempt=self._number,
-                max_attempts=self._lock_retries if is_lock_error(exc) else self._number,
-                waited_seconds=time.monotonic() - started,
-                error_name=error_name,
-            )
-        )

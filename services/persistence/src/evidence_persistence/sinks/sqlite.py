@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -138,30 +138,27 @@ class SqliteSink:
             _upsert(connection, RAW_EVIDENCE, rows.raw_evidence, limit)
             return rows, written
 
-        report_failure = partial(self.attempts.report_failure, batch_size=len(records))
-        rows, written = self.file.write(write, on_failed_attempt=report_failure)
-        moved = self.file.moved()
-        if moved is not None:
+        def log_moved(reason: str) -> None:
             # The rows went into a file that nothing at the path reads any more. Writing them
             # again at the path, as a restarted worker would, keeps the worker from deleting
             # the records from the queue while the store at the path lacks them.
             _log.error(
                 "store file moved, writing the batch again",
                 store_path=str(self.path),
-                reason=moved,
+                reason=reason,
                 records=len(records),
                 fix="keep the store file in place while the worker runs",
             )
-            self.file.close()
-            rows, written = self.file.write(write, on_failed_attempt=report_failure)
-            moved = self.file.moved()
-            if moved is not None:
-                self.file.close()
-                consequence = (
-                    "the batch was written to a file that the path no longer names, twice, "
-                    "and stays queued"
-                )
-                raise SinkUnavailableError(self.file.moved_message(moved, consequence))
+
+        rows, written = self.file.write_at_path(
+            write,
+            consequence=(
+                "the batch was written to a file that the path no longer names, twice, "
+                "and stays queued"
+            ),
+            on_moved=log_moved,
+            on_failed_attempt=partial(self.attempts.report_failure, batch_size=len(records)),
+        )
         self.attempts.report_success(batch_size=len(records))
         prediction_id = ONLINE_FEATURES.column_names.index("PREDICTION_ID")
         skipped = tuple(
@@ -181,20 +178,15 @@ class SqliteSink:
     ) -> dict[str, datetime]:
         """Return ``stored_update_time`` of each of the ids that ``MODEL_PREDICTIONS`` holds."""
         stored: dict[str, datetime] = {}
-        for start in range(0, len(prediction_ids), variable_limit):
-            chunk = prediction_ids[start : start + variable_limit]
-            cursor = connection.execute(
-                f"SELECT PREDICTION_ID, CREATED_AT, PERSISTED_AT FROM "  # noqa: S608
-                f"{MODEL_PREDICTIONS.sqlite_name} WHERE PREDICTION_ID IN "
-                f"({','.join('?' * len(chunk))})",
-                chunk,
+        columns = "PREDICTION_ID, CREATED_AT, PERSISTED_AT"
+        for prediction_id, created_at, persisted_at in _select_where_in(
+            connection, MODEL_PREDICTIONS, columns, prediction_ids, variable_limit
+        ):
+            stored[str(prediction_id)] = stored_update_time(
+                datetime.fromisoformat(created_at),
+                datetime.fromisoformat(persisted_at),
+                self.clock_skew_tolerance_seconds,
             )
-            for prediction_id, created_at, persisted_at in cursor:
-                stored[str(prediction_id)] = stored_update_time(
-                    datetime.fromisoformat(created_at),
-                    datetime.fromisoformat(persisted_at),
-                    self.clock_skew_tolerance_seconds,
-                )
         return stored
 
     def check_schema_version(self) -> None:
@@ -344,22 +336,31 @@ def _unchanged_rows(
         for row in rows
         if row[prediction_id] not in written
     }
-    policies = list(kept_out)
-    unchanged: set[str] = set()
-    for start in range(0, len(policies), variable_limit):
-        chunk = policies[start : start + variable_limit]
-        cursor = connection.execute(
-            f"SELECT {ONLINE_FEATURES.primary_key}, PREDICTION_ID FROM "  # noqa: S608
-            f"{ONLINE_FEATURES.sqlite_name} WHERE {ONLINE_FEATURES.primary_key} IN "
-            f"({','.join('?' * len(chunk))})",
+    columns = f"{ONLINE_FEATURES.primary_key}, PREDICTION_ID"
+    return {
+        str(stored_id)
+        for stored_policy, stored_id in _select_where_in(
+            connection, ONLINE_FEATURES, columns, list(kept_out), variable_limit
+        )
+        if kept_out[str(stored_policy)] == str(stored_id)
+    }
+
+
+def _select_where_in(
+    connection: sqlite3.Connection,
+    table: Table,
+    columns: str,
+    keys: list[str],
+    variable_limit: int,
+) -> Iterator[tuple[Any, ...]]:
+    """Yield ``columns`` of the rows whose primary key is in ``keys``, in chunks of the limit."""
+    for start in range(0, len(keys), variable_limit):
+        chunk = keys[start : start + variable_limit]
+        yield from connection.execute(
+            f"SELECT {columns} FROM {table.sqlite_name} "  # noqa: S608
+            f"WHERE {table.primary_key} IN ({','.join('?' * len(chunk))})",
             chunk,
         )
-        unchanged.update(
-            str(stored_id)
-            for stored_policy, stored_id in cursor
-            if kept_out[str(stored_policy)] == str(stored_id)
-        )
-    return unchanged
 
 
 @lru_cache(maxsize=64)

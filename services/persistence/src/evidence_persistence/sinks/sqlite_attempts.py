@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from evidence_persistence._sqlite import FailedAttempt
+from evidence_persistence._sqlite_attempts import FailedAttempt
 
 if TYPE_CHECKING:
     from evidence_persistence.metrics import WorkerMetrics
