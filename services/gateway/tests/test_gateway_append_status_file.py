@@ -460,3 +460,115 @@ def test_settings_need_status_dir_for_workers(tmp_path: Path) -> None:
         build(2, missing)
     assert build(1, missing).workers == 1
     assert build(2, tmp_path).workers == 2
+
+
+def _slot_pids(path: Path) -> list[int]:
+    """Return the owner pid of every slot, 0 for an empty one, without checking the CRC."""
+    data = path.read_bytes()
+    count = (len(data) - HEADER_BYTES) // SLOT_BYTES
+    return [
+        struct.unpack_from("<I", data, HEADER_BYTES + index * SLOT_BYTES)[0]
+        for index in range(count)
+    ]
+
+
+def _flip_error_byte(path: Path, slot: int) -> None:
+    """Change one byte of a slot's exception name, so its CRC check fails from now on."""
+    with path.open("r+b") as file:
+        file.seek(HEADER_BYTES + slot * SLOT_BYTES + 40)
+        byte = file.read(1)
+        file.seek(HEADER_BYTES + slot * SLOT_BYTES + 40)
+        file.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_attach_rereads_slot_caught_halfway(
+    workers: Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live worker's slot read halfway through its write is read again, never taken."""
+    child = _start_failing_worker(workers.path, failures=1)
+    try:
+        real_pread = os.pread
+        reads: list[int] = []
+
+        def torn_pread(fd: int, length: int, offset: int) -> bytes:
+            # The first full read catches the child's slot 0 halfway: its CRC fails.
+            data = real_pread(fd, length, offset)
+            reads.append(length)
+            if len(reads) == 1 and length >= HEADER_BYTES + SLOT_BYTES:
+                start = HEADER_BYTES + 40
+                data = data[:start] + bytes([data[start] ^ 0xFF]) + data[start + 1 :]
+            return data
+
+        monkeypatch.setattr(os, "pread", torn_pread)
+        attached = workers.attach(clock=time.monotonic)
+        monkeypatch.undo()
+        pids = _slot_pids(workers.path)
+        failure = attached.failure()
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+    assert len(reads) >= 2
+    assert pids[0] == child.pid
+    assert pids[1] == os.getpid()
+    assert failure is not None
+    assert failure.pids == (child.pid,)
+
+
+def test_attach_skips_corrupt_slot_of_live_owner(workers: Workers) -> None:
+    """A slot that stays corrupt but names a live owner counts as taken."""
+    for _ in range(62):
+        workers.attach()
+    child = _start_failing_worker(workers.path, failures=1)
+    try:
+        _flip_error_byte(workers.path, 62)
+
+        with pytest.raises(OSError, match="all 63 slots of the append status file"):
+            AppendStatusFile.attach(workers.path, workers=2)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+
+def test_attach_reclaims_corrupt_slot_of_dead_owner(workers: Workers) -> None:
+    """A slot that stays corrupt and names a dead owner is reused, without its record."""
+    for _ in range(62):
+        workers.attach(clock=time.monotonic)
+    _kill_after_failures(workers.path, failures=3)
+    _flip_error_byte(workers.path, 62)
+
+    with structlog.testing.capture_logs() as logs:
+        reclaimed = workers.attach(clock=time.monotonic)
+    own = reclaimed.failure()
+
+    assert _slot_pids(workers.path)[62] == os.getpid()
+    assert own is None
+    assert [entry["slot"] for entry in logs] == [62]
+
+
+def test_attach_reclaims_corrupt_slot_with_garbage_pid(workers: Workers) -> None:
+    """A corrupt slot whose pid bytes are out of range counts as having a dead owner."""
+    for _ in range(62):
+        workers.attach()
+    with workers.path.open("r+b") as file:
+        file.seek(HEADER_BYTES + 62 * SLOT_BYTES)
+        file.write(b"\xff" * SLOT_BYTES)
+
+    workers.attach()
+
+    assert _slot_pids(workers.path)[62] == os.getpid()
+
+
+def test_close_keeps_file_for_corrupt_live_slot(workers: Workers) -> None:
+    """The last in-process worker keeps the file while a live worker's slot reads as corrupt."""
+    attached = workers.attach()
+    child = _start_failing_worker(workers.path, failures=1)
+    try:
+        _flip_error_byte(workers.path, 1)
+        attached.close()
+        kept = workers.path.exists()
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+    assert kept

@@ -190,13 +190,7 @@ class AppendStatusFile:
 
         A slot that fails its CRC check in every attempt is skipped and logged once.
         """
-        records: list[SlotRecord | None] = []
-        corrupt: set[int] = set()
-        for _ in range(_READ_ATTEMPTS):
-            data = os.pread(self._fd, self._size, 0)
-            records, corrupt = _parse_slots(data, self._slot_count)
-            if not corrupt:
-                break
+        _, records, corrupt = _read_slots(self._fd, self._size, self._slot_count)
         for index in sorted(corrupt - self._corrupt_slots):
             _log.warning("append status slot is corrupt and is ignored", slot=index)
         self._corrupt_slots = corrupt
@@ -215,12 +209,7 @@ class AppendStatusFile:
         _OWNED_SLOTS.discard(self._key)
         try:
             with _setup_lock(self._fd):
-                data = os.pread(self._fd, self._size, 0)
-                records, _ = _parse_slots(data, self._slot_count)
-                if not any(
-                    record is not None and _owner_alive(record, self._fd, index)
-                    for index, record in enumerate(records)
-                ):
+                if not _live_slots(self._fd, self._size, self._slot_count):
                     _unlink_if_same(self.path, self._fd)
         finally:
             os.close(self._fd)
@@ -269,13 +258,11 @@ def _claim_slot(fd: int, new_slot_count: int) -> tuple[int, int, SlotRecord | No
     data = os.pread(fd, os.fstat(fd).st_size, 0)
     slot_count = _read_header(data)
     records: list[SlotRecord | None] = []
+    corrupt: set[int] = set()
+    live: set[int] = set()
     if slot_count is not None:
-        records, _ = _parse_slots(data, slot_count)
-    live = {
-        index
-        for index, record in enumerate(records)
-        if record is not None and _owner_alive(record, fd, index)
-    }
+        data, records, corrupt = _read_slots(fd, len(data), slot_count)
+        live = _live_owners(data, records, corrupt, fd)
     if slot_count is None or not live:
         if data and slot_count is None:
             _log.warning("append status file was invalid and was rewritten", error="bad header")
@@ -283,9 +270,9 @@ def _claim_slot(fd: int, new_slot_count: int) -> tuple[int, int, SlotRecord | No
         _write_fresh(fd, slot_count)
         return slot_count, 0, None
 
-    # Empty slots first, then slots whose dead owner recorded no failure, then the one whose
-    # failure is oldest, so that a failure still inside its window is inherited only when no
-    # other slot is free.
+    # Empty slots first, then slots whose dead owner recorded no failure or a corrupt record,
+    # then the one whose failure is oldest, so that a failure still inside its window is
+    # inherited only when no other slot is free. A corrupt record is never inherited.
     candidates = [index for index in range(slot_count) if index not in live]
     if not candidates:
         msg = (
@@ -296,6 +283,8 @@ def _claim_slot(fd: int, new_slot_count: int) -> tuple[int, int, SlotRecord | No
 
     def preference(index: int) -> tuple[int, float]:
         record = records[index]
+        if index in corrupt:
+            return (1, 0.0)
         if record is None:
             return (0, 0.0)
         if record.failed_appends == 0:
@@ -304,6 +293,8 @@ def _claim_slot(fd: int, new_slot_count: int) -> tuple[int, int, SlotRecord | No
 
     slot = min(candidates, key=preference)
     record = records[slot]
+    if slot in corrupt:
+        _log.warning("append status slot is corrupt and its dead owner's slot is reused", slot=slot)
     inherited = record if record is not None and record.failed_appends > 0 else None
     return slot_count, slot, inherited
 
@@ -336,6 +327,62 @@ def _read_header(data: bytes) -> int | None:
     if len(data) < _file_size(slot_count):
         return None
     return int(slot_count)
+
+
+def _read_slots(
+    fd: int, size: int, slot_count: int
+) -> tuple[bytes, list[SlotRecord | None], set[int]]:
+    """Read and parse the slots, reading again while one fails its CRC check.
+
+    A worker writes its own slot without a lock, so a read can catch that write halfway. A
+    slot that is still corrupt after ``_READ_ATTEMPTS`` reads is listed as corrupt.
+
+    Returns:
+        The bytes read last, the parsed slots (None for an empty or corrupt one) and the
+        indexes of the corrupt ones.
+    """
+    data = b""
+    records: list[SlotRecord | None] = []
+    corrupt: set[int] = set()
+    for _ in range(_READ_ATTEMPTS):
+        data = os.pread(fd, size, 0)
+        records, corrupt = _parse_slots(data, slot_count)
+        if not corrupt:
+            break
+    return data, records, corrupt
+
+
+def _live_owners(
+    data: bytes, records: list[SlotRecord | None], corrupt: set[int], fd: int
+) -> set[int]:
+    """Return the indexes of the slots whose owner is alive, corrupt slots included.
+
+    The owner's pid and start time of a corrupt slot are read without the CRC check. A worker
+    rewrites only its own slot and never changes those two fields, so a write caught halfway
+    still shows the live owner. A slot corrupted in some other way usually shows a pid that
+    does not run, or one with another start time, so it counts as free under the same rules as
+    the slot of a worker that exited.
+    """
+    live: set[int] = set()
+    for index, record in enumerate(records):
+        owner = _corrupt_slot_owner(data, index) if index in corrupt else record
+        if owner is not None and _owner_alive(owner, fd, index):
+            live.add(index)
+    return live
+
+
+def _live_slots(fd: int, size: int, slot_count: int) -> set[int]:
+    """Read the file and return the indexes of the slots whose owner is alive."""
+    data, records, corrupt = _read_slots(fd, size, slot_count)
+    return _live_owners(data, records, corrupt, fd)
+
+
+def _corrupt_slot_owner(data: bytes, index: int) -> SlotRecord:
+    """Return the owner fields of a slot that failed its CRC check, with no failure record."""
+    pid, start_ticks = struct.unpack_from("<IQ", data, _HEADER_BYTES + index * _SLOT_BYTES)
+    return SlotRecord(
+        pid=pid, start_ticks=start_ticks, failed_appends=0, failed_at=0.0, failed_pid=0, error=""
+    )
 
 
 def _parse_slots(data: bytes, slot_count: int) -> tuple[list[SlotRecord | None], set[int]]:
@@ -380,7 +427,8 @@ def _owner_alive(record: SlotRecord, fd: int, index: int) -> bool:
         return (stat.st_dev, stat.st_ino, index) in _OWNED_SLOTS
     try:
         os.kill(record.pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
+        # A corrupt slot can carry a pid beyond the range of pid_t.
         return False
     except PermissionError:
         pass
