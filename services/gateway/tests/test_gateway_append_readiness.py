@@ -14,7 +14,11 @@ and the unit tests cover the count of several.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
+import struct
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +26,15 @@ from typing import Any
 
 import httpx
 import pytest
+from evidence_gateway.app import create_app
 from evidence_gateway.append_status import APPEND_FAILURE_WINDOW_SECONDS, QueueAppendStatus
-from evidence_gateway.append_status_file import append_status_path
+from evidence_gateway.append_status_file import AppendStatusFile, append_status_path
 from evidence_gateway.config import Settings
 from evidence_gateway.snowflake_headers import QUERY_BATCH_ID_HEADER
 from evidence_gateway.testing import ServerProcess, free_port, start_gateway
 from evidence_persistence import QueueFullError, QueueUnavailableError
+
+from .conftest import client_settings
 
 ROWS_PER_BATCH = 24
 # Room above the write-ahead log for 16 frames of a 4 KiB page and its 24-byte frame header:
@@ -322,3 +329,60 @@ def test_ready_shared_by_two_workers(tmp_path: Path, smoke_pair: tuple[str, str]
         server.stop()
 
     assert not status_file.exists()
+
+
+def _open_descriptors_of(path: Path) -> list[str]:
+    """Return this process's open descriptors that refer to ``path``, deleted or not."""
+    fd_dir = Path("/proc/self/fd")
+    targets = []
+    for entry in fd_dir.iterdir():
+        with contextlib.suppress(OSError):
+            targets.append(str(entry.readlink()))
+    return [target for target in targets if target.startswith(str(path))]
+
+
+class StartUpError(RuntimeError):
+    """The error that the test puts in place of one start-up step."""
+
+
+def _fail_start_up(*_args: object, **_kwargs: object) -> None:
+    raise StartUpError
+
+
+@pytest.mark.parametrize("step", ["PredictionQueue", "FeatureExtractor", "build_scorer"])
+async def test_failed_start_releases_status_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """A start-up that fails after attaching closes the status file and frees its slot."""
+    # The queue opens its file on first use, so no real path makes start-up fail: each case
+    # replaces one start-up step with one that raises.
+    monkeypatch.setattr(f"evidence_gateway.app.{step}", _fail_start_up)
+    queue_path = tmp_path / "queue.sqlite3"
+    settings = Settings(
+        queue_path=queue_path,
+        workers=2,
+        append_status_dir=tmp_path,
+        prometheus_multiproc_dir=tmp_path,
+        extraction_workers=1,
+        local_mode=True,
+    )
+    # Nothing listens on this port; the scorer is never started in these cases anyway.
+    model_settings = client_settings(f"http://127.0.0.1:{free_port()}")
+    status_path = append_status_path(tmp_path, queue_path)
+    switch_interval = sys.getswitchinterval()
+    app = create_app(settings, model_client_settings=model_settings)
+
+    with pytest.raises(StartUpError):
+        async with app.router.lifespan_context(app):
+            pass
+
+    assert _open_descriptors_of(status_path) == []
+    assert not status_path.exists()
+    assert sys.getswitchinterval() == switch_interval
+    # The slot must count as free again, not as owned by a live worker of this process, so
+    # the next attach rewrites the file and takes slot 0.
+    shared_file = AppendStatusFile.attach(status_path, workers=2)
+    try:
+        assert status_path.read_bytes()[64:68] == struct.pack("<I", os.getpid())
+    finally:
+        shared_file.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from evidence_features import FEATURE_SPEC_VERSION, ParseLimits
@@ -61,70 +61,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # With several workers a probe reaches one of them, so they share their append
-        # outcomes through a file that belongs to this gateway's queue. Attached first, so that
-        # a failure to attach leaves nothing else started.
-        shared_file = None
-        if resolved.workers > 1:
-            shared_file = AppendStatusFile.attach(
-                append_status_path(resolved.append_status_dir, resolved.queue_path),
-                workers=resolved.workers,
-            )
-        # Process-wide, so the interval in force before is restored when the app stops, for
-        # callers such as tests that run the app inside their own process.
-        previous_switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(resolved.gil_switch_interval_ms / 1000)
-        extractor = FeatureExtractor(
-            resolved.extraction_executor,
-            resolved.extraction_workers,
-            ParseLimits(max_bytes=resolved.max_document_bytes),
-            inline_max_bytes=resolved.inline_extraction_max_bytes,
-            recycle_bytes=resolved.extraction_recycle_bytes,
-        )
-        extractor.warm_up()
-        queue = PredictionQueue(
-            resolved.queue_path,
-            max_depth=resolved.queue_max_depth,
-            synchronous=resolved.queue_synchronous,
-        )
-        scorer: ScorerAdapter = build_scorer(model_client_settings)
-        await scorer.start()
-        append_status = QueueAppendStatus(shared_file=shared_file)
-        app.state.settings = resolved
-        app.state.pipeline = ScoringPipeline(
-            extractor=extractor,
-            scorer=scorer,
-            queue=queue,
-            max_document_bytes=resolved.max_document_bytes,
-            model_name=scorer.model_name,
-            store_raw_evidence=resolved.store_raw_evidence,
-            max_batch_rows=resolved.max_batch_rows,
-            append_status=append_status,
-        )
-        app.state.readiness = ReadinessProbe(
-            model=scorer,
-            queue=queue,
-            max_depth=resolved.queue_max_depth,
-            append_status=append_status,
-        )
-        _log.info(
-            "gateway started",
-            executor=resolved.extraction_executor,
-            workers=resolved.extraction_workers,
-            gil_switch_interval_ms=resolved.gil_switch_interval_ms,
-            queue_synchronous=resolved.queue_synchronous,
-            feature_spec_version=FEATURE_SPEC_VERSION,
-        )
-        try:
+        # Every resource is closed when a later start-up step raises, not only at shutdown.
+        # Otherwise a failed start in this process would keep the shared file's slot owned for
+        # the rest of the process. The stack closes them in reverse order of opening.
+        async with AsyncExitStack() as resources:
+            await _start_resources(app, resolved, model_client_settings, resources)
             yield
-        finally:
-            await scorer.aclose()
-            extractor.shutdown()
-            queue.close()
-            append_status.close()
-            metrics.mark_worker_dead(resolved.prometheus_multiproc_dir)
-            sys.setswitchinterval(previous_switch_interval)
-            _log.info("gateway stopped")
+        _log.info("gateway stopped")
 
     app = FastAPI(
         title="Evidence risk gateway",
@@ -149,3 +92,78 @@ def create_app(
     app.include_router(functions.router)
     app.include_router(health.router)
     return app
+
+
+async def _start_resources(
+    app: FastAPI,
+    resolved: Settings,
+    model_client_settings: ClientSettings | None,
+    resources: AsyncExitStack,
+) -> None:
+    """Start the scorer, queue and extraction pool, and register how to close each of them."""
+    # With several workers a probe reaches one of them, so they share their append outcomes
+    # through a file that belongs to this gateway's queue. Attached first, so that a failure to
+    # attach leaves nothing else started.
+    shared_file = None
+    if resolved.workers > 1:
+        shared_file = AppendStatusFile.attach(
+            append_status_path(resolved.append_status_dir, resolved.queue_path),
+            workers=resolved.workers,
+        )
+    append_status = QueueAppendStatus(shared_file=shared_file)
+    resources.callback(append_status.close)
+
+    # Registered before the other resources so that it runs after they are closed.
+    resources.callback(metrics.mark_worker_dead, resolved.prometheus_multiproc_dir)
+
+    # Process-wide, so the interval in force before is restored when the app stops, for
+    # callers such as tests that run the app inside their own process.
+    resources.callback(sys.setswitchinterval, sys.getswitchinterval())
+    sys.setswitchinterval(resolved.gil_switch_interval_ms / 1000)
+
+    queue = PredictionQueue(
+        resolved.queue_path,
+        max_depth=resolved.queue_max_depth,
+        synchronous=resolved.queue_synchronous,
+    )
+    resources.callback(queue.close)
+
+    extractor = FeatureExtractor(
+        resolved.extraction_executor,
+        resolved.extraction_workers,
+        ParseLimits(max_bytes=resolved.max_document_bytes),
+        inline_max_bytes=resolved.inline_extraction_max_bytes,
+        recycle_bytes=resolved.extraction_recycle_bytes,
+    )
+    resources.callback(extractor.shutdown)
+    extractor.warm_up()
+
+    scorer: ScorerAdapter = build_scorer(model_client_settings)
+    resources.push_async_callback(scorer.aclose)
+    await scorer.start()
+
+    app.state.settings = resolved
+    app.state.pipeline = ScoringPipeline(
+        extractor=extractor,
+        scorer=scorer,
+        queue=queue,
+        max_document_bytes=resolved.max_document_bytes,
+        model_name=scorer.model_name,
+        store_raw_evidence=resolved.store_raw_evidence,
+        max_batch_rows=resolved.max_batch_rows,
+        append_status=append_status,
+    )
+    app.state.readiness = ReadinessProbe(
+        model=scorer,
+        queue=queue,
+        max_depth=resolved.queue_max_depth,
+        append_status=append_status,
+    )
+    _log.info(
+        "gateway started",
+        executor=resolved.extraction_executor,
+        workers=resolved.extraction_workers,
+        gil_switch_interval_ms=resolved.gil_switch_interval_ms,
+        queue_synchronous=resolved.queue_synchronous,
+        feature_spec_version=FEATURE_SPEC_VERSION,
+    )
