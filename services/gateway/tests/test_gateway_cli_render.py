@@ -62,3 +62,36 @@ def test_render_details_column_optional() -> None:
 def test_render_details_empty_without_fallback_or_warnings() -> None:
     """A model response without warnings has no detail lines."""
     assert prediction_details(_answer()) == []
+
+
+def test_render_details_warning_message_line() -> None:
+    """A warning with a message gets it on an indented line under the warning line."""
+    message = "RX document reports a vendor error but carries records"
+    answer = _answer(
+        warnings=[
+            {"document": "RX", "kind": "partial_error_reply", "count": 1, "message": message},
+            {"document": "MIB", "kind": "missing_document", "count": 1},
+            {"document": "MIB", "kind": "unknown_drug", "count": 3, "message": ""},
+        ]
+    )
+
+    assert prediction_details(answer) == [
+        "warning: RX partial_error_reply ×1",
+        f"  {message}",
+        "warning: MIB missing_document ×1",
+        "warning: MIB unknown_drug ×3",
+    ]
+
+
+def test_render_column_warning_message() -> None:
+    """The details column puts a warning's message in brackets after the warning."""
+    answer = _answer(
+        warnings=[
+            {"document": "RX", "kind": "partial_error_reply", "count": 1, "message": "retry"},
+            {"document": "MIB", "kind": "missing_document", "count": 1},
+        ]
+    )
+
+    text = _render(("API", answer))
+
+    assert "RX:partial_error_reply×1 (retry), MIB:missing_document×1" in text

@@ -40,3 +40,14 @@ async def test_error_status_documented(
     assert response.status_code == status
     assert "error" in response.json()
     assert str(status) in document.json()["paths"][path]["post"]["responses"]
+
+
+async def test_warning_message_documented_optional(gateway: InProcessGateway) -> None:
+    """The warning schema lists an optional string message with an example."""
+    document = (await gateway.client.get("/openapi.json")).json()
+    warning = document["components"]["schemas"]["FeatureWarningOut"]
+
+    assert "message" in warning["properties"]
+    assert "message" not in warning.get("required", [])
+    assert {"type": "string"} in warning["properties"]["message"]["anyOf"]
+    assert warning["properties"]["message"]["examples"]

@@ -29,6 +29,10 @@ PARTIAL_MIB = (
     "</OLifE></TXLifeResponse></TXLife>"
 )
 PARTIAL_WARNING = "partial_error_reply"
+# The feature library's wording, which names the element and the numeric code only.
+MIB_MESSAGE_START = "MIB document reports a vendor error but carries records: its "
+MIB_MESSAGE_CODE = "TransResult/ResultCode is Failure (tc 5)"
+RX_MESSAGE_START = "RX document reports a vendor error but carries records: its <Result>"
 
 
 def _warnings_counted(document: str) -> float:
@@ -55,7 +59,13 @@ async def test_predict_partial_error_reply_warns(
 
     assert response.status_code == 200
     warnings = response.json()["warnings"]
-    assert {"kind": PARTIAL_WARNING, "document": "RX", "count": 1} in warnings
+    partial = [w for w in warnings if w["kind"] == PARTIAL_WARNING]
+    others = [w for w in warnings if w["kind"] != PARTIAL_WARNING]
+    assert len(partial) == 1
+    assert partial[0]["document"] == "RX"
+    assert partial[0]["count"] == 1
+    assert partial[0]["message"].startswith(RX_MESSAGE_START)
+    assert others == [{"kind": "missing_document", "document": "MIB", "count": 1}]
     assert _warnings_counted("RX") == counted_before + 1
     for word in PRIVATE_TEXT.split():
         assert word not in response.text
@@ -86,6 +96,17 @@ async def test_functions_partial_error_row_warns(
         [(PARTIAL_WARNING, "MIB"), (PARTIAL_WARNING, "RX")],
     ]
     assert _warnings_counted("MIB") == counted_before + 2
+    messages = [
+        [w.get("message", "") for w in row[1]["warnings"] if w["kind"] == PARTIAL_WARNING]
+        for row in data
+    ]
+    assert messages[0][0].startswith(MIB_MESSAGE_START)
+    assert MIB_MESSAGE_CODE in messages[0][0]
+    assert messages[1] == []
+    assert messages[2][0] == messages[0][0]
+    assert messages[2][1].startswith(RX_MESSAGE_START)
+    other_warnings = [w for row in data for w in row[1]["warnings"] if w["kind"] != PARTIAL_WARNING]
+    assert all("message" not in w for w in other_warnings)
     for word in PRIVATE_TEXT.split():
         assert word not in response.text
 

@@ -116,3 +116,34 @@ def test_score_cli_prints_error_details(tmp_path: Path) -> None:
     assert "HTTP 422: the request body is invalid in 1 place(s); see details" in result.stderr
     assert "  body.policy_number: String should match pattern" in result.stderr
     assert result.stdout == ""
+
+
+def test_score_cli_prints_warning_message(tmp_path: Path) -> None:
+    """A partial error reply prints its warning and, under it, the library's message."""
+    # An IntelRX reply whose Result is neither a hit nor a no-hit, but which carries fills.
+    fills = "".join(
+        f"<DrugFill><FillDate>2024-0{month}-15</FillDate><DrugGenericName>METFORMIN"
+        "</DrugGenericName><Quantity>60</Quantity><DaysSupply>30</DaysSupply></DrugFill>"
+        for month in (1, 2)
+    )
+    rx = tmp_path / "rx.xml"
+    rx.write_text(
+        f"<IntelRX><IntelRXResponse><Result>VENDOR ERROR</Result>{fills}</IntelRXResponse>"
+        "</IntelRX>"
+    )
+    env = {
+        "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+        "GATEWAY_LOG_LEVEL": "error",
+        # Nothing listens there, so the rule-based fallback scores the document.
+        "MODEL_CLIENT_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
+    }
+
+    result = run_score_cli(["--rx", str(rx), "--in-process", "--create-queue"], env)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    warning_line = lines.index("warning: RX partial_error_reply ×1")
+    assert lines[warning_line + 1].startswith("RX document reports a vendor error but carries")
+    assert "VENDOR ERROR" not in result.stdout
+    assert lines.count("warning: MIB missing_document ×1") == 1

@@ -76,7 +76,8 @@ class ExtractionResult:
     """
 
     values: npt.NDArray[np.float64] | None
-    warnings: tuple[tuple[str, str, int], ...] = ()
+    # (kind, document, count, message); the message is empty for most kinds.
+    warnings: tuple[tuple[str, str, int, str], ...] = ()
     as_of: date | None = None
     error_kind: str | None = None
     error_message: str | None = None
@@ -120,7 +121,9 @@ def _extract_one(request: ExtractionRequest, limits: ParseLimits) -> ExtractionR
             error_kind="non_finite_feature",
             error_message=f"feature {column!r} is not a finite number; report this input",
         )
-    warnings = tuple((w.kind, w.document, int(w.count)) for w in vector.warnings)
+    # The library builds a warning's message from its own words and numeric codes only, never
+    # from document text, so the message can reach callers.
+    warnings = tuple((w.kind, w.document, int(w.count), w.message) for w in vector.warnings)
     return ExtractionResult(values=values, warnings=warnings, as_of=vector.as_of)
 
 

@@ -273,7 +273,7 @@ class ScoringPipeline:
         results = await self.extractor.extract(requests)
         metrics.EXTRACTION_SECONDS.labels(source).observe(time.perf_counter() - started)
         for result in results:
-            for kind, document, count in result.warnings:
+            for kind, document, count, _ in result.warnings:
                 metrics.FEATURE_WARNINGS.labels(kind, document).inc(count)
         return results
 
@@ -352,10 +352,7 @@ class ScoringPipeline:
                 }
                 for reason in score.reasons
             ],
-            warnings=[
-                {"kind": kind, "document": document, "count": count}
-                for kind, document, count in result.warnings
-            ],
+            warnings=[_warning_out(*warning) for warning in result.warnings],
             inference_ms=inference_ms,
             features=(
                 dict(zip(FEATURE_NAMES, map(float, values), strict=True))
@@ -386,7 +383,16 @@ class ScoringPipeline:
             inference_ms=prediction.inference_ms,
             created_at=datetime.now(UTC),
             fallback_reason=prediction.fallback_reason,
-            warnings=tuple(kind for kind, _, _ in result.warnings),
+            # Only the kinds are persisted, so the stored record keeps its shape.
+            warnings=tuple(warning[0] for warning in result.warnings),
             mib_xml=row.mib_xml.encode("utf-8") if raw and row.mib_xml is not None else None,
             rx_xml=row.rx_xml.encode("utf-8") if raw and row.rx_xml is not None else None,
         )
+
+
+def _warning_out(kind: str, document: str, count: int, message: str) -> dict[str, Any]:
+    """Build a warning for the response, with ``message`` only for kinds that set one."""
+    warning: dict[str, Any] = {"kind": kind, "document": document, "count": count}
+    if message:
+        warning["message"] = message
+    return warning

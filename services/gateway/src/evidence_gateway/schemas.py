@@ -173,6 +173,19 @@ class FeatureWarningOut(BaseModel):
     kind: str = Field(examples=["unknown_drug"])
     document: Literal["MIB", "RX"]
     count: int
+    message: str | None = Field(
+        default=None,
+        description=(
+            "A sentence in the feature library's own words, built from element names and "
+            "numeric codes, never from document text. Only partial_error_reply sets it; "
+            "other kinds leave it out."
+        ),
+        examples=[
+            "MIB document reports a vendor error but carries records: its "
+            "TransResult/ResultCode is Failure (tc 5). The records were scored, but the report "
+            "may be incomplete because the vendor may have left records out, so request it again"
+        ],
+    )
 
 
 class PredictionResponse(BaseModel):

@@ -62,13 +62,17 @@ def prediction_details(answer: dict[str, Any]) -> list[str]:
     lines = []
     if answer.get("fallback_reason"):
         lines.append(f"fallback_reason: {answer['fallback_reason']}")
-    lines.extend(
-        f"warning: {w['document']} {w['kind']} ×{w['count']}" for w in answer.get("warnings", [])
-    )
+    for warning in answer.get("warnings", []):
+        lines.append(f"warning: {warning['document']} {warning['kind']} ×{warning['count']}")
+        # Only some kinds carry a message, and older gateways send none.
+        if warning.get("message"):
+            lines.append(f"  {warning['message']}")
     return lines
 
 
 def _warnings_text(answer: dict[str, Any]) -> str:
     return ", ".join(
-        f"{w['document']}:{w['kind']}×{w['count']}" for w in answer.get("warnings", [])
+        f"{w['document']}:{w['kind']}×{w['count']}"
+        + (f" ({w['message']})" if w.get("message") else "")
+        for w in answer.get("warnings", [])
     )
