@@ -1,6 +1,7 @@
 """The real model server's limit on request body bytes held across concurrent requests.
 
-A module-scoped server runs with a 100,000-byte body limit and a 200,000-byte in-flight limit.
+A module-scoped server runs with a 100,000-byte body limit and a 200,000-byte in-flight limit,
+and counts its 503 rejections in a log line every 0.3 s.
 Requests that stop in the middle of their body (``_Holder``) keep their declared bytes
 reserved, which fills the in-flight budget as concurrent large requests would.
 """
@@ -13,10 +14,12 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from evidence_model_client.busy_log import BusyLog
 from evidence_model_client.errors import ModelUnavailableError
 from evidence_model_client.inflight import InflightBodies
 from evidence_model_client.protocol import encode_dataframe_split
@@ -33,11 +36,14 @@ MAX_ROWS = 20
 # Time for the server to parse a holder's headers and reserve its bytes. Nothing in the
 # protocol reports that moment, so the tests wait for it.
 SETTLE_SECONDS = 0.5
+BUSY_LOG_INTERVAL = 0.3
 BUSY_EVENT = "prediction request rejected, in-flight body limit reached"
+BUSY_CONTINUED_EVENT = "prediction requests still rejected, in-flight body limit reached"
+BUSY_ENDED_EVENT = "prediction requests no longer rejected for the in-flight body limit"
 # Ids, sizes and counts only: a rejected body is never read, let alone logged.
 _BUSY_LOG_KEYS = {
     "event", "level", "timestamp", "path", "status", "body_bytes", "inflight_bytes",
-    "inflight_requests", "max_inflight_body_bytes",
+    "inflight_requests", "max_inflight_body_bytes", "interval_seconds",
 }  # fmt: skip
 
 
@@ -51,6 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         MODEL_SERVER_MAX_BODY_BYTES=str(MAX_BODY),
         MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES=str(MAX_INFLIGHT),
         MODEL_SERVER_MAX_ROWS=str(MAX_ROWS),
+        MODEL_SERVER_BUSY_LOG_INTERVAL_SECONDS=str(BUSY_LOG_INTERVAL),
     )
     yield process
     stop_server(process)
@@ -115,9 +122,23 @@ def _padded_body(size: int | None = None, rows: int = 1) -> bytes:
     return body + b" " * (size - len(body))
 
 
-def _busy_lines(server: ServerProcess) -> list[dict[str, object]]:
+def _busy_lines(server: ServerProcess, event: str = BUSY_EVENT) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line]
-    return [line for line in lines if line.get("event") == BUSY_EVENT]
+    return [line for line in lines if line.get("event") == event]
+
+
+def _all_busy_lines(server: ServerProcess) -> list[dict[str, Any]]:
+    events = {BUSY_EVENT, BUSY_CONTINUED_EVENT, BUSY_ENDED_EVENT}
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line]
+    return [line for line in lines if line.get("event") in events]
+
+
+def _wait_busy_episode_end(server: ServerProcess) -> None:
+    """Wait until every overload episode that the server logged has logged its end."""
+    deadline = time.monotonic() + 10 * BUSY_LOG_INTERVAL + 5.0
+    while len(_busy_lines(server)) != len(_busy_lines(server, BUSY_ENDED_EVENT)):
+        assert time.monotonic() < deadline, "the overload episode never logged its end"
+        time.sleep(0.05)
 
 
 def _assert_nothing_held(server: ServerProcess) -> None:
@@ -153,8 +174,9 @@ def test_inflight_idle_server_accepts_full_budget(server: ServerProcess) -> None
 
 def test_inflight_over_budget_rejected_small_served(server: ServerProcess) -> None:
     """While 160 KB are held, five 50 KB requests get 503 and a 1-row request gets 200."""
+    _wait_busy_episode_end(server)
     holders = [_Holder(server, MAX_BODY), _Holder(server, 60_000)]
-    rejected_before = len(_busy_lines(server))
+    logged_before = len(_all_busy_lines(server))
     try:
         time.sleep(SETTLE_SECONDS)
         with ThreadPoolExecutor(max_workers=5) as pool:
@@ -173,16 +195,72 @@ def test_inflight_over_budget_rejected_small_served(server: ServerProcess) -> No
         _assert_busy(raw)
     assert small.status_code == 200, small.text
     assert len(small.json()["data"]) == 1
-    lines = _busy_lines(server)[rejected_before:]
-    assert len(lines) == 5
-    for line in lines:
-        assert set(line) == _BUSY_LOG_KEYS
-        assert line["status"] == 503
-        assert line["body_bytes"] == 50_000
-        assert line["inflight_bytes"] == 160_000
-        assert line["inflight_requests"] == 2
-        assert line["max_inflight_body_bytes"] == MAX_INFLIGHT
+    _wait_busy_episode_end(server)
+    lines = _all_busy_lines(server)[logged_before:]
+    started = lines[0]
+    assert started["event"] == BUSY_EVENT
+    assert set(started) == _BUSY_LOG_KEYS
+    assert started["status"] == 503
+    assert started["body_bytes"] == 50_000
+    assert started["inflight_bytes"] == 160_000
+    assert started["inflight_requests"] == 2
+    assert started["max_inflight_body_bytes"] == MAX_INFLIGHT
+    assert lines[-1]["event"] == BUSY_ENDED_EVENT
+    assert lines[-1]["rejected_total"] == 5
+    assert 1 + sum(line["rejected"] for line in lines[1:]) == 5
     _assert_nothing_held(server)
+
+
+def test_inflight_many_rejections_logged_as_counts(server: ServerProcess) -> None:
+    """Hundreds of 503s log one warning, a count per interval and an end line, not one each."""
+    _wait_busy_episode_end(server)
+    holders = [_Holder(server, MAX_BODY), _Holder(server, MAX_BODY)]
+    logged_before = len(_all_busy_lines(server))
+    rejections = 300
+    try:
+        time.sleep(SETTLE_SECONDS)
+        started = time.monotonic()
+        answers = [_declare_only(server, 1_000) for _ in range(rejections)]
+        elapsed = time.monotonic() - started
+    finally:
+        for holder in holders:
+            holder.close()
+
+    for raw in answers:
+        _assert_busy(raw)
+    _wait_busy_episode_end(server)
+    lines = _all_busy_lines(server)[logged_before:]
+    events = [line["event"] for line in lines]
+    assert events[0] == BUSY_EVENT
+    assert events[-1] == BUSY_ENDED_EVENT
+    assert set(events[1:-1]) <= {BUSY_CONTINUED_EVENT}
+    # A start line, a count at most once per interval while the 503s last, and the end.
+    assert len(lines) <= 2 + int(elapsed / BUSY_LOG_INTERVAL) + 1
+    assert len(lines) < rejections / 10
+    assert lines[-1]["rejected_total"] == rejections
+    assert 1 + sum(line["rejected"] for line in lines[1:]) == rejections
+    for line in lines[1:-1]:
+        assert line["rejected"] > 0
+
+
+def test_inflight_one_rejection_logged_with_end(server: ServerProcess) -> None:
+    """A single 503 logs its warning and, one quiet interval later, an end line with a count."""
+    _wait_busy_episode_end(server)
+    holders = [_Holder(server, MAX_BODY), _Holder(server, MAX_BODY)]
+    logged_before = len(_all_busy_lines(server))
+    try:
+        time.sleep(SETTLE_SECONDS)
+        raw = _declare_only(server, 1_000)
+    finally:
+        for holder in holders:
+            holder.close()
+
+    _assert_busy(raw)
+    _wait_busy_episode_end(server)
+    lines = _all_busy_lines(server)[logged_before:]
+    assert [line["event"] for line in lines] == [BUSY_EVENT, BUSY_ENDED_EVENT]
+    assert lines[1]["rejected"] == 0
+    assert lines[1]["rejected_total"] == 1
 
 
 def test_inflight_budget_boundary(server: ServerProcess) -> None:
@@ -307,3 +385,9 @@ def test_inflight_bodies_rejects_zero_limit() -> None:
     """A limit below 1 byte is a usage error."""
     with pytest.raises(ValueError, match="max_bytes must be at least 1"):
         InflightBodies(0)
+
+
+def test_busy_log_rejects_non_positive_interval() -> None:
+    """An interval of 0 or below raises, naming the value."""
+    with pytest.raises(ValueError, match="interval_seconds must be greater than 0, got 0"):
+        BusyLog(0)

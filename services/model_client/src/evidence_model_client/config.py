@@ -157,6 +157,11 @@ class ServerSettings(BaseSettings):
     is ready, so the limit also bounds the parsed arrays. They took about four times the
     body's size in one measurement (docs/model-client.md)."""
 
+    busy_log_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds between the log lines that count the 503 rejections for the in-flight limit.
+    The first rejection of an overload is logged at once, then a count at most this often,
+    and a last line once this long passes without a rejection."""
+
     log_level: LogLevel = "info"
     """Level of the JSON logs on stdout."""
 

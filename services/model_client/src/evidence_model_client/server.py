@@ -44,6 +44,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from evidence_model_client.busy_log import BusyLog
 from evidence_model_client.config import ServerSettings, get_server_settings
 from evidence_model_client.inflight import BodyReservation, InflightBodies
 from evidence_model_client.payloads import InvalidPayloadError, ParsedPayload, parse_payload
@@ -75,6 +76,7 @@ def create_app(
     """
     config = settings or get_server_settings()
     inflight = InflightBodies(config.max_inflight_body_bytes)
+    busy_log = BusyLog(config.busy_log_interval_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +93,7 @@ def create_app(
             thread_limited_libraries=threads.libraries(),
         )
         yield
+        busy_log.close()
         _log.info("model server stopped")
 
     app = FastAPI(title="Evidence local model server", lifespan=lifespan)
@@ -104,18 +107,22 @@ def create_app(
     @app.post("/predict-proba")
     async def predict_proba(request: Request) -> Response:
         """Return both class probabilities of each row."""
-        return await _handle(request, config, inflight, "predict_proba")
+        return await _handle(request, config, inflight, busy_log, "predict_proba")
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
         """Return the predicted class label of each row."""
-        return await _handle(request, config, inflight, "predict")
+        return await _handle(request, config, inflight, busy_log, "predict")
 
     return app
 
 
 async def _handle(
-    request: Request, config: ServerSettings, inflight: InflightBodies, method: Method
+    request: Request,
+    config: ServerSettings,
+    inflight: InflightBodies,
+    busy_log: BusyLog,
+    method: Method,
 ) -> Response:
     path = request.url.path
     header = request.headers.get("content-length")
@@ -126,9 +133,9 @@ async def _handle(
     # stalls in the middle of its body keeps its reservation until it disconnects.
     reservation = inflight.reserve(declared or 0)
     if reservation is None:
-        return _reject_busy(path, inflight, declared)
+        return _reject_busy(path, inflight, busy_log, declared)
     try:
-        return await _read_and_score(request, config, inflight, reservation, method)
+        return await _read_and_score(request, config, inflight, busy_log, reservation, method)
     except ClientDisconnect:
         # Without this, uvicorn logs an error with a traceback for a client that gave up,
         # which is the client's timeout at work rather than a fault of this server.
@@ -144,6 +151,7 @@ async def _read_and_score(
     request: Request,
     config: ServerSettings,
     inflight: InflightBodies,
+    busy_log: BusyLog,
     reservation: BodyReservation,
     method: Method,
 ) -> Response:
@@ -152,7 +160,7 @@ async def _read_and_score(
     body = await _read_body(request, config.max_body_bytes, reservation)
     if isinstance(body, _BodyOverLimit):
         if body is _BodyOverLimit.INFLIGHT:
-            return _reject_busy(path, inflight, None)
+            return _reject_busy(path, inflight, busy_log, None)
         return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
     model: ServedModel = request.app.state.served
     threads: ScoringThreads = request.app.state.threads
@@ -282,14 +290,17 @@ def _reject(
     return JSONResponse({"detail": message}, status_code=status)
 
 
-def _reject_busy(path: str, inflight: InflightBodies, body_bytes: int | None) -> JSONResponse:
+def _reject_busy(
+    path: str, inflight: InflightBodies, busy_log: BusyLog, body_bytes: int | None
+) -> JSONResponse:
     """Return 503 for a request whose body would pass the in-flight limit.
 
     503 is a status that Snowflake retries and that the model client retries and then scores
     with the fallback. ``Connection: close`` stops uvicorn from reading the unread body.
     """
-    _log.warning(
-        "prediction request rejected, in-flight body limit reached",
+    # Only the first rejection of an overload is logged with these fields. Later ones are
+    # counted, because clients retrying under overload would flood the log.
+    busy_log.rejected(
         path=path,
         status=503,
         body_bytes=body_bytes,
