@@ -27,7 +27,7 @@ _MODEL_CLIENT = "services/model_client/src/evidence_model_client"
 # Modules of the local model server's process; the rest of the package runs in the gateway's.
 _MODEL_SERVER_MODULES = frozenset(
     {"server.py", "served_model.py", "lockstep.py", "lockstep_sklearn.py", "threads.py",
-     "cli.py", "payloads.py", "inflight.py"}
+     "cli.py", "payloads.py", "inflight.py", "busy_log.py"}
 )  # fmt: skip
 
 

@@ -37,4 +37,11 @@ def configure_logging(level: str = "info") -> None:
     ``log_config=None``, so that its loggers propagate to the root logger instead of writing
     plain-text tracebacks to stderr through handlers of their own.
     """
-    evidence_logging.configure_logging(ALLOWED_KEYS, level=level, stream="stdout")
+    evidence_logging.configure_logging(
+        ALLOWED_KEYS,
+        level=level,
+        stream="stdout",
+        # The client's modules also log inside the gateway, and tests configure both in one
+        # process. A logger cached under this set-up would ignore every later one.
+        cache_logger_on_first_use=False,
+    )
