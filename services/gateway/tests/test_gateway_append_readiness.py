@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import signal
 import struct
 import sys
 import time
@@ -386,3 +387,75 @@ async def test_failed_start_releases_status_slot(
         assert status_path.read_bytes()[64:68] == struct.pack("<I", os.getpid())
     finally:
         shared_file.close()
+
+
+def _status_files_of(pid: int) -> list[str]:
+    """Return the status files that process ``pid`` has open, with " (deleted)" if unlinked."""
+    targets = []
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            targets.append(str(entry.readlink()))
+    return [target for target in targets if "evidence-gateway-append-status-" in target]
+
+
+def _wait_for_new_worker(url: str, known: set[int], timeout: float = 30.0) -> int:
+    """Probe readiness until a worker pid outside ``known`` serves one; return that pid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            response = httpx.get(f"{url}/health/ready", headers={"connection": "close"}, timeout=5)
+            pid = response.json()["worker_pid"]
+            if pid not in known:
+                return int(pid)
+        time.sleep(0.1)
+    msg = f"no worker other than {sorted(known)} served a probe within {timeout} s"
+    raise AssertionError(msg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["status_file_deleted", "queue_symlink_moved"])
+def test_restarted_worker_shares_status_file(tmp_path: Path, change: str) -> None:
+    """A worker restarted after its status file or queue symlink changed shares one file."""
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    link = tmp_path / "queue-dir"
+    link.symlink_to(tmp_path / "first")
+    status_file = append_status_path(STATUS_DIR, tmp_path / "first" / "queue.sqlite3")
+    server, url = start_gateway(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        tmp_path / "no-artifact",
+        GATEWAY_QUEUE_PATH=str(link / "queue.sqlite3"),
+        GATEWAY_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    try:
+        before = _probe_workers(url, probes_per_worker=1)
+        assert len(before) == 2
+        assert status_file.exists()
+        if change == "status_file_deleted":
+            # As systemd's RemoveIPC=yes does when the service user's last session ends.
+            status_file.unlink()
+        else:
+            link.unlink()
+            link.symlink_to(tmp_path / "second")
+        killed_pid, kept_pid = sorted(before)
+        os.kill(killed_pid, signal.SIGKILL)
+        restarted_pid = _wait_for_new_worker(url, set(before))
+        after = _probe_workers(url)
+
+        assert set(after) == {kept_pid, restarted_pid}
+        for pid, bodies in after.items():
+            assert [status for status, _ in bodies] == [200] * len(bodies), (pid, bodies)
+        assert status_file.exists()
+        for pid in (kept_pid, restarted_pid):
+            assert _status_files_of(pid) == [str(status_file)], pid
+        data = status_file.read_bytes()
+        owners = {struct.unpack_from("<I", data, 64 + 64 * slot)[0] for slot in range(63)}
+        assert {kept_pid, restarted_pid} <= owners
+    finally:
+        server.stop()
+
+    assert not status_file.exists()

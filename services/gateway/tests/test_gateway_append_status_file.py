@@ -10,6 +10,7 @@ the CRC-32 of those.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -444,9 +445,110 @@ def test_shared_file_truncated_while_attached(workers: Workers) -> None:
     assert rewritten.failed_appends == 2
 
 
+def _open_status_files() -> list[str]:
+    """Return the targets of this process's descriptors that are status files, deleted or not."""
+    targets = []
+    for entry in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            targets.append(str(entry.readlink()))
+    return [target for target in targets if "evidence-gateway-append-status-" in target]
+
+
+def test_shared_file_in_place_kept(workers: Workers) -> None:
+    """Probes while the path still names the file keep it: no new descriptor, no log line."""
+    first, second = workers.attach(), workers.attach()
+    first.record_failure(QueueUnavailableError("disk full"))
+    descriptors = _open_status_files()
+
+    with structlog.testing.capture_logs() as logs:
+        failures = [status.failure() for status in (first, second, first, second)]
+
+    assert _open_status_files() == descriptors
+    assert logs == []
+    for failure in failures:
+        assert failure is not None
+        assert failure.failed_appends == 1
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_shared_file_moved_reattaches(workers: Workers, change: str) -> None:
+    """A deleted or replaced file: each worker attaches to the path's file at its next probe."""
+    failing, healthy = workers.attach(), workers.attach()
+    failing.record_failure(QueueUnavailableError("disk full"))
+    failing.record_failure(QueueUnavailableError("disk full"))
+    workers.path.unlink()
+    if change == "replaced":
+        workers.path.write_bytes(b"")
+
+    with structlog.testing.capture_logs() as logs:
+        healthy_alone = healthy.failure()
+        failing_own = failing.failure()
+        healthy_after = healthy.failure()
+    restarted = workers.attach()
+    restarted_view = restarted.failure()
+
+    # The healthy worker attached first, to a file without the failure.
+    assert healthy_alone is None
+    assert failing_own is not None
+    assert failing_own.failed_appends == 2
+    for failure in (healthy_after, restarted_view):
+        assert failure is not None
+        assert failure.failed_appends == 2
+        assert failure.pids == (os.getpid(),)
+    events = [entry["event"] for entry in logs]
+    assert len(events) == 2
+    assert all(event.startswith("append status file was deleted or replaced;") for event in events)
+    assert len(_open_status_files()) == 3
+    assert not any(target.endswith("(deleted)") for target in _open_status_files())
+    assert sorted(_slot_pids(workers.path))[-3:] == [os.getpid()] * 3
+
+
+def test_shared_file_deleted_failure_reattaches(workers: Workers) -> None:
+    """A failure recorded after the file was deleted goes to the new file, without a probe."""
+    failing, other = workers.attach(), workers.attach()
+    workers.path.unlink()
+
+    failing.record_failure(QueueUnavailableError("disk full"))
+    restarted = workers.attach()
+    seen = restarted.failure()
+    stale = other.failure()
+
+    assert workers.path.exists()
+    assert seen is not None
+    assert seen.failed_appends == 1
+    # The other worker attaches at this probe and then reads the new file.
+    assert stale is not None
+    assert stale.failed_appends == 1
+
+
+def test_shared_file_reattach_failure_logged_once(workers: Workers) -> None:
+    """The path taken by a directory: one error line, the old file kept, then recovery."""
+    first, second = workers.attach(), workers.attach()
+    first.record_failure(QueueUnavailableError("disk full"))
+    workers.path.unlink()
+    workers.path.mkdir()
+
+    with structlog.testing.capture_logs() as logs:
+        blocked = [second.failure() for _ in range(3)]
+        workers.path.rmdir()
+        recovered = second.failure()
+
+    for failure in blocked:
+        assert failure is not None
+        assert failure.failed_appends == 1
+    assert recovered is None
+    errors = [entry for entry in logs if entry["log_level"] == "error"]
+    assert len(errors) == 1
+    assert errors[0]["exception_type"] == "IsADirectoryError"
+    assert errors[0]["path"] == str(workers.path)
+    assert [entry["log_level"] for entry in logs] == ["error", "warning"]
+
+
 def test_settings_need_status_dir_for_workers(tmp_path: Path) -> None:
-    """Several workers need an existing status directory; one worker does not use it."""
+    """Several workers need an existing, writable status directory; one worker uses none."""
     missing = tmp_path / "missing"
+    regular_file = tmp_path / "file"
+    regular_file.write_bytes(b"")
 
     def build(workers: int, append_status_dir: Path) -> Settings:
         return Settings(
@@ -458,8 +560,16 @@ def test_settings_need_status_dir_for_workers(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=re.escape(f"GATEWAY_APPEND_STATUS_DIR={missing} is not")):
         build(2, missing)
+    with pytest.raises(ValueError, match=re.escape(f"={regular_file} is not a directory")):
+        build(2, regular_file)
+    # /proc takes no new file, even for root, for whom os.access reports it as writable.
+    with pytest.raises(ValueError, match=re.escape("=/proc is not writable (FileNotFoundError")):
+        build(2, Path("/proc"))
     assert build(1, missing).workers == 1
+    assert build(1, Path("/proc")).workers == 1
     assert build(2, tmp_path).workers == 2
+    # The write check leaves no file behind.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
 
 
 def _slot_pids(path: Path) -> list[int]:

@@ -7,11 +7,13 @@ port, and ``subprocess.run`` kills it at the timeout.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from evidence_gateway.append_status_file import append_status_path
 from evidence_gateway.testing import free_port, script_path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -69,6 +71,24 @@ def _run_local_gateway(tmp_path: Path, **settings: str) -> subprocess.CompletedP
     return _run(
         ["evidence-gateway"],
         {"GATEWAY_LOCAL_MODE": "true", "GATEWAY_PORT": "0", **settings},
+        tmp_path,
+    )
+
+
+def _run_two_workers(
+    tmp_path: Path, status_dir: Path | str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``evidence-gateway`` with two workers, a status directory and ``settings`` added."""
+    return _run(
+        ["evidence-gateway"],
+        {
+            "GATEWAY_API_TOKEN": TOKEN,
+            "GATEWAY_PORT": "0",
+            "GATEWAY_WORKERS": "2",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            "GATEWAY_APPEND_STATUS_DIR": str(status_dir),
+            **settings,
+        },
         tmp_path,
     )
 
@@ -167,17 +187,7 @@ def test_gateway_workers_need_metrics_dir(tmp_path: Path) -> None:
 def test_gateway_workers_need_status_dir(tmp_path: Path) -> None:
     """Several workers with a missing GATEWAY_APPEND_STATUS_DIR stop before the port is bound."""
     missing = tmp_path / "missing"
-    result = _run(
-        ["evidence-gateway"],
-        {
-            "GATEWAY_API_TOKEN": TOKEN,
-            "GATEWAY_PORT": "0",
-            "GATEWAY_WORKERS": "2",
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-            "GATEWAY_APPEND_STATUS_DIR": str(missing),
-        },
-        tmp_path,
-    )
+    result = _run_two_workers(tmp_path, missing)
 
     _assert_clean_failure(result)
     assert (
@@ -185,6 +195,58 @@ def test_gateway_workers_need_status_dir(tmp_path: Path) -> None:
         "it to share the outcome of queue appends between workers; set it to an existing "
         "directory on a memory file system such as /dev/shm, or set GATEWAY_WORKERS=1"
     ) in result.stderr
+
+
+def test_gateway_workers_need_writable_status_dir(tmp_path: Path) -> None:
+    """An existing directory that takes no file stops the gateway before the port is bound."""
+    # /proc takes no new file even for root, whom chmod does not stop.
+    result = _run_two_workers(tmp_path, "/proc")
+
+    _assert_clean_failure(result)
+    assert (
+        "  GATEWAY_APPEND_STATUS_DIR=/proc is not writable (FileNotFoundError: No such file or "
+        "directory), and GATEWAY_WORKERS=2 needs to create a file in it to share the outcome of "
+        "queue appends between workers; set it to a directory that this user can write, on a "
+        "memory file system such as /dev/shm, or set GATEWAY_WORKERS=1"
+    ) in result.stderr
+
+
+@pytest.mark.parametrize("occupant", ["directory", "symlink"])
+def test_gateway_worker_start_failure_exit_status(tmp_path: Path, occupant: str) -> None:
+    """A worker that cannot attach its status file: one clear error line, then status 3."""
+    status_dir = tmp_path / "status"
+    status_dir.mkdir()
+    queue_path = tmp_path / "queue.sqlite3"
+    status_file = append_status_path(status_dir, queue_path)
+    # The directory check passes, but the file's own name is taken by something that the
+    # worker cannot open as the status file.
+    if occupant == "directory":
+        status_file.mkdir()
+    else:
+        status_file.symlink_to(tmp_path / "elsewhere")
+    result = _run_two_workers(
+        tmp_path,
+        status_dir,
+        GATEWAY_PORT=str(free_port()),
+        GATEWAY_QUEUE_PATH=str(queue_path),
+    )
+    # The JSON log lines go to stdout, and uvicorn's supervisor writes plain text to stderr.
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    attach_errors = [
+        line for line in lines if line["event"].startswith("append status file attach failed")
+    ]
+    expected_error = "IsADirectoryError" if occupant == "directory" else "OSError"
+
+    assert result.returncode == 3, result.stderr
+    assert attach_errors, result.stdout
+    for line in attach_errors:
+        assert line["level"] == "error"
+        assert line["path"] == str(status_file)
+        assert line["exception_type"] == expected_error
+        assert str(status_file) in line["error"]
+        assert "GATEWAY_APPEND_STATUS_DIR" in line["event"]
+    assert "failed to start, stopping the parent process" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
 
 
 def test_gateway_token_missing(tmp_path: Path) -> None:

@@ -94,6 +94,30 @@ def create_app(
     return app
 
 
+def _attach_append_status_file(settings: Settings) -> AppendStatusFile:
+    """Attach this worker to the status file that evidence-gateway chose, or derive its path.
+
+    Raises:
+        OSError: After logging one error line that names the file and the error, because
+            uvicorn's own start-up failure message carries neither.
+    """
+    path = settings.append_status_file
+    if path is None:
+        path = append_status_path(settings.append_status_dir, settings.queue_path)
+    try:
+        return AppendStatusFile.attach(path, workers=settings.workers)
+    except OSError as exc:
+        _log.error(
+            "append status file attach failed, so this worker does not start; set "
+            "GATEWAY_APPEND_STATUS_DIR to a directory that this user can write, and remove "
+            "anything at the path that is not a regular file",
+            path=str(path),
+            exception_type=type(exc).__name__,
+            error=str(exc),
+        )
+        raise
+
+
 async def _start_resources(
     app: FastAPI,
     resolved: Settings,
@@ -106,10 +130,7 @@ async def _start_resources(
     # attach leaves nothing else started.
     shared_file = None
     if resolved.workers > 1:
-        shared_file = AppendStatusFile.attach(
-            append_status_path(resolved.append_status_dir, resolved.queue_path),
-            workers=resolved.workers,
-        )
+        shared_file = _attach_append_status_file(resolved)
     append_status = QueueAppendStatus(shared_file=shared_file)
     resources.callback(append_status.close)
 

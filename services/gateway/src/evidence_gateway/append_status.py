@@ -85,12 +85,10 @@ class QueueAppendStatus:
         self._shared_file = shared_file
         self._shared_file_failing = False
         self._shared_read_failing = False
+        self._reattach_failing = False
         inherited = shared_file.inherited if shared_file is not None else None
         if inherited is not None:
-            self._error = inherited.error
-            self._failed_appends = inherited.failed_appends
-            self._failed_at = inherited.failed_at
-            self._failed_pid = inherited.failed_pid
+            self._adopt(inherited)
 
     def record_success(self) -> None:
         """Clear the failure, because an append transaction committed."""
@@ -107,6 +105,9 @@ class QueueAppendStatus:
         self._failed_appends += 1
         self._failed_at = self._clock()
         self._failed_pid = os.getpid()
+        # Checked here too, so that a failure reaches the file that the other workers read even
+        # when no probe reaches this worker.
+        self._follow_moved_file()
         self._write_shared_file()
 
     def failure(self) -> AppendFailure | None:
@@ -117,6 +118,7 @@ class QueueAppendStatus:
         as well.
         """
         now = self._clock()
+        self._follow_moved_file()
         records = [*self._own_records(now), *self._other_records(now)]
         if not records:
             return None
@@ -133,6 +135,52 @@ class QueueAppendStatus:
         if self._shared_file is not None:
             self._shared_file.close()
             self._shared_file = None
+
+    def _adopt(self, record: SlotRecord) -> None:
+        self._error = record.error
+        self._failed_appends = record.failed_appends
+        self._failed_at = record.failed_at
+        self._failed_pid = record.failed_pid
+
+    def _follow_moved_file(self) -> None:
+        """Attach again when the shared file's path no longer names the file this worker has.
+
+        Workers that start later attach to the file at the path, so a worker left on a deleted
+        or replaced file would not see their failures, nor they its own. This worker's failure
+        record moves to the new file. The failure of a slot it inherits there is adopted only
+        when this worker has none of its own.
+        """
+        shared = self._shared_file
+        if shared is None:
+            return
+        try:
+            if shared.is_at_path():
+                self._reattach_failing = False
+                return
+            replacement = AppendStatusFile.attach(shared.path, workers=shared.workers)
+        except OSError as exc:
+            # Logged once until an attach succeeds, because every probe would repeat it.
+            if not self._reattach_failing:
+                _log.error(
+                    "append status file was deleted or replaced and attaching to the file at "
+                    "its path failed; readiness keeps using the old file",
+                    path=str(shared.path),
+                    exception_type=type(exc).__name__,
+                    error=str(exc),
+                )
+            self._reattach_failing = True
+            return
+        self._reattach_failing = False
+        shared.abandon()
+        self._shared_file = replacement
+        _log.warning(
+            "append status file was deleted or replaced; this worker attached to the file now "
+            "at its path",
+            path=str(shared.path),
+        )
+        if replacement.inherited is not None and self._error is None:
+            self._adopt(replacement.inherited)
+        self._write_shared_file()
 
     def _own_records(self, now: float) -> list[SlotRecord]:
         if self._error is None:

@@ -99,15 +99,24 @@ class AppendStatusFile:
 
     Attributes:
         path: The status file.
+        workers: ``GATEWAY_WORKERS``, to attach again with ``attach(path, workers=workers)``.
         inherited: The failure record of the slot's earlier owner, a worker of this gateway
             that exited, or None. The new owner keeps counting it so the failure stays visible
             for the rest of its window.
     """
 
     def __init__(
-        self, path: Path, fd: int, slot_count: int, slot: int, inherited: SlotRecord | None
+        self,
+        path: Path,
+        fd: int,
+        slot_count: int,
+        slot: int,
+        inherited: SlotRecord | None,
+        *,
+        workers: int,
     ) -> None:
         self.path = path
+        self.workers = workers
         self.inherited = inherited
         self._fd = fd
         self._slot_count = slot_count
@@ -141,7 +150,7 @@ class AppendStatusFile:
         try:
             with _setup_lock(fd):
                 slot_count, slot, inherited = _claim_slot(fd, max(_MIN_SLOTS, 2 * workers))
-                status = cls(path, fd, slot_count, slot, inherited)
+                status = cls(path, fd, slot_count, slot, inherited, workers=workers)
                 if inherited is None:
                     status.write_own()
                 else:
@@ -199,6 +208,31 @@ class AppendStatusFile:
             for index, record in enumerate(records)
             if index != self._slot and record is not None and record.failed_appends > 0
         ]
+
+    def is_at_path(self) -> bool:
+        """Return whether ``path`` still names this file, with one ``stat`` call.
+
+        False when the file was deleted, such as by systemd's ``RemoveIPC=yes`` when the user's
+        last session ends, or when another file took its name. Workers that attach later use
+        the file at the path, so this worker must attach again to be seen by them.
+
+        Raises:
+            OSError: The path cannot be checked, for a reason other than a missing file.
+        """
+        try:
+            current = self.path.lstat()
+        except FileNotFoundError:
+            return False
+        return (current.st_dev, current.st_ino) == self._key[:2]
+
+    def abandon(self) -> None:
+        """Give up this process's slot and close the file without deleting anything.
+
+        For a file that ``is_at_path`` reports as deleted or replaced, after attaching to the
+        file at the path, so that the path's new file stays in place.
+        """
+        _OWNED_SLOTS.discard(self._key)
+        os.close(self._fd)
 
     def close(self) -> None:
         """Give up this process's slot, and delete the file when no other owner is alive.

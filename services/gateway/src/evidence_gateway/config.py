@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -198,7 +200,17 @@ class Settings(BaseSettings):
         default=Path("/dev/shm"),  # noqa: S108 - the file is created with O_NOFOLLOW and mode 0600
         description=(
             "Directory of the small file in which the workers share the outcome of their queue "
-            "appends, for readiness; used only when workers is above 1. Must exist."
+            "appends, for readiness; used only when workers is above 1. Must exist and be "
+            "writable."
+        ),
+    )
+    append_status_file: Path | None = Field(
+        default=None,
+        description=(
+            "The status file itself. evidence-gateway sets it for its workers from "
+            "append_status_dir and the queue path that it resolves once at start, so that a "
+            "restarted worker uses the same file as the others even after a symlink in "
+            "queue_path changed; leave it unset."
         ),
     )
     prometheus_multiproc_dir: Path | None = Field(
@@ -241,12 +253,24 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_append_status_dir_for_workers(self) -> Settings:
-        if self.workers > 1 and not self.append_status_dir.is_dir():
+        if self.workers <= 1:
+            return self
+        if not self.append_status_dir.is_dir():
             msg = (
                 f"GATEWAY_APPEND_STATUS_DIR={self.append_status_dir} is not a directory, and "
                 f"GATEWAY_WORKERS={self.workers} needs it to share the outcome of queue appends "
                 "between workers; set it to an existing directory on a memory file system such "
                 "as /dev/shm, or set GATEWAY_WORKERS=1"
+            )
+            raise ValueError(msg)
+        error = _file_creation_error(self.append_status_dir)
+        if error is not None:
+            msg = (
+                f"GATEWAY_APPEND_STATUS_DIR={self.append_status_dir} is not writable ({error}), "
+                f"and GATEWAY_WORKERS={self.workers} needs to create a file in it to share the "
+                "outcome of queue appends between workers; set it to a directory that this "
+                "user can write, on a memory file system such as /dev/shm, or set "
+                "GATEWAY_WORKERS=1"
             )
             raise ValueError(msg)
         return self
@@ -283,6 +307,21 @@ class Settings(BaseSettings):
 
 
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*", re.ASCII)
+
+
+def _file_creation_error(directory: Path) -> str | None:
+    """Create and delete a file in ``directory``; return why that failed, or None.
+
+    ``os.access`` is not used because it reports every directory as writable for root, even on
+    a read-only mount or in ``/proc``.
+    """
+    try:
+        fd, name = tempfile.mkstemp(prefix=".evidence-gateway-write-check-", dir=directory)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    os.close(fd)
+    Path(name).unlink()
+    return None
 
 
 @lru_cache(maxsize=1)

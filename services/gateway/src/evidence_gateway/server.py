@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
 from evidence_model_client.config import ClientSettings, get_client_settings
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
+from evidence_gateway.append_status_file import append_status_path
 from evidence_gateway.config import Settings, get_settings
 from evidence_gateway.settings_check import check_settings
 
-__all__ = ["app", "clear_metrics_files", "main"]
+__all__ = ["app", "clear_metrics_files", "main", "run_workers"]
 
+_APP_FACTORY = "evidence_gateway.app:create_app"
 # Above httpx's default keep-alive expiry (5 s) so a client never reuses a socket the server
 # is closing at the same moment.
 _KEEP_ALIVE_SECONDS = 15
@@ -25,6 +32,8 @@ _HTTP_PROTOCOL = "evidence_gateway.write_timeout:WriteTimeoutProtocol"
 # The files prometheus-client writes per process into PROMETHEUS_MULTIPROC_DIR, such as
 # counter_1234.db and gauge_livesum_1234.db.
 _METRICS_FILE = re.compile(r"(?:counter|gauge|histogram|summary)_[a-z_]*\d+\.db")
+# The variable of Settings.append_status_file, through which the workers get the status file.
+_APPEND_STATUS_FILE_VARIABLE = "GATEWAY_APPEND_STATUS_FILE"
 
 
 def load_settings() -> Settings:
@@ -52,22 +61,52 @@ def serve() -> None:
     runs are deleted from it at start. The workers share the outcome of their
     queue appends, for readiness, through a file in GATEWAY_APPEND_STATUS_DIR
     (default /dev/shm). Exits with status 2, before binding the port, when a
-    setting is invalid.
+    setting is invalid, and with status 3 when a worker fails to start.
     """
     settings = load_settings()
     if settings.prometheus_multiproc_dir is not None:
         clear_metrics_files(settings.prometheus_multiproc_dir)
-    uvicorn.run(
-        "evidence_gateway.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=_KEEP_ALIVE_SECONDS,
-        http=_HTTP_PROTOCOL,
-    )
+    if settings.workers > 1:
+        # Resolved once here, so that a worker restarted after a symlink in the queue path
+        # changed still uses the status file of the others. The spawned workers inherit the
+        # environment.
+        # NOTE: each worker still opens GATEWAY_QUEUE_PATH itself, so a worker restarted after
+        # such a change queues into the symlink's new target.
+        status_file = append_status_path(settings.append_status_dir, settings.queue_path)
+        os.environ[_APPEND_STATUS_FILE_VARIABLE] = str(status_file)
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "log_config": None,
+        "access_log": False,
+        "timeout_keep_alive": _KEEP_ALIVE_SECONDS,
+        "http": _HTTP_PROTOCOL,
+    }
+    if settings.workers == 1:
+        # With one worker uvicorn.run exits with STARTUP_FAILURE itself when start-up fails.
+        uvicorn.run(_APP_FACTORY, **options)
+    else:
+        run_workers(uvicorn.Config(_APP_FACTORY, **options))
+
+
+def run_workers(config: uvicorn.Config) -> None:
+    """Run ``config.workers`` worker processes under uvicorn's supervisor until it stops.
+
+    uvicorn 0.55's ``uvicorn.run`` stops every worker when one fails to start, but then returns
+    and the process exits with status 0, which a service manager takes for a normal stop. This
+    exits with uvicorn's ``STARTUP_FAILURE`` (3) instead, as ``uvicorn.run`` does for one worker.
+    """
+    sock = config.bind_socket()
+    supervisor = Multiprocess(config, sockets=[sock])
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+    # The supervisor leaves a worker that failed to start in its list and stops the others.
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)
 
 
 def clear_metrics_files(directory: Path) -> int:
