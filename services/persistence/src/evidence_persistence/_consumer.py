@@ -23,6 +23,7 @@ import structlog
 
 from evidence_persistence._queue import PredictionQueue
 from evidence_persistence._record import PredictionRecord, decode_record
+from evidence_persistence._sqlite_sidecars import SIDECAR_REASONS, ReopenHazard
 from evidence_persistence.errors import RecordDecodeError
 
 __all__ = ["ClaimedItem", "DeadLetter", "QueueConsumer"]
@@ -125,7 +126,9 @@ class QueueConsumer:
         With ``max_batch_bytes`` set, the claim also stops once the records taken hold that
         many stored bytes. When the queue file was deleted or replaced under the worker, the
         claims go on reading the file that the worker has open until it contains no record, and
-        then the queue is opened again at its path.
+        then the queue is opened again at its path, unless that is unsafe (see
+        ``SqliteFile.reopen``). When only the file's -wal or -shm was deleted or replaced,
+        nothing is claimed and the path is not opened again.
 
         Raises:
             QueueUnavailableError: The queue file cannot be read or written, including by a
@@ -141,6 +144,11 @@ class QueueConsumer:
         if moved == "reopened":
             # Another thread, such as a metrics scrape after an error, opened the connection
             # again at the path, so it is the path's file that the next claim reads.
+            moved = None
+        if moved in SIDECAR_REASONS:
+            # A claim would write into the deleted -wal, and its checkpoints would copy pages
+            # into the database file that a connection opened since then reads without them.
+            self.queue.file.reopen(moved, "no record is claimed", self._log_refused)
             moved = None
         if moved is None:
             self.queue.check_header()
@@ -173,26 +181,38 @@ class QueueConsumer:
         again at the path once they find the file moved, so the old file does not grow for
         long.
         """
-        path = str(self.queue.path)
-        if not self._moved_reported:
-            _log.error(
-                "queue file moved, draining the open file before reopening its path",
-                queue_path=path,
-                reason=reason,
-                fix="keep the queue file in place while the gateway and the worker run",
-            )
-            self._moved_reported = True
+        self._report_moved(reason)
         if claimed or self.queue.depth() > 0:
             return
         # NOTE: the dead letters of the moved file are not copied, so they are lost with it.
         dead_letters = self.queue.dead_letter_count()
+        self.queue.file.reopen(reason, "no record is claimed from the path", self._log_refused)
         _log.warning(
             "moved queue file drained, reopening its path",
-            queue_path=path,
+            queue_path=str(self.queue.path),
             dead_letters_left_behind=dead_letters,
         )
-        self.queue.close()
         self._moved_reported = False
+
+    def _report_moved(self, reason: str) -> None:
+        if self._moved_reported:
+            return
+        _log.error(
+            "queue file moved, draining the open file before reopening its path",
+            queue_path=str(self.queue.path),
+            reason=reason,
+            fix="keep the queue file and its -wal and -shm in place while the gateway and "
+            "the worker run",
+        )
+        self._moved_reported = True
+
+    def _log_refused(self, reason: str, hazard: ReopenHazard) -> None:
+        _log.error(
+            "queue file moved, path unsafe to open again",
+            queue_path=str(self.queue.path),
+            reason=reason,
+            fix=hazard.fix,
+        )
 
     def _claim_chunk(self, limit: int, budget: int | None) -> tuple[list[ClaimedItem], int, int]:
         """Claim up to ``limit`` records in one transaction, within ``budget`` stored bytes.

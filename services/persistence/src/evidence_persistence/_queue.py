@@ -19,6 +19,7 @@ import structlog
 
 from evidence_persistence._record import PredictionRecord, as_records, encode_record
 from evidence_persistence._sqlite import SqliteFile
+from evidence_persistence._sqlite_sidecars import ReopenHazard
 from evidence_persistence.config import Settings, get_settings
 from evidence_persistence.errors import QueueFullError, QueueUnavailableError
 
@@ -341,11 +342,22 @@ class PredictionQueue:
                 fix="keep the queue file in place while the gateway and the worker run",
             )
 
+        def log_refused(reason: str, hazard: ReopenHazard) -> None:
+            _log.error(
+                "queue file moved, path unsafe to open again",
+                queue_path=str(self.path),
+                reason=reason,
+                action=action,
+                fix=hazard.fix,
+            )
+
         self.file.write_at_path(
             work,
             consequence=f"the {action} went into a file that the path no longer names, twice",
             on_moved=log_moved,
             single_statement=single_statement,
+            refusal=f"the {action} is rejected",
+            on_refused=log_refused,
         )
 
     def _check_room(self, connection: sqlite3.Connection, count: int) -> None:

@@ -40,6 +40,15 @@ from evidence_persistence._sqlite_errors import (
     is_lock_error,
     is_schema_error,
 )
+from evidence_persistence._sqlite_sidecars import (
+    FileId,
+    FileIds,
+    ReopenHazard,
+    read_file_ids,
+    sidecar_hazard,
+    sidecar_moved,
+    stale_sidecar_hazard,
+)
 from evidence_persistence.errors import PersistenceError, SchemaVersionError
 
 __all__ = ["FailedAttempt", "SqliteFile"]
@@ -127,7 +136,15 @@ class SqliteFile:
         # the connections opened, for moved(). Per thread, _used.call stores both as they were
         # at the thread's last successful call, because another thread may close and reopen
         # the connection between a call and its check.
-        self._file_id: tuple[int, int] | None = None
+        self._file_id: FileId | None = None
+        # The -wal and -shm that the open connection uses, and all three ids of the connection
+        # closed last, because SQLite would read a -wal or -shm left from it as part of a new
+        # file at the path (see _sqlite_sidecars).
+        self._sidecar_ids: tuple[FileId | None, FileId | None] = (None, None)
+        self._closed_ids: FileIds | None = None
+        # Reason from moved() while the path is unsafe to open again, so that write_at_path
+        # writes nothing more into the open file and logs the refusal once.
+        self._refused_reason: str | None = None
         self._generation = 0
         self._used = threading.local()
         self._pid = os.getpid()
@@ -172,17 +189,21 @@ class SqliteFile:
         on_moved: Callable[[str], None],
         single_statement: bool = False,
         on_failed_attempt: Callable[[FailedAttempt], None] | None = None,
+        refusal: str = "the write is rejected",
+        on_refused: Callable[[str, ReopenHazard], None] | None = None,
     ) -> T:
         """Run ``work`` as :meth:`write` does, and again on the file at the path if it moved.
 
         A write that went into a deleted or replaced file reaches no process started later,
         so it counts only once the path still names the file after the commit. The check runs
         under the same lock as the write, so another thread that reopens the connection in
-        between cannot be taken for a move. When the file moved, ``on_moved`` receives the
-        reason that :meth:`moved` returns, with the lock held, so it should only log. Then the
-        connection is closed and ``work`` runs once more, on the file at the path, and that
-        run's result is returned. The first copy stays in the old file, so ``work`` must be
-        safe to apply to both files.
+        between cannot be taken for a move. When the file moved and the path is safe to open
+        again (see :meth:`reopen`), ``on_moved`` receives the reason that :meth:`moved`
+        returns, with the lock held, so it should only log. Then the connection is closed and
+        ``work`` runs once more, on the file at the path, and that run's result is returned.
+        The first copy stays in the old file, so ``work`` must be safe to apply to both files.
+        When the path is unsafe to open, the call raises, and later calls raise without running
+        ``work`` until the path is safe again.
 
         Args:
             work: The transaction, as for :meth:`write`.
@@ -191,24 +212,27 @@ class SqliteFile:
             on_moved: Called with the reason before the second write.
             single_statement: Run ``work`` as :meth:`write_statement` does.
             on_failed_attempt: As for :meth:`write`.
+            refusal: What happens to the write when the path is unsafe to open, for the error
+                message, such as "the batch stays queued".
+            on_refused: Called with the reason and the hazard the first time that the path is
+                found unsafe to open, with the lock held, so it should only log.
 
         Raises:
-            PersistenceError: ``error_type`` when a write fails, or when the path named
-                another file after the second write too.
+            PersistenceError: ``error_type`` when a write fails, when the path is unsafe to
+                open again, or when the path named another file after the second write too.
         """
         immediate = not single_statement
         with self._lock:
+            if self._refused_reason is not None:
+                self._reopen_locked(self._refused_reason, refusal, on_refused)
             result = self._run_locked(
                 work, immediate=immediate, on_failed_attempt=on_failed_attempt
             )
             moved = self.moved()
             if moved is None:
                 return result
+            self._reopen_locked(moved, refusal, on_refused)
             on_moved(moved)
-            # Closing a connection to a moved file neither checkpoints it nor deletes the -wal
-            # and -shm files at the path, which may belong to the new file. SQLite 3.40.1
-            # checks that the database file is unmoved first (tried with two processes).
-            self._close_locked()
             result = self._run_locked(
                 work, immediate=immediate, on_failed_attempt=on_failed_attempt
             )
@@ -217,6 +241,66 @@ class SqliteFile:
                 self._close_locked()
                 raise self._error_type(self.moved_message(moved, consequence))
             return result
+
+    def reopen(
+        self,
+        reason: str,
+        refusal: str,
+        on_refused: Callable[[str, ReopenHazard], None] | None = None,
+    ) -> None:
+        """Close the connection to a moved file so that the next call opens the path, if safe.
+
+        Opening the path is unsafe while a -wal or -shm there is the one that this connection
+        uses, left from the old database file, or while the database file is missing but a
+        -wal or -shm remains, because SQLite would read it as part of the file at the path.
+        It is unsafe too when the database file is in place but its -wal or -shm was deleted
+        or replaced, because committed pages may exist only in the -wal that this connection
+        still has open. In those cases the connection stays open, so that its files keep
+        their inodes and no other file can take their numbers.
+
+        Args:
+            reason: What :meth:`moved` returned, for the error message.
+            refusal: What happens to the caller's work when the path is unsafe, for the error
+                message.
+            on_refused: As for :meth:`write_at_path`.
+
+        Raises:
+            PersistenceError: ``error_type`` naming the path, the problem and the fix, when
+                the path is unsafe to open.
+        """
+        with self._lock:
+            self._reopen_locked(reason, refusal, on_refused)
+
+    def _reopen_locked(
+        self,
+        reason: str,
+        refusal: str,
+        on_refused: Callable[[str, ReopenHazard], None] | None,
+    ) -> None:
+        if self._file_id is None or self._pid != os.getpid():
+            # No connection of this process is open, and _connect checks for stale files.
+            self._refused_reason = None
+            self._close_locked()
+            return
+        opened = FileIds(self._file_id, *self._sidecar_ids)
+        current = read_file_ids(self.path)
+        hazard = sidecar_hazard(self.path, current, opened) or stale_sidecar_hazard(
+            self.path, current, opened
+        )
+        if hazard is None:
+            # Closing a connection to a moved file neither checkpoints it nor deletes the -wal
+            # and -shm files at the path, which may belong to the new file. SQLite 3.40.1
+            # checks that the database file is unmoved first (tried with two processes).
+            self._refused_reason = None
+            self._close_locked()
+            return
+        # NOTE: no PRAGMA wal_checkpoint runs here. It would copy the open -wal's pages into
+        # the database file under locks kept in the old -shm, which a connection that opened
+        # the path since then does not see, so it could overwrite pages that connection uses.
+        if self._refused_reason is None and on_refused is not None:
+            on_refused(reason, hazard)
+        self._refused_reason = reason
+        raise self._error_type(self._refusal_message(reason, hazard, refusal))
 
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` outside an explicit transaction; for single-statement reads."""
@@ -311,11 +395,13 @@ class SqliteFile:
             ``"missing"`` when nothing exists at the path, and ``"replaced"`` when another file
             does. ``"reopened"`` when another thread closed the connection since this thread's
             call, because the old inode may then be free and its number reused by the file at
-            the path. ``None`` when the path names that file, or when this thread has made no
-            successful call since it closed the connection.
+            the path. With the database file in place, ``"wal_missing"``, ``"wal_replaced"``,
+            ``"shm_missing"`` or ``"shm_replaced"`` when its -wal or -shm is not the file that
+            the connection opened, which two more ``stat`` calls find. ``None`` when the path
+            names those files, or when this thread has made no successful call since it closed
+            the connection.
         """
-        # NOTE: only the database file is compared, so a -wal deleted on its own is not found.
-        used: tuple[int, tuple[int, int] | None] | None = getattr(self._used, "call", None)
+        used: tuple[int, FileId | None] | None = getattr(self._used, "call", None)
         if used is None or self._pid != os.getpid():
             return None
         generation, file_id = used
@@ -333,21 +419,34 @@ class SqliteFile:
             return None
         if (status.st_dev, status.st_ino) != file_id:
             return "replaced"
-        return None
+        return sidecar_moved(self.path, FileIds(file_id, *self._sidecar_ids))
 
     def moved_message(self, reason: str, consequence: str) -> str:
         """Build the error message for a ``reason`` that :meth:`moved` returned."""
+        return (
+            f"{self._moved_event(reason)}, so {consequence}; stop deleting or moving the file "
+            "under running processes (docs/persistence.md, section Deleted or replaced SQLite "
+            "file)"
+        )
+
+    def _moved_event(self, reason: str) -> str:
         events = {
             "missing": "was deleted while this process had it open",
             "replaced": "was replaced by another file while this process had it open",
             "reopened": "was reopened by another thread of this process after a write, "
             "because it was deleted or replaced or failed",
+            "wal_missing": "lost its -wal file, deleted while this process had it open",
+            "wal_replaced": "had its -wal file replaced while this process had it open",
+            "shm_missing": "lost its -shm file, deleted while this process had it open",
+            "shm_replaced": "had its -shm file replaced while this process had it open",
         }
-        event = events.get(reason, reason)
+        return f"{self._label} file {str(self.path)!r} {events.get(reason, reason)}"
+
+    def _refusal_message(self, reason: str, hazard: ReopenHazard, refusal: str) -> str:
         return (
-            f"{self._label} file {str(self.path)!r} {event}, so {consequence}; stop deleting "
-            "or moving the file under running processes (docs/persistence.md, section "
-            "Deleted or replaced SQLite file)"
+            f"{self._moved_event(reason)}, and {hazard.problem}, so this process does not open "
+            f"the path again and {refusal}; {hazard.fix} (docs/persistence.md, section Deleted "
+            "or replaced SQLite file)"
         )
 
     def check_schema_version(self) -> None:
@@ -384,8 +483,14 @@ class SqliteFile:
         if self._connection is not None and self._pid == os.getpid():
             self._connection.close()
         self._connection = None
-        self._file_id = None
+        self._forget_file_ids()
         self._used.call = None
+
+    def _forget_file_ids(self) -> None:
+        if self._file_id is not None:
+            self._closed_ids = FileIds(self._file_id, *self._sidecar_ids)
+        self._file_id = None
+        self._sidecar_ids = (None, None)
 
     def _run(
         self,
@@ -434,7 +539,7 @@ class SqliteFile:
 
     def _discard_connection(self) -> None:
         connection, self._connection = self._connection, None
-        self._file_id = None
+        self._forget_file_ids()
         self._used.call = None
         if connection is not None and self._pid == os.getpid():
             with contextlib.suppress(sqlite3.Error):
@@ -493,6 +598,7 @@ class SqliteFile:
                 f"{exc.strerror}; create it or point the path at a writable directory"
             )
             raise self._error_type(msg) from exc
+        self._check_no_stale_sidecars()
         # A busy timeout of 0 makes SQLite report a held lock at once, and
         # _attempt_until_timeout does the waiting.
         connection = sqlite3.connect(
@@ -513,9 +619,14 @@ class SqliteFile:
             connection.execute(f"PRAGMA wal_autocheckpoint={self._wal_autocheckpoint}")
             if version < self._schema_version:
                 self._create_schema(connection)
+            else:
+                # SQLite creates the -wal and -shm at the first read after the journal mode
+                # changed to WAL, and they must exist before their ids are read below.
+                connection.execute("PRAGMA schema_version").fetchone()
             # The pragmas above opened the file, so the path names it unless it was replaced
             # within these microseconds. Such a file is then found moved at the first check.
             status = self.path.stat()
+            ids = read_file_ids(self.path)
         except OSError as exc:
             connection.close()
             msg = (
@@ -527,10 +638,25 @@ class SqliteFile:
             connection.close()
             raise
         self._file_id = (status.st_dev, status.st_ino)
+        self._sidecar_ids = (ids.wal, ids.shm)
         self._generation += 1
         self._connection = connection
         self._check_uri = f"{self.path.resolve().as_uri()}?mode=rw"
         return connection
+
+    def _check_no_stale_sidecars(self) -> None:
+        """Raise ``error_type`` when the path has a -wal or -shm left from the file closed last."""
+        if self._closed_ids is None:
+            return
+        hazard = stale_sidecar_hazard(self.path, read_file_ids(self.path), self._closed_ids)
+        if hazard is None:
+            return
+        msg = (
+            f"{self._label} file {str(self.path)!r} was deleted or replaced, and "
+            f"{hazard.problem}, so this process does not open the path; {hazard.fix} "
+            "(docs/persistence.md, section Deleted or replaced SQLite file)"
+        )
+        raise self._error_type(msg)
 
     def _create_schema(self, connection: sqlite3.Connection) -> None:
         # executescript() commits any open transaction first, so the script begins its own. The

@@ -22,6 +22,7 @@ from evidence_persistence._rows import (
 )
 from evidence_persistence._sink import WriteResult
 from evidence_persistence._sqlite import SqliteFile
+from evidence_persistence._sqlite_sidecars import ReopenHazard
 from evidence_persistence._tables import (
     MODEL_PREDICTIONS,
     ONLINE_FEATURES,
@@ -150,6 +151,15 @@ class SqliteSink:
                 fix="keep the store file in place while the worker runs",
             )
 
+        def log_refused(reason: str, hazard: ReopenHazard) -> None:
+            _log.error(
+                "store file moved, path unsafe to open again",
+                store_path=str(self.path),
+                reason=reason,
+                records=len(records),
+                fix=hazard.fix,
+            )
+
         rows, written = self.file.write_at_path(
             write,
             consequence=(
@@ -158,6 +168,8 @@ class SqliteSink:
             ),
             on_moved=log_moved,
             on_failed_attempt=partial(self.attempts.report_failure, batch_size=len(records)),
+            refusal="the batch stays queued",
+            on_refused=log_refused,
         )
         self.attempts.report_success(batch_size=len(records))
         prediction_id = ONLINE_FEATURES.column_names.index("PREDICTION_ID")
