@@ -214,6 +214,21 @@ def test_stack_stop_stores_returned_predictions(running_stack: RunningStack) -> 
     assert ids - stored == set()
 
 
+@pytest.mark.parametrize("first", [signal.SIGTERM, signal.SIGINT])
+def test_stack_back_to_back_signals_exit_0(running_stack: RunningStack, first: int) -> None:
+    """Two signals with no pause between them, as `uv run` forwards one: a clean stop, exit 0."""
+    stack = running_stack
+    processes = stack.process_tree()
+
+    stack.process.send_signal(first)
+    stack.process.send_signal(signal.SIGTERM)
+
+    assert stack.process.wait(timeout=60) == 0
+    assert "stopped in" in stack.output
+    wait_for(lambda: all_gone(processes), timeout=10, description="every stack process to exit")
+    assert port_is_free(stack.gateway_port)
+
+
 def test_stack_sigkill_stops_processes(running_stack: RunningStack) -> None:
     """SIGKILL of evidence-stack makes supervisord stop every process and free the ports."""
     stack = running_stack

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import typer
 import typer.main
+from evidence_gateway.cli import stack as stack_cli
 from evidence_gateway.cli.stack import app, dashboard_status, describe_rejection, run
 from evidence_gateway.stack.layout import StackLayout
 from evidence_gateway.stack.port_settings import StackPortSettings
@@ -130,3 +133,40 @@ def test_describe_rejection_not_json() -> None:
 
     assert "returned HTTP 502 unknown error" in text
     assert "GATEWAY_QUEUE_MAX_DEPTH" not in text
+
+
+@pytest.fixture
+def restored_signals() -> Iterator[None]:
+    """Put back this process's SIGINT and SIGTERM handlers after the test."""
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
+@pytest.mark.usefixtures("restored_signals")
+@pytest.mark.parametrize(
+    ("signum", "raised"),
+    [(signal.SIGTERM, stack_cli._Terminated), (signal.SIGINT, KeyboardInterrupt)],
+)
+def test_stack_interrupt_ignores_later_signals(signum: int, raised: type[BaseException]) -> None:
+    """The first signal interrupts, and both signals are ignored from then on."""
+    signal.signal(signal.SIGTERM, stack_cli._interrupt)
+    signal.signal(signal.SIGINT, stack_cli._interrupt)
+
+    with pytest.raises(raised):
+        stack_cli._interrupt(signum, None)
+
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+@pytest.mark.usefixtures("restored_signals")
+def test_stack_interrupt_keeps_foreign_sigint() -> None:
+    """A SIGINT handler that is not the stack's own stays in place."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    with pytest.raises(stack_cli._Terminated):
+        stack_cli._interrupt(signal.SIGTERM, None)
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

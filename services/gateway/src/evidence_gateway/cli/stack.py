@@ -272,7 +272,15 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated
+    # Only the first signal interrupts. Under `uv run` a process-group SIGTERM arrives twice,
+    # once from the sender and once from uv, and a second interrupt raised while the first is
+    # handled would escape the stop and end the program with click's status 130.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if signal.getsignal(signal.SIGINT) is _interrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if signum == signal.SIGTERM:
+        raise _Terminated
+    raise KeyboardInterrupt
 
 
 def _interrupted_status(interrupt: KeyboardInterrupt) -> int:
@@ -457,6 +465,9 @@ def _run_locked(
     # A supervisor of this program stops it with SIGTERM; handle it like Ctrl-C so
     # supervisord stops the processes instead of leaving them running.
     signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT stays ignored when this program inherited it ignored (nohup, a background job).
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     group: Supervisor | None = None
     serving = False
     try:
