@@ -47,7 +47,7 @@ def configure_logging(
     max_list_items: int = MAX_LIST_ITEMS,
     include_frames: bool = False,
     stdlib_template_only: bool = False,
-    cache_logger_on_first_use: bool = True,
+    cache_logger_on_first_use: bool = False,
 ) -> None:
     """Configure structlog and the root logger of this process to log through one filter.
 
@@ -74,7 +74,10 @@ def configure_logging(
         stdlib_template_only: Log a standard-library record's message template without its
             arguments, plus ``logger``, the logger's name.
         cache_logger_on_first_use: Passed to ``structlog.configure``. With ``True`` a logger
-            keeps its first configuration, so tests that reconfigure need ``False``.
+            keeps the configuration of its first use for good. The default is ``False``,
+            because shared modules (the model client, the feature library) log in several
+            processes, and a test process that configures more than one service would leave
+            their loggers on whichever set-up came first.
 
     Raises:
         ValueError: An unknown level, stream or renderer name, or a negative ``max_list_items``.
