@@ -28,6 +28,18 @@ def _fail(value: int) -> int:
     raise ValueError(msg)
 
 
+def _sigint_ignored() -> bool:
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_run_chunks_workers_ignore_sigint() -> None:
+    """Workers leave Ctrl-C to this process, which stops the pool."""
+    results = run_chunks([_sigint_ignored] * 4, sizes=[1] * 4, jobs=2, progress=False)
+
+    assert results == [True] * 4
+    assert not _sigint_ignored()
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_run_chunks_keeps_task_order(jobs: int) -> None:
     """Results come back in task order with one process or with two workers."""

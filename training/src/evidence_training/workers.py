@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -62,7 +63,9 @@ def run_chunks(
         # Python 3.12+ warns when a process with threads forks (tqdm's monitor thread is one).
         context = multiprocessing.get_context("fork")
         try:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                max_workers=jobs, mp_context=context, initializer=_ignore_interrupts
+            ) as pool:
                 futures: list[Future[_T]] = [pool.submit(task) for task in tasks]
                 try:
                     _import_all(preload)
@@ -80,6 +83,13 @@ def run_chunks(
             )
             raise WorkerError(msg) from exc
     return results
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C in a terminal signals the whole process group. Only this process should stop the
+    # pool: a worker interrupted while it reads its next task prints a traceback of the pool's
+    # internals, and the cancelled pool stops the workers anyway.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _import_all(names: Sequence[str]) -> None:
