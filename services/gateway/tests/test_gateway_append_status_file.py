@@ -562,7 +562,7 @@ def test_settings_need_status_dir_for_workers(tmp_path: Path) -> None:
         build(2, missing)
     with pytest.raises(ValueError, match=re.escape(f"={regular_file} is not a directory")):
         build(2, regular_file)
-    # /proc takes no new file, even for root, for whom os.access reports it as writable.
+    # /proc accepts no new file, even from root, although os.access reports it writable for root.
     with pytest.raises(ValueError, match=re.escape("=/proc is not writable (FileNotFoundError")):
         build(2, Path("/proc"))
     assert build(1, missing).workers == 1

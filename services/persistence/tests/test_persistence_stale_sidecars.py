@@ -125,7 +125,7 @@ def test_sink_refuses_store_deleted_without_wal(tmp_path: Path) -> None:
 
 
 def test_sink_writes_again_once_stale_files_removed(tmp_path: Path) -> None:
-    """After the refusal, deleting the stale -wal and -shm lets the next batch reach the path."""
+    """After the rejection, deleting the stale -wal and -shm lets the next batch reach the path."""
     store = tmp_path / "store.sqlite3"
     backup = tmp_path / "backup.sqlite3"
     _consistent_backup(backup, range(500, 502))

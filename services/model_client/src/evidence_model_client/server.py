@@ -55,7 +55,7 @@ from evidence_model_client.threads import ScoringThreads
 __all__ = ["create_app"]
 
 _log = structlog.get_logger("evidence_model_server")
-# nginx's status for a request whose client closed the connection; nobody reads the reply.
+# nginx's status for a request whose client closed the connection. The client never reads it.
 _CLIENT_CLOSED_REQUEST = 499
 
 

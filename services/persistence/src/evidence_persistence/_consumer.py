@@ -148,7 +148,7 @@ class QueueConsumer:
         if moved in SIDECAR_REASONS:
             # A claim would write into the deleted -wal, and its checkpoints would copy pages
             # into the database file that a connection opened since then reads without them.
-            self.queue.file.reopen(moved, "no record is claimed", self._log_refused)
+            self.queue.file.reopen(moved, "no record is claimed", self._log_unsafe_path)
             moved = None
         if moved is None:
             self.queue.check_header()
@@ -186,7 +186,7 @@ class QueueConsumer:
             return
         # NOTE: the dead letters of the moved file are not copied, so they are lost with it.
         dead_letters = self.queue.dead_letter_count()
-        self.queue.file.reopen(reason, "no record is claimed from the path", self._log_refused)
+        self.queue.file.reopen(reason, "no record is claimed from the path", self._log_unsafe_path)
         _log.warning(
             "moved queue file drained, reopening its path",
             queue_path=str(self.queue.path),
@@ -206,7 +206,7 @@ class QueueConsumer:
         )
         self._moved_reported = True
 
-    def _log_refused(self, reason: str, hazard: ReopenHazard) -> None:
+    def _log_unsafe_path(self, reason: str, hazard: ReopenHazard) -> None:
         _log.error(
             "queue file moved, path unsafe to open again",
             queue_path=str(self.queue.path),

@@ -342,7 +342,7 @@ class PredictionQueue:
                 fix="keep the queue file in place while the gateway and the worker run",
             )
 
-        def log_refused(reason: str, hazard: ReopenHazard) -> None:
+        def log_unsafe_path(reason: str, hazard: ReopenHazard) -> None:
             _log.error(
                 "queue file moved, path unsafe to open again",
                 queue_path=str(self.path),
@@ -356,8 +356,8 @@ class PredictionQueue:
             consequence=f"the {action} went into a file that the path no longer names, twice",
             on_moved=log_moved,
             single_statement=single_statement,
-            refusal=f"the {action} is rejected",
-            on_refused=log_refused,
+            unsafe_consequence=f"the {action} is rejected",
+            on_unsafe_path=log_unsafe_path,
         )
 
     def _check_room(self, connection: sqlite3.Connection, count: int) -> None:

@@ -143,8 +143,8 @@ class SqliteFile:
         self._sidecar_ids: tuple[FileId | None, FileId | None] = (None, None)
         self._closed_ids: FileIds | None = None
         # Reason from moved() while the path is unsafe to open again, so that write_at_path
-        # writes nothing more into the open file and logs the refusal once.
-        self._refused_reason: str | None = None
+        # writes nothing more into the open file and logs the rejection once.
+        self._unsafe_reason: str | None = None
         self._generation = 0
         self._used = threading.local()
         self._pid = os.getpid()
@@ -189,8 +189,8 @@ class SqliteFile:
         on_moved: Callable[[str], None],
         single_statement: bool = False,
         on_failed_attempt: Callable[[FailedAttempt], None] | None = None,
-        refusal: str = "the write is rejected",
-        on_refused: Callable[[str, ReopenHazard], None] | None = None,
+        unsafe_consequence: str = "the write is rejected",
+        on_unsafe_path: Callable[[str, ReopenHazard], None] | None = None,
     ) -> T:
         """Run ``work`` as :meth:`write` does, and again on the file at the path if it moved.
 
@@ -212,9 +212,9 @@ class SqliteFile:
             on_moved: Called with the reason before the second write.
             single_statement: Run ``work`` as :meth:`write_statement` does.
             on_failed_attempt: As for :meth:`write`.
-            refusal: What happens to the write when the path is unsafe to open, for the error
-                message, such as "the batch stays queued".
-            on_refused: Called with the reason and the hazard the first time that the path is
+            unsafe_consequence: What happens to the write when the path is unsafe to open,
+                for the error message, such as "the batch stays queued".
+            on_unsafe_path: Called with the reason and the hazard the first time that the path is
                 found unsafe to open, with the lock held, so it should only log.
 
         Raises:
@@ -223,15 +223,15 @@ class SqliteFile:
         """
         immediate = not single_statement
         with self._lock:
-            if self._refused_reason is not None:
-                self._reopen_locked(self._refused_reason, refusal, on_refused)
+            if self._unsafe_reason is not None:
+                self._reopen_locked(self._unsafe_reason, unsafe_consequence, on_unsafe_path)
             result = self._run_locked(
                 work, immediate=immediate, on_failed_attempt=on_failed_attempt
             )
             moved = self.moved()
             if moved is None:
                 return result
-            self._reopen_locked(moved, refusal, on_refused)
+            self._reopen_locked(moved, unsafe_consequence, on_unsafe_path)
             on_moved(moved)
             result = self._run_locked(
                 work, immediate=immediate, on_failed_attempt=on_failed_attempt
@@ -245,8 +245,8 @@ class SqliteFile:
     def reopen(
         self,
         reason: str,
-        refusal: str,
-        on_refused: Callable[[str, ReopenHazard], None] | None = None,
+        unsafe_consequence: str,
+        on_unsafe_path: Callable[[str, ReopenHazard], None] | None = None,
     ) -> None:
         """Close the connection to a moved file so that the next call opens the path, if safe.
 
@@ -260,26 +260,26 @@ class SqliteFile:
 
         Args:
             reason: What :meth:`moved` returned, for the error message.
-            refusal: What happens to the caller's work when the path is unsafe, for the error
-                message.
-            on_refused: As for :meth:`write_at_path`.
+            unsafe_consequence: What happens to the caller's work when the path is unsafe,
+                for the error message.
+            on_unsafe_path: As for :meth:`write_at_path`.
 
         Raises:
             PersistenceError: ``error_type`` naming the path, the problem and the fix, when
                 the path is unsafe to open.
         """
         with self._lock:
-            self._reopen_locked(reason, refusal, on_refused)
+            self._reopen_locked(reason, unsafe_consequence, on_unsafe_path)
 
     def _reopen_locked(
         self,
         reason: str,
-        refusal: str,
-        on_refused: Callable[[str, ReopenHazard], None] | None,
+        unsafe_consequence: str,
+        on_unsafe_path: Callable[[str, ReopenHazard], None] | None,
     ) -> None:
         if self._file_id is None or self._pid != os.getpid():
             # No connection of this process is open, and _connect checks for stale files.
-            self._refused_reason = None
+            self._unsafe_reason = None
             self._close_locked()
             return
         opened = FileIds(self._file_id, *self._sidecar_ids)
@@ -291,16 +291,16 @@ class SqliteFile:
             # Closing a connection to a moved file neither checkpoints it nor deletes the -wal
             # and -shm files at the path, which may belong to the new file. SQLite 3.40.1
             # checks that the database file is unmoved first (tried with two processes).
-            self._refused_reason = None
+            self._unsafe_reason = None
             self._close_locked()
             return
         # NOTE: no PRAGMA wal_checkpoint runs here. It would copy the open -wal's pages into
         # the database file under locks kept in the old -shm, which a connection that opened
         # the path since then does not see, so it could overwrite pages that connection uses.
-        if self._refused_reason is None and on_refused is not None:
-            on_refused(reason, hazard)
-        self._refused_reason = reason
-        raise self._error_type(self._refusal_message(reason, hazard, refusal))
+        if self._unsafe_reason is None and on_unsafe_path is not None:
+            on_unsafe_path(reason, hazard)
+        self._unsafe_reason = reason
+        raise self._error_type(self._unsafe_path_message(reason, hazard, unsafe_consequence))
 
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` outside an explicit transaction; for single-statement reads."""
@@ -442,11 +442,13 @@ class SqliteFile:
         }
         return f"{self._label} file {str(self.path)!r} {events.get(reason, reason)}"
 
-    def _refusal_message(self, reason: str, hazard: ReopenHazard, refusal: str) -> str:
+    def _unsafe_path_message(
+        self, reason: str, hazard: ReopenHazard, unsafe_consequence: str
+    ) -> str:
         return (
             f"{self._moved_event(reason)}, and {hazard.problem}, so this process does not open "
-            f"the path again and {refusal}; {hazard.fix} (docs/persistence.md, section Deleted "
-            "or replaced SQLite file)"
+            f"the path again and {unsafe_consequence}; {hazard.fix} (docs/persistence.md, "
+            "section Deleted or replaced SQLite file)"
         )
 
     def check_schema_version(self) -> None:

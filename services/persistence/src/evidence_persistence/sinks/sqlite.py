@@ -151,7 +151,7 @@ class SqliteSink:
                 fix="keep the store file in place while the worker runs",
             )
 
-        def log_refused(reason: str, hazard: ReopenHazard) -> None:
+        def log_unsafe_path(reason: str, hazard: ReopenHazard) -> None:
             _log.error(
                 "store file moved, path unsafe to open again",
                 store_path=str(self.path),
@@ -168,8 +168,8 @@ class SqliteSink:
             ),
             on_moved=log_moved,
             on_failed_attempt=partial(self.attempts.report_failure, batch_size=len(records)),
-            refusal="the batch stays queued",
-            on_refused=log_refused,
+            unsafe_consequence="the batch stays queued",
+            on_unsafe_path=log_unsafe_path,
         )
         self.attempts.report_success(batch_size=len(records))
         prediction_id = ONLINE_FEATURES.column_names.index("PREDICTION_ID")
