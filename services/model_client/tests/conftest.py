@@ -25,6 +25,7 @@ from evidence_model_client.artifact import ArtifactMetadata, ModelArtifact, comp
 from evidence_model_client.breaker import CircuitBreaker, CircuitState
 from evidence_model_client.client import ModelClient
 from evidence_model_client.config import ClientSettings
+from evidence_model_client.protocol import encode_dataframe_split
 from evidence_model_client.scorer import RiskScorer
 from prometheus_client import CollectorRegistry
 from sklearn.ensemble import GradientBoostingClassifier
@@ -142,6 +143,41 @@ def stop_server(server: ServerProcess) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+
+
+def server_address(server: ServerProcess) -> tuple[str, int]:
+    """Return the host and port that ``server`` listens on."""
+    return "127.0.0.1", int(server.base_url.rsplit(":", 1)[1])
+
+
+def request_head(content_length: int | None) -> bytes:
+    """Return the head of a ``/predict-proba`` POST; ``None`` declares a chunked body."""
+    length = (
+        "Transfer-Encoding: chunked"
+        if content_length is None
+        else f"Content-Length: {content_length}"
+    )
+    return (
+        "POST /predict-proba HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{length}\r\n\r\n"
+    ).encode("ascii")
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Read from ``sock`` until the peer closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def padded_body(size: int | None = None, rows: int = 1) -> bytes:
+    """A valid dataframe_split body of exactly ``size`` bytes (JSON allows trailing blanks)."""
+    body = encode_dataframe_split(np.full((rows, 105), 0.5))
+    if size is None:
+        return body
+    assert len(body) <= size
+    return body + b" " * (size - len(body))
 
 
 @pytest.fixture(scope="session")

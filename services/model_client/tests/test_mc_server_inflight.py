@@ -22,11 +22,20 @@ import pytest
 from evidence_model_client.busy_log import BusyLog
 from evidence_model_client.errors import ModelUnavailableError
 from evidence_model_client.inflight import InflightBodies
-from evidence_model_client.protocol import encode_dataframe_split
 from evidence_model_client.scorer import RULE_BASED_VERSION
 from prometheus_client import CollectorRegistry
 
-from .conftest import ServerProcess, make_scorer, roomy_client, start_server, stop_server
+from .conftest import (
+    ServerProcess,
+    make_scorer,
+    padded_body,
+    read_until_closed,
+    request_head,
+    roomy_client,
+    server_address,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -58,50 +67,30 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES=str(MAX_INFLIGHT),
         MODEL_SERVER_MAX_ROWS=str(MAX_ROWS),
         MODEL_SERVER_BUSY_LOG_INTERVAL_SECONDS=str(BUSY_LOG_INTERVAL),
+        # The largest body timeout, so that a holder keeps its bytes for the whole test even
+        # on a loaded machine. test_mc_server_body_timeout.py covers the timeout itself.
+        MODEL_SERVER_BODY_TIMEOUT_SECONDS="300",
     )
     yield process
     stop_server(process)
-
-
-def _address(server: ServerProcess) -> tuple[str, int]:
-    return "127.0.0.1", int(server.base_url.rsplit(":", 1)[1])
-
-
-def _head(content_length: int | None) -> bytes:
-    length = (
-        "Transfer-Encoding: chunked"
-        if content_length is None
-        else f"Content-Length: {content_length}"
-    )
-    return (
-        "POST /predict-proba HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"{length}\r\n\r\n"
-    ).encode("ascii")
 
 
 class _Holder:
     """A request that declares ``size`` body bytes, sends up to 10 of them and stalls."""
 
     def __init__(self, server: ServerProcess, size: int) -> None:
-        self.sock = socket.create_connection(_address(server), timeout=10)
-        self.sock.sendall(_head(size) + b'{"data": ['[: max(size - 1, 0)])
+        self.sock = socket.create_connection(server_address(server), timeout=10)
+        self.sock.sendall(request_head(size) + b'{"data": ['[: max(size - 1, 0)])
 
     def close(self) -> None:
         self.sock.close()
 
 
-def _read_until_closed(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _declare_only(server: ServerProcess, size: int) -> bytes:
     """Send only the head of a request declaring ``size`` bytes; return the whole response."""
-    with socket.create_connection(_address(server), timeout=10) as sock:
-        sock.sendall(_head(size))
-        return _read_until_closed(sock)
+    with socket.create_connection(server_address(server), timeout=10) as sock:
+        sock.sendall(request_head(size))
+        return read_until_closed(sock)
 
 
 def _assert_busy(raw: bytes) -> None:
@@ -111,15 +100,6 @@ def _assert_busy(raw: bytes) -> None:
     assert b"connection: close" in head.lower()
     detail = json.loads(body)["detail"]
     assert f"MODEL_SERVER_MAX_INFLIGHT_BODY_BYTES={MAX_INFLIGHT}" in detail
-
-
-def _padded_body(size: int | None = None, rows: int = 1) -> bytes:
-    """A valid dataframe_split body of exactly ``size`` bytes (JSON allows trailing blanks)."""
-    body = encode_dataframe_split(np.full((rows, 105), 0.5))
-    if size is None:
-        return body
-    assert len(body) <= size
-    return body + b" " * (size - len(body))
 
 
 def _busy_lines(server: ServerProcess, event: str = BUSY_EVENT) -> list[dict[str, Any]]:
@@ -155,7 +135,7 @@ def _assert_nothing_held(server: ServerProcess) -> None:
         while True:
             response = httpx.post(
                 f"{server.base_url}/predict-proba",
-                content=_padded_body(MAX_BODY),
+                content=padded_body(MAX_BODY),
                 headers={"content-type": "application/json"},
                 timeout=30,
             )
@@ -183,7 +163,7 @@ def test_inflight_over_budget_rejected_small_served(server: ServerProcess) -> No
             answers = list(pool.map(lambda _: _declare_only(server, 50_000), range(5)))
         small = httpx.post(
             f"{server.base_url}/predict-proba",
-            content=_padded_body(),
+            content=padded_body(),
             headers={"content-type": "application/json"},
             timeout=30,
         )
@@ -271,7 +251,7 @@ def test_inflight_budget_boundary(server: ServerProcess) -> None:
         over = _declare_only(server, MAX_BODY)
         fitting = httpx.post(
             f"{server.base_url}/predict-proba",
-            content=_padded_body(MAX_BODY - 1),
+            content=padded_body(MAX_BODY - 1),
             headers={"content-type": "application/json"},
             timeout=30,
         )
@@ -288,9 +268,11 @@ def test_inflight_chunked_body_counted_as_read(server: ServerProcess) -> None:
     holders = [_Holder(server, MAX_BODY), _Holder(server, 60_000)]
     try:
         time.sleep(SETTLE_SECONDS)
-        with socket.create_connection(_address(server), timeout=10) as sock:
-            sock.sendall(_head(None) + f"{50_000:x}\r\n".encode("ascii") + b" " * 50_000 + b"\r\n")
-            raw = _read_until_closed(sock)
+        with socket.create_connection(server_address(server), timeout=10) as sock:
+            sock.sendall(
+                request_head(None) + f"{50_000:x}\r\n".encode("ascii") + b" " * 50_000 + b"\r\n"
+            )
+            raw = read_until_closed(sock)
     finally:
         for holder in holders:
             holder.close()
@@ -309,13 +291,15 @@ def test_inflight_released_after_rejections(server: ServerProcess) -> None:
     )
     too_many_rows = httpx.post(
         f"{server.base_url}/predict-proba",
-        content=_padded_body(MAX_BODY, rows=MAX_ROWS + 1),
+        content=padded_body(MAX_BODY, rows=MAX_ROWS + 1),
         headers={"content-type": "application/json"},
         timeout=30,
     )
-    with socket.create_connection(_address(server), timeout=10) as sock:
-        sock.sendall(_head(None) + f"{MAX_BODY + 1:x}\r\n".encode("ascii") + b" " * (MAX_BODY + 1))
-        too_large = _read_until_closed(sock)
+    with socket.create_connection(server_address(server), timeout=10) as sock:
+        sock.sendall(
+            request_head(None) + f"{MAX_BODY + 1:x}\r\n".encode("ascii") + b" " * (MAX_BODY + 1)
+        )
+        too_large = read_until_closed(sock)
 
     assert invalid.status_code == 400
     assert too_many_rows.status_code == 413
@@ -330,8 +314,8 @@ def test_inflight_released_after_disconnects(server: ServerProcess) -> None:
     for holder in stalled:
         holder.close()
     # A client that times out after sending its whole body closes before reading the answer.
-    with socket.create_connection(_address(server), timeout=10) as sock:
-        sock.sendall(_head(MAX_BODY) + _padded_body(MAX_BODY))
+    with socket.create_connection(server_address(server), timeout=10) as sock:
+        sock.sendall(request_head(MAX_BODY) + padded_body(MAX_BODY))
 
     _assert_nothing_held(server)
     log = server.log_path.read_text()

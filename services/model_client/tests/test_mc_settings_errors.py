@@ -100,3 +100,16 @@ def test_server_inflight_limit_below_body_limit(tmp_path: Path) -> None:
         "1000000, so a body of the largest size could never be accepted; raise the in-flight "
         "limit or lower the body limit",
     ] == result.stderr.splitlines()
+
+
+def test_server_body_timeout_zero(tmp_path: Path) -> None:
+    """A body timeout of 0 names the variable, its value and the bound: exit 2."""
+    result = _run_server({"MODEL_SERVER_BODY_TIMEOUT_SECONDS": "0"}, tmp_path)
+
+    assert 2 == result.returncode, result.stderr
+    assert [
+        "error: invalid setting in the environment:",
+        "  MODEL_SERVER_BODY_TIMEOUT_SECONDS='0': Input should be greater than 0",
+        "To fix: set MODEL_SERVER_BODY_TIMEOUT_SECONDS to a valid value or unset it to use the "
+        "default.",
+    ] == result.stderr.splitlines()

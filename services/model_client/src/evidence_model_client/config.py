@@ -157,6 +157,12 @@ class ServerSettings(BaseSettings):
     is ready, so the limit also bounds the parsed arrays. They took about four times the
     body's size in one measurement (docs/model-client.md)."""
 
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Seconds from the start of a request until its whole body must have arrived. A slower
+    body gets 408, its connection is closed and its in-flight bytes are released. The largest
+    accepted body (``max_body_bytes``, 32 MB by default) takes about 2.6 s at 100 Mbit/s. The
+    upper bound keeps a stalled client from holding its share of the in-flight limit for long."""
+
     busy_log_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
     """Seconds between the log lines that count the 503 rejections for the in-flight limit.
     The first rejection of an overload is logged at once, then a count at most this often,

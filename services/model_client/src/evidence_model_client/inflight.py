@@ -4,8 +4,8 @@
 bodies and their parsed arrays in memory at once. Each request reserves its bytes here before
 its body is read: the declared ``Content-Length`` at once, or each chunk of a chunked body as
 it arrives. The bytes stay reserved until the response is ready, because the parsed arrays
-live that long. The server calls ``release`` in a ``finally`` block, so errors and client
-disconnects return the bytes too.
+live that long. The server calls ``release`` in a ``finally`` block, so errors, body timeouts
+and client disconnects return the bytes too.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ ALLOWED_KEYS = frozenset(
         "model_version", "feature_spec_hash", "model_type", "reason", "trees", "nodes", "depth",
         "max_abs_difference", "probe_rows", "max_rows", "check_ms", "attempt", "circuit_state",
         "host", "port", "pid", "inflight_bytes", "inflight_requests", "max_inflight_body_bytes",
-        "rejected", "rejected_total", "interval_seconds", "duration_seconds",
+        "rejected", "rejected_total", "interval_seconds", "duration_seconds", "content_length",
+        "timeout_seconds",
     }
 )  # fmt: skip
 

@@ -20,6 +20,16 @@ and BLAS threads, default 1).
 together (``inflight.py``). A request that would pass it gets 503 with ``Retry-After: 1``,
 before its body is read when it declares a Content-Length.
 
+uvicorn 0.55 has no body timeout, so a client that sent its headers and then stalled would hold
+its connection and its in-flight bytes until it disconnected, and a few such clients would
+make every later request get 503. A body that has not fully arrived
+``MODEL_SERVER_BODY_TIMEOUT_SECONDS`` after the request started gets 408 with
+``Connection: close``, and its bytes are released.
+
+NOTE: only the body is timed. A client that stalls before its headers are complete, or keeps
+sending the body of a request already answered with 413, holds its connection (but no
+in-flight bytes) until it disconnects, because uvicorn 0.55 times neither.
+
 Start-up loads the model, then scores one row of the feature defaults through the parse, predict
 and encode steps of a request before uvicorn accepts connections. scikit-learn's first
 ``predict_proba`` in a process pays for imports and first-call set-up: about 20 ms at load
@@ -29,6 +39,7 @@ warm-up the first caller after a deployment waits for it, while ``/health`` alre
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import AsyncIterator, Callable
@@ -124,18 +135,23 @@ async def _handle(
     busy_log: BusyLog,
     method: Method,
 ) -> Response:
+    started = asyncio.get_running_loop().time()
     path = request.url.path
     header = request.headers.get("content-length")
     declared = int(header) if header is not None and header.isdigit() else None
     if declared is not None and declared > config.max_body_bytes:
         return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
-    # NOTE: uvicorn 0.55 has no body timeout, and neither has this server, so a client that
-    # stalls in the middle of its body keeps its reservation until it disconnects.
     reservation = inflight.reserve(declared or 0)
     if reservation is None:
         return _reject_busy(path, inflight, busy_log, declared)
+    deadline = started + config.body_timeout_seconds
     try:
-        return await _read_and_score(request, config, inflight, busy_log, reservation, method)
+        return await _read_and_score(
+            request, config, inflight, busy_log, reservation, method, deadline
+        )
+    except _BodyReadTimeoutError as exc:
+        elapsed = asyncio.get_running_loop().time() - started
+        return _reject_timed_out(path, config.body_timeout_seconds, declared, exc, elapsed)
     except ClientDisconnect:
         # Without this, uvicorn logs an error with a traceback for a client that gave up,
         # which is the client's timeout at work rather than a fault of this server.
@@ -154,10 +170,11 @@ async def _read_and_score(
     busy_log: BusyLog,
     reservation: BodyReservation,
     method: Method,
+    deadline: float,
 ) -> Response:
     started = time.perf_counter()
     path = request.url.path
-    body = await _read_body(request, config.max_body_bytes, reservation)
+    body = await _read_body(request, config.max_body_bytes, reservation, deadline)
     if isinstance(body, _BodyOverLimit):
         if body is _BodyOverLimit.INFLIGHT:
             return _reject_busy(path, inflight, busy_log, None)
@@ -185,23 +202,42 @@ class _BodyOverLimit(enum.Enum):
     INFLIGHT = "max_inflight_body_bytes"
 
 
+class _BodyReadTimeoutError(Exception):
+    """Raised when the body has not fully arrived by the deadline.
+
+    Args:
+        received_bytes: Body bytes read before the deadline.
+    """
+
+    def __init__(self, received_bytes: int) -> None:
+        super().__init__(f"request body incomplete after {received_bytes} bytes")
+        self.received_bytes = received_bytes
+
+
 async def _read_body(
-    request: Request, max_bytes: int, reservation: BodyReservation
+    request: Request, max_bytes: int, reservation: BodyReservation, deadline: float
 ) -> bytes | _BodyOverLimit:
     """Read the request body, or stop as soon as it passes ``max_bytes`` or the in-flight limit.
 
     A chunked body carries no Content-Length, so the size is checked while reading and the
     rest of an oversized body is never read into memory.
+
+    Raises:
+        _BodyReadTimeoutError: the body is incomplete at ``deadline`` (event loop time).
     """
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            return _BodyOverLimit.BODY
-        if not reservation.cover(size):
-            return _BodyOverLimit.INFLIGHT
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    return _BodyOverLimit.BODY
+                if not reservation.cover(size):
+                    return _BodyOverLimit.INFLIGHT
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise _BodyReadTimeoutError(size) from exc
     return b"".join(chunks)
 
 
@@ -288,6 +324,34 @@ def _reject(
     error = message if log_message is None else log_message
     _log.info("prediction request rejected", path=path, status=status, error=error)
     return JSONResponse({"detail": message}, status_code=status)
+
+
+def _reject_timed_out(
+    path: str,
+    timeout_seconds: float,
+    declared: int | None,
+    error: _BodyReadTimeoutError,
+    elapsed_seconds: float,
+) -> JSONResponse:
+    """Return 408 for a body that did not arrive in time, closing the connection.
+
+    ``Connection: close`` makes uvicorn close the connection once the response is sent, so the
+    client cannot hold it either. The caller releases the reservation.
+    """
+    _log.info(
+        "request body timed out",
+        path=path,
+        status=408,
+        content_length=declared,
+        body_bytes=error.received_bytes,
+        duration_ms=round(elapsed_seconds * 1000, 3),
+        timeout_seconds=timeout_seconds,
+    )
+    message = (
+        "the request body did not arrive within MODEL_SERVER_BODY_TIMEOUT_SECONDS="
+        f"{timeout_seconds:g} s; send the whole body without pausing"
+    )
+    return JSONResponse({"detail": message}, status_code=408, headers={"connection": "close"})
 
 
 def _reject_busy(
