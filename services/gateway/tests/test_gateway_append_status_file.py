@@ -682,3 +682,61 @@ def test_close_keeps_file_for_corrupt_live_slot(workers: Workers) -> None:
         child.wait(timeout=10)
 
     assert kept
+
+
+_CLOSING_CHILD = """
+import sys
+from pathlib import Path
+from evidence_gateway.append_status import QueueAppendStatus
+from evidence_gateway.append_status_file import AppendStatusFile
+status = QueueAppendStatus(shared_file=AppendStatusFile.attach(Path(sys.argv[1]), workers=2))
+print("attached", flush=True)
+sys.stdin.readline()
+status.close()
+print("closed", flush=True)
+"""
+
+
+def test_shared_file_deleted_when_closer_still_runs(workers: Workers) -> None:
+    """The last worker to close deletes the file while an earlier closer has not exited yet.
+
+    Workers of one gateway stop together, so each may close while the others still run.
+    """
+    first = workers.attach()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CLOSING_CHILD, str(workers.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "attached"
+        first.close()
+        kept = workers.path.exists()
+        child.stdin.write("close\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "closed"
+    finally:
+        child.stdin.close()
+        child.stdout.close()
+        child.wait(timeout=10)
+
+    assert kept
+    assert not workers.path.exists()
+
+
+def test_shared_file_closed_worker_counts_for_window(workers: Workers) -> None:
+    """A worker that closed after a failure: the others count it until the window ends."""
+    probe = workers.attach()
+    closing = workers.attach()
+    closing.record_failure(QueueUnavailableError("disk full"))
+
+    closing.close()
+    failure = probe.failure()
+
+    assert failure is not None
+    assert failure.failed_appends == 1
+    assert failure.error == "QueueUnavailableError"
+    assert failure.pids == (os.getpid(),)

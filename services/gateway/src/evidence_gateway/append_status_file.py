@@ -32,7 +32,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -183,16 +183,10 @@ class AppendStatusFile:
             failed_at: Clock value of the latest failure.
             failed_pid: The worker that recorded the latest failure.
         """
-        payload = _SLOT.pack(
-            self._pid,
-            self._start_ticks,
-            failed_appends,
-            failed_at,
-            failed_pid,
-            error.encode("utf-8")[:_ERROR_BYTES],
+        owner = SlotRecord(
+            self._pid, self._start_ticks, failed_appends, failed_at, failed_pid, error
         )
-        data = payload + _CRC.pack(zlib.crc32(payload))
-        _write_all(self._fd, data, _HEADER_BYTES + self._slot * _SLOT_BYTES)
+        _write_all(self._fd, _slot_bytes(owner), _HEADER_BYTES + self._slot * _SLOT_BYTES)
 
     def read_others(self) -> list[SlotRecord]:
         """Read the slots of the other workers that recorded a failure, old ones included.
@@ -243,10 +237,38 @@ class AppendStatusFile:
         _OWNED_SLOTS.discard(self._key)
         try:
             with _setup_lock(self._fd):
+                # Workers of one gateway close at the same time. Each one that found the
+                # others still running would leave the file behind, so a closed slot names
+                # no owner from here on, as a dead worker's slot does.
+                self._release_slot()
                 if not _live_slots(self._fd, self._size, self._slot_count):
                     _unlink_if_same(self.path, self._fd)
         finally:
             os.close(self._fd)
+
+    def _release_slot(self) -> None:
+        """Clear the owner of this process's slot and keep its failure record."""
+        _, records, _ = _read_slots(self._fd, self._size, self._slot_count)
+        record = records[self._slot]
+        offset = _HEADER_BYTES + self._slot * _SLOT_BYTES
+        if record is None or record.failed_appends == 0:
+            _write_all(self._fd, bytes(_SLOT_BYTES), offset)
+            return
+        released = replace(record, pid=0, start_ticks=0)
+        _write_all(self._fd, _slot_bytes(released), offset)
+
+
+def _slot_bytes(record: SlotRecord) -> bytes:
+    """Return one slot as stored: the packed record, then its CRC."""
+    payload = _SLOT.pack(
+        record.pid,
+        record.start_ticks,
+        record.failed_appends,
+        record.failed_at,
+        record.failed_pid,
+        record.error.encode("utf-8")[:_ERROR_BYTES],
+    )
+    return payload + _CRC.pack(zlib.crc32(payload))
 
 
 def _file_size(slot_count: int) -> int:
