@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from evidence_gateway.append_status_file import append_status_path
+from evidence_gateway.config import Settings
 from evidence_gateway.testing import free_port, script_path
+from pydantic import ValidationError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLE_RX = REPO_ROOT / "data" / "samples" / "01-clean" / "rx.xml"
@@ -460,3 +462,22 @@ def test_gateway_spec_hash_not_a_hash(tmp_path: Path, value: str) -> None:
     assert "error: invalid setting in the environment:" in result.stderr
     assert f"MODEL_CLIENT_FEATURE_SPEC_HASH={value!r}" in result.stderr
     assert "is not a feature spec hash (16 lowercase hex digits)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "level"), [("info", "info"), ("INFO", "info"), ("Warning", "warning")]
+)
+def test_gateway_log_level_any_case(
+    value: str, level: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The level is read in either case, as the persistence worker's is."""
+    monkeypatch.setenv("GATEWAY_LOG_LEVEL", value)
+
+    assert Settings(local_mode=True).log_level == level
+
+
+def test_gateway_log_level_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_LOG_LEVEL", "loud")
+
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings(local_mode=True)

@@ -10,6 +10,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+from evidence_model_client.config import ServerSettings
+from pydantic import ValidationError
+
 from .conftest import SERVER_BIN
 
 
@@ -113,3 +117,20 @@ def test_server_body_timeout_zero(tmp_path: Path) -> None:
         "To fix: set MODEL_SERVER_BODY_TIMEOUT_SECONDS to a valid value or unset it to use the "
         "default.",
     ] == result.stderr.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("value", "level"), [("error", "error"), ("ERROR", "error"), ("Debug", "debug")]
+)
+def test_server_log_level_any_case(value: str, level: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The level is read in either case, as the persistence worker's is."""
+    monkeypatch.setenv("MODEL_SERVER_LOG_LEVEL", value)
+
+    assert ServerSettings().log_level == level
+
+
+def test_server_log_level_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_SERVER_LOG_LEVEL", "loud")
+
+    with pytest.raises(ValidationError, match="log_level"):
+        ServerSettings()

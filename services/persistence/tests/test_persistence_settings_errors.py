@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from evidence_persistence.config import Settings
+from pydantic import ValidationError
 
 CLI = Path(sys.executable).with_name("evidence-persistence")
 PASSPHRASE = "pass-8c2b-PERSISTENCE-SECRET"  # noqa: S105 (a made-up value the output must not show)
@@ -112,3 +114,20 @@ def test_worker_invalid_stop_grace(value: str, reason: str, tmp_path: Path) -> N
         "default.",
     ] == result.stderr.splitlines()
     assert [] == list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("value", "level"), [("INFO", "INFO"), ("info", "INFO"), ("Warning", "WARNING")]
+)
+def test_log_level_any_case(value: str, level: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The level is read in either case, as the gateway's and the model server's are."""
+    monkeypatch.setenv("PERSISTENCE_LOG_LEVEL", value)
+
+    assert Settings().log_level == level
+
+
+def test_log_level_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSISTENCE_LOG_LEVEL", "loud")
+
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings()

@@ -7,12 +7,16 @@ import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
+
+
+def _lower_case(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -193,7 +197,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(
         default="json", description="structlog renderer: JSON lines or coloured console."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Either case is accepted, as the persistence worker takes its level in upper case.
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], BeforeValidator(_lower_case)
+    ] = "info"
 
     append_status_dir: Path = Field(
         # A memory file system, so the status file stays writable when the queue's disk is full.

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from evidence_model_client.model_info import model_version_error, spec_hash_error
@@ -23,7 +30,13 @@ __all__ = [
     "get_server_settings",
 ]
 
-LogLevel = Literal["debug", "info", "warning", "error"]
+
+def _lower_case(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Either case is accepted, as the persistence worker takes its level in upper case.
+LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower_case)]
 
 # Largest MODEL_CLIENT_DEADLINE_MS accepted. The latency buckets in metrics.py reach beyond it.
 MAX_DEADLINE_MS = 60_000

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
 Synchronous = Literal["FULL", "NORMAL"]
+
+
+def _upper_case(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+# Either case is accepted, as the gateway and the model server take their levels in lower case.
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper_case)]
 
 
 class Settings(BaseSettings):
@@ -85,7 +93,7 @@ class Settings(BaseSettings):
     """Port of the worker's Prometheus endpoint on ``metrics_host``; unset disables it."""
     metrics_host: str = "127.0.0.1"
     """Interface the worker's Prometheus endpoint binds to."""
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevel = "INFO"
     """Lowest level the worker logs."""
 
     snowflake_account: str | None = Field(
