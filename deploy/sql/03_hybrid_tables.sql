@@ -4,13 +4,16 @@
 -- FEATURE_STORE.ONLINE_FEATURES  latest feature vector per policy (PK POLICY_NUMBER)
 -- ML_MODELS.MODEL_PREDICTIONS    one row per prediction (PK PREDICTION_ID) with its feature
 --                                vector in FEATURES (VARIANT object, not indexed), indexed by
---                                policy and creation time
+--                                policy and creation time; CREATED_AT is the first scoring,
+--                                ANSWERED_AT the scoring of the stored (latest) answer
 -- FEATURE_STORE.RAW_EVIDENCE     raw XML, written only when store_raw_evidence is true
 --
 -- CREATE ... IF NOT EXISTS never alters an existing table: after a feature spec change, create
 -- the new tables under a new database or migrate them (docs/deploy.md). A MODEL_PREDICTIONS
--- table created before it had FEATURES needs
+-- table created before it had FEATURES or ANSWERED_AT needs
 --   ALTER TABLE ML_MODELS.MODEL_PREDICTIONS ADD COLUMN IF NOT EXISTS FEATURES VARIANT;
+--   ALTER TABLE ML_MODELS.MODEL_PREDICTIONS ADD COLUMN IF NOT EXISTS ANSWERED_AT TIMESTAMP_NTZ;
+--   UPDATE ML_MODELS.MODEL_PREDICTIONS SET ANSWERED_AT = CREATED_AT WHERE ANSWERED_AT IS NULL;
 -- Creating a hybrid table needs a running warehouse.
 USE ROLE <% ctx.env.admin_role %>;
 USE WAREHOUSE <% ctx.env.warehouse_name %>;
@@ -143,6 +146,7 @@ CREATE HYBRID TABLE IF NOT EXISTS <% ctx.env.database_name %>.ML_MODELS.MODEL_PR
     CREATED_AT TIMESTAMP_NTZ NOT NULL,
     PERSISTED_AT TIMESTAMP_NTZ NOT NULL,
     FEATURES VARIANT,
+    ANSWERED_AT TIMESTAMP_NTZ,
     PRIMARY KEY (PREDICTION_ID),
     INDEX IDX_MODEL_PREDICTIONS_POLICY (POLICY_NUMBER),
     INDEX IDX_MODEL_PREDICTIONS_CREATED (CREATED_AT)

@@ -152,6 +152,7 @@ def test_model_predictions_columns(tables: dict[str, exp.Create]) -> None:
         "SOURCE",
         "INFERENCE_MS",
         "CREATED_AT",
+        "ANSWERED_AT",
     } <= names
 
 

@@ -41,7 +41,7 @@ def _load_table(session: Session, store_path: Any, sqlite_name: str, qualified: 
         frame = pd.read_sql_query(f"SELECT * FROM {sqlite_name}", connection)  # noqa: S608
     finally:
         connection.close()
-    for column in ("CREATED_AT", "UPDATED_AT", "PERSISTED_AT"):
+    for column in ("CREATED_AT", "UPDATED_AT", "PERSISTED_AT", "ANSWERED_AT"):
         if column in frame.columns:
             # The hybrid tables hold UTC in TIMESTAMP_NTZ columns.
             frame[column] = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)

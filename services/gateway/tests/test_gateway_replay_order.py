@@ -1,4 +1,8 @@
-"""A retried service-function batch, through a real gateway and worker, is not newer evidence."""
+"""A retried service-function batch, through real gateways and a worker.
+
+The retry is not newer evidence for ``ONLINE_FEATURES``, and its answer, the one Snowflake
+received, is the one ``MODEL_PREDICTIONS`` keeps.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from evidence_gateway.testing import start_gateway, start_worker
+from evidence_gateway.testing import free_port, start_gateway, start_worker
 from evidence_persistence import PredictionQueue
 
 pytestmark = pytest.mark.slow
@@ -31,7 +35,8 @@ def _rx(fills: int) -> str:
     return f'<?xml version="1.0"?><IntelRXResponse>{body}</IntelRXResponse>'
 
 
-def _service_function(url: str) -> str:
+def _service_function_answer(url: str) -> dict[str, Any]:
+    """Send the one-row batch and return the answer of its row."""
     response = httpx.post(
         f"{url}/functions/predict",
         json={"data": [[0, POLICY, None, _rx(6)]]},
@@ -39,7 +44,12 @@ def _service_function(url: str) -> str:
         timeout=30.0,
     )
     assert response.status_code == 200
-    prediction_id: str = response.json()["data"][0][1]["prediction_id"]
+    answer: dict[str, Any] = response.json()["data"][0][1]
+    return answer
+
+
+def _service_function(url: str) -> str:
+    prediction_id: str = _service_function_answer(url)["prediction_id"]
     return prediction_id
 
 
@@ -119,3 +129,44 @@ def test_replayed_batch_keeps_newer_features(model_server_url: str, tmp_path: Pa
     assert len(created) == 2
     assert created[first] == first_created
     assert datetime.fromisoformat(created[first]) < datetime.fromisoformat(created[newer])
+
+
+def test_retried_batch_stores_delivered_answer(model_server_url: str, tmp_path: Path) -> None:
+    """Fallback on the first attempt, model on the retry: the row stores the retry's answer.
+
+    Two gateways append to one queue, the first with no model server listening at its URL.
+    """
+    no_model = f"http://127.0.0.1:{free_port()}"
+    down, down_url = start_gateway(tmp_path, no_model, tmp_path / "no-model")
+    worker = start_worker(tmp_path)
+    store = tmp_path / "store.sqlite3"
+    try:
+        up, up_url = start_gateway(tmp_path, model_server_url, tmp_path / "no-model")
+        try:
+            first = _service_function_answer(down_url)
+            retry = _service_function_answer(up_url)
+            left = _wait_drained(tmp_path / "queue.sqlite3")
+        finally:
+            up.stop()
+    finally:
+        worker.stop()
+        down.stop()
+
+    assert left == 0
+    assert first["model_version"] == "RULE_BASED"
+    assert first["fallback_reason"] is not None
+    assert retry["prediction_id"] == first["prediction_id"]
+    assert retry["model_version"] != "RULE_BASED"
+    [row] = _query(
+        store,
+        "SELECT RISK_SCORE, RISK_LEVEL, MODEL_VERSION, FALLBACK_REASON, CREATED_AT, ANSWERED_AT "
+        "FROM ML_MODELS__MODEL_PREDICTIONS WHERE PREDICTION_ID = ?",
+        first["prediction_id"],
+    )
+    assert row[:4] == (
+        retry["risk_score"],
+        retry["risk_level"],
+        retry["model_version"],
+        retry["fallback_reason"],
+    )
+    assert datetime.fromisoformat(row[4]) < datetime.fromisoformat(row[5])

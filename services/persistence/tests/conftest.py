@@ -64,3 +64,32 @@ def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """Return the path of a store file that the first write creates."""
+    return tmp_path / "store.sqlite3"
+
+
+@pytest.fixture(scope="module")
+def local_session() -> Iterator[Any]:
+    """Return one Snowpark local-testing session for the module."""
+    pytest.importorskip("snowflake.snowpark")
+    from snowflake_testkit import open_local_session
+
+    created = open_local_session()
+    yield created
+    created.close()
+
+
+@pytest.fixture
+def local_snowflake_sink(local_session: Any) -> Any:
+    """Return a Snowflake sink that stores raw evidence, over empty local-testing tables."""
+    from evidence_persistence.sinks.snowflake import SnowflakeSink
+    from snowflake_testkit import create_empty_tables, stage_with_dataframe
+
+    create_empty_tables(local_session)
+    return SnowflakeSink(
+        lambda: local_session, store_raw_evidence=True, stage_rows=stage_with_dataframe
+    )

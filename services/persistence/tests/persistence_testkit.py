@@ -16,6 +16,7 @@ import pytest
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from evidence_persistence import PredictionQueue, PredictionRecord
 from evidence_persistence._record import encode_record
+from evidence_persistence.sinks.sqlite import SqliteSink
 
 BASE_TIME = datetime(2026, 1, 2, 3, 4, 5, 600_000, tzinfo=UTC)
 PREDICTIONS_TABLE = "ML_MODELS__MODEL_PREDICTIONS"
@@ -76,6 +77,25 @@ def stored_values(store: Path, table: str, column: str) -> list[Any]:
         return [row[0] for row in connection.execute(f"SELECT {column} FROM {table}")]  # noqa: S608
     finally:
         connection.close()
+
+
+def query_store(store: Path, sql: str, *parameters: str) -> list[tuple[Any, ...]]:
+    """Run one query on the SQLite store and return every row."""
+    connection = sqlite3.connect(store)
+    try:
+        return connection.execute(sql, parameters).fetchall()
+    finally:
+        connection.close()
+
+
+def raw_evidence_sink(store: Path) -> SqliteSink:
+    """Return a SQLite sink over ``store`` that also writes ``RAW_EVIDENCE`` rows."""
+    return SqliteSink(store, store_raw_evidence=True)
+
+
+def iso_text(value: datetime) -> str:
+    """Return a UTC time in the stored text form: ISO 8601 with microseconds."""
+    return value.isoformat(timespec="microseconds")
 
 
 def queue_held_records(queue: PredictionQueue, indexes: range, available_at: float) -> None:

@@ -40,6 +40,7 @@ PREDICTION_COLUMNS = [
     "CREATED_AT",
     "PERSISTED_AT",
     "FEATURES",
+    "ANSWERED_AT",
 ]
 
 

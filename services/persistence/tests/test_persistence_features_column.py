@@ -53,7 +53,7 @@ HARD_VALUES = (
     -1.0,
     1e-300,
 )
-FEATURES_COLUMN = MODEL_PREDICTIONS.columns[-1]
+FEATURES_COLUMN = next(column for column in MODEL_PREDICTIONS.columns if column.name == "FEATURES")
 A_MINUTE = timedelta(minutes=1)
 
 
@@ -89,7 +89,7 @@ def _stored_features(store: Path) -> dict[str, str | None]:
     ("dialect", "expected_type"), [("sqlite", "TEXT"), ("snowflake", "VARIANT")]
 )
 def test_features_column_type_per_dialect(dialect: str, expected_type: str) -> None:
-    """FEATURES is the last prediction column: nullable TEXT in SQLite, VARIANT in Snowflake."""
+    """FEATURES follows PERSISTED_AT: nullable TEXT in SQLite, VARIANT in Snowflake."""
     statements = [
         statement
         for statement in render_ddl(dialect)  # type: ignore[arg-type]
@@ -100,10 +100,11 @@ def test_features_column_type_per_dialect(dialect: str, expected_type: str) -> N
     plain = "\n".join(line for line in plain.splitlines() if "INDEX " not in line)
     tree = sqlglot.parse_one(plain.replace("),\n)", ")\n)"), read=dialect)
     columns = list(tree.find_all(exp.ColumnDef))
-    last = columns[-1]
-    assert last.name == "FEATURES"
-    assert last.args["kind"].sql(dialect=dialect).upper() == expected_type
-    assert last.constraints == []
+    [index] = [i for i, column in enumerate(columns) if column.name == "FEATURES"]
+    features = columns[index]
+    assert columns[index - 1].name == "PERSISTED_AT"
+    assert features.args["kind"].sql(dialect=dialect).upper() == expected_type
+    assert features.constraints == []
 
 
 def test_features_column_never_indexed() -> None:
@@ -235,7 +236,7 @@ def test_sqlite_sink_keeps_features_of_every_prediction(tmp_path: Path) -> None:
 
 
 def test_sqlite_sink_replay_keeps_features(tmp_path: Path) -> None:
-    """A replayed prediction id keeps the first vector, and an earlier scoring replaces it."""
+    """A replayed prediction id stores the vector of its latest answer, not of an earlier one."""
     sink = SqliteSink(tmp_path / "store.sqlite3")
     sink.write_batch([build_record(5, features=(5.0,) * 105)])
     sink.write_batch([build_record(5, features=(6.0,) * 105, created_at=BASE_TIME + A_MINUTE)])
@@ -243,20 +244,28 @@ def test_sqlite_sink_replay_keeps_features(tmp_path: Path) -> None:
     assert list(stored) == ["pred-000005"]
     text = stored["pred-000005"]
     assert text is not None
-    assert set(json.loads(text).values()) == {5.0}
+    assert set(json.loads(text).values()) == {6.0}
 
     sink.write_batch([build_record(5, features=(7.0,) * 105, created_at=BASE_TIME)])
     text = _stored_features(sink.path)["pred-000005"]
     assert text is not None
-    assert set(json.loads(text).values()) == {7.0}
+    assert set(json.loads(text).values()) == {6.0}
+    assert stored_values(sink.path, FEATURES_TABLE, "MIB_TOTAL_RECORDS") == [7.0]
 
 
 def _old_store(path: Path, *, drop: str) -> None:
-    """Create a store as a version-1 worker did, without the column ``drop``, holding one row."""
+    """Create a store as a version-1 worker did, without the column ``drop``, holding one row.
+
+    ANSWERED_AT, added in version 3, is left out too.
+    """
     connection = sqlite3.connect(path)
     try:
         for statement in render_ddl("sqlite"):
-            lines = [line for line in statement.splitlines() if not line.startswith(f"    {drop} ")]
+            lines = [
+                line
+                for line in statement.splitlines()
+                if not line.startswith((f"    {drop} ", "    ANSWERED_AT "))
+            ]
             connection.execute("\n".join(lines))
         connection.execute(
             f"INSERT INTO {PREDICTIONS_TABLE} (PREDICTION_ID, POLICY_NUMBER, RISK_SCORE, "  # noqa: S608
@@ -298,7 +307,7 @@ def _user_version(path: Path) -> int:
 
 
 def test_sqlite_store_version_1_gets_features_column(tmp_path: Path) -> None:
-    """An existing store without FEATURES gains it on open; old rows keep NULL."""
+    """An existing store without FEATURES gains it on open; old rows keep NULL there."""
     path = tmp_path / "store.sqlite3"
     _old_store(path, drop="FEATURES")
     assert "FEATURES" not in _columns(path, PREDICTIONS_TABLE)
@@ -306,8 +315,8 @@ def test_sqlite_store_version_1_gets_features_column(tmp_path: Path) -> None:
     record = build_record(7)
     SqliteSink(path).write_batch([record])
 
-    assert _columns(path, PREDICTIONS_TABLE)[-1] == "FEATURES"
-    assert _user_version(path) == 2
+    assert _columns(path, PREDICTIONS_TABLE)[-2:] == ["FEATURES", "ANSWERED_AT"]
+    assert _user_version(path) == 3
     stored = _stored_features(path)
     assert stored["old-1"] is None
     text = stored["pred-000007"]
@@ -328,7 +337,7 @@ def test_sqlite_store_migration_runs_twice(tmp_path: Path) -> None:
     SqliteSink(path).write_batch([build_record(2)])
 
     assert _columns(path, PREDICTIONS_TABLE).count("FEATURES") == 1
-    assert _user_version(path) == 2
+    assert _user_version(path) == 3
     assert sorted(_stored_features(path)) == ["old-1", "pred-000001", "pred-000002"]
 
 
@@ -391,18 +400,18 @@ def test_status_not_null_gap_schema_mismatch(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert json.loads(result.stdout)["store"] == "schema_mismatch"
-    assert "lacks 2 declared column(s)" in result.stderr
+    assert "lacks 3 declared column(s)" in result.stderr
     assert f"{RAW_TABLE}.CREATED_AT" in result.stderr
     with pytest.raises(SinkUnavailableError, match="NOT NULL column CREATED_AT"):
         SqliteSink(path).write_batch([build_record(1)])
 
 
 def test_status_current_version_gap_schema_mismatch(tmp_path: Path) -> None:
-    """A nullable gap in a store already at version 2 is a mismatch, because no migration runs."""
+    """A nullable gap in a store already at version 3 is a mismatch, because no migration runs."""
     path = tmp_path / "store.sqlite3"
     _old_store(path, drop="FEATURES")
     connection = sqlite3.connect(path)
-    connection.execute("PRAGMA user_version = 2")
+    connection.execute("PRAGMA user_version = 3")
     connection.commit()
     connection.close()
 
@@ -496,13 +505,13 @@ def test_snowflake_sink_features_round_trip(
 def test_snowflake_sink_replay_keeps_features(
     snowflake_sink: SnowflakeSink, session: Session
 ) -> None:
-    """A replayed prediction keeps the stored VARIANT, and an earlier scoring replaces it."""
+    """A replayed prediction stores the VARIANT of its latest answer, not of an earlier one."""
     snowflake_sink.write_batch([build_record(5, features=(5.0,) * 105)])
     replay = build_record(5, features=(6.0,) * 105, created_at=BASE_TIME + A_MINUTE)
     snowflake_sink.write_batch([replay, build_record(6)])
     stored = _snowflake_features(session)
     assert sorted(stored) == ["pred-000005", "pred-000006"]
-    assert set(json.loads(stored["pred-000005"]).values()) == {5.0}
+    assert set(json.loads(stored["pred-000005"]).values()) == {6.0}
 
     snowflake_sink.write_batch([build_record(5, features=(7.0,) * 105, created_at=BASE_TIME)])
-    assert set(json.loads(_snowflake_features(session)["pred-000005"]).values()) == {7.0}
+    assert set(json.loads(_snowflake_features(session)["pred-000005"]).values()) == {6.0}

@@ -1,8 +1,9 @@
 """Replayed prediction ids are not newer evidence, whatever order the records arrive in.
 
 A service-function batch retried by Snowflake gets the same deterministic prediction ids and a
-later ``created_at``. These tests check that such a replay keeps the first ``MODEL_PREDICTIONS``
-and ``RAW_EVIDENCE`` rows and never displaces newer ``ONLINE_FEATURES``, in the SQLite sink
+later ``created_at``. These tests check that such a replay keeps the first scoring time of
+``MODEL_PREDICTIONS`` and the first ``RAW_EVIDENCE`` row, never displaces newer
+``ONLINE_FEATURES``, and leaves the latest answer in ``MODEL_PREDICTIONS``, in the SQLite sink
 (real store files), through the worker, and in the Snowflake sink's merge code.
 """
 
@@ -10,9 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,9 @@ from persistence_testkit import (
     PREDICTIONS_TABLE,
     RAW_TABLE,
     build_record,
+    iso_text,
+    query_store,
+    raw_evidence_sink,
 )
 
 SECOND = timedelta(seconds=1)
@@ -56,17 +58,9 @@ def _replay(record: PredictionRecord, at: datetime) -> PredictionRecord:
     return replace(record, created_at=at)
 
 
-def _query(store: Path, sql: str, *parameters: str) -> list[tuple[Any, ...]]:
-    connection = sqlite3.connect(store)
-    try:
-        return connection.execute(sql, parameters).fetchall()
-    finally:
-        connection.close()
-
-
 def _online(store: Path, policy: str) -> tuple[str, float, str]:
     """Return PREDICTION_ID, one feature value and UPDATED_AT of the policy's features."""
-    [row] = _query(
+    [row] = query_store(
         store,
         f"SELECT PREDICTION_ID, RX_TOTAL_FILLS, UPDATED_AT FROM {FEATURES_TABLE} "  # noqa: S608
         "WHERE POLICY_NUMBER = ?",
@@ -76,7 +70,7 @@ def _online(store: Path, policy: str) -> tuple[str, float, str]:
 
 
 def _created_at(store: Path, table: str, key: str, prediction_id: str) -> str:
-    [row] = _query(
+    [row] = query_store(
         store,
         f"SELECT CREATED_AT FROM {table} WHERE {key} = ?",  # noqa: S608
         prediction_id,
@@ -84,26 +78,12 @@ def _created_at(store: Path, table: str, key: str, prediction_id: str) -> str:
     return str(row[0])
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat(timespec="microseconds")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    """Return the path of a store file that the first write creates."""
-    return tmp_path / "store.sqlite3"
-
-
-def _sink(store: Path) -> SqliteSink:
-    return SqliteSink(store, store_raw_evidence=True)
-
-
 # SQLite sink, one record per batch.
 
 
 def test_replay_after_newer_keeps_newer(store: Path) -> None:
     """A replay of P1 stored after P2 leaves P2's features and P1's first CREATED_AT."""
-    sink = _sink(store)
+    sink = raw_evidence_sink(store)
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0)
     newer = _scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)
     sink.write_batch([first])
@@ -111,48 +91,51 @@ def test_replay_after_newer_keeps_newer(store: Path) -> None:
 
     result = sink.write_batch([_replay(first, BASE_TIME + 2 * SECOND)])
 
-    assert _online(store, "OOO-2") == ("P2", 66.0, _iso(BASE_TIME + SECOND))
+    assert _online(store, "OOO-2") == ("P2", 66.0, iso_text(BASE_TIME + SECOND))
     assert result.online_features_skipped == ("P1",)
-    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == _iso(BASE_TIME)
-    assert _created_at(store, RAW_TABLE, "EVIDENCE_ID", "P1") == _iso(BASE_TIME)
-    assert len(_query(store, f"SELECT 1 FROM {PREDICTIONS_TABLE}")) == 2  # noqa: S608
+    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == iso_text(BASE_TIME)
+    assert _created_at(store, RAW_TABLE, "EVIDENCE_ID", "P1") == iso_text(BASE_TIME)
+    assert len(query_store(store, f"SELECT 1 FROM {PREDICTIONS_TABLE}")) == 2  # noqa: S608
 
 
 def test_replay_before_newer_lets_newer_in(store: Path) -> None:
     """A replay of the current row keeps its time, so a newer scoring still replaces it."""
-    sink = _sink(store)
+    sink = raw_evidence_sink(store)
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0)
     sink.write_batch([first])
 
     replayed = sink.write_batch([_replay(first, BASE_TIME + 2 * SECOND)])
-    assert _online(store, "OOO-2") == ("P1", 6.0, _iso(BASE_TIME))
+    assert _online(store, "OOO-2") == ("P1", 6.0, iso_text(BASE_TIME))
     assert replayed.online_features_skipped == ()
 
     result = sink.write_batch([_scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)])
 
     assert result.online_features_skipped == ()
-    assert _online(store, "OOO-2") == ("P2", 66.0, _iso(BASE_TIME + SECOND))
-    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == _iso(BASE_TIME)
+    assert _online(store, "OOO-2") == ("P2", 66.0, iso_text(BASE_TIME + SECOND))
+    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == iso_text(BASE_TIME)
 
 
-def test_replay_keeps_first_prediction_row(store: Path) -> None:
-    """No column of a stored prediction changes on replay, PERSISTED_AT and score included."""
-    sink = _sink(store)
+def test_replay_keeps_first_scoring_columns(store: Path) -> None:
+    """A replay changes the answer but not CREATED_AT, PERSISTED_AT or the raw evidence."""
+    sink = raw_evidence_sink(store)
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0, risk_score=0.25)
     sink.write_batch([first])
-    before = _query(store, f"SELECT * FROM {PREDICTIONS_TABLE}")  # noqa: S608
-    raw_before = _query(store, f"SELECT * FROM {RAW_TABLE}")  # noqa: S608
+    first_scoring = f"SELECT CREATED_AT, PERSISTED_AT FROM {PREDICTIONS_TABLE}"  # noqa: S608
+    before = query_store(store, first_scoring)
+    raw_before = query_store(store, f"SELECT * FROM {RAW_TABLE}")  # noqa: S608
 
     replay = _replay(first, BASE_TIME + SECOND)
     sink.write_batch([replace(replay, risk_score=0.75, model_version="REGISTRY_V3")])
 
-    assert _query(store, f"SELECT * FROM {PREDICTIONS_TABLE}") == before  # noqa: S608
-    assert _query(store, f"SELECT * FROM {RAW_TABLE}") == raw_before  # noqa: S608
+    assert query_store(store, first_scoring) == before
+    assert query_store(store, f"SELECT * FROM {RAW_TABLE}") == raw_before  # noqa: S608
+    answer = f"SELECT RISK_SCORE, MODEL_VERSION FROM {PREDICTIONS_TABLE}"  # noqa: S608
+    assert query_store(store, answer) == [(0.75, "REGISTRY_V3")]
 
 
 def _predicted_feature(store: Path, prediction_id: str) -> float:
     """Return RX_TOTAL_FILLS from the FEATURES object of the stored prediction."""
-    [(features,)] = _query(
+    [(features,)] = query_store(
         store,
         f"SELECT FEATURES FROM {PREDICTIONS_TABLE} WHERE PREDICTION_ID = ?",  # noqa: S608
         prediction_id,
@@ -162,8 +145,8 @@ def _predicted_feature(store: Path, prediction_id: str) -> float:
 
 @pytest.mark.parametrize("replays", [1, 3])
 def test_replay_in_later_batch_keeps_features(store: Path, replays: int) -> None:
-    """Replays with other features in later batches leave both tables at the first scoring."""
-    sink = _sink(store)
+    """Later replays leave ONLINE_FEATURES at the first scoring; FEATURES follows the answer."""
+    sink = raw_evidence_sink(store)
     first = _scoring("P1", "OOO-2", BASE_TIME, 1.0)
     sink.write_batch([first])
 
@@ -172,28 +155,31 @@ def test_replay_in_later_batch_keeps_features(store: Path, replays: int) -> None
         for n in range(1, replays + 1)
     ]
 
-    assert _online(store, "OOO-2") == ("P1", 1.0, _iso(BASE_TIME))
-    assert _predicted_feature(store, "P1") == 1.0
+    assert _online(store, "OOO-2") == ("P1", 1.0, iso_text(BASE_TIME))
+    assert _predicted_feature(store, "P1") == 1.0 + replays
     for result in results:
         assert result.online_features == 1
         assert result.online_features_skipped == ()
 
 
 def test_first_after_replay_replaces_features(store: Path) -> None:
-    """The first scoring, stored in a batch after its replay, replaces the replay's features."""
-    sink = _sink(store)
+    """The first scoring, stored after its replay, replaces the replay's online features.
+
+    The prediction's FEATURES stay those of the replay, the later answer.
+    """
+    sink = raw_evidence_sink(store)
     sink.write_batch([_scoring("P1", "OOO-2", BASE_TIME + SECOND, 2.0)])
 
     result = sink.write_batch([_scoring("P1", "OOO-2", BASE_TIME, 1.0)])
 
-    assert _online(store, "OOO-2") == ("P1", 1.0, _iso(BASE_TIME))
-    assert _predicted_feature(store, "P1") == 1.0
+    assert _online(store, "OOO-2") == ("P1", 1.0, iso_text(BASE_TIME))
+    assert _predicted_feature(store, "P1") == 2.0
     assert result.online_features_skipped == ()
 
 
 def test_replay_skipped_only_for_other_prediction(store: Path) -> None:
     """In one batch, a replay of the stored row counts as written, an older row as skipped."""
-    sink = _sink(store)
+    sink = raw_evidence_sink(store)
     sink.write_batch(
         [
             _scoring("P1", "OOO-1", BASE_TIME, 1.0),
@@ -209,24 +195,24 @@ def test_replay_skipped_only_for_other_prediction(store: Path) -> None:
     )
 
     assert result.online_features_skipped == ("P3",)
-    assert _online(store, "OOO-1") == ("P1", 1.0, _iso(BASE_TIME))
-    assert _online(store, "OOO-2") == ("P2", 2.0, _iso(BASE_TIME + SECOND))
+    assert _online(store, "OOO-1") == ("P1", 1.0, iso_text(BASE_TIME))
+    assert _online(store, "OOO-2") == ("P2", 2.0, iso_text(BASE_TIME + SECOND))
 
 
-def test_replay_stored_first_earlier_wins(store: Path) -> None:
-    """When the replay is stored before the original, the original's earlier time replaces it."""
-    sink = _sink(store)
+def test_replay_stored_first_earlier_time_wins(store: Path) -> None:
+    """A replay stored before the original gets the original's time and keeps its answer."""
+    sink = raw_evidence_sink(store)
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0, risk_score=0.25)
     sink.write_batch([replace(_replay(first, BASE_TIME + SECOND), risk_score=0.75)])
 
     sink.write_batch([first])
 
-    [(score, created_at)] = _query(
+    [(score, created_at)] = query_store(
         store,
         f"SELECT RISK_SCORE, CREATED_AT FROM {PREDICTIONS_TABLE}",  # noqa: S608
     )
-    assert (score, created_at) == (0.25, _iso(BASE_TIME))
-    assert _created_at(store, RAW_TABLE, "EVIDENCE_ID", "P1") == _iso(BASE_TIME)
+    assert (score, created_at) == (0.75, iso_text(BASE_TIME))
+    assert _created_at(store, RAW_TABLE, "EVIDENCE_ID", "P1") == iso_text(BASE_TIME)
 
 
 def test_replay_of_future_dated_first(store: Path) -> None:
@@ -259,7 +245,7 @@ def test_replay_of_future_dated_first(store: Path) -> None:
     ],
 )
 def test_same_prediction_twice_in_batch(store: Path, order: tuple[str, ...]) -> None:
-    """In one batch, in any enqueue order, the first scoring and the newer features stay."""
+    """In one batch, in any order, the first time, the latest answer and newer features stay."""
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0, risk_score=0.25)
     records = {
         "first": first,
@@ -267,23 +253,23 @@ def test_same_prediction_twice_in_batch(store: Path, order: tuple[str, ...]) -> 
         "replay": replace(_replay(first, BASE_TIME + 2 * SECOND), risk_score=0.75),
     }
 
-    result = _sink(store).write_batch([records[name] for name in order])
+    result = raw_evidence_sink(store).write_batch([records[name] for name in order])
 
     assert result.model_predictions == 2
     assert result.online_features == 1
-    assert _online(store, "OOO-2") == ("P2", 66.0, _iso(BASE_TIME + SECOND))
-    stored = _query(
+    assert _online(store, "OOO-2") == ("P2", 66.0, iso_text(BASE_TIME + SECOND))
+    stored = query_store(
         store,
         f"SELECT PREDICTION_ID, RISK_SCORE, CREATED_AT FROM {PREDICTIONS_TABLE} "  # noqa: S608
         "ORDER BY PREDICTION_ID",
     )
-    assert stored[0] == ("P1", 0.25, _iso(BASE_TIME))
-    assert _created_at(store, RAW_TABLE, "EVIDENCE_ID", "P1") == _iso(BASE_TIME)
+    assert stored[0] == ("P1", 0.75, iso_text(BASE_TIME))
+    assert _created_at(store, RAW_TABLE, "EVIDENCE_ID", "P1") == iso_text(BASE_TIME)
 
 
 def test_replay_and_newer_in_one_batch_after_first(store: Path) -> None:
     """A batch holding a replay enqueued after a newer scoring still writes the newer one."""
-    sink = _sink(store)
+    sink = raw_evidence_sink(store)
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0)
     sink.write_batch([first])
 
@@ -291,12 +277,12 @@ def test_replay_and_newer_in_one_batch_after_first(store: Path) -> None:
     result = sink.write_batch([newer, _replay(first, BASE_TIME + 2 * SECOND)])
 
     assert result.online_features_skipped == ()
-    assert _online(store, "OOO-2") == ("P2", 66.0, _iso(BASE_TIME + SECOND))
+    assert _online(store, "OOO-2") == ("P2", 66.0, iso_text(BASE_TIME + SECOND))
 
 
 def test_many_policies_shuffled(store: Path) -> None:
     """200 policies, each scored, rescored and replayed, in shuffled batches: newer stays."""
-    sink = _sink(store)
+    sink = raw_evidence_sink(store)
     # Fewer bound variables than ids per batch, so the read of stored rows takes several
     # statements.
     sink._variable_limit = 7
@@ -318,15 +304,17 @@ def test_many_policies_shuffled(store: Path) -> None:
     for start in range(0, len(records), 37):
         sink.write_batch(records[start : start + 37])
 
-    features = _query(store, f"SELECT POLICY_NUMBER, PREDICTION_ID FROM {FEATURES_TABLE}")  # noqa: S608
+    features = query_store(store, f"SELECT POLICY_NUMBER, PREDICTION_ID FROM {FEATURES_TABLE}")  # noqa: S608
     assert len(features) == 200
     assert [row for row in features if row[1] != "B-" + str(int(row[0][4:]))] == []
     created = dict(
-        _query(store, f"SELECT PREDICTION_ID, CREATED_AT FROM {PREDICTIONS_TABLE}")  # noqa: S608
+        query_store(store, f"SELECT PREDICTION_ID, CREATED_AT FROM {PREDICTIONS_TABLE}")  # noqa: S608
     )
     assert len(created) == 400
     wrong = [
-        index for index in range(200) if created[f"A-{index}"] != _iso(BASE_TIME + index * SECOND)
+        index
+        for index in range(200)
+        if created[f"A-{index}"] != iso_text(BASE_TIME + index * SECOND)
     ]
     assert wrong == []
 
@@ -338,14 +326,14 @@ def test_worker_replay_after_newer(queue: PredictionQueue, store: Path) -> None:
     """The drain loop writes a replay queued after a newer scoring without displacing it."""
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0)
     newer = _scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)
-    drainer = QueueDrainer(QueueConsumer(queue, owner="test"), _sink(store))
+    drainer = QueueDrainer(QueueConsumer(queue, owner="test"), raw_evidence_sink(store))
     for batch in ([first], [newer], [_replay(first, BASE_TIME + 2 * SECOND)]):
         queue.append_many(batch)
         drainer.run(threading.Event(), exit_when_empty=True)
 
     assert queue.depth() == 0
-    assert _online(store, "OOO-2") == ("P2", 66.0, _iso(BASE_TIME + SECOND))
-    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == _iso(BASE_TIME)
+    assert _online(store, "OOO-2") == ("P2", 66.0, iso_text(BASE_TIME + SECOND))
+    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == iso_text(BASE_TIME)
 
 
 def test_worker_out_of_order_queue(queue: PredictionQueue, store: Path) -> None:
@@ -353,13 +341,15 @@ def test_worker_out_of_order_queue(queue: PredictionQueue, store: Path) -> None:
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0)
     newer = _scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)
     queue.append_many([newer, first, _replay(first, BASE_TIME + 2 * SECOND)])
-    drainer = QueueDrainer(QueueConsumer(queue, owner="test"), _sink(store), batch_size=1)
+    drainer = QueueDrainer(
+        QueueConsumer(queue, owner="test"), raw_evidence_sink(store), batch_size=1
+    )
 
     drainer.run(threading.Event(), exit_when_empty=True)
 
     assert queue.depth() == 0
     assert _online(store, "OOO-2")[0] == "P2"
-    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == _iso(BASE_TIME)
+    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == iso_text(BASE_TIME)
 
 
 def test_worker_replay_queued_before_first(queue: PredictionQueue, store: Path) -> None:
@@ -370,41 +360,22 @@ def test_worker_replay_queued_before_first(queue: PredictionQueue, store: Path) 
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0)
     newer = _scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)
     queue.append_many([_replay(first, BASE_TIME + 2 * SECOND), first, newer])
-    drainer = QueueDrainer(QueueConsumer(queue, owner="test"), _sink(store), batch_size=1)
+    drainer = QueueDrainer(
+        QueueConsumer(queue, owner="test"), raw_evidence_sink(store), batch_size=1
+    )
 
     drainer.run(threading.Event(), exit_when_empty=True)
 
     assert queue.depth() == 0
-    assert _online(store, "OOO-2") == ("P2", 66.0, _iso(BASE_TIME + SECOND))
-    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == _iso(BASE_TIME)
+    assert _online(store, "OOO-2") == ("P2", 66.0, iso_text(BASE_TIME + SECOND))
+    assert _created_at(store, PREDICTIONS_TABLE, "PREDICTION_ID", "P1") == iso_text(BASE_TIME)
 
 
-# The Snowflake sink's merge code in Snowpark's local-testing session.
+# The Snowflake sink's merge code in Snowpark's local-testing local_session.
 
 
-@pytest.fixture(scope="module")
-def session() -> Iterator[Any]:
-    """Return one local-testing session for the module."""
-    pytest.importorskip("snowflake.snowpark")
-    from snowflake_testkit import open_local_session
-
-    created = open_local_session()
-    yield created
-    created.close()
-
-
-@pytest.fixture
-def snowflake_sink(session: Any) -> Any:
-    """Return a Snowflake sink over empty tables in the local-testing session."""
-    from evidence_persistence.sinks.snowflake import SnowflakeSink
-    from snowflake_testkit import create_empty_tables, stage_with_dataframe
-
-    create_empty_tables(session)
-    return SnowflakeSink(lambda: session, store_raw_evidence=True, stage_rows=stage_with_dataframe)
-
-
-def _snowflake_rows(session: Any, table: str, *columns: str) -> list[tuple[Any, ...]]:
-    return sorted(tuple(row) for row in session.table(table).select(*columns).collect())
+def _snowflake_rows(local_session: Any, table: str, *columns: str) -> list[tuple[Any, ...]]:
+    return sorted(tuple(row) for row in local_session.table(table).select(*columns).collect())
 
 
 def _naive(value: datetime) -> datetime:
@@ -412,74 +383,86 @@ def _naive(value: datetime) -> datetime:
 
 
 @pytest.mark.parametrize("same_batch", [False, True])
-def test_snowflake_replay_after_newer(snowflake_sink: Any, session: Any, same_batch: bool) -> None:
-    """The Snowflake merge keeps the newer features and P1's first row, as SQLite does."""
+def test_snowflake_replay_after_newer(
+    local_snowflake_sink: Any, local_session: Any, same_batch: bool
+) -> None:
+    """The Snowflake merge keeps the newer features and P1's first time, as SQLite does."""
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0, risk_score=0.25)
     newer = _scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)
     replay = replace(_replay(first, BASE_TIME + 2 * SECOND), risk_score=0.75)
     batches = [[replay, newer, first]] if same_batch else [[first], [newer], [replay]]
     for batch in batches:
-        snowflake_sink.write_batch(batch)
+        local_snowflake_sink.write_batch(batch)
 
     features = _snowflake_rows(
-        session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID", "RX_TOTAL_FILLS", "UPDATED_AT"
+        local_session,
+        "FEATURE_STORE.ONLINE_FEATURES",
+        "PREDICTION_ID",
+        "RX_TOTAL_FILLS",
+        "UPDATED_AT",
     )
     assert features == [("P2", 66.0, _naive(BASE_TIME + SECOND))]
     predictions = _snowflake_rows(
-        session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID", "RISK_SCORE", "CREATED_AT"
+        local_session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID", "RISK_SCORE", "CREATED_AT"
     )
-    assert predictions[0] == ("P1", 0.25, _naive(BASE_TIME))
+    assert predictions[0] == ("P1", 0.75, _naive(BASE_TIME))
     assert len(predictions) == 2
-    raw = _snowflake_rows(session, "FEATURE_STORE.RAW_EVIDENCE", "EVIDENCE_ID", "CREATED_AT")
+    raw = _snowflake_rows(local_session, "FEATURE_STORE.RAW_EVIDENCE", "EVIDENCE_ID", "CREATED_AT")
     assert raw[0] == ("P1", _naive(BASE_TIME))
 
 
-def test_snowflake_replay_before_newer(snowflake_sink: Any, session: Any) -> None:
+def test_snowflake_replay_before_newer(local_snowflake_sink: Any, local_session: Any) -> None:
     """A replay of the current row keeps its time in Snowflake too, so newer features win."""
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0)
-    snowflake_sink.write_batch([first])
-    snowflake_sink.write_batch([_replay(first, BASE_TIME + 2 * SECOND)])
-    snowflake_sink.write_batch([_scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)])
+    local_snowflake_sink.write_batch([first])
+    local_snowflake_sink.write_batch([_replay(first, BASE_TIME + 2 * SECOND)])
+    local_snowflake_sink.write_batch([_scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)])
 
-    features = _snowflake_rows(session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID")
+    features = _snowflake_rows(local_session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID")
     assert features == [("P2",)]
 
 
-def test_snowflake_replay_stored_before_first(snowflake_sink: Any, session: Any) -> None:
-    """A first scoring merged after its replay restores its row and lowers UPDATED_AT."""
+def test_snowflake_replay_stored_before_first(
+    local_snowflake_sink: Any, local_session: Any
+) -> None:
+    """A first scoring merged after its replay restores its time and lowers UPDATED_AT."""
     first = _scoring("P1", "OOO-2", BASE_TIME, 6.0, risk_score=0.25)
     replay = replace(_replay(first, BASE_TIME + 2 * SECOND), risk_score=0.75)
-    snowflake_sink.write_batch([replay])
-    snowflake_sink.write_batch([first])
+    local_snowflake_sink.write_batch([replay])
+    local_snowflake_sink.write_batch([first])
 
     predictions = _snowflake_rows(
-        session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID", "RISK_SCORE", "CREATED_AT"
+        local_session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID", "RISK_SCORE", "CREATED_AT"
     )
-    assert predictions == [("P1", 0.25, _naive(BASE_TIME))]
+    assert predictions == [("P1", 0.75, _naive(BASE_TIME))]
     features = _snowflake_rows(
-        session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID", "UPDATED_AT"
+        local_session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID", "UPDATED_AT"
     )
     assert features == [("P1", _naive(BASE_TIME))]
 
-    snowflake_sink.write_batch([_scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)])
-    features = _snowflake_rows(session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID")
+    local_snowflake_sink.write_batch([_scoring("P2", "OOO-2", BASE_TIME + SECOND, 66.0)])
+    features = _snowflake_rows(local_session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID")
     assert features == [("P2",)]
 
 
 @pytest.mark.parametrize("same_batch", [False, True])
 def test_snowflake_replay_keeps_features(
-    snowflake_sink: Any, session: Any, same_batch: bool
+    local_snowflake_sink: Any, local_session: Any, same_batch: bool
 ) -> None:
-    """A replay with other features leaves Snowflake's features at the first scoring."""
+    """A replay leaves Snowflake's online features at the first scoring, FEATURES at the answer."""
     first = _scoring("P1", "OOO-2", BASE_TIME, 1.0)
     replay = _scoring("P1", "OOO-2", BASE_TIME + SECOND, 2.0)
     batches = [[first, replay]] if same_batch else [[first], [replay]]
     for batch in batches:
-        snowflake_sink.write_batch(batch)
+        local_snowflake_sink.write_batch(batch)
 
     features = _snowflake_rows(
-        session, "FEATURE_STORE.ONLINE_FEATURES", "PREDICTION_ID", "RX_TOTAL_FILLS", "UPDATED_AT"
+        local_session,
+        "FEATURE_STORE.ONLINE_FEATURES",
+        "PREDICTION_ID",
+        "RX_TOTAL_FILLS",
+        "UPDATED_AT",
     )
     assert features == [("P1", 1.0, _naive(BASE_TIME))]
-    [(stored,)] = _snowflake_rows(session, "ML_MODELS.MODEL_PREDICTIONS", "FEATURES")
-    assert json.loads(stored)["RX_TOTAL_FILLS"] == 1.0
+    [(stored,)] = _snowflake_rows(local_session, "ML_MODELS.MODEL_PREDICTIONS", "FEATURES")
+    assert json.loads(stored)["RX_TOTAL_FILLS"] == 2.0

@@ -14,7 +14,7 @@ from evidence_persistence.ddl import render_ddl
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import FEATURES_TABLE, build_record
 
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3
 
 
 def _store_with(path: Path, *, defect: str) -> None:

@@ -83,7 +83,7 @@ def test_worker_cli_newer_store_exits_2(tmp_path: Path, newer_store: Path) -> No
     assert result.returncode == 2, result.stderr
     assert str(newer_store.resolve()) in result.stderr
     assert f"schema version {NEWER_VERSION}" in result.stderr
-    assert "supports version 2 at most" in result.stderr
+    assert "supports version 3 at most" in result.stderr
     assert "upgrade the worker" in result.stderr
     assert "PERSISTENCE_STORE_PATH" in result.stderr
     assert len(result.stderr.splitlines()) == 1
@@ -178,7 +178,7 @@ def test_sqlite_store_same_version_writes(tmp_path: Path) -> None:
     SqliteSink(path).write_batch([build_record(1)])
     SqliteSink(path).write_batch([build_record(2)])
 
-    assert _user_version(path) == 2
+    assert _user_version(path) == 3
     assert sorted(stored_values(path, PREDICTIONS_TABLE, "PREDICTION_ID")) == [
         "pred-000001",
         "pred-000002",

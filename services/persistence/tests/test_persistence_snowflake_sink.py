@@ -78,7 +78,7 @@ def test_snowflake_sink_inserts_all_tables(sink: SnowflakeSink, session: Session
 
 
 def test_snowflake_sink_duplicate_keys_in_batch(sink: SnowflakeSink, session: Session) -> None:
-    """A batch with duplicate keys merges one source row per key: the earliest scored."""
+    """A batch with duplicate keys merges one source row per key, with the latest answer."""
     batch = [
         build_record(1, risk_score=0.5),
         build_record(1, risk_score=0.7, created_at=BASE_TIME),
@@ -88,7 +88,9 @@ def test_snowflake_sink_duplicate_keys_in_batch(sink: SnowflakeSink, session: Se
     assert result.model_predictions == 2
     _assert_unique(session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID")
     scores = dict(_column(session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID", "RISK_SCORE"))
-    assert scores == {"pred-000001": 0.7, "pred-000002": 0.2}
+    assert scores == {"pred-000001": 0.5, "pred-000002": 0.2}
+    times = _column(session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID", "CREATED_AT")
+    assert dict(times)["pred-000001"] == BASE_TIME.replace(tzinfo=None)
 
 
 def test_snowflake_sink_remerge_keeps_one_row(sink: SnowflakeSink, session: Session) -> None:
@@ -102,7 +104,7 @@ def test_snowflake_sink_remerge_keeps_one_row(sink: SnowflakeSink, session: Sess
 
 
 def test_snowflake_sink_target_row_kept(sink: SnowflakeSink, session: Session) -> None:
-    """A stored row ('r1', 0.1) stays when later scorings of 'r1' are merged; 'r2' is added."""
+    """A stored 'r1' takes the latest of later scorings, not one of the same time; 'r2' is added."""
     sink.write_batch([build_record(1, prediction_id="r1", risk_score=0.1)])
     sink.write_batch(
         [
@@ -113,7 +115,7 @@ def test_snowflake_sink_target_row_kept(sink: SnowflakeSink, session: Session) -
     )
     _assert_unique(session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID")
     scores = dict(_column(session, "ML_MODELS.MODEL_PREDICTIONS", "PREDICTION_ID", "RISK_SCORE"))
-    assert scores == {"r1": 0.1, "r2": 0.2}
+    assert scores == {"r1": 0.7, "r2": 0.2}
 
 
 def test_snowflake_sink_online_features_newest_wins(sink: SnowflakeSink, session: Session) -> None:

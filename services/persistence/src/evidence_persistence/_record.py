@@ -55,7 +55,9 @@ class PredictionRecord:
         model_version: ``"REGISTRY_<VERSION>"`` or ``"RULE_BASED"``.
         source: ``"API"`` for the JSON API, ``"SQL"`` for the Snowflake service function.
         inference_ms: Time the gateway spent on the prediction, in milliseconds.
-        created_at: Time of the prediction; must be timezone-aware and is converted to UTC.
+        created_at: Time the gateway scored this attempt; must be timezone-aware and is
+            converted to UTC. Of the records of one prediction id, the worker stores the
+            earliest as ``CREATED_AT`` and the latest as ``ANSWERED_AT``.
         fallback_reason: Why the rule-based fallback produced the score, or ``None``.
         warnings: Feature-extraction warning kinds (no drug names or codes).
         mib_xml: Raw MIB report, set only when raw evidence storage is enabled.

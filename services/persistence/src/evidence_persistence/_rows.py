@@ -3,11 +3,19 @@
 Both sinks write by primary key, and Snowflake's MERGE rejects a source with two rows for one
 key, so every batch is de-duplicated here first. A prediction id can occur more than once when
 the queue delivers a record again or when a client replays a request whose prediction id is
-deterministic, such as a retried service-function batch. Such a replay is not newer evidence:
+deterministic, such as a retried service-function batch. Each record's ``created_at`` is the
+time the gateway scored that attempt. Such a replay is not newer evidence, but its answer may be
+the one the caller received:
 
-- ``MODEL_PREDICTIONS`` and ``RAW_EVIDENCE``: the record with the earliest ``created_at`` wins,
-  on a tie the one enqueued first. The sinks replace a stored row only with a strictly earlier
-  ``CREATED_AT``, so a row keeps its first scoring time whatever order the records arrive in.
+- ``MODEL_PREDICTIONS``: ``CREATED_AT`` and ``PERSISTED_AT`` come from the record with the
+  earliest ``created_at`` (the first scoring), on a tie the one enqueued first. Every other column
+  comes from the record with the latest ``created_at`` (the answer), on a tie the one enqueued
+  first, and ``ANSWERED_AT`` is that record's ``created_at``. Snowflake retries a batch only when
+  it got no response, so the latest scoring is the answer it received. The sinks take the
+  earlier ``CREATED_AT`` and the later ``ANSWERED_AT`` of the stored and the incoming row, each
+  with its columns, so the row ends the same whatever order the records arrive in.
+- ``RAW_EVIDENCE``: the first scoring, as for ``CREATED_AT``. The sinks replace a stored row
+  only with a strictly earlier ``CREATED_AT``.
 - ``ONLINE_FEATURES``: the record with the latest ``UPDATED_AT`` wins, on a tie the one enqueued
   last, and the sinks keep a stored row whose ``UPDATED_AT`` is newer. ``UPDATED_AT`` is the
   prediction's original scoring time: the earliest ``created_at`` of the id, in the batch or
@@ -93,6 +101,7 @@ def build_rows(
     now = timestamp(persisted_at or datetime.now(UTC))
     stored = stored_update_times or {}
     first = _first_scored(records)
+    answers = _latest_answers(records)
     latest_features: dict[str, tuple[datetime, PredictionRecord]] = {}
     for record in records:
         if first[record.prediction_id] is not record:
@@ -107,7 +116,10 @@ def build_rows(
         if current is None or updated_at >= current[0]:
             latest_features[record.policy_number] = (updated_at, record)
 
-    predictions = [_prediction_row(r, now, timestamp) for r in first.values()]
+    predictions = [
+        _prediction_row(answers[prediction_id], record.created_at, now, timestamp)
+        for prediction_id, record in first.items()
+    ]
     features = [_feature_row(r, u, timestamp) for u, r in latest_features.values()]
     raw = []
     if store_raw_evidence:
@@ -145,6 +157,23 @@ def _first_scored(records: Sequence[PredictionRecord]) -> dict[str, PredictionRe
     return first
 
 
+def _latest_answers(records: Sequence[PredictionRecord]) -> dict[str, PredictionRecord]:
+    """Map each prediction id to its record with the latest ``created_at``.
+
+    On a tie the record enqueued first is kept, as a stored row is kept against an incoming one
+    with the same ``ANSWERED_AT``.
+
+    NOTE: the order follows the gateways' clocks. A retry scored on an instance whose clock runs
+    behind the first attempt's by more than the time between the attempts loses to it.
+    """
+    latest: dict[str, PredictionRecord] = {}
+    for record in records:
+        current = latest.get(record.prediction_id)
+        if current is None or record.created_at > current.created_at:
+            latest[record.prediction_id] = record
+    return latest
+
+
 def _updated_at(record: PredictionRecord, max_updated_at: datetime | None) -> datetime:
     if max_updated_at is None or record.created_at <= max_updated_at:
         return record.created_at
@@ -165,23 +194,28 @@ def _feature_row(
 
 
 def _prediction_row(
-    record: PredictionRecord, persisted_at: Value, timestamp: Callable[[datetime], Value]
+    answer: PredictionRecord,
+    created_at: datetime,
+    persisted_at: Value,
+    timestamp: Callable[[datetime], Value],
 ) -> Row:
+    """Build a ``MODEL_PREDICTIONS`` row of the ``answer`` record and the first scoring time."""
     row: Row = (
-        record.prediction_id,
-        record.policy_number,
-        record.risk_score,
-        record.risk_level,
-        record.model_name,
-        record.model_version,
-        record.feature_spec_version,
-        record.source,
-        record.inference_ms,
-        record.fallback_reason,
-        json.dumps(list(record.warnings)),
-        timestamp(record.created_at),
+        answer.prediction_id,
+        answer.policy_number,
+        answer.risk_score,
+        answer.risk_level,
+        answer.model_name,
+        answer.model_version,
+        answer.feature_spec_version,
+        answer.source,
+        answer.inference_ms,
+        answer.fallback_reason,
+        json.dumps(list(answer.warnings)),
+        timestamp(created_at),
         persisted_at,
-        features_json(record),
+        features_json(answer),
+        timestamp(answer.created_at),
     )
     return row
 

@@ -12,6 +12,7 @@ from typing import Literal
 from evidence_features import FEATURE_SPEC
 
 __all__ = [
+    "FIRST_SCORING_COLUMNS",
     "MODEL_PREDICTIONS",
     "ONLINE_FEATURES",
     "RAW_EVIDENCE",
@@ -105,9 +106,14 @@ MODEL_PREDICTIONS = Table(
         Column("CREATED_AT", "TIMESTAMP"),
         Column("PERSISTED_AT", "TIMESTAMP"),
         # The prediction's feature vector as a JSON object {FEATURE_NAME: value}; see
-        # _rows.features_json. It is last and nullable because it was added to existing tables
-        # with ALTER TABLE ... ADD COLUMN, which appends a column and leaves older rows NULL.
+        # _rows.features_json. It is nullable and after PERSISTED_AT because it was added to
+        # existing tables with ALTER TABLE ... ADD COLUMN, which appends a column and leaves
+        # older rows NULL.
         Column("FEATURES", "JSON", nullable=True),
+        # Scoring time of the answer that the row holds: the latest scoring of the prediction
+        # id, where CREATED_AT is the first. It was appended like FEATURES, and the SQLite
+        # migration sets it to CREATED_AT in rows already stored.
+        Column("ANSWERED_AT", "TIMESTAMP", nullable=True),
     ),
     primary_key="PREDICTION_ID",
     indexes=(
@@ -115,6 +121,10 @@ MODEL_PREDICTIONS = Table(
         Index("IDX_MODEL_PREDICTIONS_CREATED", ("CREATED_AT",)),
     ),
 )
+
+FIRST_SCORING_COLUMNS = ("CREATED_AT", "PERSISTED_AT")
+"""``MODEL_PREDICTIONS`` columns that follow the prediction id's first scoring. Every other
+non-key column holds the answer with the latest ``ANSWERED_AT``."""
 
 RAW_EVIDENCE = Table(
     schema="FEATURE_STORE",

@@ -23,7 +23,13 @@ from typing import Any
 
 from snowflake.snowpark import Column, DataFrame, Session, Table
 from snowflake.snowpark.exceptions import SnowparkSessionException
-from snowflake.snowpark.functions import col, parse_json, when_matched, when_not_matched
+from snowflake.snowpark.functions import (
+    coalesce,
+    col,
+    parse_json,
+    when_matched,
+    when_not_matched,
+)
 from snowflake.snowpark.types import (
     DoubleType,
     StringType,
@@ -38,6 +44,7 @@ from evidence_persistence._record import PredictionRecord
 from evidence_persistence._rows import Row, build_rows, future_cutoff, stored_update_time
 from evidence_persistence._sink import WriteResult
 from evidence_persistence._tables import (
+    FIRST_SCORING_COLUMNS,
     MODEL_PREDICTIONS,
     ONLINE_FEATURES,
     RAW_EVIDENCE,
@@ -168,7 +175,7 @@ class SnowflakeSink:
             session = self._current_session()
             # MODEL_PREDICTIONS goes first, so that the rows read back from it carry each id's
             # first scoring time, which orders the ONLINE_FEATURES rows.
-            stage = self._merge(session, MODEL_PREDICTIONS, predictions, time_column="CREATED_AT")
+            stage = self._merge_predictions(session, predictions)
             rows = build(stored_update_times=self._stored_update_times(session, stage))
             self._merge(session, ONLINE_FEATURES, rows.online_features, time_column="UPDATED_AT")
             self._merge(session, RAW_EVIDENCE, rows.raw_evidence, time_column="CREATED_AT")
@@ -227,15 +234,12 @@ class SnowflakeSink:
 
         In ``ONLINE_FEATURES`` a row of another prediction replaces the stored row when its
         ``time_column`` is at least as late, and a row of the stored prediction only when it
-        is strictly earlier. In the other tables only a strictly earlier ``time_column``
-        replaces the stored row. So a prediction keeps its first scoring in every table.
+        is strictly earlier. In ``RAW_EVIDENCE`` only a strictly earlier ``time_column``
+        replaces the stored row. So a prediction keeps its first scoring in both tables.
         """
         if not rows:
             return None
-        stage_name = stage_table_name(table, self.database, self.schema)
-        self._stage_rows(session, table, stage_name, rows)
-        source = session.table(stage_name)
-        target: Table = session.table(table.snowflake_name(self.database))
+        stage_name, source, target = self._stage(session, table, rows)
         key = table.primary_key
         values = _source_values(table, source)
         updates = {name: value for name, value in values.items() if name != key}
@@ -254,6 +258,55 @@ class SnowflakeSink:
             [when_matched(condition).update(updates), when_not_matched().insert(values)],
         )
         return stage_name
+
+    def _merge_predictions(self, session: Session, rows: list[Row]) -> str | None:
+        """Merge ``MODEL_PREDICTIONS`` rows and return the staging table's name, or None if empty.
+
+        A stored row takes the incoming first-scoring columns (``FIRST_SCORING_COLUMNS``) only
+        for an earlier ``CREATED_AT``, and the incoming answer columns only for a later
+        ``ANSWERED_AT``, as the SQLite sink's upsert does. The conditions of the three WHEN
+        MATCHED clauses exclude each other, so their order does not matter.
+        """
+        if not rows:
+            return None
+        table = MODEL_PREDICTIONS
+        stage_name, source, target = self._stage(session, table, rows)
+        key = table.primary_key
+        values = _source_values(table, source)
+        # A row added before ANSWERED_AT existed and not yet filled counts as answered at its
+        # CREATED_AT, the time of the only scoring it holds.
+        stored_answered = coalesce(target["ANSWERED_AT"], target["CREATED_AT"])
+        earlier = source["CREATED_AT"] < target["CREATED_AT"]
+        later = source["ANSWERED_AT"] > stored_answered
+        first_scoring = {name: values[name] for name in FIRST_SCORING_COLUMNS}
+        answer = {
+            name: value
+            for name, value in values.items()
+            if name != key and name not in FIRST_SCORING_COLUMNS
+        }
+        target.merge(
+            source,
+            target[key] == source[key],
+            [
+                when_matched(earlier & later).update({**first_scoring, **answer}),
+                when_matched(~earlier & later).update(answer),
+                when_matched(earlier & ~later).update(
+                    {**first_scoring, "ANSWERED_AT": stored_answered}
+                ),
+                when_not_matched().insert(values),
+            ],
+        )
+        return stage_name
+
+    def _stage(
+        self, session: Session, table: TableSpec, rows: list[Row]
+    ) -> tuple[str, Table, Table]:
+        """Load ``rows`` into the table's staging table and return its name, it and the target."""
+        stage_name = stage_table_name(table, self.database, self.schema)
+        self._stage_rows(session, table, stage_name, rows)
+        source = session.table(stage_name)
+        target: Table = session.table(table.snowflake_name(self.database))
+        return stage_name, source, target
 
     def _stored_update_times(self, session: Session, stage_name: str | None) -> dict[str, datetime]:
         """Return ``stored_update_time`` of each prediction id in the staging table.

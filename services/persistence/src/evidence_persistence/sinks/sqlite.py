@@ -24,6 +24,7 @@ from evidence_persistence._sink import WriteResult
 from evidence_persistence._sqlite import SqliteFile
 from evidence_persistence._sqlite_sidecars import ReopenHazard
 from evidence_persistence._tables import (
+    FIRST_SCORING_COLUMNS,
     MODEL_PREDICTIONS,
     ONLINE_FEATURES,
     RAW_EVIDENCE,
@@ -46,8 +47,9 @@ _log = structlog.get_logger("evidence_persistence.store")
 # connection reports the real value, and this is the fallback when it cannot.
 _DEFAULT_VARIABLE_LIMIT = 999
 # PRAGMA user_version of a store whose tables have every declared column. Version 1 stores were
-# created before MODEL_PREDICTIONS had FEATURES and get the missing columns added on open.
-_STORE_SCHEMA_VERSION = 2
+# created before MODEL_PREDICTIONS had FEATURES, version 2 stores before it had ANSWERED_AT, and
+# both get the missing columns added on open (see _migrate_store).
+_STORE_SCHEMA_VERSION = 3
 
 
 class SqliteSink:
@@ -56,9 +58,12 @@ class SqliteSink:
     Each table is written with multi-row ``INSERT ... ON CONFLICT DO UPDATE`` statements, each
     carrying as many rows as the connection's bound-variable limit allows. ``ONLINE_FEATURES``
     keeps a stored row whose ``UPDATED_AT`` is newer than the incoming one, and the stored row
-    of the same prediction id unless the incoming ``UPDATED_AT`` is earlier. ``MODEL_PREDICTIONS``
-    and ``RAW_EVIDENCE`` keep a stored row unless the incoming ``CREATED_AT`` is earlier. So a
-    replayed prediction id leaves its first row in every table (see ``build_rows``).
+    of the same prediction id unless the incoming ``UPDATED_AT`` is earlier. ``RAW_EVIDENCE``
+    keeps a stored row unless the incoming ``CREATED_AT`` is earlier. ``MODEL_PREDICTIONS``
+    takes the incoming ``CREATED_AT`` and ``PERSISTED_AT`` only when that ``CREATED_AT`` is
+    earlier, and the incoming answer columns only when its ``ANSWERED_AT`` is later. So a
+    replayed prediction id keeps its first scoring time, its first features in
+    ``ONLINE_FEATURES`` and its latest answer in ``MODEL_PREDICTIONS`` (see ``build_rows``).
 
     Args:
         path: Store file, such as ``var/store.sqlite3``; created with its tables when missing,
@@ -96,7 +101,7 @@ class SqliteSink:
             lock_retries=lock_retries,
             synchronous="NORMAL",
             schema_version=_STORE_SCHEMA_VERSION,
-            migrate=_add_missing_columns,
+            migrate=_migrate_store,
         )
         self._variable_limit: int | None = None
         self.attempts = StoreAttemptReporter(metrics)
@@ -265,7 +270,7 @@ def inspect_store(path: Path) -> tuple[str, str | None]:
         return "needs_migration", (
             f"store file {resolved!r} lacks {len(missing)} nullable column(s), the first being "
             f"{missing[0]}; the worker adds them when it writes its next batch, and rows "
-            "already stored keep NULL there"
+            "already stored get ANSWERED_AT = CREATED_AT and NULL in the other added columns"
         )
     return "ok", None
 
@@ -286,6 +291,19 @@ def _find_missing_columns(
             if column.name not in existing:
                 (nullable if column.nullable else not_null).append((table, column))
     return nullable, not_null
+
+
+def _migrate_store(connection: sqlite3.Connection) -> None:
+    """Add the columns that an older store lacks and fill ``ANSWERED_AT`` of stored rows.
+
+    A row stored before ``ANSWERED_AT`` existed holds the first scoring of its prediction id,
+    so its answer time is its ``CREATED_AT``. Both steps are idempotent.
+    """
+    _add_missing_columns(connection)
+    table = MODEL_PREDICTIONS.sqlite_name
+    connection.execute(
+        f"UPDATE {table} SET ANSWERED_AT = CREATED_AT WHERE ANSWERED_AT IS NULL"  # noqa: S608
+    )
 
 
 def _add_missing_columns(connection: sqlite3.Connection) -> None:
@@ -398,6 +416,8 @@ def _upsert_sql(table: Table, row_count: int) -> str:
             f" AND excluded.UPDATED_AT >= {stored}.UPDATED_AT)"
             " RETURNING PREDICTION_ID"
         )
+    elif table is MODEL_PREDICTIONS:
+        return _prediction_upsert_sql(row_count)
     else:
         # A prediction's row keeps its first scoring: only a strictly earlier one replaces it.
         guard = f" WHERE excluded.CREATED_AT < {table.sqlite_name}.CREATED_AT"
@@ -405,6 +425,40 @@ def _upsert_sql(table: Table, row_count: int) -> str:
         f"INSERT INTO {table.sqlite_name} ({', '.join(columns)}) VALUES "  # noqa: S608
         + ",".join([placeholders] * row_count)
         + f" ON CONFLICT ({table.primary_key}) DO UPDATE SET {assignments}{guard}"
+    )
+
+
+def _prediction_upsert_sql(row_count: int) -> str:
+    """Return the ``MODEL_PREDICTIONS`` upsert, which merges the stored and the incoming row.
+
+    The first-scoring columns take the incoming values only for an earlier ``CREATED_AT``, the
+    answer columns only for a later ``ANSWERED_AT``, and a row that brings neither is kept out.
+    Each SET expression reads the stored row as it was before the statement, so the order of
+    the assignments does not matter.
+    """
+    table = MODEL_PREDICTIONS
+    stored = table.sqlite_name
+    columns = table.column_names
+    placeholders = "(" + ",".join("?" * len(columns)) + ")"
+    earlier = f"excluded.CREATED_AT < {stored}.CREATED_AT"
+    # _migrate_store fills ANSWERED_AT of older rows. A row that another tool wrote without it
+    # counts as answered at its CREATED_AT, as in the Snowflake sink.
+    stored_answered = f"COALESCE({stored}.ANSWERED_AT, {stored}.CREATED_AT)"
+    later = f"excluded.ANSWERED_AT > {stored_answered}"
+    assignments = []
+    for name in columns:
+        if name == table.primary_key:
+            continue
+        condition = earlier if name in FIRST_SCORING_COLUMNS else later
+        current = stored_answered if name == "ANSWERED_AT" else f"{stored}.{name}"
+        assignments.append(
+            f"{name} = CASE WHEN {condition} THEN excluded.{name} ELSE {current} END"
+        )
+    return (
+        f"INSERT INTO {stored} ({', '.join(columns)}) VALUES "  # noqa: S608
+        + ",".join([placeholders] * row_count)
+        + f" ON CONFLICT ({table.primary_key}) DO UPDATE SET {', '.join(assignments)}"
+        + f" WHERE {earlier} OR {later}"
     )
 
 
