@@ -257,6 +257,7 @@ def test_gateway_token_missing(tmp_path: Path) -> None:
 
     _assert_clean_failure(result)
     assert "  GATEWAY_API_TOKEN is not set; set it to the bearer token" in result.stderr
+    assert "reads the environment only, not a .env file" in result.stderr
 
 
 def test_gateway_help_needs_no_settings(tmp_path: Path) -> None:

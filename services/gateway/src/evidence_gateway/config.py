@@ -307,7 +307,8 @@ class Settings(BaseSettings):
         if not self.local_mode and self.api_token is None:
             msg = (
                 "GATEWAY_API_TOKEN is not set; set it to the bearer token /v1 clients must send, "
-                "or set GATEWAY_LOCAL_MODE=true to run without one (local stack and tests only)"
+                "or set GATEWAY_LOCAL_MODE=true to run without one (local stack and tests only). "
+                "The gateway reads the environment only, not a .env file"
             )
             raise ValueError(msg)
         return self
