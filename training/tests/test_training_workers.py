@@ -40,6 +40,72 @@ def test_run_chunks_workers_ignore_sigint() -> None:
     assert not _sigint_ignored()
 
 
+# Prints "ready" once its handler is installed, starts two-worker pools in a loop for the
+# given seconds, then prints how many it ran. The SIGINT handler does nothing in the parent,
+# so that it survives the signals, and raises KeyboardInterrupt in a forked worker, as the
+# inherited default handler would. SIG_IGN there would hide the race, because a worker would
+# inherit it. SIGINT is ignored at the end, because the interpreter's shutdown restores the
+# default action of a signal with a Python handler, and a signal that came then would end
+# the process.
+_POOL_LOOP = """
+import os, signal, sys, time
+from evidence_training.workers import run_chunks
+
+parent = os.getpid()
+
+def on_sigint(signum, frame):
+    if os.getpid() != parent:
+        signal.default_int_handler(signum, frame)
+
+signal.signal(signal.SIGINT, on_sigint)
+print("ready", flush=True)
+deadline = time.monotonic() + float(sys.argv[1])
+rounds = 0
+while time.monotonic() < deadline:
+    run_chunks([os.getpid] * 2, sizes=[1, 1], jobs=2, progress=False)
+    rounds += 1
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+print(rounds)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_run_chunks_sigint_during_fork() -> None:
+    """SIGINT to the group while workers start never reaches a worker's start-up code."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _POOL_LOOP, "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        process_group=0,
+    )
+    signals = 0
+    try:
+        # Without the signal mask in run_chunks, a signal every 2 ms hit a worker between its
+        # fork and its initializer within the first second, in each of three runs on two cores.
+        assert process.stdout is not None
+        ready = process.stdout.readline()
+        while process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGINT)
+            except ProcessLookupError:
+                break
+            signals += 1
+            time.sleep(0.002)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert ready == "ready\n", stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    assert process.returncode == 0, stderr[-3000:]
+    assert int(stdout) >= 10, "too few pools started to exercise the race"
+    assert signals >= 100, "too few signals sent to exercise the race"
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_run_chunks_keeps_task_order(jobs: int) -> None:
     """Results come back in task order with one process or with two workers."""

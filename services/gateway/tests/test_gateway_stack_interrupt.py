@@ -122,3 +122,5 @@ def test_stack_interrupted_training_stops(
     assert not (var_dir / "model").exists()
     assert not (var_dir / "model.partial").exists()
     assert "stopping" in output.read_text()
+    # The training output, with that of its workers, goes to the stack log.
+    assert "Traceback" not in (var_dir / "stack.log").read_text()

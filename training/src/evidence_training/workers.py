@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
@@ -66,8 +67,9 @@ def run_chunks(
             with ProcessPoolExecutor(
                 max_workers=jobs, mp_context=context, initializer=_ignore_interrupts
             ) as pool:
-                futures: list[Future[_T]] = [pool.submit(task) for task in tasks]
                 try:
+                    with _interrupts_blocked():
+                        futures: list[Future[_T]] = [pool.submit(task) for task in tasks]
                     _import_all(preload)
                     for future, size in zip(futures, sizes, strict=True):
                         results.append(future.result())
@@ -85,11 +87,30 @@ def run_chunks(
     return results
 
 
+@contextlib.contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread, so that the workers forked meanwhile start with it blocked.
+
+    A forked child inherits the signal mask. Without the block, a Ctrl-C that arrived between
+    the fork and ``_ignore_interrupts`` raised KeyboardInterrupt in the child's start-up code,
+    which printed a traceback and broke the pool. A SIGINT to this process still raises
+    KeyboardInterrupt here, at the latest when the mask is restored.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _ignore_interrupts() -> None:
     # Ctrl-C in a terminal signals the whole process group. Only this process should stop the
     # pool: a worker interrupted while it reads its next task prints a traceback of the pool's
-    # internals, and the cancelled pool stops the workers anyway.
+    # internals, and the cancelled pool stops the workers anyway. The worker starts with SIGINT
+    # blocked (see _interrupts_blocked). Ignoring it discards a pending one, and only then is
+    # it safe to unblock.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _import_all(names: Sequence[str]) -> None:
