@@ -58,6 +58,11 @@ def test_stack_once_scores_samples(tmp_path: Path, trained_model_dir: Path) -> N
     assert "REGISTRY_UNKNOWN" not in output
     assert "/docs" in output
     assert (var_dir / "store.sqlite3").is_file()
+    # supervisord logs a stop at INFO level only when the process exits with status 0.
+    stack_log = (var_dir / "stack.log").read_text(encoding="utf-8")
+    for name in ("model", "gateway", "worker", "dashboard"):
+        assert f"INFO stopped: {name} (exit status 0)" in stack_log, stack_log
+    assert "terminated by" not in stack_log, stack_log
 
 
 # One row of a result table: path, policy, risk_score, risk_level and model_version.

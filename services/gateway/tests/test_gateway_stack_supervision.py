@@ -300,6 +300,39 @@ def test_supervisor_gives_up_failing_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_supervisor_clean_stop_logs_no_warning(tmp_path: Path) -> None:
+    """The uvicorn servers stopped by supervisord exit with status 0, which it logs as INFO."""
+    layout = StackLayout(
+        root=REPO_ROOT,
+        var_dir=tmp_path / "var",
+        gateway_port=free_port(),
+        model_port=free_port(),
+    )
+    layout.var_dir.mkdir()
+    names = ["model", "gateway"]
+    supervisor = Supervisor(layout, names, layout.environment(dict(os.environ)))
+    supervisor.start()
+    try:
+        # Listening means that uvicorn has installed its signal handlers, so the stop below
+        # takes the graceful path rather than interrupting the start-up.
+        deadline = time.monotonic() + 60
+        ports = [layout.model_port, layout.gateway_port]
+        while not all(_listening(port) for port in ports) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        listening = all(_listening(port) for port in ports)
+    finally:
+        supervisor.stop()
+
+    assert listening, layout.log_path.read_text()
+    log = layout.log_path.read_text()
+    for name in names:
+        assert f"INFO stopped: {name} (exit status 0)" in log, log
+    assert "terminated by" not in log, log
+    assert "WARN stopped:" not in log, log
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux only")
 def test_supervisord_sigkill_stops_its_processes(tmp_path: Path) -> None:
     """SIGKILL of supervisord itself: its processes get SIGTERM and exit, none is orphaned."""

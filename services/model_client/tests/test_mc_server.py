@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -179,6 +180,18 @@ def test_server_builtin_without_artifact(tmp_path: Path, rows: np.ndarray) -> No
     served = [o["output_feature_1"] for _, o in response.json()["data"]]
     np.testing.assert_allclose(rule_based_scores(rows), served)
     assert "serving the built-in rule-based scoring function" in server.log_path.read_text()
+
+
+def test_server_sigterm_exits_0(tmp_path: Path) -> None:
+    """SIGTERM stops a serving server with status 0, not killed by the signal uvicorn re-raises."""
+    server = start_server(tmp_path / "empty", tmp_path / "server.log")
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        returncode = server.process.wait(timeout=30)
+    finally:
+        stop_server(server)
+
+    assert returncode == 0, server.log_path.read_text()
 
 
 def _run_server(artifact_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:

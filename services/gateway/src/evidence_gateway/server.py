@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import typer
@@ -62,7 +64,9 @@ def serve() -> None:
     queue appends, for readiness, through a file in GATEWAY_APPEND_STATUS_DIR
     (default /dev/shm). Exits with status 2, before binding the port, when a
     setting is invalid, and with status 3 when a worker fails to start.
+    A SIGTERM stop exits with status 0 after uvicorn's graceful shutdown.
     """
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = load_settings()
     if settings.prometheus_multiproc_dir is not None:
         clear_metrics_files(settings.prometheus_multiproc_dir)
@@ -89,6 +93,16 @@ def serve() -> None:
         uvicorn.run(_APP_FACTORY, **options)
     else:
         run_workers(uvicorn.Config(_APP_FACTORY, **options))
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # uvicorn 0.29 and later catch SIGTERM, shut down gracefully, restore this handler and
+    # raise the signal again. With the default action the process would then end killed by
+    # SIGTERM (status 143 in a shell), which supervisord logs as a WARN and service managers
+    # report as a failure. The same handler ends a start-up that SIGTERM interrupts before
+    # uvicorn installs its own. With GATEWAY_WORKERS > 1, uvicorn's supervisor replaces it and
+    # returns normally after a SIGTERM.
+    raise SystemExit(0)
 
 
 def run_workers(config: uvicorn.Config) -> None:

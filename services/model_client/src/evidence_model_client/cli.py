@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import structlog
@@ -42,8 +44,10 @@ def serve(
     """Load the model artifact (or the built-in function if none exists) and serve it.
 
     Exits with status 2 when a MODEL_SERVER_* setting is invalid, or when the
-    artifact is invalid or was trained on another feature spec.
+    artifact is invalid or was trained on another feature spec. A SIGTERM stop
+    exits with status 0 after uvicorn's graceful shutdown.
     """
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         from_environment = get_server_settings()
     except ValidationError as exc:
@@ -73,3 +77,11 @@ def serve(
         log_config=None,
         log_level=settings.log_level,
     )
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # uvicorn 0.29 and later catch SIGTERM, shut down gracefully, restore this handler and
+    # raise the signal again, so with the default action the process would end killed by
+    # SIGTERM, which supervisord logs as a WARN. This handler turns that stop, and a SIGTERM
+    # while the artifact loads, into a normal exit.
+    raise SystemExit(0)
