@@ -66,6 +66,16 @@ def test_serving_share_adds_up_per_bucket() -> None:
     assert result.loc["Rule-based fallback", "share"] == 0.25
 
 
+def test_serving_share_builtin_apart() -> None:
+    """The local server's built-in rules count apart from the registry model."""
+    usage = frame(seconds=[0, 5, 10, 15], MODEL_VERSION=["REGISTRY_V2", "REGISTRY_BUILTIN"] * 2)
+
+    result = serving_share_over_time(usage, timedelta(minutes=1)).set_index("served_by")
+
+    assert result.loc["Registry model", "share"] == 0.5
+    assert result.loc["Built-in rules (local model server)", "share"] == 0.5
+
+
 def test_version_counts_most_used_first() -> None:
     """Versions are counted per model name and sorted by use."""
     usage = frame(

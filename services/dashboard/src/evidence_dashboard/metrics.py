@@ -24,8 +24,11 @@ __all__ = [
 ]
 
 FALLBACK_VERSION = "RULE_BASED"
+# The local model server's built-in rule function, served when it has no artifact.
+BUILTIN_VERSION = "REGISTRY_BUILTIN"
 REGISTRY_LABEL = "Registry model"
 FALLBACK_LABEL = "Rule-based fallback"
+BUILTIN_LABEL = "Built-in rules (local model server)"
 ALL_SOURCES = "ALL"
 PERCENTILES = (50, 95, 99)
 LEVEL_ORDER = ("LOW", "MEDIUM", "HIGH")
@@ -104,8 +107,13 @@ def latency_percentiles(traffic: pd.DataFrame) -> pd.DataFrame:
 
 
 def serving_label(model_version: str) -> str:
-    """Name who served a prediction: the registry model or the rule-based fallback."""
-    return FALLBACK_LABEL if model_version == FALLBACK_VERSION else REGISTRY_LABEL
+    """Name who served a prediction: the registry model, the fallback or the built-in rules."""
+    if model_version == FALLBACK_VERSION:
+        return FALLBACK_LABEL
+    # The built-in function scores with the fallback's rules, so it is no registry model.
+    if model_version == BUILTIN_VERSION:
+        return BUILTIN_LABEL
+    return REGISTRY_LABEL
 
 
 def serving_share_over_time(usage: pd.DataFrame, bucket: timedelta) -> pd.DataFrame:
