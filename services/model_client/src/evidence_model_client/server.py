@@ -26,9 +26,14 @@ make every later request get 503. A body that has not fully arrived
 ``MODEL_SERVER_BODY_TIMEOUT_SECONDS`` after the request started gets 408 with
 ``Connection: close``, and its bytes are released.
 
-NOTE: only the body is timed. A client that stalls before its headers are complete, or keeps
-sending the body of a request already answered with 413, holds its connection (but no
-in-flight bytes) until it disconnects, because uvicorn 0.55 times neither.
+Every response sent before the body is read whole (408, 413 for a body over
+``MODEL_SERVER_MAX_BODY_BYTES``, 503 for the in-flight limit, 404 and 405 for a request with a
+body) carries ``Connection: close``. Otherwise uvicorn 0.55 keeps the connection and reads and
+drops the rest of the body, so a client that keeps sending it keeps the connection busy.
+
+NOTE: only the body is timed. A client that stalls before its headers are complete holds its
+connection (but no in-flight bytes) until it disconnects, because uvicorn 0.55 does not time
+the headers.
 
 Start-up loads the model, then scores one row of the feature defaults through the parse, predict
 and encode steps of a request before uvicorn accepts connections. scikit-learn's first
@@ -44,7 +49,7 @@ import enum
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 import numpy as np
@@ -52,7 +57,9 @@ import orjson
 import structlog
 from evidence_features import FEATURE_NAMES, FEATURE_SPEC
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from evidence_model_client.busy_log import BusyLog
@@ -108,6 +115,7 @@ def create_app(
         _log.info("model server stopped")
 
     app = FastAPI(title="Evidence local model server", lifespan=lifespan)
+    app.add_exception_handler(StarletteHTTPException, _reject_route)
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, Any]:
@@ -140,7 +148,7 @@ async def _handle(
     header = request.headers.get("content-length")
     declared = int(header) if header is not None and header.isdigit() else None
     if declared is not None and declared > config.max_body_bytes:
-        return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
+        return _reject_too_large(path, config.max_body_bytes, declared)
     reservation = inflight.reserve(declared or 0)
     if reservation is None:
         return _reject_busy(path, inflight, busy_log, declared)
@@ -178,7 +186,7 @@ async def _read_and_score(
     if isinstance(body, _BodyOverLimit):
         if body is _BodyOverLimit.INFLIGHT:
             return _reject_busy(path, inflight, busy_log, None)
-        return _reject(path, f"request body exceeds {config.max_body_bytes} bytes", 413)
+        return _reject_too_large(path, config.max_body_bytes, None)
     model: ServedModel = request.app.state.served
     threads: ScoringThreads = request.app.state.threads
     try:
@@ -324,6 +332,32 @@ def _reject(
     error = message if log_message is None else log_message
     _log.info("prediction request rejected", path=path, status=status, error=error)
     return JSONResponse({"detail": message}, status_code=status)
+
+
+async def _reject_route(request: Request, raised: Exception) -> Response:
+    """Return FastAPI's error response, such as 404 for an unknown path or 405 for a method.
+
+    Routing rejects these before any body is read, so a request that declares a body gets
+    ``Connection: close``.
+    """
+    response = await http_exception_handler(request, cast(StarletteHTTPException, raised))
+    headers = request.headers
+    if "transfer-encoding" in headers or headers.get("content-length", "0") != "0":
+        response.headers["connection"] = "close"
+    return response
+
+
+def _reject_too_large(path: str, max_bytes: int, declared: int | None) -> JSONResponse:
+    """Return 413 for a body over ``max_bytes``, closing the connection.
+
+    The rest of the body is unread, by its declared Content-Length or in the middle of a chunked
+    body, and ``Connection: close`` stops uvicorn from reading it.
+    """
+    message = f"request body exceeds {max_bytes} bytes"
+    _log.info(
+        "prediction request rejected", path=path, status=413, content_length=declared, error=message
+    )
+    return JSONResponse({"detail": message}, status_code=413, headers={"connection": "close"})
 
 
 def _reject_timed_out(
