@@ -1,9 +1,12 @@
 """A fake model service that reports a given model version on ``GET /health``.
 
-Run as ``python fake_model_service.py PORT VERSION``. It listens on 127.0.0.1:PORT, returns
+Run as ``python fake_model_service.py PORT VERSION [--string-probabilities]``. It listens on
+127.0.0.1:PORT, returns
 ``{"model_name": "FAKE", "model_version": VERSION, "feature_spec_hash": <installed hash>}``
-on ``GET /health`` and probability 0.25 for every row on ``POST /predict-proba``. It counts the
-prediction requests it received in the ``x-predict-calls`` header of each ``/health`` response.
+on ``GET /health`` and probability 0.25 for every row on ``POST /predict-proba``. With
+``--string-probabilities`` each probability is the JSON string ``"0.25"``, an invalid response.
+It counts the prediction requests it received in the ``x-predict-calls`` header of each
+``/health`` response.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ class FakeModelHandler(BaseHTTPRequestHandler):
             return
         self.server.predict_calls += 1
         rows = request["dataframe_split"]["data"]
-        outputs = {"output_feature_0": 0.75, "output_feature_1": 0.25}
+        outputs: dict[str, object] = {"output_feature_0": 0.75, "output_feature_1": 0.25}
+        if self.server.string_probabilities:
+            outputs = {name: str(value) for name, value in outputs.items()}
         self._send(200, {"data": [[index, outputs] for index in range(len(rows))]})
 
     def log_message(self, format: str, *args: object) -> None:
@@ -58,18 +63,20 @@ class FakeModelHandler(BaseHTTPRequestHandler):
 
 
 class FakeModelServer(ThreadingHTTPServer):
-    """The HTTP server with the version it reports and its prediction request count."""
+    """The HTTP server with the version it reports, its output type and its request count."""
 
-    def __init__(self, port: int, model_version: str) -> None:
+    def __init__(self, port: int, model_version: str, *, string_probabilities: bool) -> None:
         super().__init__(("127.0.0.1", port), FakeModelHandler)
         self.model_version = model_version
+        self.string_probabilities = string_probabilities
         self.predict_calls = 0
 
 
 def main() -> None:
     """Serve until the process is terminated."""
     port, model_version = int(sys.argv[1]), sys.argv[2]
-    FakeModelServer(port, model_version).serve_forever()
+    string_probabilities = sys.argv[3:] == ["--string-probabilities"]
+    FakeModelServer(port, model_version, string_probabilities=string_probabilities).serve_forever()
 
 
 if __name__ == "__main__":

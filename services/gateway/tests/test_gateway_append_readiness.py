@@ -38,6 +38,8 @@ from evidence_persistence import QueueFullError, QueueUnavailableError
 from .conftest import client_settings
 
 ROWS_PER_BATCH = 24
+# The model check's error with nothing on the model port, before the circuit state.
+MODEL_DOWN_ERROR = "model_unavailable, circuit "
 # Room above the write-ahead log for 16 frames of a 4 KiB page and its 24-byte frame header:
 # enough for every readiness probe of the test, far less than one batch of padded records.
 PROBE_ROOM_BYTES = 16 * (4096 + 24)
@@ -219,7 +221,8 @@ def test_ready_follows_failing_appends(
     assert not append_status_path(STATUS_DIR, tmp_path / "queue.sqlite3").exists()
     assert summary["status"] == "unhealthy"
     assert summary["checks"]["queue"] is False
-    assert summary["errors"] == {"queue": "QueueUnavailableError"}
+    assert summary["errors"]["queue"] == "QueueUnavailableError"
+    assert summary["errors"]["model"].startswith(MODEL_DOWN_ERROR)
 
     _limit_file_size(server.pid, resource.RLIM_INFINITY)
     recovered = _predict(url, smoke_pair, 11)
@@ -232,7 +235,7 @@ def test_ready_follows_failing_appends(
     assert "error" not in queue["detail"]
     assert "failed_appends" not in queue["detail"]
     assert queue["detail"]["depth"] == 4 * ROWS_PER_BATCH
-    assert _function_health(url)["errors"] == {}
+    assert _function_health(url)["errors"].keys() == {"model"}
 
 
 def _probe_workers(
@@ -311,7 +314,8 @@ def test_ready_shared_by_two_workers(tmp_path: Path, smoke_pair: tuple[str, str]
             assert 0 <= detail["failed_append_age_seconds"] < APPEND_FAILURE_WINDOW_SECONDS
         for summary in summaries:
             assert summary["status"] == "unhealthy"
-            assert summary["errors"] == {"queue": "QueueUnavailableError"}
+            assert summary["errors"]["queue"] == "QueueUnavailableError"
+            assert summary["errors"]["model"].startswith(MODEL_DOWN_ERROR)
 
         # The failure's age at the latest probe, so the sleep ends just after its window.
         age = during[healthy_pid][-1][1]["checks"]["queue"]["detail"]["failed_append_age_seconds"]

@@ -17,6 +17,8 @@ from evidence_features import FEATURE_SPEC_HASH
 from evidence_gateway.testing import ServerProcess, free_port, start_gateway
 
 OTHER_HASH = "0123456789abcdef"
+# The model check's error with nothing on the model port and no prediction sent yet.
+MODEL_DOWN_ERROR = "model_unavailable, circuit closed"
 
 
 @pytest.fixture
@@ -127,12 +129,12 @@ def test_function_health_mismatch_names_hashes(run_gateway: Any) -> None:
         assert summary["checks"]["feature_spec"] is False
         assert summary["feature_spec_hash"] == FEATURE_SPEC_HASH
         assert summary["model_feature_spec_hash"] == OTHER_HASH
-        assert summary["errors"] == {"feature_spec": ready_error}
+        assert summary["errors"] == {"feature_spec": ready_error, "model": MODEL_DOWN_ERROR}
         assert "Deploy a model version trained on this gateway's feature spec" in ready_error
 
 
-def test_function_health_match_has_no_error(run_gateway: Any) -> None:
-    """FN_HEALTH with matching hashes: both hashes and no errors, although the model is down."""
+def test_function_health_match_model_error_only(run_gateway: Any) -> None:
+    """FN_HEALTH with matching hashes: both hashes, and only the model down in the errors."""
     _, url = run_gateway(MODEL_CLIENT_FEATURE_SPEC_HASH=FEATURE_SPEC_HASH)
 
     [[number, summary]] = _function_health(url, 1)
@@ -147,7 +149,7 @@ def test_function_health_match_has_no_error(run_gateway: Any) -> None:
     }
     assert summary["feature_spec_hash"] == FEATURE_SPEC_HASH
     assert summary["model_feature_spec_hash"] == FEATURE_SPEC_HASH
-    assert summary["errors"] == {}
+    assert summary["errors"] == {"model": MODEL_DOWN_ERROR}
 
 
 def test_function_health_unset_hash_null(run_gateway: Any) -> None:
@@ -158,5 +160,5 @@ def test_function_health_unset_hash_null(run_gateway: Any) -> None:
 
     assert summary["feature_spec_hash"] == FEATURE_SPEC_HASH
     assert summary["model_feature_spec_hash"] is None
-    assert summary["errors"] == {}
+    assert summary["errors"] == {"model": MODEL_DOWN_ERROR}
     assert _function_health(url, 0) == []

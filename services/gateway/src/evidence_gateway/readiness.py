@@ -12,6 +12,9 @@
   so this is a bad deployment too.
 - ``model``: the model service responds and its circuit is closed. Not required: with the model
   down the rule-based fallback still scores, so the status is ``degraded``, not ``not_ready``.
+
+Each failed check carries an ``error`` in its detail, which ``FN_HEALTH`` passes on. Errors
+contain exception names, error kinds, hashes and fixed text, never evidence.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from evidence_features import FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
+from evidence_model_client.scorer import MODEL_INFO_INVALID, SPEC_HASH_MISMATCH
 from evidence_persistence import PersistenceError, QueueFullError
 
 from evidence_gateway.append_status import QueueAppendStatus
@@ -39,7 +43,8 @@ class ModelStatus:
     spec_hash_ok: bool | None = None
     model_spec_hash: str | None = None
     model_info_error: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    last_error_kind: str | None = None
+    """Error kind of the last model call or ``/health`` request, None after a success."""
 
 
 class ModelStatusSource(Protocol):
@@ -109,15 +114,7 @@ class ReadinessProbe:
     async def check(self) -> ReadinessReport:
         """Run every check and combine them."""
         queue_check, status = await asyncio.gather(self._check_queue(), self._model_status())
-        model_check = CheckResult(
-            ok=status.reachable and status.circuit_state == "closed",
-            detail={
-                "reachable": status.reachable,
-                "circuit_state": status.circuit_state,
-                "model_version": status.model_version,
-                **status.detail,
-            },
-        )
+        model_check = _check_model(status)
         spec_check = _check_feature_spec(status)
         info_check = _check_model_info(status)
         checks = {
@@ -158,6 +155,38 @@ class ReadinessProbe:
             detail["failed_append_age_seconds"] = failure.age_seconds
             detail["failed_append_pids"] = list(failure.pids)
         return CheckResult(ok=not full and failure is None, detail=detail)
+
+
+def _check_model(status: ModelStatus) -> CheckResult:
+    detail: dict[str, Any] = {
+        "reachable": status.reachable,
+        "circuit_state": status.circuit_state,
+        "model_version": status.model_version,
+        "last_error_kind": status.last_error_kind,
+    }
+    ok = status.reachable and status.circuit_state == "closed"
+    if not ok:
+        detail["error"] = _model_error(status)
+    return CheckResult(ok=ok, detail=detail)
+
+
+def _model_error(status: ModelStatus) -> str:
+    """Describe a failed model check by the model client's error kind and the circuit state."""
+    circuit = f"circuit {status.circuit_state}"
+    kind = status.last_error_kind
+    # The scorer reports a model that responds as unreachable when it may not use it. The
+    # feature_spec or model_info check then gives the details.
+    if kind is None and status.spec_hash_ok is False:
+        kind = SPEC_HASH_MISMATCH
+    elif kind is None and status.model_info_error is not None:
+        kind = MODEL_INFO_INVALID
+    if kind is not None:
+        return f"{kind}, {circuit}"
+    if status.reachable:
+        # A GET /health succeeded after the failed calls that opened the circuit, and each
+        # success clears the last error kind.
+        return f"{circuit} after failed model calls, although the last GET /health succeeded"
+    return f"model service not reached yet, {circuit}"
 
 
 def _check_feature_spec(status: ModelStatus) -> CheckResult:

@@ -58,7 +58,7 @@ class ScorerAdapter:
             spec_hash_ok=health.spec_hash_ok,
             model_spec_hash=health.served_spec_hash,
             model_info_error=health.model_info_error,
-            detail={"last_error_kind": health.last_error_kind},
+            last_error_kind=health.last_error_kind,
         )
 
     async def aclose(self) -> None:

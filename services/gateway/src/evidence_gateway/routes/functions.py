@@ -317,8 +317,9 @@ def _health_summary(report: ReadinessReport) -> dict[str, Any]:
     """Return the ``FN_HEALTH`` value: the readiness report without per-check details.
 
     Both feature spec hashes and the ``error`` of each failed check are kept, so that a SQL
-    caller reads a hash mismatch with its fix, or the queue's error name, without the container
-    log. They contain ids, counts and fixed text, never evidence.
+    caller reads a hash mismatch with its fix, the queue's error name, or the model's error kind
+    and circuit state, without the container log. They contain ids, counts, error names and
+    fixed text, never evidence.
     """
     spec_detail = report.checks["feature_spec"].detail if "feature_spec" in report.checks else {}
     return {
