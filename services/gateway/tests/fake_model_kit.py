@@ -33,12 +33,14 @@ class FakeModelService:
                         length = int(value)
                 body = await reader.readexactly(length) if length else b""
                 status, answer = self._answer(request_line, body)
-                writer.write(
+                response = (
                     f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
                     f"Content-Length: {len(answer)}\r\n\r\n".encode()
                     + answer
                 )
+                writer.write(response)
                 await writer.drain()
+                await self._after_response(writer, response)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -47,3 +49,6 @@ class FakeModelService:
     def _answer(self, request_line: str, body: bytes) -> tuple[int, bytes]:
         """Return the status and JSON body for one request."""
         raise NotImplementedError
+
+    async def _after_response(self, writer: asyncio.StreamWriter, response: bytes) -> None:
+        """Run after each response is sent; a subclass may write more bytes to ``writer``."""

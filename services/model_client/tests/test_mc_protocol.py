@@ -9,7 +9,9 @@ import pytest
 from evidence_features import FEATURE_NAMES
 from evidence_model_client.errors import InvalidModelResponseError
 from evidence_model_client.protocol import (
+    MAX_FIRST_ROW_ID,
     encode_dataframe_split,
+    new_first_row_id,
     parse_probabilities,
     validate_matrix,
 )
@@ -46,6 +48,21 @@ def test_encode_dataframe_split_layout() -> None:
     assert matrix.tolist() == body["dataframe_split"]["data"]
 
 
+def test_encode_dataframe_split_first_row_id() -> None:
+    """The index counts up from first_row_id, written exactly even near 2**53."""
+    matrix = np.zeros((3, N))
+    body = json.loads(encode_dataframe_split(matrix, MAX_FIRST_ROW_ID))
+    assert body["dataframe_split"]["index"] == [2**52, 2**52 + 1, 2**52 + 2]
+
+
+def test_new_first_row_id_range() -> None:
+    """First row ids are never 0 and leave room below 2**53 for the whole batch."""
+    drawn = {new_first_row_id() for _ in range(1000)}
+    assert min(drawn) >= 1
+    assert max(drawn) <= MAX_FIRST_ROW_ID
+    assert len(drawn) == 1000
+
+
 def _answer(*rows: object) -> bytes:
     return json.dumps({"data": list(rows)}).encode()
 
@@ -56,7 +73,62 @@ def test_parse_probabilities_reads_positive_class() -> None:
         [0, {"output_feature_0": 0.9, "output_feature_1": 0.1}],
         [1, {"output_feature_0": 0.2, "output_feature_1": 0.8}],
     )
-    assert parse_probabilities(content, 2).tolist() == [0.1, 0.8]
+    parsed = parse_probabilities(content, 2)
+    assert parsed.probabilities.tolist() == [0.1, 0.8]
+    assert parsed.renumbered is False
+
+
+FIRST = 1_000_000_007
+
+
+def _numbered(*row_ids: object) -> bytes:
+    """A response with probability 0.5 for each of the given row ids."""
+    return _answer(*([row_id, {"output_feature_1": 0.5}] for row_id in row_ids))
+
+
+def test_parse_probabilities_echoed_row_ids() -> None:
+    """A response that echoes the request's index is accepted and not marked renumbered."""
+    parsed = parse_probabilities(_numbered(FIRST, FIRST + 1, FIRST + 2), 3, FIRST)
+    assert parsed.probabilities.tolist() == [0.5, 0.5, 0.5]
+    assert parsed.renumbered is False
+
+
+def test_parse_probabilities_renumbered_rows() -> None:
+    """A response numbered 0..n-1 for a request indexed from FIRST is accepted as renumbered."""
+    parsed = parse_probabilities(_numbered(0, 1, 2), 3, FIRST)
+    assert parsed.probabilities.tolist() == [0.5, 0.5, 0.5]
+    assert parsed.renumbered is True
+
+
+@pytest.mark.parametrize(
+    ("row_ids", "pattern"),
+    [
+        pytest.param([FIRST + 7, FIRST + 8, FIRST + 9], "index starts at", id="other-request"),
+        pytest.param([FIRST, FIRST + 1, FIRST + 1], f"expected {FIRST + 2}", id="duplicated"),
+        pytest.param([0, 1, 1], "expected 2", id="duplicated-renumbered"),
+        pytest.param([FIRST, FIRST + 2, FIRST + 1], f"expected {FIRST + 1}", id="reordered"),
+        pytest.param([FIRST, 1, 2], "expected", id="mixed"),
+        pytest.param([0, FIRST + 1, FIRST + 2], "expected 1", id="mixed-renumbered"),
+        pytest.param([1, 2, 3], "index starts at", id="shifted"),
+        pytest.param([True, FIRST + 1, FIRST + 2], "row id True", id="boolean"),
+        pytest.param([None, FIRST + 1, FIRST + 2], "row id None", id="null"),
+        pytest.param([str(FIRST), FIRST + 1, FIRST + 2], "row id '", id="string"),
+    ],
+)
+def test_parse_probabilities_rejects_row_ids(row_ids: list[object], pattern: str) -> None:
+    """Row ids that are neither the request's index nor 0..n-1 in order are invalid."""
+    with pytest.raises(InvalidModelResponseError, match=pattern):
+        parse_probabilities(_numbered(*row_ids), 3, FIRST)
+
+
+def test_parse_probabilities_rejects_missing_row_id() -> None:
+    """A row without its row id is invalid."""
+    content = _answer(
+        [FIRST, {"output_feature_1": 0.5}],
+        [{"output_feature_1": 0.5}],
+    )
+    with pytest.raises(InvalidModelResponseError, match=r"row 1 is not \[row, \{outputs\}\]"):
+        parse_probabilities(content, 2, FIRST)
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from evidence_model_client.errors import (
 from evidence_model_client.http_session import (
     HEALTH_CONNECTIONS,
     ConnectionLimits,
+    close_connection,
     open_session,
     read_body,
 )
@@ -43,6 +44,7 @@ from evidence_model_client.model_info import model_name_error, model_version_err
 from evidence_model_client.protocol import (
     PREDICT_PROBA_PATH,
     encode_dataframe_split,
+    new_first_row_id,
     parse_probabilities,
     validate_matrix,
 )
@@ -170,6 +172,9 @@ class ModelClient:
         # starts at creation, so a service that never responds opens the circuit after one
         # deadline, as one that stops answering does.
         self._last_success: float | None = time.monotonic()
+        # Set by the first response numbered 0..n-1 instead of echoing the request's index, so
+        # that the client logs once that the service renumbers rows (protocol.py).
+        self._renumbering_logged = False
         self._closed = False
         if _loop_is_running():
             self._open_session()
@@ -242,14 +247,14 @@ class ModelClient:
         session = self._open_session()
         values = validate_matrix(matrix)
         probe = self.breaker.before_call()
-        body = encode_dataframe_split(values)
+        first_row_id = new_first_row_id()
+        body = encode_dataframe_split(values, first_row_id)
+        batch = _Batch(body, values.shape[0], first_row_id)
         deadline = self.deadline_seconds if deadline_seconds is None else deadline_seconds
         started = time.perf_counter()
         outcome = "ok"
         try:
-            probabilities = await self._call_within_deadline(
-                session, body, values.shape[0], deadline
-            )
+            probabilities = await self._call_within_deadline(session, batch, deadline)
         except ModelClientError as exc:
             outcome = exc.kind
             # A local pool wait or a request the service rejected (4xx) gives no information
@@ -390,7 +395,7 @@ class ModelClient:
             return response.status, await read_body(response, _MAX_RESPONSE_BASE_BYTES)
 
     async def _call_within_deadline(
-        self, session: aiohttp.ClientSession, body: bytes, n_rows: int, deadline: float
+        self, session: aiohttp.ClientSession, batch: _Batch, deadline: float
     ) -> np.ndarray:
         # None until the call has acquired one of the pool's slots.
         pool_wait: float | None = None
@@ -401,7 +406,7 @@ class ModelClient:
                 pool_wait = time.perf_counter() - wait_started
                 if self._metrics is not None:
                     self._metrics.pool_wait.observe(pool_wait)
-                return await self._send_with_retries(session, body, n_rows)
+                return await self._send_with_retries(session, batch)
         except TimeoutError as exc:
             if pool_wait is None and self._metrics is not None:
                 # The deadline passed before a slot was free. These are the longest waits, so
@@ -415,13 +420,11 @@ class ModelClient:
             if pool_wait is not None:
                 self._slots.release()
 
-    async def _send_with_retries(
-        self, session: aiohttp.ClientSession, body: bytes, n_rows: int
-    ) -> np.ndarray:
+    async def _send_with_retries(self, session: aiohttp.ClientSession, batch: _Batch) -> np.ndarray:
         # The first attempt runs without tenacity, because building its AsyncRetrying costs about
         # 11 µs per call and nearly every call succeeds at the first attempt.
         try:
-            return await self._send_once(session, body, n_rows)
+            return await self._send_once(session, batch)
         except ModelClientError as exc:
             if self.retry.max_retries == 0 or not exc.retryable:
                 raise
@@ -436,26 +439,48 @@ class ModelClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._send_once(session, body, n_rows)
+                return await self._send_once(session, batch)
         raise AssertionError  # pragma: no cover  # NOTE: reraise=True ends the loop by raising
 
-    async def _send_once(
-        self, session: aiohttp.ClientSession, body: bytes, n_rows: int
-    ) -> np.ndarray:
+    async def _send_once(self, session: aiohttp.ClientSession, batch: _Batch) -> np.ndarray:
         # The asyncio.timeout of _call_within_deadline bounds this request.
         try:
             async with session.post(
-                self._predict_url, data=body, allow_redirects=False
+                self._predict_url, data=batch.body, allow_redirects=False
             ) as response:
                 status = response.status
                 if status != 200:
                     prefix = await response.content.read(_ERROR_BODY_BYTES)
                     raise error_for_status(status, prefix)
-                limit = _MAX_RESPONSE_BASE_BYTES + n_rows * _MAX_RESPONSE_BYTES_PER_ROW
+                limit = _MAX_RESPONSE_BASE_BYTES + batch.n_rows * _MAX_RESPONSE_BYTES_PER_ROW
                 content = await read_body(response, limit)
         except aiohttp.ClientError as exc:
             raise translate_aiohttp_error(exc) from exc
-        return parse_probabilities(content, n_rows)
+        try:
+            parsed = parse_probabilities(content, batch.n_rows, batch.first_row_id)
+        except InvalidModelResponseError:
+            # A 200 body that is not this request's response, such as a copy of an earlier
+            # one, leaves the connection out of step. The request's own response may still
+            # arrive on it, and the next request on that connection would read it.
+            close_connection(response)
+            raise
+        if parsed.renumbered and not self._renumbering_logged:
+            self._renumbering_logged = True
+            _log.info(
+                "model service renumbers response rows 0..n-1 instead of echoing the request "
+                "index, so only their count and order are checked",
+                rows=batch.n_rows,
+            )
+        return parsed.probabilities
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One call's request body, its row count and the first row id of its index."""
+
+    body: bytes
+    n_rows: int
+    first_row_id: int
 
 
 def _loop_is_running() -> bool:
