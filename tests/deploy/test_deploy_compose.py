@@ -49,7 +49,10 @@ CONTAINER_ONLY = {
     # The worker image's HEALTHCHECK reads its Prometheus endpoint.
     "worker": {"PERSISTENCE_METRICS_HOST", "PERSISTENCE_METRICS_PORT"},
     # The queue sits on a named volume that outlives the containers, so appends are fsynced.
-    "gateway": {"GATEWAY_QUEUE_SYNCHRONOUS"},
+    # The /v1 token comes from the shell or .env, but the stack always runs in local mode.
+    "gateway": {"GATEWAY_QUEUE_SYNCHRONOUS", "GATEWAY_API_TOKEN"},
+    # The test form sends the gateway's token, so that it works when the gateway requires one.
+    "dashboard": {"DASHBOARD_GATEWAY_TOKEN"},
 }
 VOLUME_ROOT = PurePosixPath("/var/lib/evidence")
 
@@ -266,6 +269,21 @@ def test_compose_gateway_waits_for_model(compose: dict[str, Any]) -> None:
         "worker": {"condition": "service_started"},
     }
     assert "depends_on" not in compose["services"]["worker"]
+
+
+def test_compose_dashboard_sends_gateway_token(support: ModuleType) -> None:
+    """The gateway and the dashboard's test form take the same GATEWAY_API_TOKEN.
+
+    Both default to empty, which each service reads as no token, so the default stack still
+    runs in local mode.
+    """
+    raw = support.yaml_load((_REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    gateway = raw["services"]["gateway"]["environment"]
+    dashboard = raw["services"]["dashboard"]["environment"]
+    from_shell_or_env_file = "${GATEWAY_API_TOKEN:-}"
+
+    assert gateway["GATEWAY_API_TOKEN"] == from_shell_or_env_file
+    assert dashboard["DASHBOARD_GATEWAY_TOKEN"] == from_shell_or_env_file
 
 
 def test_compose_value_resolves_defaults(support: ModuleType) -> None:

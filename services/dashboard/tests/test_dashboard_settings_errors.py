@@ -67,6 +67,19 @@ def test_launcher_several_invalid_settings(tmp_path: Path, unused_port: int) -> 
     assert "To fix: set each variable shown with a value" in result.stderr
 
 
+def test_launcher_invalid_token_hidden(tmp_path: Path, unused_port: int) -> None:
+    """An invalid DASHBOARD_GATEWAY_TOKEN is named with its value hidden."""
+    token = "CANARY-TOKEN with a space"  # noqa: S105 - a made-up value the output must not show
+    result = _run_launcher({"DASHBOARD_GATEWAY_TOKEN": token}, tmp_path, unused_port)
+
+    assert 2 == result.returncode, result.stderr
+    assert "  DASHBOARD_GATEWAY_TOKEN=(hidden): DASHBOARD_GATEWAY_TOKEN contains characters" in (
+        result.stderr
+    )
+    assert "CANARY" not in result.stderr
+    assert "" == result.stdout
+
+
 def test_check_settings_valid_exits_zero(tmp_path: Path, unused_port: int) -> None:
     """--check-settings with valid settings exits 0 without starting Streamlit."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("DASHBOARD_")}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MAX_PORT", "MIN_PORT", "Settings", "get_settings"]
@@ -15,6 +16,10 @@ __all__ = ["MAX_PORT", "MIN_PORT", "Settings", "get_settings"]
 # free port, and the dashboard's address would be unknown.
 MIN_PORT = 1
 MAX_PORT = 65535
+
+# A bearer token as RFC 6750 defines it (b64token), the only form that can follow "Bearer " in
+# an Authorization header. The gateway accepts GATEWAY_API_TOKEN only in this form.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*", re.ASCII)
 
 
 class Settings(BaseSettings):
@@ -43,6 +48,14 @@ class Settings(BaseSettings):
     )
     gateway_timeout_seconds: float = Field(
         default=3.0, gt=0, le=60, description="Timeout of each call to the gateway, in seconds."
+    )
+    gateway_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token the test form sends to the gateway's /v1/predict: the gateway's "
+            "GATEWAY_API_TOKEN. Unset, empty or blank sends no token, which only a gateway "
+            "without GATEWAY_API_TOKEN (local mode) accepts."
+        ),
     )
     host: str = Field(default="127.0.0.1", description="Address the Streamlit server binds.")
     port: int = Field(
@@ -78,6 +91,26 @@ class Settings(BaseSettings):
         default="ML_MODELS.FN_API_PREDICT",
         description="Schema-qualified service function the test form calls in Snowflake.",
     )
+
+    @field_validator("gateway_token", mode="after")
+    @classmethod
+    def _check_gateway_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        # Blank counts as unset, as for the gateway's GATEWAY_API_TOKEN, so that compose can
+        # pass an empty value when the gateway runs without a token.
+        if not token.strip():
+            return None
+        # The message must not quote the token, because it reaches the page and the launcher.
+        if _BEARER_TOKEN.fullmatch(token) is None:
+            msg = (
+                "DASHBOARD_GATEWAY_TOKEN contains characters that cannot be sent in a bearer "
+                "token, so the gateway could never accept it; set it to the gateway's "
+                "GATEWAY_API_TOKEN, which uses only A-Z a-z 0-9 - . _ ~ + / and trailing ="
+            )
+            raise ValueError(msg)
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import httpx
 import structlog
+from pydantic import SecretStr
 
 __all__ = [
     "GatewayReadiness",
@@ -99,12 +101,20 @@ def submit_prediction(
     mib_xml: str | None,
     rx_xml: str | None,
     timeout: float,
+    bearer_token: SecretStr | None = None,
 ) -> PredictionOutcome:
-    """Post one evidence pair to ``POST {base_url}/v1/predict`` and return the JSON response."""
+    """Post one evidence pair to ``POST {base_url}/v1/predict`` and return the JSON response.
+
+    ``bearer_token`` goes into the ``Authorization`` header only. A 401 response gets an error
+    that names ``DASHBOARD_GATEWAY_TOKEN`` and never the token.
+    """
     url = base_url.rstrip("/") + PREDICT_PATH
     payload = {"policy_number": policy_number, "mib_xml": mib_xml, "rx_xml": rx_xml}
+    headers: dict[str, str] = {}
+    if bearer_token is not None:
+        headers["Authorization"] = f"Bearer {bearer_token.get_secret_value()}"
     try:
-        response = httpx.post(url, json=payload, timeout=timeout)
+        response = httpx.post(url, json=payload, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         logger.warning("test prediction failed", url=url, error=type(exc).__name__)
         return PredictionOutcome(
@@ -118,6 +128,18 @@ def submit_prediction(
         body = {"data": body}
     if response.is_success:
         return PredictionOutcome(ok=True, http_status=response.status_code, body=body)
+    if response.status_code == HTTPStatus.UNAUTHORIZED:
+        logger.warning(
+            "test prediction rejected: bearer token missing or wrong",
+            url=url,
+            http_status=response.status_code,
+        )
+        return PredictionOutcome(
+            ok=False,
+            http_status=response.status_code,
+            body=body,
+            error=_unauthorized_message(token_sent=bearer_token is not None),
+        )
     error = body.get("error")
     message = error.get("message") if isinstance(error, dict) else None
     return PredictionOutcome(
@@ -125,4 +147,19 @@ def submit_prediction(
         http_status=response.status_code,
         body=body,
         error=f"HTTP {response.status_code}: {message or response.reason_phrase}",
+    )
+
+
+def _unauthorized_message(*, token_sent: bool) -> str:
+    # The settings are read once per dashboard process, so a new token needs a restart.
+    if token_sent:
+        problem = "the gateway rejected the bearer token in DASHBOARD_GATEWAY_TOKEN"
+    else:
+        problem = (
+            "the gateway requires a bearer token on /v1/predict, and DASHBOARD_GATEWAY_TOKEN "
+            "is not set"
+        )
+    return (
+        f"HTTP 401: {problem}; set DASHBOARD_GATEWAY_TOKEN to the gateway's GATEWAY_API_TOKEN "
+        "and restart the dashboard"
     )

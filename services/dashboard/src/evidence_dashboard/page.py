@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 import streamlit as st
+from evidence_logging import describe_invalid_settings
 from pydantic import ValidationError
 
-from evidence_dashboard.config import get_settings
+from evidence_dashboard.config import Settings, get_settings
 from evidence_dashboard.errors import DashboardError
 from evidence_dashboard.logs import configure_logging, redact_streamlit_loggers
 from evidence_dashboard.metrics import WINDOWS, TimeWindow
@@ -107,7 +108,10 @@ def _render_page_body(
     try:
         settings = get_settings()
     except ValidationError as exc:
-        st.error(f"Invalid DASHBOARD_* setting: {exc}")
+        # pydantic's own message quotes every rejected value, DASHBOARD_GATEWAY_TOKEN's too,
+        # and describe_invalid_settings hides the values of secret fields.
+        description = describe_invalid_settings([(exc, Settings)])
+        st.error(f"Invalid DASHBOARD_* setting:\n\n```text\n{description}\n```")
         return
     overrides: dict[str, object] = {}
     if backend is not None:

@@ -59,13 +59,14 @@ class LocalServices:
     def predict(
         self, policy_number: str, mib_xml: str | None, rx_xml: str | None
     ) -> PredictionOutcome:
-        """Post the pair to the gateway's ``/v1/predict``."""
+        """Post the pair to the gateway's ``/v1/predict`` with ``DASHBOARD_GATEWAY_TOKEN``."""
         return submit_prediction(
             self._base_url,
             policy_number=policy_number,
             mib_xml=mib_xml,
             rx_xml=rx_xml,
             timeout=self._settings.gateway_timeout_seconds,
+            bearer_token=self._settings.gateway_token,
         )
 
 
