@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from random import Random
 
 import numpy as np
 import pytest
-from evidence_features import FEATURE_NAMES, FEATURE_SPEC, DocumentError, extract_features
+from evidence_features import (
+    FEATURE_NAMES,
+    FEATURE_SPEC,
+    DocumentError,
+    FeatureVector,
+    extract_features,
+)
+from evidence_features._dates import parse_date
 from evidence_features._drugs import load_drug_catalog
 from evidence_features._numbers import BMI, DAYS_SUPPLY, INQUIRY_COUNT, QUANTITY, STRENGTH
 from features_utils.documents import FillSpec, MibRecordSpec, acord_mib, flat_mib, intelrx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 AS_OF = date(2024, 3, 16)
@@ -90,6 +98,56 @@ def test_duplicate_fill_changes_only_duplicate_count(
     assert before[duplicate] + 1 == after[duplicate]
     before[duplicate] = after[duplicate] = 0.0
     assert before == after
+
+
+def _readable_days(texts: Iterable[str | None]) -> list[int]:
+    return [day for day in map(parse_date, texts) if day]
+
+
+def _single_document(
+    document: str, mib_records: list[MibRecordSpec], rx_fills: list[FillSpec]
+) -> tuple[list[int], Callable[[str | None], FeatureVector]]:
+    """Return the readable record dates of one document and how to extract it alone."""
+    if document == "MIB":
+        days = _readable_days(record.date for record in mib_records)
+        return days, lambda dated: extract_features(acord_mib(mib_records, trans_date=dated), None)
+    days = _readable_days(fill.fill_date for fill in rx_fills)
+    return days, lambda dated: extract_features(None, intelrx(rx_fills, report_date=dated))
+
+
+@_SETTINGS
+@given(
+    st.sampled_from(["MIB", "RX"]),
+    st.lists(records, max_size=6),
+    st.lists(fills, max_size=10),
+    st.integers(min_value=2, max_value=36500),
+)
+def test_early_document_date_moves_no_record_silently(
+    document: str, mib_records: list[MibRecordSpec], rx_fills: list[FillSpec], days_early: int
+) -> None:
+    """A document date more than a day before its latest record never hides that record.
+
+    Without an as_of argument, either the date is skipped with a warning and the vector equals
+    that of the undated document, or the later records are future-dated with a warning. A date
+    more than a day before every record of two or more is always skipped.
+    """
+    days, extract = _single_document(document, mib_records, rx_fills)
+    assume(days)
+    early_date = date.fromordinal(max(days) - days_early)
+
+    early = extract(early_date.isoformat())
+    undated = extract(None)
+
+    kinds = {(warning.kind, warning.document) for warning in early.warnings}
+    if ("implausible_document_date", document) in kinds:
+        assert early.values.tolist() == undated.values.tolist()
+        assert early.as_of == undated.as_of
+    else:
+        assert early.as_of == early_date
+        assert ("future_dated", document) in kinds
+        assert early.as_dict()["META_FUTURE_DATED_RECORDS"] >= 1.0
+    if len(days) >= 2 and early_date.toordinal() + 1 < min(days):
+        assert ("implausible_document_date", document) in kinds
 
 
 def _check_ranges(values: list[float]) -> None:

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from evidence_gateway.testing import script_path
+from evidence_gateway.testing import free_port, script_path
 
 
 def run_score_cli(
@@ -25,6 +25,19 @@ def run_score_cli(
         env={**os.environ, **env},
         cwd=cwd,
     )
+
+
+def rule_based_env(tmp_path: Path) -> dict[str, str]:
+    """Return the environment of an in-process run that the rule-based fallback scores.
+
+    Nothing listens at the model URL, and the queue lives under ``tmp_path``.
+    """
+    return {
+        "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
+        "GATEWAY_LOG_LEVEL": "error",
+        "MODEL_CLIENT_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
+    }
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from evidence_gateway.testing import free_port
 
-from .score_cli_kit import run_score_cli
+from .score_cli_kit import rule_based_env, run_score_cli
 
 pytestmark = pytest.mark.slow
 
@@ -131,13 +131,7 @@ def test_score_cli_prints_warning_message(tmp_path: Path) -> None:
         f"<IntelRX><IntelRXResponse><Result>VENDOR ERROR</Result>{fills}</IntelRXResponse>"
         "</IntelRX>"
     )
-    env = {
-        "GATEWAY_QUEUE_PATH": str(tmp_path / "queue.sqlite3"),
-        "GATEWAY_LOG_LEVEL": "error",
-        # Nothing listens there, so the rule-based fallback scores the document.
-        "MODEL_CLIENT_BASE_URL": f"http://127.0.0.1:{free_port()}",
-        "MODEL_CLIENT_REASON_PROFILE_DIR": str(tmp_path / "no-model"),
-    }
+    env = rule_based_env(tmp_path)
 
     result = run_score_cli(["--rx", str(rx), "--in-process", "--create-queue"], env)
 

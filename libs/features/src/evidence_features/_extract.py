@@ -5,22 +5,23 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 from lxml import etree
 
+from evidence_features._as_of import first_as_of, skip_early_document_dates, utc_today
 from evidence_features._codemap import CodeMap, load_code_map
 from evidence_features._combined import fill_combined_features, rx_coverage_days
 from evidence_features._drugs import DrugCatalog, load_drug_catalog
 from evidence_features._mib import read_mib_report
-from evidence_features._mib_features import fill_mib_features
+from evidence_features._mib_features import MibSummary, fill_mib_features
 from evidence_features._records import MibReport, RxReport
 from evidence_features._replies import partial_error_message
 from evidence_features._rx import read_rx_report
-from evidence_features._rx_features import fill_rx_features
+from evidence_features._rx_features import RxSummary, fill_rx_features
 from evidence_features._spec import FEATURE_NAMES, FEATURE_SPEC
 from evidence_features._vector import FeatureVector, FeatureWarning
 from evidence_features._xml import ParseLimits, parse_document
@@ -59,46 +60,6 @@ def _as_ordinal(as_of: object) -> int | None:
         return as_of.toordinal()
     msg = f"as_of must be a datetime.date or None, got {type(as_of).__name__}"
     raise TypeError(msg)
-
-
-def _latest_evidence(mib: MibReport | None, rx: RxReport | None, latest_allowed: int) -> int | None:
-    days = [record.date for record in (mib.records if mib else ()) if record.date]
-    days += [fill.date for fill in (rx.fills if rx else ()) if fill.date]
-    plausible = [day for day in days if day <= latest_allowed]
-    return max(plausible) if plausible else None
-
-
-def _resolve_as_of(
-    explicit: int | None,
-    mib: MibReport | None,
-    rx: RxReport | None,
-    warnings: _WarningCounts,
-) -> int:
-    # Explicit argument, then the document dates, then the latest evidence date, then today.
-    if explicit is not None:
-        return explicit
-    # A date after tomorrow in UTC is taken for a typo (a wrong year or century). As the as-of
-    # date it would move every record out of the look-back windows. One day of slack covers
-    # time zones ahead of UTC. Such a document date raises a warning, and such a record is
-    # future-dated.
-    # NOTE: so a document dated a few days ahead gets another as-of date once that day has
-    # passed. Callers that need the same vector on every run, as training does, pass as_of.
-    today = datetime.now(UTC).date().toordinal()
-    latest_allowed = today + 1
-    document_dates: list[int] = []
-    for document, report in (("MIB", mib), ("RX", rx)):
-        if report is None or not report.document_date:
-            continue
-        if report.document_date > latest_allowed:
-            warnings[("future_document_date", document)] = 1  # type: ignore[index]
-        else:
-            document_dates.append(report.document_date)
-    if document_dates:
-        return max(document_dates)
-    latest = _latest_evidence(mib, rx, latest_allowed)
-    if latest is not None:
-        return latest
-    return today
 
 
 # Root elements that identify one report type beyond doubt. `Response` is left out because the
@@ -166,6 +127,52 @@ def _count(warnings: _WarningCounts, kind: str, document: DocumentKind, count: i
         warnings[(kind, document)] = warnings.get((kind, document), 0) + count
 
 
+def _fill_features(
+    values: list[float],
+    mib: MibReport | None,
+    rx: RxReport | None,
+    day: int,
+    code_map: CodeMap,
+    catalog: DrugCatalog,
+) -> tuple[MibSummary | None, RxSummary | None]:
+    mib_summary = rx_summary = None
+    if mib is not None:
+        mib_summary = fill_mib_features(values, mib, day, code_map)
+    if rx is not None:
+        rx_summary = fill_rx_features(values, rx, day, catalog)
+        values[_I["META_RX_COVERAGE_DAYS"]] = rx_coverage_days(rx.eligibility, day)
+    return mib_summary, rx_summary
+
+
+def _fill_documents(
+    values: list[float],
+    mib: MibReport | None,
+    rx: RxReport | None,
+    as_of: int | None,
+    code_map: CodeMap,
+    catalog: DrugCatalog,
+    warnings: _WarningCounts,
+) -> tuple[int, MibSummary | None, RxSummary | None]:
+    """Resolve the as-of date, write the MIB and Rx features, and return it with the summaries."""
+    if as_of is not None:
+        return as_of, *_fill_features(values, mib, rx, as_of, code_map, catalog)
+    today = utc_today()
+    day = first_as_of(mib, rx, today, warnings)
+    mib_summary, rx_summary = _fill_features(values, mib, rx, day, code_map, catalog)
+    # The feature pass counts the records more than one day after the as-of date. Without
+    # any, a document dated on the as-of date passes the record check with no further pass.
+    future: dict[DocumentKind, int] = {
+        "MIB": mib_summary.future if mib_summary else 0,
+        "RX": rx_summary.future if rx_summary else 0,
+    }
+    checked = skip_early_document_dates(day, mib, rx, future, today, warnings)
+    if checked == day:
+        return day, mib_summary, rx_summary
+    # A skipped document date had set the as-of date, so every feature is computed again.
+    values[:] = _DEFAULTS
+    return checked, *_fill_features(values, mib, rx, checked, code_map, catalog)
+
+
 def _compute_row(
     mib_xml: Document,
     rx_xml: Document,
@@ -210,21 +217,20 @@ def _compute_row(
             messages[("partial_error_reply", document)] = partial_error_message(
                 document, report.vendor_error
             )
-    day = _resolve_as_of(as_of, mib, rx, warnings)
-
     values = list(_DEFAULTS)
+    day, mib_summary, rx_summary = _fill_documents(
+        values, mib, rx, as_of, code_map, catalog, warnings
+    )
     future = unparseable = 0
-    if mib is not None:
-        summary = fill_mib_features(values, mib, day, code_map)
-        _count(warnings, "undated_record", "MIB", summary.undated)
-        _count(warnings, "future_dated", "MIB", summary.future)
-        _count(warnings, "unparseable_date", "MIB", summary.unparseable + mib.unparseable_dates)
+    if mib is not None and mib_summary is not None:
+        _count(warnings, "undated_record", "MIB", mib_summary.undated)
+        _count(warnings, "future_dated", "MIB", mib_summary.future)
+        _count(warnings, "unparseable_date", "MIB", mib_summary.unparseable + mib.unparseable_dates)
         _count(warnings, "implausible_value", "MIB", mib.implausible_values)
         _count(warnings, "empty_record", "MIB", mib.empty_records)
-        future += summary.future
-        unparseable += summary.unparseable + mib.unparseable_dates
-    if rx is not None:
-        rx_summary = fill_rx_features(values, rx, day, catalog)
+        future += mib_summary.future
+        unparseable += mib_summary.unparseable + mib.unparseable_dates
+    if rx is not None and rx_summary is not None:
         _count(warnings, "undated_record", "RX", rx_summary.undated)
         _count(warnings, "future_dated", "RX", rx_summary.future)
         _count(warnings, "unparseable_date", "RX", rx_summary.unparseable + rx.unparseable_dates)
@@ -233,7 +239,6 @@ def _compute_row(
         _count(warnings, "empty_record", "RX", rx.empty_records)
         future += rx_summary.future
         unparseable += rx_summary.unparseable + rx.unparseable_dates
-        values[_I["META_RX_COVERAGE_DAYS"]] = rx_coverage_days(rx.eligibility, day)
     values[_I["META_MIB_PARSE_ERROR"]] = float(mib_failed)
     values[_I["META_RX_PARSE_ERROR"]] = float(rx_failed)
     values[_I["META_FUTURE_DATED_RECORDS"]] = future
@@ -274,6 +279,8 @@ def extract_features(
         rx_xml: The prescription-history report, or None.
         as_of: The date windows count back from. Default: the latest document date (MIB
             `TransExeDate`, Rx `ReportDate`), else the latest evidence date, else today (UTC).
+            A document date after tomorrow, before 1998-02-10, or more than one day before
+            at least two and most records of its document is skipped with a warning.
         limits: Byte, depth and element caps; default `ParseLimits()`.
         code_map: The MIB code map, or a path to a TOML map; default the shipped synthetic map.
 

@@ -19,6 +19,7 @@ WARNING_KINDS = (
     "encoding_recovered",
     "future_dated",
     "future_document_date",
+    "implausible_document_date",
     "implausible_value",
     "missing_document",
     "parse_error",
@@ -39,7 +40,10 @@ class FeatureWarning:
     input, a bare XML declaration or an empty root such as `<r/>`), `unrecognized_document`
     (content, but no known report element), `encoding_recovered` (bytes re-read as
     ISO-8859-1), `undated_record`, `unparseable_date`, `future_dated`, `future_document_date`
-    (a document date after tomorrow in UTC, not used as the as-of date), `unknown_drug`,
+    (a document date after tomorrow in UTC, not used as the as-of date),
+    `implausible_document_date` (a document date before 1998-02-10, or more than one day
+    before at least two and most records of its document, not used as the as-of date),
+    `unknown_drug`,
     `implausible_value` (a numeric field that is not a readable number or lies outside its
     plausible range, read as missing), `empty_record` (a fill or MIB record element without
     any data, not counted as a record), `partial_error_reply` (a vendor reply that reports an

@@ -47,6 +47,20 @@ _CONVENTIONS = """\
   today in UTC. Training passes `as_of` for point-in-time correctness. A document or evidence
   date after tomorrow in UTC is taken for a typo and never becomes the as-of date: such a
   document date raises the `future_document_date` warning, and such a record is future-dated.
+- **Implausible document dates.** A document date that cannot be the day its report was made
+  is skipped like a future one, so the other document's date or the evidence date is used.
+  It raises the `implausible_document_date` warning for that document. One such date is a date
+  before 1998-02-10, when XML 1.0 became a W3C Recommendation. That catches placeholders such
+  as 1900-01-01 and a wrong century such as 1924 for 2024, even in a report without dated
+  records. Dates before 1900 read as unparseable instead. The other is a date more than one
+  day before at least two, and more than half, of the dated records of the same document (MIB
+  record dates, Rx fill dates), because a report lists only records made by the day it was
+  made. Records after tomorrow in UTC do not count. When fewer records come later, those
+  records are taken for the typos and are future-dated, so one mistyped fill does not move the
+  as-of date. The day of slack covers time zones, as for the windows. Limits: a wrong document
+  date that precedes one record, or half of the records or fewer (a wrong month, say), is
+  kept, and those records raise `future_dated`. A report made before 1998 and converted to XML
+  later needs `as_of`.
 - **Windows** count back from the as-of date: 6M = 183, 12M = 365, 24M = 730, 60M = 1826 days,
   with the as-of day included. A date up to one day after the as-of date counts as the as-of
   date (time-zone shifts); later dates are future-dated: counted in
