@@ -9,6 +9,7 @@ import signal
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -100,8 +101,10 @@ async def test_predict_as_of_accepted(gateway: Any, smoke_pair: tuple[str, str])
         (1_700_000_000, "as_of must be a date string such as 2026-01-15, not a number"),
         (True, "as_of must be a date string such as 2026-01-15, not a boolean"),
         (["2026-01-15"], "as_of must be a date string such as 2026-01-15, not a list"),
-        ("0001-01-01", "as_of is outside 1900-01-01 to 2100-12-31"),
-        ("9999-12-31", "as_of is outside 1900-01-01 to 2100-12-31"),
+        ("0001-01-01", "as_of is before 1900-01-01"),
+        ("1899-12-31", "as_of is before 1900-01-01"),
+        ("9999-12-31", "as_of is after tomorrow"),
+        ("2100-12-31", "as_of is after tomorrow"),
         ("2026-01-01T00:00:00+05:00", "as_of must be a date as YYYY-MM-DD"),
         ("2026-01-01 00:00", "as_of must be a date as YYYY-MM-DD"),
         ("2026-1-1", "as_of must be a date as YYYY-MM-DD"),
@@ -112,7 +115,7 @@ async def test_predict_as_of_accepted(gateway: Any, smoke_pair: tuple[str, str])
 async def test_predict_as_of_rejected(
     gateway: Any, smoke_pair: tuple[str, str], as_of: object, message: str
 ) -> None:
-    """A number, a date-time, another date form or a date outside 1900-2100 gets 422."""
+    """A number, a date-time, another date form or a date before 1900 or after tomorrow: 422."""
     response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair, as_of=as_of))
 
     assert 422 == response.status_code
@@ -137,10 +140,17 @@ async def test_predict_include_features_strict(
 
 
 async def test_predict_as_of_range_edges(gateway: Any, smoke_pair: tuple[str, str]) -> None:
-    """The first and last accepted dates both score."""
-    for as_of in ("1900-01-01", "2100-12-31"):
+    """The first and last accepted dates both score, and the day after the last gets 422."""
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    for as_of in ("1900-01-01", tomorrow.isoformat()):
         response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair, as_of=as_of))
         assert 200 == response.status_code, as_of
+
+    late = (tomorrow + timedelta(days=1)).isoformat()
+    response = await gateway.client.post("/v1/predict", json=_body(*smoke_pair, as_of=late))
+
+    assert 422 == response.status_code
+    assert f"as_of is after tomorrow ({tomorrow.isoformat()}, UTC)" in response.text
 
 
 async def test_predict_malformed_rx_names_document(gateway: Any) -> None:

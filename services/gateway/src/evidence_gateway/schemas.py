@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
@@ -13,7 +13,6 @@ from evidence_gateway.risk import RiskLevel
 _EARLIEST_AS_OF = date(1900, 1, 1)
 _JSON_KINDS = {bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_LATEST_AS_OF = date(2100, 12, 31)
 
 __all__ = [
     "BatchItemError",
@@ -73,8 +72,8 @@ class EvidenceInput(BaseModel):
     as_of: date | None = Field(
         default=None,
         description=(
-            "Date the look-back windows end on, as YYYY-MM-DD between 1900-01-01 and "
-            "2100-12-31. When omitted: the reports' own date (MIB TransExeDate, Rx ReportDate "
+            "Date the look-back windows end on, as YYYY-MM-DD from 1900-01-01 to tomorrow "
+            "(UTC). When omitted: the reports' own date (MIB TransExeDate, Rx ReportDate "
             "or OrderDate), else the latest evidence date in either report, else today (UTC)."
         ),
     )
@@ -99,9 +98,19 @@ class EvidenceInput(BaseModel):
     @field_validator("as_of")
     @classmethod
     def _as_of_in_range(cls, value: date | None) -> date | None:
-        if value is not None and not _EARLIEST_AS_OF <= value <= _LATEST_AS_OF:
+        if value is None:
+            return value
+        if value < _EARLIEST_AS_OF:
+            msg = "as_of is before 1900-01-01; send the date the evidence was ordered"
+            raise ValueError(msg)
+        # No evidence is dated after today, and a later as_of would only move the look-back
+        # windows past the records, as a mistyped year does. A day of slack covers time zones
+        # ahead of UTC, as for document dates in the feature library.
+        latest = datetime.now(UTC).date() + timedelta(days=1)
+        if value > latest:
             msg = (
-                "as_of is outside 1900-01-01 to 2100-12-31; send the date the evidence was ordered"
+                f"as_of is after tomorrow ({latest.isoformat()}, UTC); send the date the "
+                "evidence was ordered, or leave as_of out to use the reports' own date"
             )
             raise ValueError(msg)
         return value
