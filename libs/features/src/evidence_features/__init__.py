@@ -10,7 +10,13 @@ from evidence_features._spec import (
     FEATURE_SPEC_VERSION,
     FeatureSpec,
 )
-from evidence_features._vector import WARNING_KINDS, FeatureVector, FeatureWarning
+from evidence_features._vector import (
+    WARNING_GUIDE,
+    WARNING_KINDS,
+    FeatureVector,
+    FeatureWarning,
+    WarningGuide,
+)
 from evidence_features._xml import ParseLimits
 from evidence_features.errors import (
     CodeMapError,
@@ -34,6 +40,7 @@ __all__ = [
     "FEATURE_SPEC_VERSION",
     "MIB_CATEGORIES",
     "MME_FACTOR_SOURCE",
+    "WARNING_GUIDE",
     "WARNING_KINDS",
     "CodeMap",
     "CodeMapError",
@@ -47,6 +54,7 @@ __all__ = [
     "HostileDocumentError",
     "MalformedDocumentError",
     "ParseLimits",
+    "WarningGuide",
     "extract_batch",
     "extract_features",
     "load_code_map",

@@ -11,44 +11,94 @@ import numpy.typing as npt
 from evidence_features._spec import FEATURE_NAMES
 from evidence_features.errors import DocumentKind
 
-__all__ = ["WARNING_KINDS", "FeatureVector", "FeatureWarning"]
+__all__ = ["WARNING_GUIDE", "WARNING_KINDS", "FeatureVector", "FeatureWarning", "WarningGuide"]
 
-WARNING_KINDS = (
-    "empty_document",
-    "empty_record",
-    "encoding_recovered",
-    "future_dated",
-    "future_document_date",
-    "implausible_document_date",
-    "implausible_value",
-    "missing_document",
-    "parse_error",
-    "partial_error_reply",
-    "undated_record",
-    "unknown_drug",
-    "unparseable_date",
-    "unrecognized_document",
-)
-"""Every `FeatureWarning.kind` the library emits."""
+
+@dataclass(frozen=True, slots=True)
+class WarningGuide:
+    """The meaning of one warning kind for the score, and the action it calls for."""
+
+    meaning: str
+    action: str
+
+
+WARNING_GUIDE: dict[str, WarningGuide] = {
+    "empty_document": WarningGuide(
+        "The document was blank, a bare XML declaration or an empty root such as `<r/>`; it "
+        "adds no evidence.",
+        "Check that the report was ordered and came back whole; a clean score rests on no "
+        "data from this report.",
+    ),
+    "empty_record": WarningGuide(
+        "A fill or MIB record element held no data and was not counted as a record.",
+        "None for a few; many point to a vendor format change, so check the report.",
+    ),
+    "encoding_recovered": WarningGuide(
+        "The bytes did not match the declared encoding and were read as ISO-8859-1.",
+        "None for the score; tell the sender to declare the encoding it uses.",
+    ),
+    "future_dated": WarningGuide(
+        "Records dated after the as-of date (plus one day) are counted in totals but left "
+        "out of windows, recency and spans.",
+        "Check the record dates and the as-of date; a mistyped year hides recent evidence.",
+    ),
+    "future_document_date": WarningGuide(
+        "The report date is after tomorrow (UTC), so it was not used as the as-of date.",
+        "Check the report date with the vendor; the score used the next date in order.",
+    ),
+    "implausible_document_date": WarningGuide(
+        "The report date is before 1998-02-10, or more than a day before at least two, and "
+        "most, of the report's own records, so it was not used as the as-of date.",
+        "Check the report date with the vendor; the score used the next date in order.",
+    ),
+    "implausible_value": WarningGuide(
+        "A numeric field (quantity, days supply, strength, score) was unreadable or out of "
+        "its plausible range and was read as missing.",
+        "None for a few; the features that need the value skip that record.",
+    ),
+    "missing_document": WarningGuide(
+        "No document was passed (null), so that report adds no evidence.",
+        "Score again with the report if it was ordered; a low score without it is not a "
+        "clean result.",
+    ),
+    "parse_error": WarningGuide(
+        "Lenient batch mode only: the document could not be read and its "
+        "`META_*_PARSE_ERROR` column is 1.",
+        "Leave the row out of training or fix the document; serving rejects such documents.",
+    ),
+    "partial_error_reply": WarningGuide(
+        "The vendor reply reported an error but carried records, which were scored.",
+        "Order the report again before relying on a low score; it may be incomplete.",
+    ),
+    "undated_record": WarningGuide(
+        "A record had no date; it counts in totals but in no window or recency feature.",
+        "None for a few; many undated records weaken the time-based features.",
+    ),
+    "unknown_drug": WarningGuide(
+        "A drug name is not in the class table; the fill counts in totals but in no class.",
+        "Report the name to the maintainers of the class table if it recurs.",
+    ),
+    "unparseable_date": WarningGuide(
+        "A date was present but in no supported format; the record is treated as undated.",
+        "Check the date format with the vendor if it recurs.",
+    ),
+    "unrecognized_document": WarningGuide(
+        "The document had content but no known report element, so it adds no evidence.",
+        "Check that the right report was sent in this field; a clean score rests on no data "
+        "from it.",
+    ),
+}
+"""Every `FeatureWarning.kind` the library emits, with its meaning and recommended action."""
+
+WARNING_KINDS = tuple(sorted(WARNING_GUIDE))
+"""Every `FeatureWarning.kind` the library emits, in alphabetical order."""
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureWarning:
     """Something noteworthy met while reading one document, counted, never with its content.
 
-    Kinds (see `WARNING_KINDS`): `missing_document` (None was passed), `empty_document` (blank
-    input, a bare XML declaration or an empty root such as `<r/>`), `unrecognized_document`
-    (content, but no known report element), `encoding_recovered` (bytes re-read as
-    ISO-8859-1), `undated_record`, `unparseable_date`, `future_dated`, `future_document_date`
-    (a document date after tomorrow in UTC, not used as the as-of date),
-    `implausible_document_date` (a document date before 1998-02-10, or more than one day
-    before at least two and most records of its document, not used as the as-of date),
-    `unknown_drug`,
-    `implausible_value` (a numeric field that is not a readable number or lies outside its
-    plausible range, read as missing), `empty_record` (a fill or MIB record element without
-    any data, not counted as a record), `partial_error_reply` (a vendor reply that reports an
-    error but carries records, which were scored although the report may be incomplete) and,
-    in lenient batch mode only, `parse_error`.
+    Kinds: `WARNING_GUIDE` gives the meaning and recommended action of each.
 
     `message` is a sentence in the library's own words, never text from the document. Only
     `partial_error_reply` sets it, naming the error element and, for an ACORD `ResultCode`,

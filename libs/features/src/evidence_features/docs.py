@@ -26,7 +26,7 @@ from evidence_features._numbers import (
 )
 from evidence_features._spec import FEATURE_SPEC, FEATURE_SPEC_HASH, FEATURE_SPEC_VERSION
 from evidence_features._strengths import VOLUME_ML
-from evidence_features._vector import WARNING_KINDS
+from evidence_features._vector import WARNING_GUIDE, WARNING_KINDS
 
 __all__ = ["main", "render_feature_docs"]
 
@@ -188,6 +188,22 @@ _INPUT_RANGES: tuple[tuple[str, str, NumberRange], ...] = (
 )
 
 
+def _warning_lines() -> list[str]:
+    lines = [
+        "## Warning kinds",
+        "",
+        "Each warning names its kind, its document (MIB or RX) and a count, never document text.",
+        "",
+        "| kind | meaning | what to do |",
+        "|---|---|---|",
+    ]
+    for kind in WARNING_KINDS:
+        guide = WARNING_GUIDE[kind]
+        lines.append(f"| `{kind}` | {_cell(guide.meaning)} | {_cell(guide.action)} |")
+    lines.append("")
+    return lines
+
+
 def _input_range_lines() -> list[str]:
     max_factor = max(load_drug_catalog().mme_factors.values())
     max_mme = STRENGTH.maximum * QUANTITY.maximum / DAYS_SUPPLY.minimum * max_factor
@@ -235,9 +251,11 @@ def render_feature_docs() -> str:
         f"- Shipped MIB code map: `{code_map.version}` (invented codes only; carriers pass"
         " their own map)",
         f"- MIB categories: {', '.join(f'`{c}`' for c in MIB_CATEGORIES)}",
-        f"- Warning kinds: {', '.join(f'`{kind}`' for kind in WARNING_KINDS)}",
+        f"- Warning kinds: {', '.join(f'`{kind}`' for kind in WARNING_KINDS)} (see"
+        " [Warning kinds](#warning-kinds))",
         "",
         _CONVENTIONS,
+        *_warning_lines(),
         *_input_range_lines(),
     ]
     position = 0
