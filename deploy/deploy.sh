@@ -2,6 +2,7 @@
 # Deploy the evidence risk pipeline to a Snowflake account, step by step, with the Snowflake CLI.
 #
 # Usage: deploy/deploy.sh [-c CONNECTION] COMMAND
+#        deploy/deploy.sh -h | --help
 #
 # Commands, in the order `all` runs them (docs/deploy.md explains each step):
 #   account     sql/01  roles and account privileges (needs ACCOUNTADMIN)
@@ -612,10 +613,18 @@ step_teardown() {
 }
 
 main() {
-    while getopts ":c:h" option; do
+    # getopts has no long options. The spec "-:" reads "--help" as option "-" with the
+    # argument "help", and a lone "--" still ends the options.
+    while getopts ":c:h-:" option; do
         case "$option" in
             c) CONNECTION="$OPTARG" ;;
             h) usage; exit 0 ;;
+            -)
+                case "$OPTARG" in
+                    help) usage; exit 0 ;;
+                    *) usage_error "unknown option '--$OPTARG'" ;;
+                esac
+                ;;
             :) usage_error "option -$OPTARG requires a value" ;;
             *) usage_error "unknown option '-$OPTARG'" ;;
         esac

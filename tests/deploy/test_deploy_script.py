@@ -578,6 +578,28 @@ def test_deploy_usage_errors_name_cause(
     assert calls == []
 
 
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_deploy_help_prints_usage(
+    deploy_copy: Path, fake_bin: Path, tmp_path: Path, flag: str
+) -> None:
+    """-h and --help print the usage on stdout, exit 0 and run nothing."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, flag)
+
+    assert result.returncode == 0, result.stderr
+    assert "Usage: deploy/deploy.sh" in result.stdout
+    assert result.stderr == ""
+    assert calls == []
+
+
+def test_deploy_unknown_long_option(deploy_copy: Path, fake_bin: Path, tmp_path: Path) -> None:
+    """A long option other than --help is named in full before the usage."""
+    result, calls = _run(deploy_copy, fake_bin, tmp_path, "--connection=dev", "all")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("deploy.sh: unknown option '--connection=dev'\n")
+    assert calls == []
+
+
 def _path_without(program: str) -> str:
     """Return this process's PATH without the folders that contain ``program``."""
     folders = os.environ["PATH"].split(os.pathsep)
