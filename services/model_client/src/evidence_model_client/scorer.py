@@ -481,7 +481,9 @@ class RiskScorer:
         now = time.monotonic()
         if self._waiting_since is None:
             self._waiting_since = now
-            _log.info("waiting for model service", error_kind=error_kind)
+            # No error_kind here: a model server that is still starting is the normal case, and
+            # the key reads as a failure. The warning after the grace time carries it.
+            _log.info("waiting for model service")
             return
         waited = now - self._waiting_since
         if waited >= self._startup_grace and not self._waiting_warned:
