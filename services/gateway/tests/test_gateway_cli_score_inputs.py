@@ -287,6 +287,34 @@ def test_score_cli_prediction_shape_checked(tmp_path: Path) -> None:
     assert rejected.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("reason", "options", "status"),
+    [
+        (None, ["--fail-on-fallback"], 0),
+        ("model_timeout", [], 0),
+        ("model_timeout", ["--fail-on-fallback"], 6),
+    ],
+)
+def test_score_cli_remote_fallback_note(
+    tmp_path: Path, reason: str | None, options: list[str], status: int
+) -> None:
+    """A gateway's fallback score is named on stderr; --fail-on-fallback then exits 6."""
+    path = tmp_path / "rx.xml"
+    path.write_bytes(b"<r/>")
+    answer = {**PREDICTION, "fallback_reason": reason}
+
+    with serve_fixed_response(200, "application/json", json.dumps(answer).encode()) as url:
+        result = run_score_cli(["--rx", str(path), "--url", url, *options], {})
+
+    assert result.returncode == status, result.stderr
+    assert "RULE_BASED" in result.stdout
+    expected = [] if reason is None else [
+        f"note: the gateway's model service did not score this request ({reason}), so the "
+        "score above is the rule-based fallback; check the gateway's model service"
+    ]  # fmt: skip
+    assert result.stderr.splitlines() == expected
+
+
 def test_score_cli_text_number_not_a_prediction(tmp_path: Path) -> None:
     """A reason value sent as text is not a prediction: exit 4, not a traceback."""
     path = tmp_path / "rx.xml"

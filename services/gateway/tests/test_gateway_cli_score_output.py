@@ -112,7 +112,7 @@ def test_score_cli_in_process_log_lines(
     log_level: str | None,
     info_shown: bool,
 ) -> None:
-    """In-process, only warnings and errors are logged unless --verbose or GATEWAY_LOG_LEVEL."""
+    """In-process, only errors are logged unless --verbose or GATEWAY_LOG_LEVEL asks for more."""
     # The subprocess inherits this environment, so the command's own default applies only
     # when it has no GATEWAY_LOG_LEVEL.
     monkeypatch.delenv("GATEWAY_LOG_LEVEL", raising=False)
@@ -130,9 +130,46 @@ def test_score_cli_in_process_log_lines(
         assert "request completed" in info_events
     else:
         assert info_events == []
-    # The model server is down, so the warning about the fallback shows unless the level is error.
+    # The model server is down. Its warnings are JSON lines only at info level, and otherwise
+    # the plain note replaces them.
     warnings = [event["event"] for event in events if event["level"] == "warning"]
-    assert ("model call failed, using fallback" in warnings) == (log_level != "error")
+    assert ("model call failed, using fallback" in warnings) == info_shown
+    assert "rule-based fallback" in result.stderr
+
+
+def test_score_cli_fallback_note_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fallback score in-process gets one plain stderr line naming the model URL, no JSON."""
+    monkeypatch.delenv("GATEWAY_LOG_LEVEL", raising=False)
+    env = in_process_env(tmp_path)
+
+    result = run_score_cli([*RX, "--in-process", "--create-queue"], env)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RULE_BASED" in result.stdout
+    assert result.stderr.splitlines() == [
+        f"note: the model service at {env['MODEL_CLIENT_BASE_URL']} did not score this request "
+        "(model_unavailable), so the score above is the rule-based fallback; start the model "
+        "server or set MODEL_CLIENT_BASE_URL (--verbose logs each try)"
+    ]
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]], ids=["table", "json"])
+def test_score_cli_fail_on_fallback_exits_6(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: list[str]
+) -> None:
+    """--fail-on-fallback exits 6 after printing the fallback prediction."""
+    monkeypatch.delenv("GATEWAY_LOG_LEVEL", raising=False)
+    env = in_process_env(tmp_path)
+
+    result = run_score_cli(
+        [*RX, "--in-process", "--create-queue", "--fail-on-fallback", *output], env
+    )
+
+    assert result.returncode == 6, result.stderr[-2000:]
+    assert "RULE_BASED" in result.stdout
+    assert "rule-based fallback" in result.stderr
 
 
 def run_with_closed_stdout(

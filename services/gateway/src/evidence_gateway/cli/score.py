@@ -35,6 +35,7 @@ EXIT_INVALID_OPTION = 2
 EXIT_BAD_INPUT = 3
 EXIT_UNREACHABLE = 4
 EXIT_NO_QUEUE = 5
+EXIT_FALLBACK = 6
 
 
 # The bytes a document within the UTF-8 limit can take on disk: UTF-32 takes 4 bytes for a
@@ -221,9 +222,16 @@ def score(
         bool,
         typer.Option(
             "--verbose",
-            help="With --in-process, log the gateway's info lines to stderr too, as "
-            "GATEWAY_LOG_LEVEL=info does; without it only warnings and errors show unless "
+            help="With --in-process, log the gateway's JSON lines from info level up to "
+            "stderr, as GATEWAY_LOG_LEVEL=info does; without it only errors show unless "
             "GATEWAY_LOG_LEVEL is set in the environment.",
+        ),
+    ] = False,
+    fail_on_fallback: Annotated[
+        bool,
+        typer.Option(
+            help="Exit with status 6 when the rule-based fallback scored the request because "
+            "the model service did not; the prediction is printed all the same."
         ),
     ] = False,
 ) -> None:
@@ -235,8 +243,10 @@ def score(
     0 scored, 1 rejected by the gateway or a proxy (413 included), 2 invalid
     options, 3 input file unreadable, not decodable or over the limit, 4
     gateway unreachable or another server at --url, 5 no queue file for
-    --in-process. When the reader of stdout closes it early, as `| head -1`
-    does, the command stops printing quietly and keeps that status.
+    --in-process, 6 scored by the rule-based fallback with --fail-on-fallback.
+    A fallback score is also named on stderr. When the reader of stdout closes
+    it early, as `| head -1` does, the command stops printing quietly and keeps
+    that status.
     """
     if mib is None and rx is None:
         raise typer.BadParameter("pass --mib, --rx or both")
@@ -284,19 +294,44 @@ def score(
             err=True,
         )
         raise typer.Exit(EXIT_UNREACHABLE) from exc
-    _print_response(response, url, as_json)
+    prediction = _print_response(response, url, as_json)
+    reason = prediction.get("fallback_reason")
+    if reason:
+        model_url = str(get_client_settings().base_url).rstrip("/") if settings else None
+        typer.echo(_fallback_note(str(reason), model_url), err=True)
+        if fail_on_fallback:
+            raise typer.Exit(EXIT_FALLBACK)
+
+
+def _fallback_note(reason: str, model_url: str | None) -> str:
+    """Return the stderr line saying that the rule-based fallback scored the request.
+
+    ``model_url`` is the in-process gateway's MODEL_CLIENT_BASE_URL, or None for a gateway at
+    --url, whose model service this command does not know.
+    """
+    if model_url is None:
+        where = "the gateway's model service"
+        fix = "check the gateway's model service"
+    else:
+        where = f"the model service at {hide_url_credentials(model_url)}"
+        fix = "start the model server or set MODEL_CLIENT_BASE_URL (--verbose logs each try)"
+    return (
+        f"note: {where} did not score this request ({reason}), so the score above is the "
+        f"rule-based fallback; {fix}"
+    )
 
 
 def _quiet_by_default(settings: Settings, verbose: bool) -> Settings:
-    """Lower the in-process gateway's log level to warnings unless asked for more.
+    """Lower the in-process gateway's log level to errors unless asked for more.
 
     A one-off command needs no "gateway started" or "request completed" lines around its
-    result. A GATEWAY_LOG_LEVEL in the environment wins over --verbose. Settings reads no
-    .env file, so a value there counts only when a launcher such as honcho exports it.
+    result, and the warnings of a fallback are summed up by one plain line (``_fallback_note``)
+    instead of raw JSON. A GATEWAY_LOG_LEVEL in the environment wins over --verbose. Settings
+    reads no .env file, so a value there counts only when a launcher such as honcho exports it.
     """
     if "log_level" in settings.model_fields_set:
         return settings
-    return settings.model_copy(update={"log_level": "info" if verbose else "warning"})
+    return settings.model_copy(update={"log_level": "info" if verbose else "error"})
 
 
 class _StdoutConsole(Console):
@@ -315,8 +350,8 @@ class _StdoutConsole(Console):
         raise typer.Exit(EXIT_SCORED)
 
 
-def _print_response(response: httpx.Response, url: str, as_json: bool) -> None:
-    """Print a prediction to stdout or an error to stderr, then exit unless it is a prediction.
+def _print_response(response: httpx.Response, url: str, as_json: bool) -> dict[str, Any]:
+    """Print a prediction to stdout or an error to stderr; return the prediction's JSON object.
 
     Raises:
         typer.Exit: ``EXIT_REJECTED`` for an error response of the gateway, ``EXIT_UNREACHABLE``
@@ -348,7 +383,7 @@ def _print_response(response: httpx.Response, url: str, as_json: bool) -> None:
     console = _StdoutConsole()
     if as_json:
         console.print_json(json.dumps(response_body))
-        return
+        return response_body
     console.print(prediction_table("prediction", [("API", response_body)], details_column=False))
     for line in prediction_details(response_body):
         console.print(f"  {line}", highlight=False, markup=False)
@@ -359,6 +394,7 @@ def _print_response(response: httpx.Response, url: str, as_json: bool) -> None:
             highlight=False,
             markup=False,
         )
+    return response_body
 
 
 def _not_gateway_problem(status_code: int, response_body: object) -> str | None:
