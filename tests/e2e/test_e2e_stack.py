@@ -56,7 +56,9 @@ def test_stack_once_scores_samples(tmp_path: Path, trained_model_dir: Path) -> N
     assert "REGISTRY_V2" in output
     assert "RULE_BASED" not in output
     assert "REGISTRY_UNKNOWN" not in output
-    assert "/docs" in output
+    # --once stops the stack right after scoring, so it prints no URLs, which would not respond.
+    assert "local stack" not in output
+    assert "/docs" not in output
     assert (var_dir / "store.sqlite3").is_file()
     # supervisord logs a stop at INFO level only when the process exits with status 0.
     stack_log = (var_dir / "stack.log").read_text(encoding="utf-8")
@@ -108,4 +110,9 @@ def test_stack_first_run_matches_readme(tmp_path: Path) -> None:
     assert "\r" not in stack_log, "progress bars reached the stack log"
     gateway_log = (var_dir / "logs" / "gateway.log").read_text(encoding="utf-8")
     assert "health check failed" not in gateway_log
+    waiting = [line for line in gateway_log.splitlines() if "waiting for model service" in line]
+    assert all("error_kind" not in line for line in waiting), waiting
     assert not (var_dir / "model.partial").exists()
+    assert f"moved the trained model from {var_dir / 'model.partial'} to {var_dir / 'model'}" in (
+        stack_log
+    )

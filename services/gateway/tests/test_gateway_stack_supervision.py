@@ -19,12 +19,15 @@ from evidence_gateway.stack.layout import StackLayout
 from evidence_gateway.stack.ports import StackPort, check_ports_free, check_ports_owned
 from evidence_gateway.stack.processes import StackError
 from evidence_gateway.stack.supervision import (
+    DASHBOARD_STOP_WAIT_SECONDS,
     START_RETRIES,
     START_SECONDS,
+    STOP_WAIT_SECONDS,
     Supervisor,
     parse_event,
     read_procfile,
     render_config,
+    waiting_processes,
 )
 from evidence_gateway.testing import free_port, script_path
 from supervisor.datatypes import dict_of_key_value_pairs  # type: ignore[import-untyped]
@@ -89,6 +92,29 @@ def test_parse_event_ignores_other_lines(line: str) -> None:
     assert parse_event(line) is None
 
 
+_STOP_LOG = """\
+2026-12-06 01:58:00,930 WARN received SIGTERM indicating exit request
+2026-12-06 01:58:00,930 INFO waiting for model, worker, gateway, dashboard to die
+2026-12-06 01:58:01,507 INFO stopped: dashboard (exit status 0)
+2026-12-06 01:58:01,687 WARN stopped: gateway (terminated by SIGTERM)
+2026-12-06 01:58:04,099 INFO stopped: worker (exit status 0)
+2026-12-06 01:58:04,099 INFO waiting for model to die
+2026-12-06 01:58:05,276 WARN stopped: model (terminated by SIGTERM)
+"""
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [(1, None), (2, "model, worker, gateway, dashboard"), (4, "model, worker"), (6, "model"),
+     (7, None)],
+)  # fmt: skip
+def test_waiting_processes_drops_stopped(lines: int, expected: str | None) -> None:
+    """The processes of the last "waiting for" line, less those stopped since."""
+    text = "\n".join(_STOP_LOG.splitlines()[:lines])
+
+    assert waiting_processes(text) == expected
+
+
 def test_render_config_restarts_each_process(tmp_path: Path) -> None:
     """Each selected Procfile process gets autorestart, the retry cap and its own log."""
     layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var%1")
@@ -137,6 +163,18 @@ def test_render_config_dashboard_gets_sigkill(tmp_path: Path) -> None:
 
     assert "--signal KILL -- evidence-dashboard" in text
     assert "--signal TERM -- evidence-gateway" in text
+
+
+def test_render_config_dashboard_stops_sooner(tmp_path: Path) -> None:
+    """The dashboard, which keeps no state, gets a shorter time before SIGKILL."""
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var")
+    names = ["gateway", "dashboard"]
+    parser = configparser.ConfigParser(interpolation=None)
+
+    parser.read_string(render_config(layout, dict.fromkeys(names, "true"), names))
+
+    assert parser.getint("program:dashboard", "stopwaitsecs") == DASHBOARD_STOP_WAIT_SECONDS
+    assert parser.getint("program:gateway", "stopwaitsecs") == STOP_WAIT_SECONDS
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -230,7 +268,7 @@ def _run_stack(
 
 
 def test_stack_taken_port_starts_nothing(listener: int, tmp_path: Path) -> None:
-    """With the gateway port taken the stack exits 1 before it creates var/ or starts anything."""
+    """With the gateway port taken the stack exits 2 before it creates var/ or starts anything."""
     var_dir = tmp_path / "var"
 
     result = _run_stack(
@@ -238,7 +276,7 @@ def test_stack_taken_port_starts_nothing(listener: int, tmp_path: Path) -> None:
          "--model-port", str(free_port()), "--no-dashboard"]
     )  # fmt: skip
 
-    assert result.returncode == 1
+    assert result.returncode == 2, result.stdout + result.stderr
     output = " ".join(result.stdout.split())
     assert f"port {listener} of the gateway on 127.0.0.1 is already in use" in output
     assert "--gateway-port or GATEWAY_PORT" in output
@@ -252,7 +290,7 @@ def test_stack_port_from_environment(listener: int, tmp_path: Path) -> None:
 
     result = _run_stack(["--var-dir", str(tmp_path / "var"), "--no-dashboard"], env)
 
-    assert result.returncode == 1
+    assert result.returncode == 2, result.stdout + result.stderr
     output = " ".join(result.stdout.split())
     assert f"port {listener} of the model server" in output
     assert "--model-port or MODEL_SERVER_PORT" in output
@@ -269,11 +307,71 @@ def test_stack_worker_metrics_port_taken(listener: int, tmp_path: Path) -> None:
 
     result = _run_stack(["--var-dir", str(tmp_path / "var"), "--no-dashboard"], env)
 
-    assert result.returncode == 1
+    assert result.returncode == 2, result.stdout + result.stderr
     output = " ".join(result.stdout.split())
     assert f"port {listener} of the worker metrics" in output
     assert "PERSISTENCE_METRICS_PORT" in output
     assert "nothing was started" in output
+
+
+def test_stack_taken_ports_one_line_each(tmp_path: Path) -> None:
+    """Two taken ports are named on lines of their own, and the stack exits 2."""
+    with socket.socket() as first, socket.socket() as second:
+        for sock in (first, second):
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+        model_port, gateway_port = first.getsockname()[1], second.getsockname()[1]
+
+        result = _run_stack(
+            ["--var-dir", str(tmp_path / "var"), "--no-dashboard",
+             "--model-port", str(model_port), "--gateway-port", str(gateway_port)]
+        )  # fmt: skip
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    starts = [
+        line.split(" of ")[0] for line in result.stdout.splitlines() if line.startswith("port")
+    ]
+    assert starts == [f"port {model_port}", f"port {gateway_port}"]
+    assert not (tmp_path / "var").exists()
+
+
+def _run_stack_in(cwd: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script_path("evidence-stack"), "--once", "--no-dashboard", "--train-rows", "200",
+         "--gateway-port", str(free_port()), "--model-port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )  # fmt: skip
+
+
+def test_stack_outside_root_creates_nothing(tmp_path: Path) -> None:
+    """Run outside the repository, the stack names the missing Procfile before it trains."""
+    started = time.monotonic()
+
+    result = _run_stack_in(tmp_path, [])
+
+    elapsed = time.monotonic() - started
+    output = " ".join(result.stdout.split())
+    assert result.returncode == 2, output
+    assert f"no Procfile in '{tmp_path}'; run from the repository root or pass --root" in output
+    assert "nothing was started" in output
+    assert list(tmp_path.iterdir()) == []
+    # No training and no settings checks: about 1 s on a 2-core VM.
+    assert elapsed < 20
+
+
+def test_stack_procfile_without_process(tmp_path: Path) -> None:
+    """A Procfile that lacks a stack process is named before anything is created."""
+    (tmp_path / "Procfile").write_text("model: evidence-model-server\ngateway: evidence-gateway\n")
+
+    result = _run_stack_in(tmp_path, ["--root", str(tmp_path)])
+
+    output = " ".join(result.stdout.split())
+    assert result.returncode == 2, output
+    assert "has no process named worker" in output
+    assert [path.name for path in tmp_path.iterdir()] == ["Procfile"]
 
 
 @pytest.mark.slow
@@ -407,3 +505,49 @@ def test_supervisord_sigkill_stops_dashboard(tmp_path: Path) -> None:
 def _listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _sleeper_supervisor(tmp_path: Path, procfile: str, name: str) -> Supervisor:
+    (tmp_path / "Procfile").write_text(procfile)
+    layout = StackLayout(root=tmp_path, var_dir=tmp_path / "var")
+    layout.var_dir.mkdir()
+    return Supervisor(layout, [name], layout.environment(dict(os.environ)))
+
+
+@pytest.mark.slow
+def test_supervisor_stop_right_after_start(tmp_path: Path) -> None:
+    """A stop in supervisord's first second waits for the spawn, so SIGTERM is not lost."""
+    sleep = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(120)'"
+    supervisor = _sleeper_supervisor(tmp_path, f"sleeper: {sleep}\n", "sleeper")
+    supervisor.start()
+    # supervisord spawns after its first one-second poll. Without the stack's wait, a signal
+    # sent before then reaches it while it forks the process and is lost, so the stop takes
+    # STOP_WAIT_SECONDS and ends in a SIGKILL.
+    time.sleep(0.3)
+    started = time.monotonic()
+
+    supervisor.stop()
+
+    elapsed = time.monotonic() - started
+    log = supervisor.layout.log_path.read_text()
+    assert "stopped: sleeper" in log
+    assert "SIGKILL" not in log
+    assert elapsed < STOP_WAIT_SECONDS - 2, log
+
+
+@pytest.mark.slow
+def test_supervisor_stop_reports_wait(tmp_path: Path) -> None:
+    """A process that takes seconds to stop is named while supervisord waits for it."""
+    slow = (
+        f"{shlex.quote(sys.executable)} -c 'import signal, sys, time; "
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(3), sys.exit(0))); "
+        "time.sleep(120)'"
+    )
+    supervisor = _sleeper_supervisor(tmp_path, f"slow: {slow}\n", "slow")
+    supervisor.start()
+    waits: list[str] = []
+
+    supervisor.stop(on_wait=waits.append)
+
+    assert waits == ["slow"]
+    assert "stopped: slow (exit status 0)" in supervisor.layout.log_path.read_text()

@@ -175,7 +175,7 @@ def test_stack_other_folder_not_blocked(
 
     result = _run_stack(other_dir, listener)
 
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     output = " ".join(result.stdout.split())
     assert "is in use by another evidence-stack" not in output
     assert f"port {listener} of the gateway on 127.0.0.1 is already in use" in output

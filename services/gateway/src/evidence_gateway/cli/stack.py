@@ -1,12 +1,12 @@
 """``evidence-stack``: bring up the local stack, score the bundled samples and keep serving.
 
-Steps: lock the runtime folder (``var`` or ``--var-dir``) against a second stack, and check
-that the stack's ports are free. Train a model into ``var/model`` when it has
-none. Start the model server, gateway, persistence worker and (when installed) dashboard from
-the ``Procfile`` under supervisord, and wait until they respond. Score ``data/samples`` through
-``/v1/predict`` and ``/functions/predict``, check that the rows reached the SQLite store, print
-the URLs and serve until Ctrl-C. A process that exits is restarted while the others keep
-serving.
+Steps: check that the Procfile and the commands the stack needs exist, lock the runtime folder
+(``var`` or ``--var-dir``) against a second stack, and check that the stack's ports are free.
+Train a model into ``var/model`` when it has none. Start the model server, gateway,
+persistence worker and (when installed) dashboard from the ``Procfile`` under supervisord, and
+wait until they respond. Score ``data/samples`` through ``/v1/predict`` and
+``/functions/predict``, check that the rows reached the SQLite store, print the URLs and serve
+until Ctrl-C. A process that exits is restarted while the others keep serving.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -37,8 +37,10 @@ from evidence_gateway.stack.port_settings import StackPortSettings
 from evidence_gateway.stack.ports import StackPort, check_ports_free, check_ports_owned
 from evidence_gateway.stack.processes import (
     StackError,
+    check_model_dir,
     dashboard_available,
     dashboard_settings_problem,
+    find_script,
     has_model_artifact,
     http_ok,
     train_model,
@@ -51,7 +53,13 @@ from evidence_gateway.stack.samples import (
     score_via_api,
     score_via_function,
 )
-from evidence_gateway.stack.supervision import START_RETRIES, ProcessEvent, Supervisor
+from evidence_gateway.stack.supervision import (
+    START_RETRIES,
+    ProcessEvent,
+    Supervisor,
+    check_procfile,
+    supervisord_path,
+)
 from evidence_gateway.stack.var_lock import VarDirLock, VarDirLockedError
 
 __all__ = ["app", "main"]
@@ -292,7 +300,8 @@ def _interrupted_status(interrupt: KeyboardInterrupt) -> int:
 @app.command()
 def run(
     once: Annotated[
-        bool, typer.Option(help="Score the samples, then stop the stack and exit.")
+        bool,
+        typer.Option(help="Score the samples, then stop the stack and exit; prints no URL table."),
     ] = False,
     root: Annotated[
         Path, typer.Option(help="Repository root that contains the Procfile.")
@@ -345,10 +354,11 @@ def run(
 
     Each port option defaults to the variable that the service itself reads
     (GATEWAY_PORT, MODEL_SERVER_PORT, DASHBOARD_PORT), and the option wins over
-    the variable. Every process binds 127.0.0.1. An invalid port variable or
-    GATEWAY_*, MODEL_CLIENT_*, MODEL_SERVER_* or PERSISTENCE_* setting exits
-    with status 2 before anything starts. So does a runtime folder that
-    another stack holds locked.
+    the variable. Every process binds 127.0.0.1. Exit status 2 means a start-up
+    configuration problem, and nothing was started. The problem is an invalid
+    port variable or GATEWAY_*, MODEL_CLIENT_*, MODEL_SERVER_* or PERSISTENCE_*
+    setting, a port that is taken, no Procfile under --root, or a runtime folder
+    that another stack holds locked. Other failures exit with status 1.
     """
     # Wide enough for the result tables when the output is a log file or CI, not a terminal.
     console = Console(width=None if Console().is_terminal else 140)
@@ -368,6 +378,9 @@ def run(
         dashboard_port=ports.dashboard_port,
         gateway_workers=gateway_workers,
     )
+    with_dashboard = dashboard and dashboard_available()
+    names = ["model", "gateway", "worker"] + (["dashboard"] if with_dashboard else [])
+    _check_before_start(console, layout, names)
     lock = VarDirLock(layout.var_dir)
     try:
         # A folder that exists may be another stack's, so its lock is taken before the
@@ -379,6 +392,7 @@ def run(
             console,
             layout,
             lock,
+            names,
             once=once,
             samples=samples or root / "data" / "samples",
             dashboard=dashboard,
@@ -388,6 +402,32 @@ def run(
         )
     finally:
         lock.release()
+
+
+def _check_before_start(console: Console, layout: StackLayout, names: list[str]) -> None:
+    """Exit before anything is created when a file or command that the stack needs is missing.
+
+    Each check takes milliseconds, so a wrong --root or a broken install stops the stack
+    before it trains a model or creates the runtime folder. The Procfile exits with status
+    2, as a start-up configuration problem, the rest with status 1.
+    """
+    try:
+        check_procfile(layout.root / "Procfile", names)
+    except StackError as exc:
+        _exit_not_started(console, exc, INVALID_SETTINGS_EXIT_STATUS)
+    try:
+        supervisord_path()
+        if not has_model_artifact(layout.model_dir):
+            check_model_dir(layout.model_dir)
+            find_script("evidence-train")
+    except StackError as exc:
+        _exit_not_started(console, exc, 1)
+
+
+def _exit_not_started(console: Console, error: StackError, status: int) -> NoReturn:
+    console.print(f"[red]{escape(str(error))}[/]")
+    console.print("nothing was started")
+    raise typer.Exit(status) from error
 
 
 def _port_settings(options: dict[str, int | None]) -> StackPortSettings:
@@ -425,6 +465,7 @@ def _run_locked(
     console: Console,
     layout: StackLayout,
     lock: VarDirLock,
+    names: list[str],
     *,
     once: bool,
     samples: Path,
@@ -435,7 +476,7 @@ def _run_locked(
 ) -> None:
     """Check the settings and ports, then start, check and serve the stack in ``layout``."""
     environment = layout.environment(dict(os.environ))
-    with_dashboard = dashboard and dashboard_available()
+    with_dashboard = "dashboard" in names
     # Both checks run before either exits, so one run lists every invalid setting.
     problem = dashboard_settings_problem(environment) if with_dashboard else None
     try:
@@ -454,9 +495,8 @@ def _run_locked(
         )
         check_ports_free(ports, layout.host)
     except StackError as exc:
-        console.print(f"[red]{exc}[/]")
-        console.print("nothing was started")
-        raise typer.Exit(1) from exc
+        # A taken port is a start-up configuration problem, like an invalid port variable.
+        _exit_not_started(console, exc, INVALID_SETTINGS_EXIT_STATUS)
     layout.var_dir.mkdir(parents=True, exist_ok=True)
     _lock_var_dir(console, lock)
     shutil.rmtree(layout.prometheus_dir, ignore_errors=True)
@@ -478,7 +518,6 @@ def _run_locked(
             ):
                 seconds = train_model(layout.model_dir, rows=train_rows, seed=seed, log=log)
             console.print(f"trained a model into {layout.model_dir} in {seconds:.1f} s")
-        names = ["model", "gateway", "worker"] + (["dashboard"] if with_dashboard else [])
         # supervisord keeps the folder locked while it stops its processes, also after this
         # program was killed.
         inherited = () if lock.fileno is None else (lock.fileno,)
@@ -487,11 +526,12 @@ def _run_locked(
         stored = _score_samples(console, layout, samples)
         for event in group.events():
             _report(console, event, layout)
-        console.print(_urls(layout, dashboard_note))
         if once:
+            # The URLs would stop answering a moment later, so --once leaves them out.
             if not stored:
                 raise typer.Exit(1)
             return
+        console.print(_urls(layout, dashboard_note))
         serving = True
         _serve(console, group, layout)
     except StackError as exc:
@@ -511,7 +551,7 @@ def _run_locked(
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             started = time.perf_counter()
-            group.stop()
+            group.stop(on_wait=lambda waiting: console.print(f"waiting for {waiting} to stop"))
             console.print(f"stopped in {time.perf_counter() - started:.1f} s")
 
 

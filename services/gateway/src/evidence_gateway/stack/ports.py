@@ -44,7 +44,8 @@ def check_ports_free(ports: Collection[StackPort], host: str = "127.0.0.1") -> N
 
     Raises:
         StackError: a port is taken, two roles share a port, or a port cannot be bound. The
-            message names every such port, its role and the option that changes it.
+            message has one line per such port, naming it, its role and the option that
+            changes it.
     """
     problems = []
     seen: dict[int, str] = {}
@@ -68,7 +69,8 @@ def check_ports_free(ports: Collection[StackPort], host: str = "127.0.0.1") -> N
             f"stop that process or choose another port with {entry.option}"
         )
     if problems:
-        raise StackError("; ".join(problems))
+        # One line per port, so that several problems do not run together.
+        raise StackError("\n".join(problems))
 
 
 def listener_pids(port: int) -> set[int]:

@@ -21,6 +21,7 @@ __all__ = [
     "StackError",
     "check_model_dir",
     "dashboard_available",
+    "find_script",
     "has_model_artifact",
     "install_model",
     "train_model",
@@ -62,7 +63,7 @@ def dashboard_settings_problem(environment: dict[str, str]) -> str | None:
         wrote, which names each invalid variable.
     """
     result = subprocess.run(  # noqa: S603 - the installed console script, no shell
-        [_script("evidence-dashboard"), "--check-settings"],
+        [find_script("evidence-dashboard"), "--check-settings"],
         env=environment,
         capture_output=True,
         text=True,
@@ -74,7 +75,12 @@ def dashboard_settings_problem(environment: dict[str, str]) -> str | None:
     return result.stderr or f"evidence-dashboard --check-settings exited with {result.returncode}\n"
 
 
-def _script(name: str) -> str:
+def find_script(name: str) -> str:
+    """Return the path of the project's console script ``name``.
+
+    Raises:
+        StackError: the script is neither next to this interpreter nor on PATH.
+    """
     local = Path(sys.executable).parent / name
     if local.is_file():
         return str(local)
@@ -105,7 +111,7 @@ def train_model(model_dir: Path, *, rows: int, seed: int, log: IO[str]) -> float
     staging = model_dir.with_name(f"{model_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     command = [
-        _script("evidence-train"),
+        find_script("evidence-train"),
         "--synthetic",
         str(rows),
         "--seed",
@@ -132,6 +138,8 @@ def train_model(model_dir: Path, *, rows: int, seed: int, log: IO[str]) -> float
         msg = f"evidence-train exited with {returncode}; see {log.name}"
         raise StackError(msg)
     install_model(staging, model_dir)
+    # evidence-train's own last line names the staging folder, which no longer exists.
+    log.write(f"evidence-stack: moved the trained model from {staging} to {model_dir}\n")
     return time.perf_counter() - started
 
 

@@ -17,7 +17,8 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -36,9 +37,12 @@ __all__ = [
     "STOP_WAIT_SECONDS",
     "ProcessEvent",
     "Supervisor",
+    "check_procfile",
     "parse_event",
     "read_procfile",
     "render_config",
+    "supervisord_path",
+    "waiting_processes",
 ]
 
 START_SECONDS = 5
@@ -46,7 +50,13 @@ START_SECONDS = 5
 START_RETRIES = 3
 """Failed starts in a row after which supervisord gives up and leaves the process down."""
 STOP_WAIT_SECONDS = 10
-"""Time between SIGTERM and SIGKILL when the stack stops a process."""
+"""Time between SIGTERM and SIGKILL when the stack stops a process, except the dashboard."""
+DASHBOARD_STOP_WAIT_SECONDS = 3
+"""Time between SIGTERM and SIGKILL for the dashboard, which keeps no state to lose."""
+STOP_PROGRESS_SECONDS = 1.5
+"""A stop that takes longer than this reports which processes supervisord still waits for."""
+SPAWN_WAIT_SECONDS = 3.0
+"""Longest wait, before a stop, for supervisord's processes to be started (see ``stop``)."""
 
 # supervisord starts lower priorities first and stops higher ones first, one at a time. The
 # gateway stops before the worker, so the worker's stop drain writes every record the gateway
@@ -58,6 +68,9 @@ _PRIORITIES = {"model": 100, "worker": 200, "gateway": 300, "dashboard": 400}
 # "2026-12-05 01:40:02,113 INFO exited: model (terminated by SIGTERM; not expected)".
 _EVENT = re.compile(r"^\S+ \S+ \w+ (?P<kind>spawned|success|exited|gave up): (?P<text>.*)$")
 _PROCESS_NAME = re.compile(r"^'?(?P<name>[\w-]+)'?")
+# supervisord's line while it stops processes, such as "... INFO waiting for dashboard to die".
+_WAITING = re.compile(r"^\S+ \S+ \w+ waiting for (?P<names>.+) to die$")
+_STOPPED = re.compile(r"^\S+ \S+ \w+ (?:stopped|exited): (?P<name>[\w-]+) ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,33 @@ def read_procfile(path: Path) -> dict[str, str]:
     return {name: str(command) for name, command in procfile.processes.items()}
 
 
+def check_procfile(path: Path, names: Sequence[str]) -> dict[str, str]:
+    """Return the Procfile's commands after checking that it defines every one of ``names``.
+
+    Raises:
+        StackError: the file is missing, or a name is not in it.
+    """
+    commands = read_procfile(path)
+    missing = [name for name in names if name not in commands]
+    if missing:
+        msg = f"the Procfile {str(path)!r} has no process named {', '.join(missing)}"
+        raise StackError(msg)
+    return commands
+
+
+def supervisord_path() -> Path:
+    """Return the ``supervisord`` next to this interpreter, which ``make setup`` installs.
+
+    Raises:
+        StackError: it is missing.
+    """
+    path = Path(sys.executable).parent / "supervisord"
+    if not path.is_file():
+        msg = f"supervisord not found at {path}; run `make setup`"
+        raise StackError(msg)
+    return path
+
+
 def _environment_line(variables: dict[str, str]) -> str:
     # supervisord splits KEY="value" pairs with a non-POSIX shlex, which has no escape character, so
     # a value is quoted with a quote character that it does not contain.
@@ -118,6 +158,11 @@ def _quote(value: str) -> str:
 # Streamlit ignores SIGTERM once the pipe to supervisord has no reader, and a dashboard keeps
 # no state that a hard stop could lose, so it gets SIGKILL when supervisord dies.
 _PARENT_DEATH_SIGNALS = {"dashboard": "KILL"}
+
+
+# A shorter grace for processes whose hard stop loses nothing. Streamlit stops in under 1 s
+# once its SIGTERM handler is installed, and dies at once before that.
+_STOP_WAIT_SECONDS = {"dashboard": DASHBOARD_STOP_WAIT_SECONDS}
 
 
 def _guarded(name: str, command: str, pidfile: Path) -> str:
@@ -171,7 +216,7 @@ def render_config(layout: StackLayout, commands: dict[str, str], names: Sequence
             f"startsecs={START_SECONDS}",
             f"startretries={START_RETRIES}",
             "stopsignal=TERM",
-            f"stopwaitsecs={STOP_WAIT_SECONDS}",
+            f"stopwaitsecs={_STOP_WAIT_SECONDS.get(name, STOP_WAIT_SECONDS)}",
             # uvicorn's worker processes and Streamlit's children share the process group.
             "stopasgroup=true",
             "killasgroup=true",
@@ -217,6 +262,7 @@ class Supervisor:
         self._output: IO[bytes] | None = None
         self._log_offset = 0
         self._given_up: set[str] = set()
+        self._spawned: set[str] = set()
 
     @property
     def config_path(self) -> Path:
@@ -231,7 +277,7 @@ class Supervisor:
         log_path = self.layout.log_path
         self._log_offset = log_path.stat().st_size if log_path.exists() else 0
         command = [
-            str(Path(sys.executable).parent / "supervisord"),
+            str(supervisord_path()),
             "--configuration",
             str(self.config_path),
         ]
@@ -277,6 +323,8 @@ class Supervisor:
                 found.append(event)
                 if event.kind == "gave up":
                     self._given_up.add(event.process)
+                elif event.kind == "spawned":
+                    self._spawned.add(event.process)
         return found
 
     def wait(self, timeout: float | None = None) -> int | None:
@@ -298,19 +346,129 @@ class Supervisor:
         except psutil.NoSuchProcess:
             return set()
 
-    def stop(self, timeout: float = STOP_WAIT_SECONDS + 10.0) -> None:
-        """Ask supervisord to stop its processes; kill them all if it does not in time."""
+    def stop(
+        self,
+        timeout: float = STOP_WAIT_SECONDS + 10.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        """Ask supervisord to stop its processes; kill them all if it does not in time.
+
+        When the stop takes longer than ``STOP_PROGRESS_SECONDS``, ``on_wait`` gets the names
+        of the processes that supervisord still waits for, each time they change.
+        """
         process = self._process
         if process is not None and process.poll() is None:
+            stop_offset = self.layout.log_path.stat().st_size
+            self._wait_for_spawns()
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=timeout)
+                self._wait_reporting(process, timeout, stop_offset, on_wait)
             except subprocess.TimeoutExpired:
                 _kill_tree(process.pid)
                 process.wait(timeout=5.0)
         if self._output is not None:
             self._output.close()
             self._output = None
+
+    def _wait_for_spawns(self) -> None:
+        """Wait until every process was spawned and runs its own program, at most a few seconds.
+
+        supervisord sends the stop signal to a process group. A signal that arrives between
+        supervisord's fork and the child's exec is lost: the group may not exist yet, or the
+        forked copy of supervisord handles the signal and then execs the program anyway.
+        supervisord then waits the whole ``stopwaitsecs`` before its SIGKILL. A SIGTERM that
+        reaches supervisord in its first second, before it spawns, ends in that window,
+        because supervisord spawns and then stops in the same pass of its loop.
+
+        NOTE: a process that supervisord restarts at the moment of the stop can still lose
+        its signal; that costs its ``stopwaitsecs``.
+        """
+        deadline = time.monotonic() + SPAWN_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            self.events()
+            expected = set(self.names) - self._given_up
+            if expected <= self._spawned and self._children_run_own_programs():
+                return
+            if self._process is None or self._process.poll() is not None:
+                return
+            time.sleep(0.05)
+
+    def _children_run_own_programs(self) -> bool:
+        """Tell whether no child of supervisord is a fork that has not yet exec'd its program."""
+        if self._process is None:
+            return True
+        try:
+            parent = psutil.Process(self._process.pid)
+            own_command = parent.cmdline()
+            children = parent.children()
+        except psutil.Error:
+            return True
+        for child in children:
+            try:
+                if child.cmdline() == own_command:
+                    return False
+            except psutil.Error:
+                # Gone, or a zombie: it receives no signal either way.
+                continue
+        return True
+
+    def _wait_reporting(
+        self,
+        process: subprocess.Popen[bytes],
+        timeout: float,
+        stop_offset: int,
+        on_wait: Callable[[str], None] | None,
+    ) -> None:
+        """Wait for supervisord to exit; report its "waiting for" names after a while.
+
+        Raises:
+            subprocess.TimeoutExpired: supervisord still runs after ``timeout`` seconds.
+        """
+        started = time.monotonic()
+        reported = None
+        while True:
+            try:
+                process.wait(timeout=0.25)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                return
+            elapsed = time.monotonic() - started
+            if elapsed > timeout:
+                raise subprocess.TimeoutExpired(process.args, timeout)
+            if on_wait is None or elapsed < STOP_PROGRESS_SECONDS:
+                continue
+            waiting = self._waiting_for(stop_offset)
+            if waiting is not None and waiting != reported:
+                on_wait(waiting)
+                reported = waiting
+
+    def _waiting_for(self, offset: int) -> str | None:
+        """Return the processes that supervisord still waits for, from its log after ``offset``."""
+        with self.layout.log_path.open("rb") as log:
+            log.seek(offset)
+            return waiting_processes(log.read().decode("utf-8", errors="replace"))
+
+
+def waiting_processes(log_text: str) -> str | None:
+    """Return the processes that supervisord waits for to stop, from its log lines.
+
+    supervisord logs "waiting for a, b to die" only every few seconds, so the processes that
+    it logged as stopped or exited since its last such line are left out.
+
+    Returns:
+        The names, comma-separated, or None when it waits for none.
+    """
+    names: list[str] = []
+    for line in log_text.splitlines():
+        waiting = _WAITING.match(line.strip())
+        if waiting is not None:
+            names = waiting.group("names").split(", ")
+            continue
+        stopped = _STOPPED.match(line.strip())
+        if stopped is not None and stopped.group("name") in names:
+            names.remove(stopped.group("name"))
+    return ", ".join(names) or None
 
 
 def _kill_tree(pid: int) -> None:
