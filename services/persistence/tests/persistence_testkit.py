@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -68,6 +69,19 @@ def child_environment(directory: Path, **settings: str) -> dict[str, str]:
     for key, value in settings.items():
         environment[f"PERSISTENCE_{key.upper()}"] = value
     return environment
+
+
+def start_worker(
+    directory: Path, log: Path, *arguments: str, **settings: str
+) -> subprocess.Popen[bytes]:
+    """Start ``evidence-persistence worker`` on directory's files, appending its output to log."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            cli_argv("worker", *arguments),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=child_environment(directory, **settings),
+        )
 
 
 def stored_values(store: Path, table: str, column: str) -> list[Any]:

@@ -113,9 +113,10 @@ def test_claim_after_repeated_crashes_dead_letters(queue: PredictionQueue) -> No
         assert consumer.claim(1) == []
     letters = consumer.list_dead_letters()
     assert len(letters) == 1
-    assert "claimed 2 times without being completed" in letters[0].error
-    events = [(entry["event"], entry["prediction_id"]) for entry in logs]
-    assert events == [("record moved to dead letters", "pred-000001")]
+    assert "claimed alone, on attempt 2 of 2" in letters[0].error
+    assert letters[0].attempts == 2
+    events = [(entry["event"], entry.get("prediction_id")) for entry in logs]
+    assert events == [("lease expired", None), ("record moved to dead letters", "pred-000001")]
 
 
 def test_replay_selected_dead_letters(queue: PredictionQueue) -> None:

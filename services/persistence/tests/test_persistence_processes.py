@@ -17,8 +17,7 @@ from evidence_persistence import PredictionQueue
 from persistence_testkit import (
     PREDICTIONS_TABLE,
     build_record,
-    child_environment,
-    cli_argv,
+    start_worker,
     stored_values,
 )
 
@@ -41,18 +40,6 @@ def _wait_for(condition: Callable[[], bool], timeout: float, description: str) -
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {description}")
         time.sleep(0.02)
-
-
-def _start_worker(
-    tmp_path: Path, log: Path, *arguments: str, **settings: str
-) -> subprocess.Popen[bytes]:
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            cli_argv("worker", *arguments),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=child_environment(tmp_path, **settings),
-        )
 
 
 def _log_events(log: Path) -> list[dict[str, object]]:
@@ -78,7 +65,7 @@ def test_worker_sigkill_while_draining_loses_nothing(tmp_path: Path) -> None:
     depths = []
     for _ in range(4):
         processed_before = log.read_text().count("batch processed") if log.exists() else 0
-        worker = _start_worker(tmp_path, log, **FAST_WORKER)
+        worker = start_worker(tmp_path, log, **FAST_WORKER)
 
         def batch_processed(before: int = processed_before) -> bool:
             return log.read_text().count("batch processed") > before
@@ -91,7 +78,7 @@ def test_worker_sigkill_while_draining_loses_nothing(tmp_path: Path) -> None:
     assert 0 < depths[0] < 10_000
     assert depths == sorted(depths, reverse=True)
 
-    final = _start_worker(tmp_path, log, "--once", **FAST_WORKER)
+    final = start_worker(tmp_path, log, "--once", **FAST_WORKER)
     assert final.wait(timeout=120) == 0
     ids = stored_values(tmp_path / "store.sqlite3", PREDICTIONS_TABLE, "PREDICTION_ID")
     assert len(ids) == 10_000
@@ -124,7 +111,7 @@ def test_appenders_killed_after_append_records_arrive(tmp_path: Path) -> None:
             acknowledged.update(int(line) for line in appender.stdout.read().split())
         assert appender.returncode == -signal.SIGKILL
 
-    worker = _start_worker(tmp_path, tmp_path / "worker.log", "--once", **FAST_WORKER)
+    worker = start_worker(tmp_path, tmp_path / "worker.log", "--once", **FAST_WORKER)
     assert worker.wait(timeout=120) == 0
     stored = set(stored_values(tmp_path / "store.sqlite3", PREDICTIONS_TABLE, "PREDICTION_ID"))
     assert _expected_ids(acknowledged) <= stored
@@ -137,7 +124,7 @@ def test_concurrent_appenders_and_worker_no_lock_errors(tmp_path: Path) -> None:
     queue_path = tmp_path / "queue.sqlite3"
     PredictionQueue(queue_path).check_writable()
     log = tmp_path / "worker.log"
-    worker = _start_worker(tmp_path, log, batch_size="50", poll_interval_seconds="0.01")
+    worker = start_worker(tmp_path, log, batch_size="50", poll_interval_seconds="0.01")
     appenders = [
         subprocess.Popen(
             [sys.executable, str(APPENDER), str(queue_path), str(n * 10_000), "800"],
@@ -172,7 +159,7 @@ def test_worker_metrics_endpoint_serves_queue_gauges(tmp_path: Path) -> None:
     queue = PredictionQueue(tmp_path / "queue.sqlite3")
     queue.append_many(build_record(i) for i in range(3))
     log = tmp_path / "worker.log"
-    worker = _start_worker(tmp_path, log, "--metrics-port", "0", poll_interval_seconds="0.05")
+    worker = start_worker(tmp_path, log, "--metrics-port", "0", poll_interval_seconds="0.05")
     try:
         _wait_for(lambda: queue.depth() == 0, 60, "the worker to drain the queue")
         started = next(e for e in _log_events(log) if e["event"] == "metrics endpoint started")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from evidence_persistence import PredictionQueue, SchemaVersionError
 from evidence_persistence._consumer import QueueConsumer
+from evidence_persistence._queue import QUEUE_SCHEMA_VERSION
 from evidence_persistence._worker import QueueDrainer
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import (
@@ -115,7 +116,7 @@ def test_worker_cli_newer_queue_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert str(path.resolve()) in result.stderr
     assert f"schema version {NEWER_VERSION}" in result.stderr
-    assert "supports version 1 at most" in result.stderr
+    assert f"supports version {QUEUE_SCHEMA_VERSION} at most" in result.stderr
     assert "PERSISTENCE_QUEUE_PATH" in result.stderr
     assert _user_version(path) == NEWER_VERSION
     assert _queue_attempts(path) == [("pred-000001", 0)]
@@ -152,7 +153,7 @@ def test_queue_append_newer_version_rejected(tmp_path: Path) -> None:
     with pytest.raises(SchemaVersionError) as raised:
         queue.append(build_record(1))
 
-    assert (raised.value.found, raised.value.supported) == (NEWER_VERSION, 1)
+    assert (raised.value.found, raised.value.supported) == (NEWER_VERSION, QUEUE_SCHEMA_VERSION)
     assert raised.value.path == str(path.resolve())
     assert _queue_attempts(path) == []
     assert _user_version(path) == NEWER_VERSION

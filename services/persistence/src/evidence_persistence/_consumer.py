@@ -1,8 +1,14 @@
 """The worker's side of the queue: claim a batch under a lease, then delete, retry or dead-letter.
 
-A claim sets ``available_at`` to now plus the lease and counts one attempt. A worker that crashes
-before it deletes its batch leaves the rows in place, and they are claimed again once the lease
-expires. Sinks write with upserts, so a record written twice leaves one row.
+A claim sets ``available_at`` to now plus the lease, counts one attempt and stores how many rows
+its transaction took (``lease_size``). A worker that crashes before it deletes or releases its
+batch leaves the rows in place with their ``lease_owner``, and the next claim finds them expired.
+A crash cannot be blamed on one record of a batch, so the expired rows get their attempt back
+and a ``batch_limit`` of half their lease size, and later claims take them in batches of at most
+that many. A record whose lease expired while it was claimed alone keeps the attempt, and after
+``max_attempts`` attempts it moves to the dead letters. So a record that crashes the worker ends
+there after about log2(batch) + ``max_attempts`` crashes, and the healthy records of its batch
+are written meanwhile. Sinks write with upserts, so a record written twice leaves one row.
 
 Producers wait for the queue's write lock while a claim or a delete holds it, so both work in
 transactions of at most ``ROWS_PER_TRANSACTION`` rows. Rewriting 500 queue rows took 2 to 3.5 ms
@@ -32,26 +38,84 @@ _MAX_ERROR_LENGTH = 2_000
 ROWS_PER_TRANSACTION = 100
 _log = structlog.get_logger("evidence_persistence.worker")
 
-# The scan follows seq (the rowid) and stops after LIMIT matches. An index on available_at would
-# make SQLite sort every waiting row instead.
-_CLAIM_SQL = (
-    "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, lease_owner = ? "
-    "WHERE seq IN (SELECT seq FROM queue_items WHERE available_at <= ? ORDER BY seq LIMIT ?) "
-    "RETURNING seq, prediction_id, attempts, enqueued_at"
+# Rows whose lease ended while they were still claimed: the worker that claimed them neither
+# deleted nor released them. A lease of one row keeps its attempt and the row is claimed alone
+# from then on. Any other lease gives its attempt back and halves the row's next batches. A
+# lease_size of NULL comes from a file that version 1 of the queue schema leased, and counts as
+# a batch of ROWS_PER_TRANSACTION rows. The partial index queue_items_leased serves the WHERE.
+# NOTE: an expiry cannot tell a record that kills the worker from a kill for another reason, so
+# a record that is claimed alone while the store stays locked and the worker is killed
+# max_attempts more times is dead-lettered too.
+_EXPIRE_SQL = (
+    "UPDATE queue_items SET "
+    "attempts = CASE WHEN lease_size = 1 THEN attempts ELSE max(attempts - 1, 0) END, "
+    "batch_limit = CASE WHEN lease_size = 1 THEN 1 ELSE max(ifnull(lease_size, ?) / 2, 1) END, "
+    "lease_owner = NULL, last_error = ? "
+    "WHERE lease_owner IS NOT NULL AND available_at <= ? "
+    "RETURNING seq, prediction_id, attempts, lease_size"
+)
+# The smallest batch_limit of the rows available now, or NULL when no expiry limits any.
+_BATCH_LIMIT_SQL = (
+    "SELECT min(batch_limit) FROM queue_items WHERE batch_limit IS NOT NULL AND available_at <= ?"
+)
+# Rows a claim takes, oldest first. The normal scan follows seq (the rowid) and stops after
+# LIMIT matches, because an index on available_at would make SQLite sort every waiting row
+# instead. Rows limited by an expiry are few, so sorting them by limit costs little, and taking
+# the smallest limits first keeps each row in a batch no larger than its own limit.
+_NORMAL_ROWS = (
+    "SELECT seq FROM queue_items WHERE available_at <= ? AND batch_limit IS NULL "
+    "ORDER BY seq LIMIT ?"
+)
+_LIMITED_ROWS = (
+    "SELECT seq FROM queue_items WHERE batch_limit IS NOT NULL AND available_at <= ? "
+    "ORDER BY batch_limit, seq LIMIT ?"
+)
+_LEASE = (
+    "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, lease_owner = ?, "
+    "lease_size = ? "
 )
 _ROW_BYTES = (
     "length(payload) + length(features) + ifnull(length(mib_xml), 0) + ifnull(length(rx_xml), 0)"
 )
-# The same scan, keeping each row whose predecessors hold fewer bytes than the budget, so the
-# first row is always kept. length() of a BLOB takes the size from the row header without
-# reading the XML (100 rows of 4 MB: 13 ms, against 270 ms to read them).
-_CLAIM_BYTES_SQL = (
-    "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, lease_owner = ? "  # noqa: S608
-    "WHERE seq IN (SELECT seq FROM (SELECT seq, sum(size) OVER (ORDER BY seq) - size AS before "
-    f"FROM (SELECT seq, {_ROW_BYTES} AS size FROM queue_items WHERE available_at <= ? "
-    "ORDER BY seq LIMIT ?)) WHERE before < ?) "
-    f"RETURNING seq, prediction_id, attempts, enqueued_at, {_ROW_BYTES}"
+
+
+@lru_cache(maxsize=4)
+def _claim_sql(*, limited: bool, by_bytes: bool) -> str:
+    """Return the claim statement: lease the rows the scan finds, and return them.
+
+    With ``by_bytes``, it keeps each row whose predecessors hold fewer bytes than the budget, so
+    the first row is always kept. length() of a BLOB takes the size from the row header without
+    reading the XML (100 rows of 4 MB: 13 ms, against 270 ms to read them).
+    """
+    rows = _LIMITED_ROWS if limited else _NORMAL_ROWS
+    if not by_bytes:
+        return f"{_LEASE}WHERE seq IN ({rows}) RETURNING seq, prediction_id, attempts, enqueued_at"
+    sized = rows.replace("SELECT seq FROM", f"SELECT seq, {_ROW_BYTES} AS size FROM", 1)
+    return (
+        f"{_LEASE}WHERE seq IN (SELECT seq FROM (SELECT seq, "  # noqa: S608 - constant parts
+        f"sum(size) OVER (ORDER BY seq) - size AS before FROM ({sized})) WHERE before < ?) "
+        f"RETURNING seq, prediction_id, attempts, enqueued_at, {_ROW_BYTES}"
+    )
+
+
+_LEASE_EXPIRED_ERROR = (
+    "LeaseExpired: the worker crashed or exceeded its lease while it held this record"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """The outcome of one claim transaction."""
+
+    items: list[ClaimedItem]
+    requested: int
+    """Rows the transaction asked for: the caller's limit, lowered to the batch limit."""
+    found: int
+    """Rows it claimed, with those that left the queue before their payloads were read."""
+    size: int
+    """Stored bytes of the rows claimed, 0 without a byte budget."""
+    batch_limit: int | None
+    """Smallest batch limit of the rows available, ``None`` for a normal claim."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +184,10 @@ class QueueConsumer:
     def claim(self, limit: int) -> list[ClaimedItem]:
         """Claim up to ``limit`` available records, oldest first, and count one attempt each.
 
-        Records whose lease expired after ``max_attempts`` claims (the worker kept crashing on
-        them) move to the dead-letter table instead of being returned. The claim runs in
+        Records whose lease expired get their attempt back and are claimed again in batches
+        of at most half their last batch. A record whose lease expired while it was claimed
+        alone keeps the attempt, and moves to the dead-letter table once that happened on
+        attempt ``max_attempts`` (see the module docstring). The claim runs in
         transactions of at most ``ROWS_PER_TRANSACTION`` rows, each one complete on its own.
         With ``max_batch_bytes`` set, the claim also stops once the records taken hold that
         many stored bytes. When the queue file was deleted or replaced under the worker, the
@@ -160,14 +226,23 @@ class QueueConsumer:
     def _claim_batch(self, limit: int) -> list[ClaimedItem]:
         items: list[ClaimedItem] = []
         budget = self.max_batch_bytes
-        while len(items) < limit:
-            requested = min(ROWS_PER_TRANSACTION, limit - len(items))
-            claimed, found, size = self._claim_chunk(requested, budget)
-            items.extend(claimed)
-            if found < requested:
+        # The first transaction decides whether this batch takes rows limited by a lease
+        # expiry or the others, and the later ones take the same kind.
+        limited: bool | None = None
+        # Rows leased so far, with any that left the queue before their payloads were read.
+        claimed = 0
+        while claimed < limit:
+            requested = min(ROWS_PER_TRANSACTION, limit - claimed)
+            chunk = self._claim_chunk(requested, budget, limited=limited, claimed=claimed)
+            items.extend(chunk.items)
+            claimed += chunk.found
+            limited = chunk.batch_limit is not None
+            if chunk.batch_limit is not None:
+                limit = min(limit, chunk.batch_limit)
+            if chunk.found == 0 or chunk.found < chunk.requested:
                 break
             if budget is not None:
-                budget -= size
+                budget -= chunk.size
                 if budget <= 0:
                     break
         items.sort(key=lambda item: item.seq)
@@ -214,41 +289,93 @@ class QueueConsumer:
             fix=hazard.fix,
         )
 
-    def _claim_chunk(self, limit: int, budget: int | None) -> tuple[list[ClaimedItem], int, int]:
+    def _claim_chunk(
+        self, limit: int, budget: int | None, *, limited: bool | None, claimed: int
+    ) -> _Chunk:
         """Claim up to ``limit`` records in one transaction, within ``budget`` stored bytes.
 
-        Returns:
-            The claimed items, the number of rows claimed, and their stored bytes (0 without
-            a budget).
+        The first transaction of a batch (``limited`` is ``None``) first ends the expired
+        leases (see ``_EXPIRE_SQL``) and dead-letters the records that were alone in a lease
+        that expired on their last allowed attempt.
+        Rows limited by an expiry are then claimed before the others, so that the batch,
+        with the ``claimed`` records that earlier transactions took for it, holds no more
+        than the smallest limit among them. ``limited`` set to ``True`` or ``False`` claims
+        only that kind, and ``None`` lets the transaction choose.
         """
         now = time.time()
+        expired: list[tuple[Any, ...]] = []
         exhausted: list[tuple[Any, ...]] = []
-        matched = 0
-        size = 0
+        outcome = _Chunk([], limit, 0, 0, None)
 
         def take(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            lease = (now + self.lease_seconds, self.owner)
-            if budget is None:
-                rows = connection.execute(_CLAIM_SQL, (*lease, now, limit)).fetchall()
-            else:
-                rows = connection.execute(_CLAIM_BYTES_SQL, (*lease, now, limit, budget)).fetchall()
-            # A retried transaction starts over, so forget rows found by a rolled-back attempt.
-            nonlocal matched, size
-            matched = len(rows)
-            size = sum(row[4] for row in rows) if budget is not None else 0
-            exhausted[:] = [row for row in rows if row[2] > self.max_attempts]
+            # A retried transaction starts over, so forget what a rolled-back attempt found.
+            nonlocal outcome
+            # Only the first transaction of a batch ends expired leases, so a lease shorter
+            # than the claim itself cannot end on rows that this batch has already taken.
+            if limited is None:
+                expired[:] = connection.execute(
+                    _EXPIRE_SQL, (ROWS_PER_TRANSACTION, _LEASE_EXPIRED_ERROR, now)
+                ).fetchall()
+            exhausted[:] = [row for row in expired if row[3] == 1 and row[2] >= self.max_attempts]
             if exhausted:
                 error = (
-                    f"LeaseExpired: claimed {self.max_attempts} times without being completed, "
-                    "so the worker crashed or exceeded its lease on this record each time"
+                    f"LeaseExpired: the lease expired while this record was claimed alone, on "
+                    f"attempt {self.max_attempts} of {self.max_attempts}, so the worker crashed "
+                    "or exceeded its lease while it held only this record"
                 )
                 _move_to_dead_letters(connection, [row[0] for row in exhausted], error, now)
-            return [row for row in rows if row[2] <= self.max_attempts]
+
+            batch_limit: int | None = None
+            if limited is not False:
+                found = connection.execute(_BATCH_LIMIT_SQL, (now,)).fetchone()[0]
+                batch_limit = None if found is None else int(found)
+            if limited and batch_limit is None:
+                return []
+            requested = limit if batch_limit is None else min(limit, batch_limit - claimed)
+            if requested <= 0:
+                outcome = _Chunk([], 0, 0, 0, batch_limit)
+                return []
+            sql = _claim_sql(limited=batch_limit is not None, by_bytes=budget is not None)
+            # The lease size counts the whole batch so far, so only a batch of one record
+            # is ever blamed for a crash.
+            lease = (now + self.lease_seconds, self.owner, claimed + requested)
+            if budget is None:
+                rows = connection.execute(sql, (*lease, now, requested)).fetchall()
+            else:
+                rows = connection.execute(sql, (*lease, now, requested, budget)).fetchall()
+            if 0 < len(rows) < requested:
+                # The lease size decides whether a crash is blamed on a record, so it must be
+                # the number of rows claimed, not the number requested.
+                connection.executemany(
+                    "UPDATE queue_items SET lease_size = ? WHERE seq = ?",
+                    [(claimed + len(rows), row[0]) for row in rows],
+                )
+            size = sum(row[4] for row in rows) if budget is not None else 0
+            outcome = _Chunk([], requested, len(rows), size, batch_limit)
+            return rows
 
         rows = self.queue.file.write(take)
+        self._log_expired(expired, exhausted)
         # The payloads are read after the commit, so the write lock is not held while SQLite
         # copies them out. Leased rows stay unchanged until this worker deletes or releases them.
         payloads = self._read_payloads([row[0] for row in rows])
+        # A row missing from the payloads left the queue after the claim, for example because
+        # its lease expired and another worker completed it.
+        items = [_to_item(row[:4], payloads[row[0]]) for row in rows if row[0] in payloads]
+        return _Chunk(items, outcome.requested, outcome.found, outcome.size, outcome.batch_limit)
+
+    def _log_expired(
+        self, expired: list[tuple[Any, ...]], exhausted: list[tuple[Any, ...]]
+    ) -> None:
+        if expired:
+            alone = sum(1 for row in expired if row[3] == 1)
+            _log.warning(
+                "lease expired",
+                records=len(expired),
+                claimed_alone=alone,
+                first_seq=min(row[0] for row in expired),
+                last_seq=max(row[0] for row in expired),
+            )
         for row in exhausted:
             _log.warning(
                 "record moved to dead letters",
@@ -257,10 +384,6 @@ class QueueConsumer:
                 attempts=row[2],
                 error_type="LeaseExpired",
             )
-        # A row missing from the payloads left the queue after the claim, for example because
-        # its lease expired and another worker completed it.
-        items = [_to_item(row[:4], payloads[row[0]]) for row in rows if row[0] in payloads]
-        return items, matched, size
 
     def _read_payloads(self, seqs: list[int]) -> dict[int, tuple[Any, ...]]:
         if not seqs:

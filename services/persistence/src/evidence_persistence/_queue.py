@@ -23,7 +23,7 @@ from evidence_persistence._sqlite_sidecars import ReopenHazard
 from evidence_persistence.config import Settings, get_settings
 from evidence_persistence.errors import QueueFullError, QueueUnavailableError
 
-__all__ = ["QUEUE_SCHEMA", "PredictionQueue"]
+__all__ = ["QUEUE_SCHEMA", "QUEUE_SCHEMA_VERSION", "PredictionQueue"]
 
 _log = structlog.get_logger("evidence_persistence.queue")
 
@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS queue_items (
     payload       BLOB    NOT NULL,
     features      BLOB    NOT NULL,
     mib_xml       BLOB,
-    rx_xml        BLOB
+    rx_xml        BLOB,
+    lease_size    INTEGER,
+    batch_limit   INTEGER
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq           INTEGER PRIMARY KEY,
@@ -63,6 +65,20 @@ CREATE TRIGGER IF NOT EXISTS queue_items_count_insert AFTER INSERT ON queue_item
 CREATE TRIGGER IF NOT EXISTS queue_items_count_delete AFTER DELETE ON queue_items
     BEGIN UPDATE queue_depth SET depth = depth - 1 WHERE id = 1; END;
 """
+
+# Version 2 added lease_size and batch_limit to queue_items and the queue_items_leased index,
+# which let a claim tell a crash caused by one record from one that hit a whole batch.
+QUEUE_SCHEMA_VERSION = 2
+# Columns that version 2 added, as ALTER TABLE declares them. Both are nullable, so rows of
+# an older file get NULL: no known lease size and no batch limit.
+_ADDED_COLUMNS = (("lease_size", "INTEGER"), ("batch_limit", "INTEGER"))
+# Rows that are leased, or that a lease expiry limited to small batches. Normal claims scan
+# queue_items by seq and cannot use this index, so it costs them only its upkeep, while the
+# claim finds expired leases and limited rows without a scan of the whole table.
+_LEASED_INDEX = (
+    "CREATE INDEX IF NOT EXISTS queue_items_leased ON queue_items (available_at) "
+    "WHERE lease_owner IS NOT NULL OR batch_limit IS NOT NULL"
+)
 
 _INSERT_COLUMNS = "prediction_id, enqueued_at, payload, features, mib_xml, rx_xml"
 _COLUMN_COUNT = 6
@@ -129,6 +145,8 @@ class PredictionQueue:
             lock_retries=lock_retries,
             synchronous=synchronous,
             wal_autocheckpoint=_PRODUCER_WAL_AUTOCHECKPOINT,
+            schema_version=QUEUE_SCHEMA_VERSION,
+            migrate=_add_lease_columns,
         )
         self._rows_per_statement: int | None = None
 
@@ -372,6 +390,18 @@ class PredictionQueue:
             "persistence worker, or raise PERSISTENCE_QUEUE_MAX_DEPTH"
         )
         raise QueueFullError(msg, depth=depth, max_depth=self.max_depth)
+
+
+def _add_lease_columns(connection: sqlite3.Connection) -> None:
+    """Bring a version 1 queue file to version 2: add the lease columns and their index.
+
+    Idempotent, because two processes may both find version 1 and migrate one after the other.
+    """
+    present = {row[1] for row in connection.execute("PRAGMA table_info(queue_items)")}
+    for name, declaration in _ADDED_COLUMNS:
+        if name not in present:
+            connection.execute(f"ALTER TABLE queue_items ADD COLUMN {name} {declaration}")
+    connection.execute(_LEASED_INDEX)
 
 
 def _read_depth(connection: sqlite3.Connection) -> int:

@@ -70,7 +70,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     """A claimed batch not deleted within this time is delivered again (worker crash)."""
     max_attempts: int = Field(default=5, ge=1)
-    """Claims of a record before a failing record moves to the dead-letter table."""
+    """Claims of a record before a failing record moves to the dead-letter table.
+
+    A lease expiry counts as a failure only for a record that was claimed alone.
+    """
     poll_interval_seconds: float = Field(default=0.2, gt=0)
     """Sleep between polls while the queue is empty."""
     retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
