@@ -478,7 +478,9 @@ def test_gateway_log_level_any_case(
 
 
 def test_gateway_log_level_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_LOG_LEVEL", "loud")
+    monkeypatch.setenv("GATEWAY_LOG_LEVEL", "Loud")
 
-    with pytest.raises(ValidationError, match="log_level"):
+    with pytest.raises(ValidationError, match="log_level") as caught:
         Settings(local_mode=True)
+
+    assert caught.value.errors()[0]["input"] == "Loud"

@@ -130,7 +130,9 @@ def test_server_log_level_any_case(value: str, level: str, monkeypatch: pytest.M
 
 
 def test_server_log_level_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODEL_SERVER_LOG_LEVEL", "loud")
+    monkeypatch.setenv("MODEL_SERVER_LOG_LEVEL", "Loud")
 
-    with pytest.raises(ValidationError, match="log_level"):
+    with pytest.raises(ValidationError, match="log_level") as caught:
         ServerSettings()
+
+    assert caught.value.errors()[0]["input"] == "Loud"

@@ -127,7 +127,9 @@ def test_log_level_any_case(value: str, level: str, monkeypatch: pytest.MonkeyPa
 
 
 def test_log_level_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERSISTENCE_LOG_LEVEL", "loud")
+    monkeypatch.setenv("PERSISTENCE_LOG_LEVEL", "Loud")
 
-    with pytest.raises(ValidationError, match="log_level"):
+    with pytest.raises(ValidationError, match="log_level") as caught:
         Settings()
+
+    assert caught.value.errors()[0]["input"] == "Loud"

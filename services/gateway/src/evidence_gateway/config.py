@@ -15,8 +15,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["Settings", "get_settings"]
 
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def _lower_case(value: object) -> object:
-    return value.lower() if isinstance(value, str) else value
+    # An unknown name stays as it was sent, so the error message quotes the value as set.
+    if isinstance(value, str) and value.lower() in _LOG_LEVELS:
+        return value.lower()
+    return value
 
 
 class Settings(BaseSettings):

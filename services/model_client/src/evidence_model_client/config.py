@@ -31,8 +31,14 @@ __all__ = [
 ]
 
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def _lower_case(value: object) -> object:
-    return value.lower() if isinstance(value, str) else value
+    # An unknown name stays as it was sent, so the error message quotes the value as set.
+    if isinstance(value, str) and value.lower() in _LOG_LEVELS:
+        return value.lower()
+    return value
 
 
 # Either case is accepted, as the persistence worker takes its level in upper case.

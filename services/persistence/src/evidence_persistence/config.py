@@ -14,8 +14,14 @@ __all__ = ["Settings", "get_settings"]
 Synchronous = Literal["FULL", "NORMAL"]
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def _upper_case(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
+    # An unknown name stays as it was sent, so the error message quotes the value as set.
+    if isinstance(value, str) and value.upper() in _LOG_LEVELS:
+        return value.upper()
+    return value
 
 
 # Either case is accepted, as the gateway and the model server take their levels in lower case.
