@@ -81,7 +81,7 @@ def make_records(now: datetime, rng: np.random.Generator) -> list[PredictionReco
                 risk_score=score,
                 risk_level=risk_level(score),
                 model_name="EVIDENCE_RISK_MODEL",
-                model_version="RULE_BASED" if fallback else "REGISTRY_V2",
+                model_version=_model_version(index, fallback),
                 source="SQL" if index % 3 == 0 else "API",
                 inference_ms=round(2.0 + (index * 7 % 23) * 0.5, 3),
                 created_at=created_at,
@@ -90,6 +90,14 @@ def make_records(now: datetime, rng: np.random.Generator) -> list[PredictionReco
             )
         )
     return records
+
+
+def _model_version(index: int, fallback: bool) -> str:
+    # A few records come from the local model server's built-in rules, which the model panel
+    # must count apart from the registry model.
+    if fallback:
+        return "RULE_BASED"
+    return "REGISTRY_BUILTIN" if index % 7 == 3 else "REGISTRY_V2"
 
 
 def write_artifact(directory: Path, rng: np.random.Generator) -> None:

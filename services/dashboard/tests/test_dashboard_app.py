@@ -151,12 +151,17 @@ def test_last_hour_window_excludes_older_rows(dashboard_env: StoreFixture, app_p
 
 
 def test_model_panel_matches_records(dashboard_env: StoreFixture, app_path: Path) -> None:
-    """Fallback share, version counts and mean score match the records."""
+    """Registry, fallback and built-in shares, version counts and mean score match the records."""
     at = run_app(app_path)
     records = dashboard_env.records
 
     fallback = sum(r.model_version == "RULE_BASED" for r in records) / len(records)
     assert f"{fallback:.1%}" == metric_value(at, "Served by rule-based fallback")
+    registry = sum(r.model_version == "REGISTRY_V2" for r in records) / len(records)
+    assert f"{registry:.1%}" == metric_value(at, "Served by registry model")
+    builtin = sum(r.model_version == "REGISTRY_BUILTIN" for r in records) / len(records)
+    assert 0 < builtin < 1
+    assert any(f"{builtin:.1%}" in caption.value for caption in at.caption)
     mean_score = sum(r.risk_score for r in records) / len(records)
     assert f"{mean_score:.3f}" == metric_value(at, "Mean risk score")
     versions = dataframe_with(at, "model_version").set_index("model_version")

@@ -29,11 +29,17 @@ def render_model(runtime: Runtime, window: metrics.TimeWindow, since: datetime |
         return
     show_truncation(result, runtime.settings.max_rows)
 
-    fallback_share = float((usage[schema.MODEL_VERSION] == metrics.FALLBACK_VERSION).mean())
+    served_by = usage[schema.MODEL_VERSION].astype(str).map(metrics.serving_label)
+    registry_share = float((served_by == metrics.REGISTRY_LABEL).mean())
+    fallback_share = float((served_by == metrics.FALLBACK_LABEL).mean())
     registry, fallback, mean_score = st.columns(3)
-    registry.metric("Served by registry model", f"{1 - fallback_share:.1%}")
+    registry.metric("Served by registry model", f"{registry_share:.1%}")
     fallback.metric("Served by rule-based fallback", f"{fallback_share:.1%}")
     mean_score.metric("Mean risk score", f"{usage[schema.RISK_SCORE].mean():.3f}")
+    builtin_share = float((served_by == metrics.BUILTIN_LABEL).mean())
+    if builtin_share:
+        # Only the local model server without an artifact serves these, never production.
+        st.caption(f"Served by the local model server's built-in rules: {builtin_share:.1%}")
 
     share_column, score_column = st.columns(2)
     with share_column:
