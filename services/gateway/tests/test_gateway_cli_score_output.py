@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from evidence_gateway.cli.score import _fallback_note
 from evidence_gateway.testing import free_port, script_path
 
 from .score_cli_kit import run_score_cli
@@ -213,3 +214,36 @@ def test_score_cli_closed_stdout_rejection_exits_1(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert "HTTP 422: the request body is invalid in 1 place(s); see details" in result.stderr
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]], ids=["table", "json"])
+def test_score_cli_closed_stdout_fail_on_fallback(tmp_path: Path, output: list[str]) -> None:
+    """A closed stdout still leaves the fallback note and --fail-on-fallback's status 6."""
+    result = run_with_closed_stdout(
+        [*RX, "--in-process", "--create-queue", "--fail-on-fallback", *output],
+        in_process_env(tmp_path, GATEWAY_LOG_LEVEL="error"),
+    )
+
+    assert result.returncode == 6, result.stderr[-2000:]
+    assert "so the score above is the rule-based fallback" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("reason", "advice"),
+    [
+        ("spec_hash_mismatch", "deploy a model trained with this feature library"),
+        ("model_request_rejected", "the model service rejected the request"),
+        ("model_info_invalid", "check the model artifact"),
+        ("features_out_of_range", "check the evidence documents"),
+        ("model_timeout", "start the model server or set MODEL_CLIENT_BASE_URL"),
+    ],
+)
+def test_score_cli_fallback_note_per_reason(reason: str, advice: str) -> None:
+    """The note's advice fits the reason: a running model server is not told to start."""
+    note = _fallback_note(reason, "http://127.0.0.1:5000")
+
+    assert f"({reason})" in note
+    assert advice in note
+    if reason != "model_timeout":
+        assert "start the model server" not in note

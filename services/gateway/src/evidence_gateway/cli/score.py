@@ -303,6 +303,27 @@ def score(
             raise typer.Exit(EXIT_FALLBACK)
 
 
+# Fallback reasons for which the model service runs but the gateway could not use its answer,
+# so "start the model server" would mislead. Other reasons mean that no model answered in time.
+_FALLBACK_FIXES = {
+    "model_request_rejected": (
+        "the model service rejected the request; see its log and the gateway's warning line "
+        "(--verbose)"
+    ),
+    "spec_hash_mismatch": (
+        "the model was trained on another feature spec; deploy a model trained with this "
+        "feature library"
+    ),
+    "model_info_invalid": (
+        "the model service reports an invalid model version, name or spec hash; check the "
+        "model artifact"
+    ),
+    "features_out_of_range": (
+        "a feature value is outside the range the model accepts; check the evidence documents"
+    ),
+}
+
+
 def _fallback_note(reason: str, model_url: str | None) -> str:
     """Return the stderr line saying that the rule-based fallback scored the request.
 
@@ -311,10 +332,15 @@ def _fallback_note(reason: str, model_url: str | None) -> str:
     """
     if model_url is None:
         where = "the gateway's model service"
-        fix = "check the gateway's model service"
     else:
         where = f"the model service at {hide_url_credentials(model_url)}"
-        fix = "start the model server or set MODEL_CLIENT_BASE_URL (--verbose logs each try)"
+    fix = _FALLBACK_FIXES.get(reason)
+    if fix is None:
+        fix = (
+            "check the gateway's model service"
+            if model_url is None
+            else "start the model server or set MODEL_CLIENT_BASE_URL (--verbose logs each try)"
+        )
     return (
         f"note: {where} did not score this request ({reason}), so the score above is the "
         f"rule-based fallback; {fix}"
@@ -342,12 +368,11 @@ class _StdoutConsole(Console):
 
     def on_broken_pipe(self) -> None:
         # The reader of stdout, such as `head -1`, has closed it. Python's documented recipe:
-        # point stdout at /dev/null so that the flush at exit cannot raise again, and exit
-        # quietly. The prediction was made, so the status stays 0.
+        # point stdout at /dev/null so that the flush at exit cannot raise again. The command
+        # goes on without printing, so the fallback note and --fail-on-fallback still apply.
         self.quiet = True
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(EXIT_SCORED)
 
 
 def _print_response(response: httpx.Response, url: str, as_json: bool) -> dict[str, Any]:
