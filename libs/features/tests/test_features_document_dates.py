@@ -308,3 +308,25 @@ def test_batch_rows_match_single_extraction() -> None:
 
     assert strict.tolist() == singles
     assert lenient.tolist() == singles
+
+
+def test_skipped_date_keeps_own_records_in_windows() -> None:
+    """The as-of date is at least the skipped report's latest fill, not the MIB date before it.
+
+    MIB dated 2023-01-01 with records of 2021-05-10 and 2022-09-01; Rx dated 2023-03-16, which
+    both fills (2023-06-10, 2024-03-01) follow, so the Rx date is skipped and the as-of date is
+    2024-03-01. Counted back from it, the 2022-09-01 record is 547 days old.
+    """
+    vector = extract_features(
+        mib_report("2023-01-01", ("2021-05-10", "2022-09-01")), rx_report("2023-03-16")
+    )
+    features = vector.as_dict()
+
+    assert vector.as_of == date(2024, 3, 1)
+    assert kinds(vector) == {(IMPLAUSIBLE, "RX")}
+    assert features["RX_FILLS_LAST_12M"] == 2.0
+    assert features["META_FUTURE_DATED_RECORDS"] == 0.0
+    assert features["MIB_DAYS_SINCE_LAST_REPORT"] == 547.0
+    assert features["MIB_RECORDS_LAST_12M"] == 0.0
+    assert features["MIB_RECORDS_LAST_24M"] == 1.0
+    assert features["MIB_RECORDS_LAST_60M"] == 2.0

@@ -150,7 +150,8 @@ def skip_early_document_dates(
         warnings: Receives `implausible_document_date` for each date skipped here.
 
     Returns:
-        `as_of` when it still holds, else the as-of ordinal without the skipped dates.
+        `as_of` when it still holds, else the latest of the kept document dates and, for each
+        skipped date, its document's latest record date.
     """
     # NOTE: a wrong document date that precedes one record, or half of the records or fewer,
     # such as a wrong month, is kept. Those records then leave the windows, but they are
@@ -167,6 +168,11 @@ def skip_early_document_dates(
         elif _mostly_later(_records(report), day, today + 1):
             warnings[("implausible_document_date", document)] = 1
             skipped = True
+            # The records showed the date to be too early, so the as-of date must not fall
+            # before them: the other document's date alone would push them out of the windows.
+            latest = _latest_record_date(_records(report), today + 1)
+            if latest is not None:
+                kept.append(latest)
         else:
             kept.append(day)
     if not skipped:

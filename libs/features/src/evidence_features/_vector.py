@@ -49,12 +49,15 @@ WARNING_GUIDE: dict[str, WarningGuide] = {
     "implausible_document_date": WarningGuide(
         "The report date is before 1998-02-10, or more than a day before at least two, and "
         "most, of the report's own records, so it was not used as the as-of date.",
-        "Check the report date with the vendor; the score used the next date in order.",
+        "Check the report date with the vendor; the score used the other report's date or the "
+        "evidence dates instead.",
     ),
     "implausible_value": WarningGuide(
-        "A numeric field (quantity, days supply, strength, score) was unreadable or out of "
-        "its plausible range and was read as missing.",
-        "None for a few; the features that need the value skip that record.",
+        "A numeric field (Rx quantity, days supply, opioid strength or vendor score; MIB "
+        "height, weight or BMI, or a BMI computed out of range) was unreadable or outside its "
+        "plausible range and was read as missing.",
+        "None for a few; features that need the value do without it, and a stated BMI falls "
+        "back to height and weight.",
     ),
     "missing_document": WarningGuide(
         "No document was passed (null), so that report adds no evidence.",

@@ -49,6 +49,8 @@ _CONVENTIONS = """\
   document date raises the `future_document_date` warning, and such a record is future-dated.
 - **Implausible document dates.** A document date that cannot be the day its report was made
   is skipped like a future one, so the other document's date or the evidence date is used.
+  When records showed the date to be too early, the as-of date is at least that document's
+  latest record date, so the other document's earlier date cannot push those records out.
   It raises the `implausible_document_date` warning for that document. One such date is a date
   before 1998-02-10, when XML 1.0 became a W3C Recommendation. That catches placeholders such
   as 1900-01-01 and a wrong century such as 1924 for 2024, even in a report without dated
