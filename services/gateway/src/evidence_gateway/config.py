@@ -7,22 +7,13 @@ import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from evidence_model_client.config import LogLevel
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
-
-
-_LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def _lower_case(value: object) -> object:
-    # An unknown name stays as it was sent, so the error message quotes the value as set.
-    if isinstance(value, str) and value.lower() in _LOG_LEVELS:
-        return value.lower()
-    return value
 
 
 class Settings(BaseSettings):
@@ -203,10 +194,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(
         default="json", description="structlog renderer: JSON lines or coloured console."
     )
-    # Either case is accepted, as the persistence worker takes its level in upper case.
-    log_level: Annotated[
-        Literal["debug", "info", "warning", "error"], BeforeValidator(_lower_case)
-    ] = "info"
+    # The model server's type: either case is accepted, as the worker takes upper case.
+    log_level: LogLevel = "info"
 
     append_status_dir: Path = Field(
         # A memory file system, so the status file stays writable when the queue's disk is full.

@@ -25,6 +25,7 @@ from evidence_model_client.model_info import model_version_error, spec_hash_erro
 __all__ = [
     "MAX_DEADLINE_MS",
     "ClientSettings",
+    "LogLevel",
     "ServerSettings",
     "get_client_settings",
     "get_server_settings",
