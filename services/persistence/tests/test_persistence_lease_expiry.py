@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from evidence_persistence import PredictionQueue
-from evidence_persistence._consumer import ClaimedItem, QueueConsumer
+from evidence_persistence._consumer import _LIMITED_ROWS, _NORMAL_ROWS, ClaimedItem, QueueConsumer
 from evidence_persistence._queue import QUEUE_SCHEMA_VERSION
 from evidence_persistence.sinks.sqlite import SqliteSink
 from persistence_testkit import (
@@ -107,6 +107,35 @@ def test_repeated_batch_expiry_dead_letters_nothing(queue: PredictionQueue) -> N
     assert sizes == [16, 8, 4, 2, 1]
     assert queue.dead_letter_count() == 0
     assert max(attempts for attempts, _ in _queue_rows(queue).values()) == 1
+
+
+def test_claim_skips_rows_leased_by_itself(queue: PredictionQueue) -> None:
+    """A lease that ends during a claim of several transactions does not give its rows again."""
+    queue.append_many(build_record(i) for i in range(150))
+    consumer = QueueConsumer(queue, owner="test-worker", lease_seconds=1e-6, max_attempts=5)
+
+    items = consumer.claim(300)
+
+    seqs = [item.seq for item in items]
+    assert len(seqs) == 150
+    assert len(set(seqs)) == 150
+    assert {item.attempts for item in items} == {1}
+
+
+def test_claim_scans_keep_their_plans(queue: PredictionQueue) -> None:
+    """The normal claim scans queue_items by rowid, the limited one uses queue_items_leased."""
+    queue.append(build_record(0))
+    connection = sqlite3.connect(queue.path)
+    try:
+        normal = connection.execute(f"EXPLAIN QUERY PLAN {_NORMAL_ROWS}", (0, 1)).fetchall()
+        limited = connection.execute(f"EXPLAIN QUERY PLAN {_LIMITED_ROWS}", (0, 1)).fetchall()
+    finally:
+        connection.close()
+
+    normal_plan = " | ".join(row[3] for row in normal)
+    limited_plan = " | ".join(row[3] for row in limited)
+    assert normal_plan == "SCAN queue_items"
+    assert "USING INDEX queue_items_leased" in limited_plan
 
 
 def test_limited_records_claimed_before_others(queue: PredictionQueue) -> None:

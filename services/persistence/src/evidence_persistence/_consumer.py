@@ -61,14 +61,16 @@ _BATCH_LIMIT_SQL = (
 # Rows a claim takes, oldest first. The normal scan follows seq (the rowid) and stops after
 # LIMIT matches, because an index on available_at would make SQLite sort every waiting row
 # instead. Rows limited by an expiry are few, so sorting them by limit costs little, and taking
-# the smallest limits first keeps each row in a batch no larger than its own limit.
+# the smallest limits first keeps each row in a batch no larger than its own limit. Both skip
+# leased rows, even those whose lease ended, because only _EXPIRE_SQL may end a lease: it sets
+# the row's attempts and batch limit from the lease.
 _NORMAL_ROWS = (
     "SELECT seq FROM queue_items WHERE available_at <= ? AND batch_limit IS NULL "
-    "ORDER BY seq LIMIT ?"
+    "AND lease_owner IS NULL ORDER BY seq LIMIT ?"
 )
 _LIMITED_ROWS = (
     "SELECT seq FROM queue_items WHERE batch_limit IS NOT NULL AND available_at <= ? "
-    "ORDER BY batch_limit, seq LIMIT ?"
+    "AND lease_owner IS NULL ORDER BY batch_limit, seq LIMIT ?"
 )
 _LEASE = (
     "UPDATE queue_items SET attempts = attempts + 1, available_at = ?, lease_owner = ?, "
@@ -310,8 +312,9 @@ class QueueConsumer:
         def take(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
             # A retried transaction starts over, so forget what a rolled-back attempt found.
             nonlocal outcome
-            # Only the first transaction of a batch ends expired leases, so a lease shorter
-            # than the claim itself cannot end on rows that this batch has already taken.
+            # Only the first transaction of a batch ends expired leases, and the scans skip
+            # leased rows. So a lease that ends before the claim does, such as one shorter than
+            # the claim itself, cannot give this batch rows that it has already taken.
             if limited is None:
                 expired[:] = connection.execute(
                     _EXPIRE_SQL, (ROWS_PER_TRANSACTION, _LEASE_EXPIRED_ERROR, now)
