@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -49,6 +50,18 @@ def build_record(index: int, **overrides: Any) -> PredictionRecord:
     }
     fields.update(overrides)
     return PredictionRecord(**fields)
+
+
+def readonly_prefix() -> list[str]:
+    """Return the argv prefix that makes a child process respect file modes, even as root."""
+    # Root ignores file modes unless it gives up CAP_DAC_OVERRIDE, which setpriv can do.
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root and setpriv is not installed")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
 
 
 def cli_argv(*arguments: str) -> list[str]:

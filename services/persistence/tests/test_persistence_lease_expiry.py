@@ -7,6 +7,7 @@ process tests kill real workers with SIGKILL, or let one die on one record throu
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import sqlite3
@@ -25,6 +26,8 @@ from persistence_testkit import (
     build_record,
     child_environment,
     cli_argv,
+    query_store,
+    readonly_prefix,
     start_worker,
     stored_values,
     wait_for,
@@ -283,6 +286,53 @@ def test_version_1_migration_idempotent(tmp_path: Path) -> None:
 
     assert queue.depth() == 2
     queue.close()
+
+
+def _run_cli(
+    path: Path, *arguments: str, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*(prefix or []), *cli_argv(*arguments)],
+        env=child_environment(path.parent),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_status_leaves_version_1_queue(tmp_path: Path) -> None:
+    """status and dead-letters list read a version 1 queue without migrating it."""
+    path = tmp_path / "queue.sqlite3"
+    _create_version_1_queue(path, leased_until=time.time() + 60)
+
+    status = _run_cli(path, "status")
+    letters = _run_cli(path, "dead-letters", "list", "--json")
+
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["depth"] == 2
+    assert report["dead_letters"] == 0
+    assert report["integrity"] == "ok"
+    assert letters.returncode == 0, letters.stderr
+    assert letters.stdout == ""
+    assert query_store(path, "PRAGMA user_version") == [(1,)]
+
+
+def test_status_reads_readonly_version_1_queue(tmp_path: Path) -> None:
+    """status and dead-letters list work on a version 1 queue file without write permission."""
+    path = tmp_path / "queue.sqlite3"
+    _create_version_1_queue(path, leased_until=time.time() + 60)
+    path.chmod(0o444)
+    prefix = readonly_prefix()
+
+    status = _run_cli(path, "status", prefix=prefix)
+    letters = _run_cli(path, "dead-letters", "list", "--json", prefix=prefix)
+
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["depth"] == 2
+    assert letters.returncode == 0, letters.stderr
+    assert query_store(path, "PRAGMA user_version") == [(1,)]
 
 
 def _leased_by(queue: PredictionQueue, pid: int) -> bool:

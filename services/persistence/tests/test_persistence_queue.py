@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ from evidence_persistence import (
     QueueFullError,
     QueueUnavailableError,
 )
-from persistence_testkit import build_record
+from persistence_testkit import build_record, readonly_prefix
 
 
 def test_queue_empty_depth_zero(queue: PredictionQueue) -> None:
@@ -128,17 +127,6 @@ def test_queue_check_writable_passes(queue: PredictionQueue) -> None:
     assert queue.depth() == 0
 
 
-def _readonly_prefix() -> list[str]:
-    # Root ignores file modes unless it gives up CAP_DAC_OVERRIDE, which setpriv can do.
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root and setpriv is not installed")
-    caps = "-dac_override,-dac_read_search"
-    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
-
-
 _READONLY_CHILD = """
 import sys
 from persistence_testkit import build_record
@@ -164,7 +152,7 @@ def test_queue_readonly_file_unavailable(tmp_path: Path) -> None:
     writable.close()
     path.chmod(0o444)
     result = subprocess.run(
-        [*_readonly_prefix(), sys.executable, "-c", _READONLY_CHILD, str(path)],
+        [*readonly_prefix(), sys.executable, "-c", _READONLY_CHILD, str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -203,7 +191,7 @@ def test_queue_readonly_file_recovers_when_writable(tmp_path: Path) -> None:
     PredictionQueue(path).check_writable()
     path.chmod(0o444)
     result = subprocess.run(
-        [*_readonly_prefix(), sys.executable, "-c", _READONLY_RECOVERY_CHILD, str(path)],
+        [*readonly_prefix(), sys.executable, "-c", _READONLY_RECOVERY_CHILD, str(path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -114,6 +114,9 @@ class PredictionQueue:
         lock_retries: Attempts of a transaction whose lock wait timed out, with back-off.
         synchronous: ``"NORMAL"`` (default; survives process crashes) or ``"FULL"`` (also
             survives power loss; fsync per append).
+        upgrade: False leaves a file of an older schema version unmigrated, for commands that
+            only read the depth, the oldest age and the dead letters. Such a queue must not
+            be claimed from.
 
     Example:
         >>> queue = PredictionQueue("var/queue.sqlite3", max_depth=100_000)
@@ -130,6 +133,7 @@ class PredictionQueue:
         busy_timeout_ms: int = 1_000,
         lock_retries: int = 4,
         synchronous: str = "NORMAL",
+        upgrade: bool = True,
     ) -> None:
         if max_depth < 1:
             msg = f"max_depth={max_depth!r} must be at least 1"
@@ -147,15 +151,18 @@ class PredictionQueue:
             wal_autocheckpoint=_PRODUCER_WAL_AUTOCHECKPOINT,
             schema_version=QUEUE_SCHEMA_VERSION,
             migrate=_add_lease_columns,
+            upgrade=upgrade,
         )
         self._rows_per_statement: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> PredictionQueue:
+    def from_settings(
+        cls, settings: Settings | None = None, *, upgrade: bool = True
+    ) -> PredictionQueue:
         """Create the queue described by the ``PERSISTENCE_QUEUE_*`` settings.
 
         Producers and the worker that use this agree on the file through
-        ``PERSISTENCE_QUEUE_PATH``.
+        ``PERSISTENCE_QUEUE_PATH``. ``upgrade`` is passed to the constructor.
         """
         chosen = settings or get_settings()
         return cls(
@@ -164,6 +171,7 @@ class PredictionQueue:
             busy_timeout_ms=chosen.queue_busy_timeout_ms,
             lock_retries=chosen.queue_lock_retries,
             synchronous=chosen.queue_synchronous,
+            upgrade=upgrade,
         )
 
     @property

@@ -78,6 +78,9 @@ class SqliteFile:
         migrate: Brings an existing file up to ``schema_version``, such as adding columns. It
             runs after the schema script in the same transaction and must be idempotent, because
             two processes may both find the old version and run it one after the other.
+        upgrade: False opens a file of a lower version without running the schema script or
+            ``migrate``, so a read-only file or a file that older processes still use stays
+            as it is. Only reads of tables and columns that every version has may use it.
         error_type: Exception class raised for SQLite errors (a ``PersistenceError``).
         data_error_type: Exception class raised instead of ``error_type`` when SQLite rejects
             the data itself (``IntegrityError`` or ``DataError``, such as a failed constraint,
@@ -104,6 +107,7 @@ class SqliteFile:
         data_error_type: type[PersistenceError] | None = None,
         schema_version: int = 1,
         migrate: Callable[[sqlite3.Connection], None] | None = None,
+        upgrade: bool = True,
         busy_timeout_ms: int = 1_000,
         lock_retries: int = 4,
         synchronous: str = "NORMAL",
@@ -116,6 +120,7 @@ class SqliteFile:
         self._schema = schema
         self._schema_version = schema_version
         self._migrate = migrate
+        self._upgrade = upgrade
         self._error_type = error_type
         self._data_error_type = data_error_type
         self._label = label
@@ -619,7 +624,7 @@ class SqliteFile:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={self._synchronous}")
             connection.execute(f"PRAGMA wal_autocheckpoint={self._wal_autocheckpoint}")
-            if version < self._schema_version:
+            if version < self._schema_version and self._upgrade:
                 self._create_schema(connection)
             else:
                 # SQLite creates the -wal and -shm at the first read after the journal mode

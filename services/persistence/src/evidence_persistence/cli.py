@@ -108,8 +108,12 @@ def _queue_tables(path: Path) -> set[str]:
         connection.close()
 
 
-def _existing_queue(settings: Settings) -> PredictionQueue:
+def _existing_queue(settings: Settings, *, upgrade: bool = True) -> PredictionQueue:
     """Open the configured queue for a command that must not create one.
+
+    A command that only reads passes ``upgrade=False``, so that it neither migrates a queue of
+    an older schema version, which the running gateway and worker may still use, nor fails on
+    a read-only one.
 
     Raises:
         typer.Exit: the file is missing or is not a prediction queue; the message names the
@@ -132,7 +136,7 @@ def _existing_queue(settings: Settings) -> PredictionQueue:
             "dead_letters tables); check PERSISTENCE_QUEUE_PATH"
         )
         raise _fail(msg)
-    return PredictionQueue.from_settings(settings)
+    return PredictionQueue.from_settings(settings, upgrade=upgrade)
 
 
 def _start_metrics_server(metrics: WorkerMetrics, host: str, port: int) -> None:
@@ -302,7 +306,7 @@ def status() -> None:
     creates the store with its first batch.
     """
     settings = _settings()
-    queue = _existing_queue(settings)
+    queue = _existing_queue(settings, upgrade=False)
     path = str(settings.queue_path.resolve())
     try:
         problems = queue.integrity_problems()
@@ -358,7 +362,7 @@ def list_dead_letters(
     exist.
     """
     settings = _settings()
-    consumer = _consumer(settings, _existing_queue(settings))
+    consumer = _consumer(settings, _existing_queue(settings, upgrade=False))
     try:
         letters = consumer.list_dead_letters(limit)
     except PersistenceError as exc:
