@@ -40,7 +40,7 @@ _HEADER = """\
 -- table created before it had FEATURES or ANSWERED_AT needs
 --   ALTER TABLE ML_MODELS.MODEL_PREDICTIONS ADD COLUMN IF NOT EXISTS FEATURES VARIANT;
 --   ALTER TABLE ML_MODELS.MODEL_PREDICTIONS ADD COLUMN IF NOT EXISTS ANSWERED_AT TIMESTAMP_NTZ;
---   UPDATE ML_MODELS.MODEL_PREDICTIONS SET ANSWERED_AT = CREATED_AT WHERE ANSWERED_AT IS NULL;
+-- Rows stored before then keep ANSWERED_AT NULL, which the worker's MERGE reads as CREATED_AT.
 -- Creating a hybrid table needs a running warehouse.
 USE ROLE <% ctx.env.admin_role %>;
 USE WAREHOUSE <% ctx.env.warehouse_name %>;

@@ -283,7 +283,7 @@ def _version_2_store(path: Path) -> None:
 
 
 def test_version_2_store_migrated(store: Path) -> None:
-    """A version-2 store gains ANSWERED_AT = CREATED_AT, and a retry of its rows then works."""
+    """A version-2 store gains ANSWERED_AT, and a retry of its rows then works."""
     _version_2_store(store)
     columns = [row[1] for row in query_store(store, f"PRAGMA table_info({PREDICTIONS_TABLE})")]
     assert "ANSWERED_AT" not in columns
@@ -309,19 +309,19 @@ def test_version_2_store_migrated(store: Path) -> None:
     ]
 
 
-def test_version_2_store_untouched_rows_filled(store: Path) -> None:
-    """Rows that no batch names get ANSWERED_AT equal to their CREATED_AT text."""
+def test_version_2_store_untouched_rows_keep_null(store: Path) -> None:
+    """The migration rewrites no stored row, so rows that no batch names keep ANSWERED_AT NULL."""
     _version_2_store(store)
 
     raw_evidence_sink(store).write_batch([_fallback()])
 
+    assert query_store(store, "PRAGMA user_version") == [(3,)]
     rows = query_store(
         store,
-        f"SELECT PREDICTION_ID FROM {PREDICTIONS_TABLE} "  # noqa: S608
-        "WHERE ANSWERED_AT IS NULL OR ANSWERED_AT <> CREATED_AT",
+        f"SELECT PREDICTION_ID, ANSWERED_AT FROM {PREDICTIONS_TABLE} "  # noqa: S608
+        "ORDER BY PREDICTION_ID",
     )
-    assert rows == []
-    assert len(_table(store, PREDICTIONS_TABLE)) == 3
+    assert rows == [("P1", iso_text(BASE_TIME)), ("old-1", None), ("old-2", None)]
 
 
 # The worker, draining a real queue file

@@ -273,7 +273,7 @@ class SnowflakeSink:
         stage_name, source, target = self._stage(session, table, rows)
         key = table.primary_key
         values = _source_values(table, source)
-        # A row added before ANSWERED_AT existed and not yet filled counts as answered at its
+        # A row added before ANSWERED_AT existed keeps it NULL and counts as answered at its
         # CREATED_AT, the time of the only scoring it holds.
         stored_answered = coalesce(target["ANSWERED_AT"], target["CREATED_AT"])
         earlier = source["CREATED_AT"] < target["CREATED_AT"]

@@ -270,7 +270,7 @@ def inspect_store(path: Path) -> tuple[str, str | None]:
         return "needs_migration", (
             f"store file {resolved!r} lacks {len(missing)} nullable column(s), the first being "
             f"{missing[0]}; the worker adds them when it writes its next batch, and rows "
-            "already stored get ANSWERED_AT = CREATED_AT and NULL in the other added columns"
+            "already stored keep NULL in them"
         )
     return "ok", None
 
@@ -294,16 +294,13 @@ def _find_missing_columns(
 
 
 def _migrate_store(connection: sqlite3.Connection) -> None:
-    """Add the columns that an older store lacks and fill ``ANSWERED_AT`` of stored rows.
+    """Add the columns that an older store lacks; idempotent.
 
-    A row stored before ``ANSWERED_AT`` existed holds the first scoring of its prediction id,
-    so its answer time is its ``CREATED_AT``. Both steps are idempotent.
+    Rows stored before ``ANSWERED_AT`` existed keep it NULL, which the upsert reads as their
+    ``CREATED_AT``. Filling it would rewrite the whole table in the transaction that sets the
+    schema version, and need free disk space for a WAL about the size of the table.
     """
     _add_missing_columns(connection)
-    table = MODEL_PREDICTIONS.sqlite_name
-    connection.execute(
-        f"UPDATE {table} SET ANSWERED_AT = CREATED_AT WHERE ANSWERED_AT IS NULL"  # noqa: S608
-    )
 
 
 def _add_missing_columns(connection: sqlite3.Connection) -> None:
@@ -441,8 +438,8 @@ def _prediction_upsert_sql(row_count: int) -> str:
     columns = table.column_names
     placeholders = "(" + ",".join("?" * len(columns)) + ")"
     earlier = f"excluded.CREATED_AT < {stored}.CREATED_AT"
-    # _migrate_store fills ANSWERED_AT of older rows. A row that another tool wrote without it
-    # counts as answered at its CREATED_AT, as in the Snowflake sink.
+    # A row stored before ANSWERED_AT existed keeps it NULL (see _migrate_store) and counts as
+    # answered at its CREATED_AT, as in the Snowflake sink.
     stored_answered = f"COALESCE({stored}.ANSWERED_AT, {stored}.CREATED_AT)"
     later = f"excluded.ANSWERED_AT > {stored_answered}"
     assignments = []
