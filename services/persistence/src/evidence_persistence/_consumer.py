@@ -1,7 +1,8 @@
 """The worker's side of the queue: claim a batch under a lease, then delete, retry or dead-letter.
 
-A claim sets ``available_at`` to now plus the lease, counts one attempt and stores how many rows
-its transaction took (``lease_size``). A worker that crashes before it deletes or releases its
+A claim sets ``available_at`` to now plus the lease and counts one attempt. ``lease_size`` stores
+how many rows the batch has after the transaction that claimed the row, so it also counts the
+rows of the batch's earlier transactions. A worker that crashes before it deletes or releases its
 batch leaves the rows in place with their ``lease_owner``, and the next claim finds them expired.
 A crash cannot be blamed on one record of a batch, so the expired rows get their attempt back
 and a ``batch_limit`` of half their lease size, and later claims take them in batches of at most
