@@ -38,7 +38,7 @@ ALLOWED_KEYS = frozenset(
         "max_ahead_seconds", "tolerance_seconds", "attempt", "max_attempts", "waited_ms",
         "failed_attempts", "outage_ms", "queue_depth", "grace_seconds", "remaining",
         "timed_out", "interrupted", "store_path", "reason", "fix", "action",
-        "dead_letters_left_behind",
+        "dead_letters_left_behind", "claimed_alone",
     }
 )  # fmt: skip
 _ERROR_TYPE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*): ")
