@@ -251,12 +251,16 @@ def test_gateway_worker_start_failure_exit_status(tmp_path: Path, occupant: str)
     assert TOKEN not in result.stdout + result.stderr
 
 
-def test_gateway_token_missing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", [None, "", "  "], ids=["unset", "empty", "blank"])
+def test_gateway_token_missing(tmp_path: Path, token: str | None) -> None:
     """Without a token and outside local mode, the message names the variable and the fix."""
-    result = _run(["evidence-gateway"], {"GATEWAY_PORT": "0"}, tmp_path)
+    settings = {"GATEWAY_PORT": "0"}
+    if token is not None:
+        settings["GATEWAY_API_TOKEN"] = token
+    result = _run(["evidence-gateway"], settings, tmp_path)
 
     _assert_clean_failure(result)
-    assert "  GATEWAY_API_TOKEN is not set; set it to the bearer token" in result.stderr
+    assert "  GATEWAY_API_TOKEN is not set or empty; set it to the bearer token" in result.stderr
     assert "reads the environment only, not a .env file" in result.stderr
 
 

@@ -150,7 +150,7 @@ def test_stack_restarts_stopped_model_server(running_stack: RunningStack) -> Non
     assert stack.child("evidence-model-server").pid != model.pid
     stack.wait_for_output("process started: 'model'", timeout=10)
     output = " ".join(stack.output.split())
-    assert "process exited: model (exit status 0); restarting it" in output
+    assert "process exited: model (exit status 0)" in output
 
     processes = stack.process_tree()
     # Twice, as a process-group SIGTERM arrives under `uv run`: once directly, once from uv.

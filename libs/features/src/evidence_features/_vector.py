@@ -74,7 +74,9 @@ WARNING_GUIDE: dict[str, WarningGuide] = {
         "Order the report again before relying on a low score; it may be incomplete.",
     ),
     "undated_record": WarningGuide(
-        "A record had no date; it counts in totals but in no window or recency feature.",
+        "A record's date was missing, unknown (`------`) or unreadable (then "
+        "`unparseable_date` is raised too); it counts in totals but in no window or recency "
+        "feature.",
         "None for a few; many undated records weaken the time-based features.",
     ),
     "unknown_drug": WarningGuide(

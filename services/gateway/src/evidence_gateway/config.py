@@ -301,7 +301,8 @@ class Settings(BaseSettings):
     def _check_token_outside_local_mode(self) -> Settings:
         if not self.local_mode and self.api_token is None:
             msg = (
-                "GATEWAY_API_TOKEN is not set; set it to the bearer token /v1 clients must send, "
+                "GATEWAY_API_TOKEN is not set or empty; set it to the bearer token /v1 clients "
+                "must send, "
                 "or set GATEWAY_LOCAL_MODE=true to run without one (local stack and tests only). "
                 "The gateway reads the environment only, not a .env file"
             )

@@ -250,7 +250,9 @@ def _report(console: Console, event: ProcessEvent, layout: StackLayout) -> None:
     if event.kind == "exited":
         # supervisord calls every exit it did not ask for "not expected"; all are restarted.
         text = event.text.replace("; not expected", "").replace("; expected", "")
-        console.print(f"[yellow]process exited: {text}; restarting it[/] (log: {log})")
+        # The next line says what followed: "process started" or, after four quick exits,
+        # that the process stays down.
+        console.print(f"[yellow]process exited: {text}[/] (log: {log})")
     elif event.kind == "spawned":
         console.print(f"process started: {event.text}")
     elif event.kind == "gave up":
