@@ -29,6 +29,8 @@ pytestmark = pytest.mark.benchmark_gate
 SAMPLE = REPO_ROOT / "data" / "samples" / "02-diabetic"
 SEQUENTIAL_CALLS = 300
 WARMUP_CALLS = 20
+# Calls of one kind in a row before the sequential benchmark switches to the other kind.
+SEQUENTIAL_BLOCK = 20
 CLIENTS = 8
 CALLS_PER_CLIENT = 60
 BATCH_ROWS = 200
@@ -128,27 +130,45 @@ def _burst(url: str, path: str, body: dict[str, Any]) -> tuple[list[float], floa
     return latencies, time.perf_counter() - started, versions
 
 
-def _sequential(url: str, path: str, body: dict[str, Any]) -> tuple[list[float], set[str]]:
-    """Post ``body`` call after call and return the latencies after the warm-up calls."""
-    latencies: list[float] = []
+def _sequential(
+    echo_url: str, gateway_url: str, body: dict[str, Any]
+) -> tuple[list[float], list[float], set[str]]:
+    """Post ``body`` to the echo app and to /v1/predict in alternating blocks of calls.
+
+    Returns both latency series after the warm-up calls. A block of ``SEQUENTIAL_BLOCK`` echo
+    calls, then as many /v1/predict calls, over and over: a change in the machine's load during
+    the run reaches both series alike. Within an echo block the worker has finished with the
+    records of the block before, so the echo is still timed on an otherwise idle stack.
+    """
+    echo_times: list[float] = []
+    gateway_times: list[float] = []
     versions: set[str] = set()
-    with httpx.Client(base_url=url, timeout=30.0) as client:
-        for call in range(WARMUP_CALLS + SEQUENTIAL_CALLS):
-            elapsed, answer = _timed_post(client, path, body)
-            if call >= WARMUP_CALLS:
-                latencies.append(elapsed)
+    with (
+        httpx.Client(base_url=echo_url, timeout=30.0) as echo,
+        httpx.Client(base_url=gateway_url, timeout=30.0) as gateway,
+    ):
+        for _ in range(WARMUP_CALLS):
+            _timed_post(echo, "/echo", body)
+            _timed_post(gateway, "/v1/predict", body)
+        for _ in range(SEQUENTIAL_CALLS // SEQUENTIAL_BLOCK):
+            for _ in range(SEQUENTIAL_BLOCK):
+                echo_times.append(_timed_post(echo, "/echo", body)[0])
+            for _ in range(SEQUENTIAL_BLOCK):
+                elapsed, answer = _timed_post(gateway, "/v1/predict", body)
+                gateway_times.append(elapsed)
                 versions.add(str(answer.get("model_version")))
-    return latencies, versions
+    return echo_times, gateway_times, versions
 
 
 @pytest.fixture(scope="module")
 def sequential(
     bench_stack: BenchStack, record_result: Callable[[str, dict[str, Any]], None]
 ) -> dict[str, Any]:
-    """Sequential echo calls, then sequential /v1/predict calls, over kept-alive connections."""
+    """Sequential echo and /v1/predict calls in turn, over kept-alive connections."""
     body = _typical_body()
-    echo_times, _ = _sequential(bench_stack.echo_url, "/echo", body)
-    gateway_times, versions = _sequential(bench_stack.gateway_url, "/v1/predict", body)
+    echo_times, gateway_times, versions = _sequential(
+        bench_stack.echo_url, bench_stack.gateway_url, body
+    )
     echo, gateway = _summary(echo_times), _summary(gateway_times)
     result = {
         "calls": SEQUENTIAL_CALLS,
