@@ -118,8 +118,9 @@ def new_first_row_id() -> int:
     """Draw the first row id of a request's index, uniformly from 1 to ``MAX_FIRST_ROW_ID``.
 
     It is never 0, so a response numbered ``0..n-1`` shows a service that renumbers rows. Two
-    calls draw the same value with probability 2**-30. The service sees the ids, so they need
-    not be secret. ``random`` took 0.15 µs a draw and ``secrets`` 2.6 µs (timeit, development VM).
+    calls draw the same value with probability 2**-30. The service receives the ids, so they
+    need not be secret. ``random`` took 0.15 µs a draw and ``secrets`` 2.6 µs (timeit,
+    development VM).
     """
     return random.getrandbits(_FIRST_ROW_ID_BITS) + 1
 

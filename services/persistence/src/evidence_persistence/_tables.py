@@ -110,9 +110,9 @@ MODEL_PREDICTIONS = Table(
         # existing tables with ALTER TABLE ... ADD COLUMN, which appends a column and leaves
         # older rows NULL.
         Column("FEATURES", "JSON", nullable=True),
-        # Scoring time of the answer that the row holds: the latest scoring of the prediction
-        # id, where CREATED_AT is the first. It was appended like FEATURES, and the SQLite
-        # migration sets it to CREATED_AT in rows already stored.
+        # Scoring time of the response that the row stores: the latest scoring of the
+        # prediction id, where CREATED_AT is the first. It was appended like FEATURES, so rows
+        # stored before it keep NULL, which both sinks read as CREATED_AT.
         Column("ANSWERED_AT", "TIMESTAMP", nullable=True),
     ),
     primary_key="PREDICTION_ID",

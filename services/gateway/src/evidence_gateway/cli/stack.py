@@ -250,7 +250,7 @@ def _report(console: Console, event: ProcessEvent, layout: StackLayout) -> None:
     if event.kind == "exited":
         # supervisord calls every exit it did not ask for "not expected"; all are restarted.
         text = event.text.replace("; not expected", "").replace("; expected", "")
-        # The next line says what followed: "process started" or, after four quick exits,
+        # The next line reports what followed: "process started" or, after four quick exits,
         # that the process stays down.
         console.print(f"[yellow]process exited: {text}[/] (log: {log})")
     elif event.kind == "spawned":
